@@ -1,0 +1,358 @@
+//! Layered configuration for the Secure Messenger `mailbox` server and `node` client.
+//!
+//! The effective configuration is built from four layers, later wins:
+//!
+//! 1. built-in defaults ([`MailboxConfig::default`], [`NodeConfig::default`]);
+//! 2. a YAML file, if the binary was given one (unknown keys are refused, missing keys keep
+//!    their defaults, an empty file means "all defaults");
+//! 3. environment variables `MAILBOX_<KEY>` / `NODE_<KEY>` (e.g. `NODE_DATA_DIR`);
+//!    variables with the prefix that are not settings are ignored with a note, because
+//!    `NODE_` collides with Node.js variables such as `NODE_OPTIONS`;
+//! 4. command-line flags, passed in by the binary as `(key, raw value)` pairs.
+//!
+//! [`load`] returns the result together with the keys that came from the environment or
+//! flags and notes for the binary to log; [`to_yaml`] renders the effective configuration
+//! for `config show`. Example files with every key and its default are in
+//! `config/examples/`.
+//!
+//! ```
+//! use config::{NodeConfig, load, to_yaml};
+//!
+//! let env = vec![("NODE_LISTEN".to_owned(), "127.0.0.1:9000".to_owned())];
+//! let flags = [("pull_interval", "5s".to_owned())];
+//! let loaded = load::<NodeConfig>(None, env, &flags)?;
+//! assert_eq!(loaded.config.listen.port(), 9000);
+//! assert_eq!(loaded.overridden, ["listen", "pull_interval"]);
+//! assert!(to_yaml(&loaded.config)?.contains("pull_interval: 5s"));
+//! # Ok::<(), config::ConfigError>(())
+//! ```
+//!
+//! What this crate does **not** do: parse the command line (the binaries own their flags and
+//! hand over only the ones the user gave), read the process environment itself (the binary
+//! passes `std::env::vars()`), resolve a relative `data_dir` (it is kept exactly as given),
+//! create directories, or watch the file for changes.
+
+mod address;
+mod duration;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_norway::Value;
+
+pub use address::{AddressError, MailboxAddress};
+
+/// Directory name under the platform data directory shared by both binaries.
+const APP_DIR: &str = "secure-messenger";
+
+/// The default data directory of a component (`"mailbox"` or `"node"`):
+/// `<platform data dir>/secure-messenger/<component>` (e.g.
+/// `~/.local/share/secure-messenger/node` on Linux), or
+/// `./.secure-messenger/<component>` (relative) if the platform has no data directory.
+pub fn default_data_dir(component: &str) -> PathBuf {
+    match dirs::data_dir() {
+        Some(dir) => dir.join(APP_DIR).join(component),
+        None => PathBuf::from(format!(".{APP_DIR}")).join(component),
+    }
+}
+
+/// Configuration of the `mailbox` server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailboxConfig {
+    /// QUIC (UDP) address nodes connect to. Default `127.0.0.1:50000`.
+    pub listen: SocketAddr,
+    /// HTTP address of the operator dashboard. Default `127.0.0.1:8090`.
+    pub dashboard: SocketAddr,
+    /// Where the mailbox keeps its database and TLS certificate.
+    /// Default [`default_data_dir`]`("mailbox")`. A relative path is kept as given.
+    pub data_dir: PathBuf,
+    /// How long an undelivered envelope is kept. Default 7 days.
+    /// Written as a duration such as `"7d"`, `"36h"`, `"90s"`, `"1h 30m"`.
+    #[serde(with = "duration")]
+    pub retention: Duration,
+    /// Largest envelope accepted, in bytes. Default 70 000 (a 64 KiB body plus overhead).
+    pub max_envelope_bytes: usize,
+}
+
+impl Default for MailboxConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 50000)),
+            dashboard: SocketAddr::from((Ipv4Addr::LOCALHOST, 8090)),
+            data_dir: default_data_dir("mailbox"),
+            retention: Duration::from_secs(7 * 24 * 60 * 60),
+            max_envelope_bytes: 70_000,
+        }
+    }
+}
+
+/// Configuration of the `node` client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// HTTP address of the web UI and JSON API. Default `127.0.0.1:8000`.
+    pub listen: SocketAddr,
+    /// The mailbox to use. Default `127.0.0.1:50000`, no fingerprint.
+    pub mailbox: MailboxAddress,
+    /// Where the node keeps its keys and messages.
+    /// Default [`default_data_dir`]`("node")`. A relative path is kept as given.
+    pub data_dir: PathBuf,
+    /// Largest message text a user may send, in bytes. Default 65 536.
+    pub max_body_bytes: usize,
+    /// How often the node asks the mailbox for new envelopes. Default 1 s.
+    #[serde(with = "duration")]
+    pub pull_interval: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8000)),
+            mailbox: MailboxAddress {
+                host: Ipv4Addr::LOCALHOST.to_string(),
+                port: 50000,
+                fingerprint: None,
+            },
+            data_dir: default_data_dir("node"),
+            max_body_bytes: 65_536,
+            pull_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A configuration that can be built by [`load`].
+pub trait Layered: Serialize + DeserializeOwned + Default {
+    /// Environment prefix, `"MAILBOX_"` or `"NODE_"`.
+    const ENV_PREFIX: &'static str;
+}
+
+impl Layered for MailboxConfig {
+    const ENV_PREFIX: &'static str = "MAILBOX_";
+}
+
+impl Layered for NodeConfig {
+    const ENV_PREFIX: &'static str = "NODE_";
+}
+
+/// Result of loading: the effective config plus which keys were set by the environment or flags.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// The effective configuration.
+    pub config: T,
+    /// Keys (e.g. `"mailbox"`, `"data_dir"`) whose value came from an environment variable
+    /// or a command-line flag, each listed once, in the order first set.
+    pub overridden: Vec<String>,
+    /// Human-readable notes for the binary to log, e.g.
+    /// `ignoring environment variable NODE_FOO: not a setting (known: NODE_LISTEN, ...)`.
+    pub notes: Vec<String>,
+}
+
+/// Why a configuration could not be loaded or rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid YAML, has an unknown key or a bad value.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key and (when known) the line.
+        message: String,
+    },
+    /// An environment variable has a bad value.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable, e.g. `NODE_LISTEN`.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A command-line flag has a bad value (or is not a setting).
+    #[error("flag --{flag}: {message}")]
+    Flag {
+        /// The flag without the leading `--`, e.g. `data-dir`.
+        flag: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The configuration could not be turned into YAML.
+    #[error("cannot render configuration: {0}")]
+    Render(String),
+}
+
+/// Builds the effective configuration. Layers, later wins:
+/// built-in defaults < YAML `file` (if given) < environment variables < `flags`.
+///
+/// `env` is an iterator of `(name, value)`; the binary passes `std::env::vars()`, tests
+/// pass a `Vec`. Only variables starting with [`Layered::ENV_PREFIX`] are looked at; the rest
+/// of the name, lowercased, is the key (`NODE_DATA_DIR` → `data_dir`). Variables with the
+/// prefix that are not settings are ignored and reported in [`Loaded::notes`].
+///
+/// `flags` are `(key, raw value)` pairs for the flags the user gave, e.g.
+/// `[("listen", "127.0.0.1:0")]`; errors name the flag as `--listen` (`_` becomes `-`).
+///
+/// Environment and flag values are read as YAML scalars, so `70000` is a number and
+/// `127.0.0.1:8000` a string; a value that only makes sense as text (a path such as `123`)
+/// is retried as text.
+pub fn load<T: Layered>(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    flags: &[(&str, String)],
+) -> Result<Loaded<T>, ConfigError> {
+    let keys = known_keys::<T>()?;
+    let mut config = match file {
+        Some(path) => read_file::<T>(path)?,
+        None => T::default(),
+    };
+    let mut overridden: Vec<String> = Vec::new();
+    let mut notes = Vec::new();
+
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(T::ENV_PREFIX) else {
+            continue;
+        };
+        let key = rest.to_ascii_lowercase();
+        if !keys.contains(&key) {
+            let known: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}{}", T::ENV_PREFIX, k.to_ascii_uppercase()))
+                .collect();
+            notes.push(format!(
+                "ignoring environment variable {var}: not a setting (known: {})",
+                known.join(", ")
+            ));
+            continue;
+        }
+        config = set_key(&config, &key, &raw).map_err(|message| ConfigError::Env {
+            var: var.clone(),
+            message,
+        })?;
+        record(&mut overridden, &key);
+    }
+
+    for (key, raw) in flags {
+        let flag = key.replace('_', "-");
+        if !keys.iter().any(|k| k == key) {
+            return Err(ConfigError::Flag {
+                flag,
+                message: format!(
+                    "not a setting (known: {})",
+                    keys.iter()
+                        .map(|k| format!("--{}", k.replace('_', "-")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        config =
+            set_key(&config, key, raw).map_err(|message| ConfigError::Flag { flag, message })?;
+        record(&mut overridden, key);
+    }
+
+    Ok(Loaded {
+        config,
+        overridden,
+        notes,
+    })
+}
+
+/// The effective configuration as YAML without comments (for `mailbox config show` /
+/// `node config show`). The output loads back to the same configuration.
+pub fn to_yaml<T: Serialize>(config: &T) -> Result<String, ConfigError> {
+    serde_norway::to_string(config).map_err(|e| ConfigError::Render(e.to_string()))
+}
+
+/// Adds `key` to `overridden` unless it is already there.
+fn record(overridden: &mut Vec<String>, key: &str) {
+    if !overridden.iter().any(|k| k == key) {
+        overridden.push(key.to_owned());
+    }
+}
+
+/// The top-level keys of `T` in declaration order, found by serializing its default.
+fn known_keys<T: Layered>() -> Result<Vec<String>, ConfigError> {
+    match to_value(&T::default())? {
+        Value::Mapping(map) => Ok(map
+            .keys()
+            .filter_map(|k| k.as_str().map(str::to_owned))
+            .collect()),
+        _ => Err(ConfigError::Render(
+            "configuration does not serialize to a mapping".to_owned(),
+        )),
+    }
+}
+
+fn to_value<T: Serialize>(config: &T) -> Result<Value, ConfigError> {
+    serde_norway::to_value(config).map_err(|e| ConfigError::Render(e.to_string()))
+}
+
+/// Reads and parses the YAML file. Missing keys keep their defaults.
+fn read_file<T: Layered>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file_error = |e: serde_norway::Error| ConfigError::File {
+        path: path.to_owned(),
+        message: describe(&e),
+    };
+    // An empty file (or one with only comments) is a document with no value: all defaults.
+    let value: Value = serde_norway::from_str(&text).map_err(file_error)?;
+    if value.is_null() {
+        return Ok(T::default());
+    }
+    // Deserialize from the text (not the `Value`) so errors carry line numbers; for a bad
+    // value serde_norway prefixes the message with the key, e.g.
+    // "listen: invalid socket address syntax at line 1 column 9".
+    serde_norway::from_str(&text).map_err(file_error)
+}
+
+/// The message of a YAML error with its location. serde_norway leaves out the location when
+/// it is the very start of the file (line 1 column 1); put it back so every located error
+/// says which line.
+fn describe(e: &serde_norway::Error) -> String {
+    let message = e.to_string();
+    match e.location() {
+        Some(loc) if loc.line() == 1 && loc.column() == 1 && !message.contains(" at line ") => {
+            format!("{message} at line 1 column 1")
+        }
+        _ => message,
+    }
+}
+
+/// Returns `config` with `key` set from the raw text of an environment variable or flag.
+fn set_key<T: Layered>(config: &T, key: &str, raw: &str) -> Result<T, String> {
+    let Value::Mapping(mut map) = to_value(config).map_err(|e| e.to_string())? else {
+        return Err("configuration does not serialize to a mapping".to_owned());
+    };
+    let text = Value::String(raw.to_owned());
+    // A YAML number or boolean is tried as such first (`70000` for a size); anything else
+    // is taken verbatim as text, so `a#b` or `x # y` are not cut at a YAML comment.
+    let candidates = match serde_norway::from_str::<Value>(raw) {
+        Ok(v @ (Value::Number(_) | Value::Bool(_))) => vec![v, text],
+        _ => vec![text],
+    };
+    let mut first_error = None;
+    for candidate in candidates {
+        map.insert(Value::String(key.to_owned()), candidate);
+        match serde_norway::from_value::<T>(Value::Mapping(map.clone())) {
+            Ok(config) => return Ok(config),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let reason = first_error.map_or_else(String::new, |e| e.to_string());
+    Err(format!("bad value {raw:?} for `{key}`: {reason}"))
+}

@@ -1,0 +1,110 @@
+//! The errors of this crate. None of their messages contain key material or plaintext.
+
+/// Why a key was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    /// The text is not PEM at all.
+    #[error(
+        "not a PEM key: expected a block starting with -----BEGIN PUBLIC KEY----- (or PRIVATE KEY)"
+    )]
+    NotPem,
+    /// PEM, but of another kind than the one expected (e.g. a private key where a public key
+    /// was expected).
+    #[error("wrong kind of PEM block: expected {expected}, found {found}")]
+    WrongPemLabel {
+        /// The label that was expected.
+        expected: &'static str,
+        /// The label that was found.
+        found: String,
+    },
+    /// A well-formed key of another algorithm (EC, Ed25519, ...).
+    #[error("not an RSA key (algorithm {algorithm})")]
+    NotRsa {
+        /// The algorithm identifier found in the key.
+        algorithm: String,
+    },
+    /// An RSA key below the minimum size.
+    #[error("RSA key too small: {bits} bits, at least {min} required")]
+    TooSmall {
+        /// The key's modulus size.
+        bits: usize,
+        /// The smallest size accepted.
+        min: usize,
+    },
+    /// An RSA key above the maximum size.
+    #[error("RSA key too large: {bits} bits, at most {max} accepted")]
+    TooLarge {
+        /// The key's modulus size.
+        bits: usize,
+        /// The largest size accepted.
+        max: usize,
+    },
+    /// An RSA key whose public exponent is not 65537.
+    #[error("RSA public exponent must be 65537")]
+    BadExponent,
+    /// The DER structure inside is broken.
+    #[error("malformed key: {0}")]
+    Malformed(String),
+}
+
+/// Why an envelope was refused by [`crate::Identity::open`].
+///
+/// This is for logs and tests inside the program. Outside it, every refusal must look the
+/// same: no receipt and no reason sent anywhere (no decryption-validity oracle).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OpenError {
+    /// Shorter than its own structure says, or longer.
+    #[error("envelope truncated or malformed")]
+    Malformed,
+    /// A format version this build does not know.
+    #[error("unknown envelope format version {0}")]
+    UnknownVersion(u8),
+    /// Addressed to another identity.
+    #[error("envelope is addressed to another identity")]
+    WrongRecipient,
+    /// The wrapped key did not decrypt (not for us, or altered).
+    #[error("message key does not decrypt")]
+    KeyUnwrap,
+    /// The AEAD tag did not verify (altered ciphertext or header).
+    #[error("ciphertext or header altered")]
+    Aead,
+    /// The inner structure did not decode.
+    #[error("inner content malformed")]
+    InnerMalformed,
+    /// The sender's public key inside is not acceptable.
+    #[error("sender key refused: {0}")]
+    SenderKey(KeyError),
+    /// The sender's signature does not verify.
+    #[error("sender signature does not verify")]
+    BadSignature,
+}
+
+/// Everything else that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A key was refused.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// An envelope was refused.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// Reading or writing a key file failed.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A message body larger than the format allows.
+    #[error("message body of {len} bytes exceeds the limit of {max} bytes")]
+    BodyTooLarge {
+        /// The body's size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The RSA implementation failed (RNG failure, key generation failure).
+    #[error("RSA operation failed: {0}")]
+    Rsa(String),
+}
