@@ -1,0 +1,150 @@
+//! The Secure Messenger mailbox: a store-and-forward server for sealed envelopes.
+//!
+//! Nodes connect over QUIC (TLS 1.3, ALPN [`protocol::ALPN`]), log their identities in,
+//! SEND envelopes for others and PULL and ACK their own. The mailbox reads only an
+//! envelope's clear header (recipient fingerprint, message id); it never sees plaintext or
+//! private keys.
+//!
+//! - [`protocol`]: frames and per-connection login state, free of I/O.
+//! - [`store`]: the queue store trait and its sled implementation (group commit).
+//! - [`server`]: the QUIC accept loop around the protocol and the store.
+//! - [`client`]: the QUIC client nodes use.
+//! - [`tls`]: certificates, pinning.
+//! - [`dashboard`]: HTTP monitoring page and `/healthz`.
+
+pub mod client;
+pub mod dashboard;
+pub mod protocol;
+pub mod server;
+pub mod store;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use config::MailboxConfig;
+use tracing::info;
+
+/// Why the mailbox could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be made.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The certificate could not be loaded or made.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// A socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running mailbox.
+#[derive(Debug)]
+pub struct Running {
+    /// The QUIC address it listens on (the real port when 0 was asked).
+    pub quic_addr: SocketAddr,
+    /// The dashboard's address.
+    pub dashboard_addr: SocketAddr,
+    /// SHA-256 of its certificate.
+    pub fingerprint: [u8; 32],
+    endpoint: quinn::Endpoint,
+    quic_task: tokio::task::JoinHandle<()>,
+    http_task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stop accepting, let in-flight requests finish, and close.
+    pub async fn shutdown(self) {
+        self.endpoint.close(0u32.into(), b"shutting down");
+        self.endpoint.wait_idle().await;
+        self.http_task.abort();
+        let _ = self.quic_task.await;
+    }
+}
+
+/// Make the data directory (mode 0700) if needed.
+pub fn ensure_private_dir(path: &Path) -> Result<(), std::io::Error> {
+    std::fs::create_dir_all(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// The certificate fingerprint of the mailbox whose data directory is `data_dir`, making the
+/// certificate if there is none yet.
+pub fn fingerprint(data_dir: &Path) -> Result<[u8; 32], StartError> {
+    ensure_private_dir(data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.to_owned(),
+        source,
+    })?;
+    Ok(tls::ServerIdentity::load_or_create(data_dir)?.fingerprint())
+}
+
+/// Start a mailbox: open the store, load or make the certificate, bind QUIC and HTTP.
+pub async fn start(config: &MailboxConfig) -> Result<Running, StartError> {
+    let dir = &config.data_dir;
+    ensure_private_dir(dir).map_err(|source| StartError::DataDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let identity = tls::ServerIdentity::load_or_create(dir)?;
+    let fingerprint = identity.fingerprint();
+    let queue = store::SledQueue::open(&dir.join("queue"))?;
+    let service = Arc::new(server::Service::new(queue, config.max_envelope_bytes));
+
+    let endpoint =
+        quinn::Endpoint::server(identity.server_config(32)?, config.listen).map_err(|source| {
+            StartError::Bind {
+                addr: config.listen,
+                source,
+            }
+        })?;
+    let quic_addr = endpoint.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.dashboard)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.dashboard,
+            source,
+        })?;
+    let dashboard_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.dashboard,
+        source,
+    })?;
+    let app = dashboard::router(service.clone(), quic_addr, fingerprint);
+    let http_task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "dashboard stopped");
+        }
+    });
+    let quic_task = tokio::spawn(server::serve(endpoint.clone(), service));
+    info!(%quic_addr, %dashboard_addr, "mailbox serving");
+    Ok(Running {
+        quic_addr,
+        dashboard_addr,
+        fingerprint,
+        endpoint,
+        quic_task,
+        http_task,
+    })
+}

@@ -1,0 +1,164 @@
+//! `mailbox`: run and inspect a Secure Messenger mailbox.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use config::MailboxConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mailbox",
+    version,
+    about = "Secure Messenger store-and-forward mailbox"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct Common {
+    /// YAML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (queue, certificate).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// QUIC listen address (UDP), e.g. 127.0.0.1:50000; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Dashboard listen address (HTTP), e.g. 127.0.0.1:8090.
+    #[arg(long, value_name = "ADDR")]
+    dashboard: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve: QUIC for nodes, HTTP for the dashboard.
+    Serve(Common),
+    /// Print the certificate fingerprint (SHA-256, hex) that nodes pin.
+    Fingerprint {
+        /// Data directory.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<String>,
+        /// YAML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the effective configuration (defaults < file < MAILBOX_* variables < flags).
+    Show(Common),
+}
+
+fn load(common: &Common) -> anyhow::Result<MailboxConfig> {
+    let mut flags: Vec<(&str, String)> = Vec::new();
+    for (key, value) in [
+        ("data_dir", &common.data_dir),
+        ("listen", &common.listen),
+        ("dashboard", &common.dashboard),
+    ] {
+        if let Some(v) = value {
+            flags.push((key, v.clone()));
+        }
+    }
+    let loaded = config::load::<MailboxConfig>(
+        common.config.as_deref(),
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+        &flags,
+    )?;
+    for note in &loaded.notes {
+        tracing::warn!("{note}");
+    }
+    Ok(loaded.config)
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,quinn=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(common) => {
+            let config = load(&common)?;
+            tokio::runtime::Runtime::new()
+                .context("cannot start the async runtime")?
+                .block_on(serve(config))
+        }
+        Command::Fingerprint { data_dir, config } => {
+            let config = load(&Common {
+                config,
+                data_dir,
+                ..Common::default()
+            })?;
+            let fp = mailbox::fingerprint(&config.data_dir)?;
+            println!("{}", hex::encode(fp));
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Show(common),
+        } => {
+            print!("{}", config::to_yaml(&load(&common)?)?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: MailboxConfig) -> anyhow::Result<()> {
+    let running = mailbox::start(&config).await.with_context(|| {
+        format!(
+            "mailbox could not start (data dir {})",
+            config.data_dir.display()
+        )
+    })?;
+    // These lines are read by people, the demo and the tests: keep their shape.
+    println!("mailbox listening on {} (QUIC)", running.quic_addr);
+    println!(
+        "certificate fingerprint: {}",
+        hex::encode(running.fingerprint)
+    );
+    println!("dashboard on http://{}", running.dashboard_addr);
+    println!(
+        "nodes use the address {}#{}",
+        running.quic_addr,
+        hex::encode(running.fingerprint)
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

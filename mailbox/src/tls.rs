@@ -1,0 +1,221 @@
+//! TLS 1.3 configuration for both ends of a mailbox connection.
+//!
+//! The mailbox has a self-signed certificate, made on first start and kept in its data
+//! directory. Nodes do not use the web PKI: they pin the SHA-256 of the certificate DER,
+//! given in the mailbox address (`host:port#<sha256>`) or learnt on first use.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+use crate::protocol::ALPN;
+
+/// What can go wrong setting up TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// Reading or writing the certificate or key failed.
+    #[error("certificate file {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Making the certificate failed.
+    #[error("cannot make a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// quinn refused the configuration.
+    #[error("QUIC crypto configuration: {0}")]
+    Quic(String),
+}
+
+/// The mailbox's certificate and key.
+#[derive(Debug)]
+pub struct ServerIdentity {
+    /// The certificate (DER).
+    pub cert: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl ServerIdentity {
+    /// SHA-256 of the certificate DER: what nodes pin.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        cert_fingerprint(&self.cert)
+    }
+
+    /// Load the certificate from `dir`, or make and save one if there is none.
+    pub fn load_or_create(dir: &Path) -> Result<Self, TlsError> {
+        let cert_path = dir.join("cert.der");
+        let key_path = dir.join("key.der");
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| TlsError::Io { path, source }
+        };
+        if cert_path.exists() {
+            let cert = std::fs::read(&cert_path).map_err(io(&cert_path))?;
+            let key = std::fs::read(&key_path).map_err(io(&key_path))?;
+            return Ok(Self {
+                cert: CertificateDer::from(cert),
+                key: PrivatePkcs8KeyDer::from(key),
+            });
+        }
+        let made = rcgen::generate_simple_self_signed(vec!["secure-messenger-mailbox".to_owned()])?;
+        let key = made.signing_key.serialize_der();
+        write_private(&key_path, &key).map_err(io(&key_path))?;
+        std::fs::write(&cert_path, made.cert.der()).map_err(io(&cert_path))?;
+        Ok(Self {
+            cert: made.cert.der().clone(),
+            key: PrivatePkcs8KeyDer::from(key),
+        })
+    }
+
+    /// The QUIC server configuration.
+    pub fn server_config(&self, max_streams: u32) -> Result<quinn::ServerConfig, TlsError> {
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![self.cert.clone()],
+                PrivateKeyDer::Pkcs8(self.key.clone_key()),
+            )?;
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| TlsError::Quic(e.to_string()))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        transport.max_concurrent_bidi_streams(max_streams.into());
+        transport.max_concurrent_uni_streams(0u32.into());
+        transport.max_idle_timeout(Some(
+            quinn::IdleTimeout::try_from(std::time::Duration::from_secs(60))
+                .map_err(|e| TlsError::Quic(e.to_string()))?,
+        ));
+        config.transport_config(Arc::new(transport));
+        Ok(config)
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// SHA-256 of a certificate's DER.
+pub fn cert_fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {
+    Sha256::digest(cert.as_ref()).into()
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Pins the server certificate by SHA-256, or learns it on first use.
+///
+/// The handshake signature is still checked against the certificate's key, so a peer must
+/// hold the pinned certificate's private key.
+#[derive(Debug)]
+pub struct PinVerifier {
+    expected: Option<[u8; 32]>,
+    seen: Mutex<Option<[u8; 32]>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl PinVerifier {
+    /// Pin `expected`, or trust on first use when `None`.
+    pub fn new(expected: Option<[u8; 32]>) -> Self {
+        Self {
+            expected,
+            seen: Mutex::new(None),
+            provider: provider(),
+        }
+    }
+
+    /// The fingerprint of the certificate the last handshake presented.
+    pub fn seen(&self) -> Option<[u8; 32]> {
+        self.seen.lock().ok().and_then(|s| *s)
+    }
+}
+
+impl ServerCertVerifier for PinVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let actual = cert_fingerprint(end_entity);
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(actual);
+        }
+        match self.expected {
+            Some(expected) if expected != actual => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            )),
+            _ => Ok(ServerCertVerified::assertion()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // Only TLS 1.3 is offered.
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls13RequiredForQuic,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The QUIC client configuration for a node, with its pin verifier.
+pub fn client_config(verifier: Arc<PinVerifier>) -> Result<quinn::ClientConfig, TlsError> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(std::time::Duration::from_secs(15)));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}

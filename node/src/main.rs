@@ -1,0 +1,135 @@
+//! `node`: run a Secure Messenger node.
+//!
+//! Note: Node.js is also called `node`. Run this one as `cargo run -p node -- run` or by its
+//! path under `target/`, not through PATH.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use config::NodeConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "node",
+    version,
+    about = "Secure Messenger node: your identities, contacts and messages"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug)]
+struct Common {
+    /// YAML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (keys, store).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<String>,
+    /// HTTP listen address for the UI and API, e.g. 127.0.0.1:8000; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Mailbox address, host:port with an optional #<certificate sha256>.
+    #[arg(long, value_name = "ADDR")]
+    mailbox: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the node: web UI and JSON API, and sync with the mailbox.
+    Run(Common),
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the effective configuration (defaults < file < NODE_* variables < flags).
+    Show(Common),
+}
+
+fn load(common: &Common) -> anyhow::Result<config::Loaded<NodeConfig>> {
+    let mut flags: Vec<(&str, String)> = Vec::new();
+    for (key, value) in [
+        ("data_dir", &common.data_dir),
+        ("listen", &common.listen),
+        ("mailbox", &common.mailbox),
+    ] {
+        if let Some(v) = value {
+            flags.push((key, v.clone()));
+        }
+    }
+    let env = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+    let loaded = config::load::<NodeConfig>(common.config.as_deref(), env, &flags)?;
+    for note in &loaded.notes {
+        tracing::debug!("{note}");
+    }
+    Ok(loaded)
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,quinn=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Run(common) => {
+            let loaded = load(&common)?;
+            tokio::runtime::Runtime::new()
+                .context("cannot start the async runtime")?
+                .block_on(run(loaded))
+        }
+        Command::Config {
+            command: ConfigCommand::Show(common),
+        } => {
+            print!("{}", config::to_yaml(&load(&common)?.config)?);
+            Ok(())
+        }
+    }
+}
+
+async fn run(loaded: config::Loaded<NodeConfig>) -> anyhow::Result<()> {
+    let config = loaded.config;
+    let running = node::start(&config, &loaded.overridden)
+        .await
+        .with_context(|| {
+            format!(
+                "node could not start (data dir {})",
+                config.data_dir.display()
+            )
+        })?;
+    // Read by people, the demo and the tests: keep its shape.
+    println!("node UI at http://{}", running.addr);
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = ctrl_c.await;
+            return;
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
