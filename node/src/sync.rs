@@ -35,7 +35,7 @@ pub async fn run(
         });
         let result = tokio::select! {
             r = session(&node, &target, interval) => r,
-            _ = address.changed() => {
+            _ = changed(&mut address) => {
                 info!("mailbox address changed; reconnecting");
                 failures = 0;
                 continue;
@@ -57,8 +57,15 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = node.wake.notified() => {}
-            _ = address.changed() => { failures = 0; }
+            _ = changed(&mut address) => { failures = 0; }
         }
+    }
+}
+
+/// Resolves when the address changes; never, once nobody can change it any more.
+async fn changed(address: &mut watch::Receiver<MailboxAddress>) {
+    if address.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
