@@ -76,6 +76,31 @@ pub struct MailboxConfig {
     pub retention: Duration,
     /// Largest envelope accepted, in bytes. Default 70 000 (a 64 KiB body plus overhead).
     pub max_envelope_bytes: usize,
+    /// How often retention runs. Default 1 minute.
+    #[serde(with = "duration")]
+    pub retention_check: Duration,
+    /// Most envelopes queued for one recipient. Default 10 000.
+    pub quota_envelopes: u64,
+    /// Most bytes queued for one recipient. Default 256 MiB.
+    pub quota_bytes: u64,
+    /// SENDs per second one identity may make, sustained (token bucket). Default 50.
+    pub rate_per_second: f64,
+    /// SENDs one identity may make in a burst. Default 200.
+    pub rate_burst: f64,
+    /// Requests per second one source address may make, sustained. Default 500.
+    pub address_rate_per_second: f64,
+    /// Requests one source address may make in a burst. Default 2 000.
+    pub address_rate_burst: f64,
+    /// Connections one source address may hold open. Default 64.
+    pub max_connections_per_address: usize,
+    /// Concurrent request streams per connection. Default 32 (quinn reserves memory per
+    /// permitted stream: keep it small).
+    pub max_streams_per_connection: u32,
+    /// A connection with no traffic for this long is closed. Default 60 s.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// When not empty, only these identities (fingerprints, 64 hex) may log in.
+    pub allowlist: Vec<String>,
 }
 
 impl Default for MailboxConfig {
@@ -86,6 +111,17 @@ impl Default for MailboxConfig {
             data_dir: default_data_dir("mailbox"),
             retention: Duration::from_secs(7 * 24 * 60 * 60),
             max_envelope_bytes: 70_000,
+            retention_check: Duration::from_secs(60),
+            quota_envelopes: 10_000,
+            quota_bytes: 256 * 1024 * 1024,
+            rate_per_second: 50.0,
+            rate_burst: 200.0,
+            address_rate_per_second: 500.0,
+            address_rate_burst: 2_000.0,
+            max_connections_per_address: 64,
+            max_streams_per_connection: 32,
+            idle_timeout: Duration::from_secs(60),
+            allowlist: Vec::new(),
         }
     }
 }
@@ -103,7 +139,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Largest message text a user may send, in bytes. Default 65 536.
     pub max_body_bytes: usize,
-    /// How often the node asks the mailbox for new envelopes. Default 1 s.
+    /// How often the node asks the mailbox for new envelopes even without a push from it
+    /// (a safety net: the mailbox pushes arrivals). Default 30 s.
     #[serde(with = "duration")]
     pub pull_interval: Duration,
 }
@@ -119,7 +156,7 @@ impl Default for NodeConfig {
             },
             data_dir: default_data_dir("node"),
             max_body_bytes: 65_536,
-            pull_interval: Duration::from_secs(1),
+            pull_interval: Duration::from_secs(30),
         }
     }
 }

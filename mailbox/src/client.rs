@@ -9,7 +9,7 @@ use std::sync::Arc;
 use config::MailboxAddress;
 
 use crate::protocol::{
-    self, CHALLENGE_LEN, EXPORTER_LABEL, MAX_FRAME, Request, Response, VERSIONS,
+    self, CHALLENGE_LEN, EXPORTER_LABEL, Event, MAX_FRAME, Request, Response, VERSIONS,
 };
 use crate::tls::{PinVerifier, client_config};
 
@@ -151,9 +151,18 @@ impl Client {
         }
     }
 
-    /// Store an envelope; returns once the mailbox holds it durably. `true` if it was new.
-    pub async fn send(&self, envelope: Vec<u8>) -> Result<bool, ClientError> {
-        match self.request(&Request::Send { envelope }).await? {
+    /// Store an envelope from the logged-in identity `sender`; returns once the mailbox
+    /// holds it durably. `true` if it was new, `false` for a retry of one already stored.
+    pub async fn send(&self, sender: [u8; 32], envelope: Vec<u8>) -> Result<bool, ClientError> {
+        let header = crypto::EnvelopeHeader::parse(&envelope)
+            .map_err(|e| ClientError::Protocol(format!("not an envelope: {e}")))?;
+        let request = Request::Send {
+            sender,
+            recipient: header.recipient.0,
+            id: header.id.0,
+            envelope,
+        };
+        match self.request(&request).await? {
             Response::Stored { duplicate, .. } => Ok(!duplicate),
             other => Err(unexpected(other)),
         }
@@ -182,6 +191,24 @@ impl Client {
         match self.request(&Request::Ack { recipient, ids }).await? {
             Response::Acked { deleted } => Ok(deleted),
             other => Err(unexpected(other)),
+        }
+    }
+
+    /// Wait for the next event the mailbox pushes (an arrival for a logged-in identity).
+    /// Fails when the connection is lost.
+    pub async fn next_event(&self) -> Result<Event, ClientError> {
+        loop {
+            let mut stream = self
+                .conn
+                .accept_uni()
+                .await
+                .map_err(|e| ClientError::Connection(e.to_string()))?;
+            let Ok(bytes) = stream.read_to_end(MAX_FRAME + 4).await else {
+                continue;
+            };
+            if let Ok(event) = protocol::decode_event(&bytes) {
+                return Ok(event);
+            }
         }
     }
 

@@ -1,10 +1,10 @@
-//! The monitoring dashboard over HTTP: a page (rendered by `ui`), `/healthz`, and the
-//! stylesheet. It shows figures only: there are no keys or contents on a mailbox to show.
+//! The monitoring dashboard over HTTP: a page (rendered by `ui`), `/metrics` (Prometheus
+//! text), `/healthz`, and the stylesheet. It shows figures only: there are no keys or
+//! contents on a mailbox to show.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::State;
@@ -12,30 +12,36 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
+use crate::metrics::RecentLogs;
 use crate::server::Service;
 use crate::store::QueueStore;
 
 struct Dashboard<S> {
     service: Arc<Service<S>>,
-    started: Instant,
+    logs: Arc<RecentLogs>,
     listen: SocketAddr,
     fingerprint: String,
+    retention: Duration,
 }
 
 /// The dashboard's routes.
 pub fn router<S: QueueStore>(
     service: Arc<Service<S>>,
+    logs: Arc<RecentLogs>,
     listen: SocketAddr,
     fingerprint: [u8; 32],
+    retention: Duration,
 ) -> Router {
     let state = Arc::new(Dashboard {
         service,
-        started: Instant::now(),
+        logs,
         listen,
         fingerprint: hex::encode(fingerprint),
+        retention,
     });
     Router::new()
         .route("/", get(page::<S>))
+        .route("/metrics", get(metrics::<S>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             ui::STYLESHEET_PATH,
@@ -46,35 +52,75 @@ pub fn router<S: QueueStore>(
                 )
             }),
         )
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
 
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+fn refresh_gauges<S: QueueStore>(service: &Service<S>) {
+    let stats = service.store().stats();
+    let m = &service.metrics;
+    m.queued_envelopes
+        .set(i64::try_from(stats.envelopes).unwrap_or(i64::MAX));
+    m.queued_bytes
+        .set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
+}
+
+async fn metrics<S: QueueStore>(State(d): State<Arc<Dashboard<S>>>) -> impl IntoResponse {
+    refresh_gauges(&d.service);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        d.service.metrics.encode(),
+    )
+}
+
+fn utc(time: SystemTime) -> String {
+    let full = humantime::format_rfc3339_seconds(time).to_string();
+    format!("{} UTC", full.trim_end_matches('Z').replace('T', " "))
+}
+
 async fn page<S: QueueStore>(State(d): State<Arc<Dashboard<S>>>) -> impl IntoResponse {
-    let counters = &d.service.counters;
-    let service = d.service.clone();
-    // Counting the queue walks the store: keep it off the executor threads.
-    let queue = tokio::task::spawn_blocking(move || service.store().stats())
-        .await
-        .unwrap_or_default();
-    let uptime = d.started.elapsed().as_secs();
+    refresh_gauges(&d.service);
+    let m = &d.service.metrics;
+    let uptime = Duration::from_secs(m.uptime().as_secs());
+    let last = *m.last_retention.lock().unwrap_or_else(|p| p.into_inner());
+    let nonneg = |v: i64| u64::try_from(v).unwrap_or(0);
     Html(ui::dashboard_page(&ui::DashboardPage {
         listen: d.listen.to_string(),
         fingerprint: d.fingerprint.clone(),
-        uptime: humantime_secs(uptime),
-        connections: counters.connections.load(Ordering::Relaxed),
-        queued_envelopes: queue.envelopes,
-        queued_bytes: queue.bytes,
-        stored_total: counters.stored.load(Ordering::Relaxed),
-        pulled_total: counters.pulled.load(Ordering::Relaxed),
+        uptime: humantime::format_duration(uptime).to_string(),
+        connections: nonneg(m.connections.get()),
+        logged_in: nonneg(m.logged_in.get()),
+        queued_envelopes: nonneg(m.queued_envelopes.get()),
+        queued_bytes: nonneg(m.queued_bytes.get()),
+        stored_total: m.stored.get(),
+        delivered_total: m.delivered.get(),
+        expired_total: m.expired.get(),
+        refused: m.refusals(),
+        retention: humantime::format_duration(d.retention).to_string(),
+        last_retention_run: last.map(|(when, n)| format!("{} ({n} expired)", utc(when))),
+        series: m
+            .series()
+            .into_iter()
+            .map(|(sends, deliveries)| ui::RatePoint { sends, deliveries })
+            .collect(),
+        log_lines: d.logs.lines(),
     }))
-}
-
-fn humantime_secs(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
 }

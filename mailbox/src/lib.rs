@@ -5,15 +5,18 @@
 //! envelope's clear header (recipient fingerprint, message id); it never sees plaintext or
 //! private keys.
 //!
-//! - [`protocol`]: frames and per-connection login state, free of I/O.
+//! - [`protocol`]: frames and per-connection login state, free of I/O; [`limits`]: token
+//!   buckets, free of I/O too.
 //! - [`store`]: the queue store trait and its sled implementation (group commit).
 //! - [`server`]: the QUIC accept loop around the protocol and the store.
 //! - [`client`]: the QUIC client nodes use.
 //! - [`tls`]: certificates, pinning.
-//! - [`dashboard`]: HTTP monitoring page and `/healthz`.
+//! - [`dashboard`]: HTTP monitoring page, `/metrics` and `/healthz`; [`metrics`]: counters.
 
 pub mod client;
 pub mod dashboard;
+pub mod limits;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 pub mod store;
@@ -43,6 +46,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// The configuration is not usable.
+    #[error("configuration: {0}")]
+    Config(String),
     /// A socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -63,13 +69,22 @@ pub struct Running {
     /// SHA-256 of its certificate.
     pub fingerprint: [u8; 32],
     endpoint: quinn::Endpoint,
+    service: Arc<server::Service<store::SledQueue>>,
     quic_task: tokio::task::JoinHandle<()>,
     http_task: tokio::task::JoinHandle<()>,
+    retention_task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
-    /// Stop accepting, let in-flight requests finish, and close.
+    /// Stop accepting, let in-flight requests finish (at most 10 s), and close. Every
+    /// answered SEND is already durable.
     pub async fn shutdown(self) {
+        self.service.stop();
+        self.retention_task.abort();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.service.in_flight() > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         self.endpoint.close(0u32.into(), b"shutting down");
         self.endpoint.wait_idle().await;
         self.http_task.abort();
@@ -98,8 +113,13 @@ pub fn fingerprint(data_dir: &Path) -> Result<[u8; 32], StartError> {
     Ok(tls::ServerIdentity::load_or_create(data_dir)?.fingerprint())
 }
 
-/// Start a mailbox: open the store, load or make the certificate, bind QUIC and HTTP.
-pub async fn start(config: &MailboxConfig) -> Result<Running, StartError> {
+/// Start a mailbox: open the store, load or make the certificate, bind QUIC and HTTP, and
+/// run retention. `logs` receives recent log lines for the dashboard.
+pub async fn start(
+    config: &MailboxConfig,
+    logs: Arc<metrics::RecentLogs>,
+) -> Result<Running, StartError> {
+    let policy = server::Policy::from_config(config).map_err(StartError::Config)?;
     let dir = &config.data_dir;
     ensure_private_dir(dir).map_err(|source| StartError::DataDir {
         path: dir.clone(),
@@ -108,15 +128,24 @@ pub async fn start(config: &MailboxConfig) -> Result<Running, StartError> {
     let identity = tls::ServerIdentity::load_or_create(dir)?;
     let fingerprint = identity.fingerprint();
     let queue = store::SledQueue::open(&dir.join("queue"))?;
-    let service = Arc::new(server::Service::new(queue, config.max_envelope_bytes));
+    // Stands in for unparseable keys at login, so that every refused login costs the same.
+    let dummy_key = tokio::task::spawn_blocking(crypto::Identity::generate)
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))?
+        .map_err(|e| StartError::Config(e.to_string()))?
+        .public_key()
+        .clone();
+    let metrics = Arc::new(metrics::Metrics::new());
+    let service = Arc::new(server::Service::new(queue, policy, metrics, dummy_key));
 
-    let endpoint =
-        quinn::Endpoint::server(identity.server_config(32)?, config.listen).map_err(|source| {
-            StartError::Bind {
-                addr: config.listen,
-                source,
-            }
-        })?;
+    let server_config =
+        identity.server_config(config.max_streams_per_connection, config.idle_timeout)?;
+    let endpoint = quinn::Endpoint::server(server_config, config.listen).map_err(|source| {
+        StartError::Bind {
+            addr: config.listen,
+            source,
+        }
+    })?;
     let quic_addr = endpoint.local_addr().map_err(|source| StartError::Bind {
         addr: config.listen,
         source,
@@ -131,20 +160,66 @@ pub async fn start(config: &MailboxConfig) -> Result<Running, StartError> {
         addr: config.dashboard,
         source,
     })?;
-    let app = dashboard::router(service.clone(), quic_addr, fingerprint);
+    let app = dashboard::router(
+        service.clone(),
+        logs,
+        quic_addr,
+        fingerprint,
+        config.retention,
+    );
     let http_task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "dashboard stopped");
         }
     });
-    let quic_task = tokio::spawn(server::serve(endpoint.clone(), service));
+    let quic_task = tokio::spawn(server::serve(endpoint.clone(), service.clone()));
+    let retention_task = tokio::spawn(retention(
+        service.clone(),
+        config.retention,
+        config.retention_check,
+    ));
     info!(%quic_addr, %dashboard_addr, "mailbox serving");
     Ok(Running {
         quic_addr,
         dashboard_addr,
         fingerprint,
         endpoint,
+        service,
         quic_task,
         http_task,
+        retention_task,
     })
+}
+
+/// Delete envelopes older than `retention`, every `every`.
+async fn retention<S: store::QueueStore>(
+    service: Arc<server::Service<S>>,
+    retention: std::time::Duration,
+    every: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cutoff = std::time::SystemTime::now()
+            .checked_sub(retention)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        match service.store().expire(cutoff).await {
+            Ok(expired) => {
+                service.metrics.expired.inc_by(expired);
+                *service
+                    .metrics
+                    .last_retention
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) =
+                    Some((std::time::SystemTime::now(), expired));
+                if expired > 0 {
+                    info!(expired, "retention deleted envelopes");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
+        }
+    }
 }

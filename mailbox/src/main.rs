@@ -109,12 +109,16 @@ fn report(e: &anyhow::Error) -> String {
 }
 
 fn real_main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let logs = std::sync::Arc::new(mailbox::metrics::RecentLogs::default());
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,quinn=warn".into()),
         )
-        .with_writer(std::io::stderr)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(mailbox::metrics::RecentLogsLayer(logs.clone()))
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -122,7 +126,7 @@ fn real_main() -> anyhow::Result<()> {
             let config = load(&common)?;
             tokio::runtime::Runtime::new()
                 .context("cannot start the async runtime")?
-                .block_on(serve(config))
+                .block_on(serve(config, logs))
         }
         Command::Fingerprint { data_dir, config } => {
             let config = load(&Common {
@@ -143,8 +147,11 @@ fn real_main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: MailboxConfig) -> anyhow::Result<()> {
-    let running = mailbox::start(&config).await.with_context(|| {
+async fn serve(
+    config: MailboxConfig,
+    logs: std::sync::Arc<mailbox::metrics::RecentLogs>,
+) -> anyhow::Result<()> {
+    let running = mailbox::start(&config, logs).await.with_context(|| {
         format!(
             "mailbox could not start (data dir {})",
             config.data_dir.display()

@@ -48,6 +48,13 @@ pub enum Request {
     },
     /// Store an envelope for its recipient.
     Send {
+        /// The sending identity: must be logged in on this connection (rate limits count
+        /// per sender).
+        sender: [u8; 32],
+        /// Whose queue: must equal the envelope header's recipient.
+        recipient: [u8; 32],
+        /// The message id: must equal the envelope header's id.
+        id: [u8; 16],
         /// The envelope, in `crypto`'s format.
         envelope: Vec<u8>,
     },
@@ -125,10 +132,16 @@ pub enum ErrorCode {
     LoginFailed,
     /// The request needs a logged-in identity.
     NotLoggedIn,
+    /// This mailbox admits only listed identities, and this one is not listed.
+    NotAllowed,
     /// The envelope's clear header is not valid.
     BadEnvelope,
     /// The envelope is larger than the server accepts.
     TooLarge,
+    /// The recipient's queue is full (count or bytes).
+    Quota,
+    /// Too many requests; slow down.
+    RateLimited,
     /// The server failed; try again later.
     Internal,
 }
@@ -143,8 +156,11 @@ impl ErrorCode {
             Self::HelloFirst => "hello_first",
             Self::LoginFailed => "login_failed",
             Self::NotLoggedIn => "not_logged_in",
+            Self::NotAllowed => "not_allowed",
             Self::BadEnvelope => "bad_envelope",
             Self::TooLarge => "too_large",
+            Self::Quota => "quota",
+            Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
         }
     }
@@ -189,8 +205,19 @@ impl FrameError {
     }
 }
 
+/// A message the server sends unasked, on a unidirectional stream it opens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// New envelopes are queued for a logged-in identity: pull now.
+    Arrived {
+        /// Whose queue.
+        recipient: [u8; 32],
+    },
+}
+
 const REQUEST_TYPES: u8 = 5;
 const RESPONSE_TYPES: u8 = 6;
+const EVENT_TYPES: u8 = 1;
 
 /// Encode one frame: length prefix and postcard payload.
 pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
@@ -231,6 +258,29 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, FrameError> {
 /// Decode exactly one response frame.
 pub fn decode_response(bytes: &[u8]) -> Result<Response, FrameError> {
     decode(bytes, RESPONSE_TYPES)
+}
+
+/// Decode exactly one event frame.
+pub fn decode_event(bytes: &[u8]) -> Result<Event, FrameError> {
+    decode(bytes, EVENT_TYPES)
+}
+
+/// Check a SEND: the envelope's clear header must name the same recipient and id.
+/// Returns the header.
+pub fn check_send(
+    recipient: &[u8; 32],
+    id: &[u8; 16],
+    envelope: &[u8],
+) -> Result<crypto::EnvelopeHeader, Response> {
+    let header = crypto::EnvelopeHeader::parse(envelope)
+        .map_err(|e| Response::error(ErrorCode::BadEnvelope, e.to_string()))?;
+    if header.recipient.0 != *recipient || header.id.0 != *id {
+        return Err(Response::error(
+            ErrorCode::BadEnvelope,
+            "the envelope's header does not match the SEND's recipient and id",
+        ));
+    }
+    Ok(header)
 }
 
 /// The login state of one connection on the server side.
@@ -285,19 +335,40 @@ impl ServerSession {
         }
     }
 
-    /// Answer Login: verify the proof against this connection's challenge and exporter.
-    pub fn login(&mut self, public_key: &[u8], signature: &[u8]) -> Response {
+    /// Answer Login: verify the proof against this connection's challenge and exporter,
+    /// then ask `admitted` whether this identity may log in.
+    ///
+    /// A refused login does the same work whatever the reason: a key that does not parse is
+    /// replaced by `dummy` and the signature is still verified, and admission is asked
+    /// only after verification.
+    pub fn login(
+        &mut self,
+        public_key: &[u8],
+        signature: &[u8],
+        dummy: &crypto::PublicKey,
+        admitted: impl FnOnce(&[u8; 32]) -> bool,
+    ) -> Response {
         if let Err(refusal) = self.require_hello() {
             return refusal;
         }
-        let key = match crypto::PublicKey::from_der(public_key) {
-            Ok(key) => key,
-            Err(e) => return Response::error(ErrorCode::LoginFailed, format!("key refused: {e}")),
-        };
-        if crypto::verify_login(&key, &self.challenge, &self.exporter, signature).is_err() {
-            return Response::error(ErrorCode::LoginFailed, "login proof does not verify");
-        }
+        let parsed = crypto::PublicKey::from_der(public_key);
+        let key = parsed.as_ref().unwrap_or(dummy);
+        let verified =
+            crypto::verify_login(key, &self.challenge, &self.exporter, signature).is_ok();
         let fingerprint = key.fingerprint().0;
+        let allowed = admitted(&fingerprint);
+        if parsed.is_err() || !verified {
+            return Response::error(
+                ErrorCode::LoginFailed,
+                "login refused: the key or the proof is not valid",
+            );
+        }
+        if !allowed {
+            return Response::error(
+                ErrorCode::NotAllowed,
+                "this mailbox does not admit that identity",
+            );
+        }
         if !self.logged_in.contains(&fingerprint) {
             self.logged_in.push(fingerprint);
         }
@@ -341,6 +412,95 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn dummy_key() -> crypto::PublicKey {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        crypto::Identity::generate_with_rng(&mut rng)
+            .unwrap()
+            .public_key()
+            .clone()
+    }
+
+    fn identity(seed: u64) -> crypto::Identity {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        crypto::Identity::generate_with_rng(&mut rng).unwrap()
+    }
+
+    #[test]
+    fn login_is_bound_to_the_connection_and_admission_is_asked() {
+        let alice = identity(2);
+        let dummy = dummy_key();
+        let der = alice.public_key().der().to_vec();
+        let mut conn1 = ServerSession::new([1; 32], [2; 32]);
+        let mut conn2 = ServerSession::new([3; 32], [4; 32]);
+        conn1.hello(&[1]);
+        conn2.hello(&[1]);
+        let proof1 = alice.sign_login(&[1; 32], &[2; 32]).unwrap();
+        // Replayed on another connection: refused.
+        assert!(matches!(
+            conn2.login(&der, &proof1, &dummy, |_| true),
+            Response::Error {
+                code: ErrorCode::LoginFailed,
+                ..
+            }
+        ));
+        assert!(conn2.require_login(&alice.fingerprint().0).is_err());
+        // Not admitted: refused with its own code, after verifying.
+        assert!(matches!(
+            conn1.login(&der, &proof1, &dummy, |_| false),
+            Response::Error {
+                code: ErrorCode::NotAllowed,
+                ..
+            }
+        ));
+        assert_eq!(
+            conn1.login(&der, &proof1, &dummy, |_| true),
+            Response::LoggedIn {
+                fingerprint: alice.fingerprint().0
+            }
+        );
+        assert!(conn1.require_login(&alice.fingerprint().0).is_ok());
+        assert!(conn1.require_login(&[9; 32]).is_err());
+        // Garbage key: the same refusal as a bad proof.
+        assert!(matches!(
+            conn1.login(b"garbage", &proof1, &dummy, |_| true),
+            Response::Error {
+                code: ErrorCode::LoginFailed,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn send_must_match_the_envelope_header() {
+        let alice = identity(2);
+        let bob = identity(3);
+        let draft = crypto::Draft {
+            kind: crypto::MessageKind::Text,
+            seq: 1,
+            prev: None,
+            sent_at: std::time::UNIX_EPOCH,
+            body: b"x".to_vec(),
+        };
+        let sealed = alice.seal(bob.public_key(), &draft).unwrap();
+        let (r, id) = (sealed.header.recipient.0, sealed.header.id.0);
+        assert!(check_send(&r, &id, &sealed.bytes).is_ok());
+        assert!(check_send(&[0; 32], &id, &sealed.bytes).is_err());
+        assert!(check_send(&r, &[0; 16], &sealed.bytes).is_err());
+        assert!(check_send(&r, &id, &sealed.bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let e = Event::Arrived { recipient: [7; 32] };
+        assert_eq!(decode_event(&encode(&e)).unwrap(), e);
+        assert_eq!(
+            decode_event(&[0, 0, 0, 1, 1]),
+            Err(FrameError::UnknownType(1))
+        );
+    }
+
     #[test]
     fn requests_round_trip() {
         let requests = [
@@ -350,6 +510,9 @@ mod tests {
                 signature: vec![3],
             },
             Request::Send {
+                sender: [3; 32],
+                recipient: [1; 32],
+                id: [2; 16],
                 envelope: vec![9; 1000],
             },
             Request::Pull {
@@ -408,7 +571,7 @@ mod tests {
     fn hello_first_then_version_negotiation() {
         let mut s = ServerSession::new([1; 32], [2; 32]);
         assert!(matches!(
-            s.login(&[], &[]),
+            s.login(&[], &[], &dummy_key(), |_| true),
             Response::Error {
                 code: ErrorCode::HelloFirst,
                 ..

@@ -1,47 +1,118 @@
-//! The QUIC side of the mailbox: accepts connections and streams, and answers each request
-//! with the help of [`crate::protocol`] and a [`QueueStore`].
+//! The QUIC side of the mailbox: accepts connections and streams, applies admission and
+//! limits, answers each request with the help of [`crate::protocol`] and a [`QueueStore`],
+//! and pushes arrival events to connected recipients.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng as _;
 use tracing::{debug, info, warn};
 
+use crate::limits::RateLimiter;
+use crate::metrics::Metrics;
 use crate::protocol::{
-    self, CHALLENGE_LEN, EXPORTER_LABEL, ErrorCode, MAX_BATCH_BYTES, MAX_BATCH_COUNT, MAX_FRAME,
-    Request, Response, ServerSession,
+    self, CHALLENGE_LEN, EXPORTER_LABEL, ErrorCode, Event, MAX_BATCH_BYTES, MAX_BATCH_COUNT,
+    MAX_FRAME, Request, Response, ServerSession,
 };
-use crate::store::{QueueStore, Stored};
+use crate::store::{Incoming, QueueStore, Quota, Stored};
 
-/// Counters shown on the dashboard.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Connections open now.
-    pub connections: AtomicU64,
-    /// Envelopes stored since start.
-    pub stored: AtomicU64,
-    /// Envelopes handed out by PULL since start.
-    pub pulled: AtomicU64,
-    /// Requests refused since start.
-    pub refused: AtomicU64,
+/// The limits and admission rules the service enforces.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Largest envelope, bytes.
+    pub max_envelope_bytes: usize,
+    /// Per-recipient quota.
+    pub quota: Quota,
+    /// Per-identity SEND rate and burst.
+    pub rate: (f64, f64),
+    /// Per-address request rate and burst.
+    pub address_rate: (f64, f64),
+    /// Connections per source address.
+    pub max_connections_per_address: usize,
+    /// When not empty, the only identities admitted.
+    pub allowlist: HashSet<[u8; 32]>,
 }
+
+impl Policy {
+    /// The policy a configuration describes. Refuses an allowlist entry that is not a
+    /// fingerprint, naming it.
+    pub fn from_config(config: &config::MailboxConfig) -> Result<Self, String> {
+        let mut allowlist = HashSet::new();
+        for entry in &config.allowlist {
+            let fp: crypto::Fingerprint = entry.parse().map_err(|_| {
+                format!("allowlist: {entry:?} is not a fingerprint (64 hex characters)")
+            })?;
+            allowlist.insert(fp.0);
+        }
+        Ok(Self {
+            max_envelope_bytes: config.max_envelope_bytes,
+            quota: Quota {
+                envelopes: config.quota_envelopes,
+                bytes: config.quota_bytes,
+            },
+            rate: (config.rate_per_second, config.rate_burst),
+            address_rate: (config.address_rate_per_second, config.address_rate_burst),
+            max_connections_per_address: config.max_connections_per_address,
+            allowlist,
+        })
+    }
+}
+
+type ConnId = usize;
+
+/// A connection an identity is logged in on, as the push registry holds it.
+type Listener = (ConnId, quinn::Connection);
 
 /// The request-answering service, shared by all connections.
 #[derive(Debug)]
 pub struct Service<S> {
     store: S,
-    max_envelope_bytes: usize,
-    /// Live counters.
-    pub counters: Counters,
+    policy: Policy,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    dummy_key: crypto::PublicKey,
+    senders: Mutex<RateLimiter<[u8; 32]>>,
+    addresses: Mutex<RateLimiter<IpAddr>>,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// Connections on which each identity is logged in, for pushes.
+    listeners: Mutex<HashMap<[u8; 32], Vec<Listener>>>,
+    next_conn: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 impl<S: QueueStore> Service<S> {
-    /// A service over `store` that refuses envelopes above `max_envelope_bytes`.
-    pub fn new(store: S, max_envelope_bytes: usize) -> Self {
+    /// A service over `store` with `policy`. `dummy_key` stands in for unparseable keys at
+    /// login so that every refused login costs the same.
+    pub fn new(
+        store: S,
+        policy: Policy,
+        metrics: Arc<Metrics>,
+        dummy_key: crypto::PublicKey,
+    ) -> Self {
         Self {
+            senders: Mutex::new(RateLimiter::new(policy.rate.0, policy.rate.1)),
+            addresses: Mutex::new(RateLimiter::new(
+                policy.address_rate.0,
+                policy.address_rate.1,
+            )),
             store,
-            max_envelope_bytes,
-            counters: Counters::default(),
+            policy,
+            metrics,
+            dummy_key,
+            per_address: Mutex::default(),
+            listeners: Mutex::default(),
+            next_conn: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -50,59 +121,94 @@ impl<S: QueueStore> Service<S> {
         &self.store
     }
 
-    async fn answer(&self, session: &Mutex<ServerSession>, request: Request) -> Response {
-        let lock = || {
-            session
-                .lock()
-                .map_err(|_| Response::error(ErrorCode::Internal, "session state lost"))
-        };
-        let checked = |check: fn(&ServerSession) -> Result<(), Response>| -> Result<(), Response> {
-            check(&*lock()?)
-        };
+    fn admitted(&self, fingerprint: &[u8; 32]) -> bool {
+        self.policy.allowlist.is_empty() || self.policy.allowlist.contains(fingerprint)
+    }
+
+    /// Answer one request of a connection.
+    async fn answer(
+        &self,
+        session: &Mutex<ServerSession>,
+        conn: &Listener,
+        request: Request,
+    ) -> Response {
+        let lock = || session.lock().unwrap_or_else(|p| p.into_inner());
         match request {
-            Request::Hello { versions } => match lock() {
-                Ok(mut s) => s.hello(&versions),
-                Err(e) => e,
-            },
+            Request::Hello { versions } => lock().hello(&versions),
             Request::Login {
                 public_key,
                 signature,
-            } => match lock() {
-                Ok(mut s) => s.login(&public_key, &signature),
-                Err(e) => e,
-            },
-            Request::Send { envelope } => {
-                if let Err(refusal) = checked(ServerSession::require_any_login) {
+            } => {
+                let response = lock().login(&public_key, &signature, &self.dummy_key, |fp| {
+                    self.admitted(fp)
+                });
+                if let Response::LoggedIn { fingerprint } = &response {
+                    let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+                    let entry = listeners.entry(*fingerprint).or_default();
+                    if !entry.iter().any(|(id, _)| *id == conn.0) {
+                        entry.push(conn.clone());
+                        self.metrics.logged_in.inc();
+                    }
+                }
+                response
+            }
+            Request::Send {
+                sender,
+                recipient,
+                id,
+                envelope,
+            } => {
+                if let Err(refusal) = lock().require_login(&sender) {
                     return refusal;
                 }
-                if envelope.len() > self.max_envelope_bytes {
+                if envelope.len() > self.policy.max_envelope_bytes {
                     return Response::error(
                         ErrorCode::TooLarge,
                         format!(
                             "envelope of {} bytes exceeds this mailbox's limit of {} bytes",
                             envelope.len(),
-                            self.max_envelope_bytes
+                            self.policy.max_envelope_bytes
                         ),
                     );
                 }
-                let header = match crypto::EnvelopeHeader::parse(&envelope) {
-                    Ok(h) => h,
-                    Err(e) => return Response::error(ErrorCode::BadEnvelope, e.to_string()),
+                if let Err(refusal) = protocol::check_send(&recipient, &id, &envelope) {
+                    return refusal;
+                }
+                let allowed = self
+                    .senders
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .allow(&sender, Instant::now());
+                if !allowed {
+                    return Response::error(
+                        ErrorCode::RateLimited,
+                        "this identity is sending too fast; retry in a moment",
+                    );
+                }
+                let incoming = Incoming {
+                    recipient,
+                    id,
+                    envelope,
+                    now_ms: now_ms(),
                 };
-                match self
-                    .store
-                    .store(header.recipient.0, header.id.0, envelope)
-                    .await
-                {
-                    Ok(stored) => {
-                        if stored == Stored::New {
-                            self.counters.stored.fetch_add(1, Ordering::Relaxed);
-                        }
+                match self.store.store(incoming, self.policy.quota).await {
+                    Ok(Stored::New) => {
+                        self.metrics.stored.inc();
+                        self.metrics.record(1, 0);
+                        self.push(&recipient);
                         Response::Stored {
-                            id: header.id.0,
-                            duplicate: stored == Stored::Duplicate,
+                            id,
+                            duplicate: false,
                         }
                     }
+                    Ok(Stored::Duplicate) => Response::Stored {
+                        id,
+                        duplicate: true,
+                    },
+                    Ok(Stored::OverQuota) => Response::error(
+                        ErrorCode::Quota,
+                        "the recipient's mailbox is full; try again after they catch up",
+                    ),
                     Err(e) => {
                         warn!(error = %e, "store failed");
                         Response::error(
@@ -116,17 +222,12 @@ impl<S: QueueStore> Service<S> {
                 recipient,
                 max_count,
             } => {
-                if let Err(refusal) = lock().and_then(|s| s.require_login(&recipient)) {
+                if let Err(refusal) = lock().require_login(&recipient) {
                     return refusal;
                 }
                 let max = max_count.clamp(1, MAX_BATCH_COUNT) as usize;
                 match self.store.pull(&recipient, max, MAX_BATCH_BYTES) {
-                    Ok((envelopes, more)) => {
-                        self.counters
-                            .pulled
-                            .fetch_add(envelopes.len() as u64, Ordering::Relaxed);
-                        Response::Batch { envelopes, more }
-                    }
+                    Ok((envelopes, more)) => Response::Batch { envelopes, more },
                     Err(e) => {
                         warn!(error = %e, "pull failed");
                         Response::error(ErrorCode::Internal, "the mailbox could not read the queue")
@@ -134,11 +235,17 @@ impl<S: QueueStore> Service<S> {
                 }
             }
             Request::Ack { recipient, ids } => {
-                if let Err(refusal) = lock().and_then(|s| s.require_login(&recipient)) {
+                if let Err(refusal) = lock().require_login(&recipient) {
                     return refusal;
                 }
                 match self.store.ack(recipient, ids).await {
-                    Ok(deleted) => Response::Acked { deleted },
+                    Ok(deleted) => {
+                        self.metrics.delivered.inc_by(deleted);
+                        self.metrics.record(0, deleted);
+                        Response::Acked {
+                            deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
+                        }
+                    }
                     Err(e) => {
                         warn!(error = %e, "ack failed");
                         Response::error(
@@ -150,24 +257,107 @@ impl<S: QueueStore> Service<S> {
             }
         }
     }
+
+    /// Tell every connection where `recipient` is logged in that envelopes arrived.
+    fn push(&self, recipient: &[u8; 32]) {
+        let conns: Vec<quinn::Connection> = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(recipient)
+            .map(|v| v.iter().map(|(_, c)| c.clone()).collect())
+            .unwrap_or_default();
+        if conns.is_empty() {
+            return;
+        }
+        let frame = protocol::encode(&Event::Arrived {
+            recipient: *recipient,
+        });
+        for conn in conns {
+            let frame = frame.clone();
+            tokio::spawn(async move {
+                if let Ok(mut stream) = conn.open_uni().await
+                    && stream.write_all(&frame).await.is_ok()
+                {
+                    let _ = stream.finish();
+                }
+            });
+        }
+    }
+
+    fn forget(&self, conn: ConnId) {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        let mut removed = 0;
+        listeners.retain(|_, conns| {
+            let before = conns.len();
+            conns.retain(|(id, _)| *id != conn);
+            removed += before - conns.len();
+            !conns.is_empty()
+        });
+        self.metrics
+            .logged_in
+            .dec_by(i64::try_from(removed).unwrap_or(0));
+    }
+
+    /// Stop accepting requests (new streams are refused; in-flight ones finish).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> u64 {
+        self.metrics.in_flight.load(Ordering::SeqCst)
+    }
 }
 
 /// Accept connections until the endpoint is closed.
 pub async fn serve<S: QueueStore>(endpoint: quinn::Endpoint, service: Arc<Service<S>>) {
     while let Some(incoming) = endpoint.accept().await {
+        let ip = incoming.remote_address().ip();
+        let admitted = {
+            let mut per = service
+                .per_address
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let n = per.entry(ip).or_default();
+            if *n >= service.policy.max_connections_per_address
+                || service.stopping.load(Ordering::SeqCst)
+            {
+                false
+            } else {
+                *n += 1;
+                true
+            }
+        };
+        if !admitted {
+            debug!(%ip, "too many connections from this address");
+            service.metrics.refuse(ErrorCode::RateLimited);
+            incoming.refuse();
+            continue;
+        }
         let service = service.clone();
         tokio::spawn(async move {
             match incoming.await {
                 Ok(conn) => {
-                    service.counters.connections.fetch_add(1, Ordering::Relaxed);
-                    let remote = conn.remote_address();
-                    debug!(%remote, "connection");
-                    if let Err(e) = connection(conn, &service).await {
-                        debug!(%remote, error = %e, "connection ended");
+                    service.metrics.connections.inc();
+                    let id = service.next_conn.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = connection(conn.clone(), id, ip, &service).await {
+                        debug!(%ip, error = %e, "connection ended");
                     }
-                    service.counters.connections.fetch_sub(1, Ordering::Relaxed);
+                    service.forget(id);
+                    service.metrics.connections.dec();
                 }
                 Err(e) => debug!(error = %e, "handshake failed"),
+            }
+            let mut per = service
+                .per_address
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = per.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    per.remove(&ip);
+                }
             }
         });
     }
@@ -176,6 +366,8 @@ pub async fn serve<S: QueueStore>(endpoint: quinn::Endpoint, service: Arc<Servic
 
 async fn connection<S: QueueStore>(
     conn: quinn::Connection,
+    id: ConnId,
+    ip: IpAddr,
     service: &Arc<Service<S>>,
 ) -> Result<(), quinn::ConnectionError> {
     let mut exporter = [0u8; CHALLENGE_LEN];
@@ -189,31 +381,55 @@ async fn connection<S: QueueStore>(
     let mut challenge = [0u8; CHALLENGE_LEN];
     rand::rng().fill_bytes(&mut challenge);
     let session = Arc::new(Mutex::new(ServerSession::new(challenge, exporter)));
+    let handle = (id, conn.clone());
     loop {
         let (mut send, mut recv) = conn.accept_bi().await?;
         let service = service.clone();
         let session = session.clone();
+        let handle = handle.clone();
+        service.metrics.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let response = match recv.read_to_end(MAX_FRAME + 4).await {
-                Ok(bytes) => match protocol::decode_request(&bytes) {
-                    Ok(request) => service.answer(&session, request).await,
-                    Err(e) => e.response(),
-                },
-                Err(quinn::ReadToEndError::TooLong) => Response::error(
-                    ErrorCode::TooLarge,
-                    format!("frames are at most {MAX_FRAME} bytes"),
-                ),
-                Err(e) => {
-                    debug!(error = %e, "stream read failed");
-                    return;
+            let response = if service.stopping.load(Ordering::SeqCst) {
+                Response::error(
+                    ErrorCode::Internal,
+                    "the mailbox is shutting down; retry shortly",
+                )
+            } else if !service
+                .addresses
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .allow(&ip, Instant::now())
+            {
+                Response::error(
+                    ErrorCode::RateLimited,
+                    "too many requests from this address; slow down",
+                )
+            } else {
+                match recv.read_to_end(MAX_FRAME + 4).await {
+                    Ok(bytes) => match protocol::decode_request(&bytes) {
+                        Ok(request) => service.answer(&session, &handle, request).await,
+                        Err(e) => e.response(),
+                    },
+                    Err(quinn::ReadToEndError::TooLong) => Response::error(
+                        ErrorCode::TooLarge,
+                        format!("frames are at most {MAX_FRAME} bytes"),
+                    ),
+                    Err(e) => {
+                        debug!(error = %e, "stream read failed");
+                        service.metrics.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
                 }
             };
-            if matches!(response, Response::Error { .. }) {
-                service.counters.refused.fetch_add(1, Ordering::Relaxed);
+            if let Response::Error { code, .. } = &response {
+                service.metrics.refuse(*code);
             }
             if send.write_all(&protocol::encode(&response)).await.is_ok() {
                 let _ = send.finish();
+                // Let the answer reach the peer before the stream is dropped.
+                let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
             }
+            service.metrics.in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }

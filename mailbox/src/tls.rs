@@ -78,7 +78,11 @@ impl ServerIdentity {
     }
 
     /// The QUIC server configuration.
-    pub fn server_config(&self, max_streams: u32) -> Result<quinn::ServerConfig, TlsError> {
+    pub fn server_config(
+        &self,
+        max_streams: u32,
+        idle_timeout: std::time::Duration,
+    ) -> Result<quinn::ServerConfig, TlsError> {
         let mut tls = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_no_client_auth()
@@ -94,7 +98,7 @@ impl ServerIdentity {
         transport.max_concurrent_bidi_streams(max_streams.into());
         transport.max_concurrent_uni_streams(0u32.into());
         transport.max_idle_timeout(Some(
-            quinn::IdleTimeout::try_from(std::time::Duration::from_secs(60))
+            quinn::IdleTimeout::try_from(idle_timeout)
                 .map_err(|e| TlsError::Quic(e.to_string()))?,
         ));
         config.transport_config(Arc::new(transport));

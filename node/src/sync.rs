@@ -119,9 +119,11 @@ async fn session(
             s.last_error = None;
             s.last_sync_ms = Some(now_ms());
         });
+        // The mailbox pushes arrivals; the interval is only a safety net.
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = node.wake.notified() => {}
+            event = client.next_event() => { event?; }
         }
     }
 }
@@ -159,7 +161,22 @@ async fn drain_outbox(node: &Arc<Node>, client: &Client) -> Result<(), ClientErr
         let Ok(envelope) = hex::decode(&item.envelope) else {
             continue;
         };
-        match client.send(envelope).await {
+        let Some(sender) = node
+            .identity(&item.identity)
+            .ok()
+            .map(|i| i.fingerprint().0)
+        else {
+            // The identity was deleted: its queued messages cannot be sent any more.
+            let n = node.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut c = crate::store::Changes::default();
+                c.delete(key);
+                n.store().apply(c)
+            })
+            .await;
+            continue;
+        };
+        match client.send(sender, envelope).await {
             Ok(_) => {
                 let n = node.clone();
                 let _ =

@@ -161,11 +161,12 @@ impl Node {
     /// Start a node with `data_dir`, using the mailbox at `mailbox` (host:port[#fp]).
     pub fn start(data_dir: &Path, mailbox: &str) -> anyhow::Result<Self> {
         let mut cmd = Command::new(binary("node")?);
-        cmd.arg("run")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--mailbox", mailbox])
-            .env("NODE_PULL_INTERVAL", "200ms");
+        cmd.arg("run").arg("--data-dir").arg(data_dir).args([
+            "--listen",
+            "127.0.0.1:0",
+            "--mailbox",
+            mailbox,
+        ]);
         let mut proc = Proc::spawn(cmd)?;
         let url = proc.expect_line("node UI at ", Duration::from_secs(20))?;
         Ok(Self {

@@ -9,6 +9,10 @@
 //! scripts, so a strict Content-Security-Policy (`default-src 'none';
 //! style-src 'self'; form-action 'self'`) works.
 //!
+//! The mailbox dashboard reloads itself every few seconds with
+//! `<meta http-equiv="refresh">` and draws its traffic chart as inline SVG
+//! rendered on the server (themed by classes in the stylesheet).
+//!
 //! All user-supplied text (message bodies, identity and contact names, error
 //! messages) is inserted as text or attribute values, which Leptos escapes.
 
@@ -92,22 +96,50 @@ pub struct NodePage {
 /// Everything the mailbox's monitoring dashboard shows.
 #[derive(Clone, Debug, Default)]
 pub struct DashboardPage {
-    /// The address the mailbox listens on.
+    /// The QUIC address the mailbox listens on.
     pub listen: String,
-    /// The fingerprint of the mailbox's TLS certificate.
+    /// The SHA-256 fingerprint of the mailbox's TLS certificate, 64 hex digits
+    /// (shown grouped by four).
     pub fingerprint: String,
     /// Preformatted uptime, e.g. `"3h 12m"`.
     pub uptime: String,
     /// Currently connected nodes.
     pub connections: u64,
+    /// Currently logged-in identities, across all connections.
+    pub logged_in: u64,
     /// Envelopes waiting to be pulled.
     pub queued_envelopes: u64,
-    /// Total size of the queued envelopes.
+    /// Total size of the queued envelopes, in bytes.
     pub queued_bytes: u64,
     /// Envelopes stored since start.
     pub stored_total: u64,
-    /// Envelopes pulled since start.
-    pub pulled_total: u64,
+    /// Envelopes acknowledged (delivered) since start.
+    pub delivered_total: u64,
+    /// Envelopes deleted by retention since start.
+    pub expired_total: u64,
+    /// Refused requests since start by reason code, e.g. `("quota", 3)`, in
+    /// the order given; may be empty.
+    pub refused: Vec<(String, u64)>,
+    /// The retention period, preformatted, e.g. `"7days"`.
+    pub retention: String,
+    /// The time and outcome of the last retention run, preformatted, e.g.
+    /// `"2026-11-25 21:40:00 UTC (3 expired)"`; `None` if it has not run yet.
+    pub last_retention_run: Option<String>,
+    /// Traffic, one point per second, oldest first; typically the last 300
+    /// seconds.
+    pub series: Vec<RatePoint>,
+    /// Recent log lines, oldest first: plain text, already free of secrets
+    /// (escaped like all text).
+    pub log_lines: Vec<String>,
+}
+
+/// The mailbox's traffic during one second, a point of the dashboard chart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RatePoint {
+    /// SEND requests received (envelopes submitted) during the second.
+    pub sends: u64,
+    /// Envelopes delivered (acknowledged) during the second.
+    pub deliveries: u64,
 }
 
 /// Percent-encodes `value` for use as a URL query value: everything except
@@ -140,6 +172,17 @@ pub(crate) fn escape_text(text: &str) -> String {
         }
     }
     out
+}
+
+/// A fingerprint grouped by four hex digits: `"a1b2 c3d4 ..."` (whitespace
+/// already in it is ignored).
+pub(crate) fn group_fingerprint(fingerprint: &str) -> String {
+    let digits: Vec<char> = fingerprint.chars().filter(|c| !c.is_whitespace()).collect();
+    digits
+        .chunks(4)
+        .map(|chunk| chunk.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Formats a byte count for humans, e.g. `1536` → `"1.5 KiB"`.

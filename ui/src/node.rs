@@ -3,7 +3,10 @@
 use leptos::prelude::*;
 
 use crate::document::render_document;
-use crate::{ContactItem, IdentityItem, MessageItem, NodePage, encode_query_value, escape_text};
+use crate::{
+    ContactItem, IdentityItem, MessageItem, NodePage, encode_query_value, escape_text,
+    group_fingerprint,
+};
 
 /// The HTML `pattern` for identity ids and contact names, equivalent to
 /// `[A-Za-z0-9._-]{1,64}`. The `-` is escaped because browsers compile
@@ -19,7 +22,7 @@ pub fn node_page(page: &NodePage) -> String {
         Some(contact) => format!("Chat with {contact} · Secure Messenger"),
         None => "Secure Messenger".to_owned(),
     };
-    render_document(title, "node", move || node_body(page))
+    render_document(title, "node", None, move || node_body(page))
 }
 
 fn node_body(page: NodePage) -> impl IntoView {
@@ -126,16 +129,6 @@ fn short_fingerprint(fingerprint: &str) -> String {
         .take(16)
         .collect();
     group_fingerprint(&short)
-}
-
-/// A fingerprint grouped by four hex digits: `"a1b2 c3d4 ..."`.
-fn group_fingerprint(fingerprint: &str) -> String {
-    let digits: Vec<char> = fingerprint.chars().filter(|c| !c.is_whitespace()).collect();
-    digits
-        .chunks(4)
-        .map(|chunk| chunk.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn identities_section(identities: Vec<IdentityItem>, active: Option<String>) -> impl IntoView {
@@ -554,6 +547,8 @@ mod tests {
         assert!(html.contains("<title>Chat with bob · Secure Messenger</title>"));
         assert!(html.contains("Secure Messenger"));
         assert!(html.ends_with("</html>"));
+        // Only the dashboard refreshes itself; here it would lose typed text.
+        assert!(!html.contains("http-equiv"), "{html}");
     }
 
     #[test]
