@@ -220,11 +220,17 @@ impl Client {
 
     /// Send one request on a new stream and read its answer.
     pub async fn request(&self, request: &Request) -> Result<Response, ClientError> {
+        self.request_raw(&[&protocol::encode(request)]).await
+    }
+
+    /// Write `chunks` on a new stream, one write each (a frame split across packets, or
+    /// bytes that are no frame at all: for tests of the server), and read the answer.
+    pub async fn request_raw(&self, chunks: &[&[u8]]) -> Result<Response, ClientError> {
         let lost = |e: &dyn std::fmt::Display| ClientError::Connection(e.to_string());
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(&e))?;
-        send.write_all(&protocol::encode(request))
-            .await
-            .map_err(|e| lost(&e))?;
+        for chunk in chunks {
+            send.write_all(chunk).await.map_err(|e| lost(&e))?;
+        }
         send.finish().map_err(|e| lost(&e))?;
         let bytes = recv
             .read_to_end(MAX_FRAME + 4)

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -387,36 +387,43 @@ async fn connection<S: QueueStore>(
         let service = service.clone();
         let session = session.clone();
         let handle = handle.clone();
-        service.metrics.in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let response = if service.stopping.load(Ordering::SeqCst) {
-                Response::error(
-                    ErrorCode::Internal,
-                    "the mailbox is shutting down; retry shortly",
-                )
-            } else if !service
+            // Counted as in flight from when the whole request is here until its answer is
+            // written: a client that never finishes sending cannot hold up a shutdown.
+            let mut guard = None;
+            let allowed = service
                 .addresses
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .allow(&ip, Instant::now())
-            {
+                .allow(&ip, Instant::now());
+            let response = if !allowed {
                 Response::error(
                     ErrorCode::RateLimited,
                     "too many requests from this address; slow down",
                 )
             } else {
                 match recv.read_to_end(MAX_FRAME + 4).await {
-                    Ok(bytes) => match protocol::decode_request(&bytes) {
-                        Ok(request) => service.answer(&session, &handle, request).await,
-                        Err(e) => e.response(),
-                    },
+                    Ok(bytes) => {
+                        let counted = InFlight::enter(&service.metrics.in_flight);
+                        if service.stopping.load(Ordering::SeqCst) {
+                            Response::error(
+                                ErrorCode::Internal,
+                                "the mailbox is shutting down; retry shortly",
+                            )
+                        } else {
+                            guard = Some(counted);
+                            match protocol::decode_request(&bytes) {
+                                Ok(request) => service.answer(&session, &handle, request).await,
+                                Err(e) => e.response(),
+                            }
+                        }
+                    }
                     Err(quinn::ReadToEndError::TooLong) => Response::error(
                         ErrorCode::TooLarge,
                         format!("frames are at most {MAX_FRAME} bytes"),
                     ),
                     Err(e) => {
                         debug!(error = %e, "stream read failed");
-                        service.metrics.in_flight.fetch_sub(1, Ordering::SeqCst);
                         return;
                     }
                 }
@@ -424,12 +431,31 @@ async fn connection<S: QueueStore>(
             if let Response::Error { code, .. } = &response {
                 service.metrics.refuse(*code);
             }
-            if send.write_all(&protocol::encode(&response)).await.is_ok() {
+            let written = send.write_all(&protocol::encode(&response)).await.is_ok();
+            if written {
                 let _ = send.finish();
+            }
+            drop(guard);
+            if written {
                 // Let the answer reach the peer before the stream is dropped.
                 let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
             }
-            service.metrics.in_flight.fetch_sub(1, Ordering::SeqCst);
         });
+    }
+}
+
+/// Counts one request in flight while it lives.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod mailbox;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};

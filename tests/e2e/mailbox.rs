@@ -1,0 +1,956 @@
+//! The mailbox on its own: the real binary on ephemeral ports, spoken to over real QUIC with
+//! the client nodes use (and raw frames where the client cannot misbehave enough). Each test
+//! has its own data directory and its own mailbox process.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use crypto::rand::{Rng as _, RngExt as _, SeedableRng as _};
+use crypto::{EnvelopeHeader, Identity};
+use mailbox::client::{Client, ClientError};
+use mailbox::protocol::{self, ErrorCode, Event, MAX_BATCH_COUNT, Request, Response, VERSIONS};
+use tests::{
+    Mailbox, RawConnection, eventually, identities, login, login_proof, seal_text, seal_texts,
+};
+use tokio::time::timeout;
+
+/// Generous bound on anything that should be quick.
+const WAIT: Duration = Duration::from_secs(10);
+
+fn fp(identity: &Identity) -> [u8; 32] {
+    identity.fingerprint().0
+}
+
+/// The message id in an envelope's clear header.
+#[track_caller]
+fn id_of(envelope: &[u8]) -> [u8; 16] {
+    EnvelopeHeader::parse(envelope)
+        .expect("an envelope header")
+        .id
+        .0
+}
+
+fn ids_of(envelopes: &[Vec<u8>]) -> Vec<[u8; 16]> {
+    envelopes.iter().map(|e| id_of(e)).collect()
+}
+
+/// The refusal a request met (code and message); panics with what happened instead.
+#[track_caller]
+fn refusal<T: Debug>(result: Result<T, ClientError>) -> (ErrorCode, String) {
+    match result {
+        Err(ClientError::Refused { code, message }) => (code, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Assert the request was refused with `code`; returns the refusal's message.
+#[track_caller]
+fn assert_refused<T: Debug>(result: Result<T, ClientError>, code: ErrorCode) -> String {
+    let (got, message) = refusal(result);
+    assert_eq!(got, code, "refused with another code: {message}");
+    message
+}
+
+/// Pull and acknowledge everything queued for `recipient`, oldest first.
+async fn drain(client: &Client, recipient: [u8; 32]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut all = Vec::new();
+    loop {
+        let (batch, more) = client.pull(recipient, MAX_BATCH_COUNT).await?;
+        let ids = ids_of(&batch);
+        let deleted = client.ack(recipient, ids.clone()).await?;
+        assert_eq!(
+            deleted as usize,
+            ids.len(),
+            "every pulled envelope is acked"
+        );
+        all.extend(batch);
+        if !more {
+            return Ok(all);
+        }
+    }
+}
+
+/// A SEND and a PULL on `client` (logged in as `from`) both succeed: the connection serves.
+async fn assert_serves(
+    client: &Client,
+    from: &Arc<Identity>,
+    to: &Arc<Identity>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let sealed = seal_text(from, to, what).await?;
+    assert!(
+        client
+            .send(fp(from), sealed.bytes)
+            .await
+            .context(what.to_owned())?,
+        "{what}: stored as new"
+    );
+    client
+        .pull(fp(from), 1)
+        .await
+        .with_context(|| format!("{what}: pull"))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_login_proof_replayed_on_another_connection_is_refused() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    let [alice] = identities().await?;
+    let first = mailbox.connect().await?;
+    let second = mailbox.connect().await?;
+    let proof = login_proof(&first, &alice).await?;
+
+    let replayed = second.login(alice.public_key().der(), proof.clone()).await;
+    assert_refused(replayed, ErrorCode::LoginFailed);
+    assert_refused(second.pull(fp(&alice), 10).await, ErrorCode::NotLoggedIn);
+
+    // Nor does a key that is not a key.
+    let garbage = second
+        .login(b"not a key", login_proof(&second, &alice).await?)
+        .await;
+    assert_refused(garbage, ErrorCode::LoginFailed);
+
+    // The proof is good where it was made.
+    assert_eq!(
+        first.login(alice.public_key().der(), proof).await?,
+        fp(&alice)
+    );
+    first.pull(fp(&alice), 10).await?;
+    // And the second connection can log in with its own proof.
+    login(&second, &alice).await?;
+    second.pull(fp(&alice), 10).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unsupported_protocol_version_is_refused_naming_the_servers() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    // The client always says Hello with the versions it speaks; a raw connection chooses.
+    let raw = RawConnection::connect(&mailbox).await?;
+
+    match raw
+        .request(&Request::Pull {
+            recipient: [1; 32],
+            max_count: 1,
+        })
+        .await?
+    {
+        Response::Error { code, .. } => assert_eq!(code, ErrorCode::HelloFirst),
+        other => panic!("a PULL before Hello was answered {other:?}"),
+    }
+    match raw.request(&Request::Hello { versions: vec![99] }).await? {
+        Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::UnsupportedVersion, "{message}");
+            assert!(
+                message.contains(&format!("{VERSIONS:?}")),
+                "the refusal names the versions the server speaks: {message}"
+            );
+        }
+        other => panic!("Hello with version 99 was answered {other:?}"),
+    }
+    // The connection may try again with a version in common.
+    match raw
+        .request(&Request::Hello {
+            versions: vec![99, VERSIONS[0]],
+        })
+        .await?
+    {
+        Response::Welcome { version, .. } => assert_eq!(version, VERSIONS[0]),
+        other => panic!("Hello with a common version was answered {other:?}"),
+    }
+    raw.close().await;
+
+    // A second Hello on a connection that already said it is refused too.
+    let client = mailbox.connect().await?;
+    let again = client
+        .request(&Request::Hello {
+            versions: VERSIONS.to_vec(),
+        })
+        .await?;
+    assert!(
+        matches!(
+            again,
+            Response::Error {
+                code: ErrorCode::HelloFirst,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_frame_type_is_refused_and_the_connection_keeps_working() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    let [alice, bob] = identities().await?;
+    let client = mailbox.connect_as(&[&alice]).await?;
+
+    // Length 1, frame type 42.
+    match client.request_raw(&[&[0, 0, 0, 1, 42]]).await? {
+        Response::Error { code, message } => {
+            assert_eq!(code, ErrorCode::UnknownFrame, "{message}");
+            assert!(message.contains("42"), "{message}");
+        }
+        other => panic!("frame type 42 was answered {other:?}"),
+    }
+    assert_serves(&client, &alice, &bob, "after an unknown frame").await
+}
+
+#[tokio::test]
+async fn another_identitys_queue_is_out_of_reach() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    let [alice, bob, carol] = identities().await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    let for_carol = seal_texts(&alice, &carol, vec!["one".into(), "two".into()]).await?;
+    for sealed in &for_carol {
+        assert!(sender.send(fp(&alice), sealed.bytes.clone()).await?);
+    }
+    let carols_ids: Vec<[u8; 16]> = for_carol.iter().map(|s| s.header.id.0).collect();
+
+    let intruder = mailbox.connect_as(&[&bob]).await?;
+    assert_refused(intruder.pull(fp(&carol), 10).await, ErrorCode::NotLoggedIn);
+    assert_refused(
+        intruder.ack(fp(&carol), carols_ids.clone()).await,
+        ErrorCode::NotLoggedIn,
+    );
+    // Nor send as carol (rate limits and accounting are per sender).
+    let as_carol = seal_text(&carol, &alice, "not from carol").await?;
+    assert_refused(
+        intruder.send(fp(&carol), as_carol.bytes).await,
+        ErrorCode::NotLoggedIn,
+    );
+    // Carol's ids acknowledged as if they were bob's: nothing is deleted.
+    assert_eq!(intruder.ack(fp(&bob), carols_ids.clone()).await?, 0);
+    assert_eq!(intruder.pull(fp(&bob), 10).await?, (vec![], false));
+
+    let carol_client = mailbox.connect_as(&[&carol]).await?;
+    let (envelopes, more) = carol_client.pull(fp(&carol), 10).await?;
+    assert!(!more);
+    assert_eq!(ids_of(&envelopes), carols_ids, "carol still has both");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_resent_envelope_is_stored_and_delivered_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    let [alice, bob] = identities().await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    let sealed = seal_text(&alice, &bob, "only once").await?;
+
+    assert!(sender.send(fp(&alice), sealed.bytes.clone()).await?, "new");
+    assert!(
+        !sender.send(fp(&alice), sealed.bytes.clone()).await?,
+        "the retry is a duplicate"
+    );
+    // Also from another connection.
+    let other = mailbox.connect_as(&[&alice]).await?;
+    assert!(!other.send(fp(&alice), sealed.bytes.clone()).await?);
+
+    let receiver = mailbox.connect_as(&[&bob]).await?;
+    let (envelopes, more) = receiver.pull(fp(&bob), 10).await?;
+    assert_eq!(envelopes, vec![sealed.bytes.clone()], "exactly one copy");
+    assert!(!more);
+    assert_eq!(receiver.ack(fp(&bob), vec![sealed.header.id.0]).await?, 1);
+
+    // After delivery, a late retry is still recognised and does not come back.
+    assert!(!sender.send(fp(&alice), sealed.bytes.clone()).await?);
+    assert_eq!(receiver.pull(fp(&bob), 10).await?, (vec![], false));
+    Ok(())
+}
+
+#[tokio::test]
+async fn pulls_come_in_bounded_batches_oldest_first() -> anyhow::Result<()> {
+    const COUNT: usize = 300;
+    let dir = tempfile::tempdir()?;
+    // The default burst (200 SENDs) is below what this test sends at once.
+    let mailbox = Mailbox::start_with(dir.path(), &[("MAILBOX_RATE_BURST", "1000")], &[])?;
+    let [alice, bob] = identities().await?;
+    let texts = (0..COUNT).map(|i| format!("message {i}")).collect();
+    let sealed = seal_texts(&alice, &bob, texts).await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    for s in &sealed {
+        assert!(sender.send(fp(&alice), s.bytes.clone()).await?);
+    }
+    let sent_ids: Vec<[u8; 16]> = sealed.iter().map(|s| s.header.id.0).collect();
+
+    let receiver = mailbox.connect_as(&[&bob]).await?;
+    let (first, more) = receiver.pull(fp(&bob), 256).await?;
+    assert!(
+        !first.is_empty() && first.len() <= 256,
+        "{} in the first batch",
+        first.len()
+    );
+    assert!(more, "more are queued");
+    assert_eq!(ids_of(&first), sent_ids[..first.len()], "oldest first");
+    // Asking for more than the server's cap gets the cap at most.
+    let (capped, more) = receiver.pull(fp(&bob), u32::MAX).await?;
+    assert!(capped.len() <= MAX_BATCH_COUNT as usize && more);
+
+    let all = drain(&receiver, fp(&bob)).await?;
+    assert_eq!(all.len(), COUNT);
+    assert_eq!(
+        ids_of(&all),
+        sent_ids,
+        "every envelope once, in sending order"
+    );
+    assert_eq!(receiver.pull(fp(&bob), 256).await?, (vec![], false));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_arrival_is_pushed_to_a_connected_recipient() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    let [alice, bob] = identities().await?;
+    let receiver = mailbox.connect_as(&[&bob]).await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    let sealed = seal_text(&alice, &bob, "ping").await?;
+
+    // Bob only waits: no pull.
+    let (event, sent) = tokio::join!(
+        timeout(Duration::from_secs(5), receiver.next_event()),
+        sender.send(fp(&alice), sealed.bytes.clone()),
+    );
+    assert!(sent?);
+    let event = event.context("no push within 5 s")??;
+    assert_eq!(
+        event,
+        Event::Arrived {
+            recipient: fp(&bob)
+        }
+    );
+    assert_eq!(
+        receiver.pull(fp(&bob), 10).await?,
+        (vec![sealed.bytes], false)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_until_the_recipient_catches_up() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start_with(dir.path(), &[("MAILBOX_QUOTA_ENVELOPES", "3")], &[])?;
+    let [alice, bob] = identities().await?;
+    let texts = (1..=5).map(|i| format!("number {i}")).collect();
+    let sealed = seal_texts(&alice, &bob, texts).await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    for s in &sealed[..3] {
+        assert!(sender.send(fp(&alice), s.bytes.clone()).await?);
+    }
+    assert_refused(
+        sender.send(fp(&alice), sealed[3].bytes.clone()).await,
+        ErrorCode::Quota,
+    );
+    // A retry of an envelope already queued is still a success (a duplicate), full or not.
+    assert!(!sender.send(fp(&alice), sealed[2].bytes.clone()).await?);
+
+    let receiver = mailbox.connect_as(&[&bob]).await?;
+    assert_eq!(
+        receiver.ack(fp(&bob), vec![sealed[0].header.id.0]).await?,
+        1
+    );
+    assert!(
+        sender.send(fp(&alice), sealed[3].bytes.clone()).await?,
+        "room again: the refused envelope is stored as new"
+    );
+    assert_refused(
+        sender.send(fp(&alice), sealed[4].bytes.clone()).await,
+        ErrorCode::Quota,
+    );
+    let (queued, _) = receiver.pull(fp(&bob), 10).await?;
+    assert_eq!(
+        ids_of(&queued),
+        [1, 2, 3].map(|i| sealed[i].header.id.0).to_vec()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_sender_over_its_rate_is_refused_and_others_are_not() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start_with(
+        dir.path(),
+        &[
+            ("MAILBOX_RATE_PER_SECOND", "0.5"),
+            ("MAILBOX_RATE_BURST", "2"),
+        ],
+        &[],
+    )?;
+    let [alice, bob] = identities().await?;
+    let texts = (1..=3).map(|i| format!("quick {i}")).collect();
+    let sealed = seal_texts(&alice, &bob, texts).await?;
+    let to_alice = seal_text(&bob, &alice, "unrelated").await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    let other = mailbox.connect_as(&[&bob]).await?;
+
+    assert!(sender.send(fp(&alice), sealed[0].bytes.clone()).await?);
+    assert!(sender.send(fp(&alice), sealed[1].bytes.clone()).await?);
+    assert_refused(
+        sender.send(fp(&alice), sealed[2].bytes.clone()).await,
+        ErrorCode::RateLimited,
+    );
+    // The limit is per identity.
+    assert!(other.send(fp(&bob), to_alice.bytes).await?);
+    // At 0.5 per second a token is back within about 2 s; the refused SEND then succeeds.
+    let retried = eventually(
+        WAIT,
+        "the rate-limited SEND to succeed on retry",
+        || async {
+            match sender.send(fp(&alice), sealed[2].bytes.clone()).await {
+                Ok(new) => Ok(Some(new)),
+                Err(ClientError::Refused {
+                    code: ErrorCode::RateLimited,
+                    ..
+                }) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok(None)
+                }
+                Err(e) => Err(e.into()),
+            }
+        },
+    )
+    .await?;
+    assert!(retried, "stored as new");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_oversized_envelope_is_refused_and_a_normal_one_is_not() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start_with(dir.path(), &[("MAILBOX_MAX_ENVELOPE_BYTES", "2000")], &[])?;
+    let [alice, bob] = identities().await?;
+    let big = seal_text(&alice, &bob, &"x".repeat(4000)).await?;
+    let small = seal_text(&alice, &bob, "fits").await?;
+    assert!(big.bytes.len() > 2000 && small.bytes.len() <= 2000);
+    let sender = mailbox.connect_as(&[&alice]).await?;
+
+    let message = assert_refused(
+        sender.send(fp(&alice), big.bytes.clone()).await,
+        ErrorCode::TooLarge,
+    );
+    assert!(message.contains("2000"), "names the limit: {message}");
+    assert!(sender.send(fp(&alice), small.bytes.clone()).await?);
+
+    let receiver = mailbox.connect_as(&[&bob]).await?;
+    assert_eq!(
+        receiver.pull(fp(&bob), 10).await?,
+        (vec![small.bytes], false)
+    );
+    Ok(())
+}
+
+/// The answer to bytes that are no valid frame: an error response of one of `codes`.
+#[track_caller]
+fn assert_error_among(answer: Result<Response, ClientError>, codes: &[ErrorCode], what: &str) {
+    match answer {
+        Ok(Response::Error { code, message }) => {
+            assert!(codes.contains(&code), "{what}: {code:?} ({message})");
+        }
+        other => panic!("{what}: answered {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_frames_and_garbage_datagrams_do_not_disturb_the_server() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    let [alice, bob] = identities().await?;
+    let client = mailbox.connect_as(&[&alice]).await?;
+    let mut rng = crypto::rand::rngs::StdRng::seed_from_u64(7);
+
+    // (a) A length prefix promising more than follows.
+    let hello = protocol::encode(&Request::Hello { versions: vec![1] });
+    let mut short = hello.clone();
+    short[3] = 100;
+    assert_error_among(
+        client.request_raw(&[&short]).await,
+        &[ErrorCode::Malformed],
+        "truncated frame",
+    );
+    assert_error_among(
+        client.request_raw(&[]).await,
+        &[ErrorCode::Malformed],
+        "empty stream",
+    );
+    assert_error_among(
+        client.request_raw(&[&[0, 0]]).await,
+        &[ErrorCode::Malformed],
+        "half a length prefix",
+    );
+    let doubled = [hello.as_slice(), &hello].concat();
+    assert_error_among(
+        client.request_raw(&[&doubled]).await,
+        &[ErrorCode::Malformed],
+        "two frames on one stream",
+    );
+    assert_serves(&client, &alice, &bob, "after truncated frames").await?;
+
+    // (b) Random bytes, and random payloads behind a correct length prefix.
+    for round in 0..20 {
+        let mut junk = vec![0u8; rng.random_range(1..2000)];
+        rng.fill_bytes(&mut junk);
+        assert_error_among(
+            client.request_raw(&[&junk]).await,
+            &[
+                ErrorCode::Malformed,
+                ErrorCode::TooLarge,
+                ErrorCode::UnknownFrame,
+            ],
+            &format!("random bytes, round {round}"),
+        );
+        let mut payload = vec![0u8; rng.random_range(1..500)];
+        rng.fill_bytes(&mut payload);
+        let framed = [&(payload.len() as u32).to_be_bytes()[..], &payload].concat();
+        let answer = client.request_raw(&[&framed]).await;
+        assert!(
+            answer.is_ok(),
+            "a framed random payload gets an answer (round {round}): {answer:?}"
+        );
+    }
+    assert_serves(&client, &alice, &bob, "after random bytes").await?;
+
+    // (c) A length prefix beyond the largest frame.
+    assert_error_among(
+        client.request_raw(&[&[0xff, 0xff, 0xff, 0xff]]).await,
+        &[ErrorCode::TooLarge],
+        "frame over MAX_FRAME",
+    );
+    assert_serves(&client, &alice, &bob, "after an oversized frame").await?;
+
+    // (d) A valid SEND written in two pieces is one frame.
+    let sealed = seal_text(&alice, &bob, "in two writes").await?;
+    let frame = protocol::encode(&Request::Send {
+        sender: fp(&alice),
+        recipient: fp(&bob),
+        id: sealed.header.id.0,
+        envelope: sealed.bytes.clone(),
+    });
+    let (head, tail) = frame.split_at(frame.len() / 3);
+    match client.request_raw(&[head, tail]).await? {
+        Response::Stored { id, duplicate } => {
+            assert_eq!(id, sealed.header.id.0);
+            assert!(!duplicate);
+        }
+        other => panic!("a SEND in two writes was answered {other:?}"),
+    }
+
+    // (e) A SEND whose fields do not match the envelope's clear header.
+    let misaddressed = seal_text(&alice, &bob, "misaddressed").await?;
+    let frame = protocol::encode(&Request::Send {
+        sender: fp(&alice),
+        recipient: fp(&alice),
+        id: misaddressed.header.id.0,
+        envelope: misaddressed.bytes.clone(),
+    });
+    assert_error_among(
+        client.request_raw(&[&frame]).await,
+        &[ErrorCode::BadEnvelope],
+        "SEND to another recipient than the envelope's",
+    );
+    let truncated = protocol::encode(&Request::Send {
+        sender: fp(&alice),
+        recipient: fp(&bob),
+        id: misaddressed.header.id.0,
+        envelope: misaddressed.bytes[..60].to_vec(),
+    });
+    assert_error_among(
+        client.request_raw(&[&truncated]).await,
+        &[ErrorCode::BadEnvelope],
+        "SEND of a truncated envelope",
+    );
+
+    // Garbage UDP datagrams at the QUIC port, some shaped like long-header QUIC packets.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let target = mailbox.socket_addr()?;
+    for i in 0..100 {
+        let mut datagram = vec![0u8; rng.random_range(1..1400)];
+        rng.fill_bytes(&mut datagram);
+        if i % 2 == 0 && datagram.len() > 5 {
+            // Long header, version 1: an Initial packet that will not decrypt.
+            datagram[0] = 0xc0 | (datagram[0] & 0x0f);
+            datagram[1..5].copy_from_slice(&1u32.to_be_bytes());
+        }
+        socket.send_to(&datagram, target).await?;
+    }
+    assert_serves(&client, &alice, &bob, "after garbage datagrams").await?;
+    let fresh = mailbox.connect_as(&[&bob]).await?;
+    let delivered = drain(&fresh, fp(&bob)).await?;
+    assert!(
+        ids_of(&delivered).contains(&sealed.header.id.0),
+        "the SEND written in two pieces was stored"
+    );
+    assert!(
+        !ids_of(&delivered).contains(&misaddressed.header.id.0),
+        "the refused SENDs stored nothing"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn retention_deletes_old_envelopes_and_counts_them() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start_with(
+        dir.path(),
+        &[
+            ("MAILBOX_RETENTION", "2s"),
+            ("MAILBOX_RETENTION_CHECK", "200ms"),
+        ],
+        &[],
+    )?;
+    let [alice, bob] = identities().await?;
+    let sealed = seal_text(&alice, &bob, "short-lived").await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    let receiver = mailbox.connect_as(&[&bob]).await?;
+    let sent_at = Instant::now();
+    assert!(sender.send(fp(&alice), sealed.bytes.clone()).await?);
+    assert_eq!(
+        receiver.pull(fp(&bob), 10).await?,
+        (vec![sealed.bytes.clone()], false),
+        "queued at first"
+    );
+
+    eventually(WAIT, "the envelope to expire", || async {
+        let (queued, _) = receiver.pull(fp(&bob), 10).await?;
+        Ok(queued.is_empty().then_some(()))
+    })
+    .await?;
+    let gone_after = sent_at.elapsed();
+    assert!(
+        gone_after >= Duration::from_millis(1900),
+        "expired after {gone_after:?}, before the 2 s retention period"
+    );
+    eventually(WAIT, "the expiry to be counted", || async {
+        Ok((mailbox.metric("mailbox_envelopes_expired_total").await? == Some(1.0)).then_some(()))
+    })
+    .await?;
+    assert_eq!(mailbox.metric("mailbox_queued_envelopes").await?, Some(0.0));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_sends_survive_kill_9_during_concurrent_sending() -> anyhow::Result<()> {
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 25;
+    const TOTAL: usize = TASKS * PER_TASK;
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start_with(dir.path(), &[("MAILBOX_RATE_BURST", "100000")], &[])?;
+    let [alice, bob] = identities().await?;
+    let texts = (0..TOTAL).map(|i| format!("durable {i}")).collect();
+    let sealed = seal_texts(&alice, &bob, texts).await?;
+    let sent: HashMap<[u8; 16], Vec<u8>> = sealed
+        .iter()
+        .map(|s| (s.header.id.0, s.bytes.clone()))
+        .collect();
+    // Connect and log in first, so that the window before the kill is all SENDs.
+    let mut clients = Vec::new();
+    for _ in 0..TASKS {
+        clients.push(mailbox.connect_as(&[&alice]).await?);
+    }
+
+    let acknowledged = Arc::new(Mutex::new(Vec::<[u8; 16]>::new()));
+    let killing = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for (client, chunk) in clients.into_iter().zip(sealed.chunks(PER_TASK)) {
+        let envelopes: Vec<Vec<u8>> = chunk.iter().map(|s| s.bytes.clone()).collect();
+        let (acknowledged, killing, failures) =
+            (acknowledged.clone(), killing.clone(), failures.clone());
+        let sender = fp(&alice);
+        tasks.push(tokio::spawn(async move {
+            for envelope in envelopes {
+                let id = id_of(&envelope);
+                match client.send(sender, envelope).await {
+                    Ok(true) => acknowledged.lock().unwrap().push(id),
+                    Ok(false) => failures.lock().unwrap().push("a duplicate".into()),
+                    Err(e) => {
+                        if !killing.load(Ordering::SeqCst) {
+                            failures.lock().unwrap().push(e.to_string());
+                        }
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+
+    let mut mailbox = mailbox;
+    let deadline = Instant::now() + WAIT;
+    while acknowledged.lock().unwrap().len() < TOTAL / 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    killing.store(true, Ordering::SeqCst);
+    mailbox.proc.kill();
+    let at_kill = acknowledged.lock().unwrap().len();
+    assert!(
+        at_kill >= TOTAL / 2,
+        "only {at_kill} SENDs answered in {WAIT:?}"
+    );
+    // Senders still waiting wait for a mailbox that is gone: stop them.
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let failures = failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "SENDs failed before the kill: {failures:?}"
+    );
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    println!(
+        "{at_kill} SENDs answered when the kill started, {} in all, of {TOTAL}",
+        acknowledged.len()
+    );
+
+    let again = mailbox.restart()?;
+    assert_eq!(again.fingerprint, mailbox.fingerprint, "same certificate");
+    let receiver = again.connect_as(&[&bob]).await?;
+    let delivered = drain(&receiver, fp(&bob)).await?;
+    println!("{} delivered after the restart", delivered.len());
+    let mut copies: HashMap<[u8; 16], usize> = HashMap::new();
+    for envelope in &delivered {
+        let id = id_of(envelope);
+        *copies.entry(id).or_default() += 1;
+        assert_eq!(
+            sent.get(&id),
+            Some(envelope),
+            "a delivered envelope is one that was sent, unchanged"
+        );
+    }
+    assert!(
+        copies.values().all(|&n| n == 1),
+        "an envelope was delivered twice"
+    );
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|id| !copies.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged SENDs were lost by kill -9",
+        missing.len(),
+        acknowledged.len()
+    );
+
+    // The sender's outbox retries everything: what was acknowledged is a duplicate, and
+    // bob gets the rest, each envelope once in all.
+    let sender = again.connect_as(&[&alice]).await?;
+    for s in &sealed {
+        let new = sender.send(fp(&alice), s.bytes.clone()).await?;
+        if acknowledged.contains(&s.header.id.0) {
+            assert!(!new, "an acknowledged envelope was stored again");
+        }
+    }
+    let rest = drain(&receiver, fp(&bob)).await?;
+    for envelope in &rest {
+        *copies.entry(id_of(envelope)).or_default() += 1;
+    }
+    assert_eq!(copies.len(), TOTAL, "every envelope delivered");
+    assert!(
+        copies.values().all(|&n| n == 1),
+        "an envelope was delivered twice across the retry"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_cleanly_and_keeps_the_queue() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut mailbox = Mailbox::start(dir.path())?;
+    let [alice, bob] = identities().await?;
+    let sealed = seal_texts(&alice, &bob, vec!["kept 1".into(), "kept 2".into()]).await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    for s in &sealed {
+        assert!(sender.send(fp(&alice), s.bytes.clone()).await?);
+    }
+    // Bob is connected when the mailbox stops.
+    let receiver = mailbox.connect_as(&[&bob]).await?;
+
+    let status = mailbox.proc.terminate(Duration::from_secs(10))?;
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    let event = timeout(WAIT, receiver.next_event())
+        .await
+        .context("the connection outlived the mailbox")?;
+    assert!(
+        matches!(event, Err(ClientError::Connection(_))),
+        "{event:?}"
+    );
+
+    let again = mailbox.restart()?;
+    assert_eq!(again.fingerprint, mailbox.fingerprint);
+    // One more after the restart: queued behind the older ones.
+    let later = seal_text(&alice, &bob, "after the restart").await?;
+    let sender = again.connect_as(&[&alice]).await?;
+    assert!(sender.send(fp(&alice), later.bytes.clone()).await?);
+    let receiver = again.connect_as(&[&bob]).await?;
+    let (queued, more) = receiver.pull(fp(&bob), 10).await?;
+    assert!(!more);
+    let mut expected: Vec<Vec<u8>> = sealed.iter().map(|s| s.bytes.clone()).collect();
+    expected.push(later.bytes);
+    assert_eq!(queued, expected, "the stored envelopes, oldest first");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_not_held_up_by_a_client_that_never_finishes_its_request() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let mut mailbox = Mailbox::start(dir.path())?;
+    let raw = RawConnection::connect(&mailbox).await?;
+    // A Hello whose length prefix promises 50 bytes, and then nothing more.
+    let _stalled = raw.start_request(&[0, 0, 0, 50, 0]).await?;
+    // The mailbox has the stream once another request on the connection is answered.
+    raw.request(&Request::Hello {
+        versions: VERSIONS.to_vec(),
+    })
+    .await?;
+
+    let started = Instant::now();
+    let status = mailbox.proc.terminate(Duration::from_secs(20))?;
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM took {took:?}: nothing was being answered, yet shutdown waited"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_wrong_certificate_pin_refuses_to_connect() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    let right = mailbox.address()?;
+    let actual = right.fingerprint.context("pinned")?;
+    let mut wrong = right.clone();
+    let mut other = actual;
+    other[0] ^= 0x01;
+    wrong.fingerprint = Some(other);
+
+    let refused = Client::connect(&wrong).await;
+    let text = refused.as_ref().err().map(ToString::to_string);
+    match refused {
+        Err(ClientError::PinMismatch { expected, actual }) => {
+            assert_eq!(Some(expected), wrong.fingerprint_hex());
+            assert_eq!(actual, mailbox.fingerprint, "what the mailbox presented");
+            let text = text.unwrap_or_default();
+            assert!(text.contains("does not match"), "{text}");
+            assert!(text.contains(&mailbox.fingerprint), "{text}");
+        }
+        other => panic!("connecting with a wrong pin gave {other:?}"),
+    }
+
+    let client = Client::connect(&right).await?;
+    assert_eq!(client.server_fingerprint, actual);
+    // Without a pin the client learns the certificate on first use.
+    let learning = Client::connect(&right.without_fingerprint()).await?;
+    assert_eq!(learning.server_fingerprint, actual);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_allowlist_admits_only_the_listed_identities() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let [alice, bob] = identities().await?;
+    let config = dir.path().join("mailbox.yaml");
+    std::fs::write(
+        &config,
+        format!("allowlist:\n  - \"{}\"\n", alice.fingerprint()),
+    )?;
+    let config = config.to_str().context("a UTF-8 path")?;
+    let mailbox = Mailbox::start_with(&dir.path().join("data"), &[], &["--config", config])?;
+
+    let client = mailbox.connect().await?;
+    assert_eq!(login(&client, &alice).await?, fp(&alice));
+    let proof = login_proof(&client, &bob).await?;
+    assert_refused(
+        client.login(bob.public_key().der(), proof).await,
+        ErrorCode::NotAllowed,
+    );
+    assert_refused(client.pull(fp(&bob), 1).await, ErrorCode::NotLoggedIn);
+    client.pull(fp(&alice), 1).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_traffic_health_and_metrics() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    let [alice, bob] = identities().await?;
+    let sealed = seal_texts(&alice, &bob, vec!["a".into(), "b".into(), "c".into()]).await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    for s in &sealed {
+        assert!(sender.send(fp(&alice), s.bytes.clone()).await?);
+    }
+    let receiver = mailbox.connect_as(&[&bob]).await?;
+    assert_eq!(
+        receiver.ack(fp(&bob), vec![sealed[0].header.id.0]).await?,
+        1
+    );
+    // Two refusals: bob reaching for alice's queue.
+    for _ in 0..2 {
+        assert_refused(receiver.pull(fp(&alice), 1).await, ErrorCode::NotLoggedIn);
+    }
+
+    let page = mailbox.dashboard_get("/").await?;
+    assert_eq!(page.status(), 200);
+    let content_type = page
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    for header in ["content-security-policy", "x-content-type-options"] {
+        assert!(page.headers().contains_key(header), "{header} is set");
+    }
+    let html = page.text().await?;
+    for (label, value) in [
+        ("Stored total", "3"),
+        ("Delivered total", "1"),
+        ("Queued envelopes", "2"),
+        ("Listen address", mailbox.addr.as_str()),
+    ] {
+        assert!(
+            html.contains(&format!("<dt>{label}</dt><dd>{value}</dd>")),
+            "{label}: {value} in {html}"
+        );
+    }
+    assert!(html.contains(">Refused</h2>"), "{html}");
+    assert!(
+        html.contains(r#"<code>not_logged_in</code></th><td class="num">2</td>"#),
+        "{html}"
+    );
+
+    let health = mailbox.dashboard_get("/healthz").await?;
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await?.trim(), "ok");
+
+    assert_eq!(
+        mailbox.metric("mailbox_envelopes_stored_total").await?,
+        Some(3.0)
+    );
+    assert_eq!(
+        mailbox.metric("mailbox_envelopes_delivered_total").await?,
+        Some(1.0)
+    );
+    assert_eq!(mailbox.metric("mailbox_queued_envelopes").await?, Some(2.0));
+    assert_eq!(
+        mailbox
+            .metric(r#"mailbox_requests_refused_total{reason="not_logged_in"}"#)
+            .await?,
+        Some(2.0)
+    );
+    Ok(())
+}
