@@ -97,6 +97,22 @@ pub enum MessageKind {
     Receipt,
 }
 
+/// The body of a [`MessageKind::Receipt`]: the ids of the messages it confirms, 16 bytes
+/// each, concatenated.
+pub fn receipt_body(ids: &[MessageId]) -> Vec<u8> {
+    ids.iter().flat_map(|id| id.0).collect()
+}
+
+/// Read a receipt body made by [`receipt_body`]; `None` if it is not one.
+pub fn parse_receipt_body(body: &[u8]) -> Option<Vec<MessageId>> {
+    if body.is_empty() || !body.len().is_multiple_of(16) {
+        return None;
+    }
+    body.chunks_exact(16)
+        .map(|c| c.try_into().ok().map(MessageId))
+        .collect()
+}
+
 /// The clear header of an envelope: all a mailbox may read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EnvelopeHeader {
@@ -429,6 +445,16 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn receipt_bodies_round_trip() {
+        let ids = [MessageId([1; 16]), MessageId([2; 16])];
+        let body = receipt_body(&ids);
+        assert_eq!(body.len(), 32);
+        assert_eq!(parse_receipt_body(&body), Some(ids.to_vec()));
+        assert_eq!(parse_receipt_body(&body[..31]), None);
+        assert_eq!(parse_receipt_body(&[]), None);
+    }
 
     #[test]
     fn a_re_signed_envelope_is_refused() {

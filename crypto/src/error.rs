@@ -42,9 +42,17 @@ pub enum KeyError {
     /// An RSA key whose public exponent is not 65537.
     #[error("RSA public exponent must be 65537")]
     BadExponent,
-    /// The DER structure inside is broken.
+    /// The DER structure inside is broken (or, for an encrypted key, uses an unsupported or
+    /// unreasonably costly encryption scheme).
     #[error("malformed key: {0}")]
     Malformed(String),
+    /// An encrypted private key did not decrypt under the passphrase given. A damaged file
+    /// cannot be told apart from a wrong passphrase.
+    #[error("wrong passphrase, or the key file is damaged")]
+    WrongPassphrase,
+    /// An encrypted private key was read without a passphrase.
+    #[error("this key is encrypted: a passphrase is needed")]
+    PassphraseRequired,
 }
 
 /// Why an envelope was refused by [`crate::Identity::open`].

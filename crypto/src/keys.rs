@@ -5,10 +5,16 @@ use std::io::Write as _;
 use std::path::Path;
 use std::str::FromStr;
 
-use rand::CryptoRng;
-use rsa::pkcs8::der::Document;
+use rand::{CryptoRng, Rng as _};
+use rsa::pkcs8::der::asn1::OctetStringRef;
+use rsa::pkcs8::der::{Document, SecretDocument};
+use rsa::pkcs8::pkcs5::pbes2::{self, Kdf};
+use rsa::pkcs8::pkcs5::{EncryptionScheme, scrypt};
 use rsa::pkcs8::spki::SubjectPublicKeyInfoRef;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, EncodePrivateKey, EncodePublicKey, EncryptedPrivateKeyInfo,
+    EncryptedPrivateKeyInfoRef, LineEnding,
+};
 use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::Zeroizing;
@@ -24,7 +30,26 @@ pub const MAX_KEY_BITS: usize = 4096;
 
 const PUBLIC_LABEL: &str = "PUBLIC KEY";
 const PRIVATE_LABEL: &str = "PRIVATE KEY";
+const ENCRYPTED_PRIVATE_LABEL: &str = "ENCRYPTED PRIVATE KEY";
 const SAFETY_NUMBER_TAG: &[u8] = b"secure-messenger/safety-number/v1\0";
+
+/// scrypt cost of the key files we write: N = 2^14, r = 8, p = 1 (16 MiB, ~30 ms optimised).
+///
+/// N = 2^15 would need 32 MiB plus a little, just over OpenSSL 3's default scrypt memory limit
+/// (32 MiB), and `openssl pkey` then refuses the file ("memory limit exceeded"). These are
+/// also the parameters `openssl pkcs8 -topk8 -scrypt` and RustCrypto's pkcs5 use by default.
+const SCRYPT_LOG_N: u8 = 14;
+const SCRYPT_R: u32 = 8;
+const SCRYPT_P: u32 = 1;
+const PBES2_SALT_LEN: usize = 16;
+const AES_CBC_IV_LEN: usize = 16;
+/// Largest scrypt work (128 * N * r * p bytes; also its memory when p = 1) accepted on import,
+/// so that a hostile key file cannot make us allocate gigabytes or spin for minutes. 16 times
+/// what we and OpenSSL write.
+const MAX_SCRYPT_WORK: u64 = 256 << 20;
+/// Largest PBKDF2 iteration count accepted on import (OpenSSL writes 2048, OWASP suggests
+/// 600 000 for HMAC-SHA-256).
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 
 /// SHA-256 of a public key's SPKI DER encoding.
 ///
@@ -238,28 +263,109 @@ impl Identity {
     ///
     /// Refuses to overwrite an existing file.
     pub fn write_pkcs8_pem_file(&self, path: &Path) -> Result<(), Error> {
-        let pem = self.to_pkcs8_pem()?;
-        let io = |source| Error::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(io)?;
-        file.write_all(pem.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        Ok(())
+        write_new_private_file(path, &self.to_pkcs8_pem()?)
     }
 
     /// Read a PKCS#8 PEM private key file.
     pub fn read_pkcs8_pem_file(path: &Path) -> Result<Self, Error> {
-        let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?);
-        Ok(Self::from_pkcs8_pem(&pem)?)
+        Ok(Self::from_pkcs8_pem(&read_key_file(path)?)?)
+    }
+
+    /// The private key as passphrase-encrypted PKCS#8 PEM
+    /// (`-----BEGIN ENCRYPTED PRIVATE KEY-----`): PBES2 with scrypt and AES-256-CBC, which
+    /// OpenSSL reads (`openssl pkey -passin`).
+    ///
+    /// scrypt runs with N = 2^14, r = 8, p = 1 (16 MiB, tens of milliseconds), a fresh random
+    /// 16-byte salt and a fresh random 16-byte IV each call. The passphrase is used as its
+    /// UTF-8 bytes, exactly as OpenSSL uses the bytes it is given (no Unicode normalisation).
+    /// The text holds no secret in the clear, but is zeroized on drop all the same.
+    pub fn to_encrypted_pem(&self, passphrase: &str) -> Result<Zeroizing<String>, Error> {
+        let rng = &mut rand::rng();
+        let rsa_err = |e: &dyn fmt::Display| Error::Rsa(e.to_string());
+        let mut salt = [0u8; PBES2_SALT_LEN];
+        let mut iv = [0u8; AES_CBC_IV_LEN];
+        rng.fill_bytes(&mut salt);
+        rng.fill_bytes(&mut iv);
+        let cost =
+            scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P).map_err(|e| rsa_err(&e))?;
+        let params = pbes2::Parameters::generate_scrypt_aes256cbc(cost, &salt, iv)
+            .map_err(|e| rsa_err(&e))?;
+
+        let plain = self.key.to_pkcs8_der().map_err(|e| rsa_err(&e))?;
+        let ciphertext = params
+            .encrypt(passphrase, plain.as_bytes())
+            .map_err(|e| rsa_err(&e))?;
+        let info = EncryptedPrivateKeyInfo {
+            encryption_algorithm: params.into(),
+            encrypted_data: OctetStringRef::new(&ciphertext).map_err(|e| rsa_err(&e))?,
+        };
+        SecretDocument::encode_msg(&info)
+            .and_then(|doc| doc.to_pem(ENCRYPTED_PRIVATE_LABEL, LineEnding::LF))
+            .map_err(|e| rsa_err(&e))
+    }
+
+    /// Read an encrypted PKCS#8 PEM (ours, or OpenSSL's
+    /// `openssl pkcs8 -topk8 -v2 aes-256-cbc -scrypt`).
+    ///
+    /// Reads only `-----BEGIN ENCRYPTED PRIVATE KEY-----` blocks ([`KeyError::WrongPemLabel`]
+    /// otherwise; [`Identity::read_pem_file`] takes either kind). PBES2 with scrypt or
+    /// PBKDF2-HMAC-SHA-2 and AES-CBC/GCM is supported; PBES1, SHA-1 and DES are refused as
+    /// [`KeyError::Malformed`], and so is a key-derivation cost far above what we or OpenSSL
+    /// write (a hostile file must not cost gigabytes or minutes). A wrong passphrase, or a
+    /// ciphertext damaged so that it no longer decrypts to a PKCS#8 key, is
+    /// [`KeyError::WrongPassphrase`]. The decrypted key then passes the same checks as
+    /// [`Identity::from_pkcs8_pem`].
+    pub fn from_encrypted_pem(pem: &str, passphrase: &str) -> Result<Self, KeyError> {
+        let der = decode_pem(pem, ENCRYPTED_PRIVATE_LABEL)?;
+        let info = EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+            .map_err(|e| KeyError::Malformed(e.to_string()))?;
+        check_kdf_cost(&info.encryption_algorithm)?;
+        let plain = info.decrypt(passphrase).map_err(|e| match e {
+            // Bad CBC padding or GCM tag; or padding that happened to look right around
+            // plaintext that is not DER.
+            rsa::pkcs8::Error::EncryptedPrivateKey(rsa::pkcs8::pkcs5::Error::DecryptFailed)
+            | rsa::pkcs8::Error::Asn1(_) => KeyError::WrongPassphrase,
+            other => KeyError::Malformed(other.to_string()),
+        })?;
+        let key = rsa::PrivateKey::from_pkcs8_der(plain.as_bytes()).map_err(|e| match e {
+            // Decrypted to DER, but not to a PKCS#8 key: again the passphrase (or damage).
+            rsa::pkcs8::Error::KeyMalformed(_) | rsa::pkcs8::Error::Asn1(_) => {
+                KeyError::WrongPassphrase
+            }
+            other => KeyError::NotRsa {
+                algorithm: other.to_string(),
+            },
+        })?;
+        Self::from_rsa(key)
+    }
+
+    /// Write the private key as an encrypted PKCS#8 PEM file ([`Identity::to_encrypted_pem`]),
+    /// created with mode 0600.
+    ///
+    /// Refuses to overwrite an existing file, like [`Identity::write_pkcs8_pem_file`].
+    pub fn write_encrypted_pem_file(&self, path: &Path, passphrase: &str) -> Result<(), Error> {
+        write_new_private_file(path, &self.to_encrypted_pem(passphrase)?)
+    }
+
+    /// Read a private key file that is either plain PKCS#8 (`PRIVATE KEY`; the passphrase is
+    /// ignored) or encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`; needs `Some(passphrase)`, and
+    /// with `None` fails with [`KeyError::PassphraseRequired`] before any key derivation).
+    ///
+    /// Any other PEM block is [`KeyError::WrongPemLabel`], and text that is not PEM is
+    /// [`KeyError::NotPem`].
+    pub fn read_pem_file(path: &Path, passphrase: Option<&str>) -> Result<Self, Error> {
+        let pem = read_key_file(path)?;
+        let label = rsa::pkcs8::der::pem::decode_label(pem.trim().as_bytes())
+            .map_err(|_| KeyError::NotPem)?;
+        let identity = match (label, passphrase) {
+            (ENCRYPTED_PRIVATE_LABEL, Some(passphrase)) => {
+                Self::from_encrypted_pem(&pem, passphrase)
+            }
+            (ENCRYPTED_PRIVATE_LABEL, None) => Err(KeyError::PassphraseRequired),
+            // Any other label is refused by `from_pkcs8_pem` with `WrongPemLabel`.
+            _ => Self::from_pkcs8_pem(&pem),
+        }?;
+        Ok(identity)
     }
 
     /// This identity's public key.
@@ -305,6 +411,74 @@ pub fn safety_number(a: &Fingerprint, b: &Fingerprint) -> String {
     groups.join(" ")
 }
 
+/// Create a new file with mode 0600 holding `contents`; refuses to overwrite.
+fn write_new_private_file(path: &Path, contents: &str) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(contents.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(())
+}
+
+/// Read a key file into memory that is zeroized on drop.
+fn read_key_file(path: &Path) -> Result<Zeroizing<String>, Error> {
+    std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Refuse PBES2 parameters whose key derivation would cost far more than any key file we or
+/// OpenSSL write; also refuses an scrypt N that is not a power of two above 1 (pkcs5 would
+/// panic on N = 0).
+fn check_kdf_cost(scheme: &EncryptionScheme) -> Result<(), KeyError> {
+    let too_costly =
+        |what: String| KeyError::Malformed(format!("key derivation too costly: {what}"));
+    let EncryptionScheme::Pbes2(params) = scheme else {
+        // PBES1 is refused by the decryption itself, before any key derivation.
+        return Ok(());
+    };
+    match &params.kdf {
+        Kdf::Scrypt(scrypt) => {
+            let n = scrypt.cost_parameter;
+            if n < 2 || !n.is_power_of_two() {
+                return Err(KeyError::Malformed(format!(
+                    "scrypt N = {n} is not a power of two above 1"
+                )));
+            }
+            let work = n
+                .checked_mul(128)
+                .and_then(|w| w.checked_mul(u64::from(scrypt.block_size)))
+                .and_then(|w| w.checked_mul(u64::from(scrypt.parallelization)))
+                .unwrap_or(u64::MAX);
+            if work > MAX_SCRYPT_WORK {
+                return Err(too_costly(format!(
+                    "scrypt N = {n}, r = {}, p = {}",
+                    scrypt.block_size, scrypt.parallelization
+                )));
+            }
+        }
+        Kdf::Pbkdf2(pbkdf2) if pbkdf2.iteration_count > MAX_PBKDF2_ITERATIONS => {
+            return Err(too_costly(format!(
+                "{} PBKDF2 iterations",
+                pbkdf2.iteration_count
+            )));
+        }
+        // Acceptable PBKDF2, or a KDF decryption will refuse (`Kdf` is non-exhaustive).
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Decode one PEM block and check its label; the DER inside is checked by the caller.
 fn decode_pem(pem: &str, expected: &'static str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let (label, der) =
@@ -348,6 +522,8 @@ fn check_bits(bits: usize) -> Result<(), KeyError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
@@ -369,6 +545,58 @@ mod tests {
         assert_eq!(fp.grouped().split(' ').count(), 16);
         assert!("abc".parse::<Fingerprint>().is_err());
         assert!("zz".repeat(32).parse::<Fingerprint>().is_err());
+    }
+
+    /// An encrypted-key PEM with the given KDF and junk ciphertext.
+    fn encrypted_pem_with(kdf: Kdf) -> String {
+        let params = pbes2::Parameters {
+            kdf,
+            encryption: pbes2::EncryptionScheme::Aes256Cbc { iv: [0; 16] },
+        };
+        let junk = [0x42u8; 64];
+        let info = EncryptedPrivateKeyInfo {
+            encryption_algorithm: params.into(),
+            encrypted_data: OctetStringRef::new(&junk).unwrap(),
+        };
+        Document::encode_msg(&info)
+            .unwrap()
+            .to_pem(ENCRYPTED_PRIVATE_LABEL, LineEnding::LF)
+            .unwrap()
+    }
+
+    #[test]
+    fn hostile_key_derivation_parameters_are_refused_before_deriving() {
+        let scrypt_with = |n: u64, r: u16, p: u16| {
+            let mut params = pbes2::ScryptParams::from_params_and_salt(
+                scrypt::Params::new(14, 8, 1).unwrap(),
+                &[1; 16],
+            )
+            .unwrap();
+            params.cost_parameter = n;
+            params.block_size = r;
+            params.parallelization = p;
+            Kdf::Scrypt(params)
+        };
+        // N = 0 would panic inside pkcs5; N = 3 is not a power of two; 2^30 would take 128 GiB;
+        // p = 1000 would take minutes.
+        for kdf in [
+            scrypt_with(0, 8, 1),
+            scrypt_with(3, 8, 1),
+            scrypt_with(1 << 30, 8, 1),
+            scrypt_with(1 << 14, 8, 1000),
+            Kdf::Pbkdf2(pbes2::Pbkdf2Params::hmac_sha256(100_000_000, &[1; 16]).unwrap()),
+        ] {
+            let started = std::time::Instant::now();
+            let err = Identity::from_encrypted_pem(&encrypted_pem_with(kdf), "pw").unwrap_err();
+            assert!(matches!(err, KeyError::Malformed(_)), "{err:?}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        }
+        // Parameters as we write them pass the check and fail only at decryption.
+        assert_eq!(
+            Identity::from_encrypted_pem(&encrypted_pem_with(scrypt_with(1 << 14, 8, 1)), "pw")
+                .unwrap_err(),
+            KeyError::WrongPassphrase
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! This crate is the only place in the workspace that touches RSA, AES-GCM or signatures. It
 //! provides:
 //!
-//! - [`Identity`]: an RSA-2048 private key (PKCS#8 PEM on disk, mode 0600), and [`PublicKey`]:
+//! - [`Identity`]: an RSA-2048 private key (PKCS#8 PEM on disk, mode 0600, plain or
+//!   passphrase-encrypted with scrypt and AES-256-CBC as OpenSSL reads it), and [`PublicKey`]:
 //!   an RSA public key of 2048 to 4096 bits (SPKI PEM), each with its [`Fingerprint`]
 //!   (SHA-256 of the SPKI DER) and a [`safety_number`] for a pair of identities.
 //! - Envelopes: [`Identity::seal`] encrypts and signs a message for one recipient;

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rand::SeedableRng;
 use mailbox::client::Client;
 use mailbox::protocol::{Response, ServerSession};
+use rand::SeedableRng;
 
 fn identity(seed: u64) -> crypto::Identity {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);

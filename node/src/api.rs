@@ -3,7 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::error::NodeError;
 use crate::service::Node;
-use crate::store::{ContactRecord, IdentityRecord, MessageRecord};
+use crate::store::{ContactRecord, Entry, IdentityRecord, MessageRecord};
 
 /// The `/api` routes.
 pub fn router() -> Router<AppState> {
@@ -22,19 +22,29 @@ pub fn router() -> Router<AppState> {
             get(get_identity).delete(delete_identity),
         )
         .route("/identities/{id}/public-key", get(public_key))
+        .route("/identities/{id}/invite", get(invite))
         .route(
             "/identities/{id}/contacts",
             get(list_contacts).post(add_contact),
         )
         .route(
             "/identities/{id}/contacts/{contact}",
-            get(get_contact).delete(delete_contact),
+            get(get_contact).patch(patch_contact).delete(delete_contact),
         )
         .route(
             "/identities/{id}/contacts/{contact}/messages",
             get(list_messages).post(send_message),
         )
         .route("/identities/{id}/requests", get(list_requests))
+        .route(
+            "/identities/{id}/requests/{fingerprint}/accept",
+            post(accept_request),
+        )
+        .route(
+            "/identities/{id}/requests/{fingerprint}",
+            axum::routing::delete(delete_request),
+        )
+        .route("/events", get(crate::events::stream))
         .route("/status", get(status))
         .route("/settings", get(get_settings).put(put_settings))
 }
@@ -62,7 +72,20 @@ fn contact_json(node: &Node, id: &str, c: &ContactRecord) -> Value {
         "verified": c.verified,
         "public_key": c.public_key,
         "added_at": rfc3339(c.added_ms),
+        "mailbox": c.mailbox,
+        "warning": node.mailbox_warning(c),
     })
+}
+
+/// A conversation entry as the API shows it: a message, or a gap marker.
+pub fn entry_json(e: &Entry) -> Value {
+    match e {
+        Entry::Message(m) => message_json(m),
+        Entry::Gap {
+            missing,
+            detected_ms,
+        } => json!({ "kind": "gap", "missing": missing, "detected_at": rfc3339(*detected_ms) }),
+    }
 }
 
 /// A message as the API shows it.
@@ -143,6 +166,13 @@ async fn public_key(
     ))
 }
 
+async fn invite(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, NodeError> {
+    Ok(Json(json!({ "invite": s.node.invite(&id)? })))
+}
+
 async fn list_contacts(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -199,6 +229,25 @@ async fn get_contact(
     Ok(Json(contact_json(&s.node, &id, &c)))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactChange {
+    verified: bool,
+}
+
+async fn patch_contact(
+    State(s): State<AppState>,
+    Path((id, contact)): Path<(String, String)>,
+    body: Result<Json<ContactChange>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, NodeError> {
+    let Json(body) = body.map_err(json_error)?;
+    let c = s
+        .node
+        .set_verified(id.clone(), contact, body.verified)
+        .await?;
+    Ok(Json(contact_json(&s.node, &id, &c)))
+}
+
 async fn delete_contact(
     State(s): State<AppState>,
     Path((id, contact)): Path<(String, String)>,
@@ -229,7 +278,7 @@ async fn list_messages(
         .node
         .messages(&id, &contact, page.before.as_deref(), limit)?
         .iter()
-        .map(message_json)
+        .map(entry_json)
         .collect();
     Ok(Json(json!({ "messages": messages })))
 }
@@ -258,15 +307,48 @@ async fn list_requests(
         .node
         .requests(&id)?
         .iter()
-        .map(|(fp, r)| json!({ "fingerprint": fp, "public_key": r.public_key, "message": message_json(&r.message) }))
+        .map(|r| {
+            json!({
+                "fingerprint": r.fingerprint,
+                "public_key": r.public_key,
+                "messages": r.messages.iter().map(message_json).collect::<Vec<_>>(),
+            })
+        })
         .collect();
     Ok(Json(json!({ "requests": requests })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Accept {
+    name: String,
+}
+
+async fn accept_request(
+    State(s): State<AppState>,
+    Path((id, fingerprint)): Path<(String, String)>,
+    body: Result<Json<Accept>, axum::extract::rejection::JsonRejection>,
+) -> Result<impl IntoResponse, NodeError> {
+    let Json(body) = body.map_err(json_error)?;
+    let c = s
+        .node
+        .accept_request(id.clone(), fingerprint, body.name)
+        .await?;
+    Ok((StatusCode::CREATED, Json(contact_json(&s.node, &id, &c))))
+}
+
+async fn delete_request(
+    State(s): State<AppState>,
+    Path((id, fingerprint)): Path<(String, String)>,
+) -> Result<StatusCode, NodeError> {
+    s.node.delete_request(id, fingerprint).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The status JSON (also sent on the event stream later).
 pub fn status_json(node: &Node) -> Value {
     let st = node.status();
-    let outbox = node.outbox().map(|o| o.len()).unwrap_or(0);
+    let outbox = node.outbox_len();
     json!({
         "mailbox": {
             "state": st.state,
@@ -289,7 +371,11 @@ async fn get_settings(State(s): State<AppState>) -> Json<Value> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Settings {
-    mailbox: String,
+    #[serde(default)]
+    mailbox: Option<String>,
+    /// Take the mailbox from someone's invite code.
+    #[serde(default)]
+    invite: Option<String>,
 }
 
 async fn put_settings(
@@ -297,10 +383,21 @@ async fn put_settings(
     body: Result<Json<Settings>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, NodeError> {
     let Json(body) = body.map_err(json_error)?;
-    let address: config::MailboxAddress = body
-        .mailbox
-        .parse()
-        .map_err(|e| NodeError::invalid("invalid_mailbox", format!("mailbox: {e}")))?;
+    let address: config::MailboxAddress = match (body.mailbox, body.invite) {
+        (Some(m), None) => m
+            .parse()
+            .map_err(|e| NodeError::invalid("invalid_mailbox", format!("mailbox: {e}")))?,
+        (None, Some(code)) => crate::invite::Invite::decode(&code)
+            .map_err(|e| NodeError::invalid("invalid_invite", format!("invite: {e}")))?
+            .mailbox
+            .ok_or_else(|| NodeError::invalid("invalid_invite", "invite: it names no mailbox"))?,
+        _ => {
+            return Err(NodeError::invalid(
+                "missing_mailbox",
+                "give exactly one of mailbox or invite",
+            ));
+        }
+    };
     let node = s.node.clone();
     let value = address.to_string();
     tokio::task::spawn_blocking(move || node.save_setting(crate::MAILBOX_SETTING, &value))

@@ -6,7 +6,8 @@
 //! on 127.0.0.1.
 //!
 //! - [`service`]: the node's operations; [`store`]: its records on sled.
-//! - [`sync`]: the mailbox connection loop.
+//! - [`engine`]: the sync decisions, free of I/O; [`sync`]: the QUIC loop that carries them out.
+//! - [`invite`]: invite codes.
 //! - [`api`] and [`web`]: HTTP adapters (JSON, and HTML forms rendered by `ui`).
 //!
 //! Browser safety: every request must carry the node's own Host (DNS rebinding), and a
@@ -14,7 +15,10 @@
 //! carries a strict Content-Security-Policy and `frame-ancestors 'none'`.
 
 pub mod api;
+pub mod engine;
 pub mod error;
+pub mod events;
+pub mod invite;
 pub mod service;
 pub mod store;
 pub mod sync;

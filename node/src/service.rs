@@ -1,18 +1,24 @@
-//! The node's service: identities, contacts, conversations and status, over the store and
-//! the key files. The HTTP API and the web UI are thin adapters over this.
+//! The node's service: identities, contacts, conversations, receipts, requests and status,
+//! over the [`Store`] and the key files. The HTTP API, the web UI and the sync loop are thin
+//! adapters over this.
+//!
+//! Methods that touch RSA or the disk are either `async` (they move the work to a blocking
+//! thread themselves) or documented as blocking (callers run them off the executor).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crypto::{Draft, Fingerprint, Identity, MessageKind, PublicKey};
-use tokio::sync::Notify;
+use crypto::{Draft, Fingerprint, Identity, MessageHash, MessageKind, PublicKey, VerifiedMessage};
+use tokio::sync::{Notify, broadcast};
+use tracing::{debug, warn};
 
 use crate::error::NodeError;
+use crate::invite::Invite;
 use crate::store::{
-    self, ChainRecord, Changes, ContactRecord, Direction, IdentityRecord, MessageRecord,
-    OutboxRecord, RequestRecord, Status, Store, keys,
+    ChainRecord, Changes, ContactRecord, Direction, Entry, IdentityRecord, MessageRecord,
+    OutboxKind, OutboxRecord, RequestRecord, Status, Store, keys,
 };
 
 /// Connection state shown to the user.
@@ -24,8 +30,55 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
     /// When the last successful sync ended, ms since the epoch.
     pub last_sync_ms: Option<u64>,
-    /// The mailbox address in use.
+    /// The mailbox address in use, with the certificate fingerprint once known.
     pub mailbox: String,
+}
+
+/// Something the UI should show without a reload.
+#[derive(Clone, Debug)]
+pub enum NodeEvent {
+    /// A message was stored (sent or received) in a conversation.
+    Message {
+        /// Whose.
+        identity: String,
+        /// With whom.
+        contact: String,
+        /// The entry (a message or a gap marker).
+        entry: Entry,
+    },
+    /// An outgoing message changed status.
+    Status {
+        /// Whose.
+        identity: String,
+        /// With whom.
+        contact: String,
+        /// Message id, hex.
+        id: String,
+        /// The new status.
+        status: Status,
+        /// The error in words, for failed ones.
+        error: Option<String>,
+    },
+    /// A message from an unknown sender arrived.
+    Request {
+        /// Whose.
+        identity: String,
+        /// The sender's fingerprint, hex.
+        fingerprint: String,
+    },
+    /// The connection state changed.
+    Connection,
+}
+
+/// One unknown sender and their messages.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Fingerprint, hex.
+    pub fingerprint: String,
+    /// Public key, PEM.
+    pub public_key: String,
+    /// Their messages, oldest first.
+    pub messages: Vec<MessageRecord>,
 }
 
 /// The node.
@@ -39,6 +92,7 @@ pub struct Node {
     status: RwLock<SyncStatus>,
     /// Wakes the sync loop: something to send, or a new identity to log in.
     pub wake: Notify,
+    events: broadcast::Sender<NodeEvent>,
 }
 
 /// Milliseconds since the epoch, now.
@@ -63,7 +117,24 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(
+fn parse_hash(hex_hash: &str) -> Option<MessageHash> {
+    let mut b = [0u8; 32];
+    hex::decode_to_slice(hex_hash, &mut b).ok()?;
+    Some(MessageHash(b))
+}
+
+fn parse_id(hex_id: &str) -> Option<[u8; 16]> {
+    let mut b = [0u8; 16];
+    hex::decode_to_slice(hex_id, &mut b).ok()?;
+    Some(b)
+}
+
+fn internal(e: impl std::fmt::Display) -> NodeError {
+    NodeError::Internal(e.to_string())
+}
+
+/// Run blocking work (RSA, disk) off the async executor.
+pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
 ) -> Result<T, NodeError> {
     tokio::task::spawn_blocking(f)
@@ -75,7 +146,15 @@ impl Node {
     /// Open the node's store and load every identity's private key once.
     pub fn open(data_dir: &std::path::Path, max_body_bytes: usize) -> Result<Self, NodeError> {
         let store = Store::open(&data_dir.join("store"))?;
-        let keys_dir = data_dir.join("keys");
+        Self::with_store(store, data_dir.join("keys"), max_body_bytes)
+    }
+
+    /// A node over any store, with its keys in `keys_dir`.
+    pub fn with_store(
+        store: Store,
+        keys_dir: PathBuf,
+        max_body_bytes: usize,
+    ) -> Result<Self, NodeError> {
         crate::ensure_private_dir(&keys_dir)?;
         let mut identities = HashMap::new();
         for (_, record) in store.scan::<IdentityRecord>(b"id/")? {
@@ -94,12 +173,23 @@ impl Node {
                 ..SyncStatus::default()
             }),
             wake: Notify::new(),
+            events: broadcast::channel(1024).0,
         })
     }
 
     /// The store (for the sync loop).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Listen to what happens, for live pages.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
     }
 
     // ---- identities ----
@@ -128,12 +218,10 @@ impl Node {
         }
         let node = self.clone();
         let record = blocking(move || {
-            let identity = Identity::generate().map_err(|e| NodeError::Internal(e.to_string()))?;
+            let identity = Identity::generate().map_err(internal)?;
             let fingerprint = identity.fingerprint().to_string();
             let path = node.keys_dir.join(format!("{fingerprint}.pem"));
-            identity
-                .write_pkcs8_pem_file(&path)
-                .map_err(|e| NodeError::Internal(e.to_string()))?;
+            identity.write_pkcs8_pem_file(&path).map_err(internal)?;
             let record = IdentityRecord {
                 id: id.clone(),
                 display_name,
@@ -194,20 +282,28 @@ impl Node {
             .collect()
     }
 
-    /// Delete an identity: its record, contacts and conversations; its key file is removed.
+    /// Delete an identity: its record, contacts, conversations and requests; its key file
+    /// is removed.
     pub async fn delete_identity(self: &Arc<Self>, id: String) -> Result<(), NodeError> {
         let record = self.identity_record(&id)?;
         let node = self.clone();
         blocking(move || {
             let mut c = Changes::default();
             c.delete(keys::identity(&id));
-            for prefix in [
+            let mut prefixes = vec![
                 keys::contacts_of(&id),
                 keys::requests_of(&id),
-                [b"msg/".as_slice(), id.as_bytes(), b"\0"].concat(),
-                [b"chain/".as_slice(), id.as_bytes(), b"\0"].concat(),
-            ] {
-                for (k, _) in node.store.scan::<serde_json::Value>(&prefix)? {
+                keys::conversations_of(&id),
+            ];
+            prefixes.push([b"chain/".as_slice(), id.as_bytes(), b"\0"].concat());
+            prefixes.push([b"inchain/".as_slice(), id.as_bytes(), b"\0"].concat());
+            for prefix in prefixes {
+                for k in node.store.keys(&prefix)? {
+                    c.delete(k);
+                }
+            }
+            for (k, item) in node.store.scan::<OutboxRecord>(b"outbox/")? {
+                if item.identity == id {
                     c.delete(k);
                 }
             }
@@ -222,6 +318,18 @@ impl Node {
         .await
     }
 
+    /// The invite code of an identity: its display name, public key and our mailbox.
+    pub fn invite(&self, id: &str) -> Result<String, NodeError> {
+        let record = self.identity_record(id)?;
+        let identity = self.identity(id)?;
+        Ok(Invite {
+            display_name: record.display_name.or(Some(record.id)),
+            public_key: identity.public_key().clone(),
+            mailbox: self.status().mailbox.parse().ok(),
+        }
+        .encode())
+    }
+
     // ---- contacts ----
 
     /// Add a contact to an identity from a public key PEM.
@@ -231,10 +339,44 @@ impl Node {
         name: String,
         public_key_pem: String,
     ) -> Result<ContactRecord, NodeError> {
-        self.identity(&id)?;
-        check_name("a contact name", &name)?;
         let key = PublicKey::from_pem(&public_key_pem)
             .map_err(|e| NodeError::invalid("invalid_public_key", format!("public_key: {e}")))?;
+        self.add_contact_key(id, name, key, None).await
+    }
+
+    /// Add a contact to an identity from an invite code.
+    pub async fn add_contact_from_invite(
+        self: &Arc<Self>,
+        id: String,
+        name: String,
+        code: &str,
+    ) -> Result<ContactRecord, NodeError> {
+        let invite = Invite::decode(code)
+            .map_err(|e| NodeError::invalid("invalid_invite", format!("invite: {e}")))?;
+        self.add_contact_key(
+            id,
+            name,
+            invite.public_key,
+            invite.mailbox.map(|m| m.to_string()),
+        )
+        .await
+    }
+
+    async fn add_contact_key(
+        self: &Arc<Self>,
+        id: String,
+        name: String,
+        key: PublicKey,
+        mailbox: Option<String>,
+    ) -> Result<ContactRecord, NodeError> {
+        let me = self.identity(&id)?;
+        check_name("a contact name", &name)?;
+        if key.fingerprint() == me.fingerprint() {
+            return Err(NodeError::invalid(
+                "own_key",
+                "public_key: that is this identity's own key",
+            ));
+        }
         let fingerprint = key.fingerprint().to_string();
         if self.store.contains(&keys::contact(&id, &name))? {
             return Err(NodeError::Conflict(format!(
@@ -257,6 +399,7 @@ impl Node {
             fingerprint,
             verified: false,
             added_ms: now_ms(),
+            mailbox,
         };
         let node = self.clone();
         let r = record.clone();
@@ -290,7 +433,28 @@ impl Node {
             .ok_or_else(|| NodeError::NotFound(format!("no contact {name}")))
     }
 
-    /// Delete a contact (its conversation stays readable until the identity is deleted).
+    /// Mark a contact verified (or not) after comparing safety numbers.
+    pub async fn set_verified(
+        self: &Arc<Self>,
+        id: String,
+        name: String,
+        verified: bool,
+    ) -> Result<ContactRecord, NodeError> {
+        let mut record = self.contact(&id, &name)?;
+        record.verified = verified;
+        let node = self.clone();
+        let r = record.clone();
+        blocking(move || {
+            let mut c = Changes::default();
+            c.put(keys::contact(&id, &name), &r);
+            node.store.apply(c)?;
+            Ok(())
+        })
+        .await?;
+        Ok(record)
+    }
+
+    /// Delete a contact (its conversation stays until the identity is deleted).
     pub async fn delete_contact(
         self: &Arc<Self>,
         id: String,
@@ -315,6 +479,23 @@ impl Node {
             .parse()
             .map_err(|_| NodeError::Internal("stored fingerprint unreadable".into()))?;
         Ok(crypto::safety_number(&me, &them))
+    }
+
+    /// Words for a contact whose invite named another mailbox than the one in use.
+    pub fn mailbox_warning(&self, contact: &ContactRecord) -> Option<String> {
+        let theirs: config::MailboxAddress = contact.mailbox.as_deref()?.parse().ok()?;
+        let ours: config::MailboxAddress = self.status().mailbox.parse().ok()?;
+        let same = theirs.host.eq_ignore_ascii_case(&ours.host)
+            && theirs.port == ours.port
+            && (theirs.fingerprint.is_none()
+                || ours.fingerprint.is_none()
+                || theirs.fingerprint == ours.fingerprint);
+        (!same).then(|| {
+            format!(
+                "{} uses another mailbox ({theirs}); messages will not reach them until you both use the same mailbox",
+                contact.name
+            )
+        })
     }
 
     // ---- messages ----
@@ -342,8 +523,7 @@ impl Node {
                 self.max_body_bytes
             )));
         }
-        let recipient = PublicKey::from_pem(&record.public_key)
-            .map_err(|e| NodeError::Internal(format!("stored contact key: {e}")))?;
+        let recipient = PublicKey::from_pem(&record.public_key).map_err(internal)?;
         let node = self.clone();
         let message = blocking(move || {
             // One sender at a time per node keeps each chain's sequence gapless.
@@ -353,26 +533,14 @@ impl Node {
                 .store
                 .get(keys::chain(&id, &contact))?
                 .unwrap_or_default();
-            let prev = match &chain.last_hash {
-                Some(h) => {
-                    let mut b = [0u8; 32];
-                    hex::decode_to_slice(h, &mut b)
-                        .map_err(|_| NodeError::Internal("stored chain hash unreadable".into()))?;
-                    Some(crypto::MessageHash(b))
-                }
-                None => None,
-            };
-            let sent_at = SystemTime::now();
             let draft = Draft {
                 kind: MessageKind::Text,
                 seq: chain.last_seq + 1,
-                prev,
-                sent_at,
+                prev: chain.last_hash.as_deref().and_then(parse_hash),
+                sent_at: SystemTime::now(),
                 body: text.clone().into_bytes(),
             };
-            let sealed = identity
-                .seal(&recipient, &draft)
-                .map_err(|e| NodeError::Internal(e.to_string()))?;
+            let sealed = identity.seal(&recipient, &draft).map_err(internal)?;
             let now = now_ms();
             let message = MessageRecord {
                 id: sealed.header.id.to_string(),
@@ -384,10 +552,9 @@ impl Node {
                 seq: draft.seq,
                 error: None,
             };
-            let local = node.store.next_seq()?;
-            let msg_key = keys::message(&id, &contact, local);
+            let msg_key = keys::message(&id, &contact, node.store.next_seq()?);
             let mut c = Changes::default();
-            c.put(msg_key.clone(), &message);
+            c.put(msg_key.clone(), &Entry::Message(message.clone()));
             c.put_raw(keys::message_id(&sealed.header.id.0), msg_key);
             c.put(
                 keys::chain(&id, &contact),
@@ -399,13 +566,19 @@ impl Node {
             c.put(
                 keys::outbox(node.store.next_seq()?),
                 &OutboxRecord {
-                    identity: id,
-                    contact,
+                    identity: id.clone(),
+                    contact: contact.clone(),
                     message_id: message.id.clone(),
                     envelope: hex::encode(&sealed.bytes),
+                    kind: OutboxKind::Text,
                 },
             );
             node.store.apply(c)?;
+            node.emit(NodeEvent::Message {
+                identity: id,
+                contact,
+                entry: Entry::Message(message.clone()),
+            });
             Ok(message)
         })
         .await?;
@@ -413,32 +586,35 @@ impl Node {
         Ok(message)
     }
 
-    /// A conversation page: newest first, at most `limit`, older than the message `before`.
+    /// A conversation page: newest first, at most `limit` entries, older than the message
+    /// `before`.
     pub fn messages(
         &self,
         id: &str,
         contact: &str,
         before: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<MessageRecord>, NodeError> {
+    ) -> Result<Vec<Entry>, NodeError> {
         self.contact(id, contact)?;
         let before_key = match before {
             None => None,
             Some(mid) => {
-                let mut b = [0u8; 16];
-                hex::decode_to_slice(mid, &mut b).map_err(|_| {
+                let b = parse_id(mid).ok_or_else(|| {
                     NodeError::invalid("invalid_before", "before: not a message id")
                 })?;
                 let key = self
                     .store
                     .get_raw(&keys::message_id(&b))?
-                    .ok_or_else(|| NodeError::NotFound(format!("no message {mid}")))?;
+                    .filter(|k| k.starts_with(&keys::conversation(id, contact)))
+                    .ok_or_else(|| {
+                        NodeError::NotFound(format!("no message {mid} in this conversation"))
+                    })?;
                 Some(key)
             }
         };
         Ok(self
             .store
-            .scan_rev::<MessageRecord>(
+            .scan_rev::<Entry>(
                 &keys::conversation(id, contact),
                 before_key.as_deref(),
                 limit,
@@ -448,97 +624,309 @@ impl Node {
             .collect())
     }
 
-    /// Messages from senders who are not contacts of `id`, oldest first.
-    pub fn requests(&self, id: &str) -> Result<Vec<(String, RequestRecord)>, NodeError> {
+    /// Senders who are not contacts of `id`, with their messages.
+    pub fn requests(&self, id: &str) -> Result<Vec<Request>, NodeError> {
         self.identity(id)?;
-        Ok(self
-            .store
-            .scan::<RequestRecord>(&keys::requests_of(id))?
-            .into_iter()
-            .map(|(k, r)| {
-                let fp = PublicKey::from_pem(&r.public_key)
-                    .map(|k| k.fingerprint().to_string())
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&k).into_owned());
-                (fp, r)
-            })
-            .collect())
+        let mut by_sender: Vec<Request> = Vec::new();
+        for (_, r) in self.store.scan::<RequestRecord>(&keys::requests_of(id))? {
+            let Ok(key) = PublicKey::from_pem(&r.public_key) else {
+                continue;
+            };
+            let fingerprint = key.fingerprint().to_string();
+            match by_sender.iter_mut().find(|s| s.fingerprint == fingerprint) {
+                Some(s) => s.messages.push(r.message),
+                None => by_sender.push(Request {
+                    fingerprint,
+                    public_key: r.public_key,
+                    messages: vec![r.message],
+                }),
+            }
+        }
+        Ok(by_sender)
     }
 
-    /// Store a verified incoming message exactly once. Blocking. Returns false for a
-    /// duplicate (already stored: only the ACK is left to do).
-    pub fn store_incoming(
+    /// Accept an unknown sender as contact `name`: their messages move into the
+    /// conversation, and they get receipts.
+    pub async fn accept_request(
+        self: &Arc<Self>,
+        id: String,
+        fingerprint: String,
+        name: String,
+    ) -> Result<ContactRecord, NodeError> {
+        check_name("a contact name", &name)?;
+        let records = self
+            .store
+            .scan::<RequestRecord>(&keys::requests_from(&id, &fingerprint))?;
+        let Some((_, first)) = records.first() else {
+            return Err(NodeError::NotFound(format!(
+                "no request from {fingerprint}"
+            )));
+        };
+        let key = PublicKey::from_pem(&first.public_key).map_err(internal)?;
+        let contact = self
+            .add_contact_key(id.clone(), name.clone(), key.clone(), None)
+            .await?;
+        let node = self.clone();
+        let identity = self.identity(&id)?;
+        blocking(move || {
+            let mut c = Changes::default();
+            let mut chain = ChainRecord::default();
+            let mut ids = Vec::new();
+            for (old_key, record) in records {
+                let new_key = keys::message(&id, &name, node.store.next_seq()?);
+                c.delete(old_key);
+                if let Some(mid) = parse_id(&record.message.id) {
+                    c.put_raw(keys::message_id(&mid), new_key.clone());
+                    ids.push(crypto::MessageId(mid));
+                }
+                if record.message.seq > chain.last_seq {
+                    chain = ChainRecord {
+                        last_seq: record.message.seq,
+                        last_hash: record.hash.clone(),
+                    };
+                }
+                c.put(new_key, &Entry::Message(record.message));
+            }
+            c.put(keys::inchain(&id, &name), &chain);
+            if !ids.is_empty() {
+                node.queue_receipt(&mut c, &identity, &key, &id, &name, &ids)?;
+            }
+            node.store.apply(c)?;
+            Ok(())
+        })
+        .await?;
+        self.wake.notify_one();
+        Ok(contact)
+    }
+
+    /// Delete an unknown sender's messages.
+    pub async fn delete_request(
+        self: &Arc<Self>,
+        id: String,
+        fingerprint: String,
+    ) -> Result<(), NodeError> {
+        self.identity(&id)?;
+        let node = self.clone();
+        blocking(move || {
+            let found = node.store.keys(&keys::requests_from(&id, &fingerprint))?;
+            if found.is_empty() {
+                return Err(NodeError::NotFound(format!(
+                    "no request from {fingerprint}"
+                )));
+            }
+            let mut c = Changes::default();
+            for k in found {
+                c.delete(k);
+            }
+            node.store.apply(c)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Seal a receipt for `ids` to `to` and put it in the outbox (part of `c`). Blocking.
+    fn queue_receipt(
         &self,
+        c: &mut Changes,
+        identity: &Identity,
+        to: &PublicKey,
         id: &str,
-        message: &crypto::VerifiedMessage,
-    ) -> Result<bool, NodeError> {
+        contact: &str,
+        ids: &[crypto::MessageId],
+    ) -> Result<(), NodeError> {
+        let sealed = identity
+            .seal(
+                to,
+                &Draft {
+                    kind: MessageKind::Receipt,
+                    seq: 0,
+                    prev: None,
+                    sent_at: SystemTime::now(),
+                    body: crypto::envelope::receipt_body(ids),
+                },
+            )
+            .map_err(internal)?;
+        c.put(
+            keys::outbox(self.store.next_seq()?),
+            &OutboxRecord {
+                identity: id.to_owned(),
+                contact: contact.to_owned(),
+                message_id: sealed.header.id.to_string(),
+                envelope: hex::encode(&sealed.bytes),
+                kind: OutboxKind::Receipt,
+            },
+        );
+        Ok(())
+    }
+
+    /// Take in a verified message for identity `id`, exactly once. Blocking (it may seal a
+    /// receipt). Returns false for a duplicate: only the ACK is left to do.
+    pub fn receive(&self, id: &str, message: &VerifiedMessage) -> Result<bool, NodeError> {
         let mid = message.id();
         if self.store.contains(&keys::message_id(&mid.0))? {
             return Ok(false);
         }
         let sender_fp = message.sender().fingerprint().to_string();
-        let now = now_ms();
-        let record = MessageRecord {
-            id: mid.to_string(),
-            direction: Direction::In,
-            // Text bodies are UTF-8 by the format's contract; a sender who breaks it gets
-            // replacement characters, not a lost message.
-            text: String::from_utf8_lossy(message.body()).into_owned(),
-            sent_ms: message.sent_at_ms(),
-            stored_ms: now,
-            status: Status::Received,
-            seq: message.seq(),
-            error: None,
-        };
         let contact = self
             .store
             .scan::<ContactRecord>(&keys::contacts_of(id))?
             .into_iter()
             .map(|(_, c)| c)
             .find(|c| c.fingerprint == sender_fp);
-        let local = self.store.next_seq()?;
         let mut c = Changes::default();
-        match contact {
-            Some(contact) => {
-                let key = keys::message(id, &contact.name, local);
-                c.put(key.clone(), &record);
-                c.put_raw(keys::message_id(&mid.0), key);
+        match (message.kind(), contact) {
+            (MessageKind::Receipt, contact) => {
+                // Remember the id so a replay is a duplicate; the receipt itself is not shown.
+                c.put_raw(keys::message_id(&mid.0), b"receipt".to_vec());
+                let mut updates = Vec::new();
+                if let (Some(contact), Some(ids)) = (
+                    contact,
+                    crypto::envelope::parse_receipt_body(message.body()),
+                ) {
+                    let conversation = keys::conversation(id, &contact.name);
+                    for confirmed in ids {
+                        let Some(key) = self.store.get_raw(&keys::message_id(&confirmed.0))? else {
+                            continue;
+                        };
+                        if !key.starts_with(&conversation) {
+                            continue;
+                        }
+                        if let Some(Entry::Message(mut m)) = self.store.get::<Entry>(key.clone())?
+                            && m.direction == Direction::Out
+                            && m.status != Status::Delivered
+                        {
+                            m.status = Status::Delivered;
+                            m.error = None;
+                            updates.push(m.id.clone());
+                            c.put(key, &Entry::Message(m));
+                        }
+                    }
+                    self.store.apply(c)?;
+                    for mid in updates {
+                        self.emit(NodeEvent::Status {
+                            identity: id.to_owned(),
+                            contact: contact.name.clone(),
+                            id: mid,
+                            status: Status::Delivered,
+                            error: None,
+                        });
+                    }
+                } else {
+                    self.store.apply(c)?;
+                }
+                Ok(true)
             }
-            None => {
-                let key = keys::request(id, &sender_fp, local);
+            (MessageKind::Text, Some(contact)) => {
+                let now = now_ms();
+                let record = incoming_record(message, now);
+                let chain: ChainRecord = self
+                    .store
+                    .get(keys::inchain(id, &contact.name))?
+                    .unwrap_or_default();
+                let mut gap = None;
+                if message.seq() > chain.last_seq + 1 {
+                    let missing = message.seq() - chain.last_seq - 1;
+                    let entry = Entry::Gap {
+                        missing,
+                        detected_ms: now,
+                    };
+                    c.put(
+                        keys::message(id, &contact.name, self.store.next_seq()?),
+                        &entry,
+                    );
+                    gap = Some(entry);
+                    warn!(missing, "messages missing in a conversation");
+                } else if message.seq() == chain.last_seq + 1
+                    && chain.last_hash.is_some()
+                    && message.prev().map(|h| h.to_string()) != chain.last_hash
+                {
+                    warn!("a message does not follow the one before it in the chain");
+                }
+                if message.seq() > chain.last_seq {
+                    c.put(
+                        keys::inchain(id, &contact.name),
+                        &ChainRecord {
+                            last_seq: message.seq(),
+                            last_hash: Some(message.hash().to_string()),
+                        },
+                    );
+                }
+                let key = keys::message(id, &contact.name, self.store.next_seq()?);
+                c.put(key.clone(), &Entry::Message(record.clone()));
+                c.put_raw(keys::message_id(&mid.0), key);
+                let identity = self.identity(id)?;
+                let to = PublicKey::from_pem(&contact.public_key).map_err(internal)?;
+                self.queue_receipt(&mut c, &identity, &to, id, &contact.name, &[mid])?;
+                self.store.apply(c)?;
+                if let Some(entry) = gap {
+                    self.emit(NodeEvent::Message {
+                        identity: id.to_owned(),
+                        contact: contact.name.clone(),
+                        entry,
+                    });
+                }
+                self.emit(NodeEvent::Message {
+                    identity: id.to_owned(),
+                    contact: contact.name,
+                    entry: Entry::Message(record),
+                });
+                self.wake.notify_one();
+                Ok(true)
+            }
+            (MessageKind::Text, None) => {
+                let key = keys::request(id, &sender_fp, self.store.next_seq()?);
                 c.put(
                     key.clone(),
                     &RequestRecord {
                         public_key: message.sender().to_pem(),
-                        message: record,
+                        hash: Some(message.hash().to_string()),
+                        message: incoming_record(message, now_ms()),
                     },
                 );
                 c.put_raw(keys::message_id(&mid.0), key);
+                self.store.apply(c)?;
+                debug!("a message from an unknown sender went to requests");
+                self.emit(NodeEvent::Request {
+                    identity: id.to_owned(),
+                    fingerprint: sender_fp,
+                });
+                Ok(true)
             }
         }
-        self.store.apply(c)?;
-        Ok(true)
     }
 
-    /// Mark an outgoing message's status. Blocking.
+    /// Set an outgoing message's status. Blocking. `Sent` never replaces `Delivered`.
     pub fn set_status(
         &self,
         message_id: &str,
         status: Status,
         error: Option<String>,
     ) -> Result<(), NodeError> {
-        let mut b = [0u8; 16];
-        if hex::decode_to_slice(message_id, &mut b).is_err() {
-            return Ok(());
-        }
-        let Some(key) = self.store.get_raw(&keys::message_id(&b))? else {
+        let Some(mid) = parse_id(message_id) else {
             return Ok(());
         };
-        if let Some(mut m) = self.store.get::<MessageRecord>(key.clone())? {
-            m.status = status;
-            m.error = error;
-            let mut c = Changes::default();
-            c.put(key, &m);
-            self.store.apply(c)?;
+        let Some(key) = self.store.get_raw(&keys::message_id(&mid))? else {
+            return Ok(());
+        };
+        let Some(Entry::Message(mut m)) = self.store.get::<Entry>(key.clone())? else {
+            return Ok(());
+        };
+        if m.status == Status::Delivered || m.status == status {
+            return Ok(());
+        }
+        m.status = status;
+        m.error = error.clone();
+        let mut c = Changes::default();
+        c.put(key.clone(), &Entry::Message(m));
+        self.store.apply(c)?;
+        if let Some((identity, contact)) = conversation_of(&key) {
+            self.emit(NodeEvent::Status {
+                identity,
+                contact,
+                id: message_id.to_owned(),
+                status,
+                error,
+            });
         }
         Ok(())
     }
@@ -548,9 +936,29 @@ impl Node {
         Ok(self.store.scan::<OutboxRecord>(b"outbox/")?)
     }
 
-    /// Remove a sent envelope from the outbox and mark its message sent. Blocking.
-    pub fn outbox_done(&self, key: Vec<u8>, message_id: &str) -> Result<(), NodeError> {
-        self.set_status(message_id, Status::Sent, None)?;
+    /// How many messages wait in the outbox (receipts not counted).
+    pub fn outbox_len(&self) -> usize {
+        self.outbox()
+            .map(|o| o.iter().filter(|(_, r)| r.kind == OutboxKind::Text).count())
+            .unwrap_or(0)
+    }
+
+    /// Remove an envelope from the outbox once the mailbox holds it (or refused it for
+    /// good, with `error`), updating its message. Blocking.
+    pub fn outbox_done(
+        &self,
+        key: Vec<u8>,
+        item: &OutboxRecord,
+        error: Option<String>,
+    ) -> Result<(), NodeError> {
+        if item.kind == OutboxKind::Text {
+            let status = if error.is_some() {
+                Status::Failed
+            } else {
+                Status::Sent
+            };
+            self.set_status(&item.message_id, status, error)?;
+        }
         let mut c = Changes::default();
         c.delete(key);
         self.store.apply(c)?;
@@ -580,11 +988,40 @@ impl Node {
             .clone()
     }
 
-    /// Update the sync status.
+    /// Update the sync status; tells listeners when it changed.
     pub fn update_status(&self, f: impl FnOnce(&mut SyncStatus)) {
-        f(&mut self.status.write().unwrap_or_else(|p| p.into_inner()));
+        let changed = {
+            let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
+            let before = status.clone();
+            f(&mut status);
+            before.state != status.state || before.last_error != status.last_error
+        };
+        if changed {
+            self.emit(NodeEvent::Connection);
+        }
     }
 }
 
-/// Used by `store` snapshot tests and the API.
-pub use store::Status as MessageStatus;
+fn incoming_record(message: &VerifiedMessage, now: u64) -> MessageRecord {
+    MessageRecord {
+        id: message.id().to_string(),
+        direction: Direction::In,
+        // Text bodies are UTF-8 by the format's contract; a sender who breaks it gets
+        // replacement characters, not a lost message.
+        text: String::from_utf8_lossy(message.body()).into_owned(),
+        sent_ms: message.sent_at_ms(),
+        stored_ms: now,
+        status: Status::Received,
+        seq: message.seq(),
+        error: None,
+    }
+}
+
+/// The identity and contact of a `msg/` key.
+fn conversation_of(key: &[u8]) -> Option<(String, String)> {
+    let rest = key.strip_prefix(b"msg/")?;
+    let mut parts = rest.splitn(3, |b| *b == 0);
+    let identity = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let contact = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    Some((identity, contact))
+}

@@ -1,25 +1,28 @@
-//! The node's local store on sled.
+//! The node's local store.
 //!
-//! One sled tree, keys prefixed by record type, so that one [`sled::Batch`] updates several
-//! records atomically. Values are JSON (self-describing, so records can gain fields).
+//! [`Kv`] is the narrow engine interface (ordered keys, atomic durable batches); [`SledKv`]
+//! implements it on sled and [`MemoryKv`] in memory for tests. [`Store`] adds typed JSON
+//! records on top. Values are JSON (self-describing, so records can gain fields).
 //!
 //! ```text
-//! meta/format                                   -> u32 format version (JSON)
+//! meta/format                                   -> u32 format version
 //! setting/<name>                                -> string
 //! id/<identity>                                 -> IdentityRecord
 //! contact/<identity>\0<name>                    -> ContactRecord
-//! msg/<identity>\0<contact>\0<local seq u64 BE> -> MessageRecord
-//! msgid/<message id 16 bytes>                   -> the msg/ key (dedupe and status updates)
+//! msg/<identity>\0<contact>\0<local seq u64 BE> -> Entry (a message or a gap marker)
+//! msgid/<message id, 16 bytes>                  -> the key of the entry holding it (dedupe, status)
 //! chain/<identity>\0<contact>                   -> ChainRecord (our last seq and hash to them)
+//! inchain/<identity>\0<contact>                 -> ChainRecord (their last seq and hash to us)
 //! outbox/<local seq u64 BE>                     -> OutboxRecord
-//! request/<identity>\0<fingerprint hex>\0<seq>  -> RequestRecord (from unknown senders)
+//! request/<identity>\0<fingerprint>\0<seq BE>   -> RequestRecord (from unknown senders)
 //! ```
 //!
-//! Writes are serialized and each is flushed before it returns (sled 0.34 deadlocks on
-//! concurrent flushes); callers run them off the async executor.
+//! Ids and names are `[A-Za-z0-9._-]`, so the `\0` separators cannot occur inside them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -47,6 +50,171 @@ pub enum StoreError {
         /// The version found.
         found: u32,
     },
+}
+
+/// A change set: puts (`Some`) and deletes (`None`), applied atomically.
+pub type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Key-value pairs, as scans return them.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// An ordered key-value engine with atomic, durable batches.
+pub trait Kv: Send + Sync + std::fmt::Debug + 'static {
+    /// One value.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Entries under `prefix`, keys ascending.
+    fn scan(&self, prefix: &[u8]) -> Result<Pairs, StoreError>;
+    /// Up to `limit` entries under `prefix` with keys below `before` (all if `None`), keys
+    /// descending.
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError>;
+    /// Apply a batch atomically; durable when this returns. Blocking.
+    fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+    /// A fresh number, greater than every earlier one.
+    fn next_seq(&self) -> Result<u64, StoreError>;
+}
+
+/// [`Kv`] on sled. Writes are serialized (sled 0.34 deadlocks on concurrent flushes) and
+/// flushed before they return.
+#[derive(Debug)]
+pub struct SledKv {
+    db: sled::Db,
+    tree: sled::Tree,
+    write: Mutex<()>,
+}
+
+impl SledKv {
+    /// Open or create under `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::open(dir)?;
+        let tree = db.open_tree("node")?;
+        Ok(Self {
+            db,
+            tree,
+            write: Mutex::new(()),
+        })
+    }
+}
+
+fn upper_bound(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    end.push(0xff);
+    end
+}
+
+impl Kv for SledKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|item| Ok(item.map(|(k, v)| (k.to_vec(), v.to_vec()))?))
+            .collect()
+    }
+
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        let upper = before
+            .map(<[u8]>::to_vec)
+            .unwrap_or_else(|| upper_bound(prefix));
+        self.tree
+            .range(prefix.to_vec()..upper)
+            .rev()
+            .take(limit)
+            .map(|item| Ok(item.map(|(k, v)| (k.to_vec(), v.to_vec()))?))
+            .collect()
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (k, v) in batch {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        // A poisoned lock only means another writer panicked; sled itself is consistent.
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+}
+
+/// [`Kv`] in memory, for tests.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    seq: AtomicU64,
+}
+
+impl MemoryKv {
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Kv for MemoryKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.map().get(key).cloned())
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
+        Ok(self
+            .map()
+            .range(prefix.to_vec()..upper_bound(prefix))
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        let upper = before
+            .map(<[u8]>::to_vec)
+            .unwrap_or_else(|| upper_bound(prefix));
+        Ok(self
+            .map()
+            .range(prefix.to_vec()..upper)
+            .rev()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut map = self.map();
+        for (k, v) in batch {
+            match v {
+                Some(v) => map.insert(k, v),
+                None => map.remove(&k),
+            };
+        }
+        Ok(())
+    }
+
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.seq.fetch_add(1, Ordering::Relaxed) + 1)
+    }
 }
 
 /// An identity's metadata (the private key is in a file named by its fingerprint).
@@ -77,6 +245,9 @@ pub struct ContactRecord {
     pub verified: bool,
     /// When added, ms since the epoch.
     pub added_ms: u64,
+    /// The mailbox their invite named, if they were added by invite.
+    #[serde(default)]
+    pub mailbox: Option<String>,
 }
 
 /// Direction of a message.
@@ -141,13 +312,39 @@ pub struct MessageRecord {
     pub error: Option<String>,
 }
 
-/// Our side of a conversation's chain.
+/// One item of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Entry {
+    /// A message.
+    Message(MessageRecord),
+    /// Messages the chain says are missing here (expired or dropped on the way).
+    Gap {
+        /// How many.
+        missing: u64,
+        /// When the gap was noticed, ms since the epoch.
+        detected_ms: u64,
+    },
+}
+
+/// One side of a conversation's hash chain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainRecord {
-    /// Our last sequence number to them.
+    /// The last sequence number.
     pub last_seq: u64,
-    /// The hash of our last message to them, hex.
+    /// The hash of that message, hex.
     pub last_hash: Option<String>,
+}
+
+/// What an outbox item carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxKind {
+    /// A message the user wrote (its status is tracked).
+    #[default]
+    Text,
+    /// A delivery receipt (not shown).
+    Receipt,
 }
 
 /// A sealed envelope waiting for the mailbox.
@@ -161,6 +358,9 @@ pub struct OutboxRecord {
     pub message_id: String,
     /// The envelope bytes, hex.
     pub envelope: String,
+    /// Text or receipt.
+    #[serde(default)]
+    pub kind: OutboxKind,
 }
 
 /// A message from a sender who is not a contact.
@@ -168,6 +368,9 @@ pub struct OutboxRecord {
 pub struct RequestRecord {
     /// The sender's public key, SPKI PEM.
     pub public_key: String,
+    /// The sender's sequence number and message hash, to start the chain on acceptance.
+    #[serde(default)]
+    pub hash: Option<String>,
     /// The message.
     pub message: MessageRecord,
 }
@@ -215,6 +418,10 @@ pub mod keys {
     pub fn conversation(id: &str, contact: &str) -> Vec<u8> {
         key(&[b"msg/", id.as_bytes(), contact.as_bytes(), b""])
     }
+    /// `msg/<identity>\0`
+    pub fn conversations_of(id: &str) -> Vec<u8> {
+        key(&[b"msg/", id.as_bytes(), b""])
+    }
     /// `msgid/<16 bytes>`
     pub fn message_id(mid: &[u8; 16]) -> Vec<u8> {
         key(&[b"msgid/", mid])
@@ -222,6 +429,10 @@ pub mod keys {
     /// `chain/<identity>\0<contact>`
     pub fn chain(id: &str, contact: &str) -> Vec<u8> {
         key(&[b"chain/", id.as_bytes(), contact.as_bytes()])
+    }
+    /// `inchain/<identity>\0<contact>`
+    pub fn inchain(id: &str, contact: &str) -> Vec<u8> {
+        key(&[b"inchain/", id.as_bytes(), contact.as_bytes()])
     }
     /// `outbox/<seq BE>`
     pub fn outbox(seq: u64) -> Vec<u8> {
@@ -236,6 +447,10 @@ pub mod keys {
             &seq.to_be_bytes(),
         ])
     }
+    /// `request/<identity>\0<fingerprint>\0`
+    pub fn requests_from(id: &str, fingerprint: &str) -> Vec<u8> {
+        key(&[b"request/", id.as_bytes(), fingerprint.as_bytes(), b""])
+    }
     /// `request/<identity>\0`
     pub fn requests_of(id: &str) -> Vec<u8> {
         key(&[b"request/", id.as_bytes(), b""])
@@ -246,18 +461,16 @@ pub mod keys {
     }
 }
 
-/// The node's store.
+/// Typed records over a [`Kv`] engine.
 #[derive(Debug)]
 pub struct Store {
-    db: sled::Db,
-    tree: sled::Tree,
-    write: Mutex<()>,
+    kv: Box<dyn Kv>,
 }
 
 /// A set of changes applied atomically by [`Store::apply`].
 #[derive(Debug, Default)]
 pub struct Changes {
-    batch: sled::Batch,
+    batch: Batch,
 }
 
 impl Changes {
@@ -265,28 +478,32 @@ impl Changes {
     pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
         // Serializing our own record types to JSON cannot fail (no maps with non-string keys).
         let bytes = serde_json::to_vec(value).unwrap_or_default();
-        self.batch.insert(key, bytes);
+        self.batch.push((key, Some(bytes)));
     }
     /// Put raw bytes.
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.batch.insert(key, value);
+        self.batch.push((key, Some(value)));
     }
     /// Delete a key.
     pub fn delete(&mut self, key: Vec<u8>) {
-        self.batch.remove(key);
+        self.batch.push((key, None));
     }
 }
 
 impl Store {
-    /// Open (or create) the store in `dir`, checking its format version.
+    /// Open (or create) the sled store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(dir)?;
-        let tree = db.open_tree("node")?;
-        let store = Self {
-            db,
-            tree,
-            write: Mutex::new(()),
-        };
+        Self::with_engine(Box::new(SledKv::open(dir)?))
+    }
+
+    /// A store in memory (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::with_engine(Box::new(MemoryKv::default()))
+    }
+
+    /// A store on any engine, checking (and if needed migrating) its format version.
+    pub fn with_engine(kv: Box<dyn Kv>) -> Result<Self, StoreError> {
+        let store = Self { kv };
         match store.get::<u32>(b"meta/format".to_vec())? {
             None => {
                 let mut c = Changes::default();
@@ -294,7 +511,8 @@ impl Store {
                 store.apply(c)?;
             }
             Some(v) if v > FORMAT_VERSION => return Err(StoreError::TooNew { found: v }),
-            // Migrations from older versions go here, one step per version.
+            // Migrations from older versions go here, one step per version, each in one
+            // atomic batch that also bumps meta/format.
             Some(_) => {}
         }
         Ok(store)
@@ -302,21 +520,17 @@ impl Store {
 
     /// Apply changes atomically and make them durable. Blocking.
     pub fn apply(&self, changes: Changes) -> Result<(), StoreError> {
-        // A poisoned lock only means another writer panicked; sled itself is consistent.
-        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        self.tree.apply_batch(changes.batch)?;
-        self.db.flush()?;
-        Ok(())
+        self.kv.apply(changes.batch)
     }
 
     /// A fresh, increasing number (for message and outbox keys).
     pub fn next_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+        self.kv.next_seq()
     }
 
     /// Read one JSON record.
     pub fn get<T: DeserializeOwned>(&self, key: Vec<u8>) -> Result<Option<T>, StoreError> {
-        match self.tree.get(&key)? {
+        match self.kv.get(&key)? {
             None => Ok(None),
             Some(bytes) => decode(&key, &bytes).map(Some),
         }
@@ -324,7 +538,7 @@ impl Store {
 
     /// Read raw bytes.
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+        self.kv.get(key)
     }
 
     /// All records under a prefix, in key order.
@@ -332,13 +546,16 @@ impl Store {
         &self,
         prefix: &[u8],
     ) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
-        self.tree
-            .scan_prefix(prefix)
-            .map(|item| {
-                let (k, v) = item?;
-                Ok((k.to_vec(), decode(&k, &v)?))
-            })
+        self.kv
+            .scan(prefix)?
+            .into_iter()
+            .map(|(k, v)| Ok((k.clone(), decode(&k, &v)?)))
             .collect()
+    }
+
+    /// All keys under a prefix.
+    pub fn keys(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self.kv.scan(prefix)?.into_iter().map(|(k, _)| k).collect())
     }
 
     /// Records under a prefix, newest (highest key) first, before `before` if given.
@@ -348,23 +565,16 @@ impl Store {
         before: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
-        let mut end = prefix.to_vec();
-        end.push(0xff);
-        let upper = before.map(|b| b.to_vec()).unwrap_or(end);
-        self.tree
-            .range(prefix.to_vec()..upper)
-            .rev()
-            .take(limit)
-            .map(|item| {
-                let (k, v) = item?;
-                Ok((k.to_vec(), decode(&k, &v)?))
-            })
+        self.kv
+            .scan_rev(prefix, before, limit)?
+            .into_iter()
+            .map(|(k, v)| Ok((k.clone(), decode(&k, &v)?)))
             .collect()
     }
 
     /// Whether a key exists.
     pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(key)?)
+        Ok(self.kv.get(key)?.is_some())
     }
 }
 
@@ -390,10 +600,23 @@ mod tests {
             b"msg/a\0b\0\0\0\0\0\0\0\x01\x02".to_vec()
         );
         assert_eq!(keys::conversation("a", "b"), b"msg/a\0b\0");
+        assert_eq!(keys::conversations_of("a"), b"msg/a\0");
+        assert_eq!(
+            keys::message_id(&[7; 16]),
+            [b"msgid/".as_slice(), &[7; 16]].concat()
+        );
+        assert_eq!(keys::chain("a", "b"), b"chain/a\0b");
+        assert_eq!(keys::inchain("a", "b"), b"inchain/a\0b");
         assert_eq!(keys::outbox(1), b"outbox/\0\0\0\0\0\0\0\x01");
+        assert_eq!(
+            keys::request("a", "ff", 1),
+            b"request/a\0ff\0\0\0\0\0\0\0\0\x01".to_vec()
+        );
+        assert_eq!(keys::requests_from("a", "ff"), b"request/a\0ff\0");
         assert_eq!(keys::setting("mailbox"), b"setting/mailbox");
     }
 
+    /// Snapshots of every record format: a change here is a change to users' data on disk.
     #[test]
     fn record_formats_are_pinned() {
         let m = MessageRecord {
@@ -406,55 +629,149 @@ mod tests {
             seq: 1,
             error: None,
         };
-        assert_eq!(
-            serde_json::to_string(&m).unwrap(),
-            r#"{"id":"00000000000000000000000000000000","direction":"out","text":"hi","sent_ms":1,"stored_ms":2,"status":"pending","seq":1,"error":null}"#
-        );
+        let cases: Vec<(String, &str)> = vec![
+            (
+                serde_json::to_string(&Entry::Message(m.clone())).unwrap(),
+                r#"{"kind":"message","id":"00000000000000000000000000000000","direction":"out","text":"hi","sent_ms":1,"stored_ms":2,"status":"pending","seq":1,"error":null}"#,
+            ),
+            (
+                serde_json::to_string(&Entry::Gap {
+                    missing: 2,
+                    detected_ms: 5,
+                })
+                .unwrap(),
+                r#"{"kind":"gap","missing":2,"detected_ms":5}"#,
+            ),
+            (
+                serde_json::to_string(&IdentityRecord {
+                    id: "alice".into(),
+                    display_name: Some("Alice".into()),
+                    fingerprint: "ab".into(),
+                    created_ms: 3,
+                })
+                .unwrap(),
+                r#"{"id":"alice","display_name":"Alice","fingerprint":"ab","created_ms":3}"#,
+            ),
+            (
+                serde_json::to_string(&ContactRecord {
+                    name: "bob".into(),
+                    public_key: "PEM".into(),
+                    fingerprint: "cd".into(),
+                    verified: true,
+                    added_ms: 4,
+                    mailbox: Some("h:1".into()),
+                })
+                .unwrap(),
+                r#"{"name":"bob","public_key":"PEM","fingerprint":"cd","verified":true,"added_ms":4,"mailbox":"h:1"}"#,
+            ),
+            (
+                serde_json::to_string(&ChainRecord {
+                    last_seq: 7,
+                    last_hash: Some("ee".into()),
+                })
+                .unwrap(),
+                r#"{"last_seq":7,"last_hash":"ee"}"#,
+            ),
+            (
+                serde_json::to_string(&OutboxRecord {
+                    identity: "alice".into(),
+                    contact: "bob".into(),
+                    message_id: "01".into(),
+                    envelope: "ff".into(),
+                    kind: OutboxKind::Receipt,
+                })
+                .unwrap(),
+                r#"{"identity":"alice","contact":"bob","message_id":"01","envelope":"ff","kind":"receipt"}"#,
+            ),
+            (
+                serde_json::to_string(&RequestRecord {
+                    public_key: "PEM".into(),
+                    hash: None,
+                    message: m,
+                })
+                .unwrap(),
+                r#"{"public_key":"PEM","hash":null,"message":{"id":"00000000000000000000000000000000","direction":"out","text":"hi","sent_ms":1,"stored_ms":2,"status":"pending","seq":1,"error":null}}"#,
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+        // Older records without the newer optional fields still read.
+        let old: ContactRecord = serde_json::from_str(
+            r#"{"name":"bob","public_key":"P","fingerprint":"cd","added_ms":4}"#,
+        )
+        .unwrap();
+        assert!(!old.verified);
+        assert_eq!(old.mailbox, None);
     }
 
-    #[test]
-    fn changes_are_atomic_and_scans_are_ordered() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    fn engine_contract(store: Store) {
         let mut c = Changes::default();
         for seq in [3u64, 1, 2] {
             c.put(keys::message("a", "b", seq), &seq);
         }
         c.put(keys::message("a", "bb", 9), &9u64);
         store.apply(c).unwrap();
-        let all: Vec<u64> = store
-            .scan::<u64>(&keys::conversation("a", "b"))
-            .unwrap()
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect();
-        assert_eq!(all, [1, 2, 3]);
-        let newest: Vec<u64> = store
-            .scan_rev::<u64>(&keys::conversation("a", "b"), None, 2)
-            .unwrap()
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect();
-        assert_eq!(newest, [3, 2]);
-        let before: Vec<u64> = store
-            .scan_rev::<u64>(
-                &keys::conversation("a", "b"),
-                Some(&keys::message("a", "b", 3)),
-                10,
-            )
-            .unwrap()
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect();
-        assert_eq!(before, [2, 1]);
-        drop(store);
-        let again = Store::open(dir.path()).unwrap();
+        let values = |v: Vec<(Vec<u8>, u64)>| v.into_iter().map(|(_, v)| v).collect::<Vec<_>>();
         assert_eq!(
-            again
-                .scan::<u64>(&keys::conversation("a", "b"))
-                .unwrap()
-                .len(),
-            3
+            values(store.scan(&keys::conversation("a", "b")).unwrap()),
+            [1, 2, 3]
         );
+        assert_eq!(
+            values(
+                store
+                    .scan_rev(&keys::conversation("a", "b"), None, 2)
+                    .unwrap()
+            ),
+            [3, 2]
+        );
+        let before = keys::message("a", "b", 3);
+        assert_eq!(
+            values(
+                store
+                    .scan_rev(&keys::conversation("a", "b"), Some(&before), 10)
+                    .unwrap()
+            ),
+            [2, 1]
+        );
+        let mut c = Changes::default();
+        c.delete(keys::message("a", "b", 2));
+        store.apply(c).unwrap();
+        assert_eq!(
+            values(store.scan(&keys::conversation("a", "b")).unwrap()),
+            [1, 3]
+        );
+        let (s1, s2) = (store.next_seq().unwrap(), store.next_seq().unwrap());
+        assert!(s2 > s1);
+        assert!(store.contains(&keys::message("a", "bb", 9)).unwrap());
+        assert_eq!(
+            store.get::<u32>(b"meta/format".to_vec()).unwrap(),
+            Some(FORMAT_VERSION)
+        );
+    }
+
+    #[test]
+    fn memory_engine_keeps_the_contract() {
+        engine_contract(Store::in_memory().unwrap());
+    }
+
+    #[test]
+    fn sled_engine_keeps_the_contract() {
+        // Persistence across restarts is tested end to end (the node's data dir reopened).
+        let dir = tempfile::tempdir().unwrap();
+        engine_contract(Store::open(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn a_newer_format_is_refused() {
+        let store = Store::in_memory().unwrap();
+        let mut c = Changes::default();
+        c.put(b"meta/format".to_vec(), &(FORMAT_VERSION + 1));
+        store.apply(c).unwrap();
+        let Store { kv } = store;
+        assert!(matches!(
+            Store::with_engine(kv),
+            Err(StoreError::TooNew { .. })
+        ));
     }
 }

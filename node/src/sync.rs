@@ -1,6 +1,6 @@
-//! The sync loop: keeps one connection to the mailbox, logs every identity in, drains the
-//! outbox, pulls, opens, stores and acknowledges, and reconnects by itself with capped,
-//! jittered exponential backoff.
+//! The sync loop: a thin driver that carries out what the [`Engine`] decides, over one QUIC
+//! connection to the mailbox. It logs every identity in, drains the outbox, pulls, opens,
+//! stores and acknowledges, waits for pushes, and reconnects by itself.
 //!
 //! Receive order is download → verify → store durably → ACK, so a crash anywhere loses
 //! nothing, and the message-id index means nothing is shown twice.
@@ -11,54 +11,90 @@ use std::time::Duration;
 
 use config::MailboxAddress;
 use mailbox::client::{Client, ClientError};
-use rand::RngExt as _;
+use rand::SeedableRng as _;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::service::{Node, now_ms};
+use crate::engine::{Action, Engine, Input};
+use crate::service::{Node, blocking, now_ms};
 
 /// The setting holding the learnt (trust-on-first-use) certificate pin, per address.
 pub const PIN_SETTING: &str = "mailbox_pin";
 
-/// Run forever: connect, sync, and reconnect after any failure.
+/// Most envelopes asked for per PULL.
+const PULL_BATCH: u32 = 64;
+
+/// Run forever, following the mailbox address in `address`.
 pub async fn run(
     node: Arc<Node>,
     mut address: watch::Receiver<MailboxAddress>,
     interval: Duration,
 ) {
-    let mut failures: u32 = 0;
+    let mut engine = Engine::new(interval, rand::rngs::StdRng::from_rng(&mut rand::rng()));
+    let mut client: Option<Client> = None;
+    let mut logged_in: HashSet<[u8; 32]> = HashSet::new();
+    let mut action = engine.start();
     loop {
-        let target = address.borrow_and_update().clone();
-        node.update_status(|s| {
-            s.state = "connecting";
-            s.mailbox = target.to_string();
-        });
-        let result = tokio::select! {
-            r = session(&node, &target, interval) => r,
-            _ = changed(&mut address) => {
-                info!("mailbox address changed; reconnecting");
-                failures = 0;
-                continue;
+        let target = address.borrow().clone();
+        let input = match action {
+            Action::Connect => {
+                if let Some(old) = client.take() {
+                    old.close().await;
+                }
+                logged_in.clear();
+                node.update_status(|s| s.mailbox = target.to_string());
+                match connect(&node, &target).await {
+                    Ok(c) => {
+                        client = Some(c);
+                        Input::Connected
+                    }
+                    Err(e) => Input::ConnectFailed(e.to_string()),
+                }
+            }
+            Action::Login => step(
+                login_new(&node, client.as_ref(), &mut logged_in).await,
+                Input::LoggedIn,
+            ),
+            Action::DrainOutbox => step(
+                drain_outbox(&node, client.as_ref()).await,
+                Input::OutboxDrained,
+            ),
+            Action::Pull => step(pull_all(&node, client.as_ref()).await, Input::Pulled),
+            Action::Wait(d) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => Input::Timer,
+                    _ = node.wake.notified() => Input::Wake,
+                    _ = changed(&mut address) => Input::AddressChanged,
+                    event = next_event(client.as_ref()) => match event {
+                        Ok(()) => Input::Pushed,
+                        Err(e) => Input::Lost(e.to_string()),
+                    },
+                }
+            }
+            Action::Backoff(d) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => Input::Timer,
+                    _ = node.wake.notified() => Input::Wake,
+                    _ = changed(&mut address) => Input::AddressChanged,
+                }
             }
         };
-        let Err(e) = result;
-        failures = failures.saturating_add(1);
-        warn!(error = %e, "mailbox sync stopped");
-        node.update_status(|s| {
-            s.state = "offline";
-            s.last_error = Some(e.to_string());
-        });
-        // 0.5 s doubling to 30 s, with ±50 % jitter.
-        let base = Duration::from_millis(500)
-            .saturating_mul(1 << failures.min(6))
-            .min(Duration::from_secs(30));
-        let jitter = rand::rng().random_range(0.5..1.5);
-        let wait = base.mul_f64(jitter);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = node.wake.notified() => {}
-            _ = changed(&mut address) => { failures = 0; }
+        if let Input::ConnectFailed(e) | Input::Lost(e) = &input {
+            warn!(error = %e, "mailbox sync interrupted; will retry");
         }
+        action = engine.handle(input, now_ms());
+        node.update_status(|s| {
+            s.state = engine.state().as_str();
+            s.last_error = engine.last_error().map(str::to_owned);
+            s.last_sync_ms = engine.last_sync_ms();
+        });
+    }
+}
+
+fn step(result: Result<(), ClientError>, done: Input) -> Input {
+    match result {
+        Ok(()) => done,
+        Err(e) => Input::Lost(e.to_string()),
     }
 }
 
@@ -69,70 +105,52 @@ async fn changed(address: &mut watch::Receiver<MailboxAddress>) {
     }
 }
 
+async fn next_event(client: Option<&Client>) -> Result<(), ClientError> {
+    match client {
+        Some(c) => c.next_event().await.map(|_| ()),
+        None => std::future::pending().await,
+    }
+}
+
+fn need(client: Option<&Client>) -> Result<&Client, ClientError> {
+    client.ok_or_else(|| ClientError::Connection("not connected".into()))
+}
+
 /// The pin to use for `target`: its own `#fingerprint`, or one learnt earlier for this
 /// host:port.
 fn pinned(node: &Node, target: &MailboxAddress) -> Option<[u8; 32]> {
     if target.fingerprint.is_some() {
         return target.fingerprint;
     }
-    let saved = node.setting(PIN_SETTING).ok().flatten()?;
-    let saved: MailboxAddress = saved.parse().ok()?;
+    let saved: MailboxAddress = node.setting(PIN_SETTING).ok().flatten()?.parse().ok()?;
     (saved.host == target.host && saved.port == target.port)
         .then_some(saved.fingerprint)
         .flatten()
 }
 
-async fn session(
-    node: &Arc<Node>,
-    target: &MailboxAddress,
-    interval: Duration,
-) -> Result<std::convert::Infallible, ClientError> {
+async fn connect(node: &Arc<Node>, target: &MailboxAddress) -> Result<Client, ClientError> {
     let mut address = target.clone();
     address.fingerprint = pinned(node, target);
     let client = Client::connect(&address).await?;
+    let mut learnt = target.clone();
+    learnt.fingerprint = Some(client.server_fingerprint);
     if address.fingerprint.is_none() {
         // Trust on first use: keep the pin; a later mismatch is refused.
-        let mut learnt = target.clone();
-        learnt.fingerprint = Some(client.server_fingerprint);
         let n = node.clone();
         let value = learnt.to_string();
-        let _ = tokio::task::spawn_blocking(move || n.save_setting(PIN_SETTING, &value)).await;
+        let _ = blocking(move || n.save_setting(PIN_SETTING, &value)).await;
         info!(pin = %hex::encode(client.server_fingerprint), "learnt the mailbox certificate (trust on first use)");
     }
-    node.update_status(|s| {
-        s.mailbox = format!(
-            "{}:{}#{}",
-            target.host,
-            target.port,
-            hex::encode(client.server_fingerprint)
-        );
-    });
-    let mut logged_in: HashSet<[u8; 32]> = HashSet::new();
-    loop {
-        login_new(node, &client, &mut logged_in).await?;
-        drain_outbox(node, &client).await?;
-        for (id, identity) in node.loaded_identities() {
-            pull_all(node, &client, &id, &identity).await?;
-        }
-        node.update_status(|s| {
-            s.state = "online";
-            s.last_error = None;
-            s.last_sync_ms = Some(now_ms());
-        });
-        // The mailbox pushes arrivals; the interval is only a safety net.
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = node.wake.notified() => {}
-            event = client.next_event() => { event?; }
-        }
-    }
+    node.update_status(|s| s.mailbox = learnt.to_string());
+    Ok(client)
 }
 
 async fn login_new(
     node: &Arc<Node>,
-    client: &Client,
+    client: Option<&Client>,
     logged_in: &mut HashSet<[u8; 32]>,
 ) -> Result<(), ClientError> {
+    let client = need(client)?;
     let (challenge, exporter) = client.login_material();
     for (id, identity) in node.loaded_identities() {
         let fp = identity.fingerprint().0;
@@ -153,60 +171,57 @@ async fn login_new(
     Ok(())
 }
 
-async fn drain_outbox(node: &Arc<Node>, client: &Client) -> Result<(), ClientError> {
+async fn drain_outbox(node: &Arc<Node>, client: Option<&Client>) -> Result<(), ClientError> {
+    let client = need(client)?;
     let items = node
         .outbox()
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
     for (key, item) in items {
-        let Ok(envelope) = hex::decode(&item.envelope) else {
-            continue;
-        };
-        let Some(sender) = node
+        let sender = node
             .identity(&item.identity)
             .ok()
-            .map(|i| i.fingerprint().0)
-        else {
-            // The identity was deleted: its queued messages cannot be sent any more.
+            .map(|i| i.fingerprint().0);
+        let envelope = hex::decode(&item.envelope).ok();
+        let (Some(sender), Some(envelope)) = (sender, envelope) else {
+            // Its identity was deleted, or the record is damaged: it cannot be sent.
             let n = node.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                let mut c = crate::store::Changes::default();
-                c.delete(key);
-                n.store().apply(c)
-            })
-            .await;
+            let _ =
+                blocking(move || n.outbox_done(key, &item, Some("could not be sent".into()))).await;
             continue;
         };
-        match client.send(sender, envelope).await {
-            Ok(_) => {
-                let n = node.clone();
-                let _ =
-                    tokio::task::spawn_blocking(move || n.outbox_done(key, &item.message_id)).await;
-            }
-            Err(ClientError::Refused { code, message }) => {
-                // The mailbox will not take it (too large, quota...): say so on the message
-                // and stop retrying it.
-                warn!(code = code.as_str(), "mailbox refused an envelope");
-                let n = node.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    n.set_status(
-                        &item.message_id,
-                        crate::store::Status::Failed,
-                        Some(message),
-                    )?;
-                    let mut c = crate::store::Changes::default();
-                    c.delete(key);
-                    n.store().apply(c)?;
-                    Ok::<_, crate::error::NodeError>(())
-                })
-                .await;
+        let error = match client.send(sender, envelope).await {
+            Ok(_) => None,
+            // The mailbox will not take it (too large, full, not admitted): say so on the
+            // message in its words and stop retrying it.
+            Err(ClientError::Refused { code, message })
+                if !matches!(
+                    code,
+                    mailbox::protocol::ErrorCode::RateLimited
+                        | mailbox::protocol::ErrorCode::Internal
+                ) =>
+            {
+                warn!(code = code.as_str(), "the mailbox refused an envelope");
+                Some(format!("the mailbox refused it: {message}"))
             }
             Err(e) => return Err(e),
-        }
+        };
+        let n = node.clone();
+        blocking(move || n.outbox_done(key, &item, error))
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
     }
     Ok(())
 }
 
-async fn pull_all(
+async fn pull_all(node: &Arc<Node>, client: Option<&Client>) -> Result<(), ClientError> {
+    let client = need(client)?;
+    for (id, identity) in node.loaded_identities() {
+        pull_one(node, client, &id, &identity).await?;
+    }
+    Ok(())
+}
+
+async fn pull_one(
     node: &Arc<Node>,
     client: &Client,
     id: &str,
@@ -214,7 +229,7 @@ async fn pull_all(
 ) -> Result<(), ClientError> {
     let me = identity.fingerprint().0;
     loop {
-        let (envelopes, more) = client.pull(me, 64).await?;
+        let (envelopes, more) = client.pull(me, PULL_BATCH).await?;
         if envelopes.is_empty() {
             return Ok(());
         }
@@ -225,16 +240,13 @@ async fn pull_all(
         let done: Vec<[u8; 16]> = tokio::task::spawn_blocking(move || {
             let mut done = Vec::new();
             for envelope in envelopes {
-                let header = match crypto::EnvelopeHeader::parse(&envelope) {
-                    Ok(h) => h,
-                    Err(_) => continue,
+                let Ok(header) = crypto::EnvelopeHeader::parse(&envelope) else {
+                    continue;
                 };
                 match opener.open(&envelope) {
-                    Ok(message) => match n.store_incoming(&id_owned, &message) {
+                    Ok(message) => match n.receive(&id_owned, &message) {
                         Ok(_) => done.push(header.id.0),
-                        Err(e) => {
-                            warn!(error = %e, "could not store a message; it stays queued");
-                        }
+                        Err(e) => warn!(error = %e, "could not store a message; it stays queued"),
                     },
                     Err(e) => {
                         // Refused envelopes are dropped without a receipt and without

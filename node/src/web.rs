@@ -46,6 +46,29 @@ fn short_time(ms: u64) -> String {
     }
 }
 
+/// A conversation entry as the page shows it.
+pub fn message_item(entry: &crate::store::Entry) -> ui::MessageItem {
+    match entry {
+        crate::store::Entry::Message(m) => ui::MessageItem {
+            id: m.id.clone(),
+            outgoing: m.direction == crate::store::Direction::Out,
+            text: m.text.clone(),
+            time: short_time(m.sent_ms),
+            status: m.status.as_str().to_owned(),
+            ..ui::MessageItem::default()
+        },
+        crate::store::Entry::Gap {
+            missing,
+            detected_ms,
+        } => ui::MessageItem {
+            id: format!("gap-{detected_ms}"),
+            gap: Some(*missing),
+            time: short_time(*detected_ms),
+            ..ui::MessageItem::default()
+        },
+    }
+}
+
 fn location(identity: &str, contact: Option<&str>) -> String {
     // Ids and names are [A-Za-z0-9._-]: nothing to escape in a query.
     match contact {
@@ -95,22 +118,13 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
         if let Some(contact) = &page.active_contact {
             let mut messages = node.messages(id, contact, None, 200)?;
             messages.reverse();
-            page.messages = messages
-                .iter()
-                .map(|m| ui::MessageItem {
-                    id: m.id.clone(),
-                    outgoing: m.direction == crate::store::Direction::Out,
-                    text: m.text.clone(),
-                    time: short_time(m.sent_ms),
-                    status: m.status.as_str().to_owned(),
-                })
-                .collect();
+            page.messages = messages.iter().map(message_item).collect();
         }
     }
     let status = node.status();
     page.connection = status.state.to_owned();
     page.last_error = status.last_error;
-    page.outbox = node.outbox().map(|o| o.len()).unwrap_or(0);
+    page.outbox = node.outbox_len();
     Ok(page)
 }
 

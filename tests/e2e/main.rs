@@ -66,10 +66,11 @@ async fn alice_and_bob_exchange_messages_through_a_real_mailbox() -> anyhow::Res
     assert_eq!(got["id"], sent["id"], "same message id on both sides");
     assert!(got["sent_at"].as_str().unwrap().ends_with('Z'));
 
-    eventually(WAIT, "alice's message to be marked sent", || async {
+    // Bob's node returns a receipt: alice sees her message delivered.
+    eventually(WAIT, "alice's message to be marked delivered", || async {
         Ok(find(&alice, "alice", "bob", &text)
             .await?
-            .filter(|m| m["status"] == "sent"))
+            .filter(|m| m["status"] == "delivered"))
     })
     .await?;
 

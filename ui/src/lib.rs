@@ -65,6 +65,9 @@ pub struct MessageItem {
     pub time: String,
     /// `"pending"`, `"sent"`, `"delivered"`, `"received"` or `"failed"`.
     pub status: String,
+    /// Set on a gap marker instead of a message: how many messages the conversation's chain
+    /// says are missing here (expired or dropped on the way).
+    pub gap: Option<u64>,
 }
 
 /// Everything the node's web page shows.

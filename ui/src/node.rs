@@ -437,14 +437,28 @@ fn status_mark(status: &str) -> &'static str {
     }
 }
 
-fn message_bubble(message: MessageItem, contact: &str) -> impl IntoView + use<> {
+fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
     let MessageItem {
         id,
         outgoing,
         text,
         time,
         status,
+        gap,
     } = message;
+    if let Some(missing) = gap {
+        let words = if missing == 1 {
+            "1 message is missing here".to_owned()
+        } else {
+            format!("{missing} messages are missing here")
+        };
+        return view! {
+            <li class="gap" data-message-id=id role="note">
+                <p class="gap-text">"⚠ " {words} " (expired or lost on the way)"</p>
+            </li>
+        }
+        .into_any();
+    }
     let class = if outgoing { "msg out" } else { "msg in" };
     let who = if outgoing {
         "You".to_owned()
@@ -472,6 +486,7 @@ fn message_bubble(message: MessageItem, contact: &str) -> impl IntoView + use<> 
             </p>
         </li>
     }
+    .into_any()
 }
 
 #[cfg(test)]
@@ -503,6 +518,7 @@ mod tests {
             text: text.to_owned(),
             time: "2026-11-25 21:40 UTC".to_owned(),
             status: status.to_owned(),
+            gap: None,
         }
     }
 
@@ -531,6 +547,30 @@ mod tests {
         let start = html[..at].rfind('<').expect("tag start");
         let end = at + html[at..].find('>').expect("tag end");
         &html[start..=end]
+    }
+
+    #[test]
+    fn a_gap_marker_says_how_many_are_missing() {
+        let page = NodePage {
+            identities: vec![identity("alice")],
+            active_identity: Some("alice".into()),
+            contacts: vec![contact("bob")],
+            active_contact: Some("bob".into()),
+            messages: vec![
+                message("m1", false, "one", "received"),
+                MessageItem {
+                    id: "gap-1".into(),
+                    gap: Some(2),
+                    ..MessageItem::default()
+                },
+                message("m4", false, "four", "received"),
+            ],
+            ..NodePage::default()
+        };
+        let html = node_page(&page);
+        assert!(html.contains("2 messages are missing here"), "{html}");
+        assert!(html.find("one").unwrap_or(0) < html.find("missing here").unwrap_or(0));
+        assert!(html.find("missing here").unwrap_or(0) < html.find("four").unwrap_or(0));
     }
 
     #[test]

@@ -1,0 +1,285 @@
+//! The sync engine's decisions, free of I/O.
+//!
+//! The engine takes [`Input`]s (a connection attempt ended, a step finished, the user sent
+//! something, the mailbox pushed, a timer fired) and answers with the next [`Action`] for the
+//! thin QUIC loop in [`crate::sync`] to carry out. It owns the connection state shown to the
+//! user, the last error in words, and the reconnect backoff (exponential, capped, jittered by
+//! an injected RNG so tests are deterministic).
+
+use std::time::Duration;
+
+use rand::{Rng, RngExt as _};
+
+/// Backoff after the first failure.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// The longest backoff.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A connection (and hello) succeeded.
+    Connected,
+    /// A connection attempt failed, in words.
+    ConnectFailed(String),
+    /// The connection broke during a step, in words.
+    Lost(String),
+    /// Every identity is logged in.
+    LoggedIn,
+    /// The outbox is drained.
+    OutboxDrained,
+    /// Every identity's queue was pulled, stored and acknowledged.
+    Pulled,
+    /// The user sent something or added an identity.
+    Wake,
+    /// The mailbox pushed an arrival.
+    Pushed,
+    /// The timer of the last [`Action::Wait`] or [`Action::Backoff`] fired.
+    Timer,
+    /// The user changed the mailbox address.
+    AddressChanged,
+}
+
+/// What to do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Connect to the mailbox (dropping any old connection).
+    Connect,
+    /// Log in every identity not yet logged in on this connection.
+    Login,
+    /// Send everything in the outbox.
+    DrainOutbox,
+    /// Pull every identity's queue until empty.
+    Pull,
+    /// Connected and idle: wait for a wake, a push, or this long.
+    Wait(Duration),
+    /// Disconnected: wait this long (or for a wake), then reconnect.
+    Backoff(Duration),
+}
+
+/// The connection state shown to the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Trying to connect.
+    Connecting,
+    /// Connected (and syncing or idle).
+    Online,
+    /// Not connected; waiting to retry.
+    Offline,
+}
+
+impl State {
+    /// The word used in the API and the UI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Online => "online",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+/// The engine.
+#[derive(Debug)]
+pub struct Engine<R> {
+    state: State,
+    step: Option<Action>,
+    failures: u32,
+    last_error: Option<String>,
+    last_sync_ms: Option<u64>,
+    interval: Duration,
+    rng: R,
+}
+
+impl<R: Rng> Engine<R> {
+    /// A disconnected engine that pulls at least every `interval`; `rng` jitters backoff.
+    pub fn new(interval: Duration, rng: R) -> Self {
+        Self {
+            state: State::Connecting,
+            step: None,
+            failures: 0,
+            last_error: None,
+            last_sync_ms: None,
+            interval,
+            rng,
+        }
+    }
+
+    /// The first action.
+    pub fn start(&mut self) -> Action {
+        self.go(Action::Connect)
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The last error in words, until a sync succeeds.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// When the last full sync ended, ms since the epoch.
+    pub fn last_sync_ms(&self) -> Option<u64> {
+        self.last_sync_ms
+    }
+
+    fn go(&mut self, action: Action) -> Action {
+        self.step = Some(action.clone());
+        action
+    }
+
+    fn backoff(&mut self) -> Duration {
+        let exp = self.failures.saturating_sub(1).min(16);
+        let base = BACKOFF_BASE.saturating_mul(1 << exp).min(BACKOFF_CAP);
+        base.mul_f64(self.rng.random_range(0.5..1.5))
+            .min(BACKOFF_CAP)
+    }
+
+    fn fail(&mut self, error: String) -> Action {
+        self.failures = self.failures.saturating_add(1);
+        self.last_error = Some(error);
+        self.state = State::Offline;
+        let wait = self.backoff();
+        self.go(Action::Backoff(wait))
+    }
+
+    /// Take an input at `now_ms` (ms since the epoch) and say what to do next.
+    pub fn handle(&mut self, input: Input, now_ms: u64) -> Action {
+        match (input, self.step.clone()) {
+            (Input::AddressChanged, _) => {
+                self.failures = 0;
+                self.state = State::Connecting;
+                self.go(Action::Connect)
+            }
+            (Input::Connected, Some(Action::Connect)) => {
+                self.state = State::Online;
+                self.go(Action::Login)
+            }
+            (Input::ConnectFailed(e), _) | (Input::Lost(e), _) => self.fail(e),
+            (Input::LoggedIn, Some(Action::Login)) => self.go(Action::DrainOutbox),
+            (Input::OutboxDrained, Some(Action::DrainOutbox)) => self.go(Action::Pull),
+            (Input::Pulled, Some(Action::Pull)) => {
+                self.failures = 0;
+                self.last_error = None;
+                self.last_sync_ms = Some(now_ms);
+                let wait = self.interval;
+                self.go(Action::Wait(wait))
+            }
+            // Idle and connected: a push needs only a pull; anything else a full round
+            // (new identities log in, the outbox drains, queues are pulled).
+            (Input::Pushed, Some(Action::Wait(_))) => self.go(Action::Pull),
+            (Input::Wake | Input::Timer, Some(Action::Wait(_))) => self.go(Action::Login),
+            (Input::Wake | Input::Timer, Some(Action::Backoff(_))) => {
+                self.state = State::Connecting;
+                self.go(Action::Connect)
+            }
+            // An input that does not fit the step (a stale timer, say): carry on.
+            (_, Some(step)) => step,
+            (_, None) => self.start(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    fn engine() -> Engine<StdRng> {
+        Engine::new(Duration::from_secs(30), StdRng::seed_from_u64(1))
+    }
+
+    #[test]
+    fn a_full_round_then_idle() {
+        let mut e = engine();
+        assert_eq!(e.start(), Action::Connect);
+        assert_eq!(e.state(), State::Connecting);
+        assert_eq!(e.handle(Input::Connected, 0), Action::Login);
+        assert_eq!(e.state(), State::Online);
+        assert_eq!(e.handle(Input::LoggedIn, 0), Action::DrainOutbox);
+        assert_eq!(e.handle(Input::OutboxDrained, 0), Action::Pull);
+        assert_eq!(
+            e.handle(Input::Pulled, 42),
+            Action::Wait(Duration::from_secs(30))
+        );
+        assert_eq!(e.last_sync_ms(), Some(42));
+        // A push: pull only. A wake (user sent): the whole round.
+        assert_eq!(e.handle(Input::Pushed, 0), Action::Pull);
+        assert_eq!(
+            e.handle(Input::Pulled, 43),
+            Action::Wait(Duration::from_secs(30))
+        );
+        assert_eq!(e.handle(Input::Wake, 0), Action::Login);
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_capped_and_jittered_then_recover() {
+        let mut e = engine();
+        e.start();
+        let mut waits = Vec::new();
+        for i in 0..10 {
+            match e.handle(Input::ConnectFailed(format!("refused {i}")), 0) {
+                Action::Backoff(d) => waits.push(d),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(e.state(), State::Offline);
+            assert_eq!(e.handle(Input::Timer, 0), Action::Connect);
+        }
+        for (i, w) in waits.iter().enumerate() {
+            let base = BACKOFF_BASE.saturating_mul(1 << i.min(16)).min(BACKOFF_CAP);
+            assert!(
+                *w >= base.mul_f64(0.5) && *w <= base.mul_f64(1.5).min(BACKOFF_CAP),
+                "wait {i}: {w:?}"
+            );
+        }
+        assert!(waits.iter().all(|w| *w <= BACKOFF_CAP));
+        assert_eq!(e.last_error(), Some("refused 9"));
+        // Recovery clears the error and the backoff.
+        assert_eq!(e.handle(Input::Connected, 0), Action::Login);
+        e.handle(Input::LoggedIn, 0);
+        e.handle(Input::OutboxDrained, 0);
+        e.handle(Input::Pulled, 1);
+        assert_eq!(e.last_error(), None);
+        match e.handle(Input::Lost("gone".into()), 0) {
+            Action::Backoff(d) => assert!(d <= BACKOFF_BASE.mul_f64(1.5)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lost_connection_mid_round_backs_off_and_a_wake_reconnects_at_once() {
+        let mut e = engine();
+        e.start();
+        e.handle(Input::Connected, 0);
+        assert!(matches!(
+            e.handle(Input::Lost("reset".into()), 0),
+            Action::Backoff(_)
+        ));
+        assert_eq!(e.state(), State::Offline);
+        assert_eq!(e.handle(Input::Wake, 0), Action::Connect);
+        assert_eq!(e.state(), State::Connecting);
+    }
+
+    #[test]
+    fn stale_inputs_do_not_derail_a_step() {
+        let mut e = engine();
+        e.start();
+        e.handle(Input::Connected, 0);
+        assert_eq!(e.handle(Input::Timer, 0), Action::Login);
+        assert_eq!(e.handle(Input::Pushed, 0), Action::Login);
+        assert_eq!(e.handle(Input::LoggedIn, 0), Action::DrainOutbox);
+    }
+
+    #[test]
+    fn an_address_change_reconnects_now() {
+        let mut e = engine();
+        e.start();
+        e.handle(Input::ConnectFailed("x".into()), 0);
+        assert_eq!(e.handle(Input::AddressChanged, 0), Action::Connect);
+        assert_eq!(e.state(), State::Connecting);
+    }
+}
