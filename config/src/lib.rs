@@ -143,6 +143,13 @@ pub struct NodeConfig {
     /// (a safety net: the mailbox pushes arrivals). Default 30 s.
     #[serde(with = "duration")]
     pub pull_interval: Duration,
+    /// When set, the API and the pages require this token (a bearer header for the API, a
+    /// cookie for pages): for machines other people use too.
+    pub access_token: Option<String>,
+    /// The name of an environment variable holding the passphrase of the private keys.
+    pub passphrase_env: Option<String>,
+    /// A file holding the passphrase of the private keys (its first line).
+    pub passphrase_file: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -157,6 +164,9 @@ impl Default for NodeConfig {
             data_dir: default_data_dir("node"),
             max_body_bytes: 65_536,
             pull_interval: Duration::from_secs(30),
+            access_token: None,
+            passphrase_env: None,
+            passphrase_file: None,
         }
     }
 }

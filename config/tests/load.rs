@@ -453,6 +453,9 @@ fn to_yaml_reloads_to_the_same_config() {
             data_dir: PathBuf::from("123"),
             max_body_bytes: 1,
             pull_interval: Duration::from_millis(1500),
+            access_token: Some("t0k3n".into()),
+            passphrase_env: Some("MY_PASSPHRASE".into()),
+            passphrase_file: Some(PathBuf::from("/run/secrets/pass")),
         },
         NodeConfig {
             data_dir: PathBuf::from("dir with spaces/# not a comment"),

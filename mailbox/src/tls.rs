@@ -219,7 +219,13 @@ pub fn client_config(verifier: Arc<PinVerifier>) -> Result<quinn::ClientConfig, 
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(std::time::Duration::from_secs(15)));
+    // Keep-alives every 2 s and a 6 s idle timeout: a mailbox that died without closing
+    // the connection is noticed within seconds, and the node reconnects by itself.
+    transport.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
+    transport.max_idle_timeout(Some(
+        quinn::IdleTimeout::try_from(std::time::Duration::from_secs(6))
+            .map_err(|e| TlsError::Quic(e.to_string()))?,
+    ));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/identities/{id}/public-key", get(public_key))
         .route("/identities/{id}/invite", get(invite))
+        .route("/identities/{id}/backup", post(backup))
         .route(
             "/identities/{id}/contacts",
             get(list_contacts).post(add_contact),
@@ -116,6 +117,12 @@ struct NewIdentity {
     id: String,
     #[serde(default)]
     display_name: Option<String>,
+    /// Restore from this backup (encrypted PKCS#8 PEM) instead of making a new key.
+    #[serde(default)]
+    backup: Option<String>,
+    /// The backup's passphrase.
+    #[serde(default)]
+    passphrase: Option<String>,
 }
 
 async fn create_identity(
@@ -123,7 +130,20 @@ async fn create_identity(
     body: Result<Json<NewIdentity>, axum::extract::rejection::JsonRejection>,
 ) -> Result<impl IntoResponse, NodeError> {
     let Json(body) = body.map_err(json_error)?;
-    let r = s.node.create_identity(body.id, body.display_name).await?;
+    let r = match (body.backup, body.passphrase) {
+        (None, None) => s.node.create_identity(body.id, body.display_name).await?,
+        (Some(backup), Some(passphrase)) => {
+            s.node
+                .restore_identity(body.id, body.display_name, backup, passphrase)
+                .await?
+        }
+        _ => {
+            return Err(NodeError::invalid(
+                "missing_passphrase",
+                "a restore needs both backup and passphrase",
+            ));
+        }
+    };
     Ok((StatusCode::CREATED, Json(identity_json(&r))))
 }
 
@@ -173,6 +193,22 @@ async fn invite(
     Ok(Json(json!({ "invite": s.node.invite(&id)? })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupRequest {
+    passphrase: String,
+}
+
+async fn backup(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<BackupRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, NodeError> {
+    let Json(body) = body.map_err(json_error)?;
+    let pem = s.node.backup(id, body.passphrase).await?;
+    Ok(Json(json!({ "backup": pem })))
+}
+
 async fn list_contacts(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -202,13 +238,12 @@ async fn add_contact(
     body: Result<Json<NewContact>, axum::extract::rejection::JsonRejection>,
 ) -> Result<impl IntoResponse, NodeError> {
     let Json(body) = body.map_err(json_error)?;
-    let pem = match (body.public_key, body.invite) {
-        (Some(pem), None) => pem,
-        (None, Some(_)) => {
-            return Err(NodeError::invalid(
-                "invalid_invite",
-                "invite: invite codes are not supported yet; paste the public key",
-            ));
+    let c = match (body.public_key, body.invite) {
+        (Some(pem), None) => s.node.add_contact(id.clone(), body.name, pem).await?,
+        (None, Some(code)) => {
+            s.node
+                .add_contact_from_invite(id.clone(), body.name, &code)
+                .await?
         }
         _ => {
             return Err(NodeError::invalid(
@@ -217,7 +252,6 @@ async fn add_contact(
             ));
         }
     };
-    let c = s.node.add_contact(id.clone(), body.name, pem).await?;
     Ok((StatusCode::CREATED, Json(contact_json(&s.node, &id, &c))))
 }
 

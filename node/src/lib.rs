@@ -141,6 +141,44 @@ fn check_request(
     Ok(())
 }
 
+/// The key passphrase the configuration names (environment variable or file), if any.
+pub fn configured_passphrase(
+    config: &NodeConfig,
+) -> Result<Option<service::Passphrase>, NodeError> {
+    if let Some(path) = &config.passphrase_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            NodeError::invalid(
+                "passphrase_file",
+                format!("passphrase_file {}: {e}", path.display()),
+            )
+        })?;
+        let line = text.lines().next().unwrap_or_default().to_owned();
+        return Ok(Some(service::Passphrase::new(line)));
+    }
+    if let Some(var) = &config.passphrase_env {
+        let value = std::env::var(var).map_err(|_| {
+            NodeError::invalid(
+                "passphrase_env",
+                format!("passphrase_env names {var}, which is not set"),
+            )
+        })?;
+        return Ok(Some(service::Passphrase::new(value)));
+    }
+    Ok(None)
+}
+
+/// Whether any key file in the data directory is encrypted (and so needs a passphrase).
+pub fn keys_are_encrypted(data_dir: &Path) -> bool {
+    std::fs::read_dir(data_dir.join("keys"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            std::fs::read_to_string(entry.path())
+                .is_ok_and(|t| t.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"))
+        })
+}
+
 /// A running node.
 #[derive(Debug)]
 pub struct Running {
@@ -168,9 +206,17 @@ impl Running {
 ///
 /// `overridden` lists the config keys given by environment or flags for this run: a
 /// mailbox address saved from the UI is used unless `mailbox` is among them.
-pub async fn start(config: &NodeConfig, overridden: &[String]) -> Result<Running, NodeError> {
+pub async fn start(
+    config: &NodeConfig,
+    overridden: &[String],
+    passphrase: Option<service::Passphrase>,
+) -> Result<Running, NodeError> {
     ensure_private_dir(&config.data_dir)?;
-    let node = Arc::new(Node::open(&config.data_dir, config.max_body_bytes)?);
+    let node = Arc::new(Node::open(
+        &config.data_dir,
+        config.max_body_bytes,
+        passphrase,
+    )?);
     let saved: Option<MailboxAddress> = node.setting(MAILBOX_SETTING)?.and_then(|s| s.parse().ok());
     let mailbox = match saved {
         Some(saved) if overridden.iter().any(|k| k == "mailbox") => {

@@ -3,6 +3,9 @@
 //! Note: Node.js is also called `node`. Run this one as `cargo run -p node -- run` or by its
 //! path under `target/`, not through PATH.
 
+mod cli;
+
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -18,6 +21,8 @@ use config::NodeConfig;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    target: cli::Target,
 }
 
 #[derive(clap::Args, Debug)]
@@ -45,6 +50,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    #[command(flatten)]
+    Api(cli::ApiCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -107,7 +114,12 @@ fn real_main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let parsed = Cli::parse();
+    match parsed.command {
+        Command::Api(command) => {
+            let (base, token) = api_target(parsed.target.api)?;
+            cli::run(command, base, parsed.target.json, token)
+        }
         Command::Run(common) => {
             let loaded = load(&common)?;
             tokio::runtime::Runtime::new()
@@ -123,9 +135,58 @@ fn real_main() -> anyhow::Result<()> {
     }
 }
 
+/// The API base URL and token for the client commands: `--api`, or the configured `listen`.
+fn api_target(api: Option<String>) -> anyhow::Result<(String, Option<String>)> {
+    let loaded = load(&Common {
+        config: None,
+        data_dir: None,
+        listen: None,
+        mailbox: None,
+    })?;
+    let token = loaded.config.access_token.clone();
+    let addr = match api {
+        Some(a) => a,
+        None => {
+            let listen = loaded.config.listen;
+            if listen.ip().is_unspecified() {
+                format!("127.0.0.1:{}", listen.port())
+            } else {
+                listen.to_string()
+            }
+        }
+    };
+    let base = if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr
+    } else {
+        format!("http://{addr}")
+    };
+    Ok((base.trim_end_matches('/').to_owned(), token))
+}
+
+/// The key passphrase: from the configuration, or asked on the terminal when the keys are
+/// encrypted and nothing else gives it.
+fn passphrase(config: &NodeConfig) -> anyhow::Result<Option<node::service::Passphrase>> {
+    if let Some(p) = node::configured_passphrase(config)? {
+        return Ok(Some(p));
+    }
+    if !node::keys_are_encrypted(&config.data_dir) {
+        return Ok(None);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the keys in {} are encrypted: set passphrase_env or passphrase_file in the configuration, or start the node on a terminal to be asked",
+            config.data_dir.display()
+        );
+    }
+    let text = rpassword::prompt_password("Passphrase for the private keys: ")
+        .context("cannot read the passphrase")?;
+    Ok(Some(node::service::Passphrase::new(text)))
+}
+
 async fn run(loaded: config::Loaded<NodeConfig>) -> anyhow::Result<()> {
     let config = loaded.config;
-    let running = node::start(&config, &loaded.overridden)
+    let passphrase = passphrase(&config)?;
+    let running = node::start(&config, &loaded.overridden, passphrase)
         .await
         .with_context(|| {
             format!(

@@ -86,6 +86,8 @@ pub struct Request {
 pub struct Node {
     store: Store,
     keys_dir: PathBuf,
+    /// Encrypts new key files, and decrypted the existing ones at start.
+    passphrase: Option<Passphrase>,
     identities: RwLock<HashMap<String, Arc<Identity>>>,
     /// The largest text a user may send, in bytes.
     pub max_body_bytes: usize,
@@ -93,6 +95,28 @@ pub struct Node {
     /// Wakes the sync loop: something to send, or a new identity to log in.
     pub wake: Notify,
     events: broadcast::Sender<NodeEvent>,
+}
+
+/// A key passphrase, wiped from memory when dropped; never printed.
+#[derive(Clone)]
+pub struct Passphrase(zeroize::Zeroizing<String>);
+
+impl Passphrase {
+    /// Wrap a passphrase.
+    pub fn new(text: String) -> Self {
+        Self(zeroize::Zeroizing::new(text))
+    }
+
+    /// The text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(..)")
+    }
 }
 
 /// Milliseconds since the epoch, now.
@@ -144,9 +168,13 @@ pub async fn blocking<T: Send + 'static>(
 
 impl Node {
     /// Open the node's store and load every identity's private key once.
-    pub fn open(data_dir: &std::path::Path, max_body_bytes: usize) -> Result<Self, NodeError> {
+    pub fn open(
+        data_dir: &std::path::Path,
+        max_body_bytes: usize,
+        passphrase: Option<Passphrase>,
+    ) -> Result<Self, NodeError> {
         let store = Store::open(&data_dir.join("store"))?;
-        Self::with_store(store, data_dir.join("keys"), max_body_bytes)
+        Self::with_store(store, data_dir.join("keys"), max_body_bytes, passphrase)
     }
 
     /// A node over any store, with its keys in `keys_dir`.
@@ -154,18 +182,21 @@ impl Node {
         store: Store,
         keys_dir: PathBuf,
         max_body_bytes: usize,
+        passphrase: Option<Passphrase>,
     ) -> Result<Self, NodeError> {
         crate::ensure_private_dir(&keys_dir)?;
         let mut identities = HashMap::new();
         for (_, record) in store.scan::<IdentityRecord>(b"id/")? {
             let path = keys_dir.join(format!("{}.pem", record.fingerprint));
-            let identity = Identity::read_pkcs8_pem_file(&path)
-                .map_err(|e| NodeError::Internal(format!("identity {}: {e}", record.id)))?;
+            let identity =
+                Identity::read_pem_file(&path, passphrase.as_ref().map(Passphrase::expose))
+                    .map_err(|e| NodeError::Internal(format!("identity {}: {e}", record.id)))?;
             identities.insert(record.id.clone(), Arc::new(identity));
         }
         Ok(Self {
             store,
             keys_dir,
+            passphrase,
             identities: RwLock::new(identities),
             max_body_bytes,
             status: RwLock::new(SyncStatus {
@@ -200,6 +231,65 @@ impl Node {
         id: String,
         display_name: Option<String>,
     ) -> Result<IdentityRecord, NodeError> {
+        self.add_identity(id, display_name, None).await
+    }
+
+    /// Restore an identity from a backup made by [`Node::backup`] (an encrypted PKCS#8 PEM,
+    /// which OpenSSL can also make).
+    pub async fn restore_identity(
+        self: &Arc<Self>,
+        id: String,
+        display_name: Option<String>,
+        backup: String,
+        passphrase: String,
+    ) -> Result<IdentityRecord, NodeError> {
+        let identity = blocking(move || {
+            Identity::from_encrypted_pem(&backup, &passphrase)
+                .map_err(|e| NodeError::invalid("invalid_backup", format!("backup: {e}")))
+        })
+        .await?;
+        let fingerprint = identity.fingerprint().to_string();
+        if let Some(existing) = self
+            .identities()?
+            .into_iter()
+            .find(|r| r.fingerprint == fingerprint)
+        {
+            return Err(NodeError::Conflict(format!(
+                "this key is already the identity {}",
+                existing.id
+            )));
+        }
+        self.add_identity(id, display_name, Some(identity)).await
+    }
+
+    /// A backup of an identity's private key: PKCS#8 PEM encrypted with `passphrase`.
+    pub async fn backup(
+        self: &Arc<Self>,
+        id: String,
+        passphrase: String,
+    ) -> Result<String, NodeError> {
+        if passphrase.chars().count() < 8 {
+            return Err(NodeError::invalid(
+                "weak_passphrase",
+                "passphrase: use at least 8 characters",
+            ));
+        }
+        let identity = self.identity(&id)?;
+        blocking(move || {
+            Ok(identity
+                .to_encrypted_pem(&passphrase)
+                .map_err(internal)?
+                .to_string())
+        })
+        .await
+    }
+
+    async fn add_identity(
+        self: &Arc<Self>,
+        id: String,
+        display_name: Option<String>,
+        restored: Option<Identity>,
+    ) -> Result<IdentityRecord, NodeError> {
         check_name("an identity id", &id)?;
         let display_name = display_name
             .map(|d| d.trim().to_owned())
@@ -218,10 +308,17 @@ impl Node {
         }
         let node = self.clone();
         let record = blocking(move || {
-            let identity = Identity::generate().map_err(internal)?;
+            let identity = match restored {
+                Some(identity) => identity,
+                None => Identity::generate().map_err(internal)?,
+            };
             let fingerprint = identity.fingerprint().to_string();
             let path = node.keys_dir.join(format!("{fingerprint}.pem"));
-            identity.write_pkcs8_pem_file(&path).map_err(internal)?;
+            match &node.passphrase {
+                Some(p) => identity.write_encrypted_pem_file(&path, p.expose()),
+                None => identity.write_pkcs8_pem_file(&path),
+            }
+            .map_err(internal)?;
             let record = IdentityRecord {
                 id: id.clone(),
                 display_name,
