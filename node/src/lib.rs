@@ -34,6 +34,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use config::{MailboxAddress, NodeConfig};
+use sha2::Digest as _;
 use tokio::sync::watch;
 use tracing::info;
 
@@ -56,6 +57,46 @@ pub struct AppState {
     /// The mailbox address in use; the sync loop follows it.
     pub mailbox: Arc<watch::Sender<MailboxAddress>>,
     allowed_hosts: Arc<Vec<String>>,
+    /// The access token, when the node requires one.
+    token: Option<Arc<str>>,
+    /// The name of the cookie holding the token in browsers (it includes the port: cookies
+    /// ignore ports, and two nodes on one host must not overwrite each other's).
+    token_cookie: Arc<str>,
+}
+
+impl AppState {
+    /// The name of the token cookie.
+    pub fn token_cookie(&self) -> &str {
+        &self.token_cookie
+    }
+}
+
+/// Whether `headers` carry the access token (or none is required).
+pub fn token_matches(state: &AppState, headers: &HeaderMap) -> bool {
+    token_given(state, headers)
+}
+
+/// What a request may do, given the access token.
+fn token_given(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(expected) = &state.token else {
+        return true;
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let from_cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .flatten()
+        .find(|c| c.name() == &*state.token_cookie)
+        .map(|c| c.value().to_owned());
+    // Compare digests, so the time taken says nothing about how much of the token matched.
+    let digest = |t: &str| sha2::Sha256::digest(t.as_bytes());
+    let want = digest(expected);
+    bearer.is_some_and(|b| digest(b) == want) || from_cookie.is_some_and(|c| digest(&c) == want)
 }
 
 /// Make a directory (mode 0700) if needed.
@@ -86,7 +127,27 @@ async fn guard(State(s): State<AppState>, request: Request, next: Next) -> Respo
     if let Err(e) = check_request(&s.allowed_hosts, request.method(), request.headers()) {
         return e.into_response();
     }
-    let mut response = next.run(request).await;
+    let path = request.uri().path();
+    let open_path = path == "/login" || path == ui::STYLESHEET_PATH;
+    if !open_path && !token_given(&s, request.headers()) {
+        let refusal = if path.starts_with("/api/") {
+            NodeError::Forbidden(
+                "this node requires its access token (Authorization: Bearer <token>)".into(),
+            )
+            .into_response()
+        } else {
+            (
+                axum::http::StatusCode::FORBIDDEN,
+                axum::response::Html(ui::login_page(None)),
+            )
+                .into_response()
+        };
+        return with_security_headers(refusal);
+    }
+    with_security_headers(next.run(request).await)
+}
+
+fn with_security_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -235,6 +296,12 @@ pub async fn start(
         node: node.clone(),
         mailbox: Arc::new(tx),
         allowed_hosts: Arc::new(allowed_hosts(addr)),
+        token: config
+            .access_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(Arc::from),
+        token_cookie: Arc::from(format!("sm_token_{}", addr.port())),
     };
     let app = Router::new()
         .nest("/api", api::router())

@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/identities", post(create_identity))
         .route("/ui/contacts", post(add_contact))
         .route("/ui/send", post(send))
+        .route("/login", get(login_form).post(login))
         .route(
             ui::STYLESHEET_PATH,
             get(|| async {
@@ -146,6 +147,43 @@ fn failed(node: &Node, sel: &Selection, error: &NodeError, draft: String) -> Res
         }
         Err(e) => e.into_response(),
     }
+}
+
+async fn login_form() -> Html<String> {
+    Html(ui::login_page(None))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    token: String,
+}
+
+/// Check the access token and keep it in a cookie for this node's port.
+async fn login(State(s): State<AppState>, Form(f): Form<Login>) -> Response {
+    let mut headers = axum::http::HeaderMap::new();
+    let cookie_header = format!("{}={}", s.token_cookie(), f.token);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie_header) {
+        headers.insert(header::COOKIE, v);
+    }
+    if !crate::token_matches(&s, &headers) {
+        return (
+            axum::http::StatusCode::FORBIDDEN,
+            Html(ui::login_page(Some(
+                "That is not this node's access token.",
+            ))),
+        )
+            .into_response();
+    }
+    let cookie = cookie::Cookie::build((s.token_cookie().to_owned(), f.token))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .build();
+    let mut response = Redirect::to("/").into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie.to_string()) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
 }
 
 #[derive(Deserialize)]

@@ -18,9 +18,11 @@
 
 mod dashboard;
 mod document;
+mod login;
 mod node;
 
 pub use dashboard::dashboard_page;
+pub use login::login_page;
 pub use node::node_page;
 
 /// The stylesheet, served by the node and the mailbox at `/assets/app.css`
