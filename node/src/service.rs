@@ -393,6 +393,7 @@ impl Node {
                 keys::conversations_of(&id),
             ];
             prefixes.push([b"chain/".as_slice(), id.as_bytes(), b"\0"].concat());
+            prefixes.push([b"read/".as_slice(), id.as_bytes(), b"\0"].concat());
             prefixes.push([b"inchain/".as_slice(), id.as_bytes(), b"\0"].concat());
             for prefix in prefixes {
                 for k in node.store.keys(&prefix)? {
@@ -719,6 +720,58 @@ impl Node {
             .into_iter()
             .map(|(_, m)| m)
             .collect())
+    }
+
+    /// How many incoming messages of a conversation are unread, and the newest message's
+    /// first line (at most 80 characters) as a preview.
+    pub fn summary(&self, id: &str, contact: &str) -> Result<(usize, Option<String>), NodeError> {
+        let mark = self.store.get_raw(&keys::read_mark(id, contact))?;
+        let recent = self
+            .store
+            .scan_rev::<Entry>(&keys::conversation(id, contact), None, 500)?;
+        let mut unread = 0;
+        let mut preview = None;
+        for (key, entry) in &recent {
+            let Entry::Message(m) = entry else {
+                continue;
+            };
+            if preview.is_none() {
+                let line = m.text.lines().next().unwrap_or_default();
+                let mut short: String = line.chars().take(80).collect();
+                if line.chars().count() > 80 || m.text.lines().nth(1).is_some() {
+                    short.push('…');
+                }
+                preview = Some(short);
+            }
+            if mark.as_deref().is_some_and(|mark| key.as_slice() <= mark) {
+                break;
+            }
+            if m.direction == Direction::In {
+                unread += 1;
+            }
+        }
+        Ok((unread, preview))
+    }
+
+    /// Remember that the user has seen a conversation up to its newest entry. Blocking.
+    pub fn mark_read(&self, id: &str, contact: &str) -> Result<(), NodeError> {
+        let newest = self
+            .store
+            .scan_rev::<Entry>(&keys::conversation(id, contact), None, 1)?
+            .into_iter()
+            .next();
+        if let Some((key, _)) = newest
+            && self
+                .store
+                .get_raw(&keys::read_mark(id, contact))?
+                .as_deref()
+                != Some(key.as_slice())
+        {
+            let mut c = Changes::default();
+            c.put_raw(keys::read_mark(id, contact), key);
+            self.store.apply(c)?;
+        }
+        Ok(())
     }
 
     /// Senders who are not contacts of `id`, with their messages.

@@ -15,6 +15,7 @@
 //! inchain/<identity>\0<contact>                 -> ChainRecord (their last seq and hash to us)
 //! outbox/<local seq u64 BE>                     -> OutboxRecord
 //! request/<identity>\0<fingerprint>\0<seq BE>   -> RequestRecord (from unknown senders)
+//! read/<identity>\0<contact>                    -> the msg/ key of the newest entry seen
 //! ```
 //!
 //! Ids and names are `[A-Za-z0-9._-]`, so the `\0` separators cannot occur inside them.
@@ -455,6 +456,10 @@ pub mod keys {
     pub fn requests_of(id: &str) -> Vec<u8> {
         key(&[b"request/", id.as_bytes(), b""])
     }
+    /// `read/<identity>\0<contact>`: the key of the newest entry the user has seen.
+    pub fn read_mark(id: &str, contact: &str) -> Vec<u8> {
+        key(&[b"read/", id.as_bytes(), contact.as_bytes()])
+    }
     /// `setting/<name>`
     pub fn setting(name: &str) -> Vec<u8> {
         key(&[b"setting/", name.as_bytes()])
@@ -614,6 +619,7 @@ mod tests {
         );
         assert_eq!(keys::requests_from("a", "ff"), b"request/a\0ff\0");
         assert_eq!(keys::setting("mailbox"), b"setting/mailbox");
+        assert_eq!(keys::read_mark("a", "b"), b"read/a\0b");
     }
 
     /// Snapshots of every record format: a change here is a change to users' data on disk.

@@ -128,6 +128,32 @@ fn pinned(node: &Node, target: &MailboxAddress) -> Option<[u8; 32]> {
         .flatten()
 }
 
+/// Try the mailbox at `target` (with the pin in use) and say how it went, in words.
+pub async fn test_connection(node: &Arc<Node>, target: &MailboxAddress) -> String {
+    let mut address = target.clone();
+    address.fingerprint = pinned(node, target);
+    let attempt = tokio::time::timeout(Duration::from_secs(10), Client::connect(&address)).await;
+    match attempt {
+        Ok(Ok(client)) => {
+            let fp = crypto::Fingerprint(client.server_fingerprint).grouped();
+            client.close().await;
+            match address.fingerprint {
+                Some(_) => {
+                    format!("Connected: the mailbox answered with the pinned certificate ({fp}).")
+                }
+                None => format!(
+                    "Connected: the mailbox answered; its certificate ({fp}) will be pinned on first use."
+                ),
+            }
+        }
+        Ok(Err(e)) => format!("Could not connect: {e}"),
+        Err(_) => format!(
+            "Could not connect: no answer from {}:{} within 10 s",
+            target.host, target.port
+        ),
+    }
+}
+
 async fn connect(node: &Arc<Node>, target: &MailboxAddress) -> Result<Client, ClientError> {
     let mut address = target.clone();
     address.fingerprint = pinned(node, target);

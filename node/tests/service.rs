@@ -1,0 +1,274 @@
+//! The node's service logic with in-memory stores and no network: two nodes hand envelopes
+//! to each other directly. Deterministic and fast; the end-to-end tests in `tests/` cover
+//! the same paths over a real mailbox.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use node::service::Node;
+use node::store::{Entry, OutboxKind, Status, Store};
+
+struct Peer {
+    node: Arc<Node>,
+    _keys: tempfile::TempDir,
+}
+
+fn peer() -> Peer {
+    let keys = tempfile::tempdir().unwrap();
+    let node = Node::with_store(
+        Store::in_memory().unwrap(),
+        keys.path().join("keys"),
+        65_536,
+        None,
+    )
+    .unwrap();
+    Peer {
+        node: Arc::new(node),
+        _keys: keys,
+    }
+}
+
+/// alice and bob, each on their own node, knowing each other.
+async fn pair() -> (Peer, Peer) {
+    let (a, b) = (peer(), peer());
+    a.node.create_identity("alice".into(), None).await.unwrap();
+    b.node.create_identity("bob".into(), None).await.unwrap();
+    let a_pem = a.node.identity("alice").unwrap().public_key().to_pem();
+    let b_pem = b.node.identity("bob").unwrap().public_key().to_pem();
+    a.node
+        .add_contact("alice".into(), "bob".into(), b_pem)
+        .await
+        .unwrap();
+    b.node
+        .add_contact("bob".into(), "alice".into(), a_pem)
+        .await
+        .unwrap();
+    (a, b)
+}
+
+/// Take every envelope out of `from`'s outbox (as if the mailbox stored it) and return them.
+fn drain(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (key, item) in from.outbox().unwrap() {
+        out.push((item.kind, hex::decode(&item.envelope).unwrap()));
+        from.outbox_done(key, &item, None).unwrap();
+    }
+    out
+}
+
+/// Deliver envelopes to identity `id` of `to`.
+fn deliver(to: &Node, id: &str, envelopes: &[(OutboxKind, Vec<u8>)]) {
+    let identity = to.identity(id).unwrap();
+    for (_, env) in envelopes {
+        let message = identity.open(env).unwrap();
+        to.receive(id, &message).unwrap();
+    }
+}
+
+fn texts(entries: &[Entry]) -> Vec<String> {
+    entries
+        .iter()
+        .rev()
+        .map(|e| match e {
+            Entry::Message(m) => m.text.clone(),
+            Entry::Gap { missing, .. } => format!("<gap {missing}>"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_is_received_once_and_its_receipt_marks_it_delivered() {
+    let (a, b) = pair().await;
+    let sent = a
+        .node
+        .send_text("alice".into(), "bob".into(), "hello".into())
+        .await
+        .unwrap();
+    assert_eq!(sent.status, Status::Pending);
+    let envelopes = drain(&a.node);
+    assert_eq!(envelopes.len(), 1);
+    let status = |n: &Node| match &n.messages("alice", "bob", None, 10).unwrap()[0] {
+        Entry::Message(m) => m.status,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(status(&a.node), Status::Sent, "the mailbox took it");
+
+    deliver(&b.node, "bob", &envelopes);
+    // A duplicate (a retry or a replay) is not shown twice.
+    let message = b
+        .node
+        .identity("bob")
+        .unwrap()
+        .open(&envelopes[0].1)
+        .unwrap();
+    assert!(!b.node.receive("bob", &message).unwrap());
+    assert_eq!(
+        texts(&b.node.messages("bob", "alice", None, 10).unwrap()),
+        ["hello"]
+    );
+
+    let receipts = drain(&b.node);
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0].0, OutboxKind::Receipt);
+    deliver(&a.node, "alice", &receipts);
+    assert_eq!(status(&a.node), Status::Delivered);
+    // The receipt is not shown as a message on either side.
+    assert_eq!(a.node.messages("alice", "bob", None, 10).unwrap().len(), 1);
+    assert_eq!(a.node.outbox_len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_message_leaves_a_gap_marker() {
+    let (a, b) = pair().await;
+    let mut envelopes = Vec::new();
+    for text in ["one", "two", "three", "four"] {
+        a.node
+            .send_text("alice".into(), "bob".into(), text.into())
+            .await
+            .unwrap();
+        envelopes.extend(drain(&a.node));
+    }
+    // The mailbox loses two and three.
+    deliver(
+        &b.node,
+        "bob",
+        &[envelopes[0].clone(), envelopes[3].clone()],
+    );
+    let shown = b.node.messages("bob", "alice", None, 10).unwrap();
+    assert_eq!(texts(&shown), ["one", "<gap 2>", "four"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_sender_waits_in_requests_until_accepted() {
+    let (a, b) = pair().await;
+    let stranger = peer();
+    stranger
+        .node
+        .create_identity("eve".into(), None)
+        .await
+        .unwrap();
+    let a_pem = a.node.identity("alice").unwrap().public_key().to_pem();
+    stranger
+        .node
+        .add_contact("eve".into(), "alice".into(), a_pem)
+        .await
+        .unwrap();
+    stranger
+        .node
+        .send_text("eve".into(), "alice".into(), "hi, it's eve".into())
+        .await
+        .unwrap();
+    deliver(&a.node, "alice", &drain(&stranger.node));
+
+    let requests = a.node.requests("alice").unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].messages[0].text, "hi, it's eve");
+    assert_eq!(a.node.outbox_len(), 0);
+    assert!(
+        a.node.outbox().unwrap().is_empty(),
+        "no receipt to a stranger"
+    );
+
+    let fp = requests[0].fingerprint.clone();
+    a.node
+        .accept_request("alice".into(), fp, "eve".into())
+        .await
+        .unwrap();
+    assert!(a.node.requests("alice").unwrap().is_empty());
+    assert_eq!(
+        texts(&a.node.messages("alice", "eve", None, 10).unwrap()),
+        ["hi, it's eve"]
+    );
+    assert_eq!(a.node.outbox().unwrap().len(), 1, "a receipt once accepted");
+    drop(b);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unread_counts_and_previews_follow_what_was_seen() {
+    let (a, b) = pair().await;
+    for text in ["first", "second line one\nline two"] {
+        a.node
+            .send_text("alice".into(), "bob".into(), text.into())
+            .await
+            .unwrap();
+    }
+    deliver(&b.node, "bob", &drain(&a.node));
+    let (unread, preview) = b.node.summary("bob", "alice").unwrap();
+    assert_eq!(unread, 2);
+    assert_eq!(preview.as_deref(), Some("second line one…"));
+    b.node.mark_read("bob", "alice").unwrap();
+    assert_eq!(b.node.summary("bob", "alice").unwrap().0, 0);
+    b.node
+        .send_text("bob".into(), "alice".into(), "reply".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        b.node.summary("bob", "alice").unwrap(),
+        (0, Some("reply".into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invites_add_contacts_and_warn_about_another_mailbox() {
+    let (a, b) = pair().await;
+    a.node
+        .update_status(|s| s.mailbox = format!("mbx.example:50000#{}", "ab".repeat(32)));
+    b.node
+        .update_status(|s| s.mailbox = format!("other.example:50000#{}", "cd".repeat(32)));
+    let invite = a.node.invite("alice").unwrap();
+    b.node
+        .delete_contact("bob".into(), "alice".into())
+        .await
+        .unwrap();
+    let contact = b
+        .node
+        .add_contact_from_invite("bob".into(), "alice".into(), &invite)
+        .await
+        .unwrap();
+    assert_eq!(
+        contact.fingerprint,
+        a.node.identity("alice").unwrap().fingerprint().to_string()
+    );
+    let warning = b.node.mailbox_warning(&contact).unwrap();
+    assert!(warning.contains("another mailbox"), "{warning}");
+    // The same key twice is refused.
+    assert!(
+        b.node
+            .add_contact_from_invite("bob".into(), "alice2".into(), &invite)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_restores_the_same_identity_elsewhere() {
+    let (a, _b) = pair().await;
+    let backup = a
+        .node
+        .backup("alice".into(), "correct horse battery".into())
+        .await
+        .unwrap();
+    assert!(backup.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    assert!(a.node.backup("alice".into(), "short".into()).await.is_err());
+    let elsewhere = peer();
+    let wrong = elsewhere
+        .node
+        .restore_identity(
+            "alice".into(),
+            None,
+            backup.clone(),
+            "wrong passphrase".into(),
+        )
+        .await;
+    assert!(wrong.is_err());
+    let restored = elsewhere
+        .node
+        .restore_identity("alice".into(), None, backup, "correct horse battery".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        restored.fingerprint,
+        a.node.identity("alice").unwrap().fingerprint().to_string()
+    );
+}
