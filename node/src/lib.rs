@@ -47,7 +47,7 @@ pub const MAILBOX_SETTING: &str = "mailbox";
 /// The largest request body accepted, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone, Debug)]
@@ -128,7 +128,7 @@ async fn guard(State(s): State<AppState>, request: Request, next: Next) -> Respo
         return e.into_response();
     }
     let path = request.uri().path();
-    let open_path = path == "/login" || path == ui::STYLESHEET_PATH;
+    let open_path = path == "/login" || path == ui::STYLESHEET_PATH || path == ui::SCRIPT_PATH;
     if !open_path && !token_given(&s, request.headers()) {
         let refusal = if path.starts_with("/api/") {
             NodeError::Forbidden(

@@ -42,7 +42,10 @@ pub async fn run(
                     old.close().await;
                 }
                 logged_in.clear();
-                node.update_status(|s| s.mailbox = target.to_string());
+                // Show the address with the pin in force (given, or learnt on first use).
+                let mut shown = target.clone();
+                shown.fingerprint = pinned(&node, &target);
+                node.update_status(|s| s.mailbox = shown.to_string());
                 match connect(&node, &target).await {
                     Ok(c) => {
                         client = Some(c);

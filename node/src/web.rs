@@ -1,6 +1,7 @@
 //! The web UI's routes: the page and its HTML forms (POST → 303 on success; on failure the
 //! page comes back with the error shown and the typed text still in place). The HTML itself
-//! is rendered by the `ui` crate from plain data gathered here.
+//! is rendered by the `ui` crate from plain data gathered here; `ui::SCRIPT` enhances it
+//! (live updates over `/api/events`, sending without reload, copy buttons).
 
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -11,14 +12,28 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::NodeError;
-use crate::service::Node;
+use crate::service::{Node, blocking};
+use crate::store::{Direction, Entry};
+
+/// The setting holding whether notifications may show message text.
+pub const PREVIEWS_SETTING: &str = "notification_previews";
+
+/// How many messages a page shows; "Show older" pages back from there.
+const PAGE: usize = 100;
 
 /// The page routes.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(page))
         .route("/ui/identities", post(create_identity))
+        .route("/ui/identities/delete", post(delete_identity))
         .route("/ui/contacts", post(add_contact))
+        .route("/ui/contacts/delete", post(delete_contact))
+        .route("/ui/contacts/verify", post(verify_contact))
+        .route("/ui/requests/accept", post(accept_request))
+        .route("/ui/requests/delete", post(delete_request))
+        .route("/ui/settings", post(save_settings))
+        .route("/ui/settings/test", post(test_settings))
         .route("/ui/send", post(send))
         .route("/login", get(login_form).post(login))
         .route(
@@ -30,12 +45,35 @@ pub fn router() -> Router<AppState> {
                 )
             }),
         )
+        .route(
+            ui::SCRIPT_PATH,
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    ui::SCRIPT,
+                )
+            }),
+        )
 }
 
-#[derive(Deserialize, Default)]
+/// What the page shows, from its query string.
+#[derive(Deserialize, Default, Clone)]
 struct Selection {
     identity: Option<String>,
     contact: Option<String>,
+    before: Option<String>,
+    settings: Option<String>,
+    confirm: Option<String>,
+}
+
+impl Selection {
+    fn of(identity: &str, contact: Option<&str>) -> Self {
+        Self {
+            identity: Some(identity.to_owned()),
+            contact: contact.map(str::to_owned),
+            ..Self::default()
+        }
+    }
 }
 
 /// "2026-11-25 21:40 UTC"
@@ -48,23 +86,25 @@ fn short_time(ms: u64) -> String {
 }
 
 /// A conversation entry as the page shows it.
-pub fn message_item(entry: &crate::store::Entry) -> ui::MessageItem {
+pub fn message_item(entry: &Entry) -> ui::MessageItem {
     match entry {
-        crate::store::Entry::Message(m) => ui::MessageItem {
+        Entry::Message(m) => ui::MessageItem {
             id: m.id.clone(),
-            outgoing: m.direction == crate::store::Direction::Out,
+            outgoing: m.direction == Direction::Out,
             text: m.text.clone(),
             time: short_time(m.sent_ms),
+            time_iso: crate::api::rfc3339(m.sent_ms),
             status: m.status.as_str().to_owned(),
-            ..ui::MessageItem::default()
+            gap: None,
         },
-        crate::store::Entry::Gap {
+        Entry::Gap {
             missing,
             detected_ms,
         } => ui::MessageItem {
             id: format!("gap-{detected_ms}"),
             gap: Some(*missing),
             time: short_time(*detected_ms),
+            time_iso: crate::api::rfc3339(*detected_ms),
             ..ui::MessageItem::default()
         },
     }
@@ -76,6 +116,10 @@ fn location(identity: &str, contact: Option<&str>) -> String {
         Some(c) => format!("/?identity={identity}&contact={c}"),
         None => format!("/?identity={identity}"),
     }
+}
+
+fn previews(node: &Node) -> bool {
+    node.setting(PREVIEWS_SETTING).ok().flatten().as_deref() != Some("false")
 }
 
 fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
@@ -98,34 +142,85 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
         .clone()
         .filter(|id| records.iter().any(|r| &r.id == id))
         .or_else(|| records.first().map(|r| r.id.clone()));
+    let status = node.status();
     let mut page = ui::NodePage {
         identities,
         active_identity: active_identity.clone(),
+        connection: status.state.to_owned(),
+        last_error: status.last_error.clone(),
+        outbox: node.outbox_len(),
+        show_settings: sel.settings.is_some(),
+        settings: ui::SettingsView {
+            mailbox: status.mailbox.clone(),
+            test_result: None,
+            previews: previews(node),
+        },
         ..ui::NodePage::default()
     };
-    if let Some(id) = &active_identity {
-        let contacts = node.contacts(id)?;
-        page.active_contact = sel
-            .contact
-            .clone()
-            .filter(|c| contacts.iter().any(|r| &r.name == c));
-        page.contacts = contacts
-            .iter()
-            .map(|c| ui::ContactItem {
+    let Some(id) = &active_identity else {
+        return Ok(page);
+    };
+    page.invite = node.invite(id).ok();
+    page.public_key = node.identity(id).ok().map(|i| i.public_key().to_pem());
+    page.confirm_delete_identity = sel.confirm.as_deref() == Some("identity");
+    let contacts = node.contacts(id)?;
+    page.active_contact = sel
+        .contact
+        .clone()
+        .filter(|c| contacts.iter().any(|r| &r.name == c));
+    page.contacts = contacts
+        .iter()
+        .map(|c| {
+            let (unread, preview) = node.summary(id, &c.name).unwrap_or_default();
+            ui::ContactItem {
                 name: c.name.clone(),
                 fingerprint: c.fingerprint.clone(),
-            })
-            .collect();
-        if let Some(contact) = &page.active_contact {
-            let mut messages = node.messages(id, contact, None, 200)?;
-            messages.reverse();
-            page.messages = messages.iter().map(message_item).collect();
+                unread: if page.active_contact.as_deref() == Some(c.name.as_str()) {
+                    0
+                } else {
+                    unread
+                },
+                preview,
+                verified: c.verified,
+                safety_number: node.safety_number(id, c).unwrap_or_default(),
+                warning: node.mailbox_warning(c),
+            }
+        })
+        .collect();
+    page.requests = node
+        .requests(id)?
+        .into_iter()
+        .map(|r| ui::RequestItem {
+            preview: r
+                .messages
+                .last()
+                .map(|m| {
+                    m.text
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(80)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            count: r.messages.len(),
+            fingerprint: r.fingerprint,
+        })
+        .collect();
+    if let Some(contact) = page.active_contact.clone() {
+        page.confirm_delete_contact = sel.confirm.as_deref() == Some("contact");
+        let mut entries = node.messages(id, &contact, sel.before.as_deref(), PAGE + 1)?;
+        if entries.len() > PAGE {
+            entries.truncate(PAGE);
+            page.older = entries.iter().rev().find_map(|e| match e {
+                Entry::Message(m) => Some(m.id.clone()),
+                Entry::Gap { .. } => None,
+            });
         }
+        entries.reverse();
+        page.messages = entries.iter().map(message_item).collect();
     }
-    let status = node.status();
-    page.connection = status.state.to_owned();
-    page.last_error = status.last_error;
-    page.outbox = node.outbox_len();
     Ok(page)
 }
 
@@ -133,13 +228,31 @@ async fn page(
     State(s): State<AppState>,
     Query(sel): Query<Selection>,
 ) -> Result<Html<String>, NodeError> {
-    Ok(Html(ui::node_page(&build_page(&s.node, &sel)?)))
+    let node = s.node.clone();
+    let page = blocking(move || {
+        let page = build_page(&node, &sel)?;
+        // Looking at a conversation's newest page reads it.
+        if let (Some(id), Some(contact), None) =
+            (&page.active_identity, &page.active_contact, &sel.before)
+        {
+            node.mark_read(id, contact)?;
+        }
+        Ok(page)
+    })
+    .await?;
+    Ok(Html(ui::node_page(&page)))
 }
 
-/// The page again with an error and the user's text kept.
-fn failed(node: &Node, sel: &Selection, error: &NodeError, draft: String) -> Response {
+/// The page again with an error, the user's text kept, and the error's status code.
+async fn failed(
+    node: &std::sync::Arc<Node>,
+    sel: Selection,
+    error: NodeError,
+    draft: String,
+) -> Response {
     let (status, _) = error.status_and_code();
-    match build_page(node, sel) {
+    let n = node.clone();
+    match blocking(move || build_page(&n, &sel)).await {
         Ok(mut page) => {
             page.flash_error = Some(error.to_string());
             page.draft = draft;
@@ -200,7 +313,35 @@ async fn create_identity(State(s): State<AppState>, Form(f): Form<NewIdentity>) 
         .await
     {
         Ok(r) => Redirect::to(&location(&r.id, None)).into_response(),
-        Err(e) => failed(&s.node, &Selection::default(), &e, String::new()),
+        Err(e) => failed(&s.node, Selection::default(), e, String::new()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteIdentity {
+    identity: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn delete_identity(State(s): State<AppState>, Form(f): Form<DeleteIdentity>) -> Response {
+    let sel = Selection {
+        confirm: Some("identity".into()),
+        ..Selection::of(&f.identity, None)
+    };
+    if f.confirm.trim() != f.identity {
+        let e = NodeError::invalid(
+            "confirmation_required",
+            format!(
+                "type {} to confirm: deleting an identity destroys its key",
+                f.identity
+            ),
+        );
+        return failed(&s.node, sel, e, String::new()).await;
+    }
+    match s.node.delete_identity(f.identity).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(e) => failed(&s.node, sel, e, String::new()).await,
     }
 }
 
@@ -208,21 +349,183 @@ async fn create_identity(State(s): State<AppState>, Form(f): Form<NewIdentity>) 
 struct NewContact {
     identity: String,
     name: String,
-    public_key: String,
+    key_or_invite: String,
 }
 
 async fn add_contact(State(s): State<AppState>, Form(f): Form<NewContact>) -> Response {
-    let sel = Selection {
-        identity: Some(f.identity.clone()),
-        contact: None,
+    let sel = Selection::of(&f.identity, None);
+    let pasted = f.key_or_invite.trim();
+    let added = if pasted.starts_with("-----BEGIN") {
+        s.node
+            .add_contact(f.identity.clone(), f.name.clone(), pasted.to_owned())
+            .await
+    } else {
+        s.node
+            .add_contact_from_invite(f.identity.clone(), f.name.clone(), pasted)
+            .await
     };
+    match added {
+        Ok(c) => Redirect::to(&location(&f.identity, Some(&c.name))).into_response(),
+        Err(e) => failed(&s.node, sel, e, String::new()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteContact {
+    identity: String,
+    contact: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn delete_contact(State(s): State<AppState>, Form(f): Form<DeleteContact>) -> Response {
+    let sel = Selection {
+        confirm: Some("contact".into()),
+        ..Selection::of(&f.identity, Some(&f.contact))
+    };
+    if f.confirm.trim() != f.contact {
+        let e = NodeError::invalid(
+            "confirmation_required",
+            format!("type {} to confirm deleting this contact", f.contact),
+        );
+        return failed(&s.node, sel, e, String::new()).await;
+    }
+    match s.node.delete_contact(f.identity.clone(), f.contact).await {
+        Ok(()) => Redirect::to(&location(&f.identity, None)).into_response(),
+        Err(e) => failed(&s.node, sel, e, String::new()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct Verify {
+    identity: String,
+    contact: String,
+    verified: String,
+}
+
+async fn verify_contact(State(s): State<AppState>, Form(f): Form<Verify>) -> Response {
+    let sel = Selection::of(&f.identity, Some(&f.contact));
     match s
         .node
-        .add_contact(f.identity.clone(), f.name.clone(), f.public_key)
+        .set_verified(f.identity.clone(), f.contact.clone(), f.verified == "true")
+        .await
+    {
+        Ok(_) => Redirect::to(&location(&f.identity, Some(&f.contact))).into_response(),
+        Err(e) => failed(&s.node, sel, e, String::new()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct AcceptRequest {
+    identity: String,
+    fingerprint: String,
+    name: String,
+}
+
+async fn accept_request(State(s): State<AppState>, Form(f): Form<AcceptRequest>) -> Response {
+    let sel = Selection::of(&f.identity, None);
+    match s
+        .node
+        .accept_request(f.identity.clone(), f.fingerprint, f.name)
         .await
     {
         Ok(c) => Redirect::to(&location(&f.identity, Some(&c.name))).into_response(),
-        Err(e) => failed(&s.node, &sel, &e, String::new()),
+        Err(e) => failed(&s.node, sel, e, String::new()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteRequest {
+    identity: String,
+    fingerprint: String,
+}
+
+async fn delete_request(State(s): State<AppState>, Form(f): Form<DeleteRequest>) -> Response {
+    let sel = Selection::of(&f.identity, None);
+    match s
+        .node
+        .delete_request(f.identity.clone(), f.fingerprint)
+        .await
+    {
+        Ok(()) => Redirect::to(&location(&f.identity, None)).into_response(),
+        Err(e) => failed(&s.node, sel, e, String::new()).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct SaveSettings {
+    #[serde(default)]
+    identity: Option<String>,
+    #[serde(default)]
+    contact: Option<String>,
+    mailbox: String,
+    #[serde(default)]
+    previews: Option<String>,
+}
+
+fn settings_selection(identity: &Option<String>, contact: &Option<String>) -> Selection {
+    Selection {
+        identity: identity.clone(),
+        contact: contact.clone(),
+        settings: Some("1".into()),
+        ..Selection::default()
+    }
+}
+
+async fn save_settings(State(s): State<AppState>, Form(f): Form<SaveSettings>) -> Response {
+    let sel = settings_selection(&f.identity, &f.contact);
+    let address: config::MailboxAddress = match f.mailbox.trim().parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let e = NodeError::invalid("invalid_mailbox", format!("mailbox: {e}"));
+            return failed(&s.node, sel, e, String::new()).await;
+        }
+    };
+    let node = s.node.clone();
+    let value = address.to_string();
+    let previews = if f.previews.is_some() {
+        "true"
+    } else {
+        "false"
+    };
+    let saved = blocking(move || {
+        node.save_setting(crate::MAILBOX_SETTING, &value)?;
+        node.save_setting(PREVIEWS_SETTING, previews)
+    })
+    .await;
+    if let Err(e) = saved {
+        return failed(&s.node, sel, e, String::new()).await;
+    }
+    let current = s.mailbox.borrow().clone();
+    if current.to_string() != address.to_string() {
+        s.mailbox.send_replace(address);
+    }
+    let back = match (&f.identity, &f.contact) {
+        (Some(i), c) => format!("{}&settings=1", location(i, c.as_deref())),
+        (None, _) => "/?settings=1".to_owned(),
+    };
+    Redirect::to(&back).into_response()
+}
+
+#[derive(Deserialize)]
+struct TestSettings {
+    #[serde(default)]
+    identity: Option<String>,
+    #[serde(default)]
+    contact: Option<String>,
+}
+
+async fn test_settings(State(s): State<AppState>, Form(f): Form<TestSettings>) -> Response {
+    let sel = settings_selection(&f.identity, &f.contact);
+    let target = s.mailbox.borrow().clone();
+    let result = crate::sync::test_connection(&s.node, &target).await;
+    let node = s.node.clone();
+    match blocking(move || build_page(&node, &sel)).await {
+        Ok(mut page) => {
+            page.settings.test_result = Some(result);
+            Html(ui::node_page(&page)).into_response()
+        }
+        Err(e) => e.into_response(),
     }
 }
 
@@ -234,16 +537,13 @@ struct Send {
 }
 
 async fn send(State(s): State<AppState>, Form(f): Form<Send>) -> Response {
-    let sel = Selection {
-        identity: Some(f.identity.clone()),
-        contact: Some(f.contact.clone()),
-    };
+    let sel = Selection::of(&f.identity, Some(&f.contact));
     match s
         .node
         .send_text(f.identity.clone(), f.contact.clone(), f.text.clone())
         .await
     {
         Ok(_) => Redirect::to(&location(&f.identity, Some(&f.contact))).into_response(),
-        Err(e) => failed(&s.node, &sel, &e, f.text),
+        Err(e) => failed(&s.node, sel, e, f.text).await,
     }
 }

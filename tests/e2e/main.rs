@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod mailbox;
+mod node;
 
 use std::time::Duration;
 

@@ -153,6 +153,8 @@ pub struct Mailbox {
     pub dashboard: String,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// The QUIC listen address it was asked for (`127.0.0.1:0` unless [`Mailbox::start_on`]).
+    listen: String,
     /// The `MAILBOX_*` variables it was started with (for [`Mailbox::restart`]).
     env: Vec<(String, String)>,
     /// The extra arguments it was started with (for [`Mailbox::restart`]).
@@ -177,6 +179,7 @@ impl Mailbox {
     ) -> anyhow::Result<Self> {
         Self::spawn(
             data_dir.to_owned(),
+            EPHEMERAL.to_owned(),
             env.iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
@@ -184,15 +187,45 @@ impl Mailbox {
         )
     }
 
+    /// Start a mailbox with `data_dir` whose QUIC endpoint listens on `listen` (e.g.
+    /// `127.0.0.1:50123`, a port nodes were told about before it started); the dashboard is
+    /// on an ephemeral port. [`Mailbox::restart`] keeps that address.
+    pub fn start_on(data_dir: &Path, listen: &str) -> anyhow::Result<Self> {
+        Self::spawn(
+            data_dir.to_owned(),
+            listen.to_owned(),
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
     /// Start another mailbox process on the same data directory, with the same environment
-    /// and arguments, on new ephemeral ports. Stop this one first ([`Proc::kill`] or
-    /// [`Proc::terminate`]): the store locks its directory.
+    /// and arguments, on the same listen address as asked at start (new ephemeral ports
+    /// unless it was started with [`Mailbox::start_on`]). Stop this one first
+    /// ([`Proc::kill`] or [`Proc::terminate`]): the store locks its directory.
     pub fn restart(&self) -> anyhow::Result<Self> {
-        Self::spawn(self.data_dir.clone(), self.env.clone(), self.args.clone())
+        Self::spawn(
+            self.data_dir.clone(),
+            self.listen.clone(),
+            self.env.clone(),
+            self.args.clone(),
+        )
+    }
+
+    /// Like [`Mailbox::restart`], but on the QUIC port this one had: the address nodes
+    /// already use. Stop this one first.
+    pub fn restart_on_same_port(&self) -> anyhow::Result<Self> {
+        Self::spawn(
+            self.data_dir.clone(),
+            self.addr.clone(),
+            self.env.clone(),
+            self.args.clone(),
+        )
     }
 
     fn spawn(
         data_dir: PathBuf,
+        listen: String,
         env: Vec<(String, String)>,
         args: Vec<String>,
     ) -> anyhow::Result<Self> {
@@ -200,7 +233,7 @@ impl Mailbox {
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--listen", "127.0.0.1:0", "--dashboard", "127.0.0.1:0"])
+            .args(["--listen", &listen, "--dashboard", "127.0.0.1:0"])
             .args(&args);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("MAILBOX_") {
@@ -222,6 +255,7 @@ impl Mailbox {
             fingerprint,
             dashboard,
             data_dir,
+            listen,
             env,
             args,
         })
@@ -288,6 +322,16 @@ impl Mailbox {
         }
         Ok(None)
     }
+}
+
+/// Listen on a port the kernel picks.
+const EPHEMERAL: &str = "127.0.0.1:0";
+
+/// A UDP port on 127.0.0.1 that nothing listens on now (the kernel's pick of a free one,
+/// released again): for a mailbox address that nodes use before the mailbox starts.
+pub fn free_udp_port() -> anyhow::Result<u16> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").context("bind a UDP socket")?;
+    Ok(socket.local_addr()?.port())
 }
 
 /// `N` fresh identities, generated in parallel off the async executor (RSA key generation
@@ -484,6 +528,40 @@ impl Node {
         Ok(resp.text().await?)
     }
 
+    /// A request to an API path, with any method, to add headers or a raw body to.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.url))
+    }
+
+    /// `GET /api/status`.
+    pub async fn status(&self) -> anyhow::Result<Value> {
+        self.get("/api/status").await
+    }
+
+    /// Open `GET /api/events` (Server-Sent Events).
+    pub async fn events(&self) -> anyhow::Result<EventStream> {
+        let resp = self
+            .request(reqwest::Method::GET, "/api/events")
+            .send()
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            bail!("GET /api/events: {status}");
+        }
+        let kind = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !kind.starts_with("text/event-stream") {
+            bail!("GET /api/events: content type {kind:?}, not text/event-stream");
+        }
+        Ok(EventStream {
+            resp,
+            buf: Vec::new(),
+        })
+    }
+
     /// Create an identity; returns its JSON.
     pub async fn create_identity(&self, id: &str) -> anyhow::Result<Value> {
         let (status, body) = self
@@ -516,6 +594,91 @@ impl Node {
             bail!("add contact {name}: {status} {body}");
         }
         Ok(body)
+    }
+}
+
+/// A node's Server-Sent Event stream, read chunk by chunk.
+#[derive(Debug)]
+pub struct EventStream {
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+/// One Server-Sent Event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Its `event:` name (`message` when it has none).
+    pub event: String,
+    /// Its `data:` lines, joined by newlines.
+    pub data: String,
+}
+
+impl Event {
+    /// The data as JSON.
+    pub fn json(&self) -> anyhow::Result<Value> {
+        serde_json::from_str(&self.data)
+            .with_context(|| format!("event {} data {:?}", self.event, self.data))
+    }
+}
+
+impl EventStream {
+    /// The next event (comments such as keep-alives are skipped), or an error after
+    /// `timeout` or when the stream ends.
+    pub async fn next(&mut self, timeout: Duration) -> anyhow::Result<Event> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            while let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let block = String::from_utf8(block).context("an event that is not UTF-8")?;
+                let (mut event, mut data) = (None, Vec::new());
+                for line in block.lines() {
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "event" => event = Some(value.to_owned()),
+                        "data" => data.push(value),
+                        _ => {}
+                    }
+                }
+                if event.is_none() && data.is_empty() {
+                    continue;
+                }
+                return Ok(Event {
+                    event: event.unwrap_or_else(|| "message".to_owned()),
+                    data: data.join("\n"),
+                });
+            }
+            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                Err(_) => bail!("no event within {timeout:?}"),
+                Ok(Ok(Some(bytes))) => self.buf.extend_from_slice(&bytes),
+                Ok(Ok(None)) => bail!("the event stream ended"),
+                Ok(Err(e)) => return Err(e).context("reading the event stream"),
+            }
+        }
+    }
+
+    /// Skip events until one named `event` whose JSON data satisfies `matches`; fail if
+    /// none comes within `timeout`.
+    pub async fn wait_for(
+        &mut self,
+        event: &str,
+        timeout: Duration,
+        mut matches: impl FnMut(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = self
+                .next(left)
+                .await
+                .with_context(|| format!("waiting for a {event:?} event"))?;
+            if next.event == event {
+                let data = next.json()?;
+                if matches(&data) {
+                    return Ok(data);
+                }
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use crate::document::render_document;
+use crate::document::{Shell, render_document};
 use crate::{DashboardPage, RatePoint, format_bytes, group_fingerprint};
 
 /// How often the dashboard reloads itself, in seconds.
@@ -26,12 +26,13 @@ const PLOT_BOTTOM: f64 = 174.0;
 /// Renders the mailbox dashboard as a complete HTML document.
 pub fn dashboard_page(page: &DashboardPage) -> String {
     let page = page.clone();
-    render_document(
-        "Secure Messenger mailbox".to_owned(),
-        "dashboard",
-        Some(REFRESH_SECS),
-        move || dashboard_body(page),
-    )
+    let shell = Shell {
+        title: "Secure Messenger mailbox".to_owned(),
+        body_class: "dashboard",
+        refresh_secs: Some(REFRESH_SECS),
+        ..Shell::default()
+    };
+    render_document(shell, move || dashboard_body(page))
 }
 
 fn figure(label: &'static str, value: String, class: &'static str) -> impl IntoView {

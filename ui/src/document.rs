@@ -1,25 +1,41 @@
-//! The HTML document shell shared by the node page and the dashboard.
+//! The HTML document shell shared by the node page, the login page and the dashboard.
 
 use leptos::prelude::*;
 
-use crate::STYLESHEET_PATH;
+use crate::{SCRIPT_PATH, STYLESHEET_PATH};
+
+/// What differs between the pages' documents, besides their body.
+#[derive(Debug, Default)]
+pub(crate) struct Shell {
+    /// The document title.
+    pub title: String,
+    /// The `<body>` class, e.g. `"node"`.
+    pub body_class: &'static str,
+    /// Adds `<meta http-equiv="refresh" content="N">`, so the page reloads
+    /// itself every `N` seconds without JavaScript (the dashboard uses it; the
+    /// node page must not, it would throw away what is being typed).
+    pub refresh_secs: Option<u32>,
+    /// Loads the node page's script ([`SCRIPT_PATH`], deferred).
+    pub script: bool,
+    /// Rendered as `<body data-previews="true|false">` for the script.
+    pub previews: Option<bool>,
+}
 
 /// Renders a complete HTML document with the shared `<head>` and `body`
 /// (built inside a fresh reactive owner) as the body's content.
-///
-/// `refresh_secs` adds `<meta http-equiv="refresh" content="N">`, so the page
-/// reloads itself every `N` seconds without JavaScript (the dashboard uses it;
-/// the node page must not, it would throw away what is being typed).
-pub(crate) fn render_document<V, F>(
-    title: String,
-    body_class: &'static str,
-    refresh_secs: Option<u32>,
-    body: F,
-) -> String
+pub(crate) fn render_document<V, F>(shell: Shell, body: F) -> String
 where
     F: FnOnce() -> V,
     V: IntoView + 'static,
 {
+    let Shell {
+        title,
+        body_class,
+        refresh_secs,
+        script,
+        previews,
+    } = shell;
+    let previews = previews.map(|on| if on { "true" } else { "false" });
     Owner::new().with(move || {
         view! {
             <!DOCTYPE html>
@@ -35,8 +51,9 @@ where
                         })}
                     <title>{title}</title>
                     <link rel="stylesheet" href=STYLESHEET_PATH />
+                    {script.then(|| view! { <script src=SCRIPT_PATH defer></script> })}
                 </head>
-                <body class=body_class>{body()}</body>
+                <body class=body_class data-previews=previews>{body()}</body>
             </html>
         }
         .to_html()

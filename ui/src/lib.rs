@@ -3,11 +3,17 @@
 //! This is the only crate that renders HTML. The views are plain functions of
 //! plain data (no signals, no resources), rendered once on the server with
 //! Leptos' SSR renderer into a complete document `String`. There is no
-//! JavaScript framework and the pages load no external resources: the only
-//! subresource is the stylesheet [`STYLESHEET`], which the node and the mailbox
-//! serve themselves at `/assets/app.css`. There are no inline styles or
-//! scripts, so a strict Content-Security-Policy (`default-src 'none';
-//! style-src 'self'; form-action 'self'`) works.
+//! JavaScript framework and the pages load no external resources: the
+//! subresources are the stylesheet [`STYLESHEET`], which the node and the
+//! mailbox serve themselves at `/assets/app.css`, and, on the node page only,
+//! the small script [`SCRIPT`] at `/assets/app.js`. There are no inline styles
+//! or scripts, so a strict Content-Security-Policy (`default-src 'none';
+//! style-src 'self'; script-src 'self'; connect-src 'self'; form-action
+//! 'self'`) works.
+//!
+//! The node page works without JavaScript: every action is a plain form POST.
+//! The script only enhances it (live messages over `/api/events`, sending
+//! without a reload, local times, copy buttons, notifications).
 //!
 //! The mailbox dashboard reloads itself every few seconds with
 //! `<meta http-equiv="refresh">` and draws its traffic chart as inline SVG
@@ -20,6 +26,8 @@ mod dashboard;
 mod document;
 mod login;
 mod node;
+mod qr;
+mod settings;
 
 pub use dashboard::dashboard_page;
 pub use login::login_page;
@@ -31,6 +39,14 @@ pub const STYLESHEET: &str = include_str!("app.css");
 
 /// The path both servers serve [`STYLESHEET`] at; the pages link to it.
 pub const STYLESHEET_PATH: &str = "/assets/app.css";
+
+/// The node page's script, served by the node at [`SCRIPT_PATH`] (no inline
+/// scripts, so a strict CSP `script-src 'self'` works). It only enhances the
+/// page, which works without it.
+pub const SCRIPT: &str = include_str!("app.js");
+
+/// The path the node serves [`SCRIPT`] at; only the node page loads it.
+pub const SCRIPT_PATH: &str = "/assets/app.js";
 
 /// One local identity, as listed in the node page's sidebar.
 #[derive(Clone, Debug, Default)]
@@ -52,6 +68,43 @@ pub struct ContactItem {
     pub name: String,
     /// The contact's public-key fingerprint, 64 hex digits.
     pub fingerprint: String,
+    /// Incoming messages not yet seen (a badge when above zero).
+    pub unread: usize,
+    /// The last message's text: its first line, already shortened by the node
+    /// to at most 80 characters.
+    pub preview: Option<String>,
+    /// Marked verified after comparing safety numbers.
+    pub verified: bool,
+    /// The safety number to compare with the contact: 60 digits in 12 groups
+    /// of 5 (grouped again here if given without spaces).
+    pub safety_number: String,
+    /// A problem with the contact in words, e.g. that they use another mailbox
+    /// and messages will not reach them.
+    pub warning: Option<String>,
+}
+
+/// Messages from a sender who is not a contact (yet) of the active identity.
+#[derive(Clone, Debug, Default)]
+pub struct RequestItem {
+    /// The sender's public-key fingerprint, 64 hex digits.
+    pub fingerprint: String,
+    /// How many messages they sent.
+    pub count: usize,
+    /// The last message's text (first line, shortened by the node).
+    pub preview: String,
+}
+
+/// What the settings dialog shows.
+#[derive(Clone, Debug, Default)]
+pub struct SettingsView {
+    /// The mailbox address in use, `"host:port#<64 hex>"` (the pinned
+    /// certificate fingerprint included when known).
+    pub mailbox: String,
+    /// The outcome of the last "Test connection", in words, e.g.
+    /// `"Connected: the mailbox answered (certificate a1b2 …)"` or the error.
+    pub test_result: Option<String>,
+    /// Show message text in desktop notifications (otherwise "New message").
+    pub previews: bool,
 }
 
 /// One message of the active conversation.
@@ -65,6 +118,9 @@ pub struct MessageItem {
     pub text: String,
     /// Preformatted time, e.g. `"2026-11-25 21:40 UTC"`.
     pub time: String,
+    /// The same time as RFC 3339 UTC, e.g. `"2026-11-25T21:40:00.123Z"`,
+    /// rendered as `<time datetime>` so the script can show local time.
+    pub time_iso: String,
     /// `"pending"`, `"sent"`, `"delivered"`, `"received"` or `"failed"`.
     pub status: String,
     /// Set on a gap marker instead of a message: how many messages the conversation's chain
@@ -96,6 +152,23 @@ pub struct NodePage {
     pub flash_error: Option<String>,
     /// Text to put back in the compose box (typed text is never lost).
     pub draft: String,
+    /// Messages from unknown senders to the active identity.
+    pub requests: Vec<RequestItem>,
+    /// The active identity's invite code.
+    pub invite: Option<String>,
+    /// The active identity's public key, PEM (for "Copy key").
+    pub public_key: Option<String>,
+    /// The id of the oldest message shown, when older ones exist: a "Show
+    /// older messages" link loads the page with `before=<id>`.
+    pub older: Option<String>,
+    /// Render the settings dialog open.
+    pub show_settings: bool,
+    /// What the settings dialog shows.
+    pub settings: SettingsView,
+    /// Render the confirmation step for deleting the active identity.
+    pub confirm_delete_identity: bool,
+    /// Render the confirmation step for deleting the active contact.
+    pub confirm_delete_contact: bool,
 }
 
 /// Everything the mailbox's monitoring dashboard shows.
@@ -179,6 +252,36 @@ pub(crate) fn escape_text(text: &str) -> String {
     out
 }
 
+/// The escaped content of a `<textarea>` showing `text`: a newline (which the
+/// HTML parser drops, so a leading newline of `text` survives) followed by
+/// `text` with `&`, `<` and `>` escaped. Leptos treats `<textarea>` children
+/// as raw text and does not escape them, so user text must go through here
+/// and `inner_html`, never be a child.
+pub(crate) fn textarea_content(text: &str) -> String {
+    format!("\n{}", escape_text(text))
+}
+
+/// A link to the node page: `/?identity=I&contact=C&key=value…`, each part
+/// only when given and every value percent-encoded; `/` when there is none.
+pub(crate) fn page_href(
+    identity: Option<&str>,
+    contact: Option<&str>,
+    extra: &[(&str, &str)],
+) -> String {
+    let selection = [("identity", identity), ("contact", contact)];
+    let pairs: Vec<String> = selection
+        .iter()
+        .filter_map(|(key, value)| value.map(|value| (*key, value)))
+        .chain(extra.iter().copied())
+        .map(|(key, value)| format!("{key}={}", encode_query_value(value)))
+        .collect();
+    if pairs.is_empty() {
+        "/".to_owned()
+    } else {
+        format!("/?{}", pairs.join("&"))
+    }
+}
+
 /// A fingerprint grouped by four hex digits: `"a1b2 c3d4 ..."` (whitespace
 /// already in it is ignored).
 pub(crate) fn group_fingerprint(fingerprint: &str) -> String {
@@ -220,6 +323,17 @@ mod tests {
     }
 
     #[test]
+    fn page_links_carry_only_what_is_given() {
+        assert_eq!(page_href(None, None, &[]), "/");
+        assert_eq!(page_href(None, None, &[("settings", "1")]), "/?settings=1");
+        assert_eq!(page_href(Some("a b"), None, &[]), "/?identity=a%20b");
+        assert_eq!(
+            page_href(Some("alice"), Some("x&y"), &[("before", "m#1")]),
+            "/?identity=alice&contact=x%26y&before=m%231"
+        );
+    }
+
+    #[test]
     fn bytes_are_formatted_for_humans() {
         assert_eq!(format_bytes(0), "0 bytes");
         assert_eq!(format_bytes(1023), "1023 bytes");
@@ -236,5 +350,21 @@ mod tests {
         assert!(STYLESHEET.contains("max-width: 700px"));
         assert!(!STYLESHEET.contains("http://") && !STYLESHEET.contains("https://"));
         assert!(!STYLESHEET.contains("@import"));
+        assert!(STYLESHEET.contains(".js-only"));
+        assert!(STYLESHEET.contains("html.js .js-only"));
+    }
+
+    #[test]
+    fn script_is_embedded_and_builds_nodes_safely() {
+        assert!(SCRIPT.contains("classList.add('js')"));
+        assert!(SCRIPT.contains("/api/events"));
+        assert!(!SCRIPT.contains("innerHTML"));
+        assert!(!SCRIPT.contains("outerHTML"));
+        assert!(!SCRIPT.contains("insertAdjacentHTML"));
+        assert!(!SCRIPT.contains("document.write"));
+        assert!(!SCRIPT.contains("eval("));
+        assert!(!SCRIPT.contains("new Function"));
+        assert!(!SCRIPT.contains("http://") && !SCRIPT.contains("https://"));
+        assert_eq!(SCRIPT_PATH, "/assets/app.js");
     }
 }

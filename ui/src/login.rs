@@ -3,33 +3,33 @@
 
 use leptos::prelude::*;
 
-use crate::document::render_document;
+use crate::document::{Shell, render_document};
 
 /// The token form, posting `token` to `/login`; `error` says why the last try failed.
 pub fn login_page(error: Option<&str>) -> String {
     let error = error.map(str::to_owned);
-    render_document(
-        "Secure Messenger — access token".to_owned(),
-        "login",
-        None,
-        move || {
-            view! {
-                <header class="topbar">
-                    <h1 class="brand">"Secure Messenger"</h1>
-                </header>
-                <main class="login-main">
-                    <form class="login-form" method="post" action="/login">
-                        <h2>"This node is protected"</h2>
-                        <p>"Enter the access token from the node's configuration (" <code>"access_token"</code> ")."</p>
-                        {error.map(|e| view! { <p class="flash" role="alert">{e}</p> })}
-                        <label for="token">"Access token"</label>
-                        <input id="token" name="token" type="password" required=true autocomplete="current-password" autofocus=true />
-                        <button type="submit">"Open"</button>
-                    </form>
-                </main>
-            }
-        },
-    )
+    let shell = Shell {
+        title: "Secure Messenger — access token".to_owned(),
+        body_class: "login",
+        ..Shell::default()
+    };
+    render_document(shell, move || {
+        view! {
+            <header class="topbar">
+                <h1 class="brand">"Secure Messenger"</h1>
+            </header>
+            <main class="login-main">
+                <form class="login-form" method="post" action="/login">
+                    <h2>"This node is protected"</h2>
+                    <p>"Enter the access token from the node's configuration (" <code>"access_token"</code> ")."</p>
+                    {error.map(|e| view! { <p class="flash" role="alert">{e}</p> })}
+                    <label for="token">"Access token"</label>
+                    <input id="token" name="token" type="password" required=true autocomplete="current-password" autofocus=true />
+                    <button type="submit">"Open"</button>
+                </form>
+            </main>
+        }
+    })
 }
 
 #[cfg(test)]

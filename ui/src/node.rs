@@ -1,11 +1,21 @@
-//! The node's chat page: header, sidebar (identities, contacts) and chat panel.
+//! The node's chat page: header, sidebar (identities, contacts, requests),
+//! chat panel and the settings dialog.
+//!
+//! Every action is a plain form POST, so the page works without JavaScript.
+//! The script ([`crate::SCRIPT`]) relies on the ids, classes and `data-*`
+//! attributes rendered here: `#connection`, `#messages` (`data-identity`,
+//! `data-contact`), `li[data-message-id]`, `#compose`, `#compose-text`,
+//! `#compose-error`, `a[data-contact]` with `.unread` and `.preview`,
+//! `[data-copy]`, `#enable-notifications`, `dialog#settings`, `time[datetime]`
+//! and `body[data-previews]`.
 
 use leptos::prelude::*;
 
-use crate::document::render_document;
+use crate::document::{Shell, render_document};
+use crate::settings::{SettingsDialog, settings_dialog};
 use crate::{
-    ContactItem, IdentityItem, MessageItem, NodePage, encode_query_value, escape_text,
-    group_fingerprint,
+    ContactItem, IdentityItem, MessageItem, NodePage, RequestItem, group_fingerprint, page_href,
+    textarea_content,
 };
 
 /// The HTML `pattern` for identity ids and contact names, equivalent to
@@ -22,7 +32,14 @@ pub fn node_page(page: &NodePage) -> String {
         Some(contact) => format!("Chat with {contact} · Secure Messenger"),
         None => "Secure Messenger".to_owned(),
     };
-    render_document(title, "node", None, move || node_body(page))
+    let shell = Shell {
+        title,
+        body_class: "node",
+        script: true,
+        previews: Some(page.settings.previews),
+        ..Shell::default()
+    };
+    render_document(shell, move || node_body(page))
 }
 
 fn node_body(page: NodePage) -> impl IntoView {
@@ -37,22 +54,55 @@ fn node_body(page: NodePage) -> impl IntoView {
         last_error,
         flash_error,
         draft,
+        requests,
+        invite,
+        public_key,
+        older,
+        show_settings,
+        settings,
+        confirm_delete_identity,
+        confirm_delete_contact,
     } = page;
     let active = active_identity
         .as_ref()
         .and_then(|id| identities.iter().find(|item| &item.id == id).cloned());
-    let chat = chat_panel(
-        &identities,
-        active_identity.clone(),
-        &contacts,
-        active_contact.clone(),
+    let settings_href = page_href(
+        active_identity.as_deref(),
+        active_contact.as_deref(),
+        &[("settings", "1")],
+    );
+    let dialog = show_settings.then(|| {
+        settings_dialog(SettingsDialog {
+            identity: active.clone(),
+            contact: active_contact.clone(),
+            invite: invite.clone(),
+            settings,
+        })
+    });
+    let chat = chat_panel(ChatPanel {
+        has_identities: !identities.is_empty(),
+        identity: active_identity.clone(),
+        contact: active_contact.clone(),
+        contacts: &contacts,
         messages,
+        older,
         draft,
+        confirm_delete: confirm_delete_contact,
+    });
+    let identities = identities_section(
+        identities,
+        active_identity.clone(),
+        ActiveIdentity {
+            public_key,
+            invite,
+            confirm_delete: confirm_delete_identity,
+        },
     );
     view! {
+        {dialog}
         <a class="skip-link" href="#chat">"Skip to chat"</a>
         <div class="app">
-            {topbar(connection, outbox, last_error)}
+            {topbar(connection, outbox, last_error, settings_href)}
             {flash_error
                 .map(|error| {
                     view! {
@@ -64,9 +114,10 @@ fn node_body(page: NodePage) -> impl IntoView {
                 })}
             <div class="layout">
                 <aside class="sidebar" aria-label="Identities and contacts">
-                    {identities_section(identities, active_identity.clone())}
+                    {identities}
                     {active.map(own_fingerprint)}
-                    {contacts_section(active_identity, contacts, active_contact)}
+                    {contacts_section(active_identity.clone(), contacts, active_contact)}
+                    {requests_section(active_identity, requests)}
                 </aside>
                 {chat}
             </div>
@@ -74,13 +125,23 @@ fn node_body(page: NodePage) -> impl IntoView {
     }
 }
 
-fn topbar(connection: String, outbox: usize, last_error: Option<String>) -> impl IntoView {
-    let (label, class) = match connection.as_str() {
+/// The label and class of a connection state, as the script renders them too.
+fn connection_label(connection: &str) -> (String, &'static str) {
+    match connection {
         "online" => ("Online".to_owned(), "conn conn-online"),
         "connecting" => ("Connecting…".to_owned(), "conn conn-connecting"),
         "offline" => ("Offline".to_owned(), "conn conn-offline"),
         other => (other.to_owned(), "conn conn-unknown"),
-    };
+    }
+}
+
+fn topbar(
+    connection: String,
+    outbox: usize,
+    last_error: Option<String>,
+    settings_href: String,
+) -> impl IntoView {
+    let (label, class) = connection_label(&connection);
     let outbox_text = match outbox {
         0 => "Outbox empty".to_owned(),
         1 => "1 message waiting to send".to_owned(),
@@ -89,7 +150,7 @@ fn topbar(connection: String, outbox: usize, last_error: Option<String>) -> impl
     view! {
         <header class="topbar">
             <h1 class="brand">"Secure Messenger"</h1>
-            <div class="connection" role="status">
+            <div class="connection" id="connection" role="status">
                 <span class=class>
                     <span class="dot" aria-hidden="true"></span>
                     {label}
@@ -105,20 +166,19 @@ fn topbar(connection: String, outbox: usize, last_error: Option<String>) -> impl
                         }
                     })}
             </div>
+            <a class="topbar-link" id="open-settings" href=settings_href>
+                "Settings"
+            </a>
         </header>
     }
 }
 
 fn identity_href(id: &str) -> String {
-    format!("/?identity={}", encode_query_value(id))
+    page_href(Some(id), None, &[])
 }
 
 fn contact_href(identity: &str, contact: &str) -> String {
-    format!(
-        "/?identity={}&contact={}",
-        encode_query_value(identity),
-        encode_query_value(contact)
-    )
+    page_href(Some(identity), Some(contact), &[])
 }
 
 /// The first 16 hex digits of a fingerprint, grouped by four.
@@ -131,8 +191,38 @@ fn short_fingerprint(fingerprint: &str) -> String {
     group_fingerprint(&short)
 }
 
-fn identities_section(identities: Vec<IdentityItem>, active: Option<String>) -> impl IntoView {
+/// A safety number in groups of five digits (whitespace already in it is
+/// ignored), one element per group so the stylesheet can lay them out.
+fn safety_groups(safety_number: &str) -> Vec<String> {
+    let digits: Vec<char> = safety_number
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    digits
+        .chunks(5)
+        .map(|chunk| chunk.iter().collect())
+        .collect()
+}
+
+/// What the sidebar shows for the active identity only.
+struct ActiveIdentity {
+    public_key: Option<String>,
+    invite: Option<String>,
+    confirm_delete: bool,
+}
+
+fn identities_section(
+    identities: Vec<IdentityItem>,
+    active: Option<String>,
+    extra: ActiveIdentity,
+) -> impl IntoView {
     let empty = identities.is_empty();
+    let ActiveIdentity {
+        public_key,
+        invite,
+        confirm_delete,
+    } = extra;
+    let mut actions = Some((public_key, invite));
     let items = identities
         .into_iter()
         .map(|identity| {
@@ -143,6 +233,8 @@ fn identities_section(identities: Vec<IdentityItem>, active: Option<String>) -> 
             } else {
                 ("item", None)
             };
+            let actions = if is_active { actions.take() } else { None }
+                .map(|(pem, code)| identity_actions(&identity.id, pem, code));
             let secondary = identity.display_name.is_some().then(|| identity.id.clone());
             let primary = identity.display_name.unwrap_or(identity.id);
             view! {
@@ -151,15 +243,21 @@ fn identities_section(identities: Vec<IdentityItem>, active: Option<String>) -> 
                         <span class="item-name">{primary}</span>
                         {secondary.map(|id| view! { <span class="item-sub">{id}</span> })}
                     </a>
+                    {actions}
                 </li>
             }
         })
         .collect_view();
+    let confirm = active
+        .clone()
+        .filter(|_| confirm_delete)
+        .map(delete_identity_form);
     view! {
         <section class="panel identities" aria-labelledby="identities-heading">
             <h2 id="identities-heading">"Local IDs"</h2>
             {empty.then(|| view! { <p class="hint">"No identities yet."</p> })}
             <ul class="list">{items}</ul>
+            {confirm}
             <details class="add" open=empty>
                 <summary>"Add an identity"</summary>
                 <form class="stack" id="add-identity" method="post" action="/ui/identities">
@@ -189,6 +287,76 @@ fn identities_section(identities: Vec<IdentityItem>, active: Option<String>) -> 
     }
 }
 
+/// "Copy key" and "Copy invite" (script-enhanced, hidden without it) and the
+/// link to the deletion step, under the active identity.
+fn identity_actions(
+    id: &str,
+    public_key: Option<String>,
+    invite: Option<String>,
+) -> impl IntoView + use<> {
+    let delete_href = page_href(Some(id), None, &[("confirm", "identity")]);
+    let delete_title = format!("Delete identity {id}");
+    view! {
+        <div class="item-actions">
+            {public_key
+                .map(|pem| {
+                    view! {
+                        <button type="button" class="small secondary js-only" data-copy=pem>
+                            "Copy key"
+                        </button>
+                    }
+                })}
+            {invite
+                .map(|code| {
+                    view! {
+                        <button type="button" class="small secondary js-only" data-copy=code>
+                            "Copy invite"
+                        </button>
+                    }
+                })}
+            <a class="danger-link" href=delete_href title=delete_title>
+                "Delete…"
+            </a>
+        </div>
+    }
+}
+
+/// The confirmation step for deleting identity `id`: its id must be typed.
+fn delete_identity_form(id: String) -> impl IntoView {
+    let cancel = identity_href(&id);
+    view! {
+        <form
+            class="confirm stack"
+            id="delete-identity"
+            method="post"
+            action="/ui/identities/delete"
+            aria-labelledby="delete-identity-heading"
+        >
+            <h3 id="delete-identity-heading">"Delete identity " {id.clone()} "?"</h3>
+            <p class="help">
+                "Its key, contacts and messages are removed from this node. This cannot be \
+                 undone: back up the key first if you may need it again."
+            </p>
+            <input type="hidden" name="identity" value=id.clone() />
+            <label for="confirm-identity">"Type " <code>{id}</code> " to confirm"</label>
+            <input
+                id="confirm-identity"
+                name="confirm"
+                type="text"
+                required
+                autocomplete="off"
+                autocapitalize="off"
+                spellcheck="false"
+                autofocus=true
+            />
+            <div class="confirm-actions">
+                <button type="submit" class="danger">"Delete identity"</button>
+                <a href=cancel>"Cancel"</a>
+            </div>
+        </form>
+    }
+}
+
 fn own_fingerprint(identity: IdentityItem) -> impl IntoView {
     view! {
         <section class="panel own-fingerprint" aria-labelledby="own-fingerprint-heading">
@@ -198,6 +366,16 @@ fn own_fingerprint(identity: IdentityItem) -> impl IntoView {
             </p>
             <code class="fingerprint">{identity.fingerprint_grouped}</code>
         </section>
+    }
+}
+
+/// A check mark for a verified contact (its word for screen readers).
+fn verified_mark() -> impl IntoView {
+    view! {
+        <span class="verified" title="Verified">
+            <span aria-hidden="true">"✓"</span>
+            <span class="visually-hidden">" (verified)"</span>
+        </span>
     }
 }
 
@@ -227,13 +405,29 @@ fn contacts_section(
                 ("item", None)
             };
             let short = short_fingerprint(&contact.fingerprint);
+            let key = contact.name.clone();
+            let unread = contact.unread;
+            let badge = (unread > 0).then(|| {
+                view! {
+                    <span class="unread" aria-label=format!("{unread} unread")>
+                        {unread}
+                    </span>
+                }
+            });
             view! {
                 <li>
-                    <a class=class href=href aria-current=current>
-                        <span class="item-name">{contact.name}</span>
+                    <a class=class href=href aria-current=current data-contact=key>
+                        <span class="item-row">
+                            <span class="item-name">{contact.name}</span>
+                            {contact.verified.then(verified_mark)}
+                            {badge}
+                        </span>
                         <span class="item-sub fingerprint" title=contact.fingerprint>
                             {short}
                         </span>
+                        {contact
+                            .preview
+                            .map(|preview| view! { <span class="preview">{preview}</span> })}
                     </a>
                 </li>
             }
@@ -243,7 +437,9 @@ fn contacts_section(
         <section class="panel contacts" aria-labelledby="contacts-heading">
             <h2 id="contacts-heading">"Contacts"</h2>
             {empty.then(|| view! { <p class="hint">"No contacts yet."</p> })}
-            <ul class="list">{items}</ul>
+            <ul class="list" id="contact-list" data-identity=identity.clone()>
+                {items}
+            </ul>
             <details class="add" open=empty>
                 <summary>"Add a contact"</summary>
                 <form class="stack" id="add-contact" method="post" action="/ui/contacts">
@@ -261,15 +457,19 @@ fn contacts_section(
                         autocapitalize="off"
                         spellcheck="false"
                     />
-                    <label for="contact-key">"Public key (PEM)"</label>
+                    <label for="contact-key">"Public key (PEM) or invite code"</label>
                     <textarea
                         id="contact-key"
-                        name="public_key"
+                        name="key_or_invite"
                         rows="5"
                         required
                         spellcheck="false"
-                        placeholder="-----BEGIN PUBLIC KEY-----"
+                        placeholder="sm1-… or -----BEGIN PUBLIC KEY-----"
+                        aria-describedby="contact-key-help"
                     ></textarea>
+                    <p class="help" id="contact-key-help">
+                        "Paste the invite code or public key they sent you."
+                    </p>
                     <button type="submit">"Add contact"</button>
                 </form>
             </details>
@@ -278,19 +478,110 @@ fn contacts_section(
     .into_any()
 }
 
-fn chat_panel(
-    identities: &[IdentityItem],
+/// Messages from unknown senders: accept (as a named contact) or delete. Not
+/// rendered when there are none.
+fn requests_section(identity: Option<String>, requests: Vec<RequestItem>) -> Option<AnyView> {
+    let identity = identity?;
+    if requests.is_empty() {
+        return None;
+    }
+    let items = requests
+        .into_iter()
+        .enumerate()
+        .map(|(index, request)| request_item(&identity, index, request))
+        .collect_view();
+    Some(
+        view! {
+            <section class="panel requests" id="requests" aria-labelledby="requests-heading">
+                <h2 id="requests-heading">"Requests"</h2>
+                <p class="help">
+                    "Messages from people who are not your contacts. Compare the fingerprint \
+                     before you accept."
+                </p>
+                <ul class="list request-list">{items}</ul>
+            </section>
+        }
+        .into_any(),
+    )
+}
+
+fn request_item(identity: &str, index: usize, request: RequestItem) -> impl IntoView + use<> {
+    let RequestItem {
+        fingerprint,
+        count,
+        preview,
+    } = request;
+    let short = short_fingerprint(&fingerprint);
+    let count_text = if count == 1 {
+        "1 message".to_owned()
+    } else {
+        format!("{count} messages")
+    };
+    let name_id = format!("request-name-{index}");
+    let (data_fingerprint, title) = (fingerprint.clone(), fingerprint.clone());
+    let accept_fingerprint = fingerprint.clone();
+    view! {
+        <li class="request" data-fingerprint=data_fingerprint>
+            <p class="request-from">
+                <code class="fingerprint" title=title>{short}</code>
+                <span class="request-count">{count_text}</span>
+            </p>
+            <p class="preview">{preview}</p>
+            <form class="request-accept" method="post" action="/ui/requests/accept">
+                <input type="hidden" name="identity" value=identity.to_owned() />
+                <input type="hidden" name="fingerprint" value=accept_fingerprint />
+                <label for=name_id.clone()>"Name"</label>
+                <input
+                    id=name_id
+                    name="name"
+                    type="text"
+                    required
+                    maxlength="64"
+                    pattern=NAME_PATTERN
+                    title=NAME_TITLE
+                    autocomplete="off"
+                    autocapitalize="off"
+                    spellcheck="false"
+                />
+                <button type="submit" class="small">"Accept"</button>
+            </form>
+            <form class="request-delete" method="post" action="/ui/requests/delete">
+                <input type="hidden" name="identity" value=identity.to_owned() />
+                <input type="hidden" name="fingerprint" value=fingerprint />
+                <button type="submit" class="small danger">"Delete"</button>
+            </form>
+        </li>
+    }
+}
+
+/// What the chat panel shows.
+struct ChatPanel<'a> {
+    has_identities: bool,
     identity: Option<String>,
-    contacts: &[ContactItem],
     contact: Option<String>,
+    contacts: &'a [ContactItem],
     messages: Vec<MessageItem>,
+    older: Option<String>,
     draft: String,
-) -> impl IntoView + use<> {
+    confirm_delete: bool,
+}
+
+fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
+    let ChatPanel {
+        has_identities,
+        identity,
+        contact,
+        contacts,
+        messages,
+        older,
+        draft,
+        confirm_delete,
+    } = panel;
     let body = match (identity, contact) {
-        (None, _) if identities.is_empty() => empty_state(
+        (None, _) if !has_identities => empty_state(
             "Create your first identity",
             "An identity is your own key pair. Give it an ID in the Add form under Local IDs; \
-             you can then share its public key with the people you want to talk to.",
+             you can then share its invite code with the people you want to talk to.",
             "#new-id",
             "Go to the Add form",
         )
@@ -304,8 +595,8 @@ fn chat_panel(
         .into_any(),
         (Some(_), _) if contacts.is_empty() => empty_state(
             "Add your first contact",
-            "Ask the person for their public key (PEM), then paste it into the Add contact \
-             form under Contacts, together with a name for them.",
+            "Ask the person for their invite code or public key (PEM), then paste it into the \
+             Add contact form under Contacts, together with a name for them.",
             "#contact-name",
             "Go to the Add contact form",
         )
@@ -318,11 +609,23 @@ fn chat_panel(
         )
         .into_any(),
         (Some(identity), Some(contact)) => {
-            let fingerprint = contacts
+            let item = contacts
                 .iter()
                 .find(|item| item.name == contact)
-                .map(|item| group_fingerprint(&item.fingerprint));
-            conversation(identity, contact, fingerprint, messages, draft).into_any()
+                .cloned()
+                .unwrap_or_else(|| ContactItem {
+                    name: contact,
+                    ..ContactItem::default()
+                });
+            conversation(Conversation {
+                identity,
+                contact: item,
+                messages,
+                older,
+                draft,
+                confirm_delete,
+            })
+            .into_any()
         }
     };
     view! {
@@ -349,32 +652,44 @@ fn empty_state(
     }
 }
 
-fn conversation(
+/// The open conversation.
+struct Conversation {
     identity: String,
-    contact: String,
-    fingerprint: Option<String>,
+    contact: ContactItem,
     messages: Vec<MessageItem>,
+    older: Option<String>,
     draft: String,
-) -> impl IntoView {
+    confirm_delete: bool,
+}
+
+fn conversation(conversation: Conversation) -> impl IntoView {
+    let Conversation {
+        identity,
+        contact,
+        messages,
+        older,
+        draft,
+        confirm_delete,
+    } = conversation;
+    let name = contact.name.clone();
     let empty = messages.is_empty();
     let bubbles = messages
         .into_iter()
-        .map(|message| message_bubble(message, &contact))
+        .map(|message| message_bubble(message, &name))
         .collect_view();
+    let older_href = older.map(|id| page_href(Some(&identity), Some(&name), &[("before", &id)]));
     view! {
-        <header class="chat-header">
-            <h2 id="chat-title">"Chat with " {contact.clone()}</h2>
-            {fingerprint
-                .map(|fp| {
-                    view! {
-                        <p class="chat-sub">
-                            "Fingerprint: " <code class="fingerprint">{fp}</code>
-                        </p>
-                    }
-                })}
-        </header>
+        {chat_header(&identity, contact, confirm_delete)}
         <div class="scroller">
             <div class="scroller-inner">
+                {older_href
+                    .map(|href| {
+                        view! {
+                            <p class="older">
+                                <a id="show-older" href=href>"Show older messages"</a>
+                            </p>
+                        }
+                    })}
                 {empty
                     .then(|| {
                         view! {
@@ -383,33 +698,170 @@ fn conversation(
                             </p>
                         }
                     })}
-                <ol class="messages" aria-labelledby="chat-title">{bubbles}</ol>
+                <ol
+                    class="messages"
+                    id="messages"
+                    data-identity=identity.clone()
+                    data-contact=name.clone()
+                    aria-labelledby="chat-title"
+                >
+                    {bubbles}
+                </ol>
             </div>
         </div>
-        <form class="compose" method="post" action="/ui/send">
+        <form class="compose" id="compose" method="post" action="/ui/send">
             <input type="hidden" name="identity" value=identity />
-            <input type="hidden" name="contact" value=contact />
+            <input type="hidden" name="contact" value=name />
             <label class="visually-hidden" for="compose-text">"Message"</label>
-            <textarea
-                id="compose-text"
-                name="text"
-                rows="3"
-                required
-                placeholder="Write a message"
-                inner_html=textarea_content(&draft)
-            ></textarea>
+            <div class="compose-field">
+                <textarea
+                    id="compose-text"
+                    name="text"
+                    rows="3"
+                    required
+                    placeholder="Write a message"
+                    aria-describedby="compose-hint compose-error"
+                    inner_html=textarea_content(&draft)
+                ></textarea>
+                <p class="compose-hint js-only" id="compose-hint">
+                    "Enter sends, Shift+Enter adds a line"
+                </p>
+                <p id="compose-error" role="alert" class="compose-error" hidden></p>
+            </div>
             <button type="submit">"Send"</button>
         </form>
     }
 }
 
-/// The escaped content of a `<textarea>` showing `text`: a newline (which the
-/// HTML parser drops, so a leading newline of `text` survives) followed by
-/// `text` with `&`, `<` and `>` escaped. Leptos treats `<textarea>` children
-/// as raw text and does not escape them, so user text must go through here
-/// and `inner_html`, never be a child.
-fn textarea_content(text: &str) -> String {
-    format!("\n{}", escape_text(text))
+/// "Chat with NAME", its fingerprint, and the contact's details: safety
+/// number, verification, warning and deletion.
+fn chat_header(
+    identity: &str,
+    contact: ContactItem,
+    confirm_delete: bool,
+) -> impl IntoView + use<> {
+    let ContactItem {
+        name,
+        fingerprint,
+        verified,
+        safety_number,
+        warning,
+        ..
+    } = contact;
+    let fingerprint = (!fingerprint.is_empty()).then(|| group_fingerprint(&fingerprint));
+    let groups = safety_groups(&safety_number);
+    let safety = if groups.is_empty() {
+        view! { <p class="hint">"The safety number is not available."</p> }.into_any()
+    } else {
+        // The spaces between the groups keep them apart when copied or read
+        // aloud; the stylesheet lays the groups out in a grid.
+        let groups = groups
+            .into_iter()
+            .map(|group| view! { <span>{group}</span> " " })
+            .collect_view();
+        view! { <p class="safety-number">{groups}</p> }.into_any()
+    };
+    let (verify_value, verify_label, verify_class) = if verified {
+        ("false", "Mark as not verified", "small secondary")
+    } else {
+        ("true", "Mark as verified", "small")
+    };
+    let delete_href = page_href(Some(identity), Some(&name), &[("confirm", "contact")]);
+    let open = warning.is_some() || confirm_delete;
+    let confirm = confirm_delete.then(|| delete_contact_form(identity, &name));
+    view! {
+        <header class="chat-header">
+            <h2 id="chat-title">"Chat with " {name.clone()} {verified.then(verified_mark)}</h2>
+            {fingerprint
+                .map(|fp| {
+                    view! {
+                        <p class="chat-sub">
+                            "Fingerprint: " <code class="fingerprint">{fp}</code>
+                        </p>
+                    }
+                })}
+            <details class="contact-details" id="contact-details" open=open>
+                <summary>"Contact details"</summary>
+                <div class="details-body">
+                    {warning
+                        .map(|warning| {
+                            view! {
+                                <p class="warning" role="note">
+                                    <span aria-hidden="true">"⚠ "</span>
+                                    {warning}
+                                </p>
+                            }
+                        })}
+                    <h3 id="safety-heading">"Safety number"</h3>
+                    {safety}
+                    <p class="help">
+                        "Compare it with " {name.clone()}
+                        " in person or on a call. When every digit matches, mark the contact \
+                         as verified."
+                    </p>
+                    <form
+                        class="inline-form"
+                        id="verify-contact"
+                        method="post"
+                        action="/ui/contacts/verify"
+                    >
+                        <input type="hidden" name="identity" value=identity.to_owned() />
+                        <input type="hidden" name="contact" value=name.clone() />
+                        <input type="hidden" name="verified" value=verify_value />
+                        <button type="submit" class=verify_class>{verify_label}</button>
+                    </form>
+                    {(!confirm_delete)
+                        .then(|| {
+                            view! {
+                                <p>
+                                    <a class="danger-link" href=delete_href>
+                                        "Delete contact…"
+                                    </a>
+                                </p>
+                            }
+                        })}
+                </div>
+            </details>
+            {confirm}
+        </header>
+    }
+}
+
+/// The confirmation step for deleting a contact: its name must be typed.
+fn delete_contact_form(identity: &str, name: &str) -> impl IntoView + use<> {
+    let cancel = contact_href(identity, name);
+    view! {
+        <form
+            class="confirm stack"
+            id="delete-contact"
+            method="post"
+            action="/ui/contacts/delete"
+            aria-labelledby="delete-contact-heading"
+        >
+            <h3 id="delete-contact-heading">"Delete contact " {name.to_owned()} "?"</h3>
+            <p class="help">
+                "Their key and your conversation are removed from this node. This cannot be \
+                 undone."
+            </p>
+            <input type="hidden" name="identity" value=identity.to_owned() />
+            <input type="hidden" name="contact" value=name.to_owned() />
+            <label for="confirm-contact">"Type " <code>{name.to_owned()}</code> " to confirm"</label>
+            <input
+                id="confirm-contact"
+                name="confirm"
+                type="text"
+                required
+                autocomplete="off"
+                autocapitalize="off"
+                spellcheck="false"
+                autofocus=true
+            />
+            <div class="confirm-actions">
+                <button type="submit" class="danger">"Delete contact"</button>
+                <a href=cancel>"Cancel"</a>
+            </div>
+        </form>
+    }
 }
 
 /// The class-safe form of a status: lowercase ASCII letters, digits and dashes.
@@ -443,6 +895,7 @@ fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
         outgoing,
         text,
         time,
+        time_iso,
         status,
         gap,
     } = message;
@@ -476,12 +929,13 @@ fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
             </span>
         }
     });
+    let datetime = (!time_iso.is_empty()).then_some(time_iso);
     view! {
         <li class=class data-message-id=id>
             <span class="visually-hidden">{who} ": "</span>
             <p class="msg-text">{text}</p>
             <p class="msg-meta">
-                <span class="time">{time}</span>
+                <time class="time" datetime=datetime>{time}</time>
                 {status_view}
             </p>
         </li>
@@ -492,6 +946,7 @@ fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{DashboardPage, SettingsView, dashboard_page, login_page};
 
     const XSS: &str = "<script>alert(1)</script>";
 
@@ -508,6 +963,7 @@ mod tests {
         ContactItem {
             name: name.to_owned(),
             fingerprint: "0123456789abcdef".repeat(4),
+            ..ContactItem::default()
         }
     }
 
@@ -517,6 +973,7 @@ mod tests {
             outgoing,
             text: text.to_owned(),
             time: "2026-11-25 21:40 UTC".to_owned(),
+            time_iso: "2026-11-25T21:40:00.123Z".to_owned(),
             status: status.to_owned(),
             gap: None,
         }
@@ -600,7 +1057,7 @@ mod tests {
             html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
             "{html}"
         );
-        assert!(!html.contains("<script"));
+        assert!(!html.contains("<script>"));
     }
 
     #[test]
@@ -613,7 +1070,7 @@ mod tests {
         page.last_error = Some(XSS.to_owned());
         page.flash_error = Some(XSS.to_owned());
         let html = node_page(&page);
-        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(
             html.contains("Chat with <!>&lt;script&gt;")
@@ -626,7 +1083,7 @@ mod tests {
         let mut page = chat_page();
         page.draft = format!("</textarea>{XSS}");
         let html = node_page(&page);
-        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
         assert_eq!(html.matches("</textarea>").count(), 2, "{html}");
         assert!(html.contains("&lt;/textarea&gt;&lt;script&gt;"));
     }
@@ -671,14 +1128,17 @@ mod tests {
         assert!(html.contains(r#"action="/ui/identities""#));
         assert!(html.contains(r#"action="/ui/contacts""#));
         assert!(html.contains(r#"action="/ui/send""#));
-        assert_eq!(html.matches(r#"method="post""#).count(), 3);
+        assert!(html.contains(r#"action="/ui/contacts/verify""#));
+        assert_eq!(html.matches(r#"method="post""#).count(), 4);
         let id = tag_with(&html, r#"name="id""#);
         assert!(id.contains("required") && id.contains("pattern="), "{id}");
         assert!(html.contains(r#"name="display_name""#));
         assert!(html.contains(r#"<input type="hidden" name="identity" value="alice">"#));
         assert!(html.contains(r#"<input type="hidden" name="contact" value="bob">"#));
-        assert!(html.contains(r#"name="public_key""#));
-        assert!(html.contains(">Public key (PEM)</label>"));
+        let key = tag_with(&html, r#"name="key_or_invite""#);
+        assert!(key.starts_with("<textarea"), "{key}");
+        assert!(!html.contains(r#"name="public_key""#));
+        assert!(html.contains(">Public key (PEM) or invite code</label>"));
         assert!(html.contains(">Add</button>"));
         assert!(html.contains(">Add contact</button>"));
         assert!(html.contains(">Send</button>"));
@@ -823,7 +1283,11 @@ mod tests {
     #[test]
     fn no_flash_no_alert_and_empty_draft_is_empty() {
         let html = node_page(&chat_page());
-        assert!(!html.contains(r#"role="alert""#));
+        assert!(!html.contains(r#"class="flash""#));
+        // The only alert is the script's (empty, hidden) compose error.
+        assert_eq!(html.matches(r#"role="alert""#).count(), 1);
+        let error = tag_with(&html, r#"id="compose-error""#);
+        assert!(error.contains("hidden"), "{error}");
         // An empty draft leaves the box empty (not even a space).
         let textarea = tag_with(&html, r#"id="compose-text""#);
         let after = &html[html.find(textarea).expect("textarea") + textarea.len()..];
@@ -848,10 +1312,15 @@ mod tests {
 
     fn assert_self_contained(html: &str) {
         assert!(!html.contains("style="), "inline style in {html}");
-        assert!(
-            !html.to_ascii_lowercase().contains("<script"),
-            "script in {html}"
-        );
+        // The one script is the node's own file; nothing inline.
+        let lower = html.to_ascii_lowercase();
+        for (at, _) in lower.match_indices("<script") {
+            assert!(
+                lower[at..].starts_with(r#"<script src="/assets/app.js" defer></script>"#),
+                "inline or foreign script in {html}"
+            );
+        }
+        assert!(lower.matches("<script").count() <= 1, "{html}");
         assert!(
             !html.contains("http://") && !html.contains("https://"),
             "external URL in {html}"
@@ -875,5 +1344,416 @@ mod tests {
         page.flash_error = Some("x".to_owned());
         page.last_error = Some("y".to_owned());
         assert_self_contained(&node_page(&page));
+    }
+
+    /// A page with every part filled: settings open, requests, both
+    /// confirmation steps, an older-messages link.
+    fn full_page() -> NodePage {
+        let mut page = chat_page();
+        page.contacts[0].unread = 3;
+        page.contacts[0].preview = Some("see you at 8".to_owned());
+        page.contacts[0].verified = true;
+        page.contacts[0].safety_number = "12345".repeat(12);
+        page.contacts[0].warning = Some("bob uses another mailbox".to_owned());
+        page.requests = vec![RequestItem {
+            fingerprint: "fe".repeat(32),
+            count: 2,
+            preview: "hello, it's dave".to_owned(),
+        }];
+        page.invite = Some("sm1-eyJuYW1lIjoiYWxpY2UifQ".to_owned());
+        page.public_key =
+            Some("-----BEGIN PUBLIC KEY-----\nMIIBIjAN\n-----END PUBLIC KEY-----\n".to_owned());
+        page.older = Some("m0".to_owned());
+        page.show_settings = true;
+        page.settings = SettingsView {
+            mailbox: format!("127.0.0.1:7000#{}", "ab".repeat(32)),
+            test_result: Some("Connected: the mailbox answered".to_owned()),
+            previews: true,
+        };
+        page.confirm_delete_identity = true;
+        page.confirm_delete_contact = true;
+        page
+    }
+
+    /// The element starting at the tag carrying `needle`, up to its end tag
+    /// `</name>` (no nesting of the same element assumed).
+    fn element_with<'a>(html: &'a str, needle: &str, name: &str) -> &'a str {
+        let start = if needle.starts_with('<') {
+            html.find(needle)
+                .unwrap_or_else(|| panic!("{needle} not in {html}"))
+        } else {
+            html.find(tag_with(html, needle)).expect("tag")
+        };
+        let end = start + html[start..].find(&format!("</{name}>")).expect("end tag");
+        &html[start..end + name.len() + 3]
+    }
+
+    #[test]
+    fn a_full_page_is_self_contained() {
+        let html = node_page(&full_page());
+        assert_self_contained(&html);
+        assert!(!html.contains("http://") && !html.contains("https://"));
+    }
+
+    #[test]
+    fn the_script_is_loaded_by_the_node_page_only() {
+        let html = node_page(&chat_page());
+        assert!(
+            html.contains(r#"<script src="/assets/app.js" defer></script></head>"#),
+            "{html}"
+        );
+        assert_eq!(html.matches("<script").count(), 1);
+        for page in [node_page(&NodePage::default()), node_page(&full_page())] {
+            assert_eq!(page.matches("<script").count(), 1, "{page}");
+        }
+        assert!(!login_page(None).contains("<script"));
+        assert!(!dashboard_page(&DashboardPage::default()).contains("<script"));
+        assert!(!login_page(None).contains("data-previews"));
+    }
+
+    #[test]
+    fn body_tells_the_script_whether_to_show_previews() {
+        let mut page = chat_page();
+        assert!(node_page(&page).contains(r#"<body data-previews="false" class="node">"#));
+        page.settings.previews = true;
+        assert!(node_page(&page).contains(r#"<body data-previews="true" class="node">"#));
+    }
+
+    #[test]
+    fn header_has_the_connection_status_and_a_settings_link() {
+        let html = node_page(&chat_page());
+        let status = tag_with(&html, r#"id="connection""#);
+        assert!(status.contains(r#"role="status""#), "{status}");
+        let link = element_with(&html, r#"id="open-settings""#, "a");
+        assert!(
+            link.contains(r#"href="/?identity=alice&amp;contact=bob&amp;settings=1""#),
+            "{link}"
+        );
+        assert!(link.ends_with(">Settings</a>"), "{link}");
+        let html = node_page(&NodePage::default());
+        let link = tag_with(&html, r#"id="open-settings""#);
+        assert!(link.contains(r#"href="/?settings=1""#), "{link}");
+    }
+
+    #[test]
+    fn the_active_identity_has_copy_buttons_and_a_delete_link() {
+        let html = node_page(&full_page());
+        let key = tag_with(&html, "data-copy=\"-----BEGIN");
+        assert!(key.starts_with(r#"<button type="button""#), "{key}");
+        assert!(key.contains("js-only"), "{key}");
+        assert!(html.contains(">Copy key</button>"));
+        let invite = tag_with(
+            &html,
+            r#"data-copy="sm1-eyJuYW1lIjoiYWxpY2UifQ" class="small"#,
+        );
+        assert!(invite.contains("js-only"), "{invite}");
+        assert!(html.contains(">Copy invite</button>"));
+        assert!(html.contains(r#"href="/?identity=alice&amp;confirm=identity""#));
+        assert!(html.contains(">Delete…</a>"));
+        // Only under the active identity.
+        assert_eq!(html.matches(">Copy key</button>").count(), 1);
+        assert_eq!(html.matches(">Delete…</a>").count(), 1);
+        // Without a key or an invite, no buttons (the delete link stays).
+        let html = node_page(&chat_page());
+        assert!(!html.contains("data-copy"), "{html}");
+        assert!(html.contains(">Delete…</a>"));
+    }
+
+    #[test]
+    fn confirmation_steps_render_only_when_flagged() {
+        let html = node_page(&chat_page());
+        assert!(!html.contains("/ui/identities/delete"), "{html}");
+        assert!(!html.contains("/ui/contacts/delete"));
+        assert!(!html.contains(r#"name="confirm""#));
+        assert!(html.contains(r#"href="/?identity=alice&amp;contact=bob&amp;confirm=contact""#));
+        assert!(html.contains(">Delete contact…</a>"));
+
+        let mut page = chat_page();
+        page.confirm_delete_identity = true;
+        let html = node_page(&page);
+        let form = element_with(&html, r#"action="/ui/identities/delete""#, "form");
+        assert!(form.contains(r#"method="post""#), "{form}");
+        assert!(form.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+        let field = tag_with(form, r#"name="confirm""#);
+        assert!(
+            field.contains(r#"type="text""#) && field.contains("required"),
+            "{field}"
+        );
+        assert!(form.contains(r#"for="confirm-identity""#));
+        assert!(
+            form.contains(r#"<a href="/?identity=alice">Cancel</a>"#),
+            "{form}"
+        );
+        assert!(!html.contains("/ui/contacts/delete"));
+
+        let mut page = chat_page();
+        page.confirm_delete_contact = true;
+        let html = node_page(&page);
+        let form = element_with(&html, r#"action="/ui/contacts/delete""#, "form");
+        assert!(form.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+        assert!(form.contains(r#"<input type="hidden" name="contact" value="bob">"#));
+        assert!(tag_with(form, r#"name="confirm""#).contains("required"));
+        assert!(form.contains("<code>bob</code>"), "{form}");
+        assert!(form.contains(r#"<a href="/?identity=alice&amp;contact=bob">Cancel</a>"#));
+        assert!(!html.contains("/ui/identities/delete"));
+        // The link to the step is replaced by the step itself.
+        assert!(!html.contains(">Delete contact…</a>"));
+    }
+
+    #[test]
+    fn contacts_show_unread_badges_verified_marks_and_previews() {
+        let html = node_page(&full_page());
+        let bob = element_with(&html, r#"data-contact="bob""#, "a");
+        assert!(
+            bob.contains(r#"<span aria-label="3 unread" class="unread">3</span>"#),
+            "{bob}"
+        );
+        assert!(bob.contains(r#"class="verified""#), "{bob}");
+        assert!(
+            bob.contains(r#"<span class="preview">see you at 8</span>"#),
+            "{bob}"
+        );
+        // carol: nothing unread, no badge; not verified; no preview.
+        let carol = element_with(&html, r#"data-contact="carol""#, "a");
+        assert!(!carol.contains("unread"), "{carol}");
+        assert!(!carol.contains("verified"), "{carol}");
+        assert!(!carol.contains("preview"), "{carol}");
+        assert_eq!(html.matches(r#"class="unread""#).count(), 1);
+        // The list names its identity for the script.
+        let list = tag_with(&html, r#"id="contact-list""#);
+        assert!(list.contains(r#"data-identity="alice""#), "{list}");
+    }
+
+    #[test]
+    fn requests_list_with_accept_and_delete_forms() {
+        let html = node_page(&full_page());
+        let section = element_with(&html, r#"id="requests""#, "section");
+        assert!(section.contains(">Requests</h2>"), "{section}");
+        assert!(section.contains("fefe fefe fefe fefe"), "{section}");
+        assert!(section.contains("2 messages"));
+        assert!(section.contains("hello, it&#39;s dave") || section.contains("hello, it's dave"));
+        let accept = element_with(section, r#"action="/ui/requests/accept""#, "form");
+        assert!(accept.contains(r#"method="post""#));
+        assert!(accept.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+        let fingerprint = format!(
+            r#"<input type="hidden" name="fingerprint" value="{}">"#,
+            "fe".repeat(32)
+        );
+        assert!(accept.contains(&fingerprint), "{accept}");
+        assert!(tag_with(accept, r#"name="name""#).contains("required"));
+        assert!(accept.contains(r#"for="request-name-0""#));
+        assert!(accept.contains(">Accept</button>"));
+        let delete = element_with(section, r#"action="/ui/requests/delete""#, "form");
+        assert!(delete.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+        assert!(delete.contains(&fingerprint));
+        assert!(delete.contains(">Delete</button>"));
+        let one = NodePage {
+            requests: vec![RequestItem {
+                count: 1,
+                ..full_page().requests[0].clone()
+            }],
+            ..chat_page()
+        };
+        assert!(node_page(&one).contains(">1 message<"));
+    }
+
+    #[test]
+    fn no_requests_section_without_requests() {
+        let html = node_page(&chat_page());
+        assert!(!html.contains("Requests"), "{html}");
+        assert!(!html.contains("/ui/requests/"));
+    }
+
+    #[test]
+    fn contact_details_have_the_safety_number_verification_and_warning() {
+        let html = node_page(&full_page());
+        let details = element_with(&html, r#"id="contact-details""#, "details");
+        // Opened because there is a warning.
+        assert!(
+            details.starts_with("<details id=\"contact-details\" open"),
+            "{details}"
+        );
+        assert!(details.contains("<summary>Contact details</summary>"));
+        assert!(
+            details.contains(&"<span>12345</span> ".repeat(12)),
+            "{details}"
+        );
+        let warning = element_with(details, r#"role="note""#, "p");
+        assert!(warning.contains("bob uses another mailbox"), "{warning}");
+        let verify = element_with(details, r#"action="/ui/contacts/verify""#, "form");
+        assert!(verify.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+        assert!(verify.contains(r#"<input type="hidden" name="contact" value="bob">"#));
+        assert!(
+            verify.contains(r#"name="verified" value="false""#),
+            "{verify}"
+        );
+        assert!(verify.contains(">Mark as not verified</button>"));
+
+        let mut page = chat_page();
+        page.contacts[0].safety_number = "1234512345 12345".to_owned();
+        let html = node_page(&page);
+        let details = element_with(&html, r#"id="contact-details""#, "details");
+        assert!(!details.contains(" open"), "{details}");
+        assert!(!details.contains(r#"role="note""#));
+        assert!(details.contains(r#"name="verified" value="true""#));
+        assert!(details.contains(">Mark as verified</button>"));
+        assert!(details.contains("<span>12345</span> <span>12345</span> <span>12345</span>"));
+    }
+
+    #[test]
+    fn messages_carry_what_the_script_needs() {
+        let html = node_page(&chat_page());
+        let list = tag_with(&html, r#"id="messages""#);
+        assert!(list.starts_with("<ol"), "{list}");
+        assert!(list.contains(r#"data-identity="alice""#), "{list}");
+        assert!(list.contains(r#"data-contact="bob""#), "{list}");
+        assert!(list.contains(r#"class="messages""#), "{list}");
+        assert!(html.contains(
+            r#"<time datetime="2026-11-25T21:40:00.123Z" class="time">2026-11-25 21:40 UTC</time>"#
+        ));
+        let compose = tag_with(&html, r#"id="compose""#);
+        assert!(compose.starts_with("<form"), "{compose}");
+        assert!(compose.contains(r#"action="/ui/send""#));
+        assert!(html.contains("Enter sends, Shift+Enter adds a line"));
+        let error = tag_with(&html, r#"id="compose-error""#);
+        assert!(error.starts_with("<p"), "{error}");
+        assert!(error.contains(r#"role="alert""#) && error.contains("hidden"));
+        // No "older" link unless there are older messages.
+        assert!(!html.contains("Show older messages"));
+    }
+
+    #[test]
+    fn a_link_shows_older_messages_at_the_top() {
+        let mut page = chat_page();
+        page.older = Some("m 0".to_owned());
+        let html = node_page(&page);
+        let link = element_with(&html, r#"id="show-older""#, "a");
+        assert!(
+            link.contains(r#"href="/?identity=alice&amp;contact=bob&amp;before=m%200""#),
+            "{link}"
+        );
+        assert!(link.ends_with(">Show older messages</a>"));
+        assert!(
+            html.find("Show older").unwrap_or(usize::MAX)
+                < html.find("data-message-id").unwrap_or(0)
+        );
+    }
+
+    #[test]
+    fn the_settings_dialog_renders_only_when_asked() {
+        let html = node_page(&chat_page());
+        assert!(!html.contains("<dialog"), "{html}");
+        assert!(!html.contains("<svg"));
+        assert!(!html.contains("/ui/settings"));
+
+        let html = node_page(&full_page());
+        let dialog = element_with(&html, "<dialog", "dialog");
+        assert!(dialog.starts_with("<dialog open"), "{dialog}");
+        assert!(dialog.contains(r#"class="modal""#));
+        assert!(dialog.contains(r#"aria-labelledby="settings-heading""#));
+        assert!(dialog.contains(r#"<h2 id="settings-heading">Settings</h2>"#));
+        let close = element_with(dialog, r#"id="close-settings""#, "a");
+        assert!(
+            close.contains(r#"href="/?identity=alice&amp;contact=bob""#),
+            "{close}"
+        );
+        assert!(close.ends_with(">Close</a>"));
+        // Save: the mailbox prefilled, the previews checkbox, the way back.
+        let save = element_with(dialog, r#"action="/ui/settings""#, "form");
+        assert!(save.contains(r#"method="post""#));
+        assert!(save.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+        assert!(save.contains(r#"<input type="hidden" name="contact" value="bob">"#));
+        let mailbox = tag_with(save, r#"name="mailbox""#);
+        assert!(mailbox.contains(&format!(r#"value="127.0.0.1:7000#{}""#, "ab".repeat(32))));
+        let previews = tag_with(save, r#"name="previews""#);
+        assert!(previews.contains(r#"type="checkbox""#) && previews.contains("checked"));
+        assert!(save.contains("Show message text in notifications"));
+        assert!(save.contains(">Save</button>"));
+        // Test connection, and its result in words.
+        let test = element_with(dialog, r#"action="/ui/settings/test""#, "form");
+        assert!(test.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+        assert!(test.contains(">Test connection</button>"));
+        let result = element_with(dialog, r#"id="test-result""#, "p");
+        assert!(result.contains(r#"role="status""#));
+        assert!(result.contains("Connected: the mailbox answered"));
+        // The invite: fingerprint, code, copy button, QR code.
+        assert!(dialog.contains("abab abab abab"));
+        assert!(
+            dialog.contains("\nsm1-eyJuYW1lIjoiYWxpY2UifQ</textarea>"),
+            "{dialog}"
+        );
+        assert!(tag_with(dialog, r#"id="settings-invite""#).contains("readonly"));
+        assert!(dialog.contains(r#"data-copy="sm1-eyJuYW1lIjoiYWxpY2UifQ""#));
+        let svg = element_with(dialog, "<svg", "svg");
+        assert!(svg.contains(r#"role="img""#), "{svg}");
+        assert!(svg.contains(r#"aria-label="QR code of your invite""#));
+        assert!(svg.contains("<path d=\"M4,4h7v1h-7z"));
+        assert!(!svg.contains("style") && !svg.contains("xmlns"));
+        // Notifications: only with the script.
+        let enable = tag_with(dialog, r#"id="enable-notifications""#);
+        assert!(enable.contains("js-only") && enable.contains(r#"type="button""#));
+        assert!(!html.contains("style="));
+        // Not checked when previews are off; no result before a test.
+        let mut page = full_page();
+        page.settings.previews = false;
+        page.settings.test_result = None;
+        let html = node_page(&page);
+        assert!(!tag_with(&html, r#"name="previews""#).contains("checked"));
+        assert!(!html.contains(r#"id="test-result""#));
+    }
+
+    #[test]
+    fn the_settings_dialog_works_without_an_identity() {
+        let page = NodePage {
+            show_settings: true,
+            settings: SettingsView {
+                mailbox: "mb.example:7000".to_owned(),
+                ..SettingsView::default()
+            },
+            ..NodePage::default()
+        };
+        let html = node_page(&page);
+        let dialog = element_with(&html, "<dialog", "dialog");
+        assert!(dialog.contains(r#"action="/ui/settings""#));
+        assert!(!dialog.contains(r#"name="identity""#), "{dialog}");
+        assert!(!dialog.contains("<svg"));
+        assert!(tag_with(dialog, r#"id="close-settings""#).contains(r#"href="/""#));
+        assert_self_contained(&html);
+    }
+
+    #[test]
+    fn new_user_text_is_escaped() {
+        let mut page = full_page();
+        page.contacts[0].preview = Some(XSS.to_owned());
+        page.contacts[0].warning = Some(XSS.to_owned());
+        page.contacts[0].safety_number = XSS.to_owned();
+        page.requests[0].preview = XSS.to_owned();
+        page.requests[0].fingerprint = format!("\"><b>{XSS}");
+        page.invite = Some(format!("</textarea>{XSS}"));
+        page.public_key = Some(format!("\"><b>{XSS}"));
+        page.settings.test_result = Some(XSS.to_owned());
+        page.settings.mailbox = format!("\"><b>{XSS}");
+        page.older = Some(XSS.to_owned());
+        let html = node_page(&page);
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("<b>"), "{html}");
+        // The invite cannot end its textarea early: only the two real ones end.
+        assert_eq!(html.matches("</textarea>").count(), 3, "{html}");
+        assert!(html.contains("&lt;/textarea&gt;&lt;script&gt;"));
+        // Each text shows as text: preview, warning, request preview, result,
+        // invite (textarea and copy button), key, mailbox and fingerprint.
+        assert!(
+            html.matches("&lt;script&gt;alert(1)&lt;/script&gt;")
+                .count()
+                >= 8,
+            "{html}"
+        );
+        let bob = element_with(&html, r#"data-contact="bob""#, "a");
+        assert!(
+            bob.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{bob}"
+        );
+        assert!(html.contains(r#"before=%3Cscript%3Ealert%281%29%3C%2Fscript%3E""#));
+        assert_self_contained(&html);
     }
 }

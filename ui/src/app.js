@@ -1,0 +1,510 @@
+// Secure Messenger — the node page's only script, served at /assets/app.js.
+//
+// The page works without it: every action is a plain form POST. This script
+// only enhances it, using the ids, classes and data-* attributes the server
+// renders (see ui/src/node.rs):
+//   - local times for every <time datetime>;
+//   - live updates from GET /api/events (Server-Sent Events): new messages,
+//     delivery status, connection state, unread badges, notifications;
+//   - sending without a reload (Enter sends, Shift+Enter adds a line);
+//   - copy buttons ([data-copy]) and the notification permission button;
+//   - the settings dialog as a real modal (Escape closes it).
+//
+// It loads nothing else, uses no framework, and never parses HTML: every node
+// is built with createElement and textContent, so message text stays text.
+
+'use strict';
+
+(function () {
+  // Elements marked .js-only are shown from now on (see app.css).
+  document.documentElement.classList.add('js');
+
+  // ---------- small helpers ----------
+
+  /** Creates an element with an optional class and text. */
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  /** The class the server gives a status: lowercase letters, digits, dashes. */
+  function statusClass(status) {
+    const clean = String(status || '').toLowerCase().replace(/[^a-z0-9-]/g, '');
+    return 'status status-' + (clean || 'unknown');
+  }
+
+  /** The visual mark the server puts before a status word. */
+  function statusMark(status) {
+    switch (status) {
+      case 'pending': return '🕓';
+      case 'sent': return '✓';
+      case 'delivered': return '✓✓';
+      case 'failed': return '⚠';
+      default: return '•';
+    }
+  }
+
+  /** Fills a status span like the server does: mark, space, word. */
+  function fillStatus(span, status, error) {
+    span.className = statusClass(status);
+    const mark = el('span', 'status-mark', statusMark(status));
+    mark.setAttribute('aria-hidden', 'true');
+    span.replaceChildren(mark, document.createTextNode(' ' + status));
+    if (error) span.title = error; else span.removeAttribute('title');
+  }
+
+  /** The first line of a text, at most 80 characters (as the node shortens previews). */
+  function previewOf(text) {
+    const line = String(text || '').split('\n')[0];
+    const chars = Array.from(line);
+    return chars.length > 80 ? chars.slice(0, 79).join('') + '…' : line;
+  }
+
+  // ---------- local times ----------
+
+  /** Shows a <time datetime> in the browser's time zone and locale. */
+  function localizeTime(node) {
+    const iso = node.getAttribute('datetime');
+    if (!iso) return;
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return;
+    node.textContent = date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+    node.title = iso;
+  }
+
+  document.querySelectorAll('time[datetime]').forEach(localizeTime);
+
+  // ---------- the open conversation ----------
+
+  const messages = document.getElementById('messages');
+  const openIdentity = messages ? messages.dataset.identity : null;
+  const openContact = messages ? messages.dataset.contact : null;
+  // The identity whose contacts the sidebar lists.
+  const contactList = document.getElementById('contact-list');
+  const listIdentity = contactList ? contactList.dataset.identity : openIdentity;
+
+  /** The rendered entry with this data-message-id, if any. */
+  function findBubble(id) {
+    if (!messages || !id) return null;
+    for (const item of messages.children) {
+      if (item.dataset.messageId === id) return item;
+    }
+    return null;
+  }
+
+  /** Keeps the newest message in view. */
+  function scrollToBottom() {
+    const scroller = messages && messages.closest('.scroller');
+    // With column-reverse the bottom is scrollTop 0 and larger values are
+    // clamped to it; in a normal column this is the bottom too.
+    if (scroller) scroller.scrollTop = scroller.scrollHeight;
+  }
+
+  /**
+   * Builds an entry exactly like the server renders it: a gap marker
+   * (li.gap) or a bubble (li.msg.in / li.msg.out with text, time and, for
+   * outgoing messages, the status).
+   */
+  function buildEntry(entry) {
+    if (entry.kind === 'gap') {
+      const missing = Number(entry.missing) || 0;
+      const words = missing === 1 ? '1 message is missing here' : missing + ' messages are missing here';
+      const li = el('li', 'gap');
+      if (entry.id) li.dataset.messageId = entry.id;
+      li.setAttribute('role', 'note');
+      li.append(el('p', 'gap-text', '⚠ ' + words + ' (expired or lost on the way)'));
+      return li;
+    }
+    const outgoing = entry.direction === 'out';
+    const li = el('li', outgoing ? 'msg out' : 'msg in');
+    li.dataset.messageId = entry.id;
+    li.append(el('span', 'visually-hidden', (outgoing ? 'You' : openContact) + ': '));
+    li.append(el('p', 'msg-text', entry.text));
+    const meta = el('p', 'msg-meta');
+    const time = el('time', 'time', entry.sent_at || '');
+    if (entry.sent_at) {
+      time.setAttribute('datetime', entry.sent_at);
+      localizeTime(time);
+    }
+    meta.append(time);
+    if (outgoing) {
+      const status = el('span');
+      fillStatus(status, entry.status || 'pending', entry.error);
+      meta.append(status);
+    }
+    li.append(meta);
+    return li;
+  }
+
+  /** Appends an entry to the open conversation unless it is already shown. */
+  function appendEntry(entry) {
+    if (!messages || findBubble(entry.id)) return;
+    const hint = document.querySelector('.no-messages');
+    if (hint) hint.remove();
+    messages.append(buildEntry(entry));
+    scrollToBottom();
+  }
+
+  // ---------- the contact list ----------
+
+  /** The sidebar link of a contact of the listed identity. */
+  function contactLink(name) {
+    for (const link of document.querySelectorAll('a[data-contact]')) {
+      if (link.dataset.contact === name) return link;
+    }
+    return null;
+  }
+
+  /** Adds one to a contact's unread badge, creating it when missing. */
+  function bumpUnread(name) {
+    const link = contactLink(name);
+    if (!link) return;
+    let badge = link.querySelector('.unread');
+    if (!badge) {
+      badge = el('span', 'unread', '0');
+      (link.querySelector('.item-row') || link).append(badge);
+    }
+    const count = (parseInt(badge.textContent, 10) || 0) + 1;
+    badge.textContent = String(count);
+    badge.setAttribute('aria-label', count + ' unread');
+  }
+
+  /** Shows a contact's last message under its name. */
+  function setPreview(name, text) {
+    const link = contactLink(name);
+    if (!link) return;
+    let preview = link.querySelector('.preview');
+    if (!preview) {
+      preview = el('span', 'preview');
+      link.append(preview);
+    }
+    preview.textContent = previewOf(text);
+  }
+
+  // ---------- the tab title and notifications ----------
+
+  const baseTitle = document.title;
+  let unseen = 0;
+  // A reload was put off while the tab was in the background.
+  let reloadWhenVisible = false;
+
+  function updateTitle() {
+    document.title = unseen > 0 ? '(' + unseen + ') ' + baseTitle : baseTitle;
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    if (document.hidden) return;
+    unseen = 0;
+    updateTitle();
+    if (reloadWhenVisible) reloadIfIdle();
+  });
+
+  /** A desktop notification, if the user allowed them. */
+  function notify(title, body, href) {
+    if (!('Notification' in window) || Notification.permission !== 'granted') return;
+    try {
+      const notification = new Notification(title, { body: body, tag: href });
+      notification.onclick = function () {
+        window.focus();
+        location.href = href;
+        notification.close();
+      };
+    } catch (_) {
+      // Some browsers only allow notifications from a service worker.
+    }
+  }
+
+  // ---------- reloading for changes the page cannot patch ----------
+
+  /** True while the user is typing something a reload would lose. */
+  function isBusy() {
+    const compose = document.getElementById('compose-text');
+    if (compose && compose.value.trim() !== '') return true;
+    const active = document.activeElement;
+    return !!active && (active.tagName === 'INPUT' || active.tagName === 'TEXTAREA') && !active.readOnly;
+  }
+
+  /** Reloads the page now, later when it is visible, or offers a link. */
+  function reloadIfIdle(reason) {
+    if (document.hidden) {
+      reloadWhenVisible = true;
+      return;
+    }
+    reloadWhenVisible = false;
+    if (!isBusy()) {
+      location.reload();
+      return;
+    }
+    if (document.getElementById('live-note')) return;
+    const note = el('p', 'live-note');
+    note.id = 'live-note';
+    note.setAttribute('role', 'status');
+    note.append(document.createTextNode((reason || 'Something changed.') + ' '));
+    const link = el('a', null, 'Reload');
+    link.href = location.pathname + location.search;
+    note.append(link);
+    const app = document.querySelector('.app');
+    if (app) app.prepend(note);
+  }
+
+  // ---------- live events ----------
+
+  function parse(event) {
+    try {
+      return JSON.parse(event.data);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function onMessage(data) {
+    const incoming = data.kind !== 'gap' && data.direction === 'in';
+    const isOpen = !!messages && data.identity === openIdentity && data.contact === openContact;
+    if (isOpen) {
+      appendEntry(data);
+    } else if (incoming && data.identity === listIdentity) {
+      bumpUnread(data.contact);
+    }
+    if (data.kind !== 'gap' && data.identity === listIdentity) {
+      setPreview(data.contact, data.text);
+    }
+    if (incoming && document.hidden) {
+      unseen += 1;
+      updateTitle();
+      const previews = document.body.dataset.previews === 'true';
+      const href = '/?identity=' + encodeURIComponent(data.identity) +
+        '&contact=' + encodeURIComponent(data.contact);
+      notify(data.contact, previews ? data.text : 'New message', href);
+    }
+  }
+
+  function onStatus(data) {
+    if (!messages || data.identity !== openIdentity || data.contact !== openContact) return;
+    const bubble = findBubble(data.id);
+    if (!bubble) return;
+    let span = bubble.querySelector('.status');
+    if (!span) {
+      span = el('span');
+      const meta = bubble.querySelector('.msg-meta') || bubble;
+      meta.append(span);
+    }
+    fillStatus(span, data.status, data.error);
+  }
+
+  const CONNECTION_LABELS = { online: 'Online', connecting: 'Connecting…', offline: 'Offline' };
+
+  function onConnection(data) {
+    const box = document.getElementById('connection');
+    if (!box || !data) return;
+    const mailbox = data.mailbox || {};
+    const state = String(mailbox.state || '');
+    const known = Object.prototype.hasOwnProperty.call(CONNECTION_LABELS, state);
+    const conn = box.querySelector('.conn');
+    if (conn) {
+      conn.className = 'conn conn-' + (known ? state : 'unknown');
+      const dot = el('span', 'dot');
+      dot.setAttribute('aria-hidden', 'true');
+      conn.replaceChildren(dot, document.createTextNode(known ? CONNECTION_LABELS[state] : state));
+    }
+    const outbox = box.querySelector('.outbox');
+    const waiting = Number(data.outbox) || 0;
+    if (outbox) {
+      outbox.textContent = waiting === 0 ? 'Outbox empty'
+        : waiting === 1 ? '1 message waiting to send'
+          : waiting + ' messages waiting to send';
+    }
+    let lastError = box.querySelector('.last-error');
+    if (mailbox.last_error) {
+      if (!lastError) {
+        lastError = el('span', 'last-error');
+        box.append(lastError);
+      }
+      lastError.textContent = 'Last error: ' + mailbox.last_error;
+    } else if (lastError) {
+      lastError.remove();
+    }
+  }
+
+  function onRequest(data) {
+    if (!data || (listIdentity && data.identity !== listIdentity)) return;
+    if (document.hidden) {
+      unseen += 1;
+      updateTitle();
+      notify('New message request', 'Someone who is not a contact wrote to you.', '/?identity=' +
+        encodeURIComponent(data.identity));
+    }
+    reloadIfIdle('New message request.');
+  }
+
+  if ('EventSource' in window) {
+    const source = new EventSource('/api/events');
+    let lost = false;
+    source.addEventListener('message', function (event) {
+      const data = parse(event);
+      if (data) onMessage(data);
+    });
+    source.addEventListener('status', function (event) {
+      const data = parse(event);
+      if (data) onStatus(data);
+    });
+    source.addEventListener('connection', function (event) {
+      onConnection(parse(event));
+    });
+    source.addEventListener('request', function (event) {
+      onRequest(parse(event));
+    });
+    // The node dropped events for us (we fell behind): what we show may be stale.
+    source.addEventListener('resync', function () {
+      reloadIfIdle('The page may be out of date.');
+    });
+    // After a lost connection events were missed; the browser reconnects by itself.
+    source.addEventListener('error', function () {
+      lost = true;
+    });
+    source.addEventListener('open', function () {
+      if (lost) {
+        lost = false;
+        reloadIfIdle('The connection to the node was restored.');
+      }
+    });
+  }
+
+  // ---------- sending ----------
+
+  const compose = document.getElementById('compose');
+  const composeText = document.getElementById('compose-text');
+  const composeError = document.getElementById('compose-error');
+
+  function showComposeError(words) {
+    if (!composeError) return;
+    composeError.textContent = words;
+    composeError.hidden = false;
+  }
+
+  function clearComposeError() {
+    if (!composeError) return;
+    composeError.textContent = '';
+    composeError.hidden = true;
+  }
+
+  if (compose && composeText && openIdentity && openContact) {
+    // Enter sends; Shift+Enter adds a line; keys that finish an IME
+    // composition (e.g. choosing a Japanese candidate) are left alone.
+    composeText.addEventListener('keydown', function (event) {
+      if (event.key !== 'Enter' || event.shiftKey || event.isComposing || event.keyCode === 229) return;
+      event.preventDefault();
+      if (typeof compose.requestSubmit === 'function') compose.requestSubmit();
+      else compose.dispatchEvent(new Event('submit', { cancelable: true }));
+    });
+
+    const url = '/api/identities/' + encodeURIComponent(openIdentity) +
+      '/contacts/' + encodeURIComponent(openContact) + '/messages';
+    const button = compose.querySelector('button[type="submit"]');
+    let sending = false;
+
+    compose.addEventListener('submit', async function (event) {
+      event.preventDefault();
+      const text = composeText.value;
+      if (sending || text.trim() === '') return;
+      sending = true;
+      composeText.readOnly = true;
+      if (button) button.disabled = true;
+      clearComposeError();
+      let response;
+      try {
+        response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json' },
+          body: JSON.stringify({ text: text }),
+          credentials: 'same-origin',
+        });
+      } catch (_) {
+        // The request never got an answer: let the browser post the form
+        // (submit() fires no submit event, so this handler does not run again).
+        composeText.readOnly = false;
+        compose.submit();
+        return;
+      }
+      let body = null;
+      try {
+        body = await response.json();
+      } catch (_) {
+        body = null;
+      }
+      sending = false;
+      composeText.readOnly = false;
+      if (button) button.disabled = false;
+      if (response.status === 201) {
+        composeText.value = '';
+        if (body && body.id) {
+          appendEntry(Object.assign({ direction: 'out' }, body));
+          setPreview(openContact, body.text);
+        }
+      } else {
+        showComposeError(body && body.error ? body.error : 'Sending failed (HTTP ' + response.status + ').');
+      }
+      composeText.focus();
+    });
+  }
+
+  // ---------- copy buttons ----------
+
+  document.querySelectorAll('[data-copy]').forEach(function (button) {
+    const label = button.textContent;
+    let timer = 0;
+    button.addEventListener('click', async function () {
+      let words;
+      try {
+        await navigator.clipboard.writeText(button.dataset.copy);
+        words = 'Copied';
+      } catch (_) {
+        words = 'Copy failed';
+      }
+      button.textContent = words;
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        button.textContent = label;
+      }, 2000);
+    });
+  });
+
+  // ---------- notification permission ----------
+
+  const enable = document.getElementById('enable-notifications');
+  if (enable) {
+    const showPermission = function () {
+      if (!('Notification' in window)) {
+        enable.textContent = 'Notifications are not supported here';
+        enable.disabled = true;
+      } else if (Notification.permission === 'granted') {
+        enable.textContent = 'Desktop notifications are on';
+        enable.disabled = true;
+      } else if (Notification.permission === 'denied') {
+        enable.textContent = 'Notifications are blocked in the browser settings';
+        enable.disabled = true;
+      }
+    };
+    showPermission();
+    enable.addEventListener('click', function () {
+      if (!('Notification' in window)) return;
+      Promise.resolve(Notification.requestPermission()).then(showPermission, showPermission);
+    });
+  }
+
+  // ---------- the settings dialog ----------
+
+  // The server renders it open (it works without a script); as a modal the
+  // page behind it is inert and Escape closes it, by following "Close".
+  const dialog = document.getElementById('settings');
+  const close = document.getElementById('close-settings');
+  if (dialog && typeof dialog.showModal === 'function') {
+    dialog.close();
+    dialog.showModal();
+    dialog.addEventListener('cancel', function (event) {
+      event.preventDefault();
+      if (close) location.href = close.href;
+    });
+  }
+})();

@@ -1,0 +1,175 @@
+//! The node page's settings dialog: mailbox address, connection test,
+//! notification preferences, and the active identity's invite (code and QR).
+//!
+//! It is a `<dialog open>` rendered by the server when the page is loaded with
+//! `settings=1`, so it works without JavaScript; "Close" is a link back to the
+//! page without it. The script upgrades it to a modal dialog (`showModal`, so
+//! the page behind is inert and Escape closes it).
+
+use leptos::prelude::*;
+
+use crate::qr::qr_svg;
+use crate::{IdentityItem, SettingsView, page_href, textarea_content};
+
+/// The accessible name of the invite's QR code.
+const QR_LABEL: &str = "QR code of your invite";
+
+/// What the settings dialog needs from the page.
+#[derive(Debug)]
+pub(crate) struct SettingsDialog {
+    /// The active identity, whose invite is shown.
+    pub identity: Option<IdentityItem>,
+    /// The active contact, so saving returns to the same conversation.
+    pub contact: Option<String>,
+    /// The active identity's invite code.
+    pub invite: Option<String>,
+    /// The settings themselves.
+    pub settings: SettingsView,
+}
+
+/// Hidden `identity` and `contact` fields, so the node can redirect back to
+/// the same view after the form's action.
+fn selection_fields(identity: Option<String>, contact: Option<String>) -> impl IntoView {
+    view! {
+        {identity.map(|id| view! { <input type="hidden" name="identity" value=id /> })}
+        {contact.map(|c| view! { <input type="hidden" name="contact" value=c /> })}
+    }
+}
+
+/// Renders the settings dialog (with its backdrop).
+pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
+    let SettingsDialog {
+        identity,
+        contact,
+        invite,
+        settings,
+    } = dialog;
+    let SettingsView {
+        mailbox,
+        test_result,
+        previews,
+    } = settings;
+    let identity_id = identity.as_ref().map(|item| item.id.clone());
+    let close_href = page_href(identity_id.as_deref(), contact.as_deref(), &[]);
+    let save_fields = selection_fields(identity_id.clone(), contact.clone());
+    let test_fields = selection_fields(identity_id, contact);
+    view! {
+        <div class="modal-layer">
+            <dialog open class="modal" id="settings" aria-labelledby="settings-heading">
+                <header class="modal-header">
+                    <h2 id="settings-heading">"Settings"</h2>
+                    <a class="modal-close" id="close-settings" href=close_href>
+                        "Close"
+                    </a>
+                </header>
+                <section class="modal-section" aria-labelledby="mailbox-heading">
+                    <h3 id="mailbox-heading">"Mailbox"</h3>
+                    <form class="stack" id="settings-form" method="post" action="/ui/settings">
+                        {save_fields}
+                        <label for="settings-mailbox">"Mailbox address"</label>
+                        <input
+                            id="settings-mailbox"
+                            name="mailbox"
+                            type="text"
+                            value=mailbox
+                            required
+                            autocomplete="off"
+                            autocapitalize="off"
+                            spellcheck="false"
+                            aria-describedby="settings-mailbox-help"
+                        />
+                        <p class="help" id="settings-mailbox-help">
+                            "host:port, optionally followed by # and the 64 hex digits of the \
+                             mailbox certificate's fingerprint (otherwise it is pinned on first use)."
+                        </p>
+                        <label class="check">
+                            <input type="checkbox" name="previews" value="true" checked=previews />
+                            " Show message text in notifications"
+                        </label>
+                        <button type="submit">"Save"</button>
+                    </form>
+                    <form
+                        class="inline-form"
+                        id="test-connection"
+                        method="post"
+                        action="/ui/settings/test"
+                    >
+                        {test_fields}
+                        <button type="submit" class="secondary">"Test connection"</button>
+                    </form>
+                    {test_result
+                        .map(|result| {
+                            view! {
+                                <p class="test-result" id="test-result" role="status">
+                                    {result}
+                                </p>
+                            }
+                        })}
+                </section>
+                {identity.map(|identity| invite_section(identity, invite))}
+                <section
+                    class="modal-section js-only"
+                    aria-labelledby="notifications-heading"
+                >
+                    <h3 id="notifications-heading">"Notifications"</h3>
+                    <p class="help">
+                        "Get a desktop notification for new messages while this tab is in the \
+                         background."
+                    </p>
+                    <button type="button" class="secondary js-only" id="enable-notifications">
+                        "Enable desktop notifications"
+                    </button>
+                </section>
+            </dialog>
+        </div>
+    }
+}
+
+/// The active identity's fingerprint and invite: code, copy button, QR code.
+fn invite_section(identity: IdentityItem, invite: Option<String>) -> impl IntoView {
+    let invite_view = match invite {
+        Some(code) => {
+            let qr = match qr_svg(&code, QR_LABEL) {
+                Some(svg) => svg.into_any(),
+                None => view! {
+                    <p class="hint">"The invite is too long for a QR code; copy it instead."</p>
+                }
+                .into_any(),
+            };
+            view! {
+                <label for="settings-invite">"Invite code"</label>
+                <textarea
+                    id="settings-invite"
+                    class="invite-code"
+                    rows="4"
+                    readonly
+                    spellcheck="false"
+                    inner_html=textarea_content(&code)
+                ></textarea>
+                <p class="invite-actions">
+                    <button type="button" class="secondary js-only" data-copy=code>
+                        "Copy invite"
+                    </button>
+                </p>
+                <div class="qr-box">{qr}</div>
+            }
+            .into_any()
+        }
+        None => view! { <p class="hint">"No invite code is available for this identity."</p> }
+            .into_any(),
+    };
+    view! {
+        <section class="modal-section" aria-labelledby="invite-heading">
+            <h3 id="invite-heading">"Your invite"</h3>
+            <p class="help">
+                "Give this code to the people you want to talk to: it holds your public key and \
+                 your mailbox. Then compare safety numbers to rule out impostors."
+            </p>
+            <p class="invite-fingerprint">
+                "Fingerprint of " {identity.id} ": "
+                <code class="fingerprint">{identity.fingerprint_grouped}</code>
+            </p>
+            {invite_view}
+        </section>
+    }
+}
