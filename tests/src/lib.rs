@@ -37,7 +37,7 @@ pub fn bin_dir() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn binary(name: &str) -> anyhow::Result<PathBuf> {
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let path = bin_dir().join(name);
     if !path.is_file() {
         bail!(

@@ -1,0 +1,146 @@
+//! The `node` and `mailbox` command lines, as a person or a script uses them.
+
+use std::process::{Command, Output};
+
+use tests::{Mailbox, Node, binary};
+
+fn node_cli(args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(binary("node")?)
+        .args(args)
+        .env_remove("NODE_ACCESS_TOKEN")
+        .output()?)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_node_cli_drives_a_running_node() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
+    let alice = Node::start(&dir.path().join("alice"), &mailbox.pinned_address())?;
+    let bob = Node::start(&dir.path().join("bob"), &mailbox.pinned_address())?;
+    let a = alice.url.trim_start_matches("http://").to_owned();
+    let b = bob.url.trim_start_matches("http://").to_owned();
+
+    let made = node_cli(&["--api", &a, "id", "create", "alice", "--name", "Alice"])?;
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert!(stdout(&made).contains("created identity alice"));
+    let made = node_cli(&["--api", &b, "--json", "id", "create", "bob"])?;
+    let json: serde_json::Value = serde_json::from_slice(&made.stdout)?;
+    assert_eq!(json["id"], "bob");
+
+    let shown = node_cli(&["--api", &a, "--json", "id", "show", "alice"])?;
+    let invite = serde_json::from_slice::<serde_json::Value>(&shown.stdout)?["invite"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(invite.starts_with("sm1-"), "{}", stdout(&shown));
+    let added = node_cli(&[
+        "--api", &b, "contact", "add", "bob", "alice", "--invite", &invite,
+    ])?;
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(stdout(&added).contains("safety number"));
+
+    let sent = node_cli(&[
+        "--api", &b, "send", "bob", "alice", "hello", "from", "the", "shell",
+    ])?;
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let inbox = node_cli(&["--api", &b, "inbox", "bob", "alice"])?;
+    assert!(
+        stdout(&inbox).contains("you (") && stdout(&inbox).contains("hello from the shell"),
+        "{}",
+        stdout(&inbox)
+    );
+    let status = node_cli(&["--api", &b, "status"])?;
+    assert!(stdout(&status).contains("mailbox:"), "{}", stdout(&status));
+
+    // Refusals: a clear message and a non-zero exit.
+    let bad = node_cli(&["--api", &a, "id", "create", "../x"])?;
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("A-Z a-z 0-9"), "{}", stderr(&bad));
+    let unconfirmed = node_cli(&["--api", &a, "id", "delete", "alice"])?;
+    assert!(!unconfirmed.status.success());
+    assert!(
+        stderr(&unconfirmed).contains("--confirm alice"),
+        "{}",
+        stderr(&unconfirmed)
+    );
+    let listed = node_cli(&["--api", &a, "id", "list"])?;
+    assert!(stdout(&listed).contains("alice"), "nothing was deleted");
+    Ok(())
+}
+
+#[test]
+fn the_node_cli_says_when_no_node_runs() -> anyhow::Result<()> {
+    // A port nothing listens on (bound and released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let out = node_cli(&["--api", &format!("127.0.0.1:{port}"), "status"])?;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("no node is running") && err.contains("node run"),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_configuration_names_the_key_and_the_file() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("mailbox.yaml");
+    std::fs::write(&file, "listen: 127.0.0.1:1\nretention: soon\n")?;
+    let out = Command::new(binary("mailbox")?)
+        .args(["config", "show", "--config"])
+        .arg(&file)
+        .output()?;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("retention") && err.contains("mailbox.yaml") && err.contains("line 2"),
+        "{err}"
+    );
+
+    let out = Command::new(binary("node")?)
+        .args(["config", "show", "--mailbox", "nonsense"])
+        .output()?;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--mailbox"), "{}", stderr(&out));
+
+    let shown = Command::new(binary("mailbox")?)
+        .args(["config", "show", "--listen", "127.0.0.1:4433"])
+        .env("MAILBOX_RETENTION", "36h")
+        .output()?;
+    let text = stdout(&shown);
+    assert!(
+        text.contains("listen: 127.0.0.1:4433") && text.contains("retention: 1day 12h"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_mailbox_prints_the_fingerprint_nodes_pin() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    let data = dir.path().to_str().unwrap_or_default().to_owned();
+    drop(mailbox);
+    let out = Command::new(binary("mailbox")?)
+        .args(["fingerprint", "--data-dir", &data])
+        .output()?;
+    let printed = stdout(&out).trim().to_owned();
+    assert_eq!(printed.len(), 64, "{printed}");
+    let again = Mailbox::start(dir.path())?;
+    assert_eq!(
+        again.fingerprint, printed,
+        "the certificate is kept in the data dir"
+    );
+    Ok(())
+}
