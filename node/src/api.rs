@@ -42,6 +42,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_contacts, add_contact))
         .routes(routes!(get_contact, patch_contact, delete_contact))
         .routes(routes!(list_messages, send_message))
+        .routes(routes!(mark_read))
         .routes(routes!(list_requests))
         .routes(routes!(accept_request))
         .routes(routes!(delete_request))
@@ -1006,6 +1007,32 @@ async fn send_message(
     Ok((StatusCode::CREATED, Json(MessageJson::from(&m))))
 }
 
+/// Mark a conversation read up to its newest message (the page calls this when it shows a
+/// message live).
+#[utoipa::path(
+    post,
+    path = "/identities/{id}/contacts/{contact}/read",
+    tag = "messages",
+    params(
+        ("id" = String, Path, description = "The identity's id"),
+        ("contact" = String, Path, description = "The contact's name"),
+    ),
+    responses(
+        (status = 204, description = "Marked read"),
+        (status = 404, description = "No such identity or contact (`not_found`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+async fn mark_read(
+    State(s): State<AppState>,
+    Path((id, contact)): Path<(String, String)>,
+) -> Result<StatusCode, NodeError> {
+    s.node.contact(&id, &contact)?;
+    let node = s.node.clone();
+    crate::service::blocking(move || node.mark_read(&id, &contact)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// List the messages from senders who are not contacts.
 #[utoipa::path(
     get,
@@ -1255,6 +1282,7 @@ mod tests {
         ("delete", "/identities/{id}/contacts/{contact}"),
         ("get", "/identities/{id}/contacts/{contact}/messages"),
         ("post", "/identities/{id}/contacts/{contact}/messages"),
+        ("post", "/identities/{id}/contacts/{contact}/read"),
         ("get", "/identities/{id}/requests"),
         ("post", "/identities/{id}/requests/{fingerprint}/accept"),
         ("delete", "/identities/{id}/requests/{fingerprint}"),

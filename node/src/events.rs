@@ -62,18 +62,27 @@ pub async fn stream(
     let first = Event::default()
         .event("connection")
         .data(status_json(&state.node).to_string());
+    let closing = state.closing.clone();
     let events = futures_util::stream::unfold(
-        (state, rx, Some(first)),
-        |(state, mut rx, first)| async move {
+        (state, rx, Some(first), closing),
+        |(state, mut rx, first, mut closing)| async move {
             if let Some(first) = first {
-                return Some((Ok(first), (state, rx, None)));
+                return Some((Ok(first), (state, rx, None, closing)));
             }
-            let event = match rx.recv().await {
+            if *closing.borrow() {
+                return None;
+            }
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                // The node is stopping: end the stream so shutdown is not held up.
+                _ = closing.changed() => return None,
+            };
+            let event = match received {
                 Ok(event) => to_sse(&state, event),
                 Err(RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
                 Err(RecvError::Closed) => return None,
             };
-            Some((Ok(event), (state, rx, None)))
+            Some((Ok(event), (state, rx, None, closing)))
         },
     );
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

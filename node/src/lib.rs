@@ -62,6 +62,8 @@ pub struct AppState {
     /// The name of the cookie holding the token in browsers (it includes the port: cookies
     /// ignore ports, and two nodes on one host must not overwrite each other's).
     token_cookie: Arc<str>,
+    /// Becomes true when the node is stopping: long-lived responses (the event stream) end.
+    pub closing: watch::Receiver<bool>,
 }
 
 impl AppState {
@@ -250,16 +252,25 @@ pub struct Running {
     http: tokio::task::JoinHandle<()>,
     sync: tokio::task::JoinHandle<()>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    closing: watch::Sender<bool>,
 }
 
 impl Running {
     /// Stop serving.
     pub async fn shutdown(mut self) {
+        // End open event streams first: graceful shutdown waits for every response.
+        let _ = self.closing.send(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         self.sync.abort();
-        let _ = (&mut self.http).await;
+        // A client that keeps a request open cannot hold the node up for long.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut self.http)
+            .await
+            .is_err()
+        {
+            self.http.abort();
+        }
     }
 }
 
@@ -288,6 +299,7 @@ pub async fn start(
         None => config.mailbox.clone(),
     };
     let (tx, rx) = watch::channel(mailbox);
+    let (closing, closing_rx) = watch::channel(false);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| NodeError::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -302,6 +314,7 @@ pub async fn start(
             .filter(|t| !t.is_empty())
             .map(Arc::from),
         token_cookie: Arc::from(format!("sm_token_{}", addr.port())),
+        closing: closing_rx,
     };
     let app = Router::new()
         .nest("/api", api::router())
@@ -328,6 +341,7 @@ pub async fn start(
         http,
         sync,
         shutdown: Some(shutdown),
+        closing,
     })
 }
 

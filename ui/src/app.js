@@ -259,11 +259,28 @@
     }
   }
 
+  /** Tell the node the open conversation has been seen (so it is not counted unread). */
+  let readPending = false;
+  function markRead() {
+    if (!messages || !openIdentity || !openContact || document.hidden) {
+      readPending = !!messages;
+      return;
+    }
+    readPending = false;
+    const url = '/api/identities/' + encodeURIComponent(openIdentity) + '/contacts/' +
+      encodeURIComponent(openContact) + '/read';
+    fetch(url, { method: 'POST', credentials: 'same-origin' }).catch(function () {});
+  }
+  document.addEventListener('visibilitychange', function () {
+    if (!document.hidden && readPending) markRead();
+  });
+
   function onMessage(data) {
     const incoming = data.kind !== 'gap' && data.direction === 'in';
     const isOpen = !!messages && data.identity === openIdentity && data.contact === openContact;
     if (isOpen) {
       appendEntry(data);
+      if (incoming) markRead();
     } else if (incoming && data.identity === listIdentity) {
       bumpUnread(data.contact);
     }

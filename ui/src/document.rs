@@ -44,7 +44,10 @@ where
                     <meta charset="utf-8" />
                     <meta name="viewport" content="width=device-width, initial-scale=1" />
                     <meta name="color-scheme" content="light dark" />
-                    <meta name="referrer" content="no-referrer" />
+                    // same-origin, not no-referrer: under no-referrer browsers send `Origin: null`
+                    // on form posts, which the node refuses as cross-origin.
+                    <meta name="referrer" content="same-origin" />
+                    <link rel="icon" href="data:," />
                     {refresh_secs
                         .map(|secs| {
                             view! { <meta http-equiv="refresh" content=secs.to_string() /> }

@@ -4,6 +4,9 @@
 //!   each other, and stop all three on Ctrl-C. Data lives in `.demo/` and survives restarts.
 //! - `test`: every test (builds the binaries the end-to-end tests start).
 //! - `ci`: exactly what CI checks: fmt, clippy `-D warnings`, then `test`.
+//! - `screenshots`: build, start a mailbox and two nodes on ephemeral ports with temporary
+//!   data, let alice and bob exchange a few messages, and have headless Chromium take PNGs of
+//!   the main screens into `docs/screenshots/`; then stop everything.
 //!
 //! Our binary `node` shares its name with Node.js: it is always run from the target
 //! directory, never found through PATH.
@@ -18,12 +21,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|ci>
+const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots>
 
-  demo   start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
-         (http://127.0.0.1:8001), who know each other; Ctrl-C stops them
-  test   run every test (unit, integration, end-to-end)
-  ci     what CI runs: cargo fmt --check, cargo clippy -D warnings, then test";
+  demo         start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
+               (http://127.0.0.1:8001), who know each other; Ctrl-C stops them
+  test         run every test (unit, integration, end-to-end, browser)
+  ci           what CI runs: cargo fmt --check, cargo clippy -D warnings, then test
+  screenshots  start a mailbox and two nodes on free ports, exchange a few messages and
+               save PNGs of the main screens to docs/screenshots/ with headless Chromium
+               (needs chromium: apt-get install chromium)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +37,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
+        Some("screenshots") => screenshots(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -248,7 +255,8 @@ fn demo() -> anyhow::Result<()> {
             service.expect("node UI at ")?;
             services.push(service);
         }
-        introduce(&people)?;
+        let urls = people.map(|(name, port)| (name, format!("http://127.0.0.1:{port}")));
+        introduce(&urls)?;
 
         println!();
         println!("Secure Messenger demo is running:");
@@ -278,17 +286,18 @@ fn demo() -> anyhow::Result<()> {
     result
 }
 
-/// Make each identity if missing, and give each the other as a contact.
-fn introduce(people: &[(&str, u16)]) -> anyhow::Result<()> {
+/// Make each identity if missing, and give each the other as a contact. `people` are
+/// identity ids with the base URL of their node.
+fn introduce(people: &[(&str, String)]) -> anyhow::Result<()> {
     let http = reqwest::blocking::Client::new();
-    let url = |port: u16, path: &str| format!("http://127.0.0.1:{port}{path}");
-    for &(name, port) in people {
+    let url = |base: &str, path: &str| format!("{base}{path}");
+    for (name, base) in people {
         let exists = http
-            .get(url(port, &format!("/api/identities/{name}")))
+            .get(url(base, &format!("/api/identities/{name}")))
             .send()?;
         if exists.status() == reqwest::StatusCode::NOT_FOUND {
             let made = http
-                .post(url(port, "/api/identities"))
+                .post(url(base, "/api/identities"))
                 .json(&json!({ "id": name, "display_name": capitalise(name) }))
                 .send()?;
             if !made.status().is_success() {
@@ -296,11 +305,11 @@ fn introduce(people: &[(&str, u16)]) -> anyhow::Result<()> {
             }
         }
     }
-    for &(name, port) in people {
-        for &(other, other_port) in people.iter().filter(|(o, _)| *o != name) {
+    for (name, base) in people {
+        for (other, other_base) in people.iter().filter(|(o, _)| o != name) {
             let known = http
                 .get(url(
-                    port,
+                    base,
                     &format!("/api/identities/{name}/contacts/{other}"),
                 ))
                 .send()?;
@@ -309,14 +318,14 @@ fn introduce(people: &[(&str, u16)]) -> anyhow::Result<()> {
             }
             let pem = http
                 .get(url(
-                    other_port,
+                    other_base,
                     &format!("/api/identities/{other}/public-key"),
                 ))
                 .send()?
                 .error_for_status()?
                 .text()?;
             let added = http
-                .post(url(port, &format!("/api/identities/{name}/contacts")))
+                .post(url(base, &format!("/api/identities/{name}/contacts")))
                 .json(&json!({ "name": other, "public_key": pem }))
                 .send()?;
             if !added.status().is_success() {
@@ -333,4 +342,238 @@ fn capitalise(s: &str) -> String {
         Some(first) => first.to_uppercase().chain(c).collect(),
         None => String::new(),
     }
+}
+
+/// Chromium's arguments for screenshots: headless, no sandbox (CI runs as root), nothing that
+/// goes to the network by itself.
+const CHROMIUM_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+];
+
+/// The first of `names` found on PATH.
+fn find_program(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// One screenshot: its file name, window size, the URL and any extra Chromium arguments.
+struct Shot {
+    file: &'static str,
+    size: (u32, u32),
+    url: String,
+    extra: &'static [&'static str],
+}
+
+fn screenshots() -> anyhow::Result<()> {
+    let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]).context(
+        "no chromium on PATH: install it (Debian/Ubuntu: apt-get install chromium) to take screenshots",
+    )?;
+    build_binaries()?;
+    let bin = target_dir().join("debug");
+    let scratch = std::env::temp_dir().join(format!("sm-screenshots-{}", std::process::id()));
+    let out = root().join("docs").join("screenshots");
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+
+    let mut services: Vec<Service> = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        let mut mailbox = Command::new(bin.join("mailbox"));
+        mailbox
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(scratch.join("mailbox"))
+            .args(["--listen", "127.0.0.1:0", "--dashboard", "127.0.0.1:0"]);
+        services.push(Service::start("mailbox", mailbox)?);
+        let quic = services[0].expect("mailbox listening on ")?;
+        let quic = quic.trim_end_matches(" (QUIC)").to_owned();
+        let fingerprint = services[0].expect("certificate fingerprint: ")?;
+        let dashboard = services[0].expect("dashboard on ")?;
+        let address = format!("{quic}#{fingerprint}");
+
+        let mut people = Vec::new();
+        for name in ["alice", "bob"] {
+            let mut node = Command::new(bin.join("node"));
+            node.arg("run")
+                .arg("--data-dir")
+                .arg(scratch.join(name))
+                .args(["--listen", "127.0.0.1:0", "--mailbox", &address]);
+            let label = if name == "alice" {
+                "alice's node"
+            } else {
+                "bob's node"
+            };
+            let mut service = Service::start(label, node)?;
+            let url = service.expect("node UI at ")?;
+            services.push(service);
+            people.push((name, url));
+        }
+        introduce(&people)?;
+        let (alice, bob) = (&people[0].1, &people[1].1);
+        converse(alice, bob)?;
+
+        let chat = format!("{alice}/?identity=alice&contact=bob");
+        let shots = [
+            Shot {
+                file: "chat.png",
+                size: (1100, 750),
+                url: chat.clone(),
+                extra: &[],
+            },
+            Shot {
+                file: "settings.png",
+                size: (1100, 900),
+                url: format!("{chat}&settings=1"),
+                extra: &[],
+            },
+            Shot {
+                file: "dashboard.png",
+                size: (1000, 900),
+                url: dashboard.clone(),
+                extra: &[],
+            },
+            Shot {
+                file: "phone.png",
+                size: (390, 800),
+                url: chat.clone(),
+                extra: &[],
+            },
+            Shot {
+                file: "dark.png",
+                size: (1100, 750),
+                url: chat.clone(),
+                extra: &["--force-dark-mode"],
+            },
+        ];
+        for shot in &shots {
+            screenshot(&chromium, &scratch.join("chromium"), &out, shot)?;
+        }
+        Ok(())
+    })();
+
+    for s in services.iter_mut().rev() {
+        s.terminate();
+    }
+    for s in services.iter_mut().rev() {
+        s.wait_or_kill(Duration::from_secs(10));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// Alice and bob exchange a few messages (no emoji: a bare machine has no font for them);
+/// wait until alice's are delivered.
+fn converse(alice: &str, bob: &str) -> anyhow::Result<()> {
+    let http = reqwest::blocking::Client::new();
+    let lines = [
+        (
+            alice,
+            "alice",
+            "bob",
+            "Hi Bob! Did the new mailbox work for you?",
+        ),
+        (
+            bob,
+            "bob",
+            "alice",
+            "Yes, all my messages came through overnight.",
+        ),
+        (
+            alice,
+            "alice",
+            "bob",
+            "Great. Dinner at 8?\nI'll bring the dessert.",
+        ),
+        (bob, "bob", "alice", "See you at 8!"),
+        (alice, "alice", "bob", "Perfect, see you then."),
+    ];
+    for (base, id, contact, text) in lines {
+        let sent = http
+            .post(format!(
+                "{base}/api/identities/{id}/contacts/{contact}/messages"
+            ))
+            .json(&json!({ "text": text }))
+            .send()?;
+        if !sent.status().is_success() {
+            bail!("{id} cannot send {text:?}: {}", sent.text()?);
+        }
+        // Let it arrive before the answer, so both sides show the same order.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page: serde_json::Value = http
+            .get(format!(
+                "{alice}/api/identities/alice/contacts/bob/messages"
+            ))
+            .send()?
+            .error_for_status()?
+            .json()?;
+        let messages = page["messages"].as_array().cloned().unwrap_or_default();
+        let ours: Vec<_> = messages
+            .iter()
+            .filter(|m| m["direction"] == "out")
+            .collect();
+        if ours.len() == 3 && messages.len() == 5 && ours.iter().all(|m| m["status"] == "delivered")
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the messages were not all delivered within 20 s: {page}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Have headless Chromium save one screenshot into `out`.
+fn screenshot(chromium: &Path, profiles: &Path, out: &Path, shot: &Shot) -> anyhow::Result<()> {
+    let file = out.join(shot.file);
+    let profile = profiles.join(shot.file);
+    let mut cmd = Command::new(chromium);
+    cmd.args(CHROMIUM_ARGS)
+        .args(shot.extra)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--window-size={},{}", shot.size.0, shot.size.1))
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(&shot.url)
+        .stdin(Stdio::null());
+    // Its messages go to a file (read on failure): a pipe nobody reads could fill up.
+    std::fs::create_dir_all(profiles)?;
+    let log = profiles.join(format!("{}.log", shot.file));
+    let log_file = std::fs::File::create(&log)?;
+    cmd.stdout(log_file.try_clone()?).stderr(log_file);
+    let _ = std::fs::remove_file(&file);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", chromium.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("chromium took over 60 s for {}", shot.file);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if !status.success() || !file.is_file() {
+        bail!(
+            "chromium did not write {} ({status}):\n{}",
+            file.display(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    println!("wrote {}", file.display());
+    Ok(())
 }
