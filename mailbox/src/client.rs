@@ -48,6 +48,9 @@ pub enum ClientError {
     },
 }
 
+/// How long a request may wait for its answer.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// One connection to a mailbox, after hello.
 #[derive(Debug)]
 pub struct Client {
@@ -226,6 +229,18 @@ impl Client {
     /// Write `chunks` on a new stream, one write each (a frame split across packets, or
     /// bytes that are no frame at all: for tests of the server), and read the answer.
     pub async fn request_raw(&self, chunks: &[&[u8]]) -> Result<Response, ClientError> {
+        // A mailbox that takes a request and never answers must not stall the node.
+        tokio::time::timeout(REQUEST_TIMEOUT, self.request_raw_untimed(chunks))
+            .await
+            .map_err(|_| {
+                ClientError::Connection(format!(
+                    "the mailbox did not answer within {} s",
+                    REQUEST_TIMEOUT.as_secs()
+                ))
+            })?
+    }
+
+    async fn request_raw_untimed(&self, chunks: &[&[u8]]) -> Result<Response, ClientError> {
         let lost = |e: &dyn std::fmt::Display| ClientError::Connection(e.to_string());
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(&e))?;
         for chunk in chunks {

@@ -63,6 +63,12 @@ impl Policy {
 
 type ConnId = usize;
 
+/// How long a request may take to arrive, an answer to be taken, or a push to be accepted.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most message ids one ACK may name.
+pub const MAX_ACK_IDS: usize = 1024;
+
 /// A connection an identity is logged in on, as the push registry holds it.
 type Listener = (ConnId, quinn::Connection);
 
@@ -238,6 +244,12 @@ impl<S: QueueStore> Service<S> {
                 if let Err(refusal) = lock().require_login(&recipient) {
                     return refusal;
                 }
+                if ids.len() > MAX_ACK_IDS {
+                    return Response::error(
+                        ErrorCode::TooLarge,
+                        format!("acknowledge at most {MAX_ACK_IDS} ids at once"),
+                    );
+                }
                 match self.store.ack(recipient, ids).await {
                     Ok(deleted) => {
                         self.metrics.delivered.inc_by(deleted);
@@ -276,11 +288,13 @@ impl<S: QueueStore> Service<S> {
         for conn in conns {
             let frame = frame.clone();
             tokio::spawn(async move {
-                if let Ok(mut stream) = conn.open_uni().await
-                    && stream.write_all(&frame).await.is_ok()
-                {
-                    let _ = stream.finish();
-                }
+                // A peer that takes no pushes cannot pile up waiting tasks.
+                let pushed = tokio::time::timeout(IO_TIMEOUT, async {
+                    let mut stream = conn.open_uni().await.ok()?;
+                    stream.write_all(&frame).await.ok()?;
+                    stream.finish().ok()
+                });
+                let _ = pushed.await;
             });
         }
     }
@@ -297,6 +311,11 @@ impl<S: QueueStore> Service<S> {
         self.metrics
             .logged_in
             .dec_by(i64::try_from(removed).unwrap_or(0));
+    }
+
+    /// The largest request accepted: one envelope and its frame.
+    pub fn request_limit(&self) -> usize {
+        (self.policy.max_envelope_bytes + 1024).clamp(64 * 1024, MAX_FRAME + 4)
     }
 
     /// Stop accepting requests (new streams are refused; in-flight ones finish).
@@ -402,7 +421,17 @@ async fn connection<S: QueueStore>(
                     "too many requests from this address; slow down",
                 )
             } else {
-                match recv.read_to_end(MAX_FRAME + 4).await {
+                // A request is at most one envelope and its frame, and must arrive in time:
+                // a client cannot make the mailbox buffer more, or hold a stream forever.
+                let limit = service.request_limit();
+                let read = match tokio::time::timeout(IO_TIMEOUT, recv.read_to_end(limit)).await {
+                    Ok(read) => read,
+                    Err(_) => {
+                        debug!("a request did not arrive in time");
+                        return;
+                    }
+                };
+                match read {
                     Ok(bytes) => {
                         let counted = InFlight::enter(&service.metrics.in_flight);
                         if service.stopping.load(Ordering::SeqCst) {
@@ -420,7 +449,7 @@ async fn connection<S: QueueStore>(
                     }
                     Err(quinn::ReadToEndError::TooLong) => Response::error(
                         ErrorCode::TooLarge,
-                        format!("frames are at most {MAX_FRAME} bytes"),
+                        format!("requests are at most {limit} bytes"),
                     ),
                     Err(e) => {
                         debug!(error = %e, "stream read failed");
@@ -431,7 +460,10 @@ async fn connection<S: QueueStore>(
             if let Response::Error { code, .. } = &response {
                 service.metrics.refuse(*code);
             }
-            let written = send.write_all(&protocol::encode(&response)).await.is_ok();
+            let written =
+                tokio::time::timeout(IO_TIMEOUT, send.write_all(&protocol::encode(&response)))
+                    .await
+                    .is_ok_and(|w| w.is_ok());
             if written {
                 let _ = send.finish();
             }

@@ -96,6 +96,9 @@ impl ServerIdentity {
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         let mut transport = quinn::TransportConfig::default();
         transport.max_concurrent_bidi_streams(max_streams.into());
+        // A mailbox moves small messages: small windows bound what a client can make it buffer.
+        transport.stream_receive_window(quinn::VarInt::from_u32(256 * 1024));
+        transport.receive_window(quinn::VarInt::from_u32(1024 * 1024));
         transport.max_concurrent_uni_streams(0u32.into());
         transport.max_idle_timeout(Some(
             quinn::IdleTimeout::try_from(idle_timeout)

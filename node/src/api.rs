@@ -492,8 +492,16 @@ pub struct SettingsJson {
 
 /// RFC 3339 UTC with milliseconds.
 pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-        .to_string()
+    // A sender signs any time it likes; humantime cannot write years past 9999 (its Display
+    // fails), so clamp to the last millisecond of 9999.
+    const MAX_MS: u64 = 253_402_300_799_999;
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.min(MAX_MS));
+    let mut out = String::new();
+    let _ = std::fmt::Write::write_fmt(
+        &mut out,
+        format_args!("{}", humantime::format_rfc3339_millis(time)),
+    );
+    out
 }
 
 fn contact_json(node: &Node, id: &str, c: &ContactRecord) -> ContactJson {

@@ -552,7 +552,7 @@ impl Node {
         Ok(record)
     }
 
-    /// Delete a contact (its conversation stays until the identity is deleted).
+    /// Delete a contact and its conversation.
     pub async fn delete_contact(
         self: &Arc<Self>,
         id: String,
@@ -561,8 +561,17 @@ impl Node {
         self.contact(&id, &name)?;
         let node = self.clone();
         blocking(move || {
+            // The conversation, both chains and the read mark go with the contact: a new key
+            // added later under the same name starts afresh (no inherited history, and no
+            // sequence numbers that would hide its first gaps).
             let mut c = Changes::default();
             c.delete(keys::contact(&id, &name));
+            c.delete(keys::chain(&id, &name));
+            c.delete(keys::inchain(&id, &name));
+            c.delete(keys::read_mark(&id, &name));
+            for key in node.store.keys(&keys::conversation(&id, &name))? {
+                c.delete(key);
+            }
             node.store.apply(c)?;
             Ok(())
         })
@@ -633,7 +642,7 @@ impl Node {
                 .unwrap_or_default();
             let draft = Draft {
                 kind: MessageKind::Text,
-                seq: chain.last_seq + 1,
+                seq: chain.last_seq.saturating_add(1),
                 prev: chain.last_hash.as_deref().and_then(parse_hash),
                 sent_at: SystemTime::now(),
                 body: text.clone().into_bytes(),
@@ -974,8 +983,9 @@ impl Node {
                     .get(keys::inchain(id, &contact.name))?
                     .unwrap_or_default();
                 let mut gap = None;
-                if message.seq() > chain.last_seq + 1 {
-                    let missing = message.seq() - chain.last_seq - 1;
+                let expected = chain.last_seq.saturating_add(1);
+                if message.seq() > expected {
+                    let missing = message.seq() - expected;
                     let entry = Entry::Gap {
                         missing,
                         detected_ms: now,
@@ -986,7 +996,7 @@ impl Node {
                     );
                     gap = Some(entry);
                     warn!(missing, "messages missing in a conversation");
-                } else if message.seq() == chain.last_seq + 1
+                } else if message.seq() == expected
                     && chain.last_hash.is_some()
                     && message.prev().map(|h| h.to_string()) != chain.last_hash
                 {
@@ -1061,7 +1071,7 @@ impl Node {
         let Some(Entry::Message(mut m)) = self.store.get::<Entry>(key.clone())? else {
             return Ok(());
         };
-        if m.status == Status::Delivered || m.status == status {
+        if m.status == Status::Delivered || (m.status == status && m.error == error) {
             return Ok(());
         }
         m.status = status;

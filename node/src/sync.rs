@@ -218,17 +218,35 @@ async fn drain_outbox(node: &Arc<Node>, client: Option<&Client>) -> Result<(), C
                 blocking(move || n.outbox_done(key, &item, Some("could not be sent".into()))).await;
             continue;
         };
+        use mailbox::protocol::ErrorCode;
         let error = match client.send(sender, envelope).await {
             Ok(_) => None,
-            // The mailbox will not take it (too large, full, not admitted): say so on the
-            // message in its words and stop retrying it.
+            // For now (a full queue, too fast, a hiccup): keep it queued, say why on the
+            // message, and try again on the next round; pulling goes on meanwhile.
             Err(ClientError::Refused { code, message })
-                if !matches!(
+                if matches!(
                     code,
-                    mailbox::protocol::ErrorCode::RateLimited
-                        | mailbox::protocol::ErrorCode::Internal
+                    ErrorCode::Quota
+                        | ErrorCode::RateLimited
+                        | ErrorCode::Internal
+                        | ErrorCode::NotLoggedIn
+                        | ErrorCode::HelloFirst
                 ) =>
             {
+                warn!(
+                    code = code.as_str(),
+                    "the mailbox refused an envelope for now; will retry"
+                );
+                let n = node.clone();
+                let words = format!("not sent yet: {message}");
+                let id = item.message_id.clone();
+                let _ =
+                    blocking(move || n.set_status(&id, crate::store::Status::Pending, Some(words)))
+                        .await;
+                return Ok(());
+            }
+            // For good (too large, not admitted, malformed): say so and stop retrying it.
+            Err(ClientError::Refused { code, message }) => {
                 warn!(code = code.as_str(), "the mailbox refused an envelope");
                 Some(format!("the mailbox refused it: {message}"))
             }

@@ -226,15 +226,25 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
 
 async fn page(
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     Query(sel): Query<Selection>,
 ) -> Result<Html<String>, NodeError> {
     let node = s.node.clone();
+    // Only a navigation of the user's own (typed, bookmarked or from our pages) marks a
+    // conversation read: another site embedding this URL must not change anything.
+    let own = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v == "same-origin" || v == "none");
     let page = blocking(move || {
         let page = build_page(&node, &sel)?;
         // Looking at a conversation's newest page reads it.
-        if let (Some(id), Some(contact), None) =
-            (&page.active_identity, &page.active_contact, &sel.before)
-        {
+        if let (true, Some(id), Some(contact), None) = (
+            own,
+            &page.active_identity,
+            &page.active_contact,
+            &sel.before,
+        ) {
             node.mark_read(id, contact)?;
         }
         Ok(page)

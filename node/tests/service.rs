@@ -272,3 +272,71 @@ async fn a_backup_restores_the_same_identity_elsewhere() {
         a.node.identity("alice").unwrap().fingerprint().to_string()
     );
 }
+
+#[test]
+fn times_too_far_in_the_future_are_written_without_failing() {
+    assert_eq!(node::api::rfc3339(u64::MAX), "9999-12-31T23:59:59.999Z");
+    assert_eq!(node::api::rfc3339(0), "1970-01-01T00:00:00.000Z");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contact_cannot_break_the_inbox_with_extreme_numbers() {
+    let (a, b) = pair().await;
+    let alice = a.node.identity("alice").unwrap();
+    let bob_key = b.node.identity("bob").unwrap().public_key().clone();
+    let seal = |seq: u64, sent_at: std::time::SystemTime| {
+        let draft = crypto::Draft {
+            kind: crypto::MessageKind::Text,
+            seq,
+            prev: None,
+            sent_at,
+            body: format!("seq {seq}").into_bytes(),
+        };
+        alice.seal(&bob_key, &draft).unwrap().bytes
+    };
+    let far = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::MAX / 4);
+    let envelopes = [seal(u64::MAX, far), seal(1, std::time::SystemTime::now())];
+    let bob = b.node.identity("bob").unwrap();
+    for env in &envelopes {
+        let message = bob.open(env).unwrap();
+        assert!(b.node.receive("bob", &message).unwrap());
+    }
+    let shown = b.node.messages("bob", "alice", None, 10).unwrap();
+    assert!(
+        texts(&shown).contains(&"seq 1".to_owned()),
+        "{:?}",
+        texts(&shown)
+    );
+    // And the page data for it renders.
+    let json: Vec<_> = shown.iter().map(node::api::entry_json).collect();
+    assert!(
+        json.iter()
+            .any(|m| m["sent_at"] == "9999-12-31T23:59:59.999Z")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_contact_deletes_its_conversation_and_chains() {
+    let (a, b) = pair().await;
+    a.node
+        .send_text("alice".into(), "bob".into(), "one".into())
+        .await
+        .unwrap();
+    deliver(&b.node, "bob", &drain(&a.node));
+    b.node
+        .delete_contact("bob".into(), "alice".into())
+        .await
+        .unwrap();
+    // The same person (or another key) added again under that name starts afresh.
+    let a_pem = a.node.identity("alice").unwrap().public_key().to_pem();
+    b.node
+        .add_contact("bob".into(), "alice".into(), a_pem)
+        .await
+        .unwrap();
+    assert!(
+        b.node
+            .messages("bob", "alice", None, 10)
+            .unwrap()
+            .is_empty()
+    );
+}

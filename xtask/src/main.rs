@@ -11,6 +11,7 @@
 //! Our binary `node` shares its name with Node.js: it is always run from the target
 //! directory, never found through PATH.
 
+mod bench;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots>
+const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench>
 
   demo         start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
                (http://127.0.0.1:8001), who know each other; Ctrl-C stops them
@@ -29,7 +30,9 @@ const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots>
   ci           what CI runs: cargo fmt --check, cargo clippy -D warnings, then test
   screenshots  start a mailbox and two nodes on free ports, exchange a few messages and
                save PNGs of the main screens to docs/screenshots/ with headless Chromium
-               (needs chromium: apt-get install chromium)";
+               (needs chromium: apt-get install chromium)
+  bench        run the criterion benchmarks in release mode; print the figures against
+               their targets and write them to target/bench/results.json";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
         Some("screenshots") => screenshots(),
+        Some("bench") => bench::run(&root(), &target_dir(), cargo),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

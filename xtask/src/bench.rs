@@ -1,0 +1,177 @@
+//! `cargo xtask bench`: run the criterion benchmarks in release mode, then print one table
+//! (figure, measured, target) and write it as JSON to `target/bench/results.json`.
+//!
+//! Figures come from criterion's own estimates (`target/criterion/.../new/estimates.json`).
+//! A slow figure never fails anything: benchmarks inform, tests decide.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+
+/// One row of the table.
+struct Figure {
+    name: &'static str,
+    /// criterion's directory for the benchmark, under target/criterion.
+    bench: &'static str,
+    /// How to turn a mean time per iteration (ns) into the figure.
+    unit: Unit,
+    target: &'static str,
+}
+
+enum Unit {
+    /// Operations per second.
+    PerSecond,
+    /// Microseconds per operation.
+    Micros,
+    /// Milliseconds per operation.
+    Millis,
+}
+
+const FIGURES: &[Figure] = &[
+    Figure {
+        name: "mailbox: durable SENDs/s, 1 KiB, 64 connections over QUIC",
+        bench: "mailbox/durable-send-1KiB-64-connections",
+        unit: Unit::PerSecond,
+        target: ">= 20,000/s",
+    },
+    Figure {
+        name: "crypto: seal 1 KiB (sign + wrap), per core",
+        bench: "envelope/seal/1024",
+        unit: Unit::PerSecond,
+        target: ">= 3,500/s",
+    },
+    Figure {
+        name: "crypto: open 1 KiB (unwrap + verify), per core",
+        bench: "envelope/open/1024",
+        unit: Unit::PerSecond,
+        target: ">= 3,500/s",
+    },
+    Figure {
+        name: "crypto: seal 64 KiB, per core",
+        bench: "envelope/seal/65536",
+        unit: Unit::PerSecond,
+        target: "-",
+    },
+    Figure {
+        name: "crypto: RSA-2048 key generation",
+        bench: "keygen/rsa-2048",
+        unit: Unit::Millis,
+        target: "-",
+    },
+    Figure {
+        name: "login: accepted",
+        bench: "login/accepted",
+        unit: Unit::Micros,
+        target: "same as refused",
+    },
+    Figure {
+        name: "login: refused, bad proof",
+        bench: "login/refused_bad-proof",
+        unit: Unit::Micros,
+        target: "same as accepted",
+    },
+    Figure {
+        name: "login: refused, key not parseable",
+        bench: "login/refused_garbage-key",
+        unit: Unit::Micros,
+        target: "same as accepted",
+    },
+    Figure {
+        name: "login: refused, not admitted",
+        bench: "login/refused_not-admitted",
+        unit: Unit::Micros,
+        target: "same as accepted",
+    },
+];
+
+fn mean_ns(criterion: &Path, bench: &str) -> Option<f64> {
+    let path = criterion.join(bench).join("new").join("estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    value["mean"]["point_estimate"].as_f64()
+}
+
+fn format(unit: &Unit, ns: f64) -> (f64, String) {
+    match unit {
+        Unit::PerSecond => {
+            let v = 1e9 / ns;
+            (v, format!("{v:.0}/s"))
+        }
+        Unit::Micros => {
+            let v = ns / 1e3;
+            (v, format!("{v:.1} µs"))
+        }
+        Unit::Millis => {
+            let v = ns / 1e6;
+            (v, format!("{v:.1} ms"))
+        }
+    }
+}
+
+/// Run the benchmarks and report.
+pub fn run(
+    root: &Path,
+    target_dir: &Path,
+    cargo: impl Fn() -> std::process::Command,
+) -> anyhow::Result<()> {
+    for (package, bench) in [("crypto", "crypto"), ("mailbox", "mailbox")] {
+        let mut cmd = cargo();
+        cmd.args([
+            "bench",
+            "-p",
+            package,
+            "--bench",
+            bench,
+            "--",
+            "--noplot",
+            "--warm-up-time",
+            "1",
+        ]);
+        let status = cmd
+            .status()
+            .with_context(|| format!("cannot run the {package} benchmarks"))?;
+        anyhow::ensure!(
+            status.success(),
+            "the {package} benchmarks failed ({status})"
+        );
+    }
+    let criterion = target_dir.join("criterion");
+    let mut rows = Vec::new();
+    println!();
+    println!("{:<58} {:>14}  target", "figure", "measured");
+    println!("{}", "-".repeat(90));
+    for f in FIGURES {
+        let measured = mean_ns(&criterion, f.bench).map(|ns| format(&f.unit, ns));
+        let shown = measured
+            .as_ref()
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| "not run".into());
+        println!("{:<58} {:>14}  {}", f.name, shown, f.target);
+        rows.push(json!({
+            "figure": f.name,
+            "benchmark": f.bench,
+            "measured": measured.as_ref().map(|(v, _)| *v),
+            "shown": shown,
+            "target": f.target,
+        }));
+    }
+    let out_dir = target_dir.join("bench");
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let machine = json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    });
+    let report = json!({ "machine": machine, "figures": rows });
+    let file = out_dir.join("results.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    println!(
+        "\nwritten to {} (see docs/benchmarks.md; {})",
+        file.display(),
+        root.display()
+    );
+    Ok(())
+}
