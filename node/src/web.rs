@@ -510,8 +510,13 @@ async fn save_settings(State(s): State<AppState>, Form(f): Form<SaveSettings>) -
     if current.to_string() != address.to_string() {
         s.mailbox.send_replace(address);
     }
-    let back = match (&f.identity, &f.contact) {
-        (Some(i), c) => format!("{}&settings=1", location(i, c.as_deref())),
+    // Only valid names go into the Location header (a newline there would be refused).
+    let valid = |n: &Option<String>| {
+        n.clone()
+            .filter(|n| crate::service::check_name("a name", n).is_ok())
+    };
+    let back = match (valid(&f.identity), valid(&f.contact)) {
+        (Some(i), c) => format!("{}&settings=1", location(&i, c.as_deref())),
         (None, _) => "/?settings=1".to_owned(),
     };
     Redirect::to(&back).into_response()
