@@ -150,6 +150,16 @@ impl PublicKey {
         }
         let key =
             rsa::PublicKey::try_from(pkcs1).map_err(|e| KeyError::Malformed(e.to_string()))?;
+        // One key, one fingerprint: the fingerprint hashes the DER, so only the canonical
+        // encoding (the one we and OpenSSL write) is accepted.
+        let canonical = key
+            .to_public_key_der()
+            .map_err(|e| KeyError::Malformed(e.to_string()))?;
+        if canonical.as_bytes() != der {
+            return Err(KeyError::Malformed(
+                "the key is not in its canonical DER encoding".into(),
+            ));
+        }
         Ok(Self::from_rsa(key, der.to_vec()))
     }
 
@@ -533,6 +543,33 @@ mod tests {
         assert_eq!(bit_length(&[0, 1]), 1);
         assert_eq!(bit_length(&[0x80, 0]), 16);
         assert_eq!(bit_length(&[0, 0x7f, 0]), 15);
+    }
+
+    #[test]
+    fn a_key_in_another_encoding_is_refused() {
+        use rand::SeedableRng;
+        use rsa::pkcs8::der::Encode;
+        use rsa::pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let id = Identity::generate_with_rng(&mut rng).expect("keygen");
+        let canonical = id.public_key().der().to_vec();
+        let spki = SubjectPublicKeyInfoRef::try_from(canonical.as_slice()).expect("spki");
+        // The same key without the NULL algorithm parameters: valid DER, another fingerprint.
+        let other = SubjectPublicKeyInfoRef {
+            algorithm: AlgorithmIdentifierRef {
+                oid: spki.algorithm.oid,
+                parameters: None,
+            },
+            subject_public_key: spki.subject_public_key,
+        }
+        .to_der()
+        .expect("encodes");
+        assert_ne!(other, canonical);
+        assert!(matches!(
+            PublicKey::from_der(&other),
+            Err(KeyError::Malformed(_))
+        ));
+        assert!(PublicKey::from_der(&canonical).is_ok());
     }
 
     #[test]

@@ -56,6 +56,40 @@ pub fn router<S: QueueStore>(
         .with_state(state)
 }
 
+/// On a loopback address the dashboard answers only requests for its own name, so a web
+/// page cannot read it through DNS rebinding. Bound elsewhere, it is meant to be reached
+/// under other names, and the check is off.
+pub fn host_guard(router: Router, bound: SocketAddr) -> Router {
+    if !bound.ip().is_loopback() {
+        return router;
+    }
+    let port = bound.port();
+    let allowed: Arc<Vec<String>> = Arc::new(vec![
+        bound.to_string(),
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ]);
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let allowed = allowed.clone();
+            async move {
+                let host = request
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                if allowed.iter().any(|a| *a == host) {
+                    next.run(request).await
+                } else {
+                    (axum::http::StatusCode::FORBIDDEN, "foreign Host refused\n").into_response()
+                }
+            }
+        },
+    ))
+}
+
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     let h = response.headers_mut();
     h.insert(

@@ -160,12 +160,15 @@ pub async fn start(
         addr: config.dashboard,
         source,
     })?;
-    let app = dashboard::router(
-        service.clone(),
-        logs,
-        quic_addr,
-        fingerprint,
-        config.retention,
+    let app = dashboard::host_guard(
+        dashboard::router(
+            service.clone(),
+            logs,
+            quic_addr,
+            fingerprint,
+            config.retention,
+        ),
+        dashboard_addr,
     );
     let http_task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -63,6 +63,21 @@ impl Policy {
 
 type ConnId = usize;
 
+/// The key per-address limits count under: an IPv4 address, or an IPv6 /64 (one site's
+/// prefix, which a client can otherwise rotate through freely).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 /// How long a request may take to arrive, an answer to be taken, or a push to be accepted.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -332,7 +347,7 @@ impl<S: QueueStore> Service<S> {
 /// Accept connections until the endpoint is closed.
 pub async fn serve<S: QueueStore>(endpoint: quinn::Endpoint, service: Arc<Service<S>>) {
     while let Some(incoming) = endpoint.accept().await {
-        let ip = incoming.remote_address().ip();
+        let ip = address_key(incoming.remote_address().ip());
         let admitted = {
             let mut per = service
                 .per_address
@@ -489,5 +504,27 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_address_limits_count_ipv6_by_64_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1"
+            .parse()
+            .unwrap_or(IpAddr::from([0; 4]));
+        let b: IpAddr = "2001:db8:1:2:bbbb::9"
+            .parse()
+            .unwrap_or(IpAddr::from([0; 4]));
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap_or(IpAddr::from([0; 4]));
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap_or(IpAddr::from([0; 4]));
+        assert_eq!(address_key(v4), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap_or(IpAddr::from([0; 4]));
+        assert_eq!(address_key(mapped), v4);
     }
 }

@@ -954,3 +954,27 @@ async fn the_dashboard_shows_traffic_health_and_metrics() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_dashboard_refuses_a_foreign_host() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(dir.path())?;
+    let http = reqwest::Client::new();
+    let own = http
+        .get(format!("{}/metrics", mailbox.dashboard))
+        .send()
+        .await?;
+    anyhow::ensure!(own.status() == 200, "own Host: {}", own.status());
+    // A page on another name that resolves to 127.0.0.1 (DNS rebinding) cannot read it.
+    let foreign = http
+        .get(format!("{}/metrics", mailbox.dashboard))
+        .header("Host", "rebind.example")
+        .send()
+        .await?;
+    anyhow::ensure!(
+        foreign.status() == 403,
+        "foreign Host: {}",
+        foreign.status()
+    );
+    Ok(())
+}
