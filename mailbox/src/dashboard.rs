@@ -80,7 +80,7 @@ pub fn host_guard(router: Router, bound: SocketAddr) -> Router {
                     .and_then(|h| h.to_str().ok())
                     .unwrap_or_default()
                     .to_ascii_lowercase();
-                if allowed.iter().any(|a| *a == host) {
+                if allowed.contains(&host) {
                     next.run(request).await
                 } else {
                     (axum::http::StatusCode::FORBIDDEN, "foreign Host refused\n").into_response()
