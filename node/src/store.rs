@@ -314,8 +314,11 @@ pub struct MessageRecord {
 }
 
 /// One item of a conversation.
+///
+/// Written with a `kind` tag; early stores held bare message records without it, which
+/// still read as messages (so an upgrade strands no history).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+#[serde(into = "TaggedEntry", from = "StoredEntry")]
 pub enum Entry {
     /// A message.
     Message(MessageRecord),
@@ -326,6 +329,54 @@ pub enum Entry {
         /// When the gap was noticed, ms since the epoch.
         detected_ms: u64,
     },
+}
+
+/// The on-disk form of an [`Entry`].
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum TaggedEntry {
+    Message(MessageRecord),
+    Gap { missing: u64, detected_ms: u64 },
+}
+
+/// What an entry record may hold: the tagged form, or an untagged message from before.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredEntry {
+    Tagged(TaggedEntry),
+    Legacy(MessageRecord),
+}
+
+impl From<Entry> for TaggedEntry {
+    fn from(e: Entry) -> Self {
+        match e {
+            Entry::Message(m) => Self::Message(m),
+            Entry::Gap {
+                missing,
+                detected_ms,
+            } => Self::Gap {
+                missing,
+                detected_ms,
+            },
+        }
+    }
+}
+
+impl From<StoredEntry> for Entry {
+    fn from(e: StoredEntry) -> Self {
+        match e {
+            StoredEntry::Tagged(TaggedEntry::Message(m)) | StoredEntry::Legacy(m) => {
+                Self::Message(m)
+            }
+            StoredEntry::Tagged(TaggedEntry::Gap {
+                missing,
+                detected_ms,
+            }) => Self::Gap {
+                missing,
+                detected_ms,
+            },
+        }
+    }
 }
 
 /// One side of a conversation's hash chain.
@@ -702,6 +753,12 @@ mod tests {
         for (got, want) in cases {
             assert_eq!(got, want);
         }
+        // A message record written before entries were tagged still reads as a message.
+        let legacy: Entry = serde_json::from_str(
+            r#"{"id":"00000000000000000000000000000000","direction":"in","text":"old","sent_ms":1,"stored_ms":2,"status":"received"}"#,
+        )
+        .unwrap();
+        assert!(matches!(legacy, Entry::Message(m) if m.text == "old"));
         // Older records without the newer optional fields still read.
         let old: ContactRecord = serde_json::from_str(
             r#"{"name":"bob","public_key":"P","fingerprint":"cd","added_ms":4}"#,
