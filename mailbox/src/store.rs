@@ -305,6 +305,23 @@ impl Committer {
             .and_then(|()| self.db.flush().map(|_| ()))
             .map_err(|e| e.to_string())
             .and_then(|()| self.file.sync_data().map_err(|e| e.to_string()));
+        if let Err(e) = &durable {
+            // The batch may be visible in the tree without being on disk, and the quota
+            // figures no longer match it: answering on would promise what is not kept. Stop;
+            // a restart reopens the store from what is durable.
+            tracing::error!(error = %e, "the queue store cannot make writes durable; stopping the mailbox");
+            for write in pending {
+                match write {
+                    Write::Store { done, .. } => {
+                        let _ = done.send(Err(StoreError::Closed));
+                    }
+                    Write::Ack { done, .. } | Write::Expire { done, .. } => {
+                        let _ = done.send(Err(StoreError::Closed));
+                    }
+                }
+            }
+            std::process::exit(70);
+        }
         if durable.is_ok() {
             for (recipient, (dn, db)) in usage_delta {
                 let u = self.usage.entry(recipient).or_default();

@@ -18,8 +18,17 @@ use tracing::{debug, info, warn};
 use crate::engine::{Action, Engine, Input};
 use crate::service::{Node, blocking, now_ms};
 
-/// The setting holding the learnt (trust-on-first-use) certificate pin, per address.
+/// The settings holding learnt (trust-on-first-use) certificate pins: one per host:port, so
+/// moving to another mailbox and back does not trust the first one anew.
 pub const PIN_SETTING: &str = "mailbox_pin";
+
+fn pin_setting(target: &MailboxAddress) -> String {
+    format!(
+        "{PIN_SETTING}/{}:{}",
+        target.host.to_ascii_lowercase(),
+        target.port
+    )
+}
 
 /// Most envelopes asked for per PULL.
 const PULL_BATCH: u32 = 64;
@@ -125,7 +134,13 @@ fn pinned(node: &Node, target: &MailboxAddress) -> Option<[u8; 32]> {
     if target.fingerprint.is_some() {
         return target.fingerprint;
     }
-    let saved: MailboxAddress = node.setting(PIN_SETTING).ok().flatten()?.parse().ok()?;
+    let saved: MailboxAddress = node
+        .setting(&pin_setting(target))
+        .ok()
+        .flatten()
+        .or_else(|| node.setting(PIN_SETTING).ok().flatten())?
+        .parse()
+        .ok()?;
     (saved.host == target.host && saved.port == target.port)
         .then_some(saved.fingerprint)
         .flatten()
@@ -167,7 +182,8 @@ async fn connect(node: &Arc<Node>, target: &MailboxAddress) -> Result<Client, Cl
         // Trust on first use: keep the pin; a later mismatch is refused.
         let n = node.clone();
         let value = learnt.to_string();
-        let _ = blocking(move || n.save_setting(PIN_SETTING, &value)).await;
+        let name = pin_setting(target);
+        let _ = blocking(move || n.save_setting(&name, &value)).await;
         info!(pin = %hex::encode(client.server_fingerprint), "learnt the mailbox certificate (trust on first use)");
     }
     node.update_status(|s| s.mailbox = learnt.to_string());
