@@ -54,7 +54,37 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The `/api` routes.
 pub fn router() -> Router<AppState> {
-    api_routes().split_for_parts().0
+    api_routes()
+        .split_for_parts()
+        .0
+        .layer(axum::middleware::map_response(json_rejections))
+}
+
+/// axum's own refusals of a path or query it cannot parse (`?limit=abc`, say) are plain
+/// text; under /api every error is `{"error", "code"}`, so rewrite them, keeping status and
+/// words.
+async fn json_rejections(response: axum::response::Response) -> axum::response::Response {
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    let status = response.status();
+    if !(plain && status.is_client_error()) {
+        return response;
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let words = String::from_utf8_lossy(&bytes).trim().to_owned();
+    (
+        status,
+        Json(ErrorJson {
+            error: words,
+            code: "invalid_request".to_owned(),
+        }),
+    )
+        .into_response()
 }
 
 /// The OpenAPI document of every route of [`router`], with paths as served (under `/api`).

@@ -940,6 +940,20 @@ async fn bad_input_gets_its_4xx_and_the_node_keeps_serving() -> anyhow::Result<(
         case("unknown identity", get.clone(), "/api/identities/nobody", Body::None)
             .expect(404, Some("not_found")),
         case(
+            "a limit that is not a number",
+            get.clone(),
+            "/api/identities/alice/contacts/bob/messages?limit=abc",
+            Body::None,
+        )
+        .expect(400, Some("invalid_request")),
+        case(
+            "a limit out of range",
+            get.clone(),
+            "/api/identities/alice/contacts/bob/messages?limit=5000",
+            Body::None,
+        )
+        .expect(400, Some("invalid_limit")),
+        case(
             "unknown identity's contacts",
             get.clone(),
             "/api/identities/nobody/contacts",
