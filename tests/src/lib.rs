@@ -29,12 +29,15 @@ pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("SM_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    // target/<profile>/deps/<test-exe> → target/<profile>
+    // target/<profile>/deps/<test-exe> → target/<profile>; a binary of this crate
+    // (`sm-bench`) sits in target/<profile> itself.
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
@@ -96,6 +99,11 @@ impl Proc {
                 }
             }
         }
+    }
+
+    /// Its process id (for reading `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kill it now (SIGKILL), and reap it.

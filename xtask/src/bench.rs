@@ -1,15 +1,20 @@
-//! `cargo xtask bench`: run the criterion benchmarks in release mode, then print one table
-//! (figure, measured, target) and write it as JSON to `target/bench/results.json`.
+//! `cargo xtask bench`: build in release mode, run the criterion micro-benchmarks (crypto,
+//! login) and `sm-bench` (the system figures, measured against the real `mailbox` and `node`
+//! binaries from a load generator in a process of its own), then print one table (figure,
+//! measured, target) and write it as JSON to `target/bench/results.json`.
 //!
-//! Figures come from criterion's own estimates (`target/criterion/.../new/estimates.json`).
-//! A slow figure never fails anything: benchmarks inform, tests decide.
+//! Criterion figures come from its own estimates (`target/criterion/.../new/estimates.json`);
+//! `sm-bench` prints its figures as JSON lines. A slow figure never fails anything:
+//! benchmarks inform, tests decide.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::Path;
+use std::process::Stdio;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-/// One row of the table.
+/// One row of the table from criterion.
 struct Figure {
     name: &'static str,
     /// criterion's directory for the benchmark, under target/criterion.
@@ -29,12 +34,6 @@ enum Unit {
 }
 
 const FIGURES: &[Figure] = &[
-    Figure {
-        name: "mailbox: durable SENDs/s, 1 KiB, 64 connections over QUIC",
-        bench: "mailbox/durable-send-1KiB-64-connections",
-        unit: Unit::PerSecond,
-        target: ">= 20,000/s",
-    },
     Figure {
         name: "crypto: seal 1 KiB (sign + wrap), per core",
         bench: "envelope/seal/1024",
@@ -115,6 +114,20 @@ pub fn run(
     target_dir: &Path,
     cargo: impl Fn() -> std::process::Command,
 ) -> anyhow::Result<()> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "mailbox",
+        "-p",
+        "node",
+        "-p",
+        "tests",
+        "--bins",
+    ]);
+    let status = build.status().context("cannot run cargo build")?;
+    anyhow::ensure!(status.success(), "the release build failed ({status})");
     for (package, bench) in [("crypto", "crypto"), ("mailbox", "mailbox")] {
         let mut cmd = cargo();
         cmd.args([
@@ -127,6 +140,8 @@ pub fn run(
             "--noplot",
             "--warm-up-time",
             "1",
+            "--measurement-time",
+            "3",
         ]);
         let status = cmd
             .status()
@@ -136,18 +151,16 @@ pub fn run(
             "the {package} benchmarks failed ({status})"
         );
     }
+    let system = system_figures(target_dir)?;
+
     let criterion = target_dir.join("criterion");
     let mut rows = Vec::new();
-    println!();
-    println!("{:<58} {:>14}  target", "figure", "measured");
-    println!("{}", "-".repeat(90));
     for f in FIGURES {
         let measured = mean_ns(&criterion, f.bench).map(|ns| format(&f.unit, ns));
         let shown = measured
             .as_ref()
             .map(|(_, s)| s.clone())
             .unwrap_or_else(|| "not run".into());
-        println!("{:<58} {:>14}  {}", f.name, shown, f.target);
         rows.push(json!({
             "figure": f.name,
             "benchmark": f.bench,
@@ -155,6 +168,18 @@ pub fn run(
             "shown": shown,
             "target": f.target,
         }));
+    }
+    rows.extend(system);
+    println!();
+    println!("{:<72} {:>12}  target", "figure", "measured");
+    println!("{}", "-".repeat(100));
+    for row in &rows {
+        println!(
+            "{:<72} {:>12}  {}",
+            row["figure"].as_str().unwrap_or("?"),
+            row["shown"].as_str().unwrap_or("?"),
+            row["target"].as_str().unwrap_or("?"),
+        );
     }
     let out_dir = target_dir.join("bench");
     std::fs::create_dir_all(&out_dir)
@@ -174,4 +199,36 @@ pub fn run(
         root.display()
     );
     Ok(())
+}
+
+/// Run `sm-bench all` and collect the figures it prints.
+fn system_figures(target_dir: &Path) -> anyhow::Result<Vec<Value>> {
+    let release = target_dir.join("release");
+    let work = target_dir.join("bench").join("work");
+    let mut child = std::process::Command::new(release.join("sm-bench"))
+        .arg("all")
+        .env("SM_BIN_DIR", &release)
+        .env("SM_BENCH_DIR", &work)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start sm-bench")?;
+    let stdout = child.stdout.take().context("no stdout from sm-bench")?;
+    let mut figures = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        if line.starts_with('{') {
+            let figure: Value = serde_json::from_str(&line)
+                .with_context(|| format!("sm-bench printed {line:?}"))?;
+            println!(
+                "{}: {}",
+                figure["figure"].as_str().unwrap_or("?"),
+                figure["shown"].as_str().unwrap_or("?")
+            );
+            figures.push(figure);
+        }
+    }
+    let status = child.wait()?;
+    anyhow::ensure!(status.success(), "sm-bench failed ({status})");
+    Ok(figures)
 }
