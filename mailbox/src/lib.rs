@@ -127,7 +127,10 @@ pub async fn start(
     })?;
     let identity = tls::ServerIdentity::load_or_create(dir)?;
     let fingerprint = identity.fingerprint();
-    let queue = store::SledQueue::open(&dir.join("queue"))?;
+    let queue = store::SledQueue::open_with(
+        &dir.join("queue"),
+        store::SledOptions::for_retention(config.retention),
+    )?;
     // Stands in for unparseable keys at login, so that every refused login costs the same.
     let dummy_key = tokio::task::spawn_blocking(crypto::Identity::generate)
         .await

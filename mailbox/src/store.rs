@@ -4,16 +4,26 @@
 //! sled; [`MemoryQueue`] in memory, for tests (a second persistent engine implements the same
 //! trait without touching the service).
 //!
-//! # Sled key layout (one tree, so a batch is atomic)
+//! # Sled layout: time buckets
+//!
+//! Envelopes live in buckets, one sled tree each, named `b | start (u64 BE ms) | end`, holding
+//! what was stored in `[start, end)` (a bucket is a seventh of the retention period: a day by
+//! default). Retention drops whole buckets (one `drop_tree`, whatever they hold) and deletes
+//! one by one only in the bucket the cutoff falls in. In each bucket:
 //!
 //! ```text
-//! q | recipient (32) | sequence (u64 BE)   ->  envelope bytes            (the queue, oldest first)
-//! i | message id (16)                      ->  recipient (32) | sequence (u64 BE) | stored at (u64 BE ms)
-//! t | stored at (u64 BE ms) | message id   ->  empty                     (retention index)
+//! q | recipient (32) | sequence (u64 BE)   ->  envelope bytes   (the queue, oldest first)
+//! i | message id (16)                      ->  recipient (32) | sequence | stored at (ms) | length
+//! t | stored at (u64 BE ms) | message id   ->  empty            (retention index)
+//! u | recipient (32)                       ->  count (u64 BE) | bytes (u64 BE) in this bucket
 //! ```
 //!
+//! A write touches each bucket with one atomic batch, usage records included, so opening
+//! reads the `u` records only, never the envelopes. Sequences come from sled's
+//! `generate_id` (increasing), so a recipient's queue is its `q` entries bucket by bucket.
 //! The `i` entry outlives the queue entry until retention removes it: a retried SEND of an
-//! acknowledged envelope is still recognised as a duplicate.
+//! acknowledged envelope is still recognised as a duplicate. A store of the first layout
+//! (everything in the default tree) is moved into buckets when opened.
 //!
 //! # Durability
 //!
@@ -25,7 +35,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::sync::{Arc, Mutex, RwLock, mpsc as std_mpsc};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -142,21 +153,67 @@ fn time_key(stored_ms: u64, id: &[u8; 16]) -> Vec<u8> {
     [b"t".as_slice(), &stored_ms.to_be_bytes(), id].concat()
 }
 
-/// `i` values: recipient, sequence, stored-at.
-fn id_meta(recipient: &[u8; 32], seq: u64, stored_ms: u64) -> Vec<u8> {
-    [
-        recipient.as_slice(),
-        &seq.to_be_bytes(),
-        &stored_ms.to_be_bytes(),
-    ]
-    .concat()
+fn usage_key(recipient: &[u8; 32]) -> Vec<u8> {
+    [b"u".as_slice(), recipient].concat()
 }
 
-fn parse_id_meta(meta: &[u8]) -> Option<([u8; 32], u64, u64)> {
-    let recipient: [u8; 32] = meta.get(..32)?.try_into().ok()?;
-    let seq = u64::from_be_bytes(meta.get(32..40)?.try_into().ok()?);
-    let stored = u64::from_be_bytes(meta.get(40..48)?.try_into().ok()?);
-    Some((recipient, seq, stored))
+/// What an `i` entry says of a stored envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct IdMeta {
+    recipient: [u8; 32],
+    seq: u64,
+    stored_ms: u64,
+    len: u64,
+}
+
+impl IdMeta {
+    fn to_bytes(self) -> Vec<u8> {
+        [
+            self.recipient.as_slice(),
+            &self.seq.to_be_bytes(),
+            &self.stored_ms.to_be_bytes(),
+            &self.len.to_be_bytes(),
+        ]
+        .concat()
+    }
+
+    fn parse(meta: &[u8]) -> Option<Self> {
+        let u64_at = |at: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(meta.get(at..at + 8)?.try_into().ok()?))
+        };
+        Some(Self {
+            recipient: meta.get(..32)?.try_into().ok()?,
+            seq: u64_at(32)?,
+            stored_ms: u64_at(40)?,
+            len: u64_at(48)?,
+        })
+    }
+}
+
+fn usage_bytes((count, bytes): (u64, u64)) -> Vec<u8> {
+    [count.to_be_bytes(), bytes.to_be_bytes()].concat()
+}
+
+fn parse_usage(value: &[u8]) -> Option<(u64, u64)> {
+    Some((
+        u64::from_be_bytes(value.get(..8)?.try_into().ok()?),
+        u64::from_be_bytes(value.get(8..16)?.try_into().ok()?),
+    ))
+}
+
+/// Tree name of the bucket of envelopes stored in `[start, end)` ms.
+fn bucket_name(start: u64, end: u64) -> Vec<u8> {
+    [b"b".as_slice(), &start.to_be_bytes(), &end.to_be_bytes()].concat()
+}
+
+fn parse_bucket_name(name: &[u8]) -> Option<(u64, u64)> {
+    if name.len() != 17 || name[0] != b'b' {
+        return None;
+    }
+    Some((
+        u64::from_be_bytes(name[1..9].try_into().ok()?),
+        u64::from_be_bytes(name[9..17].try_into().ok()?),
+    ))
 }
 
 enum Write {
@@ -176,6 +233,12 @@ enum Write {
     },
 }
 
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Write")
+    }
+}
+
 /// Totals shared between the committer and readers.
 #[derive(Debug, Default)]
 struct Totals {
@@ -183,52 +246,107 @@ struct Totals {
     bytes: AtomicU64,
 }
 
+/// One bucket: a sled tree holding what was stored in `[start, end)`.
+#[derive(Clone, Debug)]
+struct Bucket {
+    end: u64,
+    tree: sled::Tree,
+}
+
+/// The open buckets by start time, shared by the committer (which adds and drops them) and
+/// readers.
+type Buckets = Arc<RwLock<BTreeMap<u64, Bucket>>>;
+
+/// How the sled store is tuned.
+#[derive(Clone, Copy, Debug)]
+pub struct SledOptions {
+    /// Width of a time bucket (one sled tree each); retention drops whole buckets, so it
+    /// should be a fraction of the retention period.
+    pub bucket: Duration,
+    /// sled's page cache, bytes (sled's default is 1 GiB).
+    pub cache_bytes: u64,
+}
+
+impl SledOptions {
+    /// Buckets of a seventh of `retention` (a day at the default week), at least a second
+    /// and at most a day; a 64 MiB cache.
+    pub fn for_retention(retention: Duration) -> Self {
+        Self {
+            bucket: (retention / 7).clamp(Duration::from_secs(1), Duration::from_secs(86_400)),
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        Self::for_retention(Duration::from_secs(7 * 86_400))
+    }
+}
+
 /// The sled implementation of [`QueueStore`].
 #[derive(Debug, Clone)]
 pub struct SledQueue {
-    tree: sled::Db,
+    buckets: Buckets,
     writes: std_mpsc::Sender<Write>,
     totals: Arc<Totals>,
 }
 
-impl std::fmt::Debug for Write {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Write")
-    }
-}
-
 impl SledQueue {
-    /// Open (or create) the store under `dir` and start its committer thread.
+    /// Open (or create) the store under `dir` with default options and start its committer
+    /// thread.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(dir)?;
+        Self::open_with(dir, SledOptions::default())
+    }
+
+    /// Open (or create) the store under `dir` and start its committer thread. Reads only
+    /// the per-bucket usage records, not the envelopes: opening costs the same with a
+    /// million envelopes queued as with none (sled's own recovery aside).
+    pub fn open_with(dir: &Path, options: SledOptions) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(options.cache_bytes)
+            .open()?;
         let db_file = dir.join("db");
         let file = std::fs::File::open(&db_file).map_err(|source| StoreError::Io {
             path: db_file.clone(),
             source,
         })?;
-        // Per-recipient usage, for quotas; only the committer changes it.
-        let mut usage: HashMap<[u8; 32], (u64, u64)> = HashMap::new();
-        let totals = Arc::new(Totals::default());
-        for item in db.scan_prefix(b"q") {
-            let (key, value) = item?;
-            if let Some(recipient) = key.get(1..33).and_then(|r| <[u8; 32]>::try_from(r).ok()) {
-                let u = usage.entry(recipient).or_default();
-                u.0 += 1;
-                u.1 += value.len() as u64;
-                totals.envelopes.fetch_add(1, Ordering::Relaxed);
-                totals
-                    .bytes
-                    .fetch_add(value.len() as u64, Ordering::Relaxed);
-            }
-        }
-        let (writes, rx) = std_mpsc::channel();
-        let committer = Committer {
+        let bucket_ms = u64::try_from(options.bucket.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut committer = Committer {
             db: db.clone(),
             file,
             path: db_file,
-            usage,
-            totals: totals.clone(),
+            bucket_ms,
+            buckets: Arc::default(),
+            usage: HashMap::new(),
+            bucket_usage: HashMap::new(),
+            totals: Arc::default(),
         };
+        for name in db.tree_names() {
+            let Some((start, end)) = parse_bucket_name(&name) else {
+                continue;
+            };
+            let tree = db.open_tree(&name)?;
+            let mut usage = HashMap::new();
+            for item in tree.scan_prefix(b"u") {
+                let (key, value) = item?;
+                if let (Some(recipient), Some(u)) = (
+                    key.get(1..33).and_then(|r| <[u8; 32]>::try_from(r).ok()),
+                    parse_usage(&value),
+                ) {
+                    usage.insert(recipient, u);
+                }
+            }
+            committer.add_usage(&usage, 1);
+            committer.bucket_usage.insert(start, usage);
+            write_lock(&committer.buckets).insert(start, Bucket { end, tree });
+        }
+        committer.migrate_unbucketed()?;
+        let (writes, rx) = std_mpsc::channel();
+        let (buckets, totals) = (committer.buckets.clone(), committer.totals.clone());
         std::thread::Builder::new()
             .name("queue-committer".into())
             .spawn(move || committer.run(rx))
@@ -237,7 +355,7 @@ impl SledQueue {
                 source,
             })?;
         Ok(Self {
-            tree: db,
+            buckets,
             writes,
             totals,
         })
@@ -255,17 +373,60 @@ impl SledQueue {
     }
 }
 
+fn read_lock(buckets: &Buckets) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Bucket>> {
+    buckets.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock(buckets: &Buckets) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, Bucket>> {
+    buckets.write().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The one thread that writes: group commit.
 struct Committer {
     db: sled::Db,
     file: std::fs::File,
     path: PathBuf,
+    bucket_ms: u64,
+    buckets: Buckets,
+    /// Per recipient, over all buckets (for quotas).
     usage: HashMap<[u8; 32], (u64, u64)>,
+    /// Per bucket (by start) and recipient: what its `u` records say.
+    bucket_usage: HashMap<u64, HashMap<[u8; 32], (u64, u64)>>,
     totals: Arc<Totals>,
 }
 
-/// How many retention deletions go in one batch.
+/// How many retention deletions (in a bucket only partly expired) go in one batch.
 const EXPIRE_CHUNK: usize = 10_000;
+
+/// Changes planned in one group commit.
+#[derive(Default)]
+struct Plan {
+    /// One batch per bucket (by start): each is atomic, with its own usage records.
+    batches: BTreeMap<u64, sled::Batch>,
+    /// Usage change per bucket and recipient.
+    usage: HashMap<u64, HashMap<[u8; 32], (i64, i64)>>,
+    new_ids: HashSet<[u8; 16]>,
+    deleted: HashSet<(u64, Vec<u8>)>,
+    /// Buckets wholly expired: dropped after the batches are durable.
+    drop: Vec<u64>,
+}
+
+impl Plan {
+    fn batch(&mut self, bucket: u64) -> &mut sled::Batch {
+        self.batches.entry(bucket).or_default()
+    }
+
+    fn change(&mut self, bucket: u64, recipient: [u8; 32], count: i64, bytes: u64) {
+        let d = self
+            .usage
+            .entry(bucket)
+            .or_default()
+            .entry(recipient)
+            .or_default();
+        d.0 += count;
+        d.1 += count.signum() * i64::try_from(bytes).unwrap_or(i64::MAX);
+    }
+}
 
 impl Committer {
     fn run(mut self, rx: std_mpsc::Receiver<Write>) {
@@ -278,33 +439,90 @@ impl Committer {
         }
     }
 
+    /// Add (`sign` 1) or remove (-1) a bucket's usage from the totals.
+    fn add_usage(&mut self, usage: &HashMap<[u8; 32], (u64, u64)>, sign: i64) {
+        for (recipient, &(n, b)) in usage {
+            let (dn, db) = (
+                sign * i64::try_from(n).unwrap_or(i64::MAX),
+                sign * i64::try_from(b).unwrap_or(i64::MAX),
+            );
+            let u = self.usage.entry(*recipient).or_default();
+            u.0 = u.0.saturating_add_signed(dn);
+            u.1 = u.1.saturating_add_signed(db);
+            if u.0 == 0 {
+                self.usage.remove(recipient);
+            }
+            add_signed(&self.totals.envelopes, dn);
+            add_signed(&self.totals.bytes, db);
+        }
+    }
+
+    /// The bucket for envelopes stored at `ms`, opened (and created) if need be.
+    fn bucket_for(&mut self, ms: u64) -> Result<(u64, sled::Tree), StoreError> {
+        if let Some((&start, bucket)) = read_lock(&self.buckets).range(..=ms).next_back()
+            && ms < bucket.end
+        {
+            return Ok((start, bucket.tree.clone()));
+        }
+        // Never overlap another bucket (made when buckets had another width).
+        let previous_end = read_lock(&self.buckets)
+            .range(..=ms)
+            .next_back()
+            .map_or(0, |(_, b)| b.end);
+        let start = (ms - ms % self.bucket_ms).max(previous_end);
+        let next = read_lock(&self.buckets)
+            .range(ms..)
+            .next()
+            .map_or(u64::MAX, |(&s, _)| s);
+        let end = start.saturating_add(self.bucket_ms).min(next);
+        let tree = self.db.open_tree(bucket_name(start, end))?;
+        write_lock(&self.buckets).insert(
+            start,
+            Bucket {
+                end,
+                tree: tree.clone(),
+            },
+        );
+        Ok((start, tree))
+    }
+
     fn commit(&mut self, pending: Vec<Write>) {
-        let mut batch = sled::Batch::default();
-        // Changes to usage are applied only if the batch becomes durable.
-        let mut usage_delta: HashMap<[u8; 32], (i64, i64)> = HashMap::new();
+        let mut plan = Plan::default();
         let mut outcomes: Vec<Result<u64, StoreError>> = Vec::with_capacity(pending.len());
-        let mut new_ids: HashSet<[u8; 16]> = HashSet::new();
-        let mut deleted: HashSet<Vec<u8>> = HashSet::new();
         for write in &pending {
             let outcome = match write {
                 Write::Store {
                     incoming, quota, ..
-                } => self.plan_store(incoming, *quota, &mut batch, &mut usage_delta, &mut new_ids),
-                Write::Ack { recipient, ids, .. } => {
-                    self.plan_ack(recipient, ids, &mut batch, &mut usage_delta, &mut deleted)
-                }
-                Write::Expire { cutoff_ms, .. } => {
-                    self.plan_expire(*cutoff_ms, &mut batch, &mut usage_delta, &mut deleted)
-                }
+                } => self.plan_store(incoming, *quota, &mut plan),
+                Write::Ack { recipient, ids, .. } => self.plan_ack(recipient, ids, &mut plan),
+                Write::Expire { cutoff_ms, .. } => self.plan_expire(*cutoff_ms, &mut plan),
             };
             outcomes.push(outcome);
         }
-        let durable = self
-            .db
-            .apply_batch(batch)
-            .and_then(|()| self.db.flush().map(|_| ()))
-            .map_err(|e| e.to_string())
-            .and_then(|()| self.file.sync_data().map_err(|e| e.to_string()));
+        // Each bucket's usage records change in the same batch as its envelopes.
+        for (bucket, changes) in &plan.usage {
+            let current = self.bucket_usage.get(bucket);
+            let mut records = Vec::new();
+            for (recipient, (dn, db)) in changes {
+                let (n, b) = current
+                    .and_then(|u| u.get(recipient))
+                    .copied()
+                    .unwrap_or_default();
+                records.push((
+                    usage_key(recipient),
+                    (n.saturating_add_signed(*dn), b.saturating_add_signed(*db)),
+                ));
+            }
+            let batch = plan.batches.entry(*bucket).or_default();
+            for (key, u) in records {
+                if u.0 == 0 {
+                    batch.remove(key);
+                } else {
+                    batch.insert(key, usage_bytes(u));
+                }
+            }
+        }
+        let durable = self.make_durable(std::mem::take(&mut plan.batches));
         if let Err(e) = &durable {
             // The batch may be visible in the tree without being on disk, and the quota
             // figures no longer match it: answering on would promise what is not kept. Stop;
@@ -322,8 +540,19 @@ impl Committer {
             }
             std::process::exit(70);
         }
-        if durable.is_ok() {
-            for (recipient, (dn, db)) in usage_delta {
+        for (bucket, changes) in std::mem::take(&mut plan.usage) {
+            let per_bucket = self.bucket_usage.entry(bucket).or_default();
+            let mut total = HashMap::new();
+            for (recipient, (dn, db)) in changes {
+                let u = per_bucket.entry(recipient).or_default();
+                u.0 = u.0.saturating_add_signed(dn);
+                u.1 = u.1.saturating_add_signed(db);
+                if u.0 == 0 {
+                    per_bucket.remove(&recipient);
+                }
+                total.insert(recipient, (dn, db));
+            }
+            for (recipient, (dn, db)) in total {
                 let u = self.usage.entry(recipient).or_default();
                 u.0 = u.0.saturating_add_signed(dn);
                 u.1 = u.1.saturating_add_signed(db);
@@ -334,14 +563,15 @@ impl Committer {
                 add_signed(&self.totals.bytes, db);
             }
         }
+        let mut dropped = 0;
+        for start in std::mem::take(&mut plan.drop) {
+            match self.drop_bucket(start) {
+                Ok(n) => dropped += n,
+                // Left in place; the next retention pass tries again.
+                Err(e) => tracing::warn!(error = %e, "cannot drop an expired bucket"),
+            }
+        }
         for (write, outcome) in pending.into_iter().zip(outcomes) {
-            let outcome = match &durable {
-                Err(e) => Err(StoreError::Io {
-                    path: self.path.clone(),
-                    source: std::io::Error::other(e.clone()),
-                }),
-                Ok(()) => outcome,
-            };
             // A requester that went away does not need its answer.
             match write {
                 Write::Store { done, .. } => {
@@ -351,23 +581,65 @@ impl Committer {
                         _ => Stored::Duplicate,
                     }));
                 }
-                Write::Ack { done, .. } | Write::Expire { done, .. } => {
+                Write::Expire { done, .. } => {
+                    let _ = done.send(outcome.map(|n| n + dropped));
+                }
+                Write::Ack { done, .. } => {
                     let _ = done.send(outcome);
                 }
             }
         }
     }
 
+    /// Apply the batches, flush, and fdatasync the database file.
+    fn make_durable(&self, batches: BTreeMap<u64, sled::Batch>) -> Result<(), String> {
+        let buckets = read_lock(&self.buckets);
+        for (start, batch) in batches {
+            let bucket = buckets
+                .get(&start)
+                .ok_or_else(|| format!("bucket {start} vanished"))?;
+            bucket.tree.apply_batch(batch).map_err(|e| e.to_string())?;
+        }
+        drop(buckets);
+        self.db.flush().map_err(|e| e.to_string())?;
+        self.file.sync_data().map_err(|e| e.to_string())
+    }
+
+    /// Drop a wholly expired bucket: one tree, whatever it holds. Returns how many queued
+    /// envelopes went with it.
+    fn drop_bucket(&mut self, start: u64) -> Result<u64, StoreError> {
+        let Some(bucket) = write_lock(&self.buckets).remove(&start) else {
+            return Ok(0);
+        };
+        let name = bucket_name(start, bucket.end);
+        drop(bucket);
+        let usage = self.bucket_usage.remove(&start).unwrap_or_default();
+        let expired = usage.values().map(|u| u.0).sum();
+        self.add_usage(&usage, -1);
+        self.db.drop_tree(name)?;
+        self.db.flush()?;
+        Ok(expired)
+    }
+
+    /// Where the id is remembered: its bucket, tree and metadata.
+    fn find_id(&self, id: &[u8; 16]) -> Result<Option<(u64, sled::Tree, IdMeta)>, StoreError> {
+        let key = id_key(id);
+        for (&start, bucket) in read_lock(&self.buckets).iter().rev() {
+            if let Some(meta) = bucket.tree.get(&key)? {
+                return Ok(IdMeta::parse(&meta).map(|m| (start, bucket.tree.clone(), m)));
+            }
+        }
+        Ok(None)
+    }
+
     /// 0 duplicate, 1 new, 2 over quota.
     fn plan_store(
-        &self,
+        &mut self,
         incoming: &Incoming,
         quota: Quota,
-        batch: &mut sled::Batch,
-        usage_delta: &mut HashMap<[u8; 32], (i64, i64)>,
-        new_ids: &mut HashSet<[u8; 16]>,
+        plan: &mut Plan,
     ) -> Result<u64, StoreError> {
-        if new_ids.contains(&incoming.id) || self.db.contains_key(id_key(&incoming.id))? {
+        if plan.new_ids.contains(&incoming.id) || self.find_id(&incoming.id)?.is_some() {
             return Ok(0);
         }
         let (n, b) = self
@@ -375,30 +647,34 @@ impl Committer {
             .get(&incoming.recipient)
             .copied()
             .unwrap_or_default();
-        let (dn, db) = usage_delta
-            .get(&incoming.recipient)
-            .copied()
-            .unwrap_or_default();
+        let (dn, db) = plan
+            .usage
+            .values()
+            .filter_map(|u| u.get(&incoming.recipient))
+            .fold((0i64, 0i64), |acc, d| (acc.0 + d.0, acc.1 + d.1));
         let len = incoming.envelope.len() as u64;
         let count_after = n.saturating_add_signed(dn) + 1;
         let bytes_after = b.saturating_add_signed(db) + len;
         if count_after > quota.envelopes || bytes_after > quota.bytes {
             return Ok(2);
         }
+        let (bucket, _) = self.bucket_for(incoming.now_ms)?;
         let seq = self.db.generate_id()?;
-        new_ids.insert(incoming.id);
+        plan.new_ids.insert(incoming.id);
+        let meta = IdMeta {
+            recipient: incoming.recipient,
+            seq,
+            stored_ms: incoming.now_ms,
+            len,
+        };
+        let batch = plan.batch(bucket);
         batch.insert(
             queue_key(&incoming.recipient, seq),
             incoming.envelope.as_slice(),
         );
-        batch.insert(
-            id_key(&incoming.id),
-            id_meta(&incoming.recipient, seq, incoming.now_ms),
-        );
+        batch.insert(id_key(&incoming.id), meta.to_bytes());
         batch.insert(time_key(incoming.now_ms, &incoming.id), &[][..]);
-        let d = usage_delta.entry(incoming.recipient).or_default();
-        d.0 += 1;
-        d.1 += i64::try_from(len).unwrap_or(i64::MAX);
+        plan.change(bucket, incoming.recipient, 1, len);
         Ok(1)
     }
 
@@ -406,73 +682,165 @@ impl Committer {
         &self,
         recipient: &[u8; 32],
         ids: &[[u8; 16]],
-        batch: &mut sled::Batch,
-        usage_delta: &mut HashMap<[u8; 32], (i64, i64)>,
-        deleted: &mut HashSet<Vec<u8>>,
+        plan: &mut Plan,
     ) -> Result<u64, StoreError> {
         let mut count = 0;
         for id in ids {
-            let Some(meta) = self.db.get(id_key(id))? else {
+            let Some((bucket, tree, meta)) = self.find_id(id)? else {
                 continue;
             };
-            let Some((owner, seq, _)) = parse_id_meta(&meta) else {
-                continue;
-            };
-            if owner != *recipient {
+            if meta.recipient != *recipient {
                 continue;
             }
-            let key = queue_key(recipient, seq);
-            if deleted.contains(&key) {
+            let key = queue_key(recipient, meta.seq);
+            if plan.deleted.contains(&(bucket, key.clone())) || !tree.contains_key(&key)? {
                 continue;
             }
-            if let Some(value) = self.db.get(&key)? {
-                batch.remove(key.clone());
-                deleted.insert(key);
-                let d = usage_delta.entry(*recipient).or_default();
-                d.0 -= 1;
-                d.1 -= i64::try_from(value.len()).unwrap_or(i64::MAX);
-                count += 1;
-            }
+            plan.batch(bucket).remove(key.clone());
+            plan.deleted.insert((bucket, key));
+            plan.change(bucket, *recipient, -1, meta.len);
+            count += 1;
         }
         Ok(count)
     }
 
-    fn plan_expire(
-        &self,
-        cutoff_ms: u64,
-        batch: &mut sled::Batch,
-        usage_delta: &mut HashMap<[u8; 32], (i64, i64)>,
-        deleted: &mut HashSet<Vec<u8>>,
-    ) -> Result<u64, StoreError> {
+    /// Whole buckets older than the cutoff are dropped (after the commit); in the bucket
+    /// the cutoff falls in, up to [`EXPIRE_CHUNK`] envelopes are deleted one by one.
+    fn plan_expire(&self, cutoff_ms: u64, plan: &mut Plan) -> Result<u64, StoreError> {
+        let buckets: Vec<(u64, Bucket)> = read_lock(&self.buckets)
+            .range(..cutoff_ms)
+            .map(|(s, b)| (*s, b.clone()))
+            .collect();
         let mut expired = 0;
-        let end = time_key(cutoff_ms, &[0; 16]);
-        for item in self.db.range(b"t".to_vec()..end).take(EXPIRE_CHUNK) {
-            let (tkey, _) = item?;
-            batch.remove(tkey.clone());
-            let Some(id) = tkey.get(9..25).and_then(|i| <[u8; 16]>::try_from(i).ok()) else {
-                continue;
-            };
-            let Some(meta) = self.db.get(id_key(&id))? else {
-                continue;
-            };
-            batch.remove(id_key(&id));
-            let Some((recipient, seq, _)) = parse_id_meta(&meta) else {
-                continue;
-            };
-            let key = queue_key(&recipient, seq);
-            if deleted.contains(&key) {
+        for (start, bucket) in buckets {
+            if bucket.end <= cutoff_ms {
+                if !plan.drop.contains(&start) {
+                    plan.drop.push(start);
+                }
                 continue;
             }
-            if let Some(value) = self.db.get(&key)? {
-                batch.remove(key.clone());
-                deleted.insert(key);
-                let d = usage_delta.entry(recipient).or_default();
-                d.0 -= 1;
-                d.1 -= i64::try_from(value.len()).unwrap_or(i64::MAX);
+            let end = time_key(cutoff_ms, &[0; 16]);
+            for item in bucket.tree.range(b"t".to_vec()..end).take(EXPIRE_CHUNK) {
+                let (tkey, _) = item?;
+                plan.batch(start).remove(tkey.clone());
+                let Some(id) = tkey.get(9..25).and_then(|i| <[u8; 16]>::try_from(i).ok()) else {
+                    continue;
+                };
+                let Some(meta) = bucket
+                    .tree
+                    .get(id_key(&id))?
+                    .and_then(|m| IdMeta::parse(&m))
+                else {
+                    continue;
+                };
+                plan.batch(start).remove(id_key(&id));
+                let key = queue_key(&meta.recipient, meta.seq);
+                if plan.deleted.contains(&(start, key.clone()))
+                    || !bucket.tree.contains_key(&key)?
+                {
+                    continue;
+                }
+                plan.batch(start).remove(key.clone());
+                plan.deleted.insert((start, key));
+                plan.change(start, meta.recipient, -1, meta.len);
                 expired += 1;
             }
         }
         Ok(expired)
+    }
+
+    /// Move entries of the first layout (everything in the default tree) into buckets.
+    fn migrate_unbucketed(&mut self) -> Result<(), StoreError> {
+        if self.db.scan_prefix(b"i").next().is_none() {
+            return Ok(());
+        }
+        let mut moved = 0u64;
+        loop {
+            let chunk: Vec<(sled::IVec, sled::IVec)> = self
+                .db
+                .scan_prefix(b"i")
+                .take(EXPIRE_CHUNK)
+                .collect::<Result<_, _>>()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let mut plan = Plan::default();
+            let mut old = sled::Batch::default();
+            for (key, value) in chunk {
+                old.remove(key.clone());
+                let Some(id) = key.get(1..17).and_then(|i| <[u8; 16]>::try_from(i).ok()) else {
+                    continue;
+                };
+                // First layout: recipient | seq | stored at.
+                let (Some(recipient), Some(seq), Some(stored_ms)) = (
+                    value.get(..32).and_then(|r| <[u8; 32]>::try_from(r).ok()),
+                    value
+                        .get(32..40)
+                        .and_then(|s| s.try_into().ok())
+                        .map(u64::from_be_bytes),
+                    value
+                        .get(40..48)
+                        .and_then(|s| s.try_into().ok())
+                        .map(u64::from_be_bytes),
+                ) else {
+                    continue;
+                };
+                old.remove(time_key(stored_ms, &id));
+                let qkey = queue_key(&recipient, seq);
+                let envelope = self.db.get(&qkey)?;
+                old.remove(qkey.clone());
+                let (bucket, _) = self.bucket_for(stored_ms)?;
+                let len = envelope.as_ref().map_or(0, |e| e.len() as u64);
+                let batch = plan.batch(bucket);
+                batch.insert(
+                    id_key(&id),
+                    IdMeta {
+                        recipient,
+                        seq,
+                        stored_ms,
+                        len,
+                    }
+                    .to_bytes(),
+                );
+                batch.insert(time_key(stored_ms, &id), &[][..]);
+                if let Some(envelope) = envelope {
+                    batch.insert(qkey, envelope);
+                    plan.change(bucket, recipient, 1, len);
+                    moved += 1;
+                }
+            }
+            for (bucket, changes) in std::mem::take(&mut plan.usage) {
+                let per_bucket = self.bucket_usage.entry(bucket).or_default();
+                for (recipient, (dn, db)) in &changes {
+                    let u = per_bucket.entry(*recipient).or_default();
+                    u.0 = u.0.saturating_add_signed(*dn);
+                    u.1 = u.1.saturating_add_signed(*db);
+                }
+                let records: Vec<_> = changes
+                    .keys()
+                    .map(|r| (usage_key(r), per_bucket[r]))
+                    .collect();
+                for (key, u) in records {
+                    plan.batch(bucket).insert(key, usage_bytes(u));
+                }
+                let positive: HashMap<[u8; 32], (u64, u64)> = changes
+                    .into_iter()
+                    .map(|(r, (n, b))| (r, (n.unsigned_abs(), b.unsigned_abs())))
+                    .collect();
+                self.add_usage(&positive, 1);
+            }
+            // New copies first, then the old entries go: a crash in between leaves
+            // duplicates that the next open moves again (same keys, same values).
+            self.make_durable(std::mem::take(&mut plan.batches))
+                .map_err(|e| StoreError::Io {
+                    path: self.path.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+            self.db.apply_batch(old)?;
+            self.db.flush()?;
+        }
+        tracing::info!(moved, "moved queued envelopes into time buckets");
+        Ok(())
     }
 }
 
@@ -519,10 +887,14 @@ impl QueueStore for SledQueue {
         max_bytes: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
         let prefix = [b"q".as_slice(), recipient].concat();
-        let values = self
-            .tree
-            .scan_prefix(prefix)
-            .map(|item| item.map(|(_, v)| v.to_vec()).map_err(StoreError::from));
+        // Held while reading: the committer drops a bucket only under the write lock.
+        let buckets = read_lock(&self.buckets);
+        let values = buckets.values().flat_map(|bucket| {
+            bucket
+                .tree
+                .scan_prefix(&prefix)
+                .map(|item| item.map(|(_, v)| v.to_vec()).map_err(StoreError::from))
+        });
         pull_from(values, max_count, max_bytes)
     }
 
@@ -543,11 +915,10 @@ impl QueueStore for SledQueue {
                 .await?;
             total += n;
             // A full chunk may have left more behind.
-            let more = self
-                .tree
-                .range(b"t".to_vec()..time_key(cutoff_ms, &[0; 16]))
-                .next()
-                .is_some();
+            let end = time_key(cutoff_ms, &[0; 16]);
+            let more = read_lock(&self.buckets)
+                .range(..cutoff_ms)
+                .any(|(_, b)| b.tree.range(b"t".to_vec()..end.clone()).next().is_some());
             if !more {
                 return Ok(total);
             }
@@ -687,10 +1058,22 @@ mod tests {
         assert_eq!(t.len(), 25);
         assert_eq!(&t[..9], &[b't', 0, 0, 0, 0, 0, 0, 0x0a, 0x0b]);
         assert_eq!(&t[9..], &[0xcc; 16]);
-        let meta = id_meta(&[1; 32], 5, 7);
-        assert_eq!(meta.len(), 48);
-        assert_eq!(parse_id_meta(&meta), Some(([1; 32], 5, 7)));
-        assert_eq!(parse_id_meta(&meta[..47]), None);
+        let meta = IdMeta {
+            recipient: [1; 32],
+            seq: 5,
+            stored_ms: 7,
+            len: 9,
+        };
+        let bytes = meta.to_bytes();
+        assert_eq!(bytes.len(), 56);
+        assert_eq!(IdMeta::parse(&bytes), Some(meta));
+        assert_eq!(IdMeta::parse(&bytes[..55]), None);
+        assert_eq!(usage_key(&[2; 32]), [b"u".as_slice(), &[2; 32]].concat());
+        assert_eq!(parse_usage(&usage_bytes((3, 4))), Some((3, 4)));
+        let name = bucket_name(0x10, 0x20);
+        assert_eq!(name.len(), 17);
+        assert_eq!(parse_bucket_name(&name), Some((0x10, 0x20)));
+        assert_eq!(parse_bucket_name(b"__sled__default"), None);
     }
 
     fn env(recipient: [u8; 32], id: u8, now_ms: u64, body: &[u8]) -> Incoming {
@@ -834,7 +1217,7 @@ mod tests {
                 .unwrap();
         }
         // The committer thread holds the db until its channel closes.
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100));
         let q = SledQueue::open(dir.path()).unwrap();
         assert_eq!(
             q.stats(),
@@ -851,6 +1234,118 @@ mod tests {
             q.store(env([1; 32], 3, 1, b"f"), quota).await.unwrap(),
             Stored::OverQuota
         );
+    }
+
+    fn one_second_buckets() -> SledOptions {
+        SledOptions {
+            bucket: Duration::from_secs(1),
+            cache_bytes: 1 << 20,
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_drops_whole_buckets_and_trims_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = SledQueue::open_with(dir.path(), one_second_buckets()).unwrap();
+        let bob = [2u8; 32];
+        // Buckets [0, 1000), [1000, 2000), [5000, 6000).
+        for (id, at) in [(1u8, 10u64), (2, 900), (3, 1100), (4, 1900), (5, 5500)] {
+            assert_eq!(
+                q.store(env(bob, id, at, &[id; 10]), Quota::UNLIMITED)
+                    .await
+                    .unwrap(),
+                Stored::New
+            );
+        }
+        assert_eq!(read_lock(&q.buckets).len(), 3);
+        assert_eq!(q.ack(bob, vec![[2; 16]]).await.unwrap(), 1);
+        // [0, 1000) goes whole (one envelope still queued in it); 1100 is trimmed from
+        // [1000, 2000).
+        assert_eq!(q.expire(1500).await.unwrap(), 2);
+        assert_eq!(read_lock(&q.buckets).len(), 2);
+        assert_eq!(
+            q.pull(&bob, 10, 1 << 20).unwrap(),
+            (vec![vec![4; 10], vec![5; 10]], false)
+        );
+        assert_eq!(
+            q.stats(),
+            QueueStats {
+                envelopes: 2,
+                bytes: 20
+            }
+        );
+        // Expired ids are forgotten; kept ones are still duplicates.
+        assert_eq!(
+            q.store(env(bob, 1, 5600, b"again"), Quota::UNLIMITED)
+                .await
+                .unwrap(),
+            Stored::New
+        );
+        assert_eq!(
+            q.store(env(bob, 4, 5600, b"again"), Quota::UNLIMITED)
+                .await
+                .unwrap(),
+            Stored::Duplicate
+        );
+        drop(q);
+        std::thread::sleep(Duration::from_millis(100));
+        let q = SledQueue::open_with(dir.path(), one_second_buckets()).unwrap();
+        assert_eq!(
+            q.stats(),
+            QueueStats {
+                envelopes: 3,
+                bytes: 25
+            },
+            "usage records survive a reopen"
+        );
+        assert_eq!(q.expire(10_000).await.unwrap(), 3);
+        assert_eq!(q.stats(), QueueStats::default());
+        assert!(read_lock(&q.buckets).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_first_layout_is_moved_into_buckets() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // What the first version wrote: everything in the default tree.
+            let db = sled::open(dir.path()).unwrap();
+            let (bob, carol) = ([2u8; 32], [3u8; 32]);
+            for (recipient, id, seq, at, body, queued) in [
+                (bob, 1u8, 1u64, 100u64, b"one".as_slice(), true),
+                (bob, 2, 2, 200, b"two", false),
+                (carol, 3, 3, 300, b"three", true),
+            ] {
+                let meta = [recipient.as_slice(), &seq.to_be_bytes(), &at.to_be_bytes()].concat();
+                db.insert(id_key(&[id; 16]), meta).unwrap();
+                db.insert(time_key(at, &[id; 16]), &[][..]).unwrap();
+                if queued {
+                    db.insert(queue_key(&recipient, seq), body).unwrap();
+                }
+            }
+            db.flush().unwrap();
+        }
+        let q = SledQueue::open_with(dir.path(), one_second_buckets()).unwrap();
+        assert_eq!(
+            q.stats(),
+            QueueStats {
+                envelopes: 2,
+                bytes: 8
+            }
+        );
+        assert_eq!(
+            q.pull(&[2; 32], 10, 1 << 20).unwrap(),
+            (vec![b"one".to_vec()], false)
+        );
+        assert_eq!(
+            q.store(env([2; 32], 2, 400, b"two"), Quota::UNLIMITED)
+                .await
+                .unwrap(),
+            Stored::Duplicate,
+            "acknowledged ids are still remembered"
+        );
+        assert_eq!(q.ack([3; 32], vec![[3; 16]]).await.unwrap(), 1);
+        assert_eq!(q.expire(1000).await.unwrap(), 1);
+        assert_eq!(q.stats(), QueueStats::default());
     }
 
     #[tokio::test]

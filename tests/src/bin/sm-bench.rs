@@ -496,6 +496,15 @@ async fn store(dir: &Path) -> anyhow::Result<()> {
     }
     let took = retention_started.elapsed();
     max_rss = max_rss.max(rss_kib(pid)?);
+    // Gone for good: a restart finds nothing queued.
+    let mut mailbox = mailbox;
+    mailbox.proc.terminate(Duration::from_secs(30))?;
+    let again = mailbox.restart()?;
+    let queued = again.metric("mailbox_queued_envelopes").await?;
+    anyhow::ensure!(
+        queued == Some(0.0),
+        "{queued:?} queued after retention and a restart"
+    );
     figure(
         "mailbox: retention pass expiring 1,000,000 envelopes",
         took.as_secs_f64(),
