@@ -131,13 +131,7 @@ pub async fn start(
         &dir.join("queue"),
         store::SledOptions::for_retention(config.retention),
     )?;
-    // Stands in for unparseable keys at login, so that every refused login costs the same.
-    let dummy_key = tokio::task::spawn_blocking(crypto::Identity::generate)
-        .await
-        .map_err(|e| StartError::Config(e.to_string()))?
-        .map_err(|e| StartError::Config(e.to_string()))?
-        .public_key()
-        .clone();
+    let dummy_key = decoy_key(dir).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let service = Arc::new(server::Service::new(queue, policy, metrics, dummy_key));
 
@@ -195,6 +189,28 @@ pub async fn start(
         http_task,
         retention_task,
     })
+}
+
+/// A public key that stands in for unparseable keys at login, so that every refused login
+/// costs the same. Generated once (RSA key generation takes 50 ms or more) and kept in the
+/// data directory as `login-decoy.pem`: only its public half, which is no secret.
+async fn decoy_key(dir: &Path) -> Result<crypto::PublicKey, StartError> {
+    let path = dir.join("login-decoy.pem");
+    if let Ok(pem) = std::fs::read_to_string(&path)
+        && let Ok(key) = crypto::PublicKey::from_pem(&pem)
+    {
+        return Ok(key);
+    }
+    let key = tokio::task::spawn_blocking(crypto::Identity::generate)
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))?
+        .map_err(|e| StartError::Config(e.to_string()))?
+        .public_key()
+        .clone();
+    if let Err(e) = std::fs::write(&path, key.to_pem()) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep the login decoy key; a new one is made at each start");
+    }
+    Ok(key)
 }
 
 /// Delete envelopes older than `retention`, every `every`.
