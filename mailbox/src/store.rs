@@ -29,8 +29,11 @@
 //!
 //! sled 0.34's `flush` survives a process crash but not a power loss (it uses
 //! sync_file_range), and concurrent flushes can deadlock (sled issue 1308). So one committer
-//! thread takes every write waiting, applies them as one batch, flushes, fdatasyncs the
-//! database file, and only then answers them all (group commit).
+//! thread takes every write waiting, applies them as one batch and flushes; a syncer thread
+//! then fdatasyncs the database file once for every group flushed meanwhile, and only then
+//! answers them (group commit in two stages, so applying one group overlaps syncing the
+//! last). If a write or a sync fails the process stops (exit code 70): nobody has been told
+//! of the writes that might not be on disk.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -346,14 +349,22 @@ impl SledQueue {
         }
         committer.migrate_unbucketed()?;
         let (writes, rx) = std_mpsc::channel();
+        let (synced, applied) = std_mpsc::channel();
         let (buckets, totals) = (committer.buckets.clone(), committer.totals.clone());
+        let io_error = |source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        let file = committer.file.try_clone().map_err(io_error)?;
+        let path = committer.path.clone();
+        std::thread::Builder::new()
+            .name("queue-syncer".into())
+            .spawn(move || syncer(file, path, applied))
+            .map_err(io_error)?;
         std::thread::Builder::new()
             .name("queue-committer".into())
-            .spawn(move || committer.run(rx))
-            .map_err(|source| StoreError::Io {
-                path: dir.to_owned(),
-                source,
-            })?;
+            .spawn(move || committer.run(rx, synced))
+            .map_err(io_error)?;
         Ok(Self {
             buckets,
             writes,
@@ -395,6 +406,55 @@ struct Committer {
     totals: Arc<Totals>,
 }
 
+/// A group applied and flushed by the committer, waiting for an fdatasync to be answered.
+struct Applied {
+    pending: Vec<Write>,
+    outcomes: Vec<Result<u64, StoreError>>,
+    /// Envelopes that went with dropped buckets (added to the retention answer).
+    dropped: u64,
+}
+
+/// The second stage of the group commit: one fdatasync for every group applied since the
+/// last, then their answers. Runs beside the committer, so applying the next group and
+/// syncing this one overlap.
+fn syncer(file: std::fs::File, path: PathBuf, rx: std_mpsc::Receiver<Applied>) {
+    while let Ok(first) = rx.recv() {
+        let mut groups = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            groups.push(more);
+        }
+        if let Err(e) = file.sync_data() {
+            tracing::error!(path = %path.display(), error = %e, "the queue store cannot make writes durable; stopping the mailbox");
+            std::process::exit(70);
+        }
+        for Applied {
+            pending,
+            outcomes,
+            dropped,
+        } in groups
+        {
+            for (write, outcome) in pending.into_iter().zip(outcomes) {
+                // A requester that went away does not need its answer.
+                match write {
+                    Write::Store { done, .. } => {
+                        let _ = done.send(outcome.map(|n| match n {
+                            1 => Stored::New,
+                            2 => Stored::OverQuota,
+                            _ => Stored::Duplicate,
+                        }));
+                    }
+                    Write::Expire { done, .. } => {
+                        let _ = done.send(outcome.map(|n| n + dropped));
+                    }
+                    Write::Ack { done, .. } => {
+                        let _ = done.send(outcome);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// How many retention deletions (in a bucket only partly expired) go in one batch.
 const EXPIRE_CHUNK: usize = 10_000;
 
@@ -429,13 +489,13 @@ impl Plan {
 }
 
 impl Committer {
-    fn run(mut self, rx: std_mpsc::Receiver<Write>) {
+    fn run(mut self, rx: std_mpsc::Receiver<Write>, synced: std_mpsc::Sender<Applied>) {
         while let Ok(first) = rx.recv() {
             let mut pending = vec![first];
             while let Ok(more) = rx.try_recv() {
                 pending.push(more);
             }
-            self.commit(pending);
+            self.commit(pending, &synced);
         }
     }
 
@@ -486,7 +546,7 @@ impl Committer {
         Ok((start, tree))
     }
 
-    fn commit(&mut self, pending: Vec<Write>) {
+    fn commit(&mut self, pending: Vec<Write>, synced: &std_mpsc::Sender<Applied>) {
         let mut plan = Plan::default();
         let mut outcomes: Vec<Result<u64, StoreError>> = Vec::with_capacity(pending.len());
         for write in &pending {
@@ -522,8 +582,8 @@ impl Committer {
                 }
             }
         }
-        let durable = self.make_durable(std::mem::take(&mut plan.batches));
-        if let Err(e) = &durable {
+        let applied = self.apply_and_flush(std::mem::take(&mut plan.batches));
+        if let Err(e) = &applied {
             // The batch may be visible in the tree without being on disk, and the quota
             // figures no longer match it: answering on would promise what is not kept. Stop;
             // a restart reopens the store from what is durable.
@@ -571,28 +631,19 @@ impl Committer {
                 Err(e) => tracing::warn!(error = %e, "cannot drop an expired bucket"),
             }
         }
-        for (write, outcome) in pending.into_iter().zip(outcomes) {
-            // A requester that went away does not need its answer.
-            match write {
-                Write::Store { done, .. } => {
-                    let _ = done.send(outcome.map(|n| match n {
-                        1 => Stored::New,
-                        2 => Stored::OverQuota,
-                        _ => Stored::Duplicate,
-                    }));
-                }
-                Write::Expire { done, .. } => {
-                    let _ = done.send(outcome.map(|n| n + dropped));
-                }
-                Write::Ack { done, .. } => {
-                    let _ = done.send(outcome);
-                }
-            }
-        }
+        // The syncer answers once an fdatasync covers this group; meanwhile this thread
+        // goes on with the next one (the next group reads what this one applied: if the
+        // sync fails, the process stops before anyone hears of either).
+        let _ = synced.send(Applied {
+            pending,
+            outcomes,
+            dropped,
+        });
     }
 
-    /// Apply the batches, flush, and fdatasync the database file.
-    fn make_durable(&self, batches: BTreeMap<u64, sled::Batch>) -> Result<(), String> {
+    /// Apply the batches and flush sled (which survives a process crash, not a power loss:
+    /// the fdatasync that makes it durable is the syncer's).
+    fn apply_and_flush(&self, batches: BTreeMap<u64, sled::Batch>) -> Result<(), String> {
         let buckets = read_lock(&self.buckets);
         for (start, batch) in batches {
             let bucket = buckets
@@ -601,8 +652,7 @@ impl Committer {
             bucket.tree.apply_batch(batch).map_err(|e| e.to_string())?;
         }
         drop(buckets);
-        self.db.flush().map_err(|e| e.to_string())?;
-        self.file.sync_data().map_err(|e| e.to_string())
+        self.db.flush().map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Drop a wholly expired bucket: one tree, whatever it holds. Returns how many queued
@@ -831,7 +881,8 @@ impl Committer {
             }
             // New copies first, then the old entries go: a crash in between leaves
             // duplicates that the next open moves again (same keys, same values).
-            self.make_durable(std::mem::take(&mut plan.batches))
+            self.apply_and_flush(std::mem::take(&mut plan.batches))
+                .and_then(|()| self.file.sync_data().map_err(|e| e.to_string()))
                 .map_err(|e| StoreError::Io {
                     path: self.path.clone(),
                     source: std::io::Error::other(e),
