@@ -328,14 +328,13 @@ fn seal_parts<R: CryptoRng + ?Sized>(
         prev: draft.prev,
         body: draft.body.clone(),
     })
-    .map_err(|e| Error::Rsa(e.to_string()))?;
+    .map_err(Error::Encode)?;
     let signature = signer
         .pss_sign_with_rng::<Sha256, _>(rng, &signature_input(&header_bytes, &signed))
         .map_err(|e| Error::Rsa(e.to_string()))?;
     let hash = message_hash(&header_bytes, &signed);
-    let inner = Zeroizing::new(
-        postcard::to_stdvec(&Inner { signed, signature }).map_err(|e| Error::Rsa(e.to_string()))?,
-    );
+    let inner =
+        Zeroizing::new(postcard::to_stdvec(&Inner { signed, signature }).map_err(Error::Encode)?);
 
     let mut content_key = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(content_key.as_mut_slice());
@@ -345,8 +344,8 @@ fn seal_parts<R: CryptoRng + ?Sized>(
         .rsa()
         .oaep_encrypt_with_rng::<Sha256, _>(rng, content_key.as_slice())
         .map_err(|e| Error::Rsa(e.to_string()))?;
-    let cipher =
-        Aes256Gcm::new_from_slice(content_key.as_slice()).map_err(|e| Error::Rsa(e.to_string()))?;
+    // A 32-byte key is always the right length for AES-256.
+    let cipher = Aes256Gcm::new_from_slice(content_key.as_slice()).map_err(|_| Error::Aead)?;
     let ciphertext = cipher
         .encrypt(
             &Nonce::from(nonce),
@@ -355,10 +354,11 @@ fn seal_parts<R: CryptoRng + ?Sized>(
                 aad: &header_bytes,
             },
         )
-        .map_err(|e| Error::Rsa(e.to_string()))?;
+        .map_err(|_| Error::Aead)?;
 
-    let wrapped_len =
-        u16::try_from(wrapped.len()).map_err(|_| Error::Rsa("wrapped key too long".into()))?;
+    // A key of at most MAX_KEY_BITS wraps to at most 512 bytes.
+    let wrapped_len = u16::try_from(wrapped.len())
+        .map_err(|_| Error::Rsa("the wrapped key is longer than the format allows".into()))?;
     let mut bytes =
         Vec::with_capacity(HEADER_LEN + 2 + wrapped.len() + NONCE_LEN + ciphertext.len());
     bytes.extend_from_slice(&header_bytes);

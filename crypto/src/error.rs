@@ -112,7 +112,14 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
-    /// The RSA implementation failed (RNG failure, key generation failure).
+    /// The RSA implementation failed (RNG failure, key generation or encoding failure, a
+    /// signing or encryption failure).
     #[error("RSA operation failed: {0}")]
     Rsa(String),
+    /// The inner structure of an envelope could not be encoded (postcard).
+    #[error("encoding the envelope failed")]
+    Encode(#[source] postcard::Error),
+    /// AES-256-GCM encryption of an envelope failed.
+    #[error("AES-256-GCM encryption failed")]
+    Aead,
 }
