@@ -21,6 +21,9 @@
 //! `SHA-256(HASH_TAG || header || signed)`; sender and recipient compute the same.
 //!
 //! Every field is checked on opening; trailing bytes anywhere are refused.
+//!
+//! The RSA operations run on a [`Backend`]; the bytes are the same whichever makes or opens
+//! an envelope.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::backend::Backend;
 use crate::error::{Error, OpenError};
 use crate::keys::{Fingerprint, Identity, PublicKey};
 
@@ -274,29 +278,62 @@ fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, OpenError>
 }
 
 impl Identity {
-    /// Seal a message for `recipient`, signed by this identity. Uses the thread RNG.
+    /// Seal a message for `recipient`, signed by this identity, on [`Backend::DEFAULT`].
+    /// Uses the thread RNG.
     ///
-    /// CPU cost: one RSA private-key operation (the signature).
+    /// CPU cost: one RSA private-key operation (the signature) and one public-key operation
+    /// (the key wrap).
     pub fn seal(&self, recipient: &PublicKey, draft: &Draft) -> Result<Sealed, Error> {
-        self.seal_with_rng(&mut rand::rng(), recipient, draft)
+        self.seal_using(Backend::DEFAULT, recipient, draft)
     }
 
-    /// Seal with the given RNG (a seeded one makes golden test data).
+    /// [`Identity::seal`] on the given backend. Any backend's envelope opens on any other.
+    pub fn seal_using(
+        &self,
+        backend: Backend,
+        recipient: &PublicKey,
+        draft: &Draft,
+    ) -> Result<Sealed, Error> {
+        seal_parts(
+            backend,
+            &mut rand::rng(),
+            self,
+            self.public_key().der(),
+            recipient,
+            draft,
+        )
+    }
+
+    /// Seal with the given RNG: a seeded one makes the same envelope every time (golden
+    /// test data).
+    ///
+    /// Always runs on [`Backend::RustCrypto`], whatever the default: it is the backend that
+    /// draws all its randomness (PSS salt, OAEP seed) from the caller's RNG. aws-lc-rs uses
+    /// its own generator, so its envelopes cannot be reproduced. The envelope opens on every
+    /// backend.
     pub fn seal_with_rng<R: CryptoRng + ?Sized>(
         &self,
         rng: &mut R,
         recipient: &PublicKey,
         draft: &Draft,
     ) -> Result<Sealed, Error> {
-        seal_parts(rng, self.rsa(), self.public_key().der(), recipient, draft)
+        seal_parts(
+            Backend::RustCrypto,
+            rng,
+            self,
+            self.public_key().der(),
+            recipient,
+            draft,
+        )
     }
 }
 
 /// Seal with `signer` signing for the sender key `sender_der` (the same key, except in tests
 /// of re-signed envelopes).
 fn seal_parts<R: CryptoRng + ?Sized>(
+    backend: Backend,
     rng: &mut R,
-    signer: &rsa::PrivateKey,
+    signer: &Identity,
     sender_der: &[u8],
     recipient: &PublicKey,
     draft: &Draft,
@@ -329,9 +366,7 @@ fn seal_parts<R: CryptoRng + ?Sized>(
         body: draft.body.clone(),
     })
     .map_err(Error::Encode)?;
-    let signature = signer
-        .pss_sign_with_rng::<Sha256, _>(rng, &signature_input(&header_bytes, &signed))
-        .map_err(|e| Error::Rsa(e.to_string()))?;
+    let signature = backend.pss_sign(rng, signer, &signature_input(&header_bytes, &signed))?;
     let hash = message_hash(&header_bytes, &signed);
     let inner =
         Zeroizing::new(postcard::to_stdvec(&Inner { signed, signature }).map_err(Error::Encode)?);
@@ -340,10 +375,7 @@ fn seal_parts<R: CryptoRng + ?Sized>(
     rng.fill_bytes(content_key.as_mut_slice());
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill_bytes(&mut nonce);
-    let wrapped = recipient
-        .rsa()
-        .oaep_encrypt_with_rng::<Sha256, _>(rng, content_key.as_slice())
-        .map_err(|e| Error::Rsa(e.to_string()))?;
+    let wrapped = backend.oaep_encrypt(rng, recipient, content_key.as_slice())?;
     // A 32-byte key is always the right length for AES-256.
     let cipher = Aes256Gcm::new_from_slice(content_key.as_slice()).map_err(|_| Error::Aead)?;
     let ciphertext = cipher
@@ -375,11 +407,20 @@ fn seal_parts<R: CryptoRng + ?Sized>(
 
 impl Identity {
     /// Open an envelope addressed to this identity: decrypt it and verify the sender's
-    /// signature over everything.
+    /// signature over everything, on [`Backend::DEFAULT`].
     ///
     /// CPU cost: one RSA private-key operation (the key unwrap) and one verification.
     /// The error says why for logs and tests; never send it to anyone.
     pub fn open(&self, envelope: &[u8]) -> Result<VerifiedMessage, OpenError> {
+        self.open_using(Backend::DEFAULT, envelope)
+    }
+
+    /// [`Identity::open`] on the given backend. It opens envelopes sealed on any backend.
+    pub fn open_using(
+        &self,
+        backend: Backend,
+        envelope: &[u8],
+    ) -> Result<VerifiedMessage, OpenError> {
         let header = EnvelopeHeader::parse(envelope)?;
         if header.recipient != self.fingerprint() {
             return Err(OpenError::WrongRecipient);
@@ -397,11 +438,7 @@ impl Identity {
         nonce.copy_from_slice(&rest[2 + wrapped_len..2 + wrapped_len + NONCE_LEN]);
         let ciphertext = &rest[2 + wrapped_len + NONCE_LEN..];
 
-        let content_key = Zeroizing::new(
-            self.rsa()
-                .oaep_decrypt_with_rng::<Sha256, _>(&mut rand::rng(), wrapped)
-                .map_err(|_| OpenError::KeyUnwrap)?,
-        );
+        let content_key = backend.oaep_decrypt(self, wrapped)?;
         let cipher = Aes256Gcm::new_from_slice(&content_key).map_err(|_| OpenError::KeyUnwrap)?;
         let inner = Zeroizing::new(
             cipher
@@ -417,13 +454,11 @@ impl Identity {
         let inner: Inner = decode_exact(&inner)?;
         let signed: Signed = decode_exact(&inner.signed)?;
         let sender = PublicKey::from_der(&signed.sender).map_err(OpenError::SenderKey)?;
-        sender
-            .rsa()
-            .pss_verify::<Sha256>(
-                &signature_input(&header_bytes, &inner.signed),
-                &inner.signature,
-            )
-            .map_err(|_| OpenError::BadSignature)?;
+        backend.pss_verify(
+            &sender,
+            &signature_input(&header_bytes, &inner.signed),
+            &inner.signature,
+        )?;
         if signed.body.len() > MAX_BODY {
             return Err(OpenError::InnerMalformed);
         }
@@ -469,31 +504,38 @@ mod tests {
             sent_at: UNIX_EPOCH,
             body: b"I am alice".to_vec(),
         };
-        // Mallory signs but claims alice's key: the signature does not match the sender.
-        let forged = seal_parts(
-            &mut rng,
-            mallory.rsa(),
-            alice.public_key().der(),
-            bob.public_key(),
-            &draft,
-        )
-        .unwrap();
-        assert_eq!(
-            bob.open(&forged.bytes).unwrap_err(),
-            OpenError::BadSignature
-        );
-        // The honest path with the same code opens.
-        let honest = seal_parts(
-            &mut rng,
-            alice.rsa(),
-            alice.public_key().der(),
-            bob.public_key(),
-            &draft,
-        )
-        .unwrap();
-        assert_eq!(
-            bob.open(&honest.bytes).unwrap().sender(),
-            alice.public_key()
-        );
+        for &sealer in Backend::ALL {
+            // Mallory signs but claims alice's key: the signature does not match the sender.
+            let forged = seal_parts(
+                sealer,
+                &mut rng,
+                &mallory,
+                alice.public_key().der(),
+                bob.public_key(),
+                &draft,
+            )
+            .unwrap();
+            // The honest path with the same code opens.
+            let honest = seal_parts(
+                sealer,
+                &mut rng,
+                &alice,
+                alice.public_key().der(),
+                bob.public_key(),
+                &draft,
+            )
+            .unwrap();
+            for &opener in Backend::ALL {
+                assert_eq!(
+                    bob.open_using(opener, &forged.bytes).unwrap_err(),
+                    OpenError::BadSignature,
+                    "sealed on {sealer}, opened on {opener}"
+                );
+                assert_eq!(
+                    bob.open_using(opener, &honest.bytes).unwrap().sender(),
+                    alice.public_key()
+                );
+            }
+        }
     }
 }

@@ -113,7 +113,7 @@ pub enum Error {
         max: usize,
     },
     /// The RSA implementation failed (RNG failure, key generation or encoding failure, a
-    /// signing or encryption failure).
+    /// signing or encryption failure); the text names the backend where it matters.
     #[error("RSA operation failed: {0}")]
     Rsa(String),
     /// The inner structure of an envelope could not be encoded (postcard).

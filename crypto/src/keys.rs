@@ -4,18 +4,18 @@ use std::fmt;
 use std::io::Write as _;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 
 use rand::{CryptoRng, Rng as _};
-use rsa::pkcs8::der::asn1::OctetStringRef;
-use rsa::pkcs8::der::{Document, SecretDocument};
+use rsa::pkcs8::der::asn1::{BitStringRef, OctetStringRef};
+use rsa::pkcs8::der::{Document, Encode as _, SecretDocument};
 use rsa::pkcs8::pkcs5::pbes2::{self, Kdf};
 use rsa::pkcs8::pkcs5::{EncryptionScheme, scrypt};
 use rsa::pkcs8::spki::SubjectPublicKeyInfoRef;
 use rsa::pkcs8::{
-    DecodePrivateKey, EncodePrivateKey, EncodePublicKey, EncryptedPrivateKeyInfo,
-    EncryptedPrivateKeyInfoRef, LineEnding,
+    DecodePrivateKey, DecodePublicKey as _, EncodePrivateKey, EncodePublicKey,
+    EncryptedPrivateKeyInfo, EncryptedPrivateKeyInfoRef, LineEnding,
 };
-use rsa::traits::PublicKeyParts;
 use sha2::{Digest, Sha256, Sha512};
 use zeroize::Zeroizing;
 
@@ -113,11 +113,26 @@ impl FromStr for Fingerprint {
 }
 
 /// An RSA public key of 2048 to 4096 bits with exponent 65537, and its fingerprint.
+///
+/// Importing one checks it fully but loads it into no RSA implementation: each backend
+/// loads it the first time it needs to (the rsa crate's form costs ~10 µs to build, the
+/// aws-lc-rs encryption key a few µs), and clones share what was loaded. So a key that is
+/// only verified once on aws-lc-rs (a sender's key inside an envelope, a key at a mailbox
+/// login) costs no more than its parse. Cheap to clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct PublicKey {
-    key: rsa::PublicKey,
     der: Vec<u8>,
     fingerprint: Fingerprint,
+    bits: usize,
+    loaded: Arc<Loaded>,
+}
+
+/// A public key's forms for each backend, each built on first use.
+#[derive(Default)]
+struct Loaded {
+    rsa: OnceLock<rsa::PublicKey>,
+    #[cfg(feature = "aws-lc")]
+    aws_lc: OnceLock<crate::aws_lc::PublicKey>,
 }
 
 impl PublicKey {
@@ -130,8 +145,8 @@ impl PublicKey {
 
     /// Import SPKI DER bytes.
     pub fn from_der(der: &[u8]) -> Result<Self, KeyError> {
-        let spki = SubjectPublicKeyInfoRef::try_from(der)
-            .map_err(|e| KeyError::Malformed(e.to_string()))?;
+        let malformed = |e: &dyn fmt::Display| KeyError::Malformed(e.to_string());
+        let spki = SubjectPublicKeyInfoRef::try_from(der).map_err(|e| malformed(&e))?;
         if spki.algorithm.oid != rsa::pkcs1::ALGORITHM_OID {
             return Err(KeyError::NotRsa {
                 algorithm: spki.algorithm.oid.to_string(),
@@ -141,35 +156,39 @@ impl PublicKey {
             .subject_public_key
             .as_bytes()
             .ok_or_else(|| KeyError::Malformed("unaligned key bits".into()))?;
-        let pkcs1 = rsa::pkcs1::RsaPublicKeyRef::try_from(raw)
-            .map_err(|e| KeyError::Malformed(e.to_string()))?;
-        let bits = bit_length(pkcs1.modulus.as_bytes());
+        let pkcs1 = rsa::pkcs1::RsaPublicKeyRef::try_from(raw).map_err(|e| malformed(&e))?;
+        let modulus = pkcs1.modulus.as_bytes();
+        let bits = bit_length(modulus);
         check_bits(bits)?;
         if pkcs1.public_exponent.as_bytes() != [0x01, 0x00, 0x01] {
             return Err(KeyError::BadExponent);
         }
-        let key =
-            rsa::PublicKey::try_from(pkcs1).map_err(|e| KeyError::Malformed(e.to_string()))?;
+        // The one check of the rsa crate's `PublicKey::try_from` that the ones above do not
+        // imply (a modulus of 2048+ bits is not zero and exceeds e): so building the rsa
+        // crate's form later cannot fail.
+        if modulus.last().is_none_or(|low| low & 1 == 0) {
+            return Err(KeyError::Malformed("the modulus is even".into()));
+        }
         // One key, one fingerprint: the fingerprint hashes the DER, so only the canonical
-        // encoding (the one we and OpenSSL write) is accepted.
-        let canonical = key
-            .to_public_key_der()
-            .map_err(|e| KeyError::Malformed(e.to_string()))?;
-        if canonical.as_bytes() != der {
+        // encoding (the one we, the rsa crate and OpenSSL write) is accepted.
+        let pkcs1_der = pkcs1.to_der().map_err(|e| malformed(&e))?;
+        let canonical = SubjectPublicKeyInfoRef {
+            algorithm: rsa::pkcs1::ALGORITHM_ID,
+            subject_public_key: BitStringRef::new(0, &pkcs1_der).map_err(|e| malformed(&e))?,
+        }
+        .to_der()
+        .map_err(|e| malformed(&e))?;
+        if canonical != der {
             return Err(KeyError::Malformed(
                 "the key is not in its canonical DER encoding".into(),
             ));
         }
-        Ok(Self::from_rsa(key, der.to_vec()))
-    }
-
-    fn from_rsa(key: rsa::PublicKey, der: Vec<u8>) -> Self {
-        let fingerprint = Fingerprint::of_spki_der(&der);
-        Self {
-            key,
-            der,
-            fingerprint,
-        }
+        Ok(Self {
+            der: der.to_vec(),
+            fingerprint: Fingerprint::of_spki_der(der),
+            bits,
+            loaded: Arc::default(),
+        })
     }
 
     /// The SPKI PEM encoding, readable by `openssl pkey -pubin`.
@@ -192,11 +211,28 @@ impl PublicKey {
 
     /// Modulus size in bits.
     pub fn bits(&self) -> usize {
-        bit_length(&self.key.n_bytes())
+        self.bits
     }
 
-    pub(crate) fn rsa(&self) -> &rsa::PublicKey {
-        &self.key
+    /// The rsa crate's form of the key: built on first use, then kept.
+    pub(crate) fn rsa(&self) -> Result<&rsa::PublicKey, KeyError> {
+        if let Some(key) = self.loaded.rsa.get() {
+            return Ok(key);
+        }
+        // Two threads may both build it; one copy is kept, the other dropped.
+        let key = rsa::PublicKey::from_public_key_der(&self.der)
+            .map_err(|e| KeyError::Malformed(e.to_string()))?;
+        Ok(self.loaded.rsa.get_or_init(|| key))
+    }
+
+    /// The key loaded into AWS-LC for encryption: loaded on first use, then kept.
+    #[cfg(feature = "aws-lc")]
+    pub(crate) fn aws_lc(&self) -> Result<&crate::aws_lc::PublicKey, KeyError> {
+        if let Some(key) = self.loaded.aws_lc.get() {
+            return Ok(key);
+        }
+        let key = crate::aws_lc::PublicKey::from_spki_der(&self.der)?;
+        Ok(self.loaded.aws_lc.get_or_init(|| key))
     }
 }
 
@@ -218,10 +254,14 @@ impl fmt::Debug for PublicKey {
 /// A private RSA identity: what a user sends and receives messages as.
 ///
 /// Its `Debug` output shows only the fingerprint. Keep one per identity for the life of the
-/// process (load once); every private-key operation takes milliseconds.
+/// process (load once): with the aws-lc backend, the key is loaded into AWS-LC when the
+/// identity is made, and every private-key operation still takes a quarter of a millisecond
+/// (milliseconds with the rsa crate). `Send + Sync`: share it behind an `Arc`.
 pub struct Identity {
     key: rsa::PrivateKey,
     public: PublicKey,
+    #[cfg(feature = "aws-lc")]
+    aws_lc: crate::aws_lc::PrivateKey,
 }
 
 impl Identity {
@@ -245,7 +285,22 @@ impl Identity {
             .map_err(|e| KeyError::Malformed(e.to_string()))?;
         // Round-trip through the importer so an identity obeys every rule a contact's key does.
         let public = PublicKey::from_der(der.as_bytes())?;
-        Ok(Self { key, public })
+        // The rsa crate's form is at hand: keep it rather than build it again on first use.
+        // (A fresh key shares nothing yet, so the cell is empty and this cannot be refused.)
+        let _ = public.loaded.rsa.set(public_rsa);
+        #[cfg(feature = "aws-lc")]
+        let aws_lc = {
+            let pkcs8 = key
+                .to_pkcs8_der()
+                .map_err(|e| KeyError::Malformed(e.to_string()))?;
+            crate::aws_lc::PrivateKey::from_pkcs8_der(pkcs8.as_bytes())?
+        };
+        Ok(Self {
+            key,
+            public,
+            #[cfg(feature = "aws-lc")]
+            aws_lc,
+        })
     }
 
     /// Import an unencrypted PKCS#8 PEM private key (`-----BEGIN PRIVATE KEY-----`).
@@ -390,6 +445,11 @@ impl Identity {
 
     pub(crate) fn rsa(&self) -> &rsa::PrivateKey {
         &self.key
+    }
+
+    #[cfg(feature = "aws-lc")]
+    pub(crate) fn aws_lc(&self) -> &crate::aws_lc::PrivateKey {
+        &self.aws_lc
     }
 }
 
@@ -537,6 +597,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keys_can_be_shared_across_threads() {
+        fn shared<T: Send + Sync + 'static>() {}
+        fn cloned<T: Clone>() {}
+        shared::<Identity>();
+        shared::<PublicKey>();
+        cloned::<PublicKey>();
+    }
+
+    #[test]
     fn bit_length_counts_significant_bits() {
         assert_eq!(bit_length(&[]), 0);
         assert_eq!(bit_length(&[0, 0]), 0);
@@ -570,6 +639,37 @@ mod tests {
             Err(KeyError::Malformed(_))
         ));
         assert!(PublicKey::from_der(&canonical).is_ok());
+    }
+
+    #[test]
+    fn an_even_modulus_is_refused_and_the_forms_agree() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let id = Identity::generate_with_rng(&mut rng).expect("keygen");
+        let der = id.public_key().der().to_vec();
+        // The modulus ends just before the exponent (02 03 01 00 01) at the very end.
+        let low = der.len() - 6;
+        assert_eq!(&der[low + 1..], [0x02, 0x03, 0x01, 0x00, 0x01]);
+        assert_eq!(der[low] & 1, 1);
+        let mut even = der.clone();
+        even[low] ^= 1;
+        assert_eq!(
+            PublicKey::from_der(&even).unwrap_err(),
+            KeyError::Malformed("the modulus is even".into())
+        );
+        // A fresh import builds the rsa crate's form on first use, and it is the same key.
+        let imported = PublicKey::from_der(&der).unwrap();
+        assert_eq!(imported.bits(), 2048);
+        assert_eq!(
+            imported
+                .rsa()
+                .unwrap()
+                .to_public_key_der()
+                .unwrap()
+                .as_bytes(),
+            der.as_slice()
+        );
+        assert_eq!(imported.rsa().unwrap(), &id.rsa().to_public_key());
     }
 
     #[test]

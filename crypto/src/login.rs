@@ -5,8 +5,7 @@
 //! this very connection (RFC 5705/8446). A proof made for another connection, or for an older
 //! challenge, does not verify.
 
-use sha2::Sha256;
-
+use crate::backend::Backend;
 use crate::error::{Error, OpenError};
 use crate::keys::{Identity, PublicKey};
 
@@ -23,26 +22,44 @@ fn login_input(
 }
 
 impl Identity {
-    /// Prove this identity to a mailbox on one connection. One RSA private-key operation.
+    /// Prove this identity to a mailbox on one connection, on [`Backend::DEFAULT`]. One RSA
+    /// private-key operation (RSA-PSS-SHA256).
     pub fn sign_login(
         &self,
         challenge: &[u8; LOGIN_CHALLENGE_LEN],
         exporter: &[u8; LOGIN_CHALLENGE_LEN],
     ) -> Result<Vec<u8>, Error> {
-        self.rsa()
-            .pss_sign_with_rng::<Sha256, _>(&mut rand::rng(), &login_input(challenge, exporter))
-            .map_err(|e| Error::Rsa(e.to_string()))
+        self.sign_login_using(Backend::DEFAULT, challenge, exporter)
+    }
+
+    /// [`Identity::sign_login`] on the given backend. Its proof verifies on any backend.
+    pub fn sign_login_using(
+        &self,
+        backend: Backend,
+        challenge: &[u8; LOGIN_CHALLENGE_LEN],
+        exporter: &[u8; LOGIN_CHALLENGE_LEN],
+    ) -> Result<Vec<u8>, Error> {
+        backend.pss_sign(&mut rand::rng(), self, &login_input(challenge, exporter))
     }
 }
 
-/// Check a login proof made by [`Identity::sign_login`].
+/// Check a login proof made by [`Identity::sign_login`], on [`Backend::DEFAULT`].
 pub fn verify_login(
     key: &PublicKey,
     challenge: &[u8; LOGIN_CHALLENGE_LEN],
     exporter: &[u8; LOGIN_CHALLENGE_LEN],
     signature: &[u8],
 ) -> Result<(), OpenError> {
-    key.rsa()
-        .pss_verify::<Sha256>(&login_input(challenge, exporter), signature)
-        .map_err(|_| OpenError::BadSignature)
+    verify_login_using(Backend::DEFAULT, key, challenge, exporter, signature)
+}
+
+/// [`verify_login`] on the given backend. It accepts a proof made on any backend.
+pub fn verify_login_using(
+    backend: Backend,
+    key: &PublicKey,
+    challenge: &[u8; LOGIN_CHALLENGE_LEN],
+    exporter: &[u8; LOGIN_CHALLENGE_LEN],
+    signature: &[u8],
+) -> Result<(), OpenError> {
+    backend.pss_verify(key, &login_input(challenge, exporter), signature)
 }
