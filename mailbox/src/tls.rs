@@ -126,7 +126,7 @@ pub fn cert_fingerprint(cert: &CertificateDer<'_>) -> [u8; 32] {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// Pins the server certificate by SHA-256, or learns it on first use.

@@ -122,7 +122,16 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
     cmd.args(extra);
-    run(cmd)
+    run(cmd)?;
+    // The crypto crate again with its pure-Rust backend alone (the rsa crate): the same
+    // tests, golden envelope included, without aws-lc-rs.
+    let mut pure = cargo();
+    if has_nextest() {
+        pure.args(["nextest", "run", "-p", "crypto", "--no-default-features"]);
+    } else {
+        pure.args(["test", "-p", "crypto", "--no-default-features"]);
+    }
+    run(pure)
 }
 
 fn ci() -> anyhow::Result<()> {
@@ -139,6 +148,18 @@ fn ci() -> anyhow::Result<()> {
         "warnings",
     ]);
     run(clippy)?;
+    let mut pure = cargo();
+    pure.args([
+        "clippy",
+        "-p",
+        "crypto",
+        "--no-default-features",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(pure)?;
     test(&[])
 }
 
