@@ -468,6 +468,7 @@ async fn store(dir: &Path) -> anyhow::Result<()> {
         "{queued:?} queued after restart"
     );
     let mut max_rss = rss_kib(mailbox.proc.pid())?;
+    eprintln!("after the first restart: RSS {} MiB", max_rss / 1024);
     mailbox.proc.terminate(Duration::from_secs(30))?;
     figure(
         "mailbox: restart to serving with 1,000,000 queued envelopes",
@@ -483,8 +484,18 @@ async fn store(dir: &Path) -> anyhow::Result<()> {
     eprintln!("second restart: serving after {} ms", ready.as_millis());
     let retention_started = Instant::now();
     let pid = mailbox.proc.pid();
+    let mut polls = 0u32;
     loop {
-        max_rss = max_rss.max(rss_kib(pid)?);
+        let rss = rss_kib(pid)?;
+        if polls.is_multiple_of(10) {
+            eprintln!(
+                "retention: {:.1} s, RSS {} MiB",
+                retention_started.elapsed().as_secs_f64(),
+                rss / 1024
+            );
+        }
+        polls += 1;
+        max_rss = max_rss.max(rss);
         if mailbox.metric("mailbox_queued_envelopes").await? == Some(0.0) {
             break;
         }
