@@ -14,7 +14,8 @@ use std::process::Stdio;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-/// One row of the table from criterion.
+/// One row of the table from criterion. (criterion stores a benchmark named `a/b` in the
+/// directory `a_b`.)
 struct Figure {
     name: &'static str,
     /// criterion's directory for the benchmark, under target/criterion.
@@ -36,37 +37,37 @@ enum Unit {
 const FIGURES: &[Figure] = &[
     Figure {
         name: "crypto, aws-lc-rs (default): seal 1 KiB (sign + wrap), per core",
-        bench: "envelope/aws-lc-rs/seal/1024",
+        bench: "envelope/aws-lc-rs_seal/1024",
         unit: Unit::PerSecond,
         target: ">= 3,500/s",
     },
     Figure {
         name: "crypto, aws-lc-rs (default): open 1 KiB (unwrap + verify), per core",
-        bench: "envelope/aws-lc-rs/open/1024",
+        bench: "envelope/aws-lc-rs_open/1024",
         unit: Unit::PerSecond,
         target: ">= 3,500/s",
     },
     Figure {
         name: "crypto, aws-lc-rs (default): seal 64 KiB, per core",
-        bench: "envelope/aws-lc-rs/seal/65536",
+        bench: "envelope/aws-lc-rs_seal/65536",
         unit: Unit::PerSecond,
         target: "-",
     },
     Figure {
         name: "crypto, rsa crate (pure Rust): seal 1 KiB (sign + wrap), per core",
-        bench: "envelope/rsa/seal/1024",
+        bench: "envelope/rsa_seal/1024",
         unit: Unit::PerSecond,
         target: "-",
     },
     Figure {
         name: "crypto, rsa crate (pure Rust): open 1 KiB (unwrap + verify), per core",
-        bench: "envelope/rsa/open/1024",
+        bench: "envelope/rsa_open/1024",
         unit: Unit::PerSecond,
         target: "-",
     },
     Figure {
         name: "crypto, rsa crate (pure Rust): seal 64 KiB, per core",
-        bench: "envelope/rsa/seal/65536",
+        bench: "envelope/rsa_seal/65536",
         unit: Unit::PerSecond,
         target: "-",
     },
