@@ -1270,3 +1270,80 @@ async fn the_event_stream_announces_an_arriving_message() -> anyhow::Result<()> 
     assert_eq!(event["id"], sent["id"]);
     Ok(())
 }
+
+/// Another local user can reach 127.0.0.1 too: with an access token set, the API and the
+/// pages refuse every request without it, and take it as a bearer token or as the cookie
+/// the login form sets.
+#[tokio::test]
+async fn with_an_access_token_nothing_is_served_without_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
+    let token = "correct horse battery staple";
+    let node = Node::start_with_env(
+        &dir.path().join("node"),
+        &mailbox.pinned_address(),
+        &[("NODE_ACCESS_TOKEN", token)],
+    )?;
+    let no_token = node.request(Method::GET, "/api/status").send().await?;
+    assert_eq!(no_token.status(), 403);
+    let body: Value = no_token.json().await?;
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("access token")),
+        "{body}"
+    );
+    let wrong = node
+        .request(Method::POST, "/api/identities")
+        .bearer_auth("wrong")
+        .json(&json!({ "id": "mallory" }))
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), 403, "a wrong token changes nothing");
+    let page = node.request(Method::GET, "/").send().await?;
+    assert_eq!(page.status(), 403);
+    assert!(
+        page.text().await?.contains("access token"),
+        "the page asks for it"
+    );
+
+    let with = node
+        .request(Method::POST, "/api/identities")
+        .bearer_auth(token)
+        .json(&json!({ "id": "alice" }))
+        .send()
+        .await?;
+    assert_eq!(with.status(), 201);
+    // The login form sets the cookie a browser then sends.
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?
+        .post(format!("{}/login", node.url))
+        .form(&[("token", token)])
+        .send()
+        .await?;
+    assert_eq!(login.status(), 303);
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("no cookie from the login form")?
+        .to_owned();
+    let ids: Value = node
+        .request(Method::GET, "/api/identities")
+        .header("cookie", cookie)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(ids["identities"][0]["id"], "alice", "{ids}");
+    let bad_login = node
+        .http
+        .post(format!("{}/login", node.url))
+        .form(&[("token", "guess")])
+        .send()
+        .await?;
+    assert_eq!(bad_login.status(), 403);
+    Ok(())
+}

@@ -497,8 +497,27 @@ impl Node {
         Self::spawn(data_dir, None)
     }
 
+    /// Start a node like [`Node::start`] with extra environment variables (e.g.
+    /// `("NODE_ACCESS_TOKEN", "...")`).
+    pub fn start_with_env(
+        data_dir: &Path,
+        mailbox: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        Self::spawn_with(data_dir, Some(mailbox), env)
+    }
+
     fn spawn(data_dir: &Path, mailbox: Option<&str>) -> anyhow::Result<Self> {
+        Self::spawn_with(data_dir, mailbox, &[])
+    }
+
+    fn spawn_with(
+        data_dir: &Path,
+        mailbox: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(binary("node")?);
+        cmd.envs(env.iter().copied());
         cmd.arg("run")
             .arg("--data-dir")
             .arg(data_dir)
