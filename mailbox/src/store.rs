@@ -333,6 +333,7 @@ impl SledQueue {
             bucket_usage: HashMap::new(),
             segment_envelopes: options.segment_envelopes.max(1),
             filled: HashMap::new(),
+            last_ms: 0,
             totals: Arc::default(),
         };
         for name in db.tree_names() {
@@ -355,6 +356,7 @@ impl SledQueue {
                 .filled
                 .insert(start, usage.values().map(|u| u.0).sum());
             committer.bucket_usage.insert(start, usage);
+            committer.last_ms = committer.last_ms.max(start);
             write_lock(&committer.buckets).insert(start, Bucket { end, tree });
         }
         committer.migrate_unbucketed()?;
@@ -417,6 +419,8 @@ struct Committer {
     segment_envelopes: u64,
     /// Envelopes stored in each bucket (queued at open, plus stored since).
     filled: HashMap<u64, u64>,
+    /// The latest stored-at time given to an envelope.
+    last_ms: u64,
     totals: Arc<Totals>,
 }
 
@@ -556,7 +560,10 @@ impl Committer {
             && ms < bucket.end
         {
             let full = self.filled.get(&start).copied().unwrap_or(0) >= self.segment_envelopes;
-            let next_start = start.saturating_add(1).max(ms);
+            // A new segment starts at `ms`, so that later envelopes of the same millisecond
+            // find it (and keep their order). If the full one started at this very
+            // millisecond, it takes the rest of it.
+            let next_start = ms;
             let taken = read_lock(&self.buckets).contains_key(&next_start);
             if !full || taken || next_start >= bucket.end {
                 return Ok((start, bucket.tree));
@@ -764,14 +771,18 @@ impl Committer {
         if count_after > quota.envelopes || bytes_after > quota.bytes {
             return Ok(2);
         }
-        let (bucket, _) = self.bucket_for(incoming.now_ms)?;
+        // Stored times never go back (a clock step back would otherwise put an envelope
+        // into an older bucket, ahead of envelopes stored before it).
+        let now_ms = incoming.now_ms.max(self.last_ms);
+        self.last_ms = now_ms;
+        let (bucket, _) = self.bucket_for(now_ms)?;
         *self.filled.entry(bucket).or_default() += 1;
         let seq = self.db.generate_id()?;
         plan.new_ids.insert(incoming.id);
         let meta = IdMeta {
             recipient: incoming.recipient,
             seq,
-            stored_ms: incoming.now_ms,
+            stored_ms: now_ms,
             len,
         };
         let batch = plan.batch(bucket);
@@ -780,7 +791,7 @@ impl Committer {
             incoming.envelope.as_slice(),
         );
         batch.insert(id_key(&incoming.id), meta.to_bytes());
-        batch.insert(time_key(incoming.now_ms, &incoming.id), &[][..]);
+        batch.insert(time_key(now_ms, &incoming.id), &[][..]);
         plan.change(bucket, incoming.recipient, 1, len);
         Ok(1)
     }
@@ -1423,14 +1434,24 @@ mod tests {
         let q = SledQueue::open_with(dir.path(), options).unwrap();
         let bob = [2u8; 32];
         for id in 1..=7u8 {
-            q.store(env(bob, id, 100, &[id; 4]), Quota::UNLIMITED)
+            q.store(
+                env(bob, id, 100 + u64::from(id), &[id; 4]),
+                Quota::UNLIMITED,
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(read_lock(&q.buckets).len(), 3, "3 + 3 + 1");
+        // Within one millisecond a full segment takes the rest, so order holds.
+        for id in 8..=9u8 {
+            q.store(env(bob, id, 107, &[id; 4]), Quota::UNLIMITED)
                 .await
                 .unwrap();
         }
-        assert_eq!(read_lock(&q.buckets).len(), 3, "3 + 3 + 1");
+        assert_eq!(read_lock(&q.buckets).len(), 3);
         let (all, more) = q.pull(&bob, 100, 1 << 20).unwrap();
         assert!(!more);
-        assert_eq!(all, (1..=7u8).map(|i| vec![i; 4]).collect::<Vec<_>>());
+        assert_eq!(all, (1..=9u8).map(|i| vec![i; 4]).collect::<Vec<_>>());
         assert_eq!(
             q.store(env(bob, 2, 200, b"x"), Quota::UNLIMITED)
                 .await
@@ -1442,8 +1463,8 @@ mod tests {
         drop(q);
         std::thread::sleep(Duration::from_millis(100));
         let q = SledQueue::open_with(dir.path(), options).unwrap();
-        assert_eq!(q.stats().envelopes, 5);
-        assert_eq!(q.expire(2000).await.unwrap(), 5);
+        assert_eq!(q.stats().envelopes, 7);
+        assert_eq!(q.expire(2000).await.unwrap(), 7);
         assert!(read_lock(&q.buckets).is_empty());
         drop(q);
         std::thread::sleep(Duration::from_millis(100));

@@ -21,6 +21,7 @@
 //! Ids and names are `[A-Za-z0-9._-]`, so the `\0` separators cannot occur inside them.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,10 +102,26 @@ impl SledKv {
     }
 }
 
-fn upper_bound(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    end.push(0xff);
-    end
+/// The keys under `prefix` and below `before`: `prefix` up to the first key past every key
+/// that starts with it (the prefix with its last byte below 0xff incremented, or no bound
+/// if it is all 0xff), or `before` if that comes first.
+fn prefix_range(prefix: &[u8], before: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let past_prefix = prefix.iter().rposition(|&b| b != 0xff).map(|i| {
+        let mut end = prefix[..=i].to_vec();
+        end[i] += 1;
+        end
+    });
+    let end = match (past_prefix, before) {
+        (Some(p), Some(b)) => Some(p.min(b.to_vec())),
+        (Some(p), None) => Some(p),
+        (None, b) => b.map(<[u8]>::to_vec),
+    };
+    let lower = Bound::Included(prefix.to_vec());
+    match end {
+        Some(end) if end.as_slice() <= prefix => (lower, Bound::Excluded(prefix.to_vec())),
+        Some(end) => (lower, Bound::Excluded(end)),
+        None => (lower, Bound::Unbounded),
+    }
 }
 
 impl Kv for SledKv {
@@ -125,11 +142,8 @@ impl Kv for SledKv {
         before: Option<&[u8]>,
         limit: usize,
     ) -> Result<Pairs, StoreError> {
-        let upper = before
-            .map(<[u8]>::to_vec)
-            .unwrap_or_else(|| upper_bound(prefix));
         self.tree
-            .range(prefix.to_vec()..upper)
+            .range(prefix_range(prefix, before))
             .rev()
             .take(limit)
             .map(|item| Ok(item.map(|(k, v)| (k.to_vec(), v.to_vec()))?))
@@ -177,8 +191,7 @@ impl Kv for MemoryKv {
     fn scan(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
         Ok(self
             .map()
-            .range(prefix.to_vec()..upper_bound(prefix))
-            .filter(|(k, _)| k.starts_with(prefix))
+            .range(prefix_range(prefix, None))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
@@ -189,14 +202,10 @@ impl Kv for MemoryKv {
         before: Option<&[u8]>,
         limit: usize,
     ) -> Result<Pairs, StoreError> {
-        let upper = before
-            .map(<[u8]>::to_vec)
-            .unwrap_or_else(|| upper_bound(prefix));
         Ok(self
             .map()
-            .range(prefix.to_vec()..upper)
+            .range(prefix_range(prefix, before))
             .rev()
-            .filter(|(k, _)| k.starts_with(prefix))
             .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())

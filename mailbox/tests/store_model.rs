@@ -1,0 +1,142 @@
+//! Model-based test of the queue store: random sequences of operations applied to the sled
+//! engine and to the in-memory one must give the same answers, the same pulls and the same
+//! figures after every step, across reopens of the sled store. Small buckets and segments
+//! make the sled engine cross its bucket, segment and retention paths often.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use mailbox::store::{Incoming, MemoryQueue, QueueStore, Quota, SledOptions, SledQueue};
+use proptest::prelude::*;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Store {
+        recipient: u8,
+        id: u8,
+        after_ms: u16,
+        len: u8,
+    },
+    Ack {
+        recipient: u8,
+        ids: Vec<u8>,
+    },
+    Pull {
+        recipient: u8,
+        max: u8,
+    },
+    Expire {
+        back_ms: u16,
+    },
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        // Often in the same millisecond as the last: bursts cross segment boundaries.
+        6 => (0..3u8, 0..24u8, prop_oneof![Just(0u16), 0..700u16], 0..60u8).prop_map(
+            |(recipient, id, after_ms, len)| Op::Store { recipient, id, after_ms, len }
+        ),
+        2 => (0..3u8, proptest::collection::vec(0..24u8, 0..5))
+            .prop_map(|(recipient, ids)| Op::Ack { recipient, ids }),
+        2 => (0..3u8, 1..6u8).prop_map(|(recipient, max)| Op::Pull { recipient, max }),
+        1 => (0..3000u16).prop_map(|back_ms| Op::Expire { back_ms }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+const OPTIONS: SledOptions = SledOptions {
+    bucket: Duration::from_secs(1),
+    cache_bytes: 1 << 20,
+    segment_envelopes: 4,
+};
+
+const QUOTA: Quota = Quota {
+    envelopes: 6,
+    bytes: 200,
+};
+
+/// Open the sled store, waiting for the previous instance's committer to let go of it.
+fn open(dir: &Path) -> SledQueue {
+    for _ in 0..400 {
+        if let Ok(q) = SledQueue::open_with(dir, OPTIONS) {
+            return q;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    SledQueue::open_with(dir, OPTIONS).unwrap()
+}
+
+async fn run(ops: Vec<Op>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sled = Some(open(dir.path()));
+    let memory = MemoryQueue::default();
+    let mut now = 1_000u64;
+    for (step, op) in ops.into_iter().enumerate() {
+        let s = sled.as_ref().unwrap();
+        match &op {
+            Op::Store {
+                recipient,
+                id,
+                after_ms,
+                len,
+            } => {
+                now += u64::from(*after_ms);
+                let incoming = Incoming {
+                    recipient: [*recipient; 32],
+                    id: [*id; 16],
+                    envelope: vec![*id; usize::from(*len) + 1],
+                    now_ms: now,
+                };
+                let a = s.store(incoming.clone(), QUOTA).await.unwrap();
+                let b = memory.store(incoming, QUOTA).await.unwrap();
+                assert_eq!(a, b, "step {step}: {op:?}");
+            }
+            Op::Ack { recipient, ids } => {
+                let ids: Vec<[u8; 16]> = ids.iter().map(|i| [*i; 16]).collect();
+                let a = s.ack([*recipient; 32], ids.clone()).await.unwrap();
+                let b = memory.ack([*recipient; 32], ids).await.unwrap();
+                assert_eq!(a, b, "step {step}: {op:?}");
+            }
+            Op::Pull { recipient, max } => {
+                let a = s
+                    .pull(&[*recipient; 32], usize::from(*max), 1 << 20)
+                    .unwrap();
+                let b = memory
+                    .pull(&[*recipient; 32], usize::from(*max), 1 << 20)
+                    .unwrap();
+                assert_eq!(a, b, "step {step}: {op:?}");
+            }
+            Op::Expire { back_ms } => {
+                let cutoff = now.saturating_sub(u64::from(*back_ms));
+                let a = s.expire(cutoff).await.unwrap();
+                let b = memory.expire(cutoff).await.unwrap();
+                assert_eq!(a, b, "step {step}: {op:?} at {now}");
+            }
+            Op::Reopen => {
+                drop(sled.take());
+                sled = Some(open(dir.path()));
+            }
+        }
+        assert_eq!(
+            sled.as_ref().unwrap().stats(),
+            memory.stats(),
+            "step {step}: figures after {op:?}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn sled_and_memory_stores_agree(ops in proptest::collection::vec(op(), 1..60)) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(run(ops));
+    }
+}
