@@ -764,6 +764,101 @@ async fn acknowledged_sends_survive_kill_9_during_concurrent_sending() -> anyhow
     Ok(())
 }
 
+/// SIGKILL at random moments under concurrent SEND load, `SM_KILLS` times (3 in the test
+/// suite; `cargo xtask crash` runs 20), restarting on the same data each time: afterwards
+/// every SEND that was answered is delivered exactly once, unchanged, and nothing that was
+/// not sent appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_kills_under_load_lose_no_answered_send() -> anyhow::Result<()> {
+    const TASKS: usize = 8;
+    const PER_TASK: usize = 40;
+    let kills: usize = std::env::var("SM_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let dir = tempfile::tempdir()?;
+    let [alice, bob] = identities().await?;
+    let texts = (0..kills * TASKS * PER_TASK)
+        .map(|i| format!("kill test {i}"))
+        .collect();
+    let sealed = seal_texts(&alice, &bob, texts).await?;
+    let sent: HashMap<[u8; 16], Vec<u8>> = sealed
+        .iter()
+        .map(|s| (s.header.id.0, s.bytes.clone()))
+        .collect();
+    let mut rng = crypto::rand::rngs::StdRng::seed_from_u64(2026);
+    let mut answered: Vec<[u8; 16]> = Vec::new();
+    let mut mailbox = Mailbox::start_with(dir.path(), &[("MAILBOX_RATE_BURST", "100000")], &[])?;
+    for (round, batch) in sealed.chunks(TASKS * PER_TASK).enumerate() {
+        if round > 0 {
+            mailbox = mailbox.restart()?;
+        }
+        let acknowledged = Arc::new(Mutex::new(Vec::<[u8; 16]>::new()));
+        let mut tasks = Vec::new();
+        for chunk in batch.chunks(PER_TASK) {
+            let client = mailbox.connect_as(&[&alice]).await?;
+            let envelopes: Vec<Vec<u8>> = chunk.iter().map(|s| s.bytes.clone()).collect();
+            let acknowledged = acknowledged.clone();
+            let sender = fp(&alice);
+            tasks.push(tokio::spawn(async move {
+                for envelope in envelopes {
+                    let id = id_of(&envelope);
+                    match client.send(sender, envelope).await {
+                        Ok(_) => acknowledged.lock().unwrap().push(id),
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        // A random moment: before, during or after the bulk of this round's SENDs.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(2..60))).await;
+        mailbox.proc.kill();
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        let acknowledged = acknowledged.lock().unwrap().clone();
+        println!(
+            "kill {}: {} of {} SENDs answered before it",
+            round + 1,
+            acknowledged.len(),
+            batch.len()
+        );
+        answered.extend(acknowledged);
+    }
+
+    let again = mailbox.restart()?;
+    let receiver = again.connect_as(&[&bob]).await?;
+    let delivered = drain(&receiver, fp(&bob)).await?;
+    let mut copies: HashMap<[u8; 16], usize> = HashMap::new();
+    for envelope in &delivered {
+        let id = id_of(envelope);
+        *copies.entry(id).or_default() += 1;
+        assert_eq!(
+            sent.get(&id),
+            Some(envelope),
+            "a delivered envelope is one that was sent, unchanged"
+        );
+    }
+    assert!(
+        copies.values().all(|&n| n == 1),
+        "an envelope was delivered twice"
+    );
+    let lost = answered
+        .iter()
+        .filter(|id| !copies.contains_key(*id))
+        .count();
+    println!(
+        "{kills} kills: {} SENDs answered, {} delivered (answered or not), {lost} lost",
+        answered.len(),
+        delivered.len()
+    );
+    assert_eq!(lost, 0, "answered SENDs were lost");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_exits_cleanly_and_keeps_the_queue() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

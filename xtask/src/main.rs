@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench>
+const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash>
 
   demo         start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
                (http://127.0.0.1:8001), who know each other; Ctrl-C stops them
@@ -31,8 +31,11 @@ const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench>
   screenshots  start a mailbox and two nodes on free ports, exchange a few messages and
                save PNGs of the main screens to docs/screenshots/ with headless Chromium
                (needs chromium: apt-get install chromium)
-  bench        run the criterion benchmarks in release mode; print the figures against
-               their targets and write them to target/bench/results.json";
+  bench        build in release mode, run the criterion benchmarks and sm-bench (the
+               system figures); print them against their targets and write them to
+               target/bench/results.json
+  crash        kill the mailbox with SIGKILL 20 times under concurrent SEND load
+               (cargo xtask test does it 3 times); every answered SEND must arrive once";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("screenshots") => screenshots(),
         Some("bench") => bench::run(&root(), &target_dir(), cargo),
+        Some("crash") => crash(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -132,6 +136,23 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         pure.args(["test", "-p", "crypto", "--no-default-features"]);
     }
     run(pure)
+}
+
+/// The long version of the repeated-kill test (`SM_KILLS` sets how many kills).
+fn crash() -> anyhow::Result<()> {
+    build_binaries()?;
+    let mut cmd = cargo();
+    cmd.env("SM_KILLS", "20").args([
+        "test",
+        "-p",
+        "tests",
+        "--test",
+        "e2e",
+        "repeated_kills_under_load_lose_no_answered_send",
+        "--",
+        "--nocapture",
+    ]);
+    run(cmd)
 }
 
 fn ci() -> anyhow::Result<()> {
