@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use crypto::{Draft, Identity, MessageKind, PublicKey, Sealed};
 use reqwest::Method;
 use serde_json::{Value, json};
-use tests::{Mailbox, Node, eventually, free_udp_port, identities};
+use tests::{LossyProxy, Mailbox, Node, eventually, free_udp_port, identities};
 
 /// Generous bound on anything that should happen by itself.
 const WAIT: Duration = Duration::from_secs(15);
@@ -1345,5 +1345,44 @@ async fn with_an_access_token_nothing_is_served_without_it() -> anyhow::Result<(
         .send()
         .await?;
     assert_eq!(bad_login.status(), 403);
+    Ok(())
+}
+
+/// Through a network that loses a tenth of the datagrams both ways and holds back a fifth
+/// of the rest (so some overtake others), every message still arrives, once, in order, and
+/// is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_lossy_network_every_message_arrives_once_in_order() -> anyhow::Result<()> {
+    const COUNT: usize = 30;
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
+    let proxy = LossyProxy::start(mailbox.socket_addr()?, 0.10).await?;
+    let address = format!("{}#{}", proxy.addr, mailbox.fingerprint);
+    let (alice, bob) = alice_and_bob(dir.path(), &address).await?;
+    let texts: Vec<String> = (0..COUNT).map(|i| format!("lossy {i}")).collect();
+    for text in &texts {
+        send(&alice, "alice", "bob", text).await?;
+    }
+    let got = eventually(
+        Duration::from_secs(60),
+        "bob to have every message",
+        || async {
+            let got = transcript(&bob, "bob", "alice").await?;
+            Ok((got.len() >= COUNT).then_some(got))
+        },
+    )
+    .await?;
+    let expected: Vec<String> = texts.iter().map(|t| format!("< {t}")).collect();
+    assert_eq!(got, expected, "once each, in order, nothing else");
+    all_delivered(&alice, "alice", "bob", COUNT, Duration::from_secs(60)).await?;
+    let (dropped, passed) = (
+        proxy.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        proxy.passed.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    println!("the proxy dropped {dropped} datagrams and passed {passed}");
+    assert!(
+        dropped > 0,
+        "the network lost nothing: the test proved nothing"
+    );
     Ok(())
 }
