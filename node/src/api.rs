@@ -28,6 +28,14 @@ use crate::error::NodeError;
 use crate::service::{Node, Request};
 use crate::store::{ContactRecord, Entry, IdentityRecord, MessageRecord};
 
+/// An API path that names no operation: 404 with the usual error body.
+async fn no_such_route(method: axum::http::Method, uri: axum::http::Uri) -> NodeError {
+    NodeError::NotFound(format!(
+        "there is no API operation {method} {PREFIX}{} (see {PREFIX}/openapi.json)",
+        uri.path()
+    ))
+}
+
 /// Where [`router`] is nested in the node's HTTP server.
 pub const PREFIX: &str = "/api";
 
@@ -57,6 +65,7 @@ pub fn router() -> Router<AppState> {
     api_routes()
         .split_for_parts()
         .0
+        .fallback(no_such_route)
         .layer(axum::middleware::map_response(json_rejections))
 }
 

@@ -869,6 +869,14 @@ async fn bad_input_gets_its_4xx_and_the_node_keeps_serving() -> anyhow::Result<(
         ("identity name with a slash", "a/b".to_owned()),
         ("identity name of 65 characters", "x".repeat(65)),
         ("identity name not ASCII", "é".to_owned()),
+        ("identity name ../x", "../x".to_owned()),
+        ("identity name /abs", "/abs".to_owned()),
+        (
+            "identity name with a control character",
+            "a\u{7}b".to_owned(),
+        ),
+        ("identity name with a newline", "a\nb".to_owned()),
+        ("identity name of 10,000 characters", "x".repeat(10_000)),
     ] {
         cases.push(
             case(
@@ -1000,6 +1008,8 @@ async fn bad_input_gets_its_4xx_and_the_node_keeps_serving() -> anyhow::Result<(
             Body::Json(json!({ "id": "big", "display_name": "x".repeat(1024 * 1024 + 1) })),
         )
         .expect(413, Some("too_large")),
+        case("an unknown API route", get.clone(), "/api/nope", Body::None)
+            .expect(404, Some("not_found")),
         case(
             "malformed JSON",
             post.clone(),
