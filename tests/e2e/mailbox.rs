@@ -764,6 +764,40 @@ async fn acknowledged_sends_survive_kill_9_during_concurrent_sending() -> anyhow
     Ok(())
 }
 
+/// 64 connections of mixed SEND / PULL / ACK traffic for 10 seconds (`cargo xtask soak`
+/// runs 5 minutes): no request fails, every answered SEND arrives once, nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_load_from_64_connections_loses_nothing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start_with(
+        dir.path(),
+        &[
+            ("MAILBOX_RATE_PER_SECOND", "1000000"),
+            ("MAILBOX_RATE_BURST", "1000000"),
+            ("MAILBOX_ADDRESS_RATE_PER_SECOND", "1000000"),
+            ("MAILBOX_ADDRESS_RATE_BURST", "1000000"),
+            ("MAILBOX_QUOTA_ENVELOPES", "10000000"),
+            ("MAILBOX_QUOTA_BYTES", "100000000000"),
+        ],
+        &[],
+    )?;
+    let ids: [Arc<Identity>; 9] = identities().await?;
+    let report = tests::soak::soak(
+        &mailbox,
+        &ids,
+        Duration::from_secs(10),
+        Duration::from_secs(2),
+    )
+    .await?;
+    println!("{report:?}");
+    assert!(report.sent > 1000, "hardly any traffic: {report:?}");
+    assert_eq!(report.errors, 0, "{report:?}");
+    assert_eq!(report.lost, 0, "{report:?}");
+    assert_eq!(report.duplicates, 0, "{report:?}");
+    assert_eq!(report.received, report.sent, "{report:?}");
+    Ok(())
+}
+
 /// SIGKILL at random moments under concurrent SEND load, `SM_KILLS` times (3 in the test
 /// suite; `cargo xtask crash` runs 20), restarting on the same data each time: afterwards
 /// every SEND that was answered is delivered exactly once, unchanged, and nothing that was

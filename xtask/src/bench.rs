@@ -251,3 +251,29 @@ fn system_figures(target_dir: &Path) -> anyhow::Result<Vec<Value>> {
     anyhow::ensure!(status.success(), "sm-bench failed ({status})");
     Ok(figures)
 }
+
+/// `cargo xtask soak`: build release binaries and run `sm-bench soak` (five minutes).
+pub fn soak(target_dir: &Path, cargo: impl Fn() -> std::process::Command) -> anyhow::Result<()> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "mailbox",
+        "-p",
+        "tests",
+        "--bins",
+    ]);
+    let status = build.status().context("cannot run cargo build")?;
+    anyhow::ensure!(status.success(), "the release build failed ({status})");
+    let release = target_dir.join("release");
+    let status = std::process::Command::new(release.join("sm-bench"))
+        .arg("soak")
+        .env("SM_BIN_DIR", &release)
+        .env("SM_BENCH_DIR", target_dir.join("bench").join("work"))
+        .env("RUST_LOG", "warn")
+        .status()
+        .context("cannot start sm-bench")?;
+    anyhow::ensure!(status.success(), "the soak failed ({status})");
+    Ok(())
+}

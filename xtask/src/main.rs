@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash>
+const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|soak>
 
   demo         start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
                (http://127.0.0.1:8001), who know each other; Ctrl-C stops them
@@ -35,7 +35,9 @@ const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash>
                system figures); print them against their targets and write them to
                target/bench/results.json
   crash        kill the mailbox with SIGKILL 20 times under concurrent SEND load
-               (cargo xtask test does it 3 times); every answered SEND must arrive once";
+               (cargo xtask test does it 3 times); every answered SEND must arrive once
+  soak         5 minutes of mixed SEND/PULL/ACK from 64 connections against a release
+               mailbox (cargo xtask test does 10 s): errors, losses, RSS from minute 1";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Some("screenshots") => screenshots(),
         Some("bench") => bench::run(&root(), &target_dir(), cargo),
         Some("crash") => crash(),
+        Some("soak") => bench::soak(&target_dir(), cargo),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

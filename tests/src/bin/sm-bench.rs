@@ -3,7 +3,7 @@
 //! generator: it talks QUIC and HTTP to the processes under test, which run on their own.
 //!
 //! `sm-bench <scenario>...` with scenarios `send`, `drain`, `idle`, `store`, `cold-start`,
-//! `node`, or `all`. Each figure is printed as one JSON object on a line of its own starting
+//! `node`, or `all` (all of those), and `soak` (issue 7: five minutes of mixed traffic). Each figure is printed as one JSON object on a line of its own starting
 //! with `{` (xtask collects those into its table); everything else is commentary. Working
 //! data goes under `$SM_BENCH_DIR` (default: a temporary directory) and is deleted after.
 //! Benchmarks inform; nothing here fails on a slow figure, only on a broken system.
@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
             "store" => rt.block_on(store(&dir)),
             "cold-start" => cold_start(&dir),
             "node" => rt.block_on(node(&dir)),
+            "soak" => rt.block_on(soak(&dir)),
             other => bail!("unknown scenario {other:?}"),
         };
         result.with_context(|| format!("scenario {scenario}"))?;
@@ -560,6 +561,66 @@ fn time_starts<T>(name: &str, mut start: impl FnMut() -> anyhow::Result<T>) -> a
     times.sort_unstable();
     let median = times[times.len() / 2].as_secs_f64() * 1000.0;
     figure(name, median, format!("{median:.0} ms"), "<= 200 ms");
+    Ok(())
+}
+
+/// Issue 7's soak: 64 connections of mixed SEND / PULL / ACK for `SM_SOAK_SECONDS` (300)
+/// seconds; errors, losses, and the mailbox's RSS from minute 1 to the end. Not part of
+/// `all` (it is long): `cargo xtask soak` runs it.
+async fn soak(dir: &Path) -> anyhow::Result<()> {
+    let seconds: u64 = std::env::var("SM_SOAK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let mailbox = Mailbox::start_with(&dir.join("mailbox"), UNLIMITED, &[])?;
+    let ids: Vec<Arc<Identity>> = (1..=9).map(identity).collect::<anyhow::Result<_>>()?;
+    let report = tests::soak::soak(
+        &mailbox,
+        &ids,
+        Duration::from_secs(seconds),
+        Duration::from_secs(10),
+    )
+    .await?;
+    eprintln!("{report:?}");
+    let mib = |k: u64| k as f64 / 1024.0;
+    // The sample at minute 1 (or the first after it), and the last.
+    let at_minute = report
+        .rss_kib
+        .get(6)
+        .or(report.rss_kib.last())
+        .copied()
+        .unwrap_or(0);
+    let last = report.rss_kib.last().copied().unwrap_or(0);
+    let growth = if at_minute == 0 {
+        0.0
+    } else {
+        (last as f64 - at_minute as f64) / at_minute as f64 * 100.0
+    };
+    figure(
+        "soak: SENDs answered (64 connections, mixed SEND/PULL/ACK)",
+        report.sent as f64,
+        format!("{} in {seconds} s", report.sent),
+        "-",
+    );
+    figure(
+        "soak: errors / lost / delivered twice",
+        (report.errors + report.lost + report.duplicates) as f64,
+        format!(
+            "{} / {} / {}",
+            report.errors, report.lost, report.duplicates
+        ),
+        "0 / 0 / 0",
+    );
+    figure(
+        "soak: mailbox RSS from minute 1 to the end",
+        growth,
+        format!(
+            "{:.0} -> {:.0} MiB ({growth:+.1}%)",
+            mib(at_minute),
+            mib(last)
+        ),
+        "within 10%",
+    );
     Ok(())
 }
 

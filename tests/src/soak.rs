@@ -1,0 +1,213 @@
+//! Load and soak: 64 connections of mixed SEND / PULL / ACK traffic against a running
+//! mailbox for a while, then a full drain. Used by `sm-bench soak` (5 minutes, `cargo xtask
+//! soak`) and by a 10-second test in `cargo xtask test`.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use crypto::{Draft, Identity, MessageKind};
+use mailbox::client::Client;
+use mailbox::protocol::MAX_BATCH_COUNT;
+
+use crate::{Mailbox, login};
+
+/// Connections: this many receivers (one per recipient identity), the rest send.
+const RECEIVERS: usize = 8;
+/// All connections.
+const CONNECTIONS: usize = 64;
+
+/// What a soak run saw.
+#[derive(Debug, Default)]
+pub struct SoakReport {
+    /// SENDs answered as stored (new).
+    pub sent: u64,
+    /// Envelopes received by the recipients, counting each id once.
+    pub received: u64,
+    /// Ids received more than once.
+    pub duplicates: u64,
+    /// Answered SENDs never received.
+    pub lost: u64,
+    /// Requests that failed.
+    pub errors: u64,
+    /// The mailbox's RSS (KiB) sampled every `sample_every`, from the start.
+    pub rss_kib: Vec<u64>,
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS line")
+}
+
+/// The envelope template for `to` (about 1 KiB), copies of which get fresh ids.
+fn template(from: &Identity, to: &Identity) -> anyhow::Result<Vec<u8>> {
+    Ok(from
+        .seal(
+            to.public_key(),
+            &Draft {
+                kind: MessageKind::Text,
+                seq: 1,
+                prev: None,
+                sent_at: SystemTime::now(),
+                body: vec![b's'; 600],
+            },
+        )?
+        .bytes)
+}
+
+/// Run mixed traffic against `mailbox` for `duration` (sampling its RSS every
+/// `sample_every`), then stop the senders and drain every queue.
+pub async fn soak(
+    mailbox: &Mailbox,
+    identities: &[Arc<Identity>],
+    duration: Duration,
+    sample_every: Duration,
+) -> anyhow::Result<SoakReport> {
+    anyhow::ensure!(
+        identities.len() > RECEIVERS,
+        "need a sender and the receivers"
+    );
+    let sender = identities[0].clone();
+    let recipients = &identities[1..=RECEIVERS];
+    let templates: Vec<Vec<u8>> = recipients
+        .iter()
+        .map(|r| template(&sender, r))
+        .collect::<anyhow::Result<_>>()?;
+    let templates = Arc::new(templates);
+    let sent_ids = Arc::new(Mutex::new(HashSet::<[u8; 16]>::new()));
+    let received = Arc::new(Mutex::new(HashSet::<[u8; 16]>::new()));
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(0));
+    let run = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+
+    let mut receivers = Vec::new();
+    for r in recipients {
+        let client = mailbox.connect_as(&[r]).await?;
+        receivers.push((client, r.fingerprint().0));
+    }
+    let mut senders = Vec::new();
+    for _ in 0..CONNECTIONS - RECEIVERS {
+        let client = mailbox.connect().await?;
+        login(&client, &sender).await?;
+        senders.push(client);
+    }
+    let fp = sender.fingerprint().0;
+
+    let mut tasks = Vec::new();
+    for (i, client) in senders.into_iter().enumerate() {
+        let (templates, sent_ids, errors, stop, counter) = (
+            templates.clone(),
+            sent_ids.clone(),
+            errors.clone(),
+            stop.clone(),
+            counter.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut k = i;
+            while !stop.load(Ordering::Relaxed) {
+                k = k.wrapping_add(1);
+                let mut envelope = templates[k % templates.len()].clone();
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                envelope[33..41].copy_from_slice(&run.to_be_bytes());
+                envelope[41..49].copy_from_slice(&n.to_be_bytes());
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&envelope[33..49]);
+                match client.send(fp, envelope).await {
+                    Ok(true) => {
+                        sent_ids
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(id);
+                    }
+                    Ok(false) => {}
+                    Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            client.close().await;
+        }));
+    }
+    let (seen, twice, failed) = (received.clone(), duplicates.clone(), errors.clone());
+    let receive = move |client: Arc<Client>, me: [u8; 32]| {
+        let (received, duplicates, errors) = (seen.clone(), twice.clone(), failed.clone());
+        async move {
+            let (batch, more) = match client.pull(me, MAX_BATCH_COUNT).await {
+                Ok(b) => b,
+                Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    return Ok::<bool, anyhow::Error>(true);
+                }
+            };
+            let mut ids = Vec::with_capacity(batch.len());
+            for envelope in &batch {
+                let id = crypto::EnvelopeHeader::parse(envelope)?.id.0;
+                if !received
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id)
+                {
+                    duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+                ids.push(id);
+            }
+            if !ids.is_empty() && client.ack(me, ids).await.is_err() {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(more || !batch.is_empty())
+        }
+    };
+    let receivers: Vec<(Arc<Client>, [u8; 32])> = receivers
+        .into_iter()
+        .map(|(c, me)| (Arc::new(c), me))
+        .collect();
+    for (client, me) in receivers.clone() {
+        let (stop, receive) = (stop.clone(), receive.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match receive(client.clone(), me).await {
+                    Ok(true) => {}
+                    _ => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            }
+        }));
+    }
+
+    let pid = mailbox.proc.pid();
+    let started = Instant::now();
+    let mut rss = vec![rss_kib(pid)?];
+    while started.elapsed() < duration {
+        let left = duration.saturating_sub(started.elapsed());
+        tokio::time::sleep(sample_every.min(left)).await;
+        rss.push(rss_kib(pid)?);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.context("a soak task failed")?;
+    }
+    // Drain what is left.
+    for (client, me) in &receivers {
+        while receive(client.clone(), *me).await? {}
+    }
+    let sent_ids = sent_ids.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let received = received.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(SoakReport {
+        sent: sent_ids.len() as u64,
+        received: received.len() as u64,
+        duplicates: duplicates.load(Ordering::Relaxed),
+        lost: sent_ids.difference(&received).count() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        rss_kib: rss,
+    })
+}
