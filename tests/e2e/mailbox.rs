@@ -74,6 +74,29 @@ async fn drain(client: &Client, recipient: [u8; 32]) -> anyhow::Result<Vec<Vec<u
     }
 }
 
+/// Check that every delivered envelope is one of `sent`, unchanged, and came once; returns
+/// how many times each id came (once).
+fn delivered_once(
+    delivered: &[Vec<u8>],
+    sent: &HashMap<[u8; 16], Vec<u8>>,
+) -> HashMap<[u8; 16], usize> {
+    let mut copies: HashMap<[u8; 16], usize> = HashMap::new();
+    for envelope in delivered {
+        let id = id_of(envelope);
+        *copies.entry(id).or_default() += 1;
+        assert_eq!(
+            sent.get(&id),
+            Some(envelope),
+            "a delivered envelope is one that was sent, unchanged"
+        );
+    }
+    assert!(
+        copies.values().all(|&n| n == 1),
+        "an envelope was delivered twice"
+    );
+    copies
+}
+
 /// A SEND and a PULL on `client` (logged in as `from`) both succeed: the connection serves.
 async fn assert_serves(
     client: &Client,
@@ -718,20 +741,7 @@ async fn acknowledged_sends_survive_kill_9_during_concurrent_sending() -> anyhow
     let receiver = again.connect_as(&[&bob]).await?;
     let delivered = drain(&receiver, fp(&bob)).await?;
     println!("{} delivered after the restart", delivered.len());
-    let mut copies: HashMap<[u8; 16], usize> = HashMap::new();
-    for envelope in &delivered {
-        let id = id_of(envelope);
-        *copies.entry(id).or_default() += 1;
-        assert_eq!(
-            sent.get(&id),
-            Some(envelope),
-            "a delivered envelope is one that was sent, unchanged"
-        );
-    }
-    assert!(
-        copies.values().all(|&n| n == 1),
-        "an envelope was delivered twice"
-    );
+    let mut copies = delivered_once(&delivered, &sent);
     let missing: Vec<_> = acknowledged
         .iter()
         .filter(|id| !copies.contains_key(*id))
@@ -866,20 +876,7 @@ async fn repeated_kills_under_load_lose_no_answered_send() -> anyhow::Result<()>
     let again = mailbox.restart()?;
     let receiver = again.connect_as(&[&bob]).await?;
     let delivered = drain(&receiver, fp(&bob)).await?;
-    let mut copies: HashMap<[u8; 16], usize> = HashMap::new();
-    for envelope in &delivered {
-        let id = id_of(envelope);
-        *copies.entry(id).or_default() += 1;
-        assert_eq!(
-            sent.get(&id),
-            Some(envelope),
-            "a delivered envelope is one that was sent, unchanged"
-        );
-    }
-    assert!(
-        copies.values().all(|&n| n == 1),
-        "an envelope was delivered twice"
-    );
+    let copies = delivered_once(&delivered, &sent);
     let lost = answered
         .iter()
         .filter(|id| !copies.contains_key(*id))

@@ -46,18 +46,22 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS line")
 }
 
-/// The envelope template for `to` (about 1 KiB), copies of which get fresh ids.
-fn template(from: &Identity, to: &Identity) -> anyhow::Result<Vec<u8>> {
+/// A sealed envelope of about `len` bytes from `from` to `to`. Copies with other message ids
+/// (bytes 33..49 of the clear header) are as good as new to a mailbox, which routes and
+/// deduplicates by the header and cannot open envelopes.
+pub fn template(from: &Identity, to: &Identity, len: usize) -> anyhow::Result<Vec<u8>> {
+    let draft = |body: Vec<u8>| Draft {
+        kind: MessageKind::Text,
+        seq: 1,
+        prev: None,
+        sent_at: SystemTime::now(),
+        body,
+    };
+    let overhead = from.seal(to.public_key(), &draft(Vec::new()))?.bytes.len();
     Ok(from
         .seal(
             to.public_key(),
-            &Draft {
-                kind: MessageKind::Text,
-                seq: 1,
-                prev: None,
-                sent_at: SystemTime::now(),
-                body: vec![b's'; 600],
-            },
+            &draft(vec![b'x'; len.saturating_sub(overhead)]),
         )?
         .bytes)
 }
@@ -78,7 +82,7 @@ pub async fn soak(
     let recipients = &identities[1..=RECEIVERS];
     let templates: Vec<Vec<u8>> = recipients
         .iter()
-        .map(|r| template(&sender, r))
+        .map(|r| template(&sender, r, 1024))
         .collect::<anyhow::Result<_>>()?;
     let templates = Arc::new(templates);
     let sent_ids = Arc::new(Mutex::new(HashSet::<[u8; 16]>::new()));

@@ -133,20 +133,7 @@ pub fn run(
     target_dir: &Path,
     cargo: impl Fn() -> std::process::Command,
 ) -> anyhow::Result<()> {
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "-p",
-        "mailbox",
-        "-p",
-        "node",
-        "-p",
-        "tests",
-        "--bins",
-    ]);
-    let status = build.status().context("cannot run cargo build")?;
-    anyhow::ensure!(status.success(), "the release build failed ({status})");
+    release_build(&cargo)?;
     for (package, bench) in [("crypto", "crypto"), ("mailbox", "mailbox")] {
         let mut cmd = cargo();
         cmd.args([
@@ -254,18 +241,7 @@ fn system_figures(target_dir: &Path) -> anyhow::Result<Vec<Value>> {
 
 /// `cargo xtask soak`: build release binaries and run `sm-bench soak` (five minutes).
 pub fn soak(target_dir: &Path, cargo: impl Fn() -> std::process::Command) -> anyhow::Result<()> {
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "-p",
-        "mailbox",
-        "-p",
-        "tests",
-        "--bins",
-    ]);
-    let status = build.status().context("cannot run cargo build")?;
-    anyhow::ensure!(status.success(), "the release build failed ({status})");
+    release_build(&cargo)?;
     let release = target_dir.join("release");
     let status = std::process::Command::new(release.join("sm-bench"))
         .arg("soak")
@@ -275,5 +251,24 @@ pub fn soak(target_dir: &Path, cargo: impl Fn() -> std::process::Command) -> any
         .status()
         .context("cannot start sm-bench")?;
     anyhow::ensure!(status.success(), "the soak failed ({status})");
+    Ok(())
+}
+
+/// Build the binaries the system benchmarks run (mailbox, node, sm-bench) in release mode.
+fn release_build(cargo: &impl Fn() -> std::process::Command) -> anyhow::Result<()> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "mailbox",
+        "-p",
+        "node",
+        "-p",
+        "tests",
+        "--bins",
+    ]);
+    let status = build.status().context("cannot run cargo build")?;
+    anyhow::ensure!(status.success(), "the release build failed ({status})");
     Ok(())
 }

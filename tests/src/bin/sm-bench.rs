@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
+use crypto::Identity;
 use crypto::rand::SeedableRng as _;
-use crypto::{Draft, Identity, MessageKind};
 use mailbox::client::Client;
 use mailbox::store::{Incoming, QueueStore as _, Quota, SledQueue};
 use serde_json::{Value, json};
+use tests::soak::{rss_kib, template};
 use tests::{Mailbox, Node, login};
 
 /// Settings that take the mailbox's per-identity and per-address limits out of the way: the
@@ -97,47 +98,10 @@ fn ms(micros: u64) -> String {
     format!("{:.2} ms", micros as f64 / 1000.0)
 }
 
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS line")
-}
-
 /// A fixed identity (seeded), so runs compare.
 fn identity(seed: u64) -> anyhow::Result<Arc<Identity>> {
     let mut rng = crypto::rand::rngs::StdRng::seed_from_u64(seed);
     Ok(Arc::new(Identity::generate_with_rng(&mut rng)?))
-}
-
-/// A sealed envelope of about `len` bytes; copies get fresh ids with [`with_id`].
-fn template(from: &Identity, to: &Identity, len: usize) -> anyhow::Result<Vec<u8>> {
-    let probe = from.seal(
-        to.public_key(),
-        &Draft {
-            kind: MessageKind::Text,
-            seq: 1,
-            prev: None,
-            sent_at: SystemTime::now(),
-            body: Vec::new(),
-        },
-    )?;
-    let overhead = probe.bytes.len();
-    Ok(from
-        .seal(
-            to.public_key(),
-            &Draft {
-                kind: MessageKind::Text,
-                seq: 1,
-                prev: None,
-                sent_at: SystemTime::now(),
-                body: vec![b'x'; len.saturating_sub(overhead)],
-            },
-        )?
-        .bytes)
 }
 
 /// The template with message id `n` (bytes 33..49 of the clear header). The mailbox routes
