@@ -21,7 +21,7 @@ use tokio::time::timeout;
 /// Generous bound on anything that should be quick.
 const WAIT: Duration = Duration::from_secs(10);
 
-fn fp(identity: &Identity) -> [u8; 32] {
+pub(crate) fn fp(identity: &Identity) -> [u8; 32] {
     identity.fingerprint().0
 }
 
@@ -34,7 +34,7 @@ fn id_of(envelope: &[u8]) -> [u8; 16] {
         .0
 }
 
-fn ids_of(envelopes: &[Vec<u8>]) -> Vec<[u8; 16]> {
+pub(crate) fn ids_of(envelopes: &[Vec<u8>]) -> Vec<[u8; 16]> {
     envelopes.iter().map(|e| id_of(e)).collect()
 }
 
@@ -56,7 +56,7 @@ fn assert_refused<T: Debug>(result: Result<T, ClientError>, code: ErrorCode) -> 
 }
 
 /// Pull and acknowledge everything queued for `recipient`, oldest first.
-async fn drain(client: &Client, recipient: [u8; 32]) -> anyhow::Result<Vec<Vec<u8>>> {
+pub(crate) async fn drain(client: &Client, recipient: [u8; 32]) -> anyhow::Result<Vec<Vec<u8>>> {
     let mut all = Vec::new();
     loop {
         let (batch, more) = client.pull(recipient, MAX_BATCH_COUNT).await?;
@@ -98,7 +98,7 @@ fn delivered_once(
 }
 
 /// A SEND and a PULL on `client` (logged in as `from`) both succeed: the connection serves.
-async fn assert_serves(
+pub(crate) async fn assert_serves(
     client: &Client,
     from: &Arc<Identity>,
     to: &Arc<Identity>,

@@ -5,6 +5,7 @@
 mod browser;
 mod cli;
 mod mailbox;
+mod mailbox_bad_input;
 mod node;
 
 use std::time::Duration;
