@@ -350,19 +350,34 @@ fn read_file<T: Layered>(path: &Path) -> Result<T, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    let file_error = |e: serde_norway::Error| ConfigError::File {
+    from_yaml(&text).map_err(|message| ConfigError::File {
         path: path.to_owned(),
-        message: describe(&e),
-    };
+        message,
+    })
+}
+
+/// Parses the text of a config file (layer 2 of [`load`] alone): unknown keys are refused,
+/// missing keys keep their defaults, and an empty text (or one with only comments) means
+/// all defaults. The error names the key and, when known, the line.
+///
+/// ```
+/// let config: config::NodeConfig = config::from_yaml("listen: 127.0.0.1:9000\n")?;
+/// assert_eq!(config.listen.port(), 9000);
+/// assert!(config::from_yaml::<config::NodeConfig>("colour: blue\n")
+///     .unwrap_err()
+///     .contains("unknown field `colour`"));
+/// # Ok::<(), String>(())
+/// ```
+pub fn from_yaml<T: Layered>(text: &str) -> Result<T, String> {
     // An empty file (or one with only comments) is a document with no value: all defaults.
-    let value: Value = serde_norway::from_str(&text).map_err(file_error)?;
+    let value: Value = serde_norway::from_str(text).map_err(|e| describe(&e))?;
     if value.is_null() {
         return Ok(T::default());
     }
     // Deserialize from the text (not the `Value`) so errors carry line numbers; for a bad
     // value serde_norway prefixes the message with the key, e.g.
     // "listen: invalid socket address syntax at line 1 column 9".
-    serde_norway::from_str(&text).map_err(file_error)
+    serde_norway::from_str(text).map_err(|e| describe(&e))
 }
 
 /// The message of a YAML error with its location. serde_norway leaves out the location when

@@ -4,6 +4,7 @@
 
 mod browser;
 mod cli;
+mod fuzz;
 mod mailbox;
 mod mailbox_bad_input;
 mod node;

@@ -10,6 +10,7 @@
 //! identities in, [`identities`] makes fresh ones, [`seal_text`] and [`seal_texts`] seal
 //! text envelopes, and [`RawConnection`] sends requests without the client's own Hello.
 
+pub mod fuzz;
 pub mod soak;
 
 use std::io::{BufRead as _, BufReader};

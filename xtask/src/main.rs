@@ -7,11 +7,15 @@
 //! - `screenshots`: build, start a mailbox and two nodes on ephemeral ports with temporary
 //!   data, let alice and bob exchange a few messages, and have headless Chromium take PNGs of
 //!   the main screens into `docs/screenshots/`; then stop everything.
+//! - `bench`, `crash`, `soak`, `fuzz`: the long runs (see `USAGE`); `test` runs short
+//!   versions of the last three.
 //!
 //! Our binary `node` shares its name with Node.js: it is always run from the target
 //! directory, never found through PATH.
 
 mod bench;
+mod fuzz;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|soak>
+const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|soak|fuzz>
 
   demo         start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
                (http://127.0.0.1:8001), who know each other; Ctrl-C stops them
@@ -37,7 +41,10 @@ const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|so
   crash        kill the mailbox with SIGKILL 20 times under concurrent SEND load
                (cargo xtask test does it 3 times); every answered SEND must arrive once
   soak         5 minutes of mixed SEND/PULL/ACK from 64 connections against a release
-               mailbox (cargo xtask test does 10 s): errors, losses, RSS from minute 1";
+               mailbox (cargo xtask test does 10 s): errors, losses, RSS from minute 1
+  fuzz         [--seconds N] [target...]: build the cargo-fuzz targets (nightly) and run
+               each for N seconds (default 600; cargo xtask test does 10): frame,
+               envelope, invite, config, pem";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +56,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&root(), &target_dir(), cargo),
         Some("crash") => crash(),
         Some("soak") => bench::soak(&target_dir(), cargo),
+        Some("fuzz") => fuzz::run(&root(), &target_dir(), cargo, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -138,7 +146,15 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     } else {
         pure.args(["test", "-p", "crypto", "--no-default-features"]);
     }
-    run(pure)
+    run(pure)?;
+    // Every fuzz target built (nightly, AddressSanitizer) and run briefly from its seeds;
+    // `cargo xtask fuzz` runs them for minutes.
+    fuzz::run(
+        &root(),
+        &target_dir(),
+        cargo,
+        &["--seconds".to_owned(), "10".to_owned()],
+    )
 }
 
 /// The long version of the repeated-kill test (`SM_KILLS` sets how many kills).
