@@ -84,12 +84,17 @@ pub struct MailboxConfig {
     /// Most bytes queued for one recipient. Default 256 MiB.
     pub quota_bytes: u64,
     /// SENDs per second one identity may make, sustained (token bucket). Default 50.
+    /// Rates are finite and above zero.
+    #[serde(deserialize_with = "positive_rate")]
     pub rate_per_second: f64,
-    /// SENDs one identity may make in a burst. Default 200.
+    /// SENDs one identity may make in a burst. Default 200. Bursts are finite and at least 1.
+    #[serde(deserialize_with = "burst")]
     pub rate_burst: f64,
     /// Requests per second one source address may make, sustained. Default 500.
+    #[serde(deserialize_with = "positive_rate")]
     pub address_rate_per_second: f64,
     /// Requests one source address may make in a burst. Default 2 000.
+    #[serde(deserialize_with = "burst")]
     pub address_rate_burst: f64,
     /// Connections one source address may hold open. Default 64.
     pub max_connections_per_address: usize,
@@ -168,6 +173,53 @@ impl Default for NodeConfig {
             passphrase_env: None,
             passphrase_file: None,
         }
+    }
+}
+
+/// A rate: finite and above zero (`.nan`, `.inf`, `0` and `-5` are refused; a rate of 0
+/// would refuse everyone forever once their burst is spent, NaN would let everyone through).
+fn positive_rate<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    deserializer.deserialize_f64(Bounded {
+        what: "a rate: a finite number above 0",
+        ok: |v| v.is_finite() && v > 0.0,
+    })
+}
+
+/// A burst: finite and at least 1 (a smaller bucket never holds a whole token).
+fn burst<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    deserializer.deserialize_f64(Bounded {
+        what: "a burst: a finite number of at least 1",
+        ok: |v| v.is_finite() && v >= 1.0,
+    })
+}
+
+/// A number checked inside the deserializer, so that the error carries the key and line.
+struct Bounded {
+    what: &'static str,
+    ok: fn(f64) -> bool,
+}
+
+impl serde::de::Visitor<'_> for Bounded {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.what)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+        if (self.ok)(v) {
+            Ok(v)
+        } else {
+            Err(E::custom(format_args!("{v} is not {}", self.what)))
+        }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+        self.visit_f64(v as f64)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+        self.visit_f64(v as f64)
     }
 }
 

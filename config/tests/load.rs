@@ -310,6 +310,18 @@ fn bad_values_in_file_name_key_and_file() {
         ("max_envelope_bytes: -1\n", "max_envelope_bytes", 1),
         ("max_envelope_bytes: lots\n", "max_envelope_bytes", 1),
         ("data_dir: [a, b]\n", "data_dir", 1),
+        // Rates and bursts that would let everyone through or no one. Found by the config
+        // fuzz target (NaN breaks its round trip; seed config/regression-nan-burst).
+        ("rate_per_second: .nan\n", "rate_per_second", 1),
+        ("rate_per_second: -5\n", "rate_per_second", 1),
+        ("rate_per_second: 0\n", "rate_per_second", 1),
+        ("# c\nrate_burst: .inf\n", "rate_burst", 2),
+        (
+            "address_rate_per_second: .NaN\n",
+            "address_rate_per_second",
+            1,
+        ),
+        ("address_rate_burst: 0.5\n", "address_rate_burst", 1),
     ];
     for (text, key, line) in cases {
         let file = yaml_file(text);
