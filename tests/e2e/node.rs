@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use crypto::rand::{RngExt as _, SeedableRng as _};
 use crypto::{Draft, Identity, MessageKind, PublicKey, Sealed};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -443,6 +444,182 @@ async fn a_sending_node_killed_while_it_drains_its_outbox_sends_each_message_exa
     );
     assert_eq!(statuses(&alice, "alice", "bob").await?.len(), 30);
     assert_eq!(alice.status().await?["outbox"], 0);
+    Ok(())
+}
+
+/// Posts `texts` to alice's node (at `url`) one after another until one is not answered
+/// 201; the numbers of those answered.
+async fn post_all(http: reqwest::Client, url: String, texts: Vec<(usize, String)>) -> Vec<usize> {
+    let mut answered = Vec::new();
+    for (n, text) in texts {
+        let posted = http
+            .post(format!("{url}/api/identities/alice/contacts/bob/messages"))
+            .json(&json!({ "text": text }))
+            .send()
+            .await;
+        match posted {
+            Ok(r) if r.status() == 201 => answered.push(n),
+            _ => break,
+        }
+    }
+    answered
+}
+
+/// The message number in a text `kill N`.
+fn number(entry: &str) -> Option<usize> {
+    entry.strip_prefix("< kill ")?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_node_kills_lose_and_duplicate_no_message() -> anyhow::Result<()> {
+    // Even rounds kill alice's node while messages are posted to it and its outbox drains;
+    // odd rounds kill bob's as soon as a message of the round shows, between taking a
+    // batch in and acknowledging it. `cargo xtask crash` runs 20 kills.
+    const BURST: usize = 12;
+    let kills: usize = std::env::var("SM_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let p = pair().await?;
+    let address = p.mailbox.pinned_address();
+    let (alice_dir, bob_dir) = (p.dir.path().join("alice"), p.dir.path().join("bob"));
+    let (mut alice, mut bob) = (p.alice, p.bob);
+    let mut rng = crypto::rand::rngs::StdRng::seed_from_u64(0x4b1c);
+    let mut answered: Vec<usize> = Vec::new();
+    let mut next = 0;
+    for round in 0..kills {
+        let texts: Vec<(usize, String)> = (next..next + BURST)
+            .map(|n| (n, format!("kill {n}")))
+            .collect();
+        next += BURST;
+        if round % 2 == 0 {
+            let writer = tokio::spawn(post_all(alice.http.clone(), alice.url.clone(), texts));
+            tokio::time::sleep(Duration::from_millis(rng.random_range(5..60))).await;
+            // Most often posts are still coming and the outbox is draining; only answered
+            // posts must arrive.
+            let outbox = alice.status().await.ok().map(|s| s["outbox"].clone());
+            alice.proc.kill();
+            let done = writer.await?;
+            println!(
+                "kill {}: alice's node, {} posts answered, outbox {outbox:?}",
+                round + 1,
+                done.len()
+            );
+            answered.extend(done);
+            alice = Node::start(&alice_dir, &address)?;
+        } else {
+            let first = texts[0].0;
+            answered.extend(post_all(alice.http.clone(), alice.url.clone(), texts).await);
+            let deadline = Instant::now() + WAIT;
+            let shown = loop {
+                let shown = transcript(&bob, "bob", "alice")
+                    .await?
+                    .iter()
+                    .filter(|e| number(e).is_some_and(|n| n >= first))
+                    .count();
+                if shown > 0 {
+                    break shown;
+                }
+                anyhow::ensure!(Instant::now() < deadline, "bob's node took nothing in");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            };
+            bob.proc.kill();
+            println!(
+                "kill {}: bob's node, showing {shown} of {BURST} new",
+                round + 1
+            );
+            bob = Node::start(&bob_dir, &address)?;
+        }
+    }
+
+    // Every answered post arrives once, in order; nothing else shows (no gap markers, no
+    // copies), and alice sees each delivered.
+    let expected = answered.len();
+    eventually(
+        WAIT * 2,
+        &format!("bob to show all {expected} answered messages"),
+        || async {
+            let got = transcript(&bob, "bob", "alice").await?;
+            Ok(answered
+                .iter()
+                .all(|n| got.contains(&format!("< kill {n}")))
+                .then_some(()))
+        },
+    )
+    .await?;
+    let got = transcript(&bob, "bob", "alice").await?;
+    let numbers: Vec<usize> = got
+        .iter()
+        .map(|e| number(e).with_context(|| format!("not one of alice's messages: {e}")))
+        .collect::<anyhow::Result<_>>()?;
+    assert!(
+        numbers.windows(2).all(|w| w[0] < w[1]),
+        "each once, in order: {numbers:?}"
+    );
+    assert!(
+        numbers.iter().all(|n| *n < next),
+        "only posted messages: {numbers:?}"
+    );
+    all_delivered(&alice, "alice", "bob", numbers.len(), WAIT * 2).await?;
+    println!(
+        "{kills} node kills: {} posts answered, {} shown at bob, none twice",
+        answered.len(),
+        numbers.len()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_down_while_100_messages_are_written_delivers_them_all_when_it_returns()
+-> anyhow::Result<()> {
+    // `cargo xtask outage` keeps the mailbox down for a minute.
+    let outage = Duration::from_secs(
+        std::env::var("SM_OUTAGE_SECONDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3),
+    );
+    let p = pair().await?;
+    let mut down = p.mailbox;
+    down.proc.kill();
+    let started = Instant::now();
+    let texts: Vec<String> = (1..=100)
+        .map(|i| format!("during the outage {i:03}"))
+        .collect();
+    for (i, text) in texts.iter().enumerate() {
+        send(&p.alice, "alice", "bob", text).await?;
+        // Spread the writes over the outage.
+        let due = outage.mul_f64((i + 1) as f64 / texts.len() as f64);
+        tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
+    }
+    let status = p.alice.status().await?;
+    // Nothing got out (the node notices a dead connection within 6 s; a shorter outage can
+    // still show "online").
+    assert_eq!(status["outbox"], 100, "{status}");
+
+    // The mailbox returns on its address; from here on the test only looks.
+    let mailbox = down.restart_on_same_port()?;
+    let back = Instant::now();
+    let expected: Vec<String> = texts.iter().map(|t| format!("< {t}")).collect();
+    // The nodes retry with a backoff of at most 30 s (node::engine::BACKOFF_CAP).
+    eventually(WAIT * 4, "bob to have the 100 messages", || async {
+        let got = transcript(&p.bob, "bob", "alice").await?;
+        assert!(
+            expected.starts_with(&got),
+            "not a beginning of the 100: {got:?}"
+        );
+        Ok((got.len() == expected.len()).then_some(()))
+    })
+    .await?;
+    let received = back.elapsed();
+    all_delivered(&p.alice, "alice", "bob", 100, WAIT * 4).await?;
+    println!(
+        "outage of {:?}: 100 messages written during it; bob had all {received:?} after the mailbox returned, alice saw them delivered after {:?}",
+        outage,
+        back.elapsed()
+    );
+    assert_eq!(p.alice.status().await?["outbox"], 0);
+    drop(mailbox);
     Ok(())
 }
 

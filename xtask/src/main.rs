@@ -7,8 +7,8 @@
 //! - `screenshots`: build, start a mailbox and two nodes on ephemeral ports with temporary
 //!   data, let alice and bob exchange a few messages, and have headless Chromium take PNGs of
 //!   the main screens into `docs/screenshots/`; then stop everything.
-//! - `bench`, `crash`, `soak`, `fuzz`: the long runs (see `USAGE`); `test` runs short
-//!   versions of the last three.
+//! - `bench`, `crash`, `outage`, `soak`, `fuzz`: the long runs (see `USAGE`); `test` runs
+//!   short versions of the last four.
 //!
 //! Our binary `node` shares its name with Node.js: it is always run from the target
 //! directory, never found through PATH.
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|soak|fuzz>
+const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|outage|soak|fuzz>
 
   demo         start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
                (http://127.0.0.1:8001), who know each other; Ctrl-C stops them
@@ -38,8 +38,11 @@ const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|so
   bench        build in release mode, run the criterion benchmarks and sm-bench (the
                system figures); print them against their targets and write them to
                target/bench/results.json
-  crash        kill the mailbox with SIGKILL 20 times under concurrent SEND load
-               (cargo xtask test does it 3 times); every answered SEND must arrive once
+  crash        kill the mailbox with SIGKILL 20 times under concurrent SEND load, then
+               the nodes 20 times while they send and receive (cargo xtask test does 3
+               and 4); every answered SEND and POST must arrive once
+  outage       stop the mailbox for a minute while alice writes 100 messages; all must
+               arrive after it returns (cargo xtask test does 3 s)
   soak         5 minutes of mixed SEND/PULL/ACK from 64 connections against a release
                mailbox (cargo xtask test does 10 s): errors, losses, RSS from minute 1
   fuzz         [--seconds N] [target...]: build the cargo-fuzz targets (nightly) and run
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Some("screenshots") => screenshots(),
         Some("bench") => bench::run(&root(), &target_dir(), cargo),
         Some("crash") => crash(),
+        Some("outage") => outage(),
         Some("soak") => bench::soak(&target_dir(), cargo),
         Some("fuzz") => fuzz::run(&root(), &target_dir(), cargo, &args[1..]),
         Some("-h" | "--help" | "help") => {
@@ -157,20 +161,34 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     )
 }
 
-/// The long version of the repeated-kill test (`SM_KILLS` sets how many kills).
+/// The long versions of the repeated-kill tests, mailbox and node (`SM_KILLS` sets how many
+/// kills each).
 fn crash() -> anyhow::Result<()> {
+    e2e_long(
+        ("SM_KILLS", "20"),
+        &[
+            "mailbox::repeated_kills_under_load_lose_no_answered_send",
+            "node::repeated_node_kills_lose_and_duplicate_no_message",
+        ],
+    )
+}
+
+/// The long version of the outage test: the mailbox is down for a minute.
+fn outage() -> anyhow::Result<()> {
+    e2e_long(
+        ("SM_OUTAGE_SECONDS", "60"),
+        &["node::a_mailbox_down_while_100_messages_are_written_delivers_them_all_when_it_returns"],
+    )
+}
+
+/// Runs end-to-end tests by name with a setting that makes them long, showing their output.
+fn e2e_long(setting: (&str, &str), tests: &[&str]) -> anyhow::Result<()> {
     build_binaries()?;
     let mut cmd = cargo();
-    cmd.env("SM_KILLS", "20").args([
-        "test",
-        "-p",
-        "tests",
-        "--test",
-        "e2e",
-        "repeated_kills_under_load_lose_no_answered_send",
-        "--",
-        "--nocapture",
-    ]);
+    cmd.env(setting.0, setting.1)
+        .args(["test", "-p", "tests", "--test", "e2e", "--"])
+        .args(tests)
+        .args(["--exact", "--nocapture", "--test-threads", "1"]);
     run(cmd)
 }
 
