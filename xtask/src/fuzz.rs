@@ -173,9 +173,14 @@ fn fuzz_one(
             &format!("-max_total_time={seconds}"),
             "-timeout=10",
             "-print_final_stats=1",
-        ])
-        .stdout(log.try_clone()?)
-        .stderr(log);
+        ]);
+    // A dictionary of the format's words, where one helps (the config keys and YAML's
+    // special values: `.nan` took longer than minutes to find without it).
+    let dict = root.join("tests/fuzz").join(format!("{target}.dict"));
+    if dict.exists() {
+        cmd.arg(format!("-dict={}", dict.display()));
+    }
+    cmd.stdout(log.try_clone()?).stderr(log);
     let started = Instant::now();
     let status = cmd.status().context("cannot run cargo fuzz")?;
     let elapsed = started.elapsed().as_secs_f64();
