@@ -14,7 +14,8 @@ use crypto::{EnvelopeHeader, Identity};
 use mailbox::client::{Client, ClientError};
 use mailbox::protocol::{self, ErrorCode, Event, MAX_BATCH_COUNT, Request, Response, VERSIONS};
 use tests::{
-    Mailbox, RawConnection, eventually, identities, login, login_proof, seal_text, seal_texts,
+    Mailbox, RawConnection, eventually, garbage_datagrams, identities, login, login_proof,
+    seal_text, seal_texts,
 };
 use tokio::time::timeout;
 
@@ -593,18 +594,7 @@ async fn bad_frames_and_garbage_datagrams_do_not_disturb_the_server() -> anyhow:
     );
 
     // Garbage UDP datagrams at the QUIC port, some shaped like long-header QUIC packets.
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-    let target = mailbox.socket_addr()?;
-    for i in 0..100 {
-        let mut datagram = vec![0u8; rng.random_range(1..1400)];
-        rng.fill_bytes(&mut datagram);
-        if i % 2 == 0 && datagram.len() > 5 {
-            // Long header, version 1: an Initial packet that will not decrypt.
-            datagram[0] = 0xc0 | (datagram[0] & 0x0f);
-            datagram[1..5].copy_from_slice(&1u32.to_be_bytes());
-        }
-        socket.send_to(&datagram, target).await?;
-    }
+    garbage_datagrams(mailbox.socket_addr()?, 7, 100).await?;
     assert_serves(&client, &alice, &bob, "after garbage datagrams").await?;
     let fresh = mailbox.connect_as(&[&bob]).await?;
     let delivered = drain(&fresh, fp(&bob)).await?;

@@ -11,7 +11,9 @@ use crypto::Identity;
 use crypto::rand::{Rng as _, RngExt as _, SeedableRng as _};
 use mailbox::client::Client;
 use mailbox::protocol::{self, ErrorCode, Request, Response};
-use tests::{Mailbox, RawConnection, identities, login_proof, seal_text, seal_texts};
+use tests::{
+    Mailbox, RawConnection, garbage_datagrams, identities, login_proof, seal_text, seal_texts,
+};
 
 use super::mailbox::{drain, fp, ids_of};
 
@@ -437,18 +439,7 @@ async fn attempt(ctx: &Ctx, bad: Bad) -> anyhow::Result<Option<Response>> {
                 .await?
         }
         Bad::GarbageDatagrams => {
-            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-            let target = ctx.mailbox.socket_addr()?;
-            for i in 0..200 {
-                let mut datagram = vec![0u8; rng.random_range(1..1400)];
-                rng.fill_bytes(&mut datagram);
-                if i % 2 == 0 && datagram.len() > 5 {
-                    // Long header, version 1: an Initial packet that will not decrypt.
-                    datagram[0] = 0xc0 | (datagram[0] & 0x0f);
-                    datagram[1..5].copy_from_slice(&1u32.to_be_bytes());
-                }
-                socket.send_to(&datagram, target).await?;
-            }
+            garbage_datagrams(ctx.mailbox.socket_addr()?, 11, 200).await?;
             return Ok(None);
         }
     };
