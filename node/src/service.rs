@@ -21,6 +21,11 @@ use crate::store::{
     OutboxKind, OutboxRecord, RequestRecord, Status, Store, keys,
 };
 
+/// The most messages kept in requests from one unknown sender (per identity).
+pub const MAX_REQUEST_MESSAGES_PER_SENDER: usize = 20;
+/// The most messages kept in requests from all unknown senders together (per identity).
+pub const MAX_REQUEST_MESSAGES: usize = 1_000;
+
 /// Connection state shown to the user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncStatus {
@@ -1034,6 +1039,23 @@ impl Node {
                 Ok(true)
             }
             (MessageKind::Text, None) => {
+                // Anyone who knows a fingerprint can write to it: what strangers may leave
+                // is bounded, or one could fill the disk through the mailbox (whose quota
+                // bounds a queue, not what a node has already taken in). Beyond the caps a
+                // message is acknowledged and not kept.
+                let from_sender = self.store.keys(&keys::requests_from(id, &sender_fp))?.len();
+                if from_sender >= MAX_REQUEST_MESSAGES_PER_SENDER
+                    || self.store.keys(&keys::requests_of(id))?.len() >= MAX_REQUEST_MESSAGES
+                {
+                    // debug, not warn: a flood of these is what the cap is for.
+                    debug!(
+                        from_sender,
+                        "requests are full (at most {MAX_REQUEST_MESSAGES_PER_SENDER} messages \
+                         from one stranger, {MAX_REQUEST_MESSAGES} in all): a message from \
+                         an unknown sender is dropped"
+                    );
+                    return Ok(true);
+                }
                 let key = keys::request(id, &sender_fp, self.store.next_seq()?);
                 c.put(
                     key.clone(),

@@ -6,6 +6,9 @@
 
 use std::sync::Arc;
 
+use std::time::SystemTime;
+
+use crypto::{Draft, Identity, MessageKind, PublicKey};
 use node::service::Node;
 use node::store::{Entry, OutboxKind, Status, Store};
 
@@ -184,6 +187,80 @@ async fn an_unknown_sender_waits_in_requests_until_accepted() {
     drop(b);
 }
 
+/// `count` text envelopes from `from` to `to` (sequence numbers from 1).
+fn from_stranger(from: &Identity, to: &PublicKey, count: usize) -> Vec<Vec<u8>> {
+    (1..=count)
+        .map(|seq| {
+            let draft = Draft {
+                kind: MessageKind::Text,
+                seq: seq as u64,
+                prev: None,
+                sent_at: SystemTime::now(),
+                body: format!("stranger message {seq}").into_bytes(),
+            };
+            from.seal(to, &draft).unwrap().bytes
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn strangers_can_leave_only_so_many_requests() {
+    use node::service::{MAX_REQUEST_MESSAGES, MAX_REQUEST_MESSAGES_PER_SENDER as PER_SENDER};
+    let a = peer();
+    a.node.create_identity("alice".into(), None).await.unwrap();
+    let alice = a.node.identity("alice").unwrap();
+    let to = alice.public_key().clone();
+    let take = |envelopes: &[Vec<u8>]| {
+        for envelope in envelopes {
+            let message = alice.open(envelope).unwrap();
+            assert!(a.node.receive("alice", &message).unwrap(), "acknowledged");
+        }
+    };
+    let count_from = |fingerprint: &str| {
+        a.node
+            .requests("alice")
+            .unwrap()
+            .iter()
+            .find(|r| r.fingerprint == fingerprint)
+            .map_or(0, |r| r.messages.len())
+    };
+
+    // One stranger: the first PER_SENDER messages are kept, the rest dropped.
+    let strangers = MAX_REQUEST_MESSAGES / PER_SENDER + 1;
+    let keys: Vec<Identity> = (0..strangers)
+        .map(|_| Identity::generate().unwrap())
+        .collect();
+    take(&from_stranger(&keys[0], &to, PER_SENDER + 5));
+    let first = keys[0].fingerprint().to_string();
+    assert_eq!(count_from(&first), PER_SENDER);
+    let kept = &a.node.requests("alice").unwrap()[0].messages;
+    assert_eq!(
+        kept[PER_SENDER - 1].text,
+        format!("stranger message {PER_SENDER}")
+    );
+
+    // Strangers until the requests hold MAX_REQUEST_MESSAGES: the next one finds no room.
+    for key in &keys[1..strangers - 1] {
+        take(&from_stranger(key, &to, PER_SENDER));
+    }
+    let last = keys[strangers - 1].fingerprint().to_string();
+    take(&from_stranger(&keys[strangers - 1], &to, 1));
+    assert_eq!(count_from(&last), 0, "all requests full");
+    let held: usize = a
+        .node
+        .requests("alice")
+        .unwrap()
+        .iter()
+        .map(|r| r.messages.len())
+        .sum();
+    assert_eq!(held, MAX_REQUEST_MESSAGES);
+
+    // Deleting a request makes room again.
+    a.node.delete_request("alice".into(), first).await.unwrap();
+    take(&from_stranger(&keys[strangers - 1], &to, 1));
+    assert_eq!(count_from(&last), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unread_counts_and_previews_follow_what_was_seen() {
     let (a, b) = pair().await;
@@ -284,9 +361,9 @@ async fn a_contact_cannot_break_the_inbox_with_extreme_numbers() {
     let (a, b) = pair().await;
     let alice = a.node.identity("alice").unwrap();
     let bob_key = b.node.identity("bob").unwrap().public_key().clone();
-    let seal = |seq: u64, sent_at: std::time::SystemTime| {
-        let draft = crypto::Draft {
-            kind: crypto::MessageKind::Text,
+    let seal = |seq: u64, sent_at: SystemTime| {
+        let draft = Draft {
+            kind: MessageKind::Text,
             seq,
             prev: None,
             sent_at,
@@ -295,7 +372,7 @@ async fn a_contact_cannot_break_the_inbox_with_extreme_numbers() {
         alice.seal(&bob_key, &draft).unwrap().bytes
     };
     let far = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::MAX / 4);
-    let envelopes = [seal(u64::MAX, far), seal(1, std::time::SystemTime::now())];
+    let envelopes = [seal(u64::MAX, far), seal(1, SystemTime::now())];
     let bob = b.node.identity("bob").unwrap();
     for env in &envelopes {
         let message = bob.open(env).unwrap();
