@@ -318,7 +318,26 @@ impl Node {
                 None => Identity::generate().map_err(internal)?,
             };
             let fingerprint = identity.fingerprint().to_string();
+            // Checked and written under the lock: two concurrent requests for the same id,
+            // or restoring the same key, must end in one identity and one 409.
+            let mut ids = node.identities.write().unwrap_or_else(|p| p.into_inner());
+            if ids.contains_key(&id) {
+                return Err(NodeError::Conflict(format!("identity {id} already exists")));
+            }
+            if let Some((other, _)) = ids
+                .iter()
+                .find(|(_, i)| i.fingerprint() == identity.fingerprint())
+            {
+                return Err(NodeError::Conflict(format!(
+                    "this key is already the identity {other}"
+                )));
+            }
             let path = node.keys_dir.join(format!("{fingerprint}.pem"));
+            // A file left by a crash between writing it and recording the identity: no
+            // identity uses it (checked above), and it holds this very key.
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(internal)?;
+            }
             match &node.passphrase {
                 Some(p) => identity.write_encrypted_pem_file(&path, p.expose()),
                 None => identity.write_pkcs8_pem_file(&path),
@@ -330,11 +349,6 @@ impl Node {
                 fingerprint,
                 created_ms: now_ms(),
             };
-            let mut ids = node.identities.write().unwrap_or_else(|p| p.into_inner());
-            if ids.contains_key(&id) {
-                let _ = std::fs::remove_file(&path);
-                return Err(NodeError::Conflict(format!("identity {id} already exists")));
-            }
             let mut c = Changes::default();
             c.put(keys::identity(&id), &record);
             node.store.apply(c)?;

@@ -262,6 +262,54 @@ async fn strangers_can_leave_only_so_many_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn concurrent_creates_and_restores_end_in_one_identity_and_a_conflict() {
+    use node::error::NodeError;
+    let a = peer();
+    a.node.create_identity("alice".into(), None).await.unwrap();
+    let backup = a
+        .node
+        .backup("alice".into(), "correct horse".into())
+        .await
+        .unwrap();
+
+    // The race needs both requests past their checks at once: try it a few times.
+    for _ in 0..8 {
+        let b = peer();
+        let restore = |id: &str| {
+            let (node, backup, id) = (b.node.clone(), backup.clone(), id.to_owned());
+            tokio::spawn(async move {
+                node.restore_identity(id, None, backup, "correct horse".into())
+                    .await
+            })
+        };
+        let (one, two) = tokio::join!(restore("first"), restore("second"));
+        let (one, two) = (one.unwrap(), two.unwrap());
+        assert!(
+            matches!(
+                (&one, &two),
+                (Ok(_), Err(NodeError::Conflict(_))) | (Err(NodeError::Conflict(_)), Ok(_))
+            ),
+            "the same key restored twice at once: {one:?} / {two:?}"
+        );
+        assert_eq!(b.node.identities().unwrap().len(), 1);
+    }
+    let b = peer();
+
+    let (one, two) = tokio::join!(
+        b.node.create_identity("carol".into(), None),
+        b.node.create_identity("carol".into(), None)
+    );
+    assert!(
+        matches!(
+            (&one, &two),
+            (Ok(_), Err(NodeError::Conflict(_))) | (Err(NodeError::Conflict(_)), Ok(_))
+        ),
+        "the same id created twice at once: {one:?} / {two:?}"
+    );
+    assert_eq!(b.node.identities().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn unread_counts_and_previews_follow_what_was_seen() {
     let (a, b) = pair().await;
     for text in ["first", "second line one\nline two"] {
