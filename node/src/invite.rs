@@ -87,7 +87,16 @@ impl Invite {
             .transpose()?;
         let display_name = wire
             .name
-            .map(|n| n.trim().chars().take(100).collect::<String>())
+            // Cut to 100 characters, then trimmed again: a cut can end in a space, and the
+            // name must read back the same from a re-encoded invite.
+            .map(|n| {
+                n.trim()
+                    .chars()
+                    .take(100)
+                    .collect::<String>()
+                    .trim_end()
+                    .to_owned()
+            })
             .filter(|n| !n.is_empty());
         Ok(Self {
             display_name,
@@ -102,6 +111,23 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn a_long_name_cut_at_a_space_reads_back_the_same() {
+        // 99 characters, a space, more: the cut leaves no trailing space behind.
+        let name = format!("{} tail", "n".repeat(99));
+        let invite = Invite {
+            display_name: Some(name),
+            public_key: key(),
+            mailbox: None,
+        };
+        let decoded = Invite::decode(&invite.encode()).unwrap();
+        assert_eq!(
+            decoded.display_name.as_deref(),
+            Some("n".repeat(99).as_str())
+        );
+        assert_eq!(Invite::decode(&decoded.encode()).unwrap(), decoded);
+    }
 
     fn key() -> crypto::PublicKey {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);

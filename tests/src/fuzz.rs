@@ -305,6 +305,17 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         with_mailbox.encode().into_bytes(),
     ));
     out.push(("invite", "bare".to_owned(), bare.encode().into_bytes()));
+    // Regression: a name cut at 100 characters right after a space read back differently.
+    let cut = Invite {
+        display_name: Some(format!("{} tail", "n".repeat(99))),
+        public_key: alice.public_key().clone(),
+        mailbox: None,
+    };
+    out.push((
+        "invite",
+        "regression-name-cut-at-a-space".to_owned(),
+        cut.encode().into_bytes(),
+    ));
 
     for (name, text) in [
         (
