@@ -176,8 +176,9 @@ impl Default for NodeConfig {
     }
 }
 
-/// A rate: finite and above zero (`.nan`, `.inf`, `0` and `-5` are refused; a rate of 0
-/// would refuse everyone forever once their burst is spent, NaN would let everyone through).
+/// A rate: finite and above zero (`.nan`, `.inf`, `0` and `-5` are refused: an infinite
+/// rate or burst lets every request through, a rate of 0 or NaN (which the limiter reads as
+/// 0) refuses everyone forever once their burst is spent).
 fn positive_rate<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
     deserializer.deserialize_f64(Bounded {
         what: "a rate: a finite number above 0",

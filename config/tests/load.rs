@@ -376,6 +376,9 @@ fn bad_env_value_names_the_variable() {
         ("MAILBOX_MAX_ENVELOPE_BYTES", "big"),
         ("MAILBOX_MAX_ENVELOPE_BYTES", "-5"),
         ("MAILBOX_MAX_ENVELOPE_BYTES", "1.5"),
+        ("MAILBOX_RATE_PER_SECOND", "0"),
+        ("MAILBOX_RATE_PER_SECOND", "-5"),
+        ("MAILBOX_ADDRESS_RATE_BURST", "0.5"),
     ];
     for (var, raw) in cases {
         let err = load::<MailboxConfig>(None, env(&[(var, raw)]), &[]).unwrap_err();
@@ -390,6 +393,20 @@ fn bad_env_value_names_the_variable() {
         );
         assert!(msg.contains(raw), "{msg} should quote the value");
     }
+    // YAML's NaN and infinity, from the environment and from a flag.
+    for (var, raw) in [
+        ("MAILBOX_RATE_BURST", ".nan"),
+        ("MAILBOX_RATE_PER_SECOND", ".inf"),
+    ] {
+        let err = load::<MailboxConfig>(None, env(&[(var, raw)]), &[]).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Env { var: v, .. } if v == var),
+            "{err:?}"
+        );
+    }
+    let err =
+        load::<MailboxConfig>(None, Env::new(), &[("rate_burst", ".nan".to_owned())]).unwrap_err();
+    assert!(err.to_string().starts_with("flag --rate-burst: "), "{err}");
     // A later bad value fails even when an earlier one was fine.
     let err = load::<NodeConfig>(
         None,

@@ -84,9 +84,12 @@ pub fn envelope(data: &[u8]) {
 /// [`envelope`] on the given backends. The libFuzzer target opens on [`Backend::DEFAULT`]
 /// alone: the pure-Rust backend under AddressSanitizer runs ~45 inputs a second, aws-lc-rs
 /// (C, not instrumented) thousands. The stable tests compare the backends.
+///
+/// What a fuzzer without the key reaches: the clear header, the length checks and the OAEP
+/// unwrap. A changed byte after that fails the AES-GCM tag, so the inner decoding and the
+/// signature check are beyond it (crypto's own tests flip every byte of sealed envelopes).
 pub fn open_on(backends: &[Backend], data: &[u8]) {
     let (alice, bob) = identities();
-    let header = crypto::EnvelopeHeader::parse(data);
     let mut results = backends.iter().map(|&b| bob.open_using(b, data));
     let Some(first) = results.next() else {
         return;
@@ -99,10 +102,6 @@ pub fn open_on(backends: &[Backend], data: &[u8]) {
         }
     }
     if let Ok(message) = first {
-        assert!(
-            header.is_ok(),
-            "opened an envelope whose header does not parse"
-        );
         assert_eq!(message.sender(), alice.public_key(), "a forged sender");
         assert_eq!(message.header().recipient, bob.fingerprint());
     }
@@ -170,9 +169,17 @@ pub fn pem(data: &[u8]) {
         );
     }
     if let Ok(identity) = Identity::from_encrypted_pem(text, SEED_PASSPHRASE) {
-        // Only a key encrypted under the passphrase imports; its public half is its own.
-        let public = identity.public_key().clone();
-        assert_eq!(public.fingerprint(), identity.fingerprint());
+        // What decrypts is a key that passes the same checks as a plain one, and keeps its
+        // fingerprint through export and import.
+        let again = identity
+            .to_pkcs8_pem()
+            .ok()
+            .and_then(|pem| Identity::from_pkcs8_pem(&pem).ok());
+        assert_eq!(
+            again.map(|i| i.fingerprint()),
+            Some(identity.fingerprint()),
+            "encrypted key round trip"
+        );
     }
 }
 
@@ -346,8 +353,9 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
 }
 
 /// Private-key seeds for the `pem` target: alice's key as PKCS#8 and bob's encrypted under
-/// [`SEED_PASSPHRASE`]. Made fresh for each fuzz run (`sm-fuzz-seeds`) and never committed:
-/// the repository holds no private keys, not even test ones.
+/// [`SEED_PASSPHRASE`]. These are test keys anyone can derive from the fixed seed above, not
+/// secrets; they are written for each fuzz run (`sm-fuzz-seeds --with-keys`) rather than
+/// committed so that the repository holds no private-key files at all.
 pub fn key_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let (alice, bob) = identities();
     let mut out = Vec::new();

@@ -477,17 +477,24 @@ impl RawConnection {
     }
 }
 
-/// Sends `count` random UDP datagrams (1 to 1399 bytes, from a generator seeded with `seed`)
-/// to `target`; every other one is shaped like a QUIC version 1 Initial packet (long header)
-/// that will not decrypt.
+/// Sends `count` random UDP datagrams (from a generator seeded with `seed`) to `target`:
+/// odd ones 1 to 1399 random bytes, even ones shaped like a QUIC version 1 Initial packet
+/// (long header, padded to at least 1200 bytes as a client's must be, so the server gets as
+/// far as trying to decrypt it) that will not decrypt.
 pub async fn garbage_datagrams(target: SocketAddr, seed: u64, count: usize) -> anyhow::Result<()> {
     use crypto::rand::{Rng as _, RngExt as _, SeedableRng as _};
     let mut rng = crypto::rand::rngs::StdRng::seed_from_u64(seed);
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
     for i in 0..count {
-        let mut datagram = vec![0u8; rng.random_range(1..1400)];
+        let initial = i % 2 == 0;
+        let len = if initial {
+            rng.random_range(1200..1400)
+        } else {
+            rng.random_range(1..1400)
+        };
+        let mut datagram = vec![0u8; len];
         rng.fill_bytes(&mut datagram);
-        if i % 2 == 0 && datagram.len() > 5 {
+        if initial {
             datagram[0] = 0xc0 | (datagram[0] & 0x0f);
             datagram[1..5].copy_from_slice(&1u32.to_be_bytes());
         }

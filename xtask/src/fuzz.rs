@@ -4,7 +4,7 @@
 //! that keeps what earlier runs found and the private-key seeds that are never committed.
 //!
 //! Prints one line per target (executions, coverage, corpus) and writes
-//! `target/fuzz/results.json`. A crash, a leak or an input slower than 10 s fails the run;
+//! `target/fuzz/results.json`. A crash, a leak or an input slower than 60 s fails the run;
 //! libFuzzer saves the input under `tests/fuzz/artifacts/<target>/`, and
 //! `cargo +nightly fuzz run --fuzz-dir tests/fuzz <target> <file>` replays it.
 
@@ -14,6 +14,9 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use serde_json::json;
+
+/// The cargo-fuzz version installed when there is none.
+const CARGO_FUZZ: &str = "0.13.2";
 
 /// The targets, in the order they run: `tests/fuzz/fuzz_targets/<name>.rs`.
 pub const TARGETS: &[&str] = &["frame", "envelope", "invite", "config", "pem"];
@@ -42,9 +45,9 @@ pub fn run(
         match arg.as_str() {
             "--seconds" => {
                 let value = args.next().context("--seconds needs a number")?;
-                seconds = value
-                    .parse()
-                    .with_context(|| format!("--seconds: {value:?} is not a whole number"))?;
+                seconds = value.parse().ok().filter(|s| *s > 0).with_context(|| {
+                    format!("--seconds: {value:?} is not a whole number of seconds above 0")
+                })?;
             }
             name if TARGETS.contains(&name) => targets.push(name.to_owned()),
             other => bail!(
@@ -59,12 +62,20 @@ pub fn run(
     ensure_cargo_fuzz(root)?;
 
     // Seeds, private-key ones included, into the scratch corpus (a stable build).
-    let mut build = cargo();
-    build.args(["build", "-p", "tests", "--bin", "sm-fuzz-seeds"]);
-    crate::run(build)?;
     let corpus = target_dir.join("fuzz").join("corpus");
-    let mut seeds = Command::new(target_dir.join("debug").join("sm-fuzz-seeds"));
-    seeds.arg(&corpus).arg("--with-keys");
+    let mut seeds = cargo();
+    seeds
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "tests",
+            "--bin",
+            "sm-fuzz-seeds",
+            "--",
+        ])
+        .arg(&corpus)
+        .arg("--with-keys");
     crate::run(seeds)?;
 
     let mut build = nightly(root);
@@ -140,10 +151,10 @@ fn ensure_cargo_fuzz(root: &Path) -> anyhow::Result<()> {
     let mut fuzz = nightly(root);
     fuzz.args(["fuzz", "--version"]);
     if !quiet(fuzz) {
-        println!("fuzz: installing cargo-fuzz (cargo install --locked cargo-fuzz)");
+        println!("fuzz: installing cargo-fuzz {CARGO_FUZZ} (cargo install --locked)");
         let mut install = Command::new("cargo");
         install
-            .args(["install", "--locked", "cargo-fuzz"])
+            .args(["install", "--locked", "cargo-fuzz", "--version", CARGO_FUZZ])
             .env_remove("CARGO")
             .env_remove("RUSTC");
         crate::run(install)?;
@@ -171,7 +182,9 @@ fn fuzz_one(
         .args([
             "--",
             &format!("-max_total_time={seconds}"),
-            "-timeout=10",
+            // Generous: a key file may legitimately ask for costly key derivation (bounded
+            // in crypto, but slow under AddressSanitizer).
+            "-timeout=60",
             "-print_final_stats=1",
         ]);
     // A dictionary of the format's words, where one helps (the config keys and YAML's
@@ -190,10 +203,23 @@ fn fuzz_one(
         for line in tail.iter().rev() {
             eprintln!("{line}");
         }
-        bail!(
-            "fuzz target {target} failed ({status}); full log: {}; the input is under tests/fuzz/artifacts/{target}/",
-            log_path.display()
-        );
+        // libFuzzer names the file it saved the input to; without one, the run itself
+        // failed (a build error, say).
+        match text
+            .lines()
+            .find_map(|l| l.split("Test unit written to ").nth(1))
+        {
+            Some(input) => bail!(
+                "fuzz target {target} found a failing input ({status}), saved as {input}; \
+                 replay: cargo +nightly fuzz run --fuzz-dir tests/fuzz {target} {input}; \
+                 full log: {}",
+                log_path.display()
+            ),
+            None => bail!(
+                "fuzz target {target} did not run ({status}); full log: {}",
+                log_path.display()
+            ),
+        }
     }
     let runs = stat(&text, "stat::number_of_executed_units:")
         .context("libFuzzer printed no final stats")?;
