@@ -261,9 +261,24 @@ async fn strangers_can_leave_only_so_many_requests() {
     assert_eq!(count_from(&last), 1);
 }
 
+/// One of two concurrent requests succeeded and the other was a conflict.
+fn one_and_a_conflict<T: std::fmt::Debug>(
+    one: &Result<T, node::error::NodeError>,
+    two: &Result<T, node::error::NodeError>,
+    what: &str,
+) {
+    use node::error::NodeError::Conflict;
+    assert!(
+        matches!(
+            (one, two),
+            (Ok(_), Err(Conflict(_))) | (Err(Conflict(_)), Ok(_))
+        ),
+        "{what}: {one:?} / {two:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_creates_and_restores_end_in_one_identity_and_a_conflict() {
-    use node::error::NodeError;
     let a = peer();
     a.node.create_identity("alice".into(), None).await.unwrap();
     let backup = a
@@ -284,13 +299,7 @@ async fn concurrent_creates_and_restores_end_in_one_identity_and_a_conflict() {
         };
         let (one, two) = tokio::join!(restore("first"), restore("second"));
         let (one, two) = (one.unwrap(), two.unwrap());
-        assert!(
-            matches!(
-                (&one, &two),
-                (Ok(_), Err(NodeError::Conflict(_))) | (Err(NodeError::Conflict(_)), Ok(_))
-            ),
-            "the same key restored twice at once: {one:?} / {two:?}"
-        );
+        one_and_a_conflict(&one, &two, "the same key restored twice at once");
         assert_eq!(b.node.identities().unwrap().len(), 1);
     }
     let b = peer();
@@ -299,13 +308,7 @@ async fn concurrent_creates_and_restores_end_in_one_identity_and_a_conflict() {
         b.node.create_identity("carol".into(), None),
         b.node.create_identity("carol".into(), None)
     );
-    assert!(
-        matches!(
-            (&one, &two),
-            (Ok(_), Err(NodeError::Conflict(_))) | (Err(NodeError::Conflict(_)), Ok(_))
-        ),
-        "the same id created twice at once: {one:?} / {two:?}"
-    );
+    one_and_a_conflict(&one, &two, "the same id created twice at once");
     assert_eq!(b.node.identities().unwrap().len(), 1);
 }
 

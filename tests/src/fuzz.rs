@@ -158,29 +158,25 @@ pub fn pem(data: &[u8]) {
         assert_eq!(PublicKey::from_pem(&key.to_pem()).as_ref(), Ok(&key));
     }
     if let Ok(identity) = Identity::from_pkcs8_pem(text) {
-        let again = identity
-            .to_pkcs8_pem()
-            .ok()
-            .and_then(|pem| Identity::from_pkcs8_pem(&pem).ok());
-        assert_eq!(
-            again.map(|i| i.fingerprint()),
-            Some(identity.fingerprint()),
-            "private key round trip"
-        );
+        keeps_its_fingerprint(&identity, "private key");
     }
     if let Ok(identity) = Identity::from_encrypted_pem(text, SEED_PASSPHRASE) {
-        // What decrypts is a key that passes the same checks as a plain one, and keeps its
-        // fingerprint through export and import.
-        let again = identity
-            .to_pkcs8_pem()
-            .ok()
-            .and_then(|pem| Identity::from_pkcs8_pem(&pem).ok());
-        assert_eq!(
-            again.map(|i| i.fingerprint()),
-            Some(identity.fingerprint()),
-            "encrypted key round trip"
-        );
+        // What decrypts is a key that passes the same checks as a plain one.
+        keeps_its_fingerprint(&identity, "encrypted key");
     }
+}
+
+/// An imported private key exports to PKCS#8 and imports again with the same fingerprint.
+fn keeps_its_fingerprint(identity: &Identity, what: &str) {
+    let again = identity
+        .to_pkcs8_pem()
+        .ok()
+        .and_then(|pem| Identity::from_pkcs8_pem(&pem).ok());
+    assert_eq!(
+        again.map(|i| i.fingerprint()),
+        Some(identity.fingerprint()),
+        "{what} round trip"
+    );
 }
 
 /// The passphrase of the encrypted key seeds.
