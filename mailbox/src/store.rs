@@ -573,15 +573,7 @@ impl Committer {
                 .range(next_start..)
                 .next()
                 .map_or(bucket.end, |(&s, _)| s.min(bucket.end));
-            let tree = self.db.open_tree(bucket_name(next_start, end))?;
-            write_lock(&self.buckets).insert(
-                next_start,
-                Bucket {
-                    end,
-                    tree: tree.clone(),
-                },
-            );
-            return Ok((next_start, tree));
+            return Ok((next_start, self.open_bucket(next_start, end)?));
         }
         // Never overlap another bucket (made when buckets had another width).
         let previous_end = read_lock(&self.buckets)
@@ -594,6 +586,11 @@ impl Committer {
             .next()
             .map_or(u64::MAX, |(&s, _)| s);
         let end = start.saturating_add(self.bucket_ms).min(next);
+        Ok((start, self.open_bucket(start, end)?))
+    }
+
+    /// Open (and create) the bucket `[start, end)` and list it.
+    fn open_bucket(&self, start: u64, end: u64) -> Result<sled::Tree, StoreError> {
         let tree = self.db.open_tree(bucket_name(start, end))?;
         write_lock(&self.buckets).insert(
             start,
@@ -602,7 +599,7 @@ impl Committer {
                 tree: tree.clone(),
             },
         );
-        Ok((start, tree))
+        Ok(tree)
     }
 
     fn commit(&mut self, pending: Vec<Write>, synced: &std_mpsc::Sender<Applied>) {

@@ -75,6 +75,16 @@ pub(crate) async fn drain(client: &Client, recipient: [u8; 32]) -> anyhow::Resul
     }
 }
 
+/// Abort sender tasks (whose mailbox is gone) and wait until they are gone.
+async fn stop(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
 /// Check that every delivered envelope is one of `sent`, unchanged, and came once; returns
 /// how many times each id came (once).
 fn delivered_once(
@@ -709,12 +719,7 @@ async fn acknowledged_sends_survive_kill_9_during_concurrent_sending() -> anyhow
         "only {at_kill} SENDs answered in {WAIT:?}"
     );
     // Senders still waiting wait for a mailbox that is gone: stop them.
-    for task in &tasks {
-        task.abort();
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
+    stop(tasks).await;
     let failures = failures.lock().unwrap().clone();
     assert!(
         failures.is_empty(),
@@ -847,12 +852,7 @@ async fn repeated_kills_under_load_lose_no_answered_send() -> anyhow::Result<()>
         // A random moment: before, during or after the bulk of this round's SENDs.
         tokio::time::sleep(Duration::from_millis(rng.random_range(2..60))).await;
         mailbox.proc.kill();
-        for task in &tasks {
-            task.abort();
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
+        stop(tasks).await;
         let acknowledged = acknowledged.lock().unwrap().clone();
         println!(
             "kill {}: {} of {} SENDs answered before it",
