@@ -247,6 +247,30 @@ fn refusals_say_which() {
 }
 
 #[test]
+fn a_key_over_4096_bits_is_refused_naming_its_size() {
+    use rsa::pkcs8::EncodePublicKey as _;
+    // Any odd modulus of 8192 bits makes a well-formed public key; no primes are needed to
+    // check that import refuses it (before any arithmetic on it).
+    let mut modulus = vec![0u8; 1024];
+    modulus[0] = 0x80;
+    modulus[1023] = 0x01;
+    let n = rsa::BoxedUint::from_be_slice(&modulus, 8192).unwrap();
+    let e = rsa::BoxedUint::from(65_537u32);
+    let pem = rsa::PublicKey::new_unchecked(n, e)
+        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+        .unwrap();
+    let err = PublicKey::from_pem(&pem).unwrap_err();
+    assert_eq!(
+        err,
+        KeyError::TooLarge {
+            bits: 8192,
+            max: 4096
+        }
+    );
+    assert!(err.to_string().contains("8192 bits"), "{err}");
+}
+
+#[test]
 fn safety_numbers_agree_between_the_two_sides() {
     let (alice, bob, carol) = people();
     let ab = safety_number(&alice.fingerprint(), &bob.fingerprint());

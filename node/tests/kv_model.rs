@@ -59,7 +59,7 @@ fn run(ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
     let mut sled = Some(open(dir.path()));
     let memory = MemoryKv::default();
-    let mut last_seq = 0;
+    let (mut last_seq, mut last_memory_seq) = (0, 0);
     for (step, op) in ops.into_iter().enumerate() {
         let s = sled.as_ref().unwrap();
         match &op {
@@ -86,6 +86,12 @@ fn run(ops: Vec<Op>) {
                     "step {step}: {n} after {last_seq}"
                 );
                 last_seq = n;
+                let m = memory.next_seq().unwrap();
+                assert!(
+                    m > last_memory_seq,
+                    "step {step}: memory {m} after {last_memory_seq}"
+                );
+                last_memory_seq = m;
             }
             Op::Reopen => {
                 drop(sled.take());
