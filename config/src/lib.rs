@@ -59,6 +59,25 @@ pub fn default_data_dir(component: &str) -> PathBuf {
     }
 }
 
+/// Make a data directory if needed and keep it private to its user (mode 0700 on Unix, even
+/// if it existed with looser permissions). A file in its place is refused as not a
+/// directory.
+pub fn ensure_private_dir(path: &Path) -> std::io::Result<()> {
+    if path.exists() && !path.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "exists and is not a directory",
+        ));
+    }
+    std::fs::create_dir_all(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Configuration of the `mailbox` server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

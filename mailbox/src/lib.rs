@@ -92,16 +92,7 @@ impl Running {
     }
 }
 
-/// Make the data directory (mode 0700) if needed.
-pub fn ensure_private_dir(path: &Path) -> Result<(), std::io::Error> {
-    std::fs::create_dir_all(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
+use config::ensure_private_dir;
 
 /// The certificate fingerprint of the mailbox whose data directory is `data_dir`, making the
 /// certificate if there is none yet.

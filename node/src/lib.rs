@@ -101,16 +101,7 @@ fn token_given(state: &AppState, headers: &HeaderMap) -> bool {
     bearer.is_some_and(|b| digest(b) == want) || from_cookie.is_some_and(|c| digest(&c) == want)
 }
 
-/// Make a directory (mode 0700) if needed.
-pub fn ensure_private_dir(path: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
+use config::ensure_private_dir;
 
 fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
     let port = addr.port();

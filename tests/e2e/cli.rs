@@ -126,6 +126,146 @@ fn bad_configuration_names_the_key_and_the_file() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Run `command`, which must give up by itself: its output, or an error if it is still
+/// running (serving) after a generous bound.
+fn exits_at_once(command: &mut Command) -> anyhow::Result<Output> {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let started = std::time::Instant::now();
+    while child.try_wait()?.is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill()?;
+            anyhow::bail!("{command:?} is still running");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(child.wait_with_output()?)
+}
+
+/// Paths that cannot be used (a directory where a file belongs, a file where a directory
+/// belongs, a file that is not there): each start ends at once, non-zero, with a message
+/// that names the path and, where a configuration key gave it, the key.
+#[test]
+fn unusable_paths_are_refused_naming_them() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let a_dir = dir.path().join("a-directory");
+    std::fs::create_dir(&a_dir)?;
+    let a_file = dir.path().join("a-file");
+    std::fs::write(&a_file, "not a directory")?;
+    let missing = dir.path().join("missing");
+    let with_passphrase_file = |name: &str, path: &std::path::Path| -> anyhow::Result<String> {
+        let file = dir.path().join(name);
+        std::fs::write(&file, format!("passphrase_file: {}\n", path.display()))?;
+        Ok(file.display().to_string())
+    };
+    let fresh = |name: &str| dir.path().join(name).display().to_string();
+    let (a_dir_s, a_file_s) = (a_dir.display().to_string(), a_file.display().to_string());
+    let serve = ["--listen", "127.0.0.1:0", "--dashboard", "127.0.0.1:0"];
+    let run = ["--listen", "127.0.0.1:0", "--mailbox", "127.0.0.1:9"];
+    let rows: Vec<(&str, &str, Vec<String>, Vec<String>)> = vec![
+        (
+            "a directory as the mailbox's config file",
+            "mailbox",
+            vec![
+                "config".into(),
+                "show".into(),
+                "--config".into(),
+                a_dir_s.clone(),
+            ],
+            vec![a_dir_s.clone()],
+        ),
+        (
+            "a directory as the node's config file",
+            "node",
+            vec![
+                "config".into(),
+                "show".into(),
+                "--config".into(),
+                a_dir_s.clone(),
+            ],
+            vec![a_dir_s.clone()],
+        ),
+        (
+            "a missing config file",
+            "mailbox",
+            vec![
+                "serve".into(),
+                "--config".into(),
+                missing.display().to_string(),
+            ],
+            vec![missing.display().to_string()],
+        ),
+        (
+            "a file as the mailbox's data directory",
+            "mailbox",
+            [
+                vec!["serve".into(), "--data-dir".into(), a_file_s.clone()],
+                serve.map(String::from).to_vec(),
+            ]
+            .concat(),
+            vec![a_file_s.clone(), "not a directory".into()],
+        ),
+        (
+            "a file as the node's data directory",
+            "node",
+            [
+                vec!["run".into(), "--data-dir".into(), a_file_s.clone()],
+                run.map(String::from).to_vec(),
+            ]
+            .concat(),
+            vec![a_file_s.clone(), "not a directory".into()],
+        ),
+        (
+            "a passphrase file that is not there",
+            "node",
+            [
+                vec![
+                    "run".into(),
+                    "--config".into(),
+                    with_passphrase_file("missing.yaml", &missing)?,
+                    "--data-dir".into(),
+                    fresh("node-1"),
+                ],
+                run.map(String::from).to_vec(),
+            ]
+            .concat(),
+            vec!["passphrase_file".into(), missing.display().to_string()],
+        ),
+        (
+            "a directory as the passphrase file",
+            "node",
+            [
+                vec![
+                    "run".into(),
+                    "--config".into(),
+                    with_passphrase_file("directory.yaml", &a_dir)?,
+                    "--data-dir".into(),
+                    fresh("node-2"),
+                ],
+                run.map(String::from).to_vec(),
+            ]
+            .concat(),
+            vec!["passphrase_file".into(), a_dir_s.clone()],
+        ),
+    ];
+    for (what, program, args, named) in rows {
+        let out = exits_at_once(
+            Command::new(binary(program)?)
+                .args(&args)
+                .env_remove("NODE_ACCESS_TOKEN"),
+        )?;
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{what}: exited {}", out.status);
+        for name in &named {
+            assert!(err.contains(name.as_str()), "{what}: {name} not in {err}");
+        }
+        assert!(!err.contains("panicked"), "{what}: {err}");
+    }
+    Ok(())
+}
+
 #[test]
 fn the_mailbox_prints_the_fingerprint_nodes_pin() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
