@@ -718,6 +718,163 @@ async fn dropped_envelopes_show_as_a_gap_marker_between_the_messages_around_them
     Ok(())
 }
 
+/// A page from another origin gets no CORS grant: no preflight passes, and no answer
+/// (even to a GET, which the node serves) carries an Access-Control-Allow-* header, so the
+/// browser keeps the page from reading it.
+#[tokio::test]
+async fn a_page_from_another_origin_gets_no_cors_grant() -> anyhow::Result<()> {
+    let p = pair().await?;
+    let evil = "http://evil.example";
+    let preflight = p
+        .alice
+        .request(
+            Method::OPTIONS,
+            "/api/identities/alice/contacts/bob/messages",
+        )
+        .header("origin", evil)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await?;
+    let get = p
+        .alice
+        .request(Method::GET, "/api/identities")
+        .header("origin", evil)
+        .send()
+        .await?;
+    assert_eq!(get.status().as_u16(), 200, "a plain GET is served");
+    for (what, response) in [("preflight", &preflight), ("GET", &get)] {
+        let granted: Vec<_> = response
+            .headers()
+            .keys()
+            .filter(|k| k.as_str().starts_with("access-control-"))
+            .collect();
+        assert!(granted.is_empty(), "{what}: {granted:?}");
+    }
+    assert!(
+        !preflight.status().is_success(),
+        "preflight: {}",
+        preflight.status()
+    );
+    Ok(())
+}
+
+/// Another local user can list neither the mailbox's nor the node's files: the data
+/// directories are 0700 (even one that existed with looser permissions), private key files
+/// 0600.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_directories_and_key_files_are_private_to_their_user() -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &Path| -> anyhow::Result<u32> {
+        Ok(std::fs::metadata(path)
+            .with_context(|| path.display().to_string())?
+            .permissions()
+            .mode()
+            & 0o777)
+    };
+    let dir = tempfile::tempdir()?;
+    let alice_dir = dir.path().join("alice");
+    std::fs::create_dir(&alice_dir)?;
+    std::fs::set_permissions(&alice_dir, std::fs::Permissions::from_mode(0o755))?;
+    let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
+    let alice = Node::start(&alice_dir, &mailbox.pinned_address())?;
+    alice.create_identity("alice").await?;
+
+    let keys = alice_dir.join("keys");
+    for private in [dir.path().join("mailbox"), alice_dir.clone(), keys.clone()] {
+        assert_eq!(mode(&private)?, 0o700, "{}", private.display());
+    }
+    let key_files: Vec<_> = std::fs::read_dir(&keys)?.collect::<Result<_, _>>()?;
+    assert_eq!(key_files.len(), 1, "one identity, one key file");
+    assert_eq!(mode(&key_files[0].path())?, 0o600);
+    // The mailbox's TLS key too.
+    assert_eq!(mode(&dir.path().join("mailbox").join("key.der"))?, 0o600);
+    Ok(())
+}
+
+/// What a malicious mailbox (or anyone who can SEND) learns from envelopes a node refuses:
+/// nothing. They are acknowledged and dropped; nothing is shown, stored or sent back, and
+/// the next good envelope is read as if they had never been.
+#[tokio::test]
+async fn refused_envelopes_are_dropped_without_a_word() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
+    let alice = Node::start(&dir.path().join("alice"), &mailbox.pinned_address())?;
+    alice.create_identity("alice").await?;
+    let alice_key = public_key(&alice, "alice").await?;
+    let [dave, mallory] = identities().await?;
+    let (status, body) = alice
+        .post(
+            "/api/identities/alice/contacts",
+            json!({ "name": "dave", "public_key": dave.public_key().to_pem() }),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+
+    // A message of dave's with one byte of its ciphertext changed on the way.
+    let mut altered = sealed_chain(&dave, alice_key.clone(), &["pay mallory"]).await?[0]
+        .bytes
+        .clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 0x01;
+    // A message dave sealed for mallory, re-addressed to alice (the header names her).
+    let mut rerouted = sealed_chain(&dave, mallory.public_key().clone(), &["for mallory"]).await?
+        [0]
+    .bytes
+    .clone();
+    rerouted[1..33].copy_from_slice(&alice_key.fingerprint().0);
+    let good = sealed_chain(&dave, alice_key, &["hello alice"]).await?;
+
+    let client = mailbox.connect_as(&[&dave, &mallory]).await?;
+    let (from_dave, from_mallory) = (dave.fingerprint().0, mallory.fingerprint().0);
+    assert!(
+        client.send(from_dave, altered).await?,
+        "the mailbox stores it"
+    );
+    assert!(
+        client.send(from_mallory, rerouted).await?,
+        "the mailbox stores it"
+    );
+    assert!(client.send(from_dave, good[0].bytes.clone()).await?);
+
+    // Queues are read in order: once the good one is shown, the others were handled.
+    eventually(WAIT, "alice's node to show dave's good message", || async {
+        let t = transcript(&alice, "alice", "dave").await?;
+        Ok((!t.is_empty()).then_some(()))
+    })
+    .await?;
+    // Only the good message, with no gap before it.
+    assert_eq!(
+        transcript(&alice, "alice", "dave").await?,
+        ["< hello alice"]
+    );
+    assert_eq!(
+        alice.get("/api/identities/alice/requests").await?["requests"],
+        json!([])
+    );
+    // Back to dave: one receipt, for the good message only (it follows anything that would
+    // have been sent about the refused ones in alice's outbox). Mallory hears nothing.
+    let receipt = eventually(WAIT, "dave's receipt", || async {
+        let (envelopes, _) = client.pull(from_dave, 16).await?;
+        Ok((!envelopes.is_empty()).then_some(envelopes))
+    })
+    .await?;
+    assert_eq!(receipt.len(), 1, "only the receipt is queued for dave");
+    let message = dave.open(&receipt[0])?;
+    assert_eq!(message.kind(), MessageKind::Receipt);
+    assert_eq!(
+        crypto::envelope::parse_receipt_body(message.body()),
+        Some(vec![good[0].header.id])
+    );
+    assert_eq!(client.pull(from_mallory, 16).await?, (vec![], false));
+    // And alice's queue is empty: the refused envelopes were acknowledged, not left to be
+    // offered again; the one envelope queued anywhere is dave's receipt.
+    assert_eq!(mailbox.metric("mailbox_queued_envelopes").await?, Some(1.0));
+    client.close().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn unknown_senders_land_in_requests_and_can_be_accepted_or_deleted() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
