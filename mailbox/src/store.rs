@@ -21,8 +21,12 @@
 //! A write touches each bucket with one atomic batch, usage records included, so opening
 //! reads the `u` records only, never the envelopes. Sequences come from sled's
 //! `generate_id` (increasing), so a recipient's queue is its `q` entries bucket by bucket.
-//! The `i` entry outlives the queue entry until retention removes it: a retried SEND of an
-//! acknowledged envelope is still recognised as a duplicate. A store of the first layout
+//! An ACK deletes all three entries of the envelope (`q`, `i`, `t`): the mailbox keeps nothing
+//! of what was delivered, neither its bytes nor who received it when. So a SEND retried while
+//! the envelope is queued is a duplicate, and one retried after the recipient acknowledged it
+//! is stored again; the recipient's node knows the message id and only acknowledges it (a node
+//! must deduplicate anyway: an untrusted mailbox can replay). Memory and disk follow what is
+//! queued, not what passed through (docs/security.md, soak). A store of the first layout
 //! (everything in the default tree) is moved into buckets when opened.
 //!
 //! # Durability
@@ -67,8 +71,8 @@ pub enum StoreError {
 pub enum Stored {
     /// Stored now, and durable.
     New,
-    /// This message id was stored before (within the retention period); nothing was stored
-    /// twice.
+    /// An envelope with this message id is queued (stored, not yet acknowledged); nothing was
+    /// stored twice.
     Duplicate,
     /// The recipient's queue is full; nothing was stored.
     OverQuota,
@@ -130,8 +134,8 @@ pub trait QueueStore: Send + Sync + 'static {
         max_count: usize,
         max_bytes: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), StoreError>;
-    /// Delete acknowledged envelopes of `recipient`; ids of other recipients are ignored.
-    /// Returns how many were deleted.
+    /// Delete acknowledged envelopes of `recipient` and forget their ids; ids of other
+    /// recipients are ignored. Returns how many were deleted.
     fn ack(
         &self,
         recipient: [u8; 32],
@@ -811,7 +815,10 @@ impl Committer {
             if plan.deleted.contains(&(bucket, key.clone())) || !tree.contains_key(&key)? {
                 continue;
             }
+            // Nothing of a delivered envelope stays (see the module docs).
             plan.batch(bucket).remove(key.clone());
+            plan.batch(bucket).remove(id_key(id));
+            plan.batch(bucket).remove(time_key(meta.stored_ms, id));
             plan.deleted.insert((bucket, key));
             plan.change(bucket, *recipient, -1, meta.len);
             count += 1;
@@ -904,8 +911,12 @@ impl Committer {
                 let qkey = queue_key(&recipient, seq);
                 let envelope = self.db.get(&qkey)?;
                 old.remove(qkey.clone());
+                // What was acknowledged is forgotten, as an ACK does now.
+                let Some(envelope) = envelope else {
+                    continue;
+                };
                 let (bucket, _) = self.bucket_for(stored_ms)?;
-                let len = envelope.as_ref().map_or(0, |e| e.len() as u64);
+                let len = envelope.len() as u64;
                 let batch = plan.batch(bucket);
                 batch.insert(
                     id_key(&id),
@@ -918,11 +929,9 @@ impl Committer {
                     .to_bytes(),
                 );
                 batch.insert(time_key(stored_ms, &id), &[][..]);
-                if let Some(envelope) = envelope {
-                    batch.insert(qkey, envelope);
-                    plan.change(bucket, recipient, 1, len);
-                    moved += 1;
-                }
+                batch.insert(qkey, envelope);
+                plan.change(bucket, recipient, 1, len);
+                moved += 1;
             }
             for (bucket, changes) in std::mem::take(&mut plan.usage) {
                 let per_bucket = self.bucket_usage.entry(bucket).or_default();
@@ -1118,6 +1127,7 @@ impl QueueStore for MemoryQueue {
                     .and_then(|q| q.remove(&seq))
                     .is_some()
             {
+                m.ids.remove(&id);
                 count += 1;
             }
         }
@@ -1252,11 +1262,12 @@ mod tests {
             q.pull(&bob, 10, 1 << 20).unwrap(),
             (vec![b"two".to_vec()], false)
         );
-        // still a duplicate after the ack
+        // forgotten once acknowledged: a late retry is stored again (and acknowledged again)
         assert_eq!(
             q.store(env(bob, 1, 400, b"one"), open).await.unwrap(),
-            Stored::Duplicate
+            Stored::New
         );
+        assert_eq!(q.ack(bob, vec![[1; 16]]).await.unwrap(), 1);
         // quota: two envelopes at most, counting what is queued (one now)
         let quota = Quota {
             envelopes: 2,
@@ -1507,11 +1518,19 @@ mod tests {
             q.store(env([2; 32], 2, 400, b"two"), Quota::UNLIMITED)
                 .await
                 .unwrap(),
+            Stored::New,
+            "acknowledged ids are not carried over"
+        );
+        assert_eq!(
+            q.store(env([2; 32], 1, 400, b"one"), Quota::UNLIMITED)
+                .await
+                .unwrap(),
             Stored::Duplicate,
-            "acknowledged ids are still remembered"
+            "queued ids are carried over"
         );
         assert_eq!(q.ack([3; 32], vec![[3; 16]]).await.unwrap(), 1);
-        assert_eq!(q.expire(1000).await.unwrap(), 1);
+        // "one" and the new "two".
+        assert_eq!(q.expire(1000).await.unwrap(), 2);
         assert_eq!(q.stats(), QueueStats::default());
     }
 

@@ -274,7 +274,7 @@ async fn another_identitys_queue_is_out_of_reach() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn a_resent_envelope_is_stored_and_delivered_once() -> anyhow::Result<()> {
+async fn a_resent_envelope_is_a_duplicate_only_while_it_is_queued() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mailbox = Mailbox::start(dir.path())?;
     let [alice, bob] = identities().await?;
@@ -296,9 +296,15 @@ async fn a_resent_envelope_is_stored_and_delivered_once() -> anyhow::Result<()> 
     assert!(!more);
     assert_eq!(receiver.ack(fp(&bob), vec![sealed.header.id.0]).await?, 1);
 
-    // After delivery, a late retry is still recognised and does not come back.
-    assert!(!sender.send(fp(&alice), sealed.bytes.clone()).await?);
-    assert_eq!(receiver.pull(fp(&bob), 10).await?, (vec![], false));
+    // Once acknowledged, the mailbox keeps nothing of it: a late retry is stored again, and
+    // bob's node, which knows the id, only acknowledges it
+    // (`a_message_delivered_twice_is_shown_once` in node.rs).
+    assert_eq!(mailbox.metric("mailbox_queued_envelopes").await?, Some(0.0));
+    assert!(sender.send(fp(&alice), sealed.bytes.clone()).await?);
+    assert_eq!(
+        receiver.pull(fp(&bob), 10).await?,
+        (vec![sealed.bytes.clone()], false)
+    );
     Ok(())
 }
 
@@ -748,24 +754,31 @@ async fn acknowledged_sends_survive_kill_9_during_concurrent_sending() -> anyhow
         acknowledged.len()
     );
 
-    // The sender's outbox retries everything: what was acknowledged is a duplicate, and
-    // bob gets the rest, each envelope once in all.
+    // The sender's outbox retries what was not answered, and bob gets it. An answered SEND
+    // is never retried, so it arrives once in all. An unanswered one may have been stored
+    // before the kill and delivered above: the mailbox forgot it at the ACK, so it comes
+    // again, and the recipient's node knows its id (it arrives at most twice).
     let sender = again.connect_as(&[&alice]).await?;
-    for s in &sealed {
-        let new = sender.send(fp(&alice), s.bytes.clone()).await?;
-        if acknowledged.contains(&s.header.id.0) {
-            assert!(!new, "an acknowledged envelope was stored again");
-        }
+    for s in sealed
+        .iter()
+        .filter(|s| !acknowledged.contains(&s.header.id.0))
+    {
+        sender.send(fp(&alice), s.bytes.clone()).await?;
     }
     let rest = drain(&receiver, fp(&bob)).await?;
     for envelope in &rest {
+        assert_eq!(
+            sent.get(&id_of(envelope)),
+            Some(envelope),
+            "one that was sent"
+        );
         *copies.entry(id_of(envelope)).or_default() += 1;
     }
     assert_eq!(copies.len(), TOTAL, "every envelope delivered");
-    assert!(
-        copies.values().all(|&n| n == 1),
-        "an envelope was delivered twice across the retry"
-    );
+    for (id, n) in &copies {
+        let most = if acknowledged.contains(id) { 1 } else { 2 };
+        assert!(*n <= most, "delivered {n} times, answered: {}", most == 1);
+    }
     Ok(())
 }
 

@@ -793,6 +793,70 @@ async fn data_directories_and_key_files_are_private_to_their_user() -> anyhow::R
     Ok(())
 }
 
+/// The mailbox forgets an envelope once it is acknowledged, so a late retry (or a replay by
+/// the mailbox) delivers it again: the node knows its id, acknowledges it, and neither shows
+/// it again nor sends a second receipt.
+#[tokio::test]
+async fn a_message_delivered_twice_is_shown_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
+    let alice = Node::start(&dir.path().join("alice"), &mailbox.pinned_address())?;
+    alice.create_identity("alice").await?;
+    let [dave] = identities().await?;
+    let (status, body) = alice
+        .post(
+            "/api/identities/alice/contacts",
+            json!({ "name": "dave", "public_key": dave.public_key().to_pem() }),
+        )
+        .await?;
+    assert_eq!(status, 201, "{body}");
+    let chain = sealed_chain(
+        &dave,
+        public_key(&alice, "alice").await?,
+        &["first", "second"],
+    )
+    .await?;
+    let client = mailbox.connect_as(&[&dave]).await?;
+    let from = dave.fingerprint().0;
+
+    assert!(client.send(from, chain[0].bytes.clone()).await?);
+    eventually(WAIT, "alice's node to acknowledge the first", || async {
+        let delivered = mailbox.metric("mailbox_envelopes_delivered_total").await?;
+        Ok((delivered == Some(1.0)).then_some(()))
+    })
+    .await?;
+    assert!(
+        client.send(from, chain[0].bytes.clone()).await?,
+        "stored again: the mailbox kept nothing of it"
+    );
+    assert!(client.send(from, chain[1].bytes.clone()).await?);
+    eventually(WAIT, "alice's node to show the second", || async {
+        Ok((transcript(&alice, "alice", "dave").await?.len() == 2).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        transcript(&alice, "alice", "dave").await?,
+        ["< first", "< second"]
+    );
+
+    // One receipt per message: the second copy got none. Receipts follow the messages they
+    // confirm in alice's outbox, so the second's receipt comes after any for the copy.
+    let confirmed = eventually(WAIT, "receipts for both messages", || async {
+        let (envelopes, _) = client.pull(from, 16).await?;
+        let mut ids = Vec::new();
+        for envelope in &envelopes {
+            let message = dave.open(envelope)?;
+            anyhow::ensure!(message.kind() == MessageKind::Receipt, "{message:?}");
+            ids.extend(crypto::envelope::parse_receipt_body(message.body()).unwrap_or_default());
+        }
+        Ok(ids.contains(&chain[1].header.id).then_some(ids))
+    })
+    .await?;
+    assert_eq!(confirmed, [chain[0].header.id, chain[1].header.id]);
+    client.close().await;
+    Ok(())
+}
+
 /// What a malicious mailbox (or anyone who can SEND) learns from envelopes a node refuses:
 /// nothing. They are acknowledged and dropped; nothing is shown, stored or sent back, and
 /// the next good envelope is read as if they had never been.
