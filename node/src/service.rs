@@ -937,6 +937,11 @@ impl Node {
         Ok(())
     }
 
+    /// Whether a message with this id was taken in already (by any identity here).
+    pub fn knows_message(&self, mid: &[u8; 16]) -> Result<bool, NodeError> {
+        Ok(self.store.contains(&keys::message_id(mid))?)
+    }
+
     /// Take in a verified message for identity `id`, exactly once. Blocking (it may seal a
     /// receipt). Returns false for a duplicate: only the ACK is left to do.
     pub fn receive(&self, id: &str, message: &VerifiedMessage) -> Result<bool, NodeError> {

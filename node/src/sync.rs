@@ -306,6 +306,20 @@ async fn pull_one(
                 let Ok(header) = crypto::EnvelopeHeader::parse(&envelope) else {
                     continue;
                 };
+                // A retry or a replay of what is already here: only the ACK is left, without
+                // the RSA work (the id is bound into the envelope, so another envelope under
+                // a known id could only be a forgery, which `receive` would drop as well).
+                match n.knows_message(&header.id.0) {
+                    Ok(true) => {
+                        done.push(header.id.0);
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        warn!(error = %e, "could not read the message index; it stays queued");
+                        continue;
+                    }
+                }
                 match opener.open(&envelope) {
                     Ok(message) => match n.receive(&id_owned, &message) {
                         Ok(_) => done.push(header.id.0),
