@@ -93,7 +93,8 @@ pub enum Response {
     Stored {
         /// Its message id.
         id: [u8; 16],
-        /// True if this id was stored before (a retry): nothing was stored twice.
+        /// True if an envelope with this id is still queued (a retry): nothing was stored
+        /// twice.
         duplicate: bool,
     },
     /// Answer to Pull.

@@ -21,8 +21,9 @@
 //! A write touches each bucket with one atomic batch, usage records included, so opening
 //! reads the `u` records only, never the envelopes. Sequences come from sled's
 //! `generate_id` (increasing), so a recipient's queue is its `q` entries bucket by bucket.
-//! An ACK deletes all three entries of the envelope (`q`, `i`, `t`): the mailbox keeps nothing
-//! of what was delivered, neither its bytes nor who received it when. So a SEND retried while
+//! An ACK deletes all three entries of the envelope (`q`, `i`, `t`): the mailbox keeps no
+//! record of what was delivered, neither its bytes nor who received it when (sled's log
+//! keeps the bytes on disk until it reuses the space; the data directory is 0700). So a SEND retried while
 //! the envelope is queued is a duplicate, and one retried after the recipient acknowledged it
 //! is stored again; the recipient's node knows the message id and only acknowledges it (a node
 //! must deduplicate anyway: an untrusted mailbox can replay). Memory and disk follow what is
@@ -71,8 +72,8 @@ pub enum StoreError {
 pub enum Stored {
     /// Stored now, and durable.
     New,
-    /// An envelope with this message id is queued (stored, not yet acknowledged); nothing was
-    /// stored twice.
+    /// An envelope with this message id is queued (stored, and not acknowledged before this
+    /// write's group commit); nothing was stored twice.
     Duplicate,
     /// The recipient's queue is full; nothing was stored.
     OverQuota,
@@ -119,8 +120,8 @@ pub struct Incoming {
 
 /// The queue operations the service needs.
 pub trait QueueStore: Send + Sync + 'static {
-    /// Store an envelope unless its id was seen or the recipient is over `quota`; resolves
-    /// once it is durable.
+    /// Store an envelope unless an envelope with its id is queued or the recipient is over
+    /// `quota`; resolves once it is durable.
     fn store(
         &self,
         incoming: Incoming,

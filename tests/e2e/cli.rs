@@ -137,6 +137,7 @@ fn exits_at_once(command: &mut Command) -> anyhow::Result<Output> {
     while child.try_wait()?.is_none() {
         if started.elapsed() > std::time::Duration::from_secs(20) {
             child.kill()?;
+            child.wait()?;
             anyhow::bail!("{command:?} is still running");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));

@@ -45,7 +45,7 @@ const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|ou
                arrive after it returns (cargo xtask test does 3 s)
   soak         5 minutes of mixed SEND/PULL/ACK from 64 connections against a release
                mailbox (cargo xtask test does 10 s): fails on any error or loss, or
-               on RSS growth over 10% from minute 1
+               on an RSS level moving over 10% from minute 1 to the end
   fuzz         [--seconds N] [target...]: build the cargo-fuzz targets (nightly) and run
                each for N seconds (default 600; cargo xtask test does 10): frame,
                envelope, invite, config, pem";

@@ -585,15 +585,32 @@ async fn soak(dir: &Path) -> anyhow::Result<()> {
         ),
         "within 10%",
     );
-    // `cargo xtask soak` fails when a target is missed. The RSS target needs samples
-    // from minute 1 on; a shorter run only reports it.
+    // Single samples swing by ~10% with sled's garbage in flight (docs/security.md), so the
+    // gate compares levels: the mean of the minute after minute 1 against the mean of the
+    // last minute. A run shorter than two minutes only reports.
+    let mean = |samples: &[u64]| samples.iter().sum::<u64>() as f64 / samples.len().max(1) as f64;
+    let samples = &report.rss_kib;
+    let first_level = mean(samples.get(6..12).unwrap_or_default());
+    let last_level = mean(&samples[samples.len().saturating_sub(6)..]);
+    let level_growth = (last_level - first_level) / first_level.max(1.0) * 100.0;
+    figure(
+        "soak: mailbox RSS level, minute 1-2 against the last minute",
+        level_growth,
+        format!(
+            "{:.0} -> {:.0} MiB ({level_growth:+.1}%)",
+            first_level / 1024.0,
+            last_level / 1024.0
+        ),
+        "within 10%",
+    );
+    // `cargo xtask soak` fails when a target is missed.
     anyhow::ensure!(
         report.errors + report.lost + report.duplicates == 0,
         "the soak had errors, losses or duplicates: {report:?}"
     );
     anyhow::ensure!(
-        seconds < 120 || growth <= 10.0,
-        "the mailbox's RSS grew {growth:.1}% from minute 1 to the end (target: within 10%)"
+        seconds < 120 || level_growth.abs() <= 10.0,
+        "the mailbox's RSS level moved {level_growth:+.1}% from minute 1-2 to the last minute (target: within 10%)"
     );
     Ok(())
 }
