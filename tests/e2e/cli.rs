@@ -161,106 +161,83 @@ fn unusable_paths_are_refused_naming_them() -> anyhow::Result<()> {
         std::fs::write(&file, format!("passphrase_file: {}\n", path.display()))?;
         Ok(file.display().to_string())
     };
-    let fresh = |name: &str| dir.path().join(name).display().to_string();
-    let (a_dir_s, a_file_s) = (a_dir.display().to_string(), a_file.display().to_string());
+    let (a_dir, a_file, missing) = (
+        a_dir.display().to_string(),
+        a_file.display().to_string(),
+        missing.display().to_string(),
+    );
+    let (pass_missing, pass_dir) = (
+        with_passphrase_file("missing.yaml", missing.as_ref())?,
+        with_passphrase_file("directory.yaml", a_dir.as_ref())?,
+    );
+    let (node_1, node_2) = (
+        dir.path().join("node-1").display().to_string(),
+        dir.path().join("node-2").display().to_string(),
+    );
     let serve = ["--listen", "127.0.0.1:0", "--dashboard", "127.0.0.1:0"];
     let run = ["--listen", "127.0.0.1:0", "--mailbox", "127.0.0.1:9"];
-    let rows: Vec<(&str, &str, Vec<String>, Vec<String>)> = vec![
+    // What, program, arguments (with `serve` or `run` added for those commands), and the
+    // words the error must contain.
+    let rows: [(&str, &str, &[&str], &[&str]); 7] = [
         (
             "a directory as the mailbox's config file",
             "mailbox",
-            vec![
-                "config".into(),
-                "show".into(),
-                "--config".into(),
-                a_dir_s.clone(),
-            ],
-            vec![a_dir_s.clone()],
+            &["config", "show", "--config", &a_dir],
+            &[&a_dir],
         ),
         (
             "a directory as the node's config file",
             "node",
-            vec![
-                "config".into(),
-                "show".into(),
-                "--config".into(),
-                a_dir_s.clone(),
-            ],
-            vec![a_dir_s.clone()],
+            &["config", "show", "--config", &a_dir],
+            &[&a_dir],
         ),
         (
             "a missing config file",
             "mailbox",
-            vec![
-                "serve".into(),
-                "--config".into(),
-                missing.display().to_string(),
-            ],
-            vec![missing.display().to_string()],
+            &["serve", "--config", &missing],
+            &[&missing],
         ),
         (
             "a file as the mailbox's data directory",
             "mailbox",
-            [
-                vec!["serve".into(), "--data-dir".into(), a_file_s.clone()],
-                serve.map(String::from).to_vec(),
-            ]
-            .concat(),
-            vec![a_file_s.clone(), "not a directory".into()],
+            &["serve", "--data-dir", &a_file],
+            &[&a_file, "not a directory"],
         ),
         (
             "a file as the node's data directory",
             "node",
-            [
-                vec!["run".into(), "--data-dir".into(), a_file_s.clone()],
-                run.map(String::from).to_vec(),
-            ]
-            .concat(),
-            vec![a_file_s.clone(), "not a directory".into()],
+            &["run", "--data-dir", &a_file],
+            &[&a_file, "not a directory"],
         ),
         (
             "a passphrase file that is not there",
             "node",
-            [
-                vec![
-                    "run".into(),
-                    "--config".into(),
-                    with_passphrase_file("missing.yaml", &missing)?,
-                    "--data-dir".into(),
-                    fresh("node-1"),
-                ],
-                run.map(String::from).to_vec(),
-            ]
-            .concat(),
-            vec!["passphrase_file".into(), missing.display().to_string()],
+            &["run", "--config", &pass_missing, "--data-dir", &node_1],
+            &["passphrase_file", &missing],
         ),
         (
             "a directory as the passphrase file",
             "node",
-            [
-                vec![
-                    "run".into(),
-                    "--config".into(),
-                    with_passphrase_file("directory.yaml", &a_dir)?,
-                    "--data-dir".into(),
-                    fresh("node-2"),
-                ],
-                run.map(String::from).to_vec(),
-            ]
-            .concat(),
-            vec!["passphrase_file".into(), a_dir_s.clone()],
+            &["run", "--config", &pass_dir, "--data-dir", &node_2],
+            &["passphrase_file", &a_dir],
         ),
     ];
     for (what, program, args, named) in rows {
+        let extra: &[&str] = match args.first() {
+            Some(&"serve") => &serve,
+            Some(&"run") => &run,
+            _ => &[],
+        };
         let out = exits_at_once(
             Command::new(binary(program)?)
-                .args(&args)
+                .args(args)
+                .args(extra)
                 .env_remove("NODE_ACCESS_TOKEN"),
         )?;
         let err = stderr(&out);
         assert!(!out.status.success(), "{what}: exited {}", out.status);
-        for name in &named {
-            assert!(err.contains(name.as_str()), "{what}: {name} not in {err}");
+        for name in named {
+            assert!(err.contains(name), "{what}: {name} not in {err}");
         }
         assert!(!err.contains("panicked"), "{what}: {err}");
     }

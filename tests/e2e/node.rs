@@ -664,12 +664,11 @@ async fn receipts_mark_messages_delivered_and_are_never_shown_as_messages() -> a
     Ok(())
 }
 
-#[tokio::test]
-async fn dropped_envelopes_show_as_a_gap_marker_between_the_messages_around_them()
--> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
-    let alice = Node::start(&dir.path().join("alice"), &mailbox.pinned_address())?;
+/// A mailbox and alice's node, whose identity `alice` has `dave` as a contact; dave has no
+/// node: the test SENDs his envelopes itself.
+async fn alice_knowing_dave(dir: &Path) -> anyhow::Result<(Mailbox, Node, Arc<Identity>)> {
+    let mailbox = Mailbox::start(&dir.join("mailbox"))?;
+    let alice = Node::start(&dir.join("alice"), &mailbox.pinned_address())?;
     alice.create_identity("alice").await?;
     let [dave] = identities().await?;
     let (status, body) = alice
@@ -678,7 +677,15 @@ async fn dropped_envelopes_show_as_a_gap_marker_between_the_messages_around_them
             json!({ "name": "dave", "public_key": dave.public_key().to_pem() }),
         )
         .await?;
-    assert_eq!(status, 201, "{body}");
+    anyhow::ensure!(status == 201, "adding dave: {status} {body}");
+    Ok((mailbox, alice, dave))
+}
+
+#[tokio::test]
+async fn dropped_envelopes_show_as_a_gap_marker_between_the_messages_around_them()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (mailbox, alice, dave) = alice_knowing_dave(dir.path()).await?;
 
     let chain = sealed_chain(
         &dave,
@@ -799,17 +806,7 @@ async fn data_directories_and_key_files_are_private_to_their_user() -> anyhow::R
 #[tokio::test]
 async fn a_message_delivered_twice_is_shown_once() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
-    let alice = Node::start(&dir.path().join("alice"), &mailbox.pinned_address())?;
-    alice.create_identity("alice").await?;
-    let [dave] = identities().await?;
-    let (status, body) = alice
-        .post(
-            "/api/identities/alice/contacts",
-            json!({ "name": "dave", "public_key": dave.public_key().to_pem() }),
-        )
-        .await?;
-    assert_eq!(status, 201, "{body}");
+    let (mailbox, alice, dave) = alice_knowing_dave(dir.path()).await?;
     let chain = sealed_chain(
         &dave,
         public_key(&alice, "alice").await?,
@@ -863,18 +860,9 @@ async fn a_message_delivered_twice_is_shown_once() -> anyhow::Result<()> {
 #[tokio::test]
 async fn refused_envelopes_are_dropped_without_a_word() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
-    let alice = Node::start(&dir.path().join("alice"), &mailbox.pinned_address())?;
-    alice.create_identity("alice").await?;
+    let (mailbox, alice, dave) = alice_knowing_dave(dir.path()).await?;
     let alice_key = public_key(&alice, "alice").await?;
-    let [dave, mallory] = identities().await?;
-    let (status, body) = alice
-        .post(
-            "/api/identities/alice/contacts",
-            json!({ "name": "dave", "public_key": dave.public_key().to_pem() }),
-        )
-        .await?;
-    assert_eq!(status, 201, "{body}");
+    let [mallory] = identities().await?;
 
     // A message of dave's with one byte of its ciphertext changed on the way.
     let mut altered = sealed_chain(&dave, alice_key.clone(), &["pay mallory"]).await?[0]
