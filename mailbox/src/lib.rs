@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use config::MailboxConfig;
+use config::{MailboxConfig, ensure_private_dir};
 use tracing::info;
 
 /// Why the mailbox could not start.
@@ -91,8 +91,6 @@ impl Running {
         let _ = self.quic_task.await;
     }
 }
-
-use config::ensure_private_dir;
 
 /// The certificate fingerprint of the mailbox whose data directory is `data_dir`, making the
 /// certificate if there is none yet.

@@ -23,11 +23,11 @@
 //! `generate_id` (increasing), so a recipient's queue is its `q` entries bucket by bucket.
 //! An ACK deletes all three entries of the envelope (`q`, `i`, `t`): the mailbox keeps no
 //! record of what was delivered, neither its bytes nor who received it when (sled's log
-//! keeps the bytes on disk until it reuses the space; the data directory is 0700). So a SEND retried while
-//! the envelope is queued is a duplicate, and one retried after the recipient acknowledged it
-//! is stored again; the recipient's node knows the message id and only acknowledges it (a node
-//! must deduplicate anyway: an untrusted mailbox can replay). Memory and disk follow what is
-//! queued, not what passed through (docs/security.md, soak). A store of the first layout
+//! keeps the bytes on disk until it reuses the space; the data directory is 0700). So a
+//! SEND retried while the envelope is queued is a duplicate, and one retried after the
+//! recipient acknowledged it is stored again; the recipient's node knows the message id and
+//! only acknowledges it (a node must deduplicate anyway: an untrusted mailbox can replay).
+//! Memory and disk follow what is queued, not what passed through (docs/security.md, soak). A store of the first layout
 //! (everything in the default tree) is moved into buckets when opened.
 //!
 //! # Durability

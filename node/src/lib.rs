@@ -33,7 +33,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use config::{MailboxAddress, NodeConfig};
+use config::{MailboxAddress, NodeConfig, ensure_private_dir};
 use sha2::Digest as _;
 use tokio::sync::watch;
 use tracing::info;
@@ -100,8 +100,6 @@ fn token_given(state: &AppState, headers: &HeaderMap) -> bool {
     let want = digest(expected);
     bearer.is_some_and(|b| digest(b) == want) || from_cookie.is_some_and(|c| digest(&c) == want)
 }
-
-use config::ensure_private_dir;
 
 fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
     let port = addr.port();
