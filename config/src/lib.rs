@@ -30,10 +30,12 @@
 //! What this crate does **not** do: parse the command line (the binaries own their flags and
 //! hand over only the ones the user gave), read the process environment itself (the binary
 //! passes `std::env::vars()`), resolve a relative `data_dir` (it is kept exactly as given),
-//! create directories, or watch the file for changes.
+//! or watch the file for changes. It does make the data directories, private to their user
+//! ([`ensure_private_dir`]), and holds the few helpers both binaries share ([`time`]).
 
 mod address;
 mod duration;
+pub mod time;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -44,6 +46,7 @@ use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
 pub use address::{AddressError, MailboxAddress};
+pub use time::now_ms;
 
 /// Directory name under the platform data directory shared by both binaries.
 const APP_DIR: &str = "secure-messenger";

@@ -55,8 +55,9 @@ const MIN_WRAPPED: usize = crate::keys::MIN_KEY_BITS / 8;
 const MAX_WRAPPED: usize = crate::keys::MAX_KEY_BITS / 8;
 
 /// A random 128-bit message id, unique per envelope.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MessageId(pub [u8; 16]);
+crate::hex_serde::hex_bytes_serde!(MessageId, 16);
 
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -78,8 +79,9 @@ impl std::str::FromStr for MessageId {
 }
 
 /// SHA-256 of a message, as both sides compute it; links a message to the one before.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MessageHash(pub [u8; 32]);
+crate::hex_serde::hex_bytes_serde!(MessageHash, 32);
 
 impl fmt::Display for MessageHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

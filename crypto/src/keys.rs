@@ -57,6 +57,7 @@ const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 /// and in groups of four for people comparing aloud ([`Fingerprint::grouped`]).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fingerprint(pub [u8; 32]);
+crate::hex_serde::hex_bytes_serde!(Fingerprint, 32);
 
 impl Fingerprint {
     /// The fingerprint of some SPKI DER bytes.

@@ -53,6 +53,7 @@ mod aws_lc;
 mod backend;
 pub mod envelope;
 mod error;
+mod hex_serde;
 mod keys;
 mod login;
 

@@ -529,19 +529,7 @@ pub struct SettingsJson {
 // The JSON shapes as `Value`s, for the event stream.
 // ---------------------------------------------------------------------------------------
 
-/// RFC 3339 UTC with milliseconds.
-pub fn rfc3339(ms: u64) -> String {
-    // A sender signs any time it likes; humantime cannot write years past 9999 (its Display
-    // fails), so clamp to the last millisecond of 9999.
-    const MAX_MS: u64 = 253_402_300_799_999;
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.min(MAX_MS));
-    let mut out = String::new();
-    let _ = std::fmt::Write::write_fmt(
-        &mut out,
-        format_args!("{}", humantime::format_rfc3339_millis(time)),
-    );
-    out
-}
+pub use config::time::rfc3339;
 
 fn contact_json(node: &Node, id: &str, c: &ContactRecord) -> ContactJson {
     ContactJson {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crypto::{Draft, Fingerprint, Identity, MessageHash, MessageKind, PublicKey, VerifiedMessage};
 use tokio::sync::{Notify, broadcast};
@@ -124,13 +124,7 @@ impl std::fmt::Debug for Passphrase {
     }
 }
 
-/// Milliseconds since the epoch, now.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use config::now_ms;
 
 /// Check an identity id or contact name: `[A-Za-z0-9._-]{1,64}`, never `.` or `..`.
 pub fn check_name(what: &'static str, name: &str) -> Result<(), NodeError> {

@@ -76,15 +76,6 @@ impl Selection {
     }
 }
 
-/// "2026-11-25 21:40 UTC"
-fn short_time(ms: u64) -> String {
-    let full = crate::api::rfc3339(ms);
-    match (full.get(..10), full.get(11..16)) {
-        (Some(date), Some(time)) => format!("{date} {time} UTC"),
-        _ => full,
-    }
-}
-
 /// A conversation entry as the page shows it.
 pub fn message_item(entry: &Entry) -> ui::MessageItem {
     match entry {
@@ -92,8 +83,8 @@ pub fn message_item(entry: &Entry) -> ui::MessageItem {
             id: m.id.clone(),
             outgoing: m.direction == Direction::Out,
             text: m.text.clone(),
-            time: short_time(m.sent_ms),
-            time_iso: crate::api::rfc3339(m.sent_ms),
+            time: config::time::short_utc(m.sent_ms),
+            time_iso: config::time::rfc3339(m.sent_ms),
             status: m.status.as_str().to_owned(),
             gap: None,
         },
@@ -103,8 +94,8 @@ pub fn message_item(entry: &Entry) -> ui::MessageItem {
         } => ui::MessageItem {
             id: format!("gap-{detected_ms}"),
             gap: Some(*missing),
-            time: short_time(*detected_ms),
-            time_iso: crate::api::rfc3339(*detected_ms),
+            time: config::time::short_utc(*detected_ms),
+            time_iso: config::time::rfc3339(*detected_ms),
             ..ui::MessageItem::default()
         },
     }
