@@ -7,7 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mailbox::protocol::{Response, ServerSession};
+use mailbox::core::ServerSession;
+use mailbox::protocol::Response;
 use rand::SeedableRng;
 
 fn identity(seed: u64) -> crypto::Identity {

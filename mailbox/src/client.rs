@@ -1,16 +1,18 @@
 //! A QUIC client of the mailbox protocol, used by nodes.
 //!
 //! One [`Client`] is one connection: it says hello, logs identities in, and sends requests,
-//! one per stream. The frames come from [`crate::protocol`]; this module only moves bytes.
+//! one per stream. What to ask and what the answers mean is [`ClientSession`]'s; the frames
+//! are [`crate::protocol`]'s; this module only moves bytes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use config::MailboxAddress;
 
-use crate::protocol::{
-    self, CHALLENGE_LEN, EXPORTER_LABEL, Event, MAX_FRAME, Request, Response, VERSIONS,
-};
+use crypto::{Fingerprint, MessageId};
+
+use crate::core::{ClientSession, SessionError};
+use crate::protocol::{self, CHALLENGE_LEN, EXPORTER_LABEL, Event, MAX_FRAME, Request, Response};
 use crate::tls::{PinVerifier, client_config};
 
 /// What can go wrong talking to a mailbox.
@@ -56,8 +58,7 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 pub struct Client {
     endpoint: quinn::Endpoint,
     conn: quinn::Connection,
-    challenge: [u8; CHALLENGE_LEN],
-    exporter: [u8; CHALLENGE_LEN],
+    session: ClientSession,
     /// SHA-256 of the certificate the mailbox presented.
     pub server_fingerprint: [u8; 32],
 }
@@ -113,19 +114,11 @@ impl Client {
         let mut client = Self {
             endpoint,
             conn,
-            challenge: [0; CHALLENGE_LEN],
-            exporter,
+            session: ClientSession::new(exporter),
             server_fingerprint,
         };
-        match client
-            .request(&Request::Hello {
-                versions: VERSIONS.to_vec(),
-            })
-            .await?
-        {
-            Response::Welcome { challenge, .. } => client.challenge = challenge,
-            other => return Err(unexpected(other)),
-        }
+        let welcome = client.request(&client.session.hello()).await?;
+        client.session.handle_welcome(welcome)?;
         Ok(client)
     }
 
@@ -133,7 +126,10 @@ impl Client {
     /// `crypto::Identity::sign_login` (off the async executor: it is an RSA private-key
     /// operation).
     pub fn login_material(&self) -> ([u8; CHALLENGE_LEN], [u8; CHALLENGE_LEN]) {
-        (self.challenge, self.exporter)
+        // `connect` returns only a welcomed client.
+        self.session
+            .login_material()
+            .unwrap_or(([0; CHALLENGE_LEN], [0; CHALLENGE_LEN]))
     }
 
     /// Log an identity in with a proof over [`Self::login_material`].
@@ -141,60 +137,41 @@ impl Client {
         &self,
         public_key_der: &[u8],
         signature: Vec<u8>,
-    ) -> Result<[u8; 32], ClientError> {
-        match self
-            .request(&Request::Login {
-                public_key: public_key_der.to_vec(),
-                signature,
-            })
-            .await?
-        {
-            Response::LoggedIn { fingerprint } => Ok(fingerprint),
-            other => Err(unexpected(other)),
-        }
+    ) -> Result<Fingerprint, ClientError> {
+        let answer = self
+            .request(&self.session.login(public_key_der, signature))
+            .await?;
+        Ok(ClientSession::logged_in_as(answer)?)
     }
 
     /// Store an envelope from the logged-in identity `sender`; returns once the mailbox
     /// holds it durably. `true` if it was new, `false` for a retry of one already stored.
-    pub async fn send(&self, sender: [u8; 32], envelope: Vec<u8>) -> Result<bool, ClientError> {
-        let header = crypto::EnvelopeHeader::parse(&envelope)
-            .map_err(|e| ClientError::Protocol(format!("not an envelope: {e}")))?;
-        let request = Request::Send {
-            sender,
-            recipient: header.recipient.0,
-            id: header.id.0,
-            envelope,
-        };
-        match self.request(&request).await? {
-            Response::Stored { duplicate, .. } => Ok(!duplicate),
-            other => Err(unexpected(other)),
-        }
+    pub async fn send(&self, sender: Fingerprint, envelope: Vec<u8>) -> Result<bool, ClientError> {
+        let request = ClientSession::send(sender, envelope)?;
+        Ok(ClientSession::stored(self.request(&request).await?)?)
     }
 
     /// Fetch queued envelopes of a logged-in identity, oldest first, and whether more wait.
     pub async fn pull(
         &self,
-        recipient: [u8; 32],
+        recipient: Fingerprint,
         max_count: u32,
     ) -> Result<(Vec<Vec<u8>>, bool), ClientError> {
-        match self
-            .request(&Request::Pull {
-                recipient,
-                max_count,
-            })
-            .await?
-        {
-            Response::Batch { envelopes, more } => Ok((envelopes, more)),
-            other => Err(unexpected(other)),
-        }
+        let request = Request::Pull {
+            recipient,
+            max_count,
+        };
+        Ok(ClientSession::batch(self.request(&request).await?)?)
     }
 
     /// Delete delivered envelopes.
-    pub async fn ack(&self, recipient: [u8; 32], ids: Vec<[u8; 16]>) -> Result<u32, ClientError> {
-        match self.request(&Request::Ack { recipient, ids }).await? {
-            Response::Acked { deleted } => Ok(deleted),
-            other => Err(unexpected(other)),
-        }
+    pub async fn ack(
+        &self,
+        recipient: Fingerprint,
+        ids: Vec<MessageId>,
+    ) -> Result<u32, ClientError> {
+        let request = ClientSession::ack(recipient, ids);
+        Ok(ClientSession::acked(self.request(&request).await?)?)
     }
 
     /// Wait for the next event the mailbox pushes (an arrival for a logged-in identity).
@@ -255,9 +232,11 @@ impl Client {
     }
 }
 
-fn unexpected(response: Response) -> ClientError {
-    match response {
-        Response::Error { code, message } => ClientError::Refused { code, message },
-        other => ClientError::Protocol(format!("{other:?}")),
+impl From<SessionError> for ClientError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Refused { code, message } => Self::Refused { code, message },
+            other => Self::Protocol(other.to_string()),
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -13,11 +13,11 @@ use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 
 use crate::metrics::RecentLogs;
-use crate::server::Service;
+use crate::server::Server;
 use crate::store::QueueStore;
 
 struct Dashboard<S> {
-    service: Arc<Service<S>>,
+    server: Arc<Server<S>>,
     logs: Arc<RecentLogs>,
     listen: SocketAddr,
     fingerprint: String,
@@ -26,14 +26,14 @@ struct Dashboard<S> {
 
 /// The dashboard's routes.
 pub fn router<S: QueueStore>(
-    service: Arc<Service<S>>,
+    server: Arc<Server<S>>,
     logs: Arc<RecentLogs>,
     listen: SocketAddr,
     fingerprint: [u8; 32],
     retention: Duration,
 ) -> Router {
     let state = Arc::new(Dashboard {
-        service,
+        server,
         logs,
         listen,
         fingerprint: hex::encode(fingerprint),
@@ -105,9 +105,9 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     response
 }
 
-fn refresh_gauges<S: QueueStore>(service: &Service<S>) {
-    let stats = service.store().stats();
-    let m = &service.metrics;
+fn refresh_gauges<S: QueueStore>(server: &Server<S>) {
+    let stats = server.core().store().stats();
+    let m = server.metrics();
     m.queued_envelopes
         .set(i64::try_from(stats.envelopes).unwrap_or(i64::MAX));
     m.queued_bytes
@@ -115,24 +115,19 @@ fn refresh_gauges<S: QueueStore>(service: &Service<S>) {
 }
 
 async fn metrics<S: QueueStore>(State(d): State<Arc<Dashboard<S>>>) -> impl IntoResponse {
-    refresh_gauges(&d.service);
+    refresh_gauges(&d.server);
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        d.service.metrics.encode(),
+        d.server.metrics().encode(),
     )
 }
 
-fn utc(time: SystemTime) -> String {
-    let full = humantime::format_rfc3339_seconds(time).to_string();
-    format!("{} UTC", full.trim_end_matches('Z').replace('T', " "))
-}
-
 async fn page<S: QueueStore>(State(d): State<Arc<Dashboard<S>>>) -> impl IntoResponse {
-    refresh_gauges(&d.service);
-    let m = &d.service.metrics;
+    refresh_gauges(&d.server);
+    let m = d.server.metrics();
     let uptime = Duration::from_secs(m.uptime().as_secs());
     let last = *m.last_retention.lock().unwrap_or_else(|p| p.into_inner());
     let nonneg = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -149,7 +144,8 @@ async fn page<S: QueueStore>(State(d): State<Arc<Dashboard<S>>>) -> impl IntoRes
         expired_total: m.expired.get(),
         refused: m.refusals(),
         retention: humantime::format_duration(d.retention).to_string(),
-        last_retention_run: last.map(|(when, n)| format!("{} ({n} expired)", utc(when))),
+        last_retention_run: last
+            .map(|(when, n)| format!("{} ({n} expired)", config::time::seconds_utc(when))),
         series: m
             .series()
             .into_iter()

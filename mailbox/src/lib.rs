@@ -5,15 +5,18 @@
 //! envelope's clear header (recipient fingerprint, message id); it never sees plaintext or
 //! private keys.
 //!
-//! - [`protocol`]: frames and per-connection login state, free of I/O; [`limits`]: token
-//!   buckets, free of I/O too.
-//! - [`store`]: the queue store trait and its sled implementation (group commit).
-//! - [`server`]: the QUIC accept loop around the protocol and the store.
+//! - [`protocol`]: frames and their encoding, free of I/O.
+//! - [`core`]: every decision (admission, logins, limits, SEND/PULL/ACK, pushes), free of
+//!   I/O, over a [`store::QueueStore`]; the client's session too. [`limits`]: token buckets.
+//! - [`store`]: the queue store trait, its sled implementation (group commit) and an
+//!   in-memory one.
+//! - [`server`]: the QUIC driver around the core.
 //! - [`client`]: the QUIC client nodes use.
 //! - [`tls`]: certificates, pinning.
 //! - [`dashboard`]: HTTP monitoring page, `/metrics` and `/healthz`; [`metrics`]: counters.
 
 pub mod client;
+pub mod core;
 pub mod dashboard;
 pub mod limits;
 pub mod metrics;
@@ -48,7 +51,10 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     /// The configuration is not usable.
     #[error("configuration: {0}")]
-    Config(String),
+    Config(#[from] core::PolicyError),
+    /// The login decoy key could not be made.
+    #[error("cannot make the login decoy key: {0}")]
+    Decoy(String),
     /// A socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -69,7 +75,7 @@ pub struct Running {
     /// SHA-256 of its certificate.
     pub fingerprint: [u8; 32],
     endpoint: quinn::Endpoint,
-    service: Arc<server::Service<store::SledQueue>>,
+    server: Arc<server::Server<store::SledQueue>>,
     quic_task: tokio::task::JoinHandle<()>,
     http_task: tokio::task::JoinHandle<()>,
     retention_task: tokio::task::JoinHandle<()>,
@@ -79,10 +85,10 @@ impl Running {
     /// Stop accepting, let in-flight requests finish (at most 10 s), and close. Every
     /// answered SEND is already durable.
     pub async fn shutdown(self) {
-        self.service.stop();
+        self.server.core().stop();
         self.retention_task.abort();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.service.in_flight() > 0 && std::time::Instant::now() < deadline {
+        while self.server.in_flight() > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         self.endpoint.close(0u32.into(), b"shutting down");
@@ -108,7 +114,7 @@ pub async fn start(
     config: &MailboxConfig,
     logs: Arc<metrics::RecentLogs>,
 ) -> Result<Running, StartError> {
-    let policy = server::Policy::from_config(config).map_err(StartError::Config)?;
+    let policy = core::Policy::from_config(config)?;
     let dir = &config.data_dir;
     ensure_private_dir(dir).map_err(|source| StartError::DataDir {
         path: dir.clone(),
@@ -120,9 +126,11 @@ pub async fn start(
         &dir.join("queue"),
         store::SledOptions::for_retention(config.retention),
     )?;
-    let dummy_key = decoy_key(dir).await?;
+    let decoy = decoy_key(dir).await?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let service = Arc::new(server::Service::new(queue, policy, metrics, dummy_key));
+    let server = Arc::new(server::Server::new(core::Mailbox::new(
+        queue, policy, decoy, metrics,
+    )));
 
     let server_config =
         identity.server_config(config.max_streams_per_connection, config.idle_timeout)?;
@@ -148,7 +156,7 @@ pub async fn start(
     })?;
     let app = dashboard::host_guard(
         dashboard::router(
-            service.clone(),
+            server.clone(),
             logs,
             quic_addr,
             fingerprint,
@@ -161,19 +169,15 @@ pub async fn start(
             tracing::error!(error = %e, "dashboard stopped");
         }
     });
-    let quic_task = tokio::spawn(server::serve(endpoint.clone(), service.clone()));
-    let retention_task = tokio::spawn(retention(
-        service.clone(),
-        config.retention,
-        config.retention_check,
-    ));
+    let quic_task = tokio::spawn(server::serve(endpoint.clone(), server.clone()));
+    let retention_task = tokio::spawn(retention(server.clone(), config.retention_check));
     info!(%quic_addr, %dashboard_addr, "mailbox serving");
     Ok(Running {
         quic_addr,
         dashboard_addr,
         fingerprint,
         endpoint,
-        service,
+        server,
         quic_task,
         http_task,
         retention_task,
@@ -192,8 +196,8 @@ async fn decoy_key(dir: &Path) -> Result<crypto::PublicKey, StartError> {
     }
     let key = tokio::task::spawn_blocking(crypto::Identity::generate)
         .await
-        .map_err(|e| StartError::Config(e.to_string()))?
-        .map_err(|e| StartError::Config(e.to_string()))?
+        .map_err(|e| StartError::Decoy(e.to_string()))?
+        .map_err(|e| StartError::Decoy(e.to_string()))?
         .public_key()
         .clone();
     if let Err(e) = std::fs::write(&path, key.to_pem()) {
@@ -202,34 +206,18 @@ async fn decoy_key(dir: &Path) -> Result<crypto::PublicKey, StartError> {
     Ok(key)
 }
 
-/// Delete envelopes older than `retention`, every `every`.
+/// Run retention every `every` (the core knows the period).
 async fn retention<S: store::QueueStore>(
-    service: Arc<server::Service<S>>,
-    retention: std::time::Duration,
+    server: Arc<server::Server<S>>,
     every: std::time::Duration,
 ) {
     let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let cutoff = std::time::SystemTime::now()
-            .checked_sub(retention)
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        match service.store().expire(cutoff).await {
-            Ok(expired) => {
-                service.metrics.expired.inc_by(expired);
-                *service
-                    .metrics
-                    .last_retention
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) =
-                    Some((std::time::SystemTime::now(), expired));
-                if expired > 0 {
-                    info!(expired, "retention deleted envelopes");
-                }
-            }
+        match server.core().expire(config::now_ms()).await {
+            Ok(expired) if expired > 0 => info!(expired, "retention deleted envelopes"),
+            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
         }
     }

@@ -1,15 +1,17 @@
-//! Rate limits: token buckets keyed by identity or source address. No I/O: the caller passes
-//! the time in.
+//! Rate limits: token buckets keyed by identity or source address. No I/O and no clock: the
+//! caller passes the time in, as milliseconds (a clock that steps back refills nothing).
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::time::{Duration, Instant};
+
+/// How often full buckets are forgotten, ms.
+const PRUNE_EVERY_MS: u64 = 60_000;
 
 /// One token bucket: `rate` tokens per second, at most `burst` saved up.
 #[derive(Clone, Copy, Debug)]
 struct Bucket {
     tokens: f64,
-    last: Instant,
+    last_ms: u64,
 }
 
 /// Token buckets for many keys.
@@ -18,7 +20,7 @@ pub struct RateLimiter<K> {
     rate: f64,
     burst: f64,
     buckets: HashMap<K, Bucket>,
-    last_prune: Option<Instant>,
+    last_prune: Option<u64>,
 }
 
 impl<K: Eq + Hash + Clone> RateLimiter<K> {
@@ -32,17 +34,16 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         }
     }
 
-    /// Take one token for `key` at `now`; false when none is left.
-    pub fn allow(&mut self, key: &K, now: Instant) -> bool {
-        self.prune(now);
+    /// Take one token for `key` at `now_ms`; false when none is left.
+    pub fn allow(&mut self, key: &K, now_ms: u64) -> bool {
+        self.prune(now_ms);
         let (rate, burst) = (self.rate, self.burst);
         let bucket = self.buckets.entry(key.clone()).or_insert(Bucket {
             tokens: burst,
-            last: now,
+            last_ms: now_ms,
         });
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
-        bucket.last = now;
+        bucket.tokens = (bucket.tokens + seconds(bucket.last_ms, now_ms) * rate).min(burst);
+        bucket.last_ms = bucket.last_ms.max(now_ms);
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             true
@@ -53,18 +54,17 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
 
     /// Forget buckets that have refilled completely (they behave like new ones), at most
     /// once a minute, so memory follows active keys only.
-    fn prune(&mut self, now: Instant) {
+    fn prune(&mut self, now_ms: u64) {
         if self
             .last_prune
-            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(60))
+            .is_some_and(|t| now_ms.saturating_sub(t) < PRUNE_EVERY_MS)
         {
             return;
         }
-        self.last_prune = Some(now);
+        self.last_prune = Some(now_ms);
         let (rate, burst) = (self.rate, self.burst);
-        self.buckets.retain(|_, b| {
-            b.tokens + now.saturating_duration_since(b.last).as_secs_f64() * rate < burst
-        });
+        self.buckets
+            .retain(|_, b| b.tokens + seconds(b.last_ms, now_ms) * rate < burst);
     }
 
     /// How many keys are tracked.
@@ -78,37 +78,39 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
     }
 }
 
+/// Seconds from `from_ms` to `to_ms`, 0 if the clock went back.
+fn seconds(from_ms: u64, to_ms: u64) -> f64 {
+    to_ms.saturating_sub(from_ms) as f64 / 1000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn burst_then_sustained_rate() {
-        let t0 = Instant::now();
+        let t0 = 1_000_000;
         let mut limiter = RateLimiter::new(2.0, 3.0);
         let k = "alice";
         assert!((0..3).all(|_| limiter.allow(&k, t0)));
         assert!(!limiter.allow(&k, t0), "burst spent");
         assert!(limiter.allow(&"bob", t0), "keys are independent");
+        assert!(limiter.allow(&k, t0 + 500), "refills at 2/s");
+        assert!(!limiter.allow(&k, t0 + 600));
         assert!(
-            limiter.allow(&k, t0 + Duration::from_millis(500)),
-            "refills at 2/s"
-        );
-        assert!(!limiter.allow(&k, t0 + Duration::from_millis(600)));
-        assert!(
-            (0..3).all(|_| limiter.allow(&k, t0 + Duration::from_secs(10))),
+            (0..3).all(|_| limiter.allow(&k, t0 + 10_000)),
             "caps at burst"
         );
-        assert!(!limiter.allow(&k, t0 + Duration::from_secs(10)));
+        assert!(!limiter.allow(&k, t0 + 10_000));
     }
 
     #[test]
     fn full_buckets_are_forgotten() {
-        let t0 = Instant::now();
+        let t0 = 1_000_000;
         let mut limiter = RateLimiter::new(1.0, 2.0);
         assert!(limiter.allow(&1u32, t0));
         assert_eq!(limiter.len(), 1);
-        assert!(limiter.allow(&2u32, t0 + Duration::from_secs(120)));
+        assert!(limiter.allow(&2u32, t0 + 120_000));
         assert_eq!(limiter.len(), 1, "key 1 refilled and was pruned");
     }
 }

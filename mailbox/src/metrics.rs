@@ -217,6 +217,44 @@ impl Metrics {
     }
 }
 
+/// The metrics count what the core tells.
+impl crate::core::Observer for Metrics {
+    fn observe(&self, tally: crate::core::Tally) {
+        use crate::core::Tally;
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        match tally {
+            Tally::Connected => {
+                self.connections.inc();
+            }
+            Tally::Disconnected => {
+                self.connections.dec();
+            }
+            Tally::LoggedIn => {
+                self.logged_in.inc();
+            }
+            Tally::LoggedOut(n) => {
+                self.logged_in.dec_by(gauge(n));
+            }
+            Tally::Stored => {
+                self.stored.inc();
+                self.record(1, 0);
+            }
+            Tally::Delivered(n) => {
+                self.delivered.inc_by(n);
+                self.record(0, n);
+            }
+            Tally::Expired(n) => {
+                self.expired.inc_by(n);
+                *self
+                    .last_retention
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some((SystemTime::now(), n));
+            }
+            Tally::Refused(code) => self.refuse(code),
+        }
+    }
+}
+
 /// The most recent log lines, for the dashboard.
 #[derive(Debug, Default)]
 pub struct RecentLogs {

@@ -1,9 +1,9 @@
-//! The mailbox wire protocol: frames, their encoding, and the per-connection login state.
+//! The mailbox wire protocol: frames and their encoding.
 //!
-//! This module does no I/O: it imports no quinn, tokio or sled. It turns bytes into
-//! [`Request`]s and [`Response`]s and back, and decides what a connection may do, given
-//! the time and randomness its caller passes in. The QUIC server ([`crate::server`]) and
-//! client ([`crate::client`]) are thin loops around it.
+//! This module does no I/O: it turns bytes into [`Request`]s, [`Response`]s and [`Event`]s
+//! and back. What a server does with a request is [`crate::core`]'s; what a client expects
+//! in return is [`crate::core::ClientSession`]'s. Both sides' QUIC loops only move these
+//! frames.
 //!
 //! # Encoding
 //!
@@ -14,6 +14,7 @@
 //! type (the enum's variant index). The first request on a connection is
 //! [`Request::Hello`], which states the protocol versions the client speaks.
 
+use crypto::{Fingerprint, MessageId};
 use serde::{Deserialize, Serialize};
 
 /// ALPN protocol id of version 1.
@@ -50,27 +51,27 @@ pub enum Request {
     Send {
         /// The sending identity: must be logged in on this connection (rate limits count
         /// per sender).
-        sender: [u8; 32],
+        sender: Fingerprint,
         /// Whose queue: must equal the envelope header's recipient.
-        recipient: [u8; 32],
+        recipient: Fingerprint,
         /// The message id: must equal the envelope header's id.
-        id: [u8; 16],
+        id: MessageId,
         /// The envelope, in `crypto`'s format.
         envelope: Vec<u8>,
     },
     /// Fetch the oldest queued envelopes of a logged-in identity.
     Pull {
         /// Whose queue (must be logged in on this connection).
-        recipient: [u8; 32],
+        recipient: Fingerprint,
         /// At most this many (capped by the server).
         max_count: u32,
     },
     /// Delete delivered envelopes from a logged-in identity's queue.
     Ack {
         /// Whose queue.
-        recipient: [u8; 32],
+        recipient: Fingerprint,
         /// The message ids.
-        ids: Vec<[u8; 16]>,
+        ids: Vec<MessageId>,
     },
 }
 
@@ -87,12 +88,12 @@ pub enum Response {
     /// Answer to Login.
     LoggedIn {
         /// The fingerprint of the identity now logged in.
-        fingerprint: [u8; 32],
+        fingerprint: Fingerprint,
     },
     /// Answer to Send: the envelope is durable.
     Stored {
         /// Its message id.
-        id: [u8; 16],
+        id: MessageId,
         /// True if an envelope with this id is still queued (a retry): nothing was stored
         /// twice.
         duplicate: bool,
@@ -212,7 +213,7 @@ pub enum Event {
     /// New envelopes are queued for a logged-in identity: pull now.
     Arrived {
         /// Whose queue.
-        recipient: [u8; 32],
+        recipient: Fingerprint,
     },
 }
 
@@ -266,235 +267,16 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, FrameError> {
     decode(bytes, EVENT_TYPES)
 }
 
-/// Check a SEND: the envelope's clear header must name the same recipient and id.
-/// Returns the header.
-pub fn check_send(
-    recipient: &[u8; 32],
-    id: &[u8; 16],
-    envelope: &[u8],
-) -> Result<crypto::EnvelopeHeader, Response> {
-    let header = crypto::EnvelopeHeader::parse(envelope)
-        .map_err(|e| Response::error(ErrorCode::BadEnvelope, e.to_string()))?;
-    if header.recipient.0 != *recipient || header.id.0 != *id {
-        return Err(Response::error(
-            ErrorCode::BadEnvelope,
-            "the envelope's header does not match the SEND's recipient and id",
-        ));
-    }
-    Ok(header)
-}
-
-/// The login state of one connection on the server side.
-#[derive(Debug)]
-pub struct ServerSession {
-    challenge: [u8; CHALLENGE_LEN],
-    exporter: [u8; CHALLENGE_LEN],
-    version: Option<u16>,
-    logged_in: Vec<[u8; 32]>,
-}
-
-impl ServerSession {
-    /// A new connection, with a fresh random challenge and this connection's TLS exporter
-    /// value.
-    pub fn new(challenge: [u8; CHALLENGE_LEN], exporter: [u8; CHALLENGE_LEN]) -> Self {
-        Self {
-            challenge,
-            exporter,
-            version: None,
-            logged_in: Vec::new(),
-        }
-    }
-
-    /// Answer Hello.
-    pub fn hello(&mut self, versions: &[u16]) -> Response {
-        if self.version.is_some() {
-            return Response::error(ErrorCode::HelloFirst, "hello was already received");
-        }
-        match versions.iter().find(|v| VERSIONS.contains(v)) {
-            Some(&version) => {
-                self.version = Some(version);
-                Response::Welcome {
-                    version,
-                    challenge: self.challenge,
-                }
-            }
-            None => Response::error(
-                ErrorCode::UnsupportedVersion,
-                format!("this mailbox speaks protocol versions {VERSIONS:?}"),
-            ),
-        }
-    }
-
-    /// Check that Hello came first; every other request calls this.
-    pub fn require_hello(&self) -> Result<(), Response> {
-        match self.version {
-            Some(_) => Ok(()),
-            None => Err(Response::error(
-                ErrorCode::HelloFirst,
-                "the first request on a connection must be hello",
-            )),
-        }
-    }
-
-    /// Answer Login: verify the proof against this connection's challenge and exporter,
-    /// then ask `admitted` whether this identity may log in.
-    ///
-    /// A refused login does the same work whatever the reason: a key that does not parse is
-    /// replaced by `dummy` and the signature is still verified, and admission is asked
-    /// only after verification.
-    pub fn login(
-        &mut self,
-        public_key: &[u8],
-        signature: &[u8],
-        dummy: &crypto::PublicKey,
-        admitted: impl FnOnce(&[u8; 32]) -> bool,
-    ) -> Response {
-        if let Err(refusal) = self.require_hello() {
-            return refusal;
-        }
-        let parsed = crypto::PublicKey::from_der(public_key);
-        let key = parsed.as_ref().unwrap_or(dummy);
-        let verified =
-            crypto::verify_login(key, &self.challenge, &self.exporter, signature).is_ok();
-        let fingerprint = key.fingerprint().0;
-        let allowed = admitted(&fingerprint);
-        if parsed.is_err() || !verified {
-            return Response::error(
-                ErrorCode::LoginFailed,
-                "login refused: the key or the proof is not valid",
-            );
-        }
-        if !allowed {
-            return Response::error(
-                ErrorCode::NotAllowed,
-                "this mailbox does not admit that identity",
-            );
-        }
-        if !self.logged_in.contains(&fingerprint) {
-            self.logged_in.push(fingerprint);
-        }
-        Response::LoggedIn { fingerprint }
-    }
-
-    /// Check that `fingerprint` is logged in on this connection.
-    pub fn require_login(&self, fingerprint: &[u8; 32]) -> Result<(), Response> {
-        self.require_hello()?;
-        if self.logged_in.contains(fingerprint) {
-            Ok(())
-        } else {
-            Err(Response::error(
-                ErrorCode::NotLoggedIn,
-                "that identity is not logged in on this connection",
-            ))
-        }
-    }
-
-    /// Check that some identity is logged in on this connection (to send).
-    pub fn require_any_login(&self) -> Result<(), Response> {
-        self.require_hello()?;
-        if self.logged_in.is_empty() {
-            Err(Response::error(
-                ErrorCode::NotLoggedIn,
-                "log in before sending",
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The identities logged in on this connection.
-    pub fn logged_in(&self) -> &[[u8; 32]] {
-        &self.logged_in
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn dummy_key() -> crypto::PublicKey {
-        use rand::SeedableRng;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        crypto::Identity::generate_with_rng(&mut rng)
-            .unwrap()
-            .public_key()
-            .clone()
-    }
-
-    fn identity(seed: u64) -> crypto::Identity {
-        use rand::SeedableRng;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        crypto::Identity::generate_with_rng(&mut rng).unwrap()
-    }
-
-    #[test]
-    fn login_is_bound_to_the_connection_and_admission_is_asked() {
-        let alice = identity(2);
-        let dummy = dummy_key();
-        let der = alice.public_key().der().to_vec();
-        let mut conn1 = ServerSession::new([1; 32], [2; 32]);
-        let mut conn2 = ServerSession::new([3; 32], [4; 32]);
-        conn1.hello(&[1]);
-        conn2.hello(&[1]);
-        let proof1 = alice.sign_login(&[1; 32], &[2; 32]).unwrap();
-        // Replayed on another connection: refused.
-        assert!(matches!(
-            conn2.login(&der, &proof1, &dummy, |_| true),
-            Response::Error {
-                code: ErrorCode::LoginFailed,
-                ..
-            }
-        ));
-        assert!(conn2.require_login(&alice.fingerprint().0).is_err());
-        // Not admitted: refused with its own code, after verifying.
-        assert!(matches!(
-            conn1.login(&der, &proof1, &dummy, |_| false),
-            Response::Error {
-                code: ErrorCode::NotAllowed,
-                ..
-            }
-        ));
-        assert_eq!(
-            conn1.login(&der, &proof1, &dummy, |_| true),
-            Response::LoggedIn {
-                fingerprint: alice.fingerprint().0
-            }
-        );
-        assert!(conn1.require_login(&alice.fingerprint().0).is_ok());
-        assert!(conn1.require_login(&[9; 32]).is_err());
-        // Garbage key: the same refusal as a bad proof.
-        assert!(matches!(
-            conn1.login(b"garbage", &proof1, &dummy, |_| true),
-            Response::Error {
-                code: ErrorCode::LoginFailed,
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn send_must_match_the_envelope_header() {
-        let alice = identity(2);
-        let bob = identity(3);
-        let draft = crypto::Draft {
-            kind: crypto::MessageKind::Text,
-            seq: 1,
-            prev: None,
-            sent_at: std::time::UNIX_EPOCH,
-            body: b"x".to_vec(),
-        };
-        let sealed = alice.seal(bob.public_key(), &draft).unwrap();
-        let (r, id) = (sealed.header.recipient.0, sealed.header.id.0);
-        assert!(check_send(&r, &id, &sealed.bytes).is_ok());
-        assert!(check_send(&[0; 32], &id, &sealed.bytes).is_err());
-        assert!(check_send(&r, &[0; 16], &sealed.bytes).is_err());
-        assert!(check_send(&r, &id, &sealed.bytes[..10]).is_err());
-    }
-
     #[test]
     fn events_round_trip() {
-        let e = Event::Arrived { recipient: [7; 32] };
+        let e = Event::Arrived {
+            recipient: Fingerprint([7; 32]),
+        };
         assert_eq!(decode_event(&encode(&e)).unwrap(), e);
         assert_eq!(
             decode_event(&[0, 0, 0, 1, 1]),
@@ -511,18 +293,18 @@ mod tests {
                 signature: vec![3],
             },
             Request::Send {
-                sender: [3; 32],
-                recipient: [1; 32],
-                id: [2; 16],
+                sender: Fingerprint([3; 32]),
+                recipient: Fingerprint([1; 32]),
+                id: MessageId([2; 16]),
                 envelope: vec![9; 1000],
             },
             Request::Pull {
-                recipient: [4; 32],
+                recipient: Fingerprint([4; 32]),
                 max_count: 10,
             },
             Request::Ack {
-                recipient: [4; 32],
-                ids: vec![[5; 16]],
+                recipient: Fingerprint([4; 32]),
+                ids: vec![MessageId([5; 16])],
             },
         ];
         for r in requests {
@@ -537,6 +319,26 @@ mod tests {
             encode(&Request::Hello { versions: vec![1] }),
             [0, 0, 0, 3, 0, 1, 1]
         );
+    }
+
+    #[test]
+    fn pinned_encoding_of_a_send_and_an_ack() {
+        // Fingerprints and ids are their raw bytes, with no length (fixed size); the
+        // envelope a varint length and its bytes.
+        let send = encode(&Request::Send {
+            sender: Fingerprint([3; 32]),
+            recipient: Fingerprint([1; 32]),
+            id: MessageId([2; 16]),
+            envelope: vec![9; 3],
+        });
+        let payload = [&[2u8][..], &[3; 32], &[1; 32], &[2; 16], &[3, 9, 9, 9]].concat();
+        assert_eq!(send, [&[0, 0, 0, 85][..], &payload].concat());
+        let ack = encode(&Request::Ack {
+            recipient: Fingerprint([4; 32]),
+            ids: vec![MessageId([5; 16])],
+        });
+        let payload = [&[4u8][..], &[4; 32], &[1], &[5; 16]].concat();
+        assert_eq!(ack, [&[0, 0, 0, 50][..], &payload].concat());
     }
 
     #[test]
@@ -566,38 +368,5 @@ mod tests {
             FrameError::UnknownType(42).response(),
             Response::error(ErrorCode::UnknownFrame, "unknown frame type 42")
         );
-    }
-
-    #[test]
-    fn hello_first_then_version_negotiation() {
-        let mut s = ServerSession::new([1; 32], [2; 32]);
-        assert!(matches!(
-            s.login(&[], &[], &dummy_key(), |_| true),
-            Response::Error {
-                code: ErrorCode::HelloFirst,
-                ..
-            }
-        ));
-        match s.hello(&[7, 8]) {
-            Response::Error { code, message } => {
-                assert_eq!(code, ErrorCode::UnsupportedVersion);
-                assert!(message.contains("[1]"), "{message}");
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(
-            s.hello(&[9, 1]),
-            Response::Welcome {
-                version: 1,
-                challenge: [1; 32]
-            }
-        );
-        assert!(matches!(
-            s.hello(&[1]),
-            Response::Error {
-                code: ErrorCode::HelloFirst,
-                ..
-            }
-        ));
     }
 }

@@ -46,6 +46,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc as std_mpsc};
 use std::time::Duration;
 
+use crypto::{Fingerprint, MessageId};
 use tokio::sync::oneshot;
 
 /// What can go wrong in the store.
@@ -109,9 +110,9 @@ pub struct QueueStats {
 #[derive(Clone, Debug)]
 pub struct Incoming {
     /// Whose queue.
-    pub recipient: [u8; 32],
+    pub recipient: Fingerprint,
     /// Its message id.
-    pub id: [u8; 16],
+    pub id: MessageId,
     /// The bytes.
     pub envelope: Vec<u8>,
     /// Arrival time, ms since the epoch (retention counts from here).
@@ -131,7 +132,7 @@ pub trait QueueStore: Send + Sync + 'static {
     /// is queued), and whether more wait.
     fn pull(
         &self,
-        recipient: &[u8; 32],
+        recipient: &Fingerprint,
         max_count: usize,
         max_bytes: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), StoreError>;
@@ -139,8 +140,8 @@ pub trait QueueStore: Send + Sync + 'static {
     /// recipients are ignored. Returns how many were deleted.
     fn ack(
         &self,
-        recipient: [u8; 32],
-        ids: Vec<[u8; 16]>,
+        recipient: Fingerprint,
+        ids: Vec<MessageId>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Delete everything stored before `cutoff_ms` (queued envelopes and remembered ids).
     /// Returns how many queued envelopes expired.
@@ -149,26 +150,26 @@ pub trait QueueStore: Send + Sync + 'static {
     fn stats(&self) -> QueueStats;
 }
 
-fn queue_key(recipient: &[u8; 32], seq: u64) -> Vec<u8> {
-    [b"q".as_slice(), recipient, &seq.to_be_bytes()].concat()
+fn queue_key(recipient: &Fingerprint, seq: u64) -> Vec<u8> {
+    [b"q".as_slice(), recipient.as_ref(), &seq.to_be_bytes()].concat()
 }
 
-fn id_key(id: &[u8; 16]) -> Vec<u8> {
-    [b"i".as_slice(), id].concat()
+fn id_key(id: &MessageId) -> Vec<u8> {
+    [b"i".as_slice(), id.as_ref()].concat()
 }
 
-fn time_key(stored_ms: u64, id: &[u8; 16]) -> Vec<u8> {
-    [b"t".as_slice(), &stored_ms.to_be_bytes(), id].concat()
+fn time_key(stored_ms: u64, id: &MessageId) -> Vec<u8> {
+    [b"t".as_slice(), &stored_ms.to_be_bytes(), id.as_ref()].concat()
 }
 
-fn usage_key(recipient: &[u8; 32]) -> Vec<u8> {
-    [b"u".as_slice(), recipient].concat()
+fn usage_key(recipient: &Fingerprint) -> Vec<u8> {
+    [b"u".as_slice(), recipient.as_ref()].concat()
 }
 
 /// What an `i` entry says of a stored envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct IdMeta {
-    recipient: [u8; 32],
+    recipient: Fingerprint,
     seq: u64,
     stored_ms: u64,
     len: u64,
@@ -177,7 +178,7 @@ struct IdMeta {
 impl IdMeta {
     fn to_bytes(self) -> Vec<u8> {
         [
-            self.recipient.as_slice(),
+            self.recipient.as_ref(),
             &self.seq.to_be_bytes(),
             &self.stored_ms.to_be_bytes(),
             &self.len.to_be_bytes(),
@@ -231,8 +232,8 @@ enum Write {
         done: oneshot::Sender<Result<Stored, StoreError>>,
     },
     Ack {
-        recipient: [u8; 32],
-        ids: Vec<[u8; 16]>,
+        recipient: Fingerprint,
+        ids: Vec<MessageId>,
         done: oneshot::Sender<Result<u64, StoreError>>,
     },
     Expire {
@@ -350,7 +351,7 @@ impl SledQueue {
             for item in tree.scan_prefix(b"u") {
                 let (key, value) = item?;
                 if let (Some(recipient), Some(u)) = (
-                    key.get(1..33).and_then(|r| <[u8; 32]>::try_from(r).ok()),
+                    key.get(1..33).and_then(|r| <Fingerprint>::try_from(r).ok()),
                     parse_usage(&value),
                 ) {
                     usage.insert(recipient, u);
@@ -417,9 +418,9 @@ struct Committer {
     bucket_ms: u64,
     buckets: Buckets,
     /// Per recipient, over all buckets (for quotas).
-    usage: HashMap<[u8; 32], (u64, u64)>,
+    usage: HashMap<Fingerprint, (u64, u64)>,
     /// Per bucket (by start) and recipient: what its `u` records say.
-    bucket_usage: HashMap<u64, HashMap<[u8; 32], (u64, u64)>>,
+    bucket_usage: HashMap<u64, HashMap<Fingerprint, (u64, u64)>>,
     /// See [`SledOptions::segment_envelopes`].
     segment_envelopes: u64,
     /// Envelopes stored in each bucket (queued at open, plus stored since).
@@ -510,8 +511,8 @@ struct Plan {
     /// One batch per bucket (by start): each is atomic, with its own usage records.
     batches: BTreeMap<u64, sled::Batch>,
     /// Usage change per bucket and recipient.
-    usage: HashMap<u64, HashMap<[u8; 32], (i64, i64)>>,
-    new_ids: HashSet<[u8; 16]>,
+    usage: HashMap<u64, HashMap<Fingerprint, (i64, i64)>>,
+    new_ids: HashSet<MessageId>,
     deleted: HashSet<(u64, Vec<u8>)>,
     /// Buckets wholly expired: dropped after the batches are durable.
     drop: Vec<u64>,
@@ -522,7 +523,7 @@ impl Plan {
         self.batches.entry(bucket).or_default()
     }
 
-    fn change(&mut self, bucket: u64, recipient: [u8; 32], count: i64, bytes: u64) {
+    fn change(&mut self, bucket: u64, recipient: Fingerprint, count: i64, bytes: u64) {
         let d = self
             .usage
             .entry(bucket)
@@ -547,7 +548,7 @@ impl Committer {
     }
 
     /// Add (`sign` 1) or remove (-1) a bucket's usage from the totals.
-    fn add_usage(&mut self, usage: &HashMap<[u8; 32], (u64, u64)>, sign: i64) {
+    fn add_usage(&mut self, usage: &HashMap<Fingerprint, (u64, u64)>, sign: i64) {
         for (recipient, &(n, b)) in usage {
             let (dn, db) = (
                 sign * i64::try_from(n).unwrap_or(i64::MAX),
@@ -746,7 +747,7 @@ impl Committer {
     }
 
     /// Where the id is remembered: its bucket, tree and metadata.
-    fn find_id(&self, id: &[u8; 16]) -> Result<Option<(u64, sled::Tree, IdMeta)>, StoreError> {
+    fn find_id(&self, id: &MessageId) -> Result<Option<(u64, sled::Tree, IdMeta)>, StoreError> {
         let key = id_key(id);
         for (&start, bucket) in read_lock(&self.buckets).iter().rev() {
             if let Some(meta) = bucket.tree.get(&key)? {
@@ -809,8 +810,8 @@ impl Committer {
 
     fn plan_ack(
         &self,
-        recipient: &[u8; 32],
-        ids: &[[u8; 16]],
+        recipient: &Fingerprint,
+        ids: &[MessageId],
         plan: &mut Plan,
     ) -> Result<u64, StoreError> {
         let mut count = 0;
@@ -851,11 +852,11 @@ impl Committer {
                 }
                 continue;
             }
-            let end = time_key(cutoff_ms, &[0; 16]);
+            let end = time_key(cutoff_ms, &MessageId([0; 16]));
             for item in bucket.tree.range(b"t".to_vec()..end).take(EXPIRE_CHUNK) {
                 let (tkey, _) = item?;
                 plan.batch(start).remove(tkey.clone());
-                let Some(id) = tkey.get(9..25).and_then(|i| <[u8; 16]>::try_from(i).ok()) else {
+                let Some(id) = tkey.get(9..25).and_then(|i| <MessageId>::try_from(i).ok()) else {
                     continue;
                 };
                 let Some(meta) = bucket
@@ -900,12 +901,14 @@ impl Committer {
             let mut old = sled::Batch::default();
             for (key, value) in chunk {
                 old.remove(key.clone());
-                let Some(id) = key.get(1..17).and_then(|i| <[u8; 16]>::try_from(i).ok()) else {
+                let Some(id) = key.get(1..17).and_then(|i| <MessageId>::try_from(i).ok()) else {
                     continue;
                 };
                 // First layout: recipient | seq | stored at.
                 let (Some(recipient), Some(seq), Some(stored_ms)) = (
-                    value.get(..32).and_then(|r| <[u8; 32]>::try_from(r).ok()),
+                    value
+                        .get(..32)
+                        .and_then(|r| <Fingerprint>::try_from(r).ok()),
                     value
                         .get(32..40)
                         .and_then(|s| s.try_into().ok())
@@ -957,7 +960,7 @@ impl Committer {
                 for (key, u) in records {
                     plan.batch(bucket).insert(key, usage_bytes(u));
                 }
-                let positive: HashMap<[u8; 32], (u64, u64)> = changes
+                let positive: HashMap<Fingerprint, (u64, u64)> = changes
                     .into_iter()
                     .map(|(r, (n, b))| (r, (n.unsigned_abs(), b.unsigned_abs())))
                     .collect();
@@ -1017,11 +1020,11 @@ impl QueueStore for SledQueue {
 
     fn pull(
         &self,
-        recipient: &[u8; 32],
+        recipient: &Fingerprint,
         max_count: usize,
         max_bytes: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
-        let prefix = [b"q".as_slice(), recipient].concat();
+        let prefix = [b"q".as_slice(), recipient.as_ref()].concat();
         // Held while reading: the committer drops a bucket only under the write lock.
         let buckets = read_lock(&self.buckets);
         let values = buckets.values().flat_map(|bucket| {
@@ -1033,7 +1036,7 @@ impl QueueStore for SledQueue {
         pull_from(values, max_count, max_bytes)
     }
 
-    async fn ack(&self, recipient: [u8; 32], ids: Vec<[u8; 16]>) -> Result<u64, StoreError> {
+    async fn ack(&self, recipient: Fingerprint, ids: Vec<MessageId>) -> Result<u64, StoreError> {
         self.submit(|done| Write::Ack {
             recipient,
             ids,
@@ -1050,7 +1053,7 @@ impl QueueStore for SledQueue {
                 .await?;
             total += n;
             // A full chunk may have left more behind.
-            let end = time_key(cutoff_ms, &[0; 16]);
+            let end = time_key(cutoff_ms, &MessageId([0; 16]));
             let more = read_lock(&self.buckets)
                 .range(..cutoff_ms)
                 .any(|(_, b)| b.tree.range(b"t".to_vec()..end.clone()).next().is_some());
@@ -1076,8 +1079,8 @@ pub struct MemoryQueue {
 
 #[derive(Debug, Default)]
 struct Memory {
-    queues: HashMap<[u8; 32], BTreeMap<u64, Vec<u8>>>,
-    ids: HashMap<[u8; 16], ([u8; 32], u64, u64)>,
+    queues: HashMap<Fingerprint, BTreeMap<u64, Vec<u8>>>,
+    ids: HashMap<MessageId, (Fingerprint, u64, u64)>,
     next_seq: u64,
 }
 
@@ -1113,7 +1116,7 @@ impl QueueStore for MemoryQueue {
 
     fn pull(
         &self,
-        recipient: &[u8; 32],
+        recipient: &Fingerprint,
         max_count: usize,
         max_bytes: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
@@ -1126,7 +1129,7 @@ impl QueueStore for MemoryQueue {
         pull_from(values.into_iter().map(Ok), max_count, max_bytes)
     }
 
-    async fn ack(&self, recipient: [u8; 32], ids: Vec<[u8; 16]>) -> Result<u64, StoreError> {
+    async fn ack(&self, recipient: Fingerprint, ids: Vec<MessageId>) -> Result<u64, StoreError> {
         let mut m = self.lock();
         let mut count = 0;
         for id in ids {
@@ -1146,7 +1149,7 @@ impl QueueStore for MemoryQueue {
 
     async fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
         let mut m = self.lock();
-        let old: Vec<([u8; 16], [u8; 32], u64)> = m
+        let old: Vec<(MessageId, Fingerprint, u64)> = m
             .ids
             .iter()
             .filter(|(_, (_, _, stored))| *stored < cutoff_ms)
@@ -1184,18 +1187,21 @@ mod tests {
 
     #[test]
     fn key_layout_is_pinned() {
-        let key = queue_key(&[0xaa; 32], 0x0102);
+        let key = queue_key(&Fingerprint([0xaa; 32]), 0x0102);
         assert_eq!(key.len(), 41);
         assert_eq!(key[0], b'q');
         assert_eq!(&key[1..33], &[0xaa; 32]);
         assert_eq!(&key[33..], &[0, 0, 0, 0, 0, 0, 1, 2]);
-        assert_eq!(id_key(&[0xbb; 16]), [b"i".as_slice(), &[0xbb; 16]].concat());
-        let t = time_key(0x0a0b, &[0xcc; 16]);
+        assert_eq!(
+            id_key(&MessageId([0xbb; 16])),
+            [b"i".as_slice(), &[0xbb; 16]].concat()
+        );
+        let t = time_key(0x0a0b, &MessageId([0xcc; 16]));
         assert_eq!(t.len(), 25);
         assert_eq!(&t[..9], &[b't', 0, 0, 0, 0, 0, 0, 0x0a, 0x0b]);
         assert_eq!(&t[9..], &[0xcc; 16]);
         let meta = IdMeta {
-            recipient: [1; 32],
+            recipient: Fingerprint([1; 32]),
             seq: 5,
             stored_ms: 7,
             len: 9,
@@ -1204,7 +1210,10 @@ mod tests {
         assert_eq!(bytes.len(), 56);
         assert_eq!(IdMeta::parse(&bytes), Some(meta));
         assert_eq!(IdMeta::parse(&bytes[..55]), None);
-        assert_eq!(usage_key(&[2; 32]), [b"u".as_slice(), &[2; 32]].concat());
+        assert_eq!(
+            usage_key(&Fingerprint([2; 32])),
+            [b"u".as_slice(), &[2; 32]].concat()
+        );
         assert_eq!(parse_usage(&usage_bytes((3, 4))), Some((3, 4)));
         let name = bucket_name(0x10, 0x20);
         assert_eq!(name.len(), 17);
@@ -1212,10 +1221,10 @@ mod tests {
         assert_eq!(parse_bucket_name(b"__sled__default"), None);
     }
 
-    fn env(recipient: [u8; 32], id: u8, now_ms: u64, body: &[u8]) -> Incoming {
+    fn env(recipient: Fingerprint, id: u8, now_ms: u64, body: &[u8]) -> Incoming {
         Incoming {
             recipient,
-            id: [id; 16],
+            id: MessageId([id; 16]),
             envelope: body.to_vec(),
             now_ms,
         }
@@ -1223,8 +1232,8 @@ mod tests {
 
     /// The contract every engine keeps.
     async fn semantics<S: QueueStore>(q: S) {
-        let bob = [2u8; 32];
-        let carol = [3u8; 32];
+        let bob = Fingerprint([2u8; 32]);
+        let carol = Fingerprint([3u8; 32]);
         let open = Quota::UNLIMITED;
         assert_eq!(
             q.store(env(bob, 1, 100, b"one"), open).await.unwrap(),
@@ -1265,9 +1274,18 @@ mod tests {
         );
         assert_eq!(q.pull(&carol, 10, 1 << 20).unwrap(), (vec![], false));
         // carol cannot ack bob's envelopes
-        assert_eq!(q.ack(carol, vec![[1; 16]]).await.unwrap(), 0);
-        assert_eq!(q.ack(bob, vec![[1; 16], [1; 16]]).await.unwrap(), 1);
-        assert_eq!(q.ack(bob, vec![[1; 16]]).await.unwrap(), 0, "idempotent");
+        assert_eq!(q.ack(carol, vec![MessageId([1; 16])]).await.unwrap(), 0);
+        assert_eq!(
+            q.ack(bob, vec![MessageId([1; 16]), MessageId([1; 16])])
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            q.ack(bob, vec![MessageId([1; 16])]).await.unwrap(),
+            0,
+            "idempotent"
+        );
         assert_eq!(
             q.pull(&bob, 10, 1 << 20).unwrap(),
             (vec![b"two".to_vec()], false)
@@ -1277,7 +1295,7 @@ mod tests {
             q.store(env(bob, 1, 400, b"one"), open).await.unwrap(),
             Stored::New
         );
-        assert_eq!(q.ack(bob, vec![[1; 16]]).await.unwrap(), 1);
+        assert_eq!(q.ack(bob, vec![MessageId([1; 16])]).await.unwrap(), 1);
         // quota: two envelopes at most, counting what is queued (one now)
         let quota = Quota {
             envelopes: 2,
@@ -1346,10 +1364,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let q = SledQueue::open(dir.path()).unwrap();
-            q.store(env([1; 32], 1, 1, b"abc"), Quota::UNLIMITED)
+            q.store(env(Fingerprint([1; 32]), 1, 1, b"abc"), Quota::UNLIMITED)
                 .await
                 .unwrap();
-            q.store(env([1; 32], 2, 1, b"de"), Quota::UNLIMITED)
+            q.store(env(Fingerprint([1; 32]), 2, 1, b"de"), Quota::UNLIMITED)
                 .await
                 .unwrap();
         }
@@ -1368,7 +1386,9 @@ mod tests {
             bytes: 100,
         };
         assert_eq!(
-            q.store(env([1; 32], 3, 1, b"f"), quota).await.unwrap(),
+            q.store(env(Fingerprint([1; 32]), 3, 1, b"f"), quota)
+                .await
+                .unwrap(),
             Stored::OverQuota
         );
     }
@@ -1385,7 +1405,7 @@ mod tests {
     async fn retention_drops_whole_buckets_and_trims_the_last() {
         let dir = tempfile::tempdir().unwrap();
         let q = SledQueue::open_with(dir.path(), one_second_buckets()).unwrap();
-        let bob = [2u8; 32];
+        let bob = Fingerprint([2u8; 32]);
         // Buckets [0, 1000), [1000, 2000), [5000, 6000).
         for (id, at) in [(1u8, 10u64), (2, 900), (3, 1100), (4, 1900), (5, 5500)] {
             assert_eq!(
@@ -1396,7 +1416,7 @@ mod tests {
             );
         }
         assert_eq!(read_lock(&q.buckets).len(), 3);
-        assert_eq!(q.ack(bob, vec![[2; 16]]).await.unwrap(), 1);
+        assert_eq!(q.ack(bob, vec![MessageId([2; 16])]).await.unwrap(), 1);
         // [0, 1000) goes whole (one envelope still queued in it); 1100 is trimmed from
         // [1000, 2000).
         assert_eq!(q.expire(1500).await.unwrap(), 2);
@@ -1450,7 +1470,7 @@ mod tests {
             segment_envelopes: 3,
         };
         let q = SledQueue::open_with(dir.path(), options).unwrap();
-        let bob = [2u8; 32];
+        let bob = Fingerprint([2u8; 32]);
         for id in 1..=7u8 {
             q.store(
                 env(bob, id, 100 + u64::from(id), &[id; 4]),
@@ -1477,7 +1497,12 @@ mod tests {
             Stored::Duplicate,
             "ids are found in older segments"
         );
-        assert_eq!(q.ack(bob, vec![[1; 16], [7; 16]]).await.unwrap(), 2);
+        assert_eq!(
+            q.ack(bob, vec![MessageId([1; 16]), MessageId([7; 16])])
+                .await
+                .unwrap(),
+            2
+        );
         drop(q);
         std::thread::sleep(Duration::from_millis(100));
         let q = SledQueue::open_with(dir.path(), options).unwrap();
@@ -1497,15 +1522,16 @@ mod tests {
         {
             // What the first version wrote: everything in the default tree.
             let db = sled::open(dir.path()).unwrap();
-            let (bob, carol) = ([2u8; 32], [3u8; 32]);
+            let (bob, carol) = (Fingerprint([2u8; 32]), Fingerprint([3u8; 32]));
             for (recipient, id, seq, at, body, queued) in [
                 (bob, 1u8, 1u64, 100u64, b"one".as_slice(), true),
                 (bob, 2, 2, 200, b"two", false),
                 (carol, 3, 3, 300, b"three", true),
             ] {
-                let meta = [recipient.as_slice(), &seq.to_be_bytes(), &at.to_be_bytes()].concat();
-                db.insert(id_key(&[id; 16]), meta).unwrap();
-                db.insert(time_key(at, &[id; 16]), &[][..]).unwrap();
+                let meta = [recipient.as_ref(), &seq.to_be_bytes(), &at.to_be_bytes()].concat();
+                db.insert(id_key(&MessageId([id; 16])), meta).unwrap();
+                db.insert(time_key(at, &MessageId([id; 16])), &[][..])
+                    .unwrap();
                 if queued {
                     db.insert(queue_key(&recipient, seq), body).unwrap();
                 }
@@ -1521,24 +1547,29 @@ mod tests {
             }
         );
         assert_eq!(
-            q.pull(&[2; 32], 10, 1 << 20).unwrap(),
+            q.pull(&Fingerprint([2; 32]), 10, 1 << 20).unwrap(),
             (vec![b"one".to_vec()], false)
         );
         assert_eq!(
-            q.store(env([2; 32], 2, 400, b"two"), Quota::UNLIMITED)
+            q.store(env(Fingerprint([2; 32]), 2, 400, b"two"), Quota::UNLIMITED)
                 .await
                 .unwrap(),
             Stored::New,
             "acknowledged ids are not carried over"
         );
         assert_eq!(
-            q.store(env([2; 32], 1, 400, b"one"), Quota::UNLIMITED)
+            q.store(env(Fingerprint([2; 32]), 1, 400, b"one"), Quota::UNLIMITED)
                 .await
                 .unwrap(),
             Stored::Duplicate,
             "queued ids are carried over"
         );
-        assert_eq!(q.ack([3; 32], vec![[3; 16]]).await.unwrap(), 1);
+        assert_eq!(
+            q.ack(Fingerprint([3; 32]), vec![MessageId([3; 16])])
+                .await
+                .unwrap(),
+            1
+        );
         // "one" and the new "two".
         assert_eq!(q.expire(1000).await.unwrap(), 2);
         assert_eq!(q.stats(), QueueStats::default());
@@ -1552,7 +1583,7 @@ mod tests {
         for i in 0..64u8 {
             let q = q.clone();
             tasks.push(tokio::spawn(async move {
-                q.store(env([i; 32], i, 1, &[i; 100]), Quota::UNLIMITED)
+                q.store(env(Fingerprint([i; 32]), i, 1, &[i; 100]), Quota::UNLIMITED)
                     .await
                     .unwrap()
             }));

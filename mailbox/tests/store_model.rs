@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crypto::{Fingerprint, MessageId};
 use mailbox::store::{Incoming, MemoryQueue, QueueStore, Quota, SledOptions, SledQueue};
 use proptest::prelude::*;
 
@@ -85,8 +86,8 @@ async fn run(ops: Vec<Op>) {
             } => {
                 now += u64::from(*after_ms);
                 let incoming = Incoming {
-                    recipient: [*recipient; 32],
-                    id: [*id; 16],
+                    recipient: Fingerprint([*recipient; 32]),
+                    id: MessageId([*id; 16]),
                     envelope: vec![*id; usize::from(*len) + 1],
                     now_ms: now,
                 };
@@ -95,17 +96,23 @@ async fn run(ops: Vec<Op>) {
                 assert_eq!(a, b, "step {step}: {op:?}");
             }
             Op::Ack { recipient, ids } => {
-                let ids: Vec<[u8; 16]> = ids.iter().map(|i| [*i; 16]).collect();
-                let a = s.ack([*recipient; 32], ids.clone()).await.unwrap();
-                let b = memory.ack([*recipient; 32], ids).await.unwrap();
+                let ids: Vec<MessageId> = ids.iter().map(|i| MessageId([*i; 16])).collect();
+                let a = s
+                    .ack(Fingerprint([*recipient; 32]), ids.clone())
+                    .await
+                    .unwrap();
+                let b = memory
+                    .ack(Fingerprint([*recipient; 32]), ids)
+                    .await
+                    .unwrap();
                 assert_eq!(a, b, "step {step}: {op:?}");
             }
             Op::Pull { recipient, max } => {
                 let a = s
-                    .pull(&[*recipient; 32], usize::from(*max), 1 << 20)
+                    .pull(&Fingerprint([*recipient; 32]), usize::from(*max), 1 << 20)
                     .unwrap();
                 let b = memory
-                    .pull(&[*recipient; 32], usize::from(*max), 1 << 20)
+                    .pull(&Fingerprint([*recipient; 32]), usize::from(*max), 1 << 20)
                     .unwrap();
                 assert_eq!(a, b, "step {step}: {op:?}");
             }

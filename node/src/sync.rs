@@ -222,10 +222,7 @@ async fn drain_outbox(node: &Arc<Node>, client: Option<&Client>) -> Result<(), C
         .outbox()
         .map_err(|e| ClientError::Protocol(e.to_string()))?;
     for (key, item) in items {
-        let sender = node
-            .identity(&item.identity)
-            .ok()
-            .map(|i| i.fingerprint().0);
+        let sender = node.identity(&item.identity).ok().map(|i| i.fingerprint());
         let envelope = hex::decode(&item.envelope).ok();
         let (Some(sender), Some(envelope)) = (sender, envelope) else {
             // Its identity was deleted, or the record is damaged: it cannot be sent.
@@ -290,7 +287,7 @@ async fn pull_one(
     id: &str,
     identity: &Arc<crypto::Identity>,
 ) -> Result<(), ClientError> {
-    let me = identity.fingerprint().0;
+    let me = identity.fingerprint();
     loop {
         let (envelopes, more) = client.pull(me, PULL_BATCH).await?;
         if envelopes.is_empty() {
@@ -300,7 +297,7 @@ async fn pull_one(
         let opener = identity.clone();
         let id_owned = id.to_owned();
         // Open (RSA) and store durably off the executor; then acknowledge.
-        let done: Vec<[u8; 16]> = tokio::task::spawn_blocking(move || {
+        let done: Vec<crypto::MessageId> = tokio::task::spawn_blocking(move || {
             let mut done = Vec::new();
             for envelope in envelopes {
                 let Ok(header) = crypto::EnvelopeHeader::parse(&envelope) else {
@@ -311,7 +308,7 @@ async fn pull_one(
                 // a known id could only be a forgery, which `receive` would drop as well).
                 match n.knows_message(&header.id.0) {
                     Ok(true) => {
-                        done.push(header.id.0);
+                        done.push(header.id);
                         continue;
                     }
                     Ok(false) => {}
@@ -322,14 +319,14 @@ async fn pull_one(
                 }
                 match opener.open(&envelope) {
                     Ok(message) => match n.receive(&id_owned, &message) {
-                        Ok(_) => done.push(header.id.0),
+                        Ok(_) => done.push(header.id),
                         Err(e) => warn!(error = %e, "could not store a message; it stays queued"),
                     },
                     Err(e) => {
                         // Refused envelopes are dropped without a receipt and without
                         // telling anyone why.
                         debug!(reason = %e, "refused an envelope");
-                        done.push(header.id.0);
+                        done.push(header.id);
                     }
                 }
             }

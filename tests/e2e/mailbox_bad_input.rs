@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crypto::Identity;
 use crypto::rand::{Rng as _, RngExt as _, SeedableRng as _};
+use crypto::{Fingerprint, Identity, MessageId};
 use mailbox::client::Client;
 use mailbox::protocol::{self, ErrorCode, Request, Response};
 use tests::{
@@ -175,7 +175,7 @@ struct Ctx {
     /// Logged in as alice and erin.
     client: Client,
     /// Envelopes sealed to dave and queued (dave's ids, for [`Bad::AckOthersIds`]).
-    daves_ids: Vec<[u8; 16]>,
+    daves_ids: Vec<MessageId>,
 }
 
 #[tokio::test]
@@ -203,7 +203,7 @@ async fn every_bad_request_gets_its_error_and_the_next_good_one_is_served() -> a
     let mut daves_ids = Vec::new();
     for sealed in seal_texts(&frank, &dave, texts).await? {
         assert!(filler.send(fp(&frank), sealed.bytes).await?);
-        daves_ids.push(sealed.header.id.0);
+        daves_ids.push(sealed.header.id);
     }
     let client = mailbox.connect_as(&[&alice, &erin]).await?;
     let bobs_client = mailbox.connect_as(&[&bob]).await?;
@@ -242,7 +242,7 @@ async fn every_bad_request_gets_its_error_and_the_next_good_one_is_served() -> a
         let stored = ctx.client.send(fp(alice), sealed.bytes).await;
         assert!(stored.context(what.clone())?, "{what}: stored as new");
         let bobs = drain(&bobs_client, fp(bob)).await?;
-        assert_eq!(ids_of(&bobs), [sealed.header.id.0], "{what}: bob's queue");
+        assert_eq!(ids_of(&bobs), [sealed.header.id], "{what}: bob's queue");
     }
 
     // Nothing a refused request carried was stored.
@@ -302,7 +302,7 @@ async fn attempt(ctx: &Ctx, bad: Bad) -> anyhow::Result<Option<Response>> {
             let frame = protocol::encode(&Request::Send {
                 sender: fp(alice),
                 recipient: fp(bob),
-                id: sealed.header.id.0,
+                id: sealed.header.id,
                 envelope: sealed.bytes,
             });
             // Type byte, 32 sender bytes, then 10 of the recipient's 32.
@@ -394,8 +394,8 @@ async fn attempt(ctx: &Ctx, bad: Bad) -> anyhow::Result<Option<Response>> {
             client
                 .request(&Request::Send {
                     sender: fp(alice),
-                    recipient: [0xff; 32],
-                    id: sealed.header.id.0,
+                    recipient: Fingerprint([0xff; 32]),
+                    id: sealed.header.id,
                     envelope: sealed.bytes,
                 })
                 .await?
@@ -406,7 +406,7 @@ async fn attempt(ctx: &Ctx, bad: Bad) -> anyhow::Result<Option<Response>> {
                 .request(&Request::Send {
                     sender: fp(alice),
                     recipient: fp(bob),
-                    id: sealed.header.id.0,
+                    id: sealed.header.id,
                     envelope: sealed.bytes[..60].to_vec(),
                 })
                 .await?
@@ -459,15 +459,15 @@ async fn login_request(
 /// A SEND of `sealed` as `sender`.
 async fn send_request(
     ctx: &Ctx,
-    sender: [u8; 32],
+    sender: Fingerprint,
     sealed: crypto::Sealed,
 ) -> anyhow::Result<Response> {
     let answer = ctx
         .client
         .request(&Request::Send {
             sender,
-            recipient: sealed.header.recipient.0,
-            id: sealed.header.id.0,
+            recipient: sealed.header.recipient,
+            id: sealed.header.id,
             envelope: sealed.bytes,
         })
         .await?;

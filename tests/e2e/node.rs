@@ -694,7 +694,7 @@ async fn dropped_envelopes_show_as_a_gap_marker_between_the_messages_around_them
     )
     .await?;
     let client = mailbox.connect_as(&[&dave]).await?;
-    let from = dave.fingerprint().0;
+    let from = dave.fingerprint();
     // 2 and 3 are lost on the way.
     for sealed in [&chain[0], &chain[3]] {
         assert!(client.send(from, sealed.bytes.clone()).await?, "stored");
@@ -814,7 +814,7 @@ async fn a_message_delivered_twice_is_shown_once() -> anyhow::Result<()> {
     )
     .await?;
     let client = mailbox.connect_as(&[&dave]).await?;
-    let from = dave.fingerprint().0;
+    let from = dave.fingerprint();
 
     assert!(client.send(from, chain[0].bytes.clone()).await?);
     eventually(WAIT, "alice's node to acknowledge the first", || async {
@@ -875,11 +875,11 @@ async fn refused_envelopes_are_dropped_without_a_word() -> anyhow::Result<()> {
         [0]
     .bytes
     .clone();
-    rerouted[1..33].copy_from_slice(&alice_key.fingerprint().0);
+    rerouted[1..33].copy_from_slice(alice_key.fingerprint().as_ref());
     let good = sealed_chain(&dave, alice_key, &["hello alice"]).await?;
 
     let client = mailbox.connect_as(&[&dave, &mallory]).await?;
-    let (from_dave, from_mallory) = (dave.fingerprint().0, mallory.fingerprint().0);
+    let (from_dave, from_mallory) = (dave.fingerprint(), mallory.fingerprint());
     assert!(
         client.send(from_dave, altered).await?,
         "the mailbox stores it"
@@ -939,10 +939,10 @@ async fn unknown_senders_land_in_requests_and_can_be_accepted_or_deleted() -> an
     let hello = sealed_chain(&stranger, alice_key.clone(), &["hello, we met at the fair"]).await?;
     let spam = sealed_chain(&spammer, alice_key, &["buy now"]).await?;
     client
-        .send(stranger.fingerprint().0, hello[0].bytes.clone())
+        .send(stranger.fingerprint(), hello[0].bytes.clone())
         .await?;
     client
-        .send(spammer.fingerprint().0, spam[0].bytes.clone())
+        .send(spammer.fingerprint(), spam[0].bytes.clone())
         .await?;
 
     let requests = eventually(WAIT, "both strangers in alice's requests", || async {
@@ -1001,7 +1001,7 @@ async fn unknown_senders_land_in_requests_and_can_be_accepted_or_deleted() -> an
 
     // Accepted, the stranger gets a receipt for the message.
     let confirmed = eventually(WAIT, "a receipt for the stranger", || async {
-        let (envelopes, _) = client.pull(stranger.fingerprint().0, 16).await?;
+        let (envelopes, _) = client.pull(stranger.fingerprint(), 16).await?;
         for envelope in envelopes {
             let message = stranger.open(&envelope)?;
             if message.kind() == MessageKind::Receipt {

@@ -46,7 +46,7 @@ pub fn frame(data: &[u8]) {
             ..
         } = &request
         {
-            let _ = protocol::check_send(recipient, id, envelope);
+            let _ = mailbox::core::check_send(recipient, id, envelope);
         }
     }
     if let Ok(response) = protocol::decode_response(data) {
@@ -208,7 +208,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     out.push(("envelope", "short".to_owned(), short.bytes.clone()));
     out.push(("envelope", "long".to_owned(), long.bytes.clone()));
 
-    let recipient = *bob.fingerprint().as_bytes();
+    let recipient = bob.fingerprint();
     let requests = [
         ("hello", Request::Hello { versions: vec![1] }),
         (
@@ -221,9 +221,9 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         (
             "send",
             Request::Send {
-                sender: *alice.fingerprint().as_bytes(),
+                sender: alice.fingerprint(),
                 recipient,
-                id: short.header.id.0,
+                id: short.header.id,
                 envelope: short.bytes.clone(),
             },
         ),
@@ -238,7 +238,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             "ack",
             Request::Ack {
                 recipient,
-                ids: vec![short.header.id.0, long.header.id.0],
+                ids: vec![short.header.id, long.header.id],
             },
         ),
     ];
@@ -267,7 +267,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         (
             "stored",
             Response::Stored {
-                id: short.header.id.0,
+                id: short.header.id,
                 duplicate: false,
             },
         ),

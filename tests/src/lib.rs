@@ -368,7 +368,10 @@ pub async fn login_proof(client: &Client, identity: &Arc<Identity>) -> anyhow::R
 }
 
 /// Log `identity` in on `client`'s connection; returns its fingerprint as the mailbox saw it.
-pub async fn login(client: &Client, identity: &Arc<Identity>) -> anyhow::Result<[u8; 32]> {
+pub async fn login(
+    client: &Client,
+    identity: &Arc<Identity>,
+) -> anyhow::Result<crypto::Fingerprint> {
     let proof = login_proof(client, identity).await?;
     client
         .login(identity.public_key().der(), proof)

@@ -85,8 +85,8 @@ pub async fn soak(
         .map(|r| template(&sender, r, 1024))
         .collect::<anyhow::Result<_>>()?;
     let templates = Arc::new(templates);
-    let sent_ids = Arc::new(Mutex::new(HashSet::<[u8; 16]>::new()));
-    let received = Arc::new(Mutex::new(HashSet::<[u8; 16]>::new()));
+    let sent_ids = Arc::new(Mutex::new(HashSet::<crypto::MessageId>::new()));
+    let received = Arc::new(Mutex::new(HashSet::<crypto::MessageId>::new()));
     let duplicates = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -98,7 +98,7 @@ pub async fn soak(
     let mut receivers = Vec::new();
     for r in recipients {
         let client = mailbox.connect_as(&[r]).await?;
-        receivers.push((client, r.fingerprint().0));
+        receivers.push((client, r.fingerprint()));
     }
     let mut senders = Vec::new();
     for _ in 0..CONNECTIONS - RECEIVERS {
@@ -106,7 +106,7 @@ pub async fn soak(
         login(&client, &sender).await?;
         senders.push(client);
     }
-    let fp = sender.fingerprint().0;
+    let fp = sender.fingerprint();
 
     let mut tasks = Vec::new();
     for (i, client) in senders.into_iter().enumerate() {
@@ -125,8 +125,8 @@ pub async fn soak(
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 envelope[33..41].copy_from_slice(&run.to_be_bytes());
                 envelope[41..49].copy_from_slice(&n.to_be_bytes());
-                let mut id = [0u8; 16];
-                id.copy_from_slice(&envelope[33..49]);
+                let mut id = crypto::MessageId([0u8; 16]);
+                id.0.copy_from_slice(&envelope[33..49]);
                 match client.send(fp, envelope).await {
                     Ok(true) => {
                         sent_ids
@@ -144,7 +144,7 @@ pub async fn soak(
         }));
     }
     let (seen, twice, failed) = (received.clone(), duplicates.clone(), errors.clone());
-    let receive = move |client: Arc<Client>, me: [u8; 32]| {
+    let receive = move |client: Arc<Client>, me: crypto::Fingerprint| {
         let (received, duplicates, errors) = (seen.clone(), twice.clone(), failed.clone());
         async move {
             let (batch, more) = match client.pull(me, MAX_BATCH_COUNT).await {
@@ -156,7 +156,7 @@ pub async fn soak(
             };
             let mut ids = Vec::with_capacity(batch.len());
             for envelope in &batch {
-                let id = crypto::EnvelopeHeader::parse(envelope)?.id.0;
+                let id = crypto::EnvelopeHeader::parse(envelope)?.id;
                 if !received
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -172,7 +172,7 @@ pub async fn soak(
             Ok(more || !batch.is_empty())
         }
     };
-    let receivers: Vec<(Arc<Client>, [u8; 32])> = receivers
+    let receivers: Vec<(Arc<Client>, crypto::Fingerprint)> = receivers
         .into_iter()
         .map(|(c, me)| (Arc::new(c), me))
         .collect();

@@ -137,7 +137,7 @@ async fn send_load(
     for _ in 0..conns {
         clients.push(connect_as(mailbox, sender).await?);
     }
-    let fp = sender.fingerprint().0;
+    let fp = sender.fingerprint();
     let run = run_id();
     let counter = Arc::new(AtomicU64::new(0));
     let measuring = Arc::new(AtomicBool::new(false));
@@ -247,7 +247,7 @@ async fn drain(dir: &Path) -> anyhow::Result<()> {
     let (sender, recipient) = (identity(1)?, identity(2)?);
     let template = Arc::new(template(&sender, &recipient, 1024)?);
     let run = run_id();
-    let fp = sender.fingerprint().0;
+    let fp = sender.fingerprint();
     let counter = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..64 {
@@ -275,7 +275,7 @@ async fn drain(dir: &Path) -> anyhow::Result<()> {
     );
 
     let client = connect_as(&mailbox, &recipient).await?;
-    let me = recipient.fingerprint().0;
+    let me = recipient.fingerprint();
     let started = Instant::now();
     let mut drained = 0u64;
     loop {
@@ -285,7 +285,7 @@ async fn drain(dir: &Path) -> anyhow::Result<()> {
         }
         let ids = envelopes
             .iter()
-            .map(|e| crypto::EnvelopeHeader::parse(e).map(|h| h.id.0))
+            .map(|e| crypto::EnvelopeHeader::parse(e).map(|h| h.id))
             .collect::<Result<Vec<_>, _>>()?;
         drained += u64::from(client.ack(me, ids).await?);
     }
@@ -387,8 +387,8 @@ async fn fill_store(dir: &Path, count: u64) -> anyhow::Result<()> {
                 queue
                     .store(
                         Incoming {
-                            recipient,
-                            id,
+                            recipient: crypto::Fingerprint(recipient),
+                            id: crypto::MessageId(id),
                             envelope,
                             now_ms: old + n / 1000,
                         },

@@ -1,0 +1,608 @@
+//! The mailbox's decisions, free of I/O: [`Mailbox`] is the endpoint role (in quinn-proto's
+//! sense) over a [`QueueStore`].
+//!
+//! It owns admission (connections per address, the allowlist), login per connection id,
+//! rate limits and quotas, the SEND/PULL/ACK rules, the mapping of store outcomes to
+//! answers, and the push registry. It reads no clock, draws no randomness, spawns nothing
+//! and touches no socket or file: the time (`now_ms`, milliseconds since the Unix epoch)
+//! and each connection's challenge come in as arguments, and the store is the only thing it
+//! waits on (its futures need no particular runtime: [`crate::store::MemoryQueue`]'s are
+//! ready at once).
+//!
+//! # Calls, in order
+//!
+//! - [`Mailbox::handle_incoming`] when a connection attempt arrives: admits it (giving it a
+//!   [`ConnId`]) or refuses it;
+//! - [`Mailbox::handle_established`] once its handshake is done, with its login challenge
+//!   and TLS exporter value;
+//! - [`Mailbox::handle_request`] for each request stream's bytes, answered with the
+//!   [`Response`] to write back; then [`Mailbox::poll_push`] until it returns `None`, and
+//!   push each [`Event`] to its connection;
+//! - [`Mailbox::handle_closed`] when the connection ends (or its handshake failed);
+//! - [`Mailbox::expire`] on a timer, for retention; [`Mailbox::stop`] before shutting down.
+//!
+//! What the mailbox counts goes to an [`Observer`] (the Prometheus metrics, in the server).
+//! The QUIC driver around it is [`crate::server`]; the client's side of a connection is
+//! [`ClientSession`].
+
+mod client;
+mod session;
+#[cfg(test)]
+mod tests;
+
+pub use client::{ClientSession, SessionError};
+pub use session::{LoginContext, ServerSession};
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use crypto::{Fingerprint, MessageId};
+
+use crate::limits::RateLimiter;
+use crate::protocol::{
+    self, CHALLENGE_LEN, ErrorCode, Event, MAX_BATCH_BYTES, MAX_BATCH_COUNT, MAX_FRAME, Request,
+    Response,
+};
+use crate::store::{Incoming, QueueStore, Quota, Stored};
+
+/// The most message ids one ACK may name.
+pub const MAX_ACK_IDS: usize = 1024;
+
+/// One connection, as the core names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// The limits and admission rules the mailbox enforces.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Largest envelope, bytes.
+    pub max_envelope_bytes: usize,
+    /// Per-recipient quota.
+    pub quota: Quota,
+    /// Per-identity SEND rate (per second) and burst.
+    pub rate: (f64, f64),
+    /// Per-address request rate (per second) and burst.
+    pub address_rate: (f64, f64),
+    /// Connections per source address.
+    pub max_connections_per_address: usize,
+    /// When not empty, the only identities admitted.
+    pub allowlist: HashSet<Fingerprint>,
+    /// How long an envelope is kept when nobody acknowledges it.
+    pub retention: Duration,
+}
+
+/// Why a configuration does not make a [`Policy`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// An allowlist entry is not a fingerprint.
+    #[error("allowlist: {0:?} is not a fingerprint (64 hex characters)")]
+    Allowlist(String),
+}
+
+impl Policy {
+    /// The policy a configuration describes. Refuses an allowlist entry that is not a
+    /// fingerprint, naming it.
+    pub fn from_config(config: &config::MailboxConfig) -> Result<Self, PolicyError> {
+        let allowlist = config
+            .allowlist
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse()
+                    .map_err(|_| PolicyError::Allowlist(entry.clone()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            max_envelope_bytes: config.max_envelope_bytes,
+            quota: Quota {
+                envelopes: config.quota_envelopes,
+                bytes: config.quota_bytes,
+            },
+            rate: (config.rate_per_second, config.rate_burst),
+            address_rate: (config.address_rate_per_second, config.address_rate_burst),
+            max_connections_per_address: config.max_connections_per_address,
+            allowlist,
+            retention: config.retention,
+        })
+    }
+
+    /// The largest request accepted: one envelope and its frame.
+    pub fn request_limit(&self) -> usize {
+        (self.max_envelope_bytes + 1024).clamp(64 * 1024, MAX_FRAME + 4)
+    }
+}
+
+/// Something the mailbox counts, for an [`Observer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tally {
+    /// A connection finished its handshake.
+    Connected,
+    /// An established connection ended.
+    Disconnected,
+    /// An identity logged in on a connection (counted once per connection).
+    LoggedIn,
+    /// This many logins ended with their connection.
+    LoggedOut(u64),
+    /// A new envelope is durable.
+    Stored,
+    /// This many envelopes were acknowledged and deleted.
+    Delivered(u64),
+    /// This many envelopes outlived the retention period and were deleted.
+    Expired(u64),
+    /// A request or connection was refused, for this reason.
+    Refused(ErrorCode),
+}
+
+/// Receives what the mailbox counts.
+pub trait Observer: Send + Sync + 'static {
+    /// One thing happened.
+    fn observe(&self, tally: Tally);
+}
+
+/// Counts nothing.
+impl Observer for () {
+    fn observe(&self, _: Tally) {}
+}
+
+impl<T: Observer> Observer for std::sync::Arc<T> {
+    fn observe(&self, tally: Tally) {
+        (**self).observe(tally);
+    }
+}
+
+/// The bytes a driver read from one request stream.
+#[derive(Clone, Copy, Debug)]
+pub enum Received<'a> {
+    /// The whole stream.
+    Frame(&'a [u8]),
+    /// The stream went past [`Policy::request_limit`]; the rest was not read.
+    TooLong,
+}
+
+/// The key per-address limits count under: an IPv4 address, or an IPv6 /64 (one site's
+/// prefix, which a client can otherwise rotate through freely).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
+/// Check a SEND: the envelope's clear header must name the same recipient and id.
+pub fn check_send(
+    recipient: &Fingerprint,
+    id: &MessageId,
+    envelope: &[u8],
+) -> Result<crypto::EnvelopeHeader, Response> {
+    let header = crypto::EnvelopeHeader::parse(envelope)
+        .map_err(|e| Response::error(ErrorCode::BadEnvelope, e.to_string()))?;
+    if header.recipient != *recipient || header.id != *id {
+        return Err(Response::error(
+            ErrorCode::BadEnvelope,
+            "the envelope's header does not match the SEND's recipient and id",
+        ));
+    }
+    Ok(header)
+}
+
+/// The mailbox: every decision, no I/O. Shared by all connection tasks (`&self`); its state
+/// sits behind one lock that is never held while the store works.
+#[derive(Debug)]
+pub struct Mailbox<S, O = ()> {
+    store: S,
+    policy: Policy,
+    observer: O,
+    decoy: crypto::PublicKey,
+    state: Mutex<State>,
+    stopping: AtomicBool,
+}
+
+#[derive(Debug)]
+struct State {
+    next_conn: u64,
+    conns: HashMap<ConnId, Conn>,
+    per_address: HashMap<IpAddr, usize>,
+    senders: RateLimiter<Fingerprint>,
+    addresses: RateLimiter<IpAddr>,
+    /// The connections each identity is logged in on: the push registry.
+    listeners: HashMap<Fingerprint, Vec<ConnId>>,
+    pushes: VecDeque<(ConnId, Event)>,
+}
+
+#[derive(Debug)]
+struct Conn {
+    /// The key its address counts under ([`address_key`]).
+    address: IpAddr,
+    /// Set once the handshake is done.
+    session: Option<ServerSession>,
+}
+
+impl<S: QueueStore, O: Observer> Mailbox<S, O> {
+    /// A mailbox over `store` with `policy`. `decoy` stands in for unparseable keys at login
+    /// so that every refused login costs the same.
+    pub fn new(store: S, policy: Policy, decoy: crypto::PublicKey, observer: O) -> Self {
+        let state = State {
+            next_conn: 0,
+            conns: HashMap::new(),
+            per_address: HashMap::new(),
+            senders: RateLimiter::new(policy.rate.0, policy.rate.1),
+            addresses: RateLimiter::new(policy.address_rate.0, policy.address_rate.1),
+            listeners: HashMap::new(),
+            pushes: VecDeque::new(),
+        };
+        Self {
+            store,
+            policy,
+            observer,
+            decoy,
+            state: Mutex::new(state),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The observer.
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // The state is left consistent at every unlock (no code under the lock panics on
+        // input), so a poisoned lock's data is still good.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn admitted(&self, fingerprint: &Fingerprint) -> bool {
+        self.policy.allowlist.is_empty() || self.policy.allowlist.contains(fingerprint)
+    }
+
+    /// A connection attempt from `ip`: its id, or `None` when its address has
+    /// [`Policy::max_connections_per_address`] open already or the mailbox is stopping.
+    pub fn handle_incoming(&self, ip: IpAddr) -> Option<ConnId> {
+        let address = address_key(ip);
+        let mut state = self.state();
+        let open = state.per_address.get(&address).copied().unwrap_or(0);
+        if open >= self.policy.max_connections_per_address || self.is_stopping() {
+            drop(state);
+            self.observer
+                .observe(Tally::Refused(ErrorCode::RateLimited));
+            return None;
+        }
+        state.per_address.insert(address, open + 1);
+        let id = ConnId(state.next_conn);
+        state.next_conn += 1;
+        state.conns.insert(
+            id,
+            Conn {
+                address,
+                session: None,
+            },
+        );
+        Some(id)
+    }
+
+    /// The handshake of `conn` is done: `challenge` (fresh random bytes) is what its logins
+    /// sign, with `exporter`, the TLS exporter value of the connection.
+    pub fn handle_established(
+        &self,
+        conn: ConnId,
+        challenge: [u8; CHALLENGE_LEN],
+        exporter: [u8; CHALLENGE_LEN],
+    ) {
+        if let Some(c) = self.state().conns.get_mut(&conn) {
+            c.session = Some(ServerSession::new(challenge, exporter));
+            self.observer.observe(Tally::Connected);
+        }
+    }
+
+    /// `conn` ended (or never finished its handshake): forget its logins and let its address
+    /// open another.
+    pub fn handle_closed(&self, conn: ConnId) {
+        let mut state = self.state();
+        let Some(closed) = state.conns.remove(&conn) else {
+            return;
+        };
+        if let Some(n) = state.per_address.get_mut(&closed.address) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                state.per_address.remove(&closed.address);
+            }
+        }
+        let mut logged_out = 0;
+        state.listeners.retain(|_, conns| {
+            let before = conns.len();
+            conns.retain(|c| *c != conn);
+            logged_out += (before - conns.len()) as u64;
+            !conns.is_empty()
+        });
+        state.pushes.retain(|(c, _)| *c != conn);
+        drop(state);
+        if closed.session.is_some() {
+            self.observer.observe(Tally::Disconnected);
+        }
+        if logged_out > 0 {
+            self.observer.observe(Tally::LoggedOut(logged_out));
+        }
+    }
+
+    /// Answer one request stream of `conn` at `now_ms`.
+    pub async fn handle_request(
+        &self,
+        conn: ConnId,
+        now_ms: u64,
+        received: Received<'_>,
+    ) -> Response {
+        let response = self.answer(conn, now_ms, received).await;
+        if let Response::Error { code, .. } = &response {
+            self.observer.observe(Tally::Refused(*code));
+        }
+        response
+    }
+
+    async fn answer(&self, conn: ConnId, now_ms: u64, received: Received<'_>) -> Response {
+        let allowed = {
+            let mut state = self.state();
+            match state.conns.get(&conn).map(|c| c.address) {
+                Some(address) => state.addresses.allow(&address, now_ms),
+                None => return Response::error(ErrorCode::Internal, "unknown connection"),
+            }
+        };
+        if !allowed {
+            return Response::error(
+                ErrorCode::RateLimited,
+                "too many requests from this address; slow down",
+            );
+        }
+        let bytes = match received {
+            Received::Frame(bytes) => bytes,
+            Received::TooLong => {
+                return Response::error(
+                    ErrorCode::TooLarge,
+                    format!("requests are at most {} bytes", self.policy.request_limit()),
+                );
+            }
+        };
+        if self.is_stopping() {
+            return Response::error(
+                ErrorCode::Internal,
+                "the mailbox is shutting down; retry shortly",
+            );
+        }
+        let request = match protocol::decode_request(bytes) {
+            Ok(request) => request,
+            Err(e) => return e.response(),
+        };
+        match request {
+            Request::Hello { versions } => self.with_session(conn, |s| Ok(s.hello(&versions))),
+            Request::Login {
+                public_key,
+                signature,
+            } => self.login(conn, &public_key, &signature),
+            Request::Send {
+                sender,
+                recipient,
+                id,
+                envelope,
+            } => {
+                self.send(conn, now_ms, sender, recipient, id, envelope)
+                    .await
+            }
+            Request::Pull {
+                recipient,
+                max_count,
+            } => self.pull(conn, recipient, max_count),
+            Request::Ack { recipient, ids } => self.ack(conn, recipient, ids).await,
+        }
+        .unwrap_or_else(|refusal| refusal)
+    }
+
+    /// Run `f` on `conn`'s session (refusing a connection whose handshake is not done).
+    fn with_session<T>(
+        &self,
+        conn: ConnId,
+        f: impl FnOnce(&mut ServerSession) -> Result<T, Response>,
+    ) -> Result<T, Response> {
+        let mut state = self.state();
+        match state.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) {
+            Some(session) => f(session),
+            None => Err(Response::error(
+                ErrorCode::HelloFirst,
+                "the first request on a connection must be hello",
+            )),
+        }
+    }
+
+    fn login(
+        &self,
+        conn: ConnId,
+        public_key: &[u8],
+        signature: &[u8],
+    ) -> Result<Response, Response> {
+        let context = self.with_session(conn, |s| s.login_context())?;
+        // The signature check (a public-key operation) runs without the lock.
+        let fingerprint =
+            context.verify(public_key, signature, &self.decoy, |fp| self.admitted(fp))?;
+        let mut state = self.state();
+        let Some(session) = state.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) else {
+            return Err(Response::error(ErrorCode::Internal, "unknown connection"));
+        };
+        session.logged_in(fingerprint);
+        let listeners = state.listeners.entry(fingerprint).or_default();
+        if !listeners.contains(&conn) {
+            listeners.push(conn);
+            drop(state);
+            self.observer.observe(Tally::LoggedIn);
+        }
+        Ok(Response::LoggedIn { fingerprint })
+    }
+
+    async fn send(
+        &self,
+        conn: ConnId,
+        now_ms: u64,
+        sender: Fingerprint,
+        recipient: Fingerprint,
+        id: MessageId,
+        envelope: Vec<u8>,
+    ) -> Result<Response, Response> {
+        self.with_session(conn, |s| s.require_login(&sender))?;
+        if envelope.len() > self.policy.max_envelope_bytes {
+            return Err(Response::error(
+                ErrorCode::TooLarge,
+                format!(
+                    "envelope of {} bytes exceeds this mailbox's limit of {} bytes",
+                    envelope.len(),
+                    self.policy.max_envelope_bytes
+                ),
+            ));
+        }
+        check_send(&recipient, &id, &envelope)?;
+        if !self.state().senders.allow(&sender, now_ms) {
+            return Err(Response::error(
+                ErrorCode::RateLimited,
+                "this identity is sending too fast; retry in a moment",
+            ));
+        }
+        let incoming = Incoming {
+            recipient,
+            id,
+            envelope,
+            now_ms,
+        };
+        match self.store.store(incoming, self.policy.quota).await {
+            Ok(Stored::New) => {
+                self.observer.observe(Tally::Stored);
+                self.arrived(recipient);
+                Ok(Response::Stored {
+                    id,
+                    duplicate: false,
+                })
+            }
+            Ok(Stored::Duplicate) => Ok(Response::Stored {
+                id,
+                duplicate: true,
+            }),
+            Ok(Stored::OverQuota) => Err(Response::error(
+                ErrorCode::Quota,
+                "the recipient's mailbox is full; try again after they catch up",
+            )),
+            Err(e) => {
+                tracing::warn!(error = %e, "store failed");
+                Err(Response::error(
+                    ErrorCode::Internal,
+                    "the mailbox could not store it; retry",
+                ))
+            }
+        }
+    }
+
+    /// Queue an [`Event::Arrived`] for every connection `recipient` is logged in on.
+    fn arrived(&self, recipient: Fingerprint) {
+        let mut state = self.state();
+        let conns = state.listeners.get(&recipient).cloned().unwrap_or_default();
+        state
+            .pushes
+            .extend(conns.into_iter().map(|c| (c, Event::Arrived { recipient })));
+    }
+
+    fn pull(
+        &self,
+        conn: ConnId,
+        recipient: Fingerprint,
+        max_count: u32,
+    ) -> Result<Response, Response> {
+        self.with_session(conn, |s| s.require_login(&recipient))?;
+        let max = max_count.clamp(1, MAX_BATCH_COUNT) as usize;
+        match self.store.pull(&recipient, max, MAX_BATCH_BYTES) {
+            Ok((envelopes, more)) => Ok(Response::Batch { envelopes, more }),
+            Err(e) => {
+                tracing::warn!(error = %e, "pull failed");
+                Err(Response::error(
+                    ErrorCode::Internal,
+                    "the mailbox could not read the queue",
+                ))
+            }
+        }
+    }
+
+    async fn ack(
+        &self,
+        conn: ConnId,
+        recipient: Fingerprint,
+        ids: Vec<MessageId>,
+    ) -> Result<Response, Response> {
+        self.with_session(conn, |s| s.require_login(&recipient))?;
+        if ids.len() > MAX_ACK_IDS {
+            return Err(Response::error(
+                ErrorCode::TooLarge,
+                format!("acknowledge at most {MAX_ACK_IDS} ids at once"),
+            ));
+        }
+        match self.store.ack(recipient, ids).await {
+            Ok(deleted) => {
+                self.observer.observe(Tally::Delivered(deleted));
+                Ok(Response::Acked {
+                    deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ack failed");
+                Err(Response::error(
+                    ErrorCode::Internal,
+                    "the mailbox could not delete them; retry",
+                ))
+            }
+        }
+    }
+
+    /// The next event to push, and the connection to push it to.
+    pub fn poll_push(&self) -> Option<(ConnId, Event)> {
+        self.state().pushes.pop_front()
+    }
+
+    /// Delete what was stored more than [`Policy::retention`] before `now_ms`; returns how
+    /// many queued envelopes expired.
+    pub async fn expire(&self, now_ms: u64) -> Result<u64, crate::store::StoreError> {
+        let retention_ms = u64::try_from(self.policy.retention.as_millis()).unwrap_or(u64::MAX);
+        let expired = self
+            .store
+            .expire(now_ms.saturating_sub(retention_ms))
+            .await?;
+        self.observer.observe(Tally::Expired(expired));
+        Ok(expired)
+    }
+
+    /// Refuse new connections and requests from now on (requests already being answered
+    /// finish).
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Self::stop`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Open connections (handshake done or not).
+    pub fn connections(&self) -> usize {
+        self.state().conns.len()
+    }
+}
