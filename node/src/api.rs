@@ -50,6 +50,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_contacts, add_contact))
         .routes(routes!(get_contact, patch_contact, delete_contact))
         .routes(routes!(list_messages, send_message))
+        .routes(routes!(get_message))
         .routes(routes!(mark_read))
         .routes(routes!(list_requests))
         .routes(routes!(accept_request))
@@ -113,7 +114,8 @@ The JSON API of a Secure Messenger node, the automation contract. The node serve
 **Errors** come with a 4xx or 5xx status and a JSON body `{\"error\": \"...\", \"code\": \"...\"}`: \
 `error` is words for people, `code` a stable machine code to branch on (`not_found`, \
 `already_exists`, `too_large`, `forbidden`, `internal`, or a specific one for bad input such as \
-`invalid_json` or `invalid_name`).
+`invalid_json` or `invalid_name`). A `201 Created` carries the new resource's URL in \
+`Location`.
 
 **Host and Origin**: every request must carry the node's own `Host` (`127.0.0.1:PORT`, \
 `localhost:PORT` or `[::1]:PORT`), against DNS rebinding; a request that changes state (POST, PUT, \
@@ -121,8 +123,8 @@ PATCH, DELETE) with an `Origin` or `Referer` of another origin is refused, again
 requests. Both refusals are 403 `forbidden`.
 
 **Access token**: a node configured with an access token wants it on every request as \
-`Authorization: Bearer <token>` (browsers keep it in a cookie set by `/login`) and answers 403 \
-`forbidden` without it. A node without a token needs none.
+`Authorization: Bearer <token>` (browsers keep it in a cookie set by `/login`) and answers 401 \
+`unauthorized` with `WWW-Authenticate: Bearer` without it. A node without a token needs none.
 
 Request bodies are JSON objects of at most 1 MiB; unknown fields are refused. Times are RFC 3339 \
 UTC with milliseconds.";
@@ -150,9 +152,12 @@ struct ApiDoc;
 const BEARER: &str = "bearer";
 /// The name of the shared 403 response.
 const FORBIDDEN: &str = "Forbidden";
+/// The name of the shared 401 response.
+const UNAUTHORIZED: &str = "Unauthorized";
 
-/// What the node's request guard adds to every operation: the optional bearer token and its
-/// 403 refusal (foreign Host, cross-origin change, missing token).
+/// What the node's request guard adds to every operation: the optional bearer token, its
+/// 401 refusal (missing or wrong token), and the 403 refusal (foreign Host, cross-origin
+/// change).
 struct Guard;
 
 impl Modify for Guard {
@@ -169,14 +174,10 @@ impl Modify for Guard {
                     .build(),
             ),
         );
-        components.responses.insert(
-            FORBIDDEN.into(),
+        let refusal = |description: &str| {
             RefOr::T(
                 ResponseBuilder::new()
-                    .description(
-                        "Refused (`forbidden`): a foreign Host, a cross-origin request that \
-                         changes state, or a missing or wrong access token.",
-                    )
+                    .description(description)
                     .content(
                         "application/json",
                         ContentBuilder::new()
@@ -184,6 +185,20 @@ impl Modify for Guard {
                             .build(),
                     )
                     .build(),
+            )
+        };
+        components.responses.insert(
+            FORBIDDEN.into(),
+            refusal(
+                "Refused (`forbidden`): a foreign Host, or a cross-origin request that changes \
+                 state.",
+            ),
+        );
+        components.responses.insert(
+            UNAUTHORIZED.into(),
+            refusal(
+                "Refused (`unauthorized`, with `WWW-Authenticate: Bearer`): the node wants its \
+                 access token and the request has none, or a wrong one.",
             ),
         );
         // The token is optional: no requirement at all, or the bearer token.
@@ -194,7 +209,7 @@ impl Modify for Guard {
     }
 }
 
-/// Add the guard's 403 to every operation of `openapi` (after the paths are in).
+/// Add the guard's 401 and 403 to every operation of `openapi` (after the paths are in).
 fn with_guard_responses(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     for item in openapi.paths.paths.values_mut() {
         let operations = [
@@ -208,14 +223,40 @@ fn with_guard_responses(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openap
             &mut item.trace,
         ];
         for operation in operations.into_iter().flatten() {
-            operation
-                .responses
-                .responses
-                .entry("403".into())
-                .or_insert_with(|| RefOr::Ref(Ref::from_response_name(FORBIDDEN)));
+            for (status, name) in [("401", UNAUTHORIZED), ("403", FORBIDDEN)] {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.into())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+            }
         }
     }
     openapi
+}
+
+/// A `201 Created` with the new resource's URL in `Location` and its JSON.
+struct Created<T>(String, T);
+
+impl<T: Serialize> IntoResponse for Created<T> {
+    fn into_response(self) -> axum::response::Response {
+        // Ids and names are `[A-Za-z0-9._-]` and message ids hex: nothing in a path built
+        // from them needs escaping.
+        (
+            StatusCode::CREATED,
+            [(axum::http::header::LOCATION, self.0)],
+            Json(self.1),
+        )
+            .into_response()
+    }
+}
+
+fn identity_url(id: &str) -> String {
+    format!("{PREFIX}/identities/{id}")
+}
+
+fn contact_url(id: &str, contact: &str) -> String {
+    format!("{PREFIX}/identities/{id}/contacts/{contact}")
 }
 
 /// The document as served: built once.
@@ -626,7 +667,8 @@ struct NewIdentity {
     tag = "identities",
     request_body = NewIdentity,
     responses(
-        (status = 201, description = "Made (or restored)", body = IdentityJson),
+        (status = 201, description = "Made (or restored)", body = IdentityJson,
+            headers(("Location" = String, description = "The new resource's URL"))),
         (status = 400, description = "Bad input: `invalid_json`, `invalid_name`, \
             `invalid_display_name`, `missing_passphrase`, `invalid_backup`", body = ErrorJson),
         (status = 409, description = "The id, or the restored key, exists already (`already_exists`)",
@@ -638,7 +680,7 @@ struct NewIdentity {
 async fn create_identity(
     State(s): State<AppState>,
     body: Result<Json<NewIdentity>, JsonRejection>,
-) -> Result<(StatusCode, Json<IdentityJson>), NodeError> {
+) -> Result<Created<IdentityJson>, NodeError> {
     let Json(body) = body.map_err(json_error)?;
     let r = match (body.backup, body.passphrase) {
         (None, None) => s.node.create_identity(body.id, body.display_name).await?,
@@ -654,7 +696,7 @@ async fn create_identity(
             ));
         }
     };
-    Ok((StatusCode::CREATED, Json(IdentityJson::from(&r))))
+    Ok(Created(identity_url(&r.id), IdentityJson::from(&r)))
 }
 
 /// One identity.
@@ -838,7 +880,8 @@ struct NewContact {
     params(("id" = String, Path, description = "The identity's id")),
     request_body = NewContact,
     responses(
-        (status = 201, description = "Added", body = ContactJson),
+        (status = 201, description = "Added", body = ContactJson,
+            headers(("Location" = String, description = "The new resource's URL"))),
         (status = 400, description = "Bad input: `invalid_json`, `invalid_name`, `missing_key`, \
             `invalid_public_key`, `invalid_invite`", body = ErrorJson),
         (status = 404, description = "No such identity (`not_found`)", body = ErrorJson),
@@ -852,7 +895,7 @@ async fn add_contact(
     State(s): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<NewContact>, JsonRejection>,
-) -> Result<(StatusCode, Json<ContactJson>), NodeError> {
+) -> Result<Created<ContactJson>, NodeError> {
     let Json(body) = body.map_err(json_error)?;
     let c = match (body.public_key, body.invite) {
         (Some(pem), None) => s.node.add_contact(id.clone(), body.name, pem).await?,
@@ -868,7 +911,10 @@ async fn add_contact(
             ));
         }
     };
-    Ok((StatusCode::CREATED, Json(contact_json(&s.node, &id, &c))))
+    Ok(Created(
+        contact_url(&id, &c.name),
+        contact_json(&s.node, &id, &c),
+    ))
 }
 
 /// One contact.
@@ -1024,7 +1070,8 @@ struct NewMessage {
     ),
     request_body = NewMessage,
     responses(
-        (status = 201, description = "Queued (status `pending`)", body = MessageJson),
+        (status = 201, description = "Queued (status `pending`)", body = MessageJson,
+            headers(("Location" = String, description = "The new resource's URL"))),
         (status = 400, description = "Bad input: `invalid_json`, an empty text", body = ErrorJson),
         (status = 404, description = "No such identity or contact (`not_found`)", body = ErrorJson),
         (status = 413, description = "The body or the text is too large (`too_large`)",
@@ -1036,10 +1083,42 @@ async fn send_message(
     State(s): State<AppState>,
     Path((id, contact)): Path<(String, String)>,
     body: Result<Json<NewMessage>, JsonRejection>,
-) -> Result<(StatusCode, Json<MessageJson>), NodeError> {
+) -> Result<Created<MessageJson>, NodeError> {
     let Json(body) = body.map_err(json_error)?;
-    let m = s.node.send_text(id, contact, body.text).await?;
-    Ok((StatusCode::CREATED, Json(MessageJson::from(&m))))
+    let m = s
+        .node
+        .send_text(id.clone(), contact.clone(), body.text)
+        .await?;
+    let url = format!("{}/messages/{}", contact_url(&id, &contact), m.id);
+    Ok(Created(url, MessageJson::from(&m)))
+}
+
+/// One message, by its id.
+#[utoipa::path(
+    get,
+    path = "/identities/{id}/contacts/{contact}/messages/{message_id}",
+    tag = "messages",
+    params(
+        ("id" = String, Path, description = "The identity's id"),
+        ("contact" = String, Path, description = "The contact's name"),
+        ("message_id" = String, Path, description = "The message id, hex"),
+    ),
+    responses(
+        (status = 200, description = "The message", body = MessageJson),
+        (status = 404, description = "No such identity, contact or message in this conversation \
+            (`not_found`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+async fn get_message(
+    State(s): State<AppState>,
+    Path((id, contact, message_id)): Path<(String, String, String)>,
+) -> Result<Json<MessageJson>, NodeError> {
+    Ok(Json(MessageJson::from(&s.node.message(
+        &id,
+        &contact,
+        &message_id,
+    )?)))
 }
 
 /// Mark a conversation read up to its newest message (the page calls this when it shows a
@@ -1112,7 +1191,8 @@ struct Accept {
     ),
     request_body = Accept,
     responses(
-        (status = 201, description = "The new contact", body = ContactJson),
+        (status = 201, description = "The new contact", body = ContactJson,
+            headers(("Location" = String, description = "The new resource's URL"))),
         (status = 400, description = "Bad input: `invalid_json`, `invalid_name`", body = ErrorJson),
         (status = 404, description = "No such identity or request (`not_found`)", body = ErrorJson),
         (status = 409, description = "The name is a contact already (`already_exists`)",
@@ -1125,13 +1205,16 @@ async fn accept_request(
     State(s): State<AppState>,
     Path((id, fingerprint)): Path<(String, String)>,
     body: Result<Json<Accept>, JsonRejection>,
-) -> Result<(StatusCode, Json<ContactJson>), NodeError> {
+) -> Result<Created<ContactJson>, NodeError> {
     let Json(body) = body.map_err(json_error)?;
     let c = s
         .node
         .accept_request(id.clone(), fingerprint, body.name)
         .await?;
-    Ok((StatusCode::CREATED, Json(contact_json(&s.node, &id, &c))))
+    Ok(Created(
+        contact_url(&id, &c.name),
+        contact_json(&s.node, &id, &c),
+    ))
 }
 
 /// Drop a sender's messages.
@@ -1317,6 +1400,10 @@ mod tests {
         ("delete", "/identities/{id}/contacts/{contact}"),
         ("get", "/identities/{id}/contacts/{contact}/messages"),
         ("post", "/identities/{id}/contacts/{contact}/messages"),
+        (
+            "get",
+            "/identities/{id}/contacts/{contact}/messages/{message_id}",
+        ),
         ("post", "/identities/{id}/contacts/{contact}/read"),
         ("get", "/identities/{id}/requests"),
         ("post", "/identities/{id}/requests/{fingerprint}/accept"),
@@ -1416,8 +1503,8 @@ mod tests {
                 "{method} {path}: {codes:?}"
             );
             assert!(
-                codes.contains(&&"403".to_owned()),
-                "{method} {path}: the guard's 403"
+                codes.contains(&&"403".to_owned()) && codes.contains(&&"401".to_owned()),
+                "{method} {path}: the guard's 401 and 403"
             );
             for (code, response) in op["responses"].as_object().expect("responses") {
                 if code.starts_with('4') || code.starts_with('5') {
@@ -1755,6 +1842,7 @@ mod tests {
             NodeError::Conflict("identity alice already exists".into()),
             NodeError::TooLarge("request body too large".into()),
             NodeError::Forbidden("cross-origin request refused".into()),
+            NodeError::Unauthorized("this node requires its access token".into()),
             NodeError::Internal("disk".into()),
         ] {
             let (status, code) = e.status_and_code();

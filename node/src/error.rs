@@ -1,7 +1,7 @@
 //! The node's error type, and its one mapping to HTTP statuses.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// Everything a node operation can refuse or fail with. Display texts are for users: they
@@ -28,6 +28,9 @@ pub enum NodeError {
     /// Foreign Host or Origin (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The access token is missing or wrong (401, with a `WWW-Authenticate` challenge).
+    #[error("{0}")]
+    Unauthorized(String),
     /// Storage failed (500).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -53,6 +56,7 @@ impl NodeError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "already_exists"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Store(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -70,10 +74,21 @@ impl IntoResponse for NodeError {
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        (
+        let mut response = (
             status,
             Json(serde_json::json!({ "error": self.to_string(), "code": code })),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, bearer_challenge());
+        }
+        response
     }
+}
+
+/// The challenge a 401 carries: the API takes the access token as a bearer token.
+pub fn bearer_challenge() -> HeaderValue {
+    HeaderValue::from_static("Bearer realm=\"secure-messenger-node\"")
 }

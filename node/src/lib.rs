@@ -122,13 +122,14 @@ async fn guard(State(s): State<AppState>, request: Request, next: Next) -> Respo
     let open_path = path == "/login" || path == ui::STYLESHEET_PATH || path == ui::SCRIPT_PATH;
     if !open_path && !token_given(&s, request.headers()) {
         let refusal = if path.starts_with("/api/") {
-            NodeError::Forbidden(
+            NodeError::Unauthorized(
                 "this node requires its access token (Authorization: Bearer <token>)".into(),
             )
             .into_response()
         } else {
             (
-                axum::http::StatusCode::FORBIDDEN,
+                axum::http::StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, error::bearer_challenge())],
                 axum::response::Html(ui::login_page(None)),
             )
                 .into_response()

@@ -744,6 +744,22 @@ impl Node {
             .collect())
     }
 
+    /// One message of a conversation, by its id.
+    pub fn message(&self, id: &str, contact: &str, mid: &str) -> Result<MessageRecord, NodeError> {
+        self.contact(id, contact)?;
+        let missing = || NodeError::NotFound(format!("no message {mid} in this conversation"));
+        let b = parse_id(mid).ok_or_else(missing)?;
+        let key = self
+            .store
+            .get_raw(&keys::message_id(&b))?
+            .filter(|k| k.starts_with(&keys::conversation(id, contact)))
+            .ok_or_else(missing)?;
+        match self.store.get::<Entry>(key)? {
+            Some(Entry::Message(m)) => Ok(m),
+            _ => Err(missing()),
+        }
+    }
+
     /// How many incoming messages of a conversation are unread, and the newest message's
     /// first line (at most 80 characters) as a preview.
     pub fn summary(&self, id: &str, contact: &str) -> Result<(usize, Option<String>), NodeError> {

@@ -281,7 +281,8 @@ async fn login(State(s): State<AppState>, Form(f): Form<Login>) -> Response {
     }
     if !crate::token_matches(&s, &headers) {
         return (
-            axum::http::StatusCode::FORBIDDEN,
+            axum::http::StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, crate::error::bearer_challenge())],
             Html(ui::login_page(Some(
                 "That is not this node's access token.",
             ))),

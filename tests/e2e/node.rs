@@ -1667,6 +1667,61 @@ async fn the_event_stream_announces_an_arriving_message() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Every `201 Created` says where the new resource is, and that URL serves the same JSON.
+#[tokio::test]
+async fn every_201_carries_a_location_that_serves_what_was_made() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
+    let (alice, _bob) = alice_and_bob(dir.path(), &mailbox.pinned_address()).await?;
+    let dave = Identity::generate()?;
+    // Each with the field that names it (a message's status may move on meanwhile).
+    let made = [
+        (
+            "/api/identities".to_owned(),
+            json!({ "id": "alice2" }),
+            "id",
+        ),
+        (
+            "/api/identities/alice/contacts".to_owned(),
+            json!({ "name": "dave", "public_key": dave.public_key().to_pem() }),
+            "name",
+        ),
+        (
+            "/api/identities/alice/contacts/bob/messages".to_owned(),
+            json!({ "text": "where is it?" }),
+            "id",
+        ),
+    ];
+    for (path, body, key) in made {
+        let resp = alice
+            .request(Method::POST, &path)
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(resp.status(), 201, "POST {path}");
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .with_context(|| format!("POST {path}: no Location"))?
+            .to_owned();
+        assert!(location.starts_with(&path), "{location} under {path}");
+        let created: Value = resp.json().await?;
+        let served = alice.get(&location).await?;
+        assert_eq!(served[key], created[key], "GET {location}: {served}");
+        assert!(created[key].is_string(), "{created}");
+    }
+    let missing = alice
+        .request(
+            Method::GET,
+            "/api/identities/alice/contacts/bob/messages/00000000000000000000000000000000",
+        )
+        .send()
+        .await?;
+    assert_eq!(missing.status(), 404);
+    Ok(())
+}
+
 /// Another local user can reach 127.0.0.1 too: with an access token set, the API and the
 /// pages refuse every request without it, and take it as a bearer token or as the cookie
 /// the login form sets.
@@ -1681,8 +1736,14 @@ async fn with_an_access_token_nothing_is_served_without_it() -> anyhow::Result<(
         &[("NODE_ACCESS_TOKEN", token)],
     )?;
     let no_token = node.request(Method::GET, "/api/status").send().await?;
-    assert_eq!(no_token.status(), 403);
+    assert_eq!(no_token.status(), 401);
+    let challenge = no_token.headers().get("www-authenticate").cloned();
+    assert_eq!(
+        challenge.as_ref().and_then(|v| v.to_str().ok()),
+        Some("Bearer realm=\"secure-messenger-node\"")
+    );
     let body: Value = no_token.json().await?;
+    assert_eq!(body["code"], "unauthorized", "{body}");
     assert!(
         body["error"]
             .as_str()
@@ -1695,9 +1756,10 @@ async fn with_an_access_token_nothing_is_served_without_it() -> anyhow::Result<(
         .json(&json!({ "id": "mallory" }))
         .send()
         .await?;
-    assert_eq!(wrong.status(), 403, "a wrong token changes nothing");
+    assert_eq!(wrong.status(), 401, "a wrong token changes nothing");
     let page = node.request(Method::GET, "/").send().await?;
-    assert_eq!(page.status(), 403);
+    assert_eq!(page.status(), 401);
+    assert!(page.headers().contains_key("www-authenticate"));
     assert!(
         page.text().await?.contains("access token"),
         "the page asks for it"
@@ -1740,7 +1802,7 @@ async fn with_an_access_token_nothing_is_served_without_it() -> anyhow::Result<(
         .form(&[("token", "guess")])
         .send()
         .await?;
-    assert_eq!(bad_login.status(), 403);
+    assert_eq!(bad_login.status(), 401);
     Ok(())
 }
 
