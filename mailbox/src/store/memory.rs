@@ -1,0 +1,118 @@
+//! [`MemoryQueue`]: the queue store in memory, for tests; it passes the same contract test
+//! as the sled engine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use crypto::{Fingerprint, MessageId};
+
+use super::{Incoming, QueueStats, QueueStore, Quota, StoreError, Stored, pull_from};
+
+/// An in-memory [`QueueStore`] with the same semantics, for tests.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    inner: Mutex<Memory>,
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    queues: HashMap<Fingerprint, BTreeMap<u64, Vec<u8>>>,
+    ids: HashMap<MessageId, (Fingerprint, u64, u64)>,
+    next_seq: u64,
+}
+
+impl MemoryQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl QueueStore for MemoryQueue {
+    async fn store(&self, incoming: Incoming, quota: Quota) -> Result<Stored, StoreError> {
+        let mut m = self.lock();
+        if m.ids.contains_key(&incoming.id) {
+            return Ok(Stored::Duplicate);
+        }
+        let queue = m.queues.entry(incoming.recipient).or_default();
+        let count = queue.len() as u64 + 1;
+        let bytes: u64 =
+            queue.values().map(|v| v.len() as u64).sum::<u64>() + incoming.envelope.len() as u64;
+        if count > quota.envelopes || bytes > quota.bytes {
+            return Ok(Stored::OverQuota);
+        }
+        m.next_seq += 1;
+        let seq = m.next_seq;
+        m.queues
+            .entry(incoming.recipient)
+            .or_default()
+            .insert(seq, incoming.envelope);
+        m.ids
+            .insert(incoming.id, (incoming.recipient, seq, incoming.now_ms));
+        Ok(Stored::New)
+    }
+
+    fn pull(
+        &self,
+        recipient: &Fingerprint,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
+        let m = self.lock();
+        let values: Vec<Vec<u8>> = m
+            .queues
+            .get(recipient)
+            .map(|q| q.values().cloned().collect())
+            .unwrap_or_default();
+        pull_from(values.into_iter().map(Ok), max_count, max_bytes)
+    }
+
+    async fn ack(&self, recipient: Fingerprint, ids: Vec<MessageId>) -> Result<u64, StoreError> {
+        let mut m = self.lock();
+        let mut count = 0;
+        for id in ids {
+            if let Some(&(owner, seq, _)) = m.ids.get(&id)
+                && owner == recipient
+                && m.queues
+                    .get_mut(&recipient)
+                    .and_then(|q| q.remove(&seq))
+                    .is_some()
+            {
+                m.ids.remove(&id);
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    async fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
+        let mut m = self.lock();
+        let old: Vec<(MessageId, Fingerprint, u64)> = m
+            .ids
+            .iter()
+            .filter(|(_, (_, _, stored))| *stored < cutoff_ms)
+            .map(|(id, (r, seq, _))| (*id, *r, *seq))
+            .collect();
+        let mut expired = 0;
+        for (id, recipient, seq) in old {
+            m.ids.remove(&id);
+            if m.queues
+                .get_mut(&recipient)
+                .and_then(|q| q.remove(&seq))
+                .is_some()
+            {
+                expired += 1;
+            }
+        }
+        Ok(expired)
+    }
+
+    fn stats(&self) -> QueueStats {
+        let m = self.lock();
+        let mut stats = QueueStats::default();
+        for q in m.queues.values() {
+            stats.envelopes += q.len() as u64;
+            stats.bytes += q.values().map(|v| v.len() as u64).sum::<u64>();
+        }
+        stats
+    }
+}

@@ -1,0 +1,181 @@
+//! The envelope queue store.
+//!
+//! [`QueueStore`] is the narrow interface the service uses. [`SledQueue`] implements it on
+//! sled; [`MemoryQueue`] in memory, for tests (a second persistent engine implements the same
+//! trait without touching the service).
+//!
+//! # Sled layout: time buckets
+//!
+//! Envelopes live in buckets, one sled tree each, named `b | start (u64 BE ms) | end`, holding
+//! what was stored in `[start, end)` (a bucket is a seventh of the retention period: a day by
+//! default). Retention drops whole buckets (one `drop_tree`, whatever they hold) and deletes
+//! one by one only in the bucket the cutoff falls in. In each bucket:
+//!
+//! ```text
+//! q | recipient (32) | sequence (u64 BE)   ->  envelope bytes   (the queue, oldest first)
+//! i | message id (16)                      ->  recipient (32) | sequence | stored at (ms) | length
+//! t | stored at (u64 BE ms) | message id   ->  empty            (retention index)
+//! u | recipient (32)                       ->  count (u64 BE) | bytes (u64 BE) in this bucket
+//! ```
+//!
+//! A write touches each bucket with one atomic batch, usage records included, so opening
+//! reads the `u` records only, never the envelopes. Sequences come from sled's
+//! `generate_id` (increasing), so a recipient's queue is its `q` entries bucket by bucket.
+//! An ACK deletes all three entries of the envelope (`q`, `i`, `t`): the mailbox keeps no
+//! record of what was delivered, neither its bytes nor who received it when (sled's log
+//! keeps the bytes on disk until it reuses the space; the data directory is 0700). So a
+//! SEND retried while the envelope is queued is a duplicate, and one retried after the
+//! recipient acknowledged it is stored again; the recipient's node knows the message id and
+//! only acknowledges it (a node must deduplicate anyway: an untrusted mailbox can replay).
+//! Memory and disk follow what is queued, not what passed through (docs/security.md, soak). A store of the first layout
+//! (everything in the default tree) is moved into buckets when opened.
+//!
+//! # Durability
+//!
+//! sled 0.34's `flush` survives a process crash but not a power loss (it uses
+//! sync_file_range), and concurrent flushes can deadlock (sled issue 1308). So one committer
+//! thread takes every write waiting, applies them as one batch and flushes; a syncer thread
+//! then fdatasyncs the database file once for every group flushed meanwhile, and only then
+//! answers them (group commit in two stages, so applying one group overlaps syncing the
+//! last). If a write or a sync fails, the store poisons itself: it answers that write, and
+//! every later one, with [`StoreError::Fatal`], and [`SledQueue::failed`] resolves, so the
+//! binary stops (exit code 70). Nobody is told of writes that might not be on disk.
+//!
+//! # Files
+//!
+//! - `keys.rs`: the key layout above, pinned by a test.
+//! - `sled_queue/`: [`SledQueue`] (`mod.rs`), its group commit (`commit.rs`) and the move
+//!   from the first layout (`migrate.rs`).
+//! - `memory.rs`: [`MemoryQueue`].
+
+mod keys;
+mod memory;
+mod sled_queue;
+
+pub use memory::MemoryQueue;
+pub use sled_queue::{SledOptions, SledQueue};
+
+use std::path::PathBuf;
+
+use crypto::{Fingerprint, MessageId};
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed.
+    #[error("storage: {0}")]
+    Sled(#[from] sled::Error),
+    /// The file system failed.
+    #[error("storage file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The committer thread is gone (the store is shutting down).
+    #[error("storage is shutting down")]
+    Closed,
+}
+
+/// The outcome of storing one envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored now, and durable.
+    New,
+    /// An envelope with this message id is queued (stored, and not acknowledged before this
+    /// write's group commit); nothing was stored twice.
+    Duplicate,
+    /// The recipient's queue is full; nothing was stored.
+    OverQuota,
+}
+
+/// Limits on one recipient's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// Most envelopes.
+    pub envelopes: u64,
+    /// Most bytes.
+    pub bytes: u64,
+}
+
+impl Quota {
+    /// No limit.
+    pub const UNLIMITED: Self = Self {
+        envelopes: u64::MAX,
+        bytes: u64::MAX,
+    };
+}
+
+/// Queue figures for the dashboard.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Envelopes queued.
+    pub envelopes: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// One envelope offered for storage.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    /// Whose queue.
+    pub recipient: Fingerprint,
+    /// Its message id.
+    pub id: MessageId,
+    /// The bytes.
+    pub envelope: Vec<u8>,
+    /// Arrival time, ms since the epoch (retention counts from here).
+    pub now_ms: u64,
+}
+
+/// The queue operations the service needs.
+pub trait QueueStore: Send + Sync + 'static {
+    /// Store an envelope unless an envelope with its id is queued or the recipient is over
+    /// `quota`; resolves once it is durable.
+    fn store(
+        &self,
+        incoming: Incoming,
+        quota: Quota,
+    ) -> impl Future<Output = Result<Stored, StoreError>> + Send;
+    /// The oldest envelopes of `recipient`, bounded in count and bytes (at least one if any
+    /// is queued), and whether more wait.
+    fn pull(
+        &self,
+        recipient: &Fingerprint,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), StoreError>;
+    /// Delete acknowledged envelopes of `recipient` and forget their ids; ids of other
+    /// recipients are ignored. Returns how many were deleted.
+    fn ack(
+        &self,
+        recipient: Fingerprint,
+        ids: Vec<MessageId>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Delete everything stored before `cutoff_ms` (queued envelopes and remembered ids).
+    /// Returns how many queued envelopes expired.
+    fn expire(&self, cutoff_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Queue figures (cheap).
+    fn stats(&self) -> QueueStats;
+}
+
+/// The oldest of `values`, at most `max_count` and `max_bytes` (but at least one), and
+/// whether more are left.
+pub(crate) fn pull_from<'a>(
+    values: impl Iterator<Item = Result<Vec<u8>, StoreError>> + 'a,
+    max_count: usize,
+    max_bytes: usize,
+) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for value in values {
+        let value = value?;
+        if out.len() >= max_count || (bytes + value.len() > max_bytes && !out.is_empty()) {
+            return Ok((out, true));
+        }
+        bytes += value.len();
+        out.push(value);
+    }
+    Ok((out, false))
+}

@@ -1,0 +1,381 @@
+//! The store contract, run on both engines, and the sled engine's buckets, segments,
+//! reopening and migration.
+
+#![allow(clippy::unwrap_used)]
+
+use super::super::MemoryQueue;
+use super::super::keys::{id_key, queue_key, time_key};
+use super::*;
+
+fn env(recipient: Fingerprint, id: u8, now_ms: u64, body: &[u8]) -> Incoming {
+    Incoming {
+        recipient,
+        id: MessageId([id; 16]),
+        envelope: body.to_vec(),
+        now_ms,
+    }
+}
+
+/// The contract every engine keeps.
+async fn semantics<S: QueueStore>(q: S) {
+    let bob = Fingerprint([2u8; 32]);
+    let carol = Fingerprint([3u8; 32]);
+    let open = Quota::UNLIMITED;
+    assert_eq!(
+        q.store(env(bob, 1, 100, b"one"), open).await.unwrap(),
+        Stored::New
+    );
+    assert_eq!(
+        q.store(env(bob, 2, 200, b"two"), open).await.unwrap(),
+        Stored::New
+    );
+    assert_eq!(
+        q.store(env(bob, 1, 300, b"one"), open).await.unwrap(),
+        Stored::Duplicate
+    );
+    assert_eq!(
+        q.stats(),
+        QueueStats {
+            envelopes: 2,
+            bytes: 6
+        }
+    );
+    assert_eq!(
+        q.pull(&bob, 10, 1 << 20).unwrap(),
+        (vec![b"one".to_vec(), b"two".to_vec()], false)
+    );
+    assert_eq!(
+        q.pull(&bob, 1, 1 << 20).unwrap(),
+        (vec![b"one".to_vec()], true)
+    );
+    assert_eq!(
+        q.pull(&bob, 10, 4).unwrap(),
+        (vec![b"one".to_vec()], true),
+        "byte bound"
+    );
+    assert_eq!(
+        q.pull(&bob, 10, 1).unwrap(),
+        (vec![b"one".to_vec()], true),
+        "at least one"
+    );
+    assert_eq!(q.pull(&carol, 10, 1 << 20).unwrap(), (vec![], false));
+    // carol cannot ack bob's envelopes
+    assert_eq!(q.ack(carol, vec![MessageId([1; 16])]).await.unwrap(), 0);
+    assert_eq!(
+        q.ack(bob, vec![MessageId([1; 16]), MessageId([1; 16])])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        q.ack(bob, vec![MessageId([1; 16])]).await.unwrap(),
+        0,
+        "idempotent"
+    );
+    assert_eq!(
+        q.pull(&bob, 10, 1 << 20).unwrap(),
+        (vec![b"two".to_vec()], false)
+    );
+    // forgotten once acknowledged: a late retry is stored again (and acknowledged again)
+    assert_eq!(
+        q.store(env(bob, 1, 400, b"one"), open).await.unwrap(),
+        Stored::New
+    );
+    assert_eq!(q.ack(bob, vec![MessageId([1; 16])]).await.unwrap(), 1);
+    // quota: two envelopes at most, counting what is queued (one now)
+    let quota = Quota {
+        envelopes: 2,
+        bytes: 1 << 20,
+    };
+    assert_eq!(
+        q.store(env(bob, 3, 500, b"three"), quota).await.unwrap(),
+        Stored::New
+    );
+    assert_eq!(
+        q.store(env(bob, 4, 500, b"four"), quota).await.unwrap(),
+        Stored::OverQuota
+    );
+    let tight = Quota {
+        envelopes: 100,
+        bytes: 10,
+    };
+    assert_eq!(
+        q.store(env(carol, 5, 500, b"0123456789x"), tight)
+            .await
+            .unwrap(),
+        Stored::OverQuota
+    );
+    assert_eq!(
+        q.store(env(carol, 5, 500, b"0123456789"), tight)
+            .await
+            .unwrap(),
+        Stored::New
+    );
+    // retention: everything stored before 250 goes, and its id is forgotten
+    assert_eq!(
+        q.expire(250).await.unwrap(),
+        1,
+        "only 'two' was still queued"
+    );
+    assert_eq!(
+        q.pull(&bob, 10, 1 << 20).unwrap(),
+        (vec![b"three".to_vec()], false)
+    );
+    assert_eq!(
+        q.store(env(bob, 1, 600, b"one"), open).await.unwrap(),
+        Stored::New
+    );
+    assert_eq!(
+        q.stats(),
+        QueueStats {
+            envelopes: 3,
+            bytes: 18
+        }
+    );
+}
+
+#[tokio::test]
+async fn sled_queue_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    semantics(SledQueue::open(dir.path()).unwrap()).await;
+}
+
+#[tokio::test]
+async fn memory_queue_semantics() {
+    semantics(MemoryQueue::default()).await;
+}
+
+#[tokio::test]
+async fn sled_queue_reopens_with_its_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let q = SledQueue::open(dir.path()).unwrap();
+        q.store(env(Fingerprint([1; 32]), 1, 1, b"abc"), Quota::UNLIMITED)
+            .await
+            .unwrap();
+        q.store(env(Fingerprint([1; 32]), 2, 1, b"de"), Quota::UNLIMITED)
+            .await
+            .unwrap();
+    }
+    // The committer thread holds the db until its channel closes.
+    std::thread::sleep(Duration::from_millis(100));
+    let q = SledQueue::open(dir.path()).unwrap();
+    assert_eq!(
+        q.stats(),
+        QueueStats {
+            envelopes: 2,
+            bytes: 5
+        }
+    );
+    let quota = Quota {
+        envelopes: 2,
+        bytes: 100,
+    };
+    assert_eq!(
+        q.store(env(Fingerprint([1; 32]), 3, 1, b"f"), quota)
+            .await
+            .unwrap(),
+        Stored::OverQuota
+    );
+}
+
+fn one_second_buckets() -> SledOptions {
+    SledOptions {
+        bucket: Duration::from_secs(1),
+        cache_bytes: 1 << 20,
+        segment_envelopes: 100_000,
+    }
+}
+
+#[tokio::test]
+async fn retention_drops_whole_buckets_and_trims_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = SledQueue::open_with(dir.path(), one_second_buckets()).unwrap();
+    let bob = Fingerprint([2u8; 32]);
+    // Buckets [0, 1000), [1000, 2000), [5000, 6000).
+    for (id, at) in [(1u8, 10u64), (2, 900), (3, 1100), (4, 1900), (5, 5500)] {
+        assert_eq!(
+            q.store(env(bob, id, at, &[id; 10]), Quota::UNLIMITED)
+                .await
+                .unwrap(),
+            Stored::New
+        );
+    }
+    assert_eq!(read_lock(&q.buckets).len(), 3);
+    assert_eq!(q.ack(bob, vec![MessageId([2; 16])]).await.unwrap(), 1);
+    // [0, 1000) goes whole (one envelope still queued in it); 1100 is trimmed from
+    // [1000, 2000).
+    assert_eq!(q.expire(1500).await.unwrap(), 2);
+    assert_eq!(read_lock(&q.buckets).len(), 2);
+    assert_eq!(
+        q.pull(&bob, 10, 1 << 20).unwrap(),
+        (vec![vec![4; 10], vec![5; 10]], false)
+    );
+    assert_eq!(
+        q.stats(),
+        QueueStats {
+            envelopes: 2,
+            bytes: 20
+        }
+    );
+    // Expired ids are forgotten; kept ones are still duplicates.
+    assert_eq!(
+        q.store(env(bob, 1, 5600, b"again"), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::New
+    );
+    assert_eq!(
+        q.store(env(bob, 4, 5600, b"again"), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::Duplicate
+    );
+    drop(q);
+    std::thread::sleep(Duration::from_millis(100));
+    let q = SledQueue::open_with(dir.path(), one_second_buckets()).unwrap();
+    assert_eq!(
+        q.stats(),
+        QueueStats {
+            envelopes: 3,
+            bytes: 25
+        },
+        "usage records survive a reopen"
+    );
+    assert_eq!(q.expire(10_000).await.unwrap(), 3);
+    assert_eq!(q.stats(), QueueStats::default());
+    assert!(read_lock(&q.buckets).is_empty());
+}
+
+#[tokio::test]
+async fn a_full_bucket_goes_on_in_segments_that_retention_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SledOptions {
+        bucket: Duration::from_secs(1),
+        cache_bytes: 1 << 20,
+        segment_envelopes: 3,
+    };
+    let q = SledQueue::open_with(dir.path(), options).unwrap();
+    let bob = Fingerprint([2u8; 32]);
+    for id in 1..=7u8 {
+        q.store(
+            env(bob, id, 100 + u64::from(id), &[id; 4]),
+            Quota::UNLIMITED,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(read_lock(&q.buckets).len(), 3, "3 + 3 + 1");
+    // Within one millisecond a full segment takes the rest, so order holds.
+    for id in 8..=9u8 {
+        q.store(env(bob, id, 107, &[id; 4]), Quota::UNLIMITED)
+            .await
+            .unwrap();
+    }
+    assert_eq!(read_lock(&q.buckets).len(), 3);
+    let (all, more) = q.pull(&bob, 100, 1 << 20).unwrap();
+    assert!(!more);
+    assert_eq!(all, (1..=9u8).map(|i| vec![i; 4]).collect::<Vec<_>>());
+    assert_eq!(
+        q.store(env(bob, 2, 200, b"x"), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::Duplicate,
+        "ids are found in older segments"
+    );
+    assert_eq!(
+        q.ack(bob, vec![MessageId([1; 16]), MessageId([7; 16])])
+            .await
+            .unwrap(),
+        2
+    );
+    drop(q);
+    std::thread::sleep(Duration::from_millis(100));
+    let q = SledQueue::open_with(dir.path(), options).unwrap();
+    assert_eq!(q.stats().envelopes, 7);
+    assert_eq!(q.expire(2000).await.unwrap(), 7);
+    assert!(read_lock(&q.buckets).is_empty());
+    drop(q);
+    std::thread::sleep(Duration::from_millis(100));
+    let q = SledQueue::open_with(dir.path(), options).unwrap();
+    assert_eq!(q.stats(), QueueStats::default(), "the drops are durable");
+    assert!(read_lock(&q.buckets).is_empty());
+}
+
+#[tokio::test]
+async fn the_first_layout_is_moved_into_buckets() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // What the first version wrote: everything in the default tree.
+        let db = sled::open(dir.path()).unwrap();
+        let (bob, carol) = (Fingerprint([2u8; 32]), Fingerprint([3u8; 32]));
+        for (recipient, id, seq, at, body, queued) in [
+            (bob, 1u8, 1u64, 100u64, b"one".as_slice(), true),
+            (bob, 2, 2, 200, b"two", false),
+            (carol, 3, 3, 300, b"three", true),
+        ] {
+            let meta = [recipient.as_ref(), &seq.to_be_bytes(), &at.to_be_bytes()].concat();
+            db.insert(id_key(&MessageId([id; 16])), meta).unwrap();
+            db.insert(time_key(at, &MessageId([id; 16])), &[][..])
+                .unwrap();
+            if queued {
+                db.insert(queue_key(&recipient, seq), body).unwrap();
+            }
+        }
+        db.flush().unwrap();
+    }
+    let q = SledQueue::open_with(dir.path(), one_second_buckets()).unwrap();
+    assert_eq!(
+        q.stats(),
+        QueueStats {
+            envelopes: 2,
+            bytes: 8
+        }
+    );
+    assert_eq!(
+        q.pull(&Fingerprint([2; 32]), 10, 1 << 20).unwrap(),
+        (vec![b"one".to_vec()], false)
+    );
+    assert_eq!(
+        q.store(env(Fingerprint([2; 32]), 2, 400, b"two"), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::New,
+        "acknowledged ids are not carried over"
+    );
+    assert_eq!(
+        q.store(env(Fingerprint([2; 32]), 1, 400, b"one"), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::Duplicate,
+        "queued ids are carried over"
+    );
+    assert_eq!(
+        q.ack(Fingerprint([3; 32]), vec![MessageId([3; 16])])
+            .await
+            .unwrap(),
+        1
+    );
+    // "one" and the new "two".
+    assert_eq!(q.expire(1000).await.unwrap(), 2);
+    assert_eq!(q.stats(), QueueStats::default());
+}
+
+#[tokio::test]
+async fn many_concurrent_writers_are_group_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = Arc::new(SledQueue::open(dir.path()).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..64u8 {
+        let q = q.clone();
+        tasks.push(tokio::spawn(async move {
+            q.store(env(Fingerprint([i; 32]), i, 1, &[i; 100]), Quota::UNLIMITED)
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), Stored::New);
+    }
+    assert_eq!(q.stats().envelopes, 64);
+}
