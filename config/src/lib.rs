@@ -34,6 +34,8 @@
 //! ([`ensure_private_dir`]), and holds the few helpers both binaries share ([`time`]).
 
 mod address;
+#[cfg(feature = "bin")]
+pub mod bin;
 mod duration;
 pub mod time;
 

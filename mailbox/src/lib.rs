@@ -82,6 +82,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// Resolves if the store fails (a write or a sync could not be made durable), with the
+    /// reason: every request is refused from then on, and the binary stops with exit code 70.
+    pub async fn failed(&self) -> String {
+        self.server.core().store().failed().await
+    }
+
     /// Stop accepting, let in-flight requests finish (at most 10 s), and close. Every
     /// answered SEND is already durable.
     pub async fn shutdown(self) {

@@ -88,30 +88,26 @@ fn load(common: &Common) -> anyhow::Result<MailboxConfig> {
     Ok(loaded.config)
 }
 
+/// The store failed while serving: the process stops with
+/// [`config::bin::EXIT_STORAGE_FAILED`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the queue store failed, so the mailbox stopped (restart it; nothing answered is lost): {0}"
+)]
+struct StoreFailed(String);
+
 fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mailbox: error: {}", report(&e));
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-/// The error and its causes on one line, each cause once (many messages already include
-/// their cause's words).
-fn report(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
+            eprintln!("mailbox: error: {}", config::bin::report(e.as_ref()));
+            if e.is::<StoreFailed>() {
+                std::process::ExitCode::from(config::bin::EXIT_STORAGE_FAILED)
+            } else {
+                std::process::ExitCode::FAILURE
             }
-            out.push_str(&text);
         }
     }
-    out
 }
 
 fn real_main() -> anyhow::Result<()> {
@@ -175,29 +171,14 @@ async fn serve(
         running.quic_addr,
         hex::encode(running.fingerprint)
     );
-    shutdown_signal().await;
+    let failure = tokio::select! {
+        () = config::bin::shutdown_signal() => None,
+        reason = running.failed() => Some(reason),
+    };
     tracing::info!("shutting down");
     running.shutdown().await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
+    match failure {
+        Some(reason) => Err(StoreFailed(reason).into()),
+        None => Ok(()),
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

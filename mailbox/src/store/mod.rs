@@ -76,6 +76,11 @@ pub enum StoreError {
     /// The committer thread is gone (the store is shutting down).
     #[error("storage is shutting down")]
     Closed,
+    /// A write or a sync failed: the store refuses everything from now on, because what it
+    /// holds may not be what is on disk. The binary stops (exit code 70); a restart reopens
+    /// the store from what is durable.
+    #[error("storage failed and refuses further work until a restart: {0}")]
+    Fatal(String),
 }
 
 /// The outcome of storing one envelope.

@@ -12,7 +12,7 @@ use super::super::keys::{
     IdMeta, bucket_name, id_key, queue_key, time_key, usage_bytes, usage_key,
 };
 use super::super::{Incoming, Quota, StoreError, Stored};
-use super::{Bucket, Buckets, Totals, Write, read_lock, write_lock};
+use super::{Bucket, Buckets, Poison, Totals, Write, read_lock, write_lock};
 
 /// The one thread that writes: group commit.
 pub(super) struct Committer {
@@ -32,28 +32,72 @@ pub(super) struct Committer {
     /// The latest stored-at time given to an envelope.
     pub(super) last_ms: u64,
     pub(super) totals: Arc<Totals>,
+    /// Set when a write fails; shared with the syncer and the store's handles.
+    pub(super) poison: Arc<Poison>,
 }
 
 /// A group applied and flushed by the committer, waiting for an fdatasync to be answered.
 pub(super) struct Applied {
     pub(super) pending: Vec<Write>,
-    pub(super) outcomes: Vec<Result<u64, StoreError>>,
+    pub(super) outcomes: Vec<Result<Outcome, StoreError>>,
     /// Envelopes that went with dropped buckets (added to the retention answer).
     pub(super) dropped: u64,
+}
+
+/// What a planned write comes to.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// A store's.
+    Stored(Stored),
+    /// An ack's or an expiry's count.
+    Count(u64),
+}
+
+/// Answer every write of a group with [`StoreError::Fatal`].
+fn fail(pending: Vec<Write>, reason: &str) {
+    let fatal = || StoreError::Fatal(reason.to_owned());
+    for write in pending {
+        // A requester that went away does not need its answer.
+        match write {
+            Write::Store { done, .. } => {
+                let _ = done.send(Err(fatal()));
+            }
+            Write::Ack { done, .. } | Write::Expire { done, .. } => {
+                let _ = done.send(Err(fatal()));
+            }
+        }
+    }
 }
 
 /// The second stage of the group commit: one fdatasync for every group applied since the
 /// last, then their answers. Runs beside the committer, so applying the next group and
 /// syncing this one overlap.
-pub(super) fn syncer(file: std::fs::File, path: PathBuf, rx: std_mpsc::Receiver<Applied>) {
+///
+/// If the sync fails, the store is poisoned: these groups and every later one are answered
+/// with [`StoreError::Fatal`] (a later group may hold what this one applied).
+pub(super) fn syncer(
+    file: std::fs::File,
+    path: PathBuf,
+    rx: std_mpsc::Receiver<Applied>,
+    poison: Arc<Poison>,
+) {
     while let Ok(first) = rx.recv() {
         let mut groups = vec![first];
         while let Ok(more) = rx.try_recv() {
             groups.push(more);
         }
-        if let Err(e) = file.sync_data() {
-            tracing::error!(path = %path.display(), error = %e, "the queue store cannot make writes durable; stopping the mailbox");
-            std::process::exit(70);
+        let synced = poison.check().and_then(|()| {
+            file.sync_data().map_err(|e| {
+                let reason = format!("fdatasync of {}: {e}", path.display());
+                poison.set(reason.clone());
+                StoreError::Fatal(reason)
+            })
+        });
+        if let Err(e) = synced {
+            for group in groups {
+                fail(group.pending, &e.to_string());
+            }
+            continue;
         }
         for Applied {
             pending,
@@ -63,19 +107,25 @@ pub(super) fn syncer(file: std::fs::File, path: PathBuf, rx: std_mpsc::Receiver<
         {
             for (write, outcome) in pending.into_iter().zip(outcomes) {
                 // A requester that went away does not need its answer.
+                let mismatch = || StoreError::Fatal("a write's outcome does not fit it".into());
                 match write {
                     Write::Store { done, .. } => {
-                        let _ = done.send(outcome.map(|n| match n {
-                            1 => Stored::New,
-                            2 => Stored::OverQuota,
-                            _ => Stored::Duplicate,
+                        let _ = done.send(outcome.and_then(|o| match o {
+                            Outcome::Stored(stored) => Ok(stored),
+                            Outcome::Count(_) => Err(mismatch()),
                         }));
                     }
                     Write::Expire { done, .. } => {
-                        let _ = done.send(outcome.map(|n| n + dropped));
+                        let _ = done.send(outcome.and_then(|o| match o {
+                            Outcome::Count(n) => Ok(n + dropped),
+                            Outcome::Stored(_) => Err(mismatch()),
+                        }));
                     }
                     Write::Ack { done, .. } => {
-                        let _ = done.send(outcome);
+                        let _ = done.send(outcome.and_then(|o| match o {
+                            Outcome::Count(n) => Ok(n),
+                            Outcome::Stored(_) => Err(mismatch()),
+                        }));
                     }
                 }
             }
@@ -222,15 +272,25 @@ impl Committer {
     }
 
     pub(super) fn commit(&mut self, pending: Vec<Write>, synced: &std_mpsc::Sender<Applied>) {
+        if let Err(e) = self.poison.check() {
+            fail(pending, &e.to_string());
+            return;
+        }
         let mut plan = Plan::default();
-        let mut outcomes: Vec<Result<u64, StoreError>> = Vec::with_capacity(pending.len());
+        let mut outcomes: Vec<Result<Outcome, StoreError>> = Vec::with_capacity(pending.len());
         for write in &pending {
             let outcome = match write {
                 Write::Store {
                     incoming, quota, ..
-                } => self.plan_store(incoming, *quota, &mut plan),
-                Write::Ack { recipient, ids, .. } => self.plan_ack(recipient, ids, &mut plan),
-                Write::Expire { cutoff_ms, .. } => self.plan_expire(*cutoff_ms, &mut plan),
+                } => self
+                    .plan_store(incoming, *quota, &mut plan)
+                    .map(Outcome::Stored),
+                Write::Ack { recipient, ids, .. } => {
+                    self.plan_ack(recipient, ids, &mut plan).map(Outcome::Count)
+                }
+                Write::Expire { cutoff_ms, .. } => {
+                    self.plan_expire(*cutoff_ms, &mut plan).map(Outcome::Count)
+                }
             };
             outcomes.push(outcome);
         }
@@ -257,23 +317,15 @@ impl Committer {
                 }
             }
         }
-        let applied = self.apply_and_flush(std::mem::take(&mut plan.batches));
-        if let Err(e) = &applied {
+        if let Err(e) = self.apply_and_flush(std::mem::take(&mut plan.batches)) {
             // The batch may be visible in the tree without being on disk, and the quota
-            // figures no longer match it: answering on would promise what is not kept. Stop;
-            // a restart reopens the store from what is durable.
-            tracing::error!(error = %e, "the queue store cannot make writes durable; stopping the mailbox");
-            for write in pending {
-                match write {
-                    Write::Store { done, .. } => {
-                        let _ = done.send(Err(StoreError::Closed));
-                    }
-                    Write::Ack { done, .. } | Write::Expire { done, .. } => {
-                        let _ = done.send(Err(StoreError::Closed));
-                    }
-                }
-            }
-            std::process::exit(70);
+            // figures no longer match it: answering on would promise what is not kept. The
+            // store poisons itself and the binary stops; a restart reopens the store from
+            // what is durable.
+            let reason = e.to_string();
+            self.poison.set(reason.clone());
+            fail(pending, &reason);
+            return;
         }
         for (bucket, changes) in std::mem::take(&mut plan.usage) {
             let per_bucket = self.bucket_usage.entry(bucket).or_default();
@@ -321,16 +373,17 @@ impl Committer {
     pub(super) fn apply_and_flush(
         &self,
         batches: BTreeMap<u64, sled::Batch>,
-    ) -> Result<(), String> {
+    ) -> Result<(), StoreError> {
         let buckets = read_lock(&self.buckets);
         for (start, batch) in batches {
             let bucket = buckets
                 .get(&start)
-                .ok_or_else(|| format!("bucket {start} vanished"))?;
-            bucket.tree.apply_batch(batch).map_err(|e| e.to_string())?;
+                .ok_or_else(|| StoreError::Fatal(format!("bucket {start} vanished")))?;
+            bucket.tree.apply_batch(batch)?;
         }
         drop(buckets);
-        self.db.flush().map(|_| ()).map_err(|e| e.to_string())
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Drop a wholly expired bucket: one tree, whatever it holds. Returns how many queued
@@ -367,15 +420,14 @@ impl Committer {
         Ok(None)
     }
 
-    /// 0 duplicate, 1 new, 2 over quota.
     pub(super) fn plan_store(
         &mut self,
         incoming: &Incoming,
         quota: Quota,
         plan: &mut Plan,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Stored, StoreError> {
         if plan.new_ids.contains(&incoming.id) || self.find_id(&incoming.id)?.is_some() {
-            return Ok(0);
+            return Ok(Stored::Duplicate);
         }
         let (n, b) = self
             .usage
@@ -391,7 +443,7 @@ impl Committer {
         let count_after = n.saturating_add_signed(dn) + 1;
         let bytes_after = b.saturating_add_signed(db) + len;
         if count_after > quota.envelopes || bytes_after > quota.bytes {
-            return Ok(2);
+            return Ok(Stored::OverQuota);
         }
         // Stored times never go back (a clock step back would otherwise put an envelope
         // into an older bucket, ahead of envelopes stored before it).
@@ -415,7 +467,7 @@ impl Committer {
         batch.insert(id_key(&incoming.id), meta.to_bytes());
         batch.insert(time_key(now_ms, &incoming.id), &[][..]);
         plan.change(bucket, incoming.recipient, 1, len);
-        Ok(1)
+        Ok(Stored::New)
     }
 
     pub(super) fn plan_ack(

@@ -95,12 +95,11 @@ impl Committer {
             }
             // New copies first, then the old entries go: a crash in between leaves
             // duplicates that the next open moves again (same keys, same values).
-            self.apply_and_flush(std::mem::take(&mut plan.batches))
-                .and_then(|()| self.file.sync_data().map_err(|e| e.to_string()))
-                .map_err(|e| StoreError::Io {
-                    path: self.path.clone(),
-                    source: std::io::Error::other(e),
-                })?;
+            self.apply_and_flush(std::mem::take(&mut plan.batches))?;
+            self.file.sync_data().map_err(|source| StoreError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
             self.db.apply_batch(old)?;
             self.db.flush()?;
         }

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock, mpsc as std_mpsc};
 use std::time::Duration;
 
 use crypto::{Fingerprint, MessageId};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::keys::{parse_bucket_name, parse_usage, time_key};
 use super::{Incoming, QueueStats, QueueStore, Quota, StoreError, Stored, pull_from};
@@ -60,6 +60,41 @@ struct Bucket {
 /// readers.
 type Buckets = Arc<RwLock<BTreeMap<u64, Bucket>>>;
 
+/// Set once a write or a sync failed: from then on the store answers everything with
+/// [`StoreError::Fatal`], and [`SledQueue::failed`] resolves.
+#[derive(Debug)]
+struct Poison {
+    reason: watch::Sender<Option<String>>,
+}
+
+impl Poison {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            reason: watch::Sender::new(None),
+        })
+    }
+
+    /// Poison the store (the first reason is kept).
+    fn set(&self, reason: String) {
+        tracing::error!(%reason, "the queue store cannot make writes durable; stopping the mailbox");
+        self.reason.send_if_modified(|r| {
+            let first = r.is_none();
+            if first {
+                *r = Some(reason);
+            }
+            first
+        });
+    }
+
+    /// `Err(Fatal)` once poisoned.
+    fn check(&self) -> Result<(), StoreError> {
+        match &*self.reason.borrow() {
+            Some(reason) => Err(StoreError::Fatal(reason.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
 /// How the sled store is tuned.
 #[derive(Clone, Copy, Debug)]
 pub struct SledOptions {
@@ -98,6 +133,7 @@ pub struct SledQueue {
     buckets: Buckets,
     writes: std_mpsc::Sender<Write>,
     totals: Arc<Totals>,
+    poison: Arc<Poison>,
 }
 
 impl SledQueue {
@@ -135,6 +171,7 @@ impl SledQueue {
             filled: HashMap::new(),
             last_ms: 0,
             totals: Arc::default(),
+            poison: Poison::new(),
         };
         for name in db.tree_names() {
             let Some((start, end)) = parse_bucket_name(&name) else {
@@ -169,9 +206,11 @@ impl SledQueue {
         };
         let file = committer.file.try_clone().map_err(io_error)?;
         let path = committer.path.clone();
+        let poison = committer.poison.clone();
+        let syncer_poison = poison.clone();
         std::thread::Builder::new()
             .name("queue-syncer".into())
-            .spawn(move || syncer(file, path, applied))
+            .spawn(move || syncer(file, path, applied, syncer_poison))
             .map_err(io_error)?;
         std::thread::Builder::new()
             .name("queue-committer".into())
@@ -181,13 +220,36 @@ impl SledQueue {
             buckets,
             writes,
             totals,
+            poison,
         })
+    }
+
+    /// Resolves when the store is poisoned (a write or a sync failed), with the reason: the
+    /// binary then stops with exit code 70.
+    pub async fn failed(&self) -> String {
+        let mut reason = self.poison.reason.subscribe();
+        let seen = reason
+            .wait_for(Option::is_some)
+            .await
+            .map(|r| r.clone().unwrap_or_default());
+        match seen {
+            Ok(reason) => reason,
+            // The sender lives as long as `self`: unreachable, but never resolve falsely.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Poison the store as a failed write would (for tests of what follows).
+    #[cfg(test)]
+    fn poison_for_test(&self, reason: &str) {
+        self.poison.set(reason.to_owned());
     }
 
     async fn submit<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Write,
     ) -> Result<T, StoreError> {
+        self.poison.check()?;
         let (done, answer) = oneshot::channel();
         self.writes
             .send(make(done))
@@ -220,6 +282,8 @@ impl QueueStore for SledQueue {
         max_count: usize,
         max_bytes: usize,
     ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
+        // What a poisoned store holds may not be what is on disk.
+        self.poison.check()?;
         let prefix = [b"q".as_slice(), recipient.as_ref()].concat();
         // Held while reading: the committer drops a bucket only under the write lock.
         let buckets = read_lock(&self.buckets);

@@ -379,3 +379,33 @@ async fn many_concurrent_writers_are_group_committed() {
     }
     assert_eq!(q.stats().envelopes, 64);
 }
+
+#[tokio::test]
+async fn a_poisoned_store_refuses_everything_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = SledQueue::open(dir.path()).unwrap();
+    let bob = Fingerprint([2; 32]);
+    assert_eq!(
+        q.store(env(bob, 1, 100, b"kept"), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::New
+    );
+    let failed = tokio::spawn({
+        let q = q.clone();
+        async move { q.failed().await }
+    });
+    q.poison_for_test("disk on fire");
+    assert_eq!(failed.await.unwrap(), "disk on fire");
+    let fatal = |e: StoreError| matches!(e, StoreError::Fatal(r) if r == "disk on fire");
+    assert!(fatal(
+        q.store(env(bob, 2, 200, b"lost"), Quota::UNLIMITED)
+            .await
+            .unwrap_err()
+    ));
+    assert!(fatal(
+        q.ack(bob, vec![MessageId([1; 16])]).await.unwrap_err()
+    ));
+    assert!(fatal(q.pull(&bob, 10, 1 << 20).unwrap_err()));
+    assert!(fatal(q.expire(u64::MAX).await.unwrap_err()));
+}
