@@ -14,217 +14,31 @@
 //! - [`client`]: the QUIC client nodes use.
 //! - [`tls`]: certificates, pinning.
 //! - [`dashboard`]: HTTP monitoring page, `/metrics` and `/healthz`; [`metrics`]: counters.
+//! - [`start`] (in `run.rs`): everything above wired together, for the binary.
+//!
+//! # Features
+//!
+//! Without default features the crate is the protocol, the core, the store trait with its
+//! in-memory engine: no I/O. `client` adds the QUIC client and certificate pinning (what a
+//! node links); `server` (the default) adds the sled store, the QUIC driver, the dashboard,
+//! metrics and the binary.
 
+#[cfg(feature = "client")]
 pub mod client;
 pub mod core;
+#[cfg(feature = "server")]
 pub mod dashboard;
 pub mod limits;
+#[cfg(feature = "server")]
 pub mod metrics;
 pub mod protocol;
+#[cfg(feature = "server")]
+mod run;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod store;
+#[cfg(feature = "client")]
 pub mod tls;
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
-
-use config::{MailboxConfig, ensure_private_dir};
-use tracing::info;
-
-/// Why the mailbox could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The data directory could not be made.
-    #[error("data directory {path}: {source}")]
-    DataDir {
-        /// The directory.
-        path: std::path::PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The certificate could not be loaded or made.
-    #[error(transparent)]
-    Tls(#[from] tls::TlsError),
-    /// The store could not be opened.
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    /// The configuration is not usable.
-    #[error("configuration: {0}")]
-    Config(#[from] core::PolicyError),
-    /// The login decoy key could not be made.
-    #[error("cannot make the login decoy key: {0}")]
-    Decoy(String),
-    /// A socket could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
-}
-
-/// A running mailbox.
-#[derive(Debug)]
-pub struct Running {
-    /// The QUIC address it listens on (the real port when 0 was asked).
-    pub quic_addr: SocketAddr,
-    /// The dashboard's address.
-    pub dashboard_addr: SocketAddr,
-    /// SHA-256 of its certificate.
-    pub fingerprint: [u8; 32],
-    endpoint: quinn::Endpoint,
-    server: Arc<server::Server<store::SledQueue>>,
-    quic_task: tokio::task::JoinHandle<()>,
-    http_task: tokio::task::JoinHandle<()>,
-    retention_task: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    /// Resolves if the store fails (a write or a sync could not be made durable), with the
-    /// reason: every request is refused from then on, and the binary stops with exit code 70.
-    pub async fn failed(&self) -> String {
-        self.server.core().store().failed().await
-    }
-
-    /// Stop accepting, let in-flight requests finish (at most 10 s), and close. Every
-    /// answered SEND is already durable.
-    pub async fn shutdown(self) {
-        self.server.core().stop();
-        self.retention_task.abort();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while self.server.in_flight() > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        self.endpoint.close(0u32.into(), b"shutting down");
-        self.endpoint.wait_idle().await;
-        self.http_task.abort();
-        let _ = self.quic_task.await;
-    }
-}
-
-/// The certificate fingerprint of the mailbox whose data directory is `data_dir`, making the
-/// certificate if there is none yet.
-pub fn fingerprint(data_dir: &Path) -> Result<[u8; 32], StartError> {
-    ensure_private_dir(data_dir).map_err(|source| StartError::DataDir {
-        path: data_dir.to_owned(),
-        source,
-    })?;
-    Ok(tls::ServerIdentity::load_or_create(data_dir)?.fingerprint())
-}
-
-/// Start a mailbox: open the store, load or make the certificate, bind QUIC and HTTP, and
-/// run retention. `logs` receives recent log lines for the dashboard.
-pub async fn start(
-    config: &MailboxConfig,
-    logs: Arc<metrics::RecentLogs>,
-) -> Result<Running, StartError> {
-    let policy = core::Policy::from_config(config)?;
-    let dir = &config.data_dir;
-    ensure_private_dir(dir).map_err(|source| StartError::DataDir {
-        path: dir.clone(),
-        source,
-    })?;
-    let identity = tls::ServerIdentity::load_or_create(dir)?;
-    let fingerprint = identity.fingerprint();
-    let queue = store::SledQueue::open_with(
-        &dir.join("queue"),
-        store::SledOptions::for_retention(config.retention),
-    )?;
-    let decoy = decoy_key(dir).await?;
-    let metrics = Arc::new(metrics::Metrics::new());
-    let server = Arc::new(server::Server::new(core::Mailbox::new(
-        queue, policy, decoy, metrics,
-    )));
-
-    let server_config =
-        identity.server_config(config.max_streams_per_connection, config.idle_timeout)?;
-    let endpoint = quinn::Endpoint::server(server_config, config.listen).map_err(|source| {
-        StartError::Bind {
-            addr: config.listen,
-            source,
-        }
-    })?;
-    let quic_addr = endpoint.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let listener = tokio::net::TcpListener::bind(config.dashboard)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: config.dashboard,
-            source,
-        })?;
-    let dashboard_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.dashboard,
-        source,
-    })?;
-    let app = dashboard::host_guard(
-        dashboard::router(
-            server.clone(),
-            logs,
-            quic_addr,
-            fingerprint,
-            config.retention,
-        ),
-        dashboard_addr,
-    );
-    let http_task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "dashboard stopped");
-        }
-    });
-    let quic_task = tokio::spawn(server::serve(endpoint.clone(), server.clone()));
-    let retention_task = tokio::spawn(retention(server.clone(), config.retention_check));
-    info!(%quic_addr, %dashboard_addr, "mailbox serving");
-    Ok(Running {
-        quic_addr,
-        dashboard_addr,
-        fingerprint,
-        endpoint,
-        server,
-        quic_task,
-        http_task,
-        retention_task,
-    })
-}
-
-/// A public key that stands in for unparseable keys at login, so that every refused login
-/// costs the same. Generated once (RSA key generation takes 50 ms or more) and kept in the
-/// data directory as `login-decoy.pem`: only its public half, which is no secret.
-async fn decoy_key(dir: &Path) -> Result<crypto::PublicKey, StartError> {
-    let path = dir.join("login-decoy.pem");
-    if let Ok(pem) = std::fs::read_to_string(&path)
-        && let Ok(key) = crypto::PublicKey::from_pem(&pem)
-    {
-        return Ok(key);
-    }
-    let key = tokio::task::spawn_blocking(crypto::Identity::generate)
-        .await
-        .map_err(|e| StartError::Decoy(e.to_string()))?
-        .map_err(|e| StartError::Decoy(e.to_string()))?
-        .public_key()
-        .clone();
-    if let Err(e) = std::fs::write(&path, key.to_pem()) {
-        tracing::warn!(path = %path.display(), error = %e, "cannot keep the login decoy key; a new one is made at each start");
-    }
-    Ok(key)
-}
-
-/// Run retention every `every` (the core knows the period).
-async fn retention<S: store::QueueStore>(
-    server: Arc<server::Server<S>>,
-    every: std::time::Duration,
-) {
-    let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match server.core().expire(config::now_ms()).await {
-            Ok(expired) if expired > 0 => info!(expired, "retention deleted envelopes"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "retention failed; will retry"),
-        }
-    }
-}
+#[cfg(feature = "server")]
+pub use run::{Running, StartError, fingerprint, start};

@@ -4,12 +4,15 @@
 //! directory. Nodes do not use the web PKI: they pin the SHA-256 of the certificate DER,
 //! given in the mailbox address (`host:port#<sha256>`) or learnt on first use.
 
+#[cfg(feature = "server")]
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+#[cfg(feature = "server")]
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
@@ -27,6 +30,7 @@ pub enum TlsError {
         source: std::io::Error,
     },
     /// Making the certificate failed.
+    #[cfg(feature = "server")]
     #[error("cannot make a certificate: {0}")]
     Generate(#[from] rcgen::Error),
     /// rustls refused the configuration.
@@ -38,6 +42,7 @@ pub enum TlsError {
 }
 
 /// The mailbox's certificate and key.
+#[cfg(feature = "server")]
 #[derive(Debug)]
 pub struct ServerIdentity {
     /// The certificate (DER).
@@ -45,6 +50,7 @@ pub struct ServerIdentity {
     key: PrivatePkcs8KeyDer<'static>,
 }
 
+#[cfg(feature = "server")]
 impl ServerIdentity {
     /// SHA-256 of the certificate DER: what nodes pin.
     pub fn fingerprint(&self) -> [u8; 32] {
@@ -109,6 +115,7 @@ impl ServerIdentity {
     }
 }
 
+#[cfg(feature = "server")]
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();

@@ -219,6 +219,14 @@ fn ci() -> anyhow::Result<()> {
         "warnings",
     ]);
     run(pure)?;
+    // The mailbox crate as a node links it (protocol, core, client), and with nothing.
+    for features in [&["--features", "client"][..], &[]] {
+        let mut lean = cargo();
+        lean.args(["clippy", "-p", "mailbox", "--no-default-features", "--lib"]);
+        lean.args(features);
+        lean.args(["--", "-D", "warnings"]);
+        run(lean)?;
+    }
     test(&[])
 }
 

@@ -48,11 +48,14 @@
 //!   from the first layout (`migrate.rs`).
 //! - `memory.rs`: [`MemoryQueue`].
 
+#[cfg(feature = "server")]
 mod keys;
 mod memory;
+#[cfg(feature = "server")]
 mod sled_queue;
 
 pub use memory::MemoryQueue;
+#[cfg(feature = "server")]
 pub use sled_queue::{SledOptions, SledQueue};
 
 use std::path::PathBuf;
@@ -63,6 +66,7 @@ use crypto::{Fingerprint, MessageId};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled failed.
+    #[cfg(feature = "server")]
     #[error("storage: {0}")]
     Sled(#[from] sled::Error),
     /// The file system failed.
