@@ -149,7 +149,7 @@ fn api_target(api: Option<String>) -> anyhow::Result<(String, Option<String>)> {
 
 /// The key passphrase: from the configuration, or asked on the terminal when the keys are
 /// encrypted and nothing else gives it.
-fn passphrase(config: &NodeConfig) -> anyhow::Result<Option<node::service::Passphrase>> {
+fn passphrase(config: &NodeConfig) -> anyhow::Result<Option<node::core::service::Passphrase>> {
     if let Some(p) = node::configured_passphrase(config)? {
         return Ok(Some(p));
     }
@@ -164,7 +164,7 @@ fn passphrase(config: &NodeConfig) -> anyhow::Result<Option<node::service::Passp
     }
     let text = rpassword::prompt_password("Passphrase for the private keys: ")
         .context("cannot read the passphrase")?;
-    Ok(Some(node::service::Passphrase::new(text)))
+    Ok(Some(node::core::service::Passphrase::new(text)))
 }
 
 async fn run(loaded: config::Loaded<NodeConfig>) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use node::store::{Kv, MemoryKv, SledKv};
+use node::core::store::{Kv, MemoryKv, SledKv};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crypto::{Draft, Identity, MessageKind, PublicKey};
-use node::service::Node;
-use node::store::{Entry, OutboxKind, Status, Store};
+use node::core::service::Node;
+use node::core::store::{Entry, OutboxKind, Status, Store};
 
 struct Peer {
     node: Arc<Node>,
@@ -205,7 +205,9 @@ fn from_stranger(from: &Identity, to: &PublicKey, count: usize) -> Vec<Vec<u8>> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn strangers_can_leave_only_so_many_requests() {
-    use node::service::{MAX_REQUEST_MESSAGES, MAX_REQUEST_MESSAGES_PER_SENDER as PER_SENDER};
+    use node::core::service::{
+        MAX_REQUEST_MESSAGES, MAX_REQUEST_MESSAGES_PER_SENDER as PER_SENDER,
+    };
     let a = peer();
     a.node.create_identity("alice".into(), None).await.unwrap();
     let alice = a.node.identity("alice").unwrap();
@@ -263,11 +265,11 @@ async fn strangers_can_leave_only_so_many_requests() {
 
 /// One of two concurrent requests succeeded and the other was a conflict.
 fn one_and_a_conflict<T: std::fmt::Debug>(
-    one: &Result<T, node::error::NodeError>,
-    two: &Result<T, node::error::NodeError>,
+    one: &Result<T, node::core::error::NodeError>,
+    two: &Result<T, node::core::error::NodeError>,
     what: &str,
 ) {
-    use node::error::NodeError::Conflict;
+    use node::core::error::NodeError::Conflict;
     assert!(
         matches!(
             (one, two),
@@ -430,7 +432,7 @@ async fn a_contact_cannot_break_the_inbox_with_extreme_numbers() {
         texts(&shown)
     );
     // And the page data for it renders.
-    let json: Vec<_> = shown.iter().map(node::api::entry_json).collect();
+    let json: Vec<_> = shown.iter().map(node::http::api::entry_json).collect();
     assert!(
         json.iter()
             .any(|m| m["sent_at"] == "9999-12-31T23:59:59.999Z")

@@ -45,7 +45,7 @@ fn generated_seeds_are_accepted_by_their_parsers() {
                     || mailbox::protocol::decode_response(&bytes).is_ok()
                     || mailbox::protocol::decode_event(&bytes).is_ok()
             }
-            "invite" => node::invite::Invite::decode(text.unwrap()).is_ok(),
+            "invite" => node::core::invite::Invite::decode(text.unwrap()).is_ok(),
             "config" => {
                 config::from_yaml::<config::MailboxConfig>(text.unwrap()).is_ok()
                     || config::from_yaml::<config::NodeConfig>(text.unwrap()).is_ok()

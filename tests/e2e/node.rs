@@ -601,7 +601,7 @@ async fn a_mailbox_down_while_100_messages_are_written_delivers_them_all_when_it
     let mailbox = down.restart_on_same_port()?;
     let back = Instant::now();
     let expected: Vec<String> = texts.iter().map(|t| format!("< {t}")).collect();
-    // The nodes retry with a backoff of at most 30 s (node::engine::BACKOFF_CAP).
+    // The nodes retry with a backoff of at most 30 s (node::sync::engine::BACKOFF_CAP).
     eventually(WAIT * 4, "bob to have the 100 messages", || async {
         let got = transcript(&p.bob, "bob", "alice").await?;
         assert!(

@@ -17,7 +17,7 @@ use crypto::rand::SeedableRng as _;
 use crypto::rand::rngs::StdRng;
 use crypto::{Backend, Draft, Identity, MessageHash, MessageKind, PublicKey};
 use mailbox::protocol::{self, ErrorCode, Event, Request, Response};
-use node::invite::Invite;
+use node::core::invite::Invite;
 
 /// A fuzz target's body: it takes any bytes and panics only on a broken invariant.
 pub type Target = fn(&[u8]);

@@ -23,17 +23,18 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::error::NodeError;
-use crate::service::{Node, Request};
-use crate::store::{ContactRecord, Entry, IdentityRecord, MessageRecord};
+use crate::core::error::NodeError;
+use crate::core::service::{Node, Request};
+use crate::core::store::{ContactRecord, Entry, IdentityRecord, MessageRecord};
+use crate::http::AppState;
+use crate::http::error::ApiError;
 
 /// An API path that names no operation: 404 with the usual error body.
-async fn no_such_route(method: axum::http::Method, uri: axum::http::Uri) -> NodeError {
-    NodeError::NotFound(format!(
+async fn no_such_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::Node(NodeError::NotFound(format!(
         "there is no API operation {method} {PREFIX}{} (see {PREFIX}/openapi.json)",
         uri.path()
-    ))
+    )))
 }
 
 /// Where [`router`] is nested in the node's HTTP server.
@@ -367,11 +368,11 @@ pub enum MessageDirection {
     Out,
 }
 
-impl From<crate::store::Direction> for MessageDirection {
-    fn from(d: crate::store::Direction) -> Self {
+impl From<crate::core::store::Direction> for MessageDirection {
+    fn from(d: crate::core::store::Direction) -> Self {
         match d {
-            crate::store::Direction::In => Self::In,
-            crate::store::Direction::Out => Self::Out,
+            crate::core::store::Direction::In => Self::In,
+            crate::core::store::Direction::Out => Self::Out,
         }
     }
 }
@@ -392,9 +393,9 @@ pub enum MessageStatus {
     Failed,
 }
 
-impl From<crate::store::Status> for MessageStatus {
-    fn from(s: crate::store::Status) -> Self {
-        use crate::store::Status;
+impl From<crate::core::store::Status> for MessageStatus {
+    fn from(s: crate::core::store::Status) -> Self {
+        use crate::core::store::Status;
         match s {
             Status::Pending => Self::Pending,
             Status::Sent => Self::Sent,
@@ -632,7 +633,7 @@ pub fn status_json(node: &Node) -> Value {
         (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
     )
 )]
-async fn list_identities(State(s): State<AppState>) -> Result<Json<IdentitiesJson>, NodeError> {
+async fn list_identities(State(s): State<AppState>) -> Result<Json<IdentitiesJson>, ApiError> {
     let identities = s
         .node
         .identities()?
@@ -680,7 +681,7 @@ struct NewIdentity {
 async fn create_identity(
     State(s): State<AppState>,
     body: Result<Json<NewIdentity>, JsonRejection>,
-) -> Result<Created<IdentityJson>, NodeError> {
+) -> Result<Created<IdentityJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
     let r = match (body.backup, body.passphrase) {
         (None, None) => s.node.create_identity(body.id, body.display_name).await?,
@@ -690,7 +691,7 @@ async fn create_identity(
                 .await?
         }
         _ => {
-            return Err(NodeError::invalid(
+            return Err(ApiError::invalid(
                 "missing_passphrase",
                 "a restore needs both backup and passphrase",
             ));
@@ -714,7 +715,7 @@ async fn create_identity(
 async fn get_identity(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<IdentityJson>, NodeError> {
+) -> Result<Json<IdentityJson>, ApiError> {
     Ok(Json(IdentityJson::from(&s.node.identity_record(&id)?)))
 }
 
@@ -743,10 +744,10 @@ async fn delete_identity(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<Confirm>,
-) -> Result<StatusCode, NodeError> {
+) -> Result<StatusCode, ApiError> {
     s.node.identity_record(&id)?;
     if q.confirm.as_deref() != Some(id.as_str()) {
-        return Err(NodeError::invalid(
+        return Err(ApiError::invalid(
             "confirmation_required",
             format!("deleting an identity destroys its key: repeat its id as ?confirm={id}"),
         ));
@@ -770,7 +771,7 @@ async fn delete_identity(
 async fn public_key(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, NodeError> {
+) -> Result<impl IntoResponse, ApiError> {
     let key = s.node.identity(&id)?.public_key().to_pem();
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
@@ -793,7 +794,7 @@ async fn public_key(
 async fn invite(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<InviteJson>, NodeError> {
+) -> Result<Json<InviteJson>, ApiError> {
     Ok(Json(InviteJson {
         invite: s.node.invite(&id)?,
     }))
@@ -826,7 +827,7 @@ async fn backup(
     State(s): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<BackupRequest>, JsonRejection>,
-) -> Result<Json<BackupJson>, NodeError> {
+) -> Result<Json<BackupJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
     let pem = s.node.backup(id, body.passphrase).await?;
     Ok(Json(BackupJson { backup: pem }))
@@ -847,7 +848,7 @@ async fn backup(
 async fn list_contacts(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ContactsJson>, NodeError> {
+) -> Result<Json<ContactsJson>, ApiError> {
     let contacts = s
         .node
         .contacts(&id)?
@@ -895,7 +896,7 @@ async fn add_contact(
     State(s): State<AppState>,
     Path(id): Path<String>,
     body: Result<Json<NewContact>, JsonRejection>,
-) -> Result<Created<ContactJson>, NodeError> {
+) -> Result<Created<ContactJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
     let c = match (body.public_key, body.invite) {
         (Some(pem), None) => s.node.add_contact(id.clone(), body.name, pem).await?,
@@ -905,7 +906,7 @@ async fn add_contact(
                 .await?
         }
         _ => {
-            return Err(NodeError::invalid(
+            return Err(ApiError::invalid(
                 "missing_key",
                 "give exactly one of public_key or invite",
             ));
@@ -935,7 +936,7 @@ async fn add_contact(
 async fn get_contact(
     State(s): State<AppState>,
     Path((id, contact)): Path<(String, String)>,
-) -> Result<Json<ContactJson>, NodeError> {
+) -> Result<Json<ContactJson>, ApiError> {
     let c = s.node.contact(&id, &contact)?;
     Ok(Json(contact_json(&s.node, &id, &c)))
 }
@@ -970,7 +971,7 @@ async fn patch_contact(
     State(s): State<AppState>,
     Path((id, contact)): Path<(String, String)>,
     body: Result<Json<ContactChange>, JsonRejection>,
-) -> Result<Json<ContactJson>, NodeError> {
+) -> Result<Json<ContactJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
     let c = s
         .node
@@ -997,7 +998,7 @@ async fn patch_contact(
 async fn delete_contact(
     State(s): State<AppState>,
     Path((id, contact)): Path<(String, String)>,
-) -> Result<StatusCode, NodeError> {
+) -> Result<StatusCode, ApiError> {
     s.node.delete_contact(id, contact).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -1034,10 +1035,10 @@ async fn list_messages(
     State(s): State<AppState>,
     Path((id, contact)): Path<(String, String)>,
     Query(page): Query<Page>,
-) -> Result<Json<MessagesJson>, NodeError> {
+) -> Result<Json<MessagesJson>, ApiError> {
     let limit = page.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
-        return Err(NodeError::invalid(
+        return Err(ApiError::invalid(
             "invalid_limit",
             "limit: must be 1 to 1000",
         ));
@@ -1083,7 +1084,7 @@ async fn send_message(
     State(s): State<AppState>,
     Path((id, contact)): Path<(String, String)>,
     body: Result<Json<NewMessage>, JsonRejection>,
-) -> Result<Created<MessageJson>, NodeError> {
+) -> Result<Created<MessageJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
     let m = s
         .node
@@ -1113,7 +1114,7 @@ async fn send_message(
 async fn get_message(
     State(s): State<AppState>,
     Path((id, contact, message_id)): Path<(String, String, String)>,
-) -> Result<Json<MessageJson>, NodeError> {
+) -> Result<Json<MessageJson>, ApiError> {
     Ok(Json(MessageJson::from(&s.node.message(
         &id,
         &contact,
@@ -1140,10 +1141,10 @@ async fn get_message(
 async fn mark_read(
     State(s): State<AppState>,
     Path((id, contact)): Path<(String, String)>,
-) -> Result<StatusCode, NodeError> {
+) -> Result<StatusCode, ApiError> {
     s.node.contact(&id, &contact)?;
     let node = s.node.clone();
-    crate::service::blocking(move || node.mark_read(&id, &contact)).await?;
+    crate::core::service::blocking(move || node.mark_read(&id, &contact)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1162,7 +1163,7 @@ async fn mark_read(
 async fn list_requests(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<RequestsJson>, NodeError> {
+) -> Result<Json<RequestsJson>, ApiError> {
     let requests = s
         .node
         .requests(&id)?
@@ -1205,7 +1206,7 @@ async fn accept_request(
     State(s): State<AppState>,
     Path((id, fingerprint)): Path<(String, String)>,
     body: Result<Json<Accept>, JsonRejection>,
-) -> Result<Created<ContactJson>, NodeError> {
+) -> Result<Created<ContactJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
     let c = s
         .node
@@ -1235,7 +1236,7 @@ async fn accept_request(
 async fn delete_request(
     State(s): State<AppState>,
     Path((id, fingerprint)): Path<(String, String)>,
-) -> Result<StatusCode, NodeError> {
+) -> Result<StatusCode, ApiError> {
     s.node.delete_request(id, fingerprint).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -1257,7 +1258,7 @@ async fn delete_request(
     )
 )]
 async fn events(state: State<AppState>) -> impl IntoResponse {
-    crate::events::stream(state).await
+    crate::http::events::stream(state).await
 }
 
 /// The node's status: the connection to the mailbox, and the outbox.
@@ -1313,18 +1314,18 @@ struct Settings {
 async fn put_settings(
     State(s): State<AppState>,
     body: Result<Json<Settings>, JsonRejection>,
-) -> Result<Json<SettingsJson>, NodeError> {
+) -> Result<Json<SettingsJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
     let address: config::MailboxAddress = match (body.mailbox, body.invite) {
         (Some(m), None) => m
             .parse()
-            .map_err(|e| NodeError::invalid("invalid_mailbox", format!("mailbox: {e}")))?,
-        (None, Some(code)) => crate::invite::Invite::decode(&code)
-            .map_err(|e| NodeError::invalid("invalid_invite", format!("invite: {e}")))?
+            .map_err(|e| ApiError::invalid("invalid_mailbox", format!("mailbox: {e}")))?,
+        (None, Some(code)) => crate::core::invite::Invite::decode(&code)
+            .map_err(|e| ApiError::invalid("invalid_invite", format!("invite: {e}")))?
             .mailbox
-            .ok_or_else(|| NodeError::invalid("invalid_invite", "invite: it names no mailbox"))?,
+            .ok_or_else(|| ApiError::invalid("invalid_invite", "invite: it names no mailbox"))?,
         _ => {
-            return Err(NodeError::invalid(
+            return Err(ApiError::invalid(
                 "missing_mailbox",
                 "give exactly one of mailbox or invite",
             ));
@@ -1367,7 +1368,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::store::{Direction, Status};
+    use crate::core::store::{Direction, Status};
 
     fn document() -> Value {
         serde_json::to_value(openapi()).expect("the document serializes")
@@ -1766,7 +1767,7 @@ mod tests {
     fn the_status_json_is_unchanged() {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = Node::with_store(
-            crate::store::Store::in_memory().expect("store"),
+            crate::core::store::Store::in_memory().expect("store"),
             dir.path().join("keys"),
             1 << 20,
             None,
@@ -1800,7 +1801,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let node = std::sync::Arc::new(
             Node::with_store(
-                crate::store::Store::in_memory().expect("store"),
+                crate::core::store::Store::in_memory().expect("store"),
                 dir.path().join("keys"),
                 1 << 20,
                 None,
@@ -1837,13 +1838,13 @@ mod tests {
     #[tokio::test]
     async fn errors_have_the_error_schema() {
         for e in [
-            NodeError::invalid("invalid_json", "expected value"),
-            NodeError::NotFound("no identity alice".into()),
-            NodeError::Conflict("identity alice already exists".into()),
-            NodeError::TooLarge("request body too large".into()),
-            NodeError::Forbidden("cross-origin request refused".into()),
-            NodeError::Unauthorized("this node requires its access token".into()),
-            NodeError::Internal("disk".into()),
+            ApiError::invalid("invalid_json", "expected value"),
+            NodeError::NotFound("no identity alice".into()).into(),
+            NodeError::Conflict("identity alice already exists".into()).into(),
+            NodeError::TooLarge("request body too large".into()).into(),
+            ApiError::Forbidden("cross-origin request refused".into()),
+            ApiError::Unauthorized("this node requires its access token".into()),
+            NodeError::Internal("disk".into()).into(),
         ] {
             let (status, code) = e.status_and_code();
             let words = e.to_string();

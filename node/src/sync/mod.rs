@@ -5,6 +5,8 @@
 //! Receive order is download → verify → store durably → ACK, so a crash anywhere loses
 //! nothing, and the message-id index means nothing is shown twice.
 
+pub mod engine;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +17,8 @@ use rand::SeedableRng as _;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use crate::engine::{Action, Engine, Input};
-use crate::service::{Node, blocking, now_ms};
+use self::engine::{Action, Engine, Input};
+use crate::core::service::{Node, blocking, now_ms};
 
 /// The settings holding learnt (trust-on-first-use) certificate pins: one per host:port, so
 /// moving to another mailbox and back does not trust the first one anew.
@@ -253,9 +255,10 @@ async fn drain_outbox(node: &Arc<Node>, client: Option<&Client>) -> Result<(), C
                 let n = node.clone();
                 let words = format!("not sent yet: {message}");
                 let id = item.message_id.clone();
-                let _ =
-                    blocking(move || n.set_status(&id, crate::store::Status::Pending, Some(words)))
-                        .await;
+                let _ = blocking(move || {
+                    n.set_status(&id, crate::core::store::Status::Pending, Some(words))
+                })
+                .await;
                 return Ok(());
             }
             // For good (too large, not admitted, malformed): say so and stop retrying it.

@@ -14,9 +14,9 @@ use futures_util::Stream;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::AppState;
-use crate::api::{entry_json, status_json};
-use crate::service::NodeEvent;
+use crate::core::service::NodeEvent;
+use crate::http::AppState;
+use crate::http::api::{entry_json, status_json};
 
 fn to_sse(state: &AppState, event: NodeEvent) -> Event {
     match event {

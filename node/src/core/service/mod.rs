@@ -14,9 +14,9 @@ use crypto::{Draft, Fingerprint, Identity, MessageHash, MessageKind, PublicKey, 
 use tokio::sync::{Notify, broadcast};
 use tracing::{debug, warn};
 
-use crate::error::NodeError;
-use crate::invite::Invite;
-use crate::store::{
+use crate::core::error::NodeError;
+use crate::core::invite::Invite;
+use crate::core::store::{
     ChainRecord, Changes, ContactRecord, Direction, Entry, IdentityRecord, MessageRecord,
     OutboxKind, OutboxRecord, RequestRecord, Status, Store, keys,
 };

@@ -10,10 +10,11 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::AppState;
-use crate::error::NodeError;
-use crate::service::{Node, blocking};
-use crate::store::{Direction, Entry};
+use crate::core::error::NodeError;
+use crate::core::service::{Node, blocking};
+use crate::core::store::{Direction, Entry};
+use crate::http::AppState;
+use crate::http::error::ApiError;
 
 /// The setting holding whether notifications may show message text.
 pub const PREVIEWS_SETTING: &str = "notification_previews";
@@ -219,7 +220,7 @@ async fn page(
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,
     Query(sel): Query<Selection>,
-) -> Result<Html<String>, NodeError> {
+) -> Result<Html<String>, ApiError> {
     let node = s.node.clone();
     // Only a navigation of the user's own (typed, bookmarked or from our pages) marks a
     // conversation read: another site embedding this URL must not change anything.
@@ -248,9 +249,10 @@ async fn page(
 async fn failed(
     node: &std::sync::Arc<Node>,
     sel: Selection,
-    error: NodeError,
+    error: impl Into<ApiError>,
     draft: String,
 ) -> Response {
+    let error = error.into();
     let (status, _) = error.status_and_code();
     let n = node.clone();
     match blocking(move || build_page(&n, &sel)).await {
@@ -259,7 +261,7 @@ async fn failed(
             page.draft = draft;
             (status, Html(ui::node_page(&page))).into_response()
         }
-        Err(e) => e.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -279,10 +281,10 @@ async fn login(State(s): State<AppState>, Form(f): Form<Login>) -> Response {
     if let Ok(v) = axum::http::HeaderValue::from_str(&cookie_header) {
         headers.insert(header::COOKIE, v);
     }
-    if !crate::token_matches(&s, &headers) {
+    if !super::guard::token_matches(&s, &headers) {
         return (
             axum::http::StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, crate::error::bearer_challenge())],
+            [(header::WWW_AUTHENTICATE, super::error::bearer_challenge())],
             Html(ui::login_page(Some(
                 "That is not this node's access token.",
             ))),
@@ -332,7 +334,7 @@ async fn delete_identity(State(s): State<AppState>, Form(f): Form<DeleteIdentity
         ..Selection::of(&f.identity, None)
     };
     if f.confirm.trim() != f.identity {
-        let e = NodeError::invalid(
+        let e = ApiError::invalid(
             "confirmation_required",
             format!(
                 "type {} to confirm: deleting an identity destroys its key",
@@ -386,7 +388,7 @@ async fn delete_contact(State(s): State<AppState>, Form(f): Form<DeleteContact>)
         ..Selection::of(&f.identity, Some(&f.contact))
     };
     if f.confirm.trim() != f.contact {
-        let e = NodeError::invalid(
+        let e = ApiError::invalid(
             "confirmation_required",
             format!("type {} to confirm deleting this contact", f.contact),
         );
@@ -479,7 +481,7 @@ async fn save_settings(State(s): State<AppState>, Form(f): Form<SaveSettings>) -
     let address: config::MailboxAddress = match f.mailbox.trim().parse() {
         Ok(a) => a,
         Err(e) => {
-            let e = NodeError::invalid("invalid_mailbox", format!("mailbox: {e}"));
+            let e = ApiError::invalid("invalid_mailbox", format!("mailbox: {e}"));
             return failed(&s.node, sel, e, String::new()).await;
         }
     };
@@ -505,7 +507,7 @@ async fn save_settings(State(s): State<AppState>, Form(f): Form<SaveSettings>) -
     // Only valid names go into the Location header (a newline there would be refused).
     let valid = |n: &Option<String>| {
         n.clone()
-            .filter(|n| crate::service::check_name("a name", n).is_ok())
+            .filter(|n| crate::core::service::check_name("a name", n).is_ok())
     };
     let back = match (valid(&f.identity), valid(&f.contact)) {
         (Some(i), c) => format!("{}&settings=1", location(&i, c.as_deref())),
@@ -532,7 +534,7 @@ async fn test_settings(State(s): State<AppState>, Form(f): Form<TestSettings>) -
             page.settings.test_result = Some(result);
             Html(ui::node_page(&page)).into_response()
         }
-        Err(e) => e.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

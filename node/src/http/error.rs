@@ -1,0 +1,78 @@
+//! The one mapping of errors to HTTP: [`ApiError`] is a [`NodeError`] or one of the guard's
+//! refusals, answered as `{"error", "code"}` JSON with its status.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::api::ErrorJson;
+use crate::core::error::NodeError;
+
+/// What an HTTP handler or the guard answers with when it does not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The core refused or failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// A foreign Host or Origin (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The access token is missing or wrong (401, with a `WWW-Authenticate` challenge).
+    #[error("{0}")]
+    Unauthorized(String),
+}
+
+impl From<crate::core::store::StoreError> for ApiError {
+    fn from(e: crate::core::store::StoreError) -> Self {
+        Self::Node(e.into())
+    }
+}
+
+impl ApiError {
+    /// Bad input with a code (400).
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Node(NodeError::invalid(code, message))
+    }
+
+    /// The HTTP status and stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Node(e) => match e {
+                NodeError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
+                NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                NodeError::Conflict(_) => (StatusCode::CONFLICT, "already_exists"),
+                NodeError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+                NodeError::Store(_) | NodeError::Internal(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                }
+            },
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let body = ErrorJson {
+            error: self.to_string(),
+            code: code.to_owned(),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, bearer_challenge());
+        }
+        response
+    }
+}
+
+/// The challenge a 401 carries: the API takes the access token as a bearer token.
+pub fn bearer_challenge() -> HeaderValue {
+    HeaderValue::from_static("Bearer realm=\"secure-messenger-node\"")
+}
