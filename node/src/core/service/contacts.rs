@@ -1,0 +1,184 @@
+//! Contacts of an identity: adding by key or invite, verifying, deleting, safety numbers.
+
+use std::sync::Arc;
+
+use crypto::{Fingerprint, PublicKey};
+
+use super::*;
+
+impl Node {
+    /// Add a contact to an identity from a public key PEM.
+    pub async fn add_contact(
+        self: &Arc<Self>,
+        id: String,
+        name: String,
+        public_key_pem: String,
+    ) -> Result<ContactRecord, NodeError> {
+        let key = PublicKey::from_pem(&public_key_pem)
+            .map_err(|e| NodeError::invalid("invalid_public_key", format!("public_key: {e}")))?;
+        self.add_contact_key(id, name, key, None).await
+    }
+
+    /// Add a contact to an identity from an invite code.
+    pub async fn add_contact_from_invite(
+        self: &Arc<Self>,
+        id: String,
+        name: String,
+        code: &str,
+    ) -> Result<ContactRecord, NodeError> {
+        let invite = Invite::decode(code)
+            .map_err(|e| NodeError::invalid("invalid_invite", format!("invite: {e}")))?;
+        self.add_contact_key(
+            id,
+            name,
+            invite.public_key,
+            invite.mailbox.map(|m| m.to_string()),
+        )
+        .await
+    }
+
+    pub(super) async fn add_contact_key(
+        self: &Arc<Self>,
+        id: String,
+        name: String,
+        key: PublicKey,
+        mailbox: Option<String>,
+    ) -> Result<ContactRecord, NodeError> {
+        let me = self.identity(&id)?;
+        check_name("a contact name", &name)?;
+        if key.fingerprint() == me.fingerprint() {
+            return Err(NodeError::invalid(
+                "own_key",
+                "public_key: that is this identity's own key",
+            ));
+        }
+        let fingerprint = key.fingerprint().to_string();
+        if self.store.contains(&keys::contact(&id, &name))? {
+            return Err(NodeError::Conflict(format!(
+                "contact {name} already exists"
+            )));
+        }
+        if let Some(existing) = self
+            .contacts(&id)?
+            .into_iter()
+            .find(|c| c.fingerprint == fingerprint)
+        {
+            return Err(NodeError::Conflict(format!(
+                "this key is already the contact {}",
+                existing.name
+            )));
+        }
+        let record = ContactRecord {
+            name: name.clone(),
+            public_key: key.to_pem(),
+            fingerprint,
+            verified: false,
+            added_ms: now_ms(),
+            mailbox,
+        };
+        let node = self.clone();
+        let r = record.clone();
+        blocking(move || {
+            let mut c = Changes::default();
+            c.put(keys::contact(&id, &name), &r);
+            node.store.apply(c)?;
+            Ok(())
+        })
+        .await?;
+        Ok(record)
+    }
+
+    /// An identity's contacts, by name.
+    pub fn contacts(&self, id: &str) -> Result<Vec<ContactRecord>, NodeError> {
+        self.identity(id)?;
+        Ok(self
+            .store
+            .scan::<ContactRecord>(&keys::contacts_of(id))?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// One contact.
+    pub fn contact(&self, id: &str, name: &str) -> Result<ContactRecord, NodeError> {
+        self.identity(id)?;
+        check_name("a contact name", name)?;
+        self.store
+            .get(keys::contact(id, name))?
+            .ok_or_else(|| NodeError::NotFound(format!("no contact {name}")))
+    }
+
+    /// Mark a contact verified (or not) after comparing safety numbers.
+    pub async fn set_verified(
+        self: &Arc<Self>,
+        id: String,
+        name: String,
+        verified: bool,
+    ) -> Result<ContactRecord, NodeError> {
+        let mut record = self.contact(&id, &name)?;
+        record.verified = verified;
+        let node = self.clone();
+        let r = record.clone();
+        blocking(move || {
+            let mut c = Changes::default();
+            c.put(keys::contact(&id, &name), &r);
+            node.store.apply(c)?;
+            Ok(())
+        })
+        .await?;
+        Ok(record)
+    }
+
+    /// Delete a contact and its conversation.
+    pub async fn delete_contact(
+        self: &Arc<Self>,
+        id: String,
+        name: String,
+    ) -> Result<(), NodeError> {
+        self.contact(&id, &name)?;
+        let node = self.clone();
+        blocking(move || {
+            // The conversation, both chains and the read mark go with the contact: a new key
+            // added later under the same name starts afresh (no inherited history, and no
+            // sequence numbers that would hide its first gaps).
+            let mut c = Changes::default();
+            c.delete(keys::contact(&id, &name));
+            c.delete(keys::chain(&id, &name));
+            c.delete(keys::inchain(&id, &name));
+            c.delete(keys::read_mark(&id, &name));
+            for key in node.store.keys(&keys::conversation(&id, &name))? {
+                c.delete(key);
+            }
+            node.store.apply(c)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The safety number of an identity and a contact.
+    pub fn safety_number(&self, id: &str, contact: &ContactRecord) -> Result<String, NodeError> {
+        let me = self.identity(id)?.fingerprint();
+        let them: Fingerprint = contact
+            .fingerprint
+            .parse()
+            .map_err(|_| NodeError::Internal("stored fingerprint unreadable".into()))?;
+        Ok(crypto::safety_number(&me, &them))
+    }
+
+    /// Words for a contact whose invite named another mailbox than the one in use.
+    pub fn mailbox_warning(&self, contact: &ContactRecord) -> Option<String> {
+        let theirs: config::MailboxAddress = contact.mailbox.as_deref()?.parse().ok()?;
+        let ours: config::MailboxAddress = self.status().mailbox.parse().ok()?;
+        let same = theirs.host.eq_ignore_ascii_case(&ours.host)
+            && theirs.port == ours.port
+            && (theirs.fingerprint.is_none()
+                || ours.fingerprint.is_none()
+                || theirs.fingerprint == ours.fingerprint);
+        (!same).then(|| {
+            format!(
+                "{} uses another mailbox ({theirs}); messages will not reach them until you both use the same mailbox",
+                contact.name
+            )
+        })
+    }
+}

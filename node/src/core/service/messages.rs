@@ -1,0 +1,202 @@
+//! Conversations: sending a text, pages of a conversation, one message, unread counts and
+//! read marks.
+
+use std::sync::Arc;
+
+use crypto::{Draft, MessageKind, PublicKey};
+
+use super::*;
+
+impl Node {
+    /// Seal a text for a contact, store it as pending and queue it for the mailbox.
+    /// Never waits for the network.
+    pub async fn send_text(
+        self: &Arc<Self>,
+        id: String,
+        contact: String,
+        text: String,
+    ) -> Result<MessageRecord, NodeError> {
+        let identity = self.identity(&id)?;
+        let record = self.contact(&id, &contact)?;
+        if text.trim().is_empty() {
+            return Err(NodeError::invalid(
+                "empty_text",
+                "text: a message cannot be empty",
+            ));
+        }
+        if text.len() > self.max_body_bytes {
+            return Err(NodeError::TooLarge(format!(
+                "text: {} bytes is over the limit of {} bytes",
+                text.len(),
+                self.max_body_bytes
+            )));
+        }
+        let recipient = PublicKey::from_pem(&record.public_key).map_err(internal)?;
+        let node = self.clone();
+        let message = blocking(move || {
+            // One sender at a time per node keeps each chain's sequence gapless.
+            static CHAIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _chain = CHAIN.lock().unwrap_or_else(|p| p.into_inner());
+            let chain: ChainRecord = node
+                .store
+                .get(keys::chain(&id, &contact))?
+                .unwrap_or_default();
+            let draft = Draft {
+                kind: MessageKind::Text,
+                seq: chain.last_seq.saturating_add(1),
+                prev: chain.last_hash.as_deref().and_then(parse_hash),
+                sent_at: SystemTime::now(),
+                body: text.clone().into_bytes(),
+            };
+            let sealed = identity.seal(&recipient, &draft).map_err(internal)?;
+            let now = now_ms();
+            let message = MessageRecord {
+                id: sealed.header.id.to_string(),
+                direction: Direction::Out,
+                text,
+                sent_ms: now,
+                stored_ms: now,
+                status: Status::Pending,
+                seq: draft.seq,
+                error: None,
+            };
+            let msg_key = keys::message(&id, &contact, node.store.next_seq()?);
+            let mut c = Changes::default();
+            c.put(msg_key.clone(), &Entry::Message(message.clone()));
+            c.put_raw(keys::message_id(&sealed.header.id.0), msg_key);
+            c.put(
+                keys::chain(&id, &contact),
+                &ChainRecord {
+                    last_seq: draft.seq,
+                    last_hash: Some(sealed.hash.to_string()),
+                },
+            );
+            c.put(
+                keys::outbox(node.store.next_seq()?),
+                &OutboxRecord {
+                    identity: id.clone(),
+                    contact: contact.clone(),
+                    message_id: message.id.clone(),
+                    envelope: hex::encode(&sealed.bytes),
+                    kind: OutboxKind::Text,
+                },
+            );
+            node.store.apply(c)?;
+            node.emit(NodeEvent::Message {
+                identity: id,
+                contact,
+                entry: Entry::Message(message.clone()),
+            });
+            Ok(message)
+        })
+        .await?;
+        self.wake.notify_one();
+        Ok(message)
+    }
+
+    /// A conversation page: newest first, at most `limit` entries, older than the message
+    /// `before`.
+    pub fn messages(
+        &self,
+        id: &str,
+        contact: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, NodeError> {
+        self.contact(id, contact)?;
+        let before_key = match before {
+            None => None,
+            Some(mid) => {
+                let b = parse_id(mid).ok_or_else(|| {
+                    NodeError::invalid("invalid_before", "before: not a message id")
+                })?;
+                let key = self
+                    .store
+                    .get_raw(&keys::message_id(&b))?
+                    .filter(|k| k.starts_with(&keys::conversation(id, contact)))
+                    .ok_or_else(|| {
+                        NodeError::NotFound(format!("no message {mid} in this conversation"))
+                    })?;
+                Some(key)
+            }
+        };
+        Ok(self
+            .store
+            .scan_rev::<Entry>(
+                &keys::conversation(id, contact),
+                before_key.as_deref(),
+                limit,
+            )?
+            .into_iter()
+            .map(|(_, m)| m)
+            .collect())
+    }
+
+    /// One message of a conversation, by its id.
+    pub fn message(&self, id: &str, contact: &str, mid: &str) -> Result<MessageRecord, NodeError> {
+        self.contact(id, contact)?;
+        let missing = || NodeError::NotFound(format!("no message {mid} in this conversation"));
+        let b = parse_id(mid).ok_or_else(missing)?;
+        let key = self
+            .store
+            .get_raw(&keys::message_id(&b))?
+            .filter(|k| k.starts_with(&keys::conversation(id, contact)))
+            .ok_or_else(missing)?;
+        match self.store.get::<Entry>(key)? {
+            Some(Entry::Message(m)) => Ok(m),
+            _ => Err(missing()),
+        }
+    }
+
+    /// How many incoming messages of a conversation are unread, and the newest message's
+    /// first line (at most 80 characters) as a preview.
+    pub fn summary(&self, id: &str, contact: &str) -> Result<(usize, Option<String>), NodeError> {
+        let mark = self.store.get_raw(&keys::read_mark(id, contact))?;
+        let recent = self
+            .store
+            .scan_rev::<Entry>(&keys::conversation(id, contact), None, 500)?;
+        let mut unread = 0;
+        let mut preview = None;
+        for (key, entry) in &recent {
+            let Entry::Message(m) = entry else {
+                continue;
+            };
+            if preview.is_none() {
+                let line = m.text.lines().next().unwrap_or_default();
+                let mut short: String = line.chars().take(80).collect();
+                if line.chars().count() > 80 || m.text.lines().nth(1).is_some() {
+                    short.push('…');
+                }
+                preview = Some(short);
+            }
+            if mark.as_deref().is_some_and(|mark| key.as_slice() <= mark) {
+                break;
+            }
+            if m.direction == Direction::In {
+                unread += 1;
+            }
+        }
+        Ok((unread, preview))
+    }
+
+    /// Remember that the user has seen a conversation up to its newest entry. Blocking.
+    pub fn mark_read(&self, id: &str, contact: &str) -> Result<(), NodeError> {
+        let newest = self
+            .store
+            .scan_rev::<Entry>(&keys::conversation(id, contact), None, 1)?
+            .into_iter()
+            .next();
+        if let Some((key, _)) = newest
+            && self
+                .store
+                .get_raw(&keys::read_mark(id, contact))?
+                .as_deref()
+                != Some(key.as_slice())
+        {
+            let mut c = Changes::default();
+            c.put_raw(keys::read_mark(id, contact), key);
+            self.store.apply(c)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! The engine interface ([`Kv`]: ordered keys, atomic durable batches) and its two engines:
+//! [`SledKv`] on disk and [`MemoryKv`] for tests. A second persistent engine implements the
+//! same trait without touching the service.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::StoreError;
+
+/// A change set: puts (`Some`) and deletes (`None`), applied atomically.
+pub type Batch = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// Key-value pairs, as scans return them.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// An ordered key-value engine with atomic, durable batches.
+pub trait Kv: Send + Sync + std::fmt::Debug + 'static {
+    /// One value.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Entries under `prefix`, keys ascending.
+    fn scan(&self, prefix: &[u8]) -> Result<Pairs, StoreError>;
+    /// Up to `limit` entries under `prefix` with keys below `before` (all if `None`), keys
+    /// descending.
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError>;
+    /// Apply a batch atomically; durable when this returns. Blocking.
+    fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+    /// A fresh number, greater than every earlier one.
+    fn next_seq(&self) -> Result<u64, StoreError>;
+}
+
+/// [`Kv`] on sled. Writes are serialized (sled 0.34 deadlocks on concurrent flushes) and
+/// flushed before they return.
+#[derive(Debug)]
+pub struct SledKv {
+    db: sled::Db,
+    tree: sled::Tree,
+    write: Mutex<()>,
+}
+
+impl SledKv {
+    /// Open or create under `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::open(dir)?;
+        let tree = db.open_tree("node")?;
+        Ok(Self {
+            db,
+            tree,
+            write: Mutex::new(()),
+        })
+    }
+}
+
+/// The keys under `prefix` and below `before`: `prefix` up to the first key past every key
+/// that starts with it (the prefix with its last byte below 0xff incremented, or no bound
+/// if it is all 0xff), or `before` if that comes first.
+fn prefix_range(prefix: &[u8], before: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let past_prefix = prefix.iter().rposition(|&b| b != 0xff).map(|i| {
+        let mut end = prefix[..=i].to_vec();
+        end[i] += 1;
+        end
+    });
+    let end = match (past_prefix, before) {
+        (Some(p), Some(b)) => Some(p.min(b.to_vec())),
+        (Some(p), None) => Some(p),
+        (None, b) => b.map(<[u8]>::to_vec),
+    };
+    let lower = Bound::Included(prefix.to_vec());
+    match end {
+        Some(end) if end.as_slice() <= prefix => (lower, Bound::Excluded(prefix.to_vec())),
+        Some(end) => (lower, Bound::Excluded(end)),
+        None => (lower, Bound::Unbounded),
+    }
+}
+
+impl Kv for SledKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|item| Ok(item.map(|(k, v)| (k.to_vec(), v.to_vec()))?))
+            .collect()
+    }
+
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        self.tree
+            .range(prefix_range(prefix, before))
+            .rev()
+            .take(limit)
+            .map(|item| Ok(item.map(|(k, v)| (k.to_vec(), v.to_vec()))?))
+            .collect()
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for (k, v) in batch {
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
+        }
+        // A poisoned lock only means another writer panicked; sled itself is consistent.
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+}
+
+/// [`Kv`] in memory, for tests.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    map: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    seq: AtomicU64,
+}
+
+impl MemoryKv {
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Kv for MemoryKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.map().get(key).cloned())
+    }
+
+    fn scan(&self, prefix: &[u8]) -> Result<Pairs, StoreError> {
+        Ok(self
+            .map()
+            .range(prefix_range(prefix, None))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn scan_rev(
+        &self,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Pairs, StoreError> {
+        Ok(self
+            .map()
+            .range(prefix_range(prefix, before))
+            .rev()
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut map = self.map();
+        for (k, v) in batch {
+            match v {
+                Some(v) => map.insert(k, v),
+                None => map.remove(&k),
+            };
+        }
+        Ok(())
+    }
+
+    fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.seq.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}

@@ -1,0 +1,91 @@
+//! The key layout (see [`super`]): how keys are built, pinned by the layout test.
+
+/// Separator inside keys; ids and names cannot contain it.
+const SEP: u8 = 0;
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 1 {
+            out.push(SEP);
+        }
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// Key helpers, public so the layout test pins them.
+pub mod keys {
+    use super::key;
+
+    /// `id/<identity>`
+    pub fn identity(id: &str) -> Vec<u8> {
+        key(&[b"id/", id.as_bytes()])
+    }
+    /// `contact/<identity>\0<name>`
+    pub fn contact(id: &str, name: &str) -> Vec<u8> {
+        key(&[b"contact/", id.as_bytes(), name.as_bytes()])
+    }
+    /// `contact/<identity>\0`
+    pub fn contacts_of(id: &str) -> Vec<u8> {
+        key(&[b"contact/", id.as_bytes(), b""])
+    }
+    /// `msg/<identity>\0<contact>\0<seq BE>`
+    pub fn message(id: &str, contact: &str, seq: u64) -> Vec<u8> {
+        key(&[
+            b"msg/",
+            id.as_bytes(),
+            contact.as_bytes(),
+            &seq.to_be_bytes(),
+        ])
+    }
+    /// `msg/<identity>\0<contact>\0`
+    pub fn conversation(id: &str, contact: &str) -> Vec<u8> {
+        key(&[b"msg/", id.as_bytes(), contact.as_bytes(), b""])
+    }
+    /// `msg/<identity>\0`
+    pub fn conversations_of(id: &str) -> Vec<u8> {
+        key(&[b"msg/", id.as_bytes(), b""])
+    }
+    /// `msgid/<16 bytes>`
+    pub fn message_id(mid: &[u8; 16]) -> Vec<u8> {
+        key(&[b"msgid/", mid])
+    }
+    /// `chain/<identity>\0<contact>`
+    pub fn chain(id: &str, contact: &str) -> Vec<u8> {
+        key(&[b"chain/", id.as_bytes(), contact.as_bytes()])
+    }
+    /// `inchain/<identity>\0<contact>`
+    pub fn inchain(id: &str, contact: &str) -> Vec<u8> {
+        key(&[b"inchain/", id.as_bytes(), contact.as_bytes()])
+    }
+    /// `outbox/<seq BE>`
+    pub fn outbox(seq: u64) -> Vec<u8> {
+        key(&[b"outbox/", &seq.to_be_bytes()])
+    }
+    /// `request/<identity>\0<fingerprint>\0<seq BE>`
+    pub fn request(id: &str, fingerprint: &str, seq: u64) -> Vec<u8> {
+        key(&[
+            b"request/",
+            id.as_bytes(),
+            fingerprint.as_bytes(),
+            &seq.to_be_bytes(),
+        ])
+    }
+    /// `request/<identity>\0<fingerprint>\0`
+    pub fn requests_from(id: &str, fingerprint: &str) -> Vec<u8> {
+        key(&[b"request/", id.as_bytes(), fingerprint.as_bytes(), b""])
+    }
+    /// `request/<identity>\0`
+    pub fn requests_of(id: &str) -> Vec<u8> {
+        key(&[b"request/", id.as_bytes(), b""])
+    }
+    /// `read/<identity>\0<contact>`: the key of the newest entry the user has seen.
+    pub fn read_mark(id: &str, contact: &str) -> Vec<u8> {
+        key(&[b"read/", id.as_bytes(), contact.as_bytes()])
+    }
+    /// `setting/<name>`
+    pub fn setting(name: &str) -> Vec<u8> {
+        key(&[b"setting/", name.as_bytes()])
+    }
+}

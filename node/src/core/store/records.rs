@@ -1,0 +1,213 @@
+//! The records the store keeps, as they are written (JSON). A field added here is a format
+//! change: the snapshot tests pin them.
+
+use serde::{Deserialize, Serialize};
+
+/// An identity's metadata (the private key is in a file named by its fingerprint).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityRecord {
+    /// The id, `[A-Za-z0-9._-]{1,64}`.
+    pub id: String,
+    /// An optional name for people.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Fingerprint, hex.
+    pub fingerprint: String,
+    /// Creation time, ms since the epoch.
+    pub created_ms: u64,
+}
+
+/// A contact of one identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRecord {
+    /// The name, `[A-Za-z0-9._-]{1,64}`.
+    pub name: String,
+    /// The public key, SPKI PEM.
+    pub public_key: String,
+    /// Fingerprint, hex.
+    pub fingerprint: String,
+    /// Marked verified by the user after comparing safety numbers.
+    #[serde(default)]
+    pub verified: bool,
+    /// When added, ms since the epoch.
+    pub added_ms: u64,
+    /// The mailbox their invite named, if they were added by invite.
+    #[serde(default)]
+    pub mailbox: Option<String>,
+}
+
+/// Direction of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Received.
+    In,
+    /// Sent by this identity.
+    Out,
+}
+
+/// Delivery state of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Sealed and in the outbox.
+    Pending,
+    /// Stored by the mailbox.
+    Sent,
+    /// The recipient's node confirmed it.
+    Delivered,
+    /// Received from a contact.
+    Received,
+    /// Could not be sent.
+    Failed,
+}
+
+impl Status {
+    /// The word used in the API and the UI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Received => "received",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One message of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    /// Message id, hex.
+    pub id: String,
+    /// In or out.
+    pub direction: Direction,
+    /// The text.
+    pub text: String,
+    /// When sent (as signed by the sender), ms since the epoch.
+    pub sent_ms: u64,
+    /// When stored here, ms since the epoch.
+    pub stored_ms: u64,
+    /// Delivery state.
+    pub status: Status,
+    /// The sender's sequence number in this conversation.
+    #[serde(default)]
+    pub seq: u64,
+    /// The last error in words, if sending failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One item of a conversation.
+///
+/// Written with a `kind` tag; early stores held bare message records without it, which
+/// still read as messages (so an upgrade strands no history).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "TaggedEntry", from = "StoredEntry")]
+pub enum Entry {
+    /// A message.
+    Message(MessageRecord),
+    /// Messages the chain says are missing here (expired or dropped on the way).
+    Gap {
+        /// How many.
+        missing: u64,
+        /// When the gap was noticed, ms since the epoch.
+        detected_ms: u64,
+    },
+}
+
+/// The on-disk form of an [`Entry`].
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum TaggedEntry {
+    Message(MessageRecord),
+    Gap { missing: u64, detected_ms: u64 },
+}
+
+/// What an entry record may hold: the tagged form, or an untagged message from before.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredEntry {
+    Tagged(TaggedEntry),
+    Legacy(MessageRecord),
+}
+
+impl From<Entry> for TaggedEntry {
+    fn from(e: Entry) -> Self {
+        match e {
+            Entry::Message(m) => Self::Message(m),
+            Entry::Gap {
+                missing,
+                detected_ms,
+            } => Self::Gap {
+                missing,
+                detected_ms,
+            },
+        }
+    }
+}
+
+impl From<StoredEntry> for Entry {
+    fn from(e: StoredEntry) -> Self {
+        match e {
+            StoredEntry::Tagged(TaggedEntry::Message(m)) | StoredEntry::Legacy(m) => {
+                Self::Message(m)
+            }
+            StoredEntry::Tagged(TaggedEntry::Gap {
+                missing,
+                detected_ms,
+            }) => Self::Gap {
+                missing,
+                detected_ms,
+            },
+        }
+    }
+}
+
+/// One side of a conversation's hash chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainRecord {
+    /// The last sequence number.
+    pub last_seq: u64,
+    /// The hash of that message, hex.
+    pub last_hash: Option<String>,
+}
+
+/// What an outbox item carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxKind {
+    /// A message the user wrote (its status is tracked).
+    #[default]
+    Text,
+    /// A delivery receipt (not shown).
+    Receipt,
+}
+
+/// A sealed envelope waiting for the mailbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// The sending identity.
+    pub identity: String,
+    /// The contact's name.
+    pub contact: String,
+    /// Message id, hex.
+    pub message_id: String,
+    /// The envelope bytes, hex.
+    pub envelope: String,
+    /// Text or receipt.
+    #[serde(default)]
+    pub kind: OutboxKind,
+}
+
+/// A message from a sender who is not a contact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// The sender's public key, SPKI PEM.
+    pub public_key: String,
+    /// The sender's sequence number and message hash, to start the chain on acceptance.
+    #[serde(default)]
+    pub hash: Option<String>,
+    /// The message.
+    pub message: MessageRecord,
+}
