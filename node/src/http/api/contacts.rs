@@ -1,0 +1,174 @@
+//! `/identities/{id}/contacts`: add, list, read, verify, delete contacts.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// List an identity's contacts.
+#[utoipa::path(
+    get,
+    path = "/identities/{id}/contacts",
+    tag = "contacts",
+    params(("id" = String, Path, description = "The identity's id")),
+    responses(
+        (status = 200, description = "The contacts", body = ContactsJson),
+        (status = 404, description = "No such identity (`not_found`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn list_contacts(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ContactsJson>, ApiError> {
+    let contacts = s
+        .node
+        .contacts(&id)?
+        .iter()
+        .map(|c| contact_json(&s.node, &id, c))
+        .collect();
+    Ok(Json(ContactsJson { contacts }))
+}
+
+/// A new contact: a name, and exactly one of a public key or an invite code.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewContact {
+    /// The name, `[A-Za-z0-9._-]{1,64}`.
+    #[schema(example = "bob")]
+    name: String,
+    /// Their public key, SPKI PEM.
+    #[serde(default)]
+    public_key: Option<String>,
+    /// Their invite code.
+    #[serde(default)]
+    invite: Option<String>,
+}
+
+/// Add a contact, by public key or invite code.
+#[utoipa::path(
+    post,
+    path = "/identities/{id}/contacts",
+    tag = "contacts",
+    params(("id" = String, Path, description = "The identity's id")),
+    request_body = NewContact,
+    responses(
+        (status = 201, description = "Added", body = ContactJson,
+            headers(("Location" = String, description = "The new resource's URL"))),
+        (status = 400, description = "Bad input: `invalid_json`, `invalid_name`, `missing_key`, \
+            `invalid_public_key`, `invalid_invite`", body = ErrorJson),
+        (status = 404, description = "No such identity (`not_found`)", body = ErrorJson),
+        (status = 409, description = "The name or the key is a contact already (`already_exists`)",
+            body = ErrorJson),
+        (status = 413, description = "The body is too large (`too_large`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn add_contact(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<NewContact>, JsonRejection>,
+) -> Result<Created<ContactJson>, ApiError> {
+    let Json(body) = body.map_err(json_error)?;
+    let c = match (body.public_key, body.invite) {
+        (Some(pem), None) => s.node.add_contact(id.clone(), body.name, pem).await?,
+        (None, Some(code)) => {
+            s.node
+                .add_contact_from_invite(id.clone(), body.name, &code)
+                .await?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "missing_key",
+                "give exactly one of public_key or invite",
+            ));
+        }
+    };
+    Ok(Created(
+        contact_url(&id, &c.name),
+        contact_json(&s.node, &id, &c),
+    ))
+}
+
+/// One contact.
+#[utoipa::path(
+    get,
+    path = "/identities/{id}/contacts/{contact}",
+    tag = "contacts",
+    params(
+        ("id" = String, Path, description = "The identity's id"),
+        ("contact" = String, Path, description = "The contact's name"),
+    ),
+    responses(
+        (status = 200, description = "The contact", body = ContactJson),
+        (status = 404, description = "No such identity or contact (`not_found`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn get_contact(
+    State(s): State<AppState>,
+    Path((id, contact)): Path<(String, String)>,
+) -> Result<Json<ContactJson>, ApiError> {
+    let c = s.node.contact(&id, &contact)?;
+    Ok(Json(contact_json(&s.node, &id, &c)))
+}
+
+/// A change to a contact.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ContactChange {
+    /// Whether the safety numbers were compared and matched.
+    verified: bool,
+}
+
+/// Mark a contact verified, or not.
+#[utoipa::path(
+    patch,
+    path = "/identities/{id}/contacts/{contact}",
+    tag = "contacts",
+    params(
+        ("id" = String, Path, description = "The identity's id"),
+        ("contact" = String, Path, description = "The contact's name"),
+    ),
+    request_body = ContactChange,
+    responses(
+        (status = 200, description = "The contact as changed", body = ContactJson),
+        (status = 400, description = "Bad input (`invalid_json`)", body = ErrorJson),
+        (status = 404, description = "No such identity or contact (`not_found`)", body = ErrorJson),
+        (status = 413, description = "The body is too large (`too_large`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn patch_contact(
+    State(s): State<AppState>,
+    Path((id, contact)): Path<(String, String)>,
+    body: Result<Json<ContactChange>, JsonRejection>,
+) -> Result<Json<ContactJson>, ApiError> {
+    let Json(body) = body.map_err(json_error)?;
+    let c = s
+        .node
+        .set_verified(id.clone(), contact, body.verified)
+        .await?;
+    Ok(Json(contact_json(&s.node, &id, &c)))
+}
+
+/// Delete a contact and the conversation with it.
+#[utoipa::path(
+    delete,
+    path = "/identities/{id}/contacts/{contact}",
+    tag = "contacts",
+    params(
+        ("id" = String, Path, description = "The identity's id"),
+        ("contact" = String, Path, description = "The contact's name"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such identity or contact (`not_found`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn delete_contact(
+    State(s): State<AppState>,
+    Path((id, contact)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.node.delete_contact(id, contact).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

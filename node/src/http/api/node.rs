@@ -1,0 +1,105 @@
+//! The node itself: `/events` (live), `/status`, `/settings`.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// Live events (Server-Sent Events).
+///
+/// Events, each with a JSON `data` line: `connection` (the status, as `GET /api/status`; also
+/// sent first), `message` (a stored message or gap marker as in a conversation page, with
+/// `identity` and `contact` added), `status` (an outgoing message's new status: `identity`,
+/// `contact`, `id`, `status`, `error`), `request` (a message from an unknown sender: `identity`,
+/// `fingerprint`). A listener that falls behind gets `resync` and should reload what it shows.
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "node",
+    responses(
+        (status = 200, description = "The event stream; it starts with a `connection` event",
+            body = String, content_type = "text/event-stream"),
+    )
+)]
+pub(super) async fn events(state: State<AppState>) -> impl IntoResponse {
+    crate::http::events::stream(state).await
+}
+
+/// The node's status: the connection to the mailbox, and the outbox.
+#[utoipa::path(
+    get,
+    path = "/status",
+    tag = "node",
+    responses((status = 200, description = "The status", body = StatusJson))
+)]
+pub(super) async fn status(State(s): State<AppState>) -> Json<StatusJson> {
+    Json(status_body(&s.node))
+}
+
+/// The node's settings.
+#[utoipa::path(
+    get,
+    path = "/settings",
+    tag = "node",
+    responses((status = 200, description = "The settings", body = SettingsJson))
+)]
+pub(super) async fn get_settings(State(s): State<AppState>) -> Json<SettingsJson> {
+    Json(SettingsJson {
+        mailbox: s.node.status().mailbox,
+    })
+}
+
+/// New settings: exactly one of a mailbox address or an invite code naming one.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Settings {
+    /// The mailbox address, `host:port` with an optional `#` and certificate fingerprint.
+    #[serde(default)]
+    mailbox: Option<String>,
+    /// Take the mailbox from someone's invite code.
+    #[serde(default)]
+    invite: Option<String>,
+}
+
+/// Change the mailbox; it is saved, and the node syncs with it from now on.
+#[utoipa::path(
+    put,
+    path = "/settings",
+    tag = "node",
+    request_body = Settings,
+    responses(
+        (status = 200, description = "The settings as changed", body = SettingsJson),
+        (status = 400, description = "Bad input: `invalid_json`, `missing_mailbox`, \
+            `invalid_mailbox`, `invalid_invite`", body = ErrorJson),
+        (status = 413, description = "The body is too large (`too_large`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn put_settings(
+    State(s): State<AppState>,
+    body: Result<Json<Settings>, JsonRejection>,
+) -> Result<Json<SettingsJson>, ApiError> {
+    let Json(body) = body.map_err(json_error)?;
+    let address: config::MailboxAddress = match (body.mailbox, body.invite) {
+        (Some(m), None) => m
+            .parse()
+            .map_err(|e| ApiError::invalid("invalid_mailbox", format!("mailbox: {e}")))?,
+        (None, Some(code)) => crate::core::invite::Invite::decode(&code)
+            .map_err(|e| ApiError::invalid("invalid_invite", format!("invite: {e}")))?
+            .mailbox
+            .ok_or_else(|| ApiError::invalid("invalid_invite", "invite: it names no mailbox"))?,
+        _ => {
+            return Err(ApiError::invalid(
+                "missing_mailbox",
+                "give exactly one of mailbox or invite",
+            ));
+        }
+    };
+    let node = s.node.clone();
+    let value = address.to_string();
+    tokio::task::spawn_blocking(move || node.save_setting(crate::MAILBOX_SETTING, &value))
+        .await
+        .map_err(|e| NodeError::Internal(e.to_string()))??;
+    s.mailbox.send_replace(address.clone());
+    Ok(Json(SettingsJson {
+        mailbox: address.to_string(),
+    }))
+}

@@ -1,0 +1,97 @@
+//! `/identities/{id}/requests`: messages from senders who are not contacts; accept or drop.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// List the messages from senders who are not contacts.
+#[utoipa::path(
+    get,
+    path = "/identities/{id}/requests",
+    tag = "requests",
+    params(("id" = String, Path, description = "The identity's id")),
+    responses(
+        (status = 200, description = "One entry per sender", body = RequestsJson),
+        (status = 404, description = "No such identity (`not_found`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn list_requests(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RequestsJson>, ApiError> {
+    let requests = s
+        .node
+        .requests(&id)?
+        .iter()
+        .map(RequestJson::from)
+        .collect();
+    Ok(Json(RequestsJson { requests }))
+}
+
+/// The name to accept a sender under.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Accept {
+    /// The contact's name, `[A-Za-z0-9._-]{1,64}`.
+    name: String,
+}
+
+/// Accept a sender as a contact; their messages move into the conversation.
+#[utoipa::path(
+    post,
+    path = "/identities/{id}/requests/{fingerprint}/accept",
+    tag = "requests",
+    params(
+        ("id" = String, Path, description = "The identity's id"),
+        ("fingerprint" = String, Path, description = "The sender's fingerprint, hex"),
+    ),
+    request_body = Accept,
+    responses(
+        (status = 201, description = "The new contact", body = ContactJson,
+            headers(("Location" = String, description = "The new resource's URL"))),
+        (status = 400, description = "Bad input: `invalid_json`, `invalid_name`", body = ErrorJson),
+        (status = 404, description = "No such identity or request (`not_found`)", body = ErrorJson),
+        (status = 409, description = "The name is a contact already (`already_exists`)",
+            body = ErrorJson),
+        (status = 413, description = "The body is too large (`too_large`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn accept_request(
+    State(s): State<AppState>,
+    Path((id, fingerprint)): Path<(String, String)>,
+    body: Result<Json<Accept>, JsonRejection>,
+) -> Result<Created<ContactJson>, ApiError> {
+    let Json(body) = body.map_err(json_error)?;
+    let c = s
+        .node
+        .accept_request(id.clone(), fingerprint, body.name)
+        .await?;
+    Ok(Created(
+        contact_url(&id, &c.name),
+        contact_json(&s.node, &id, &c),
+    ))
+}
+
+/// Drop a sender's messages.
+#[utoipa::path(
+    delete,
+    path = "/identities/{id}/requests/{fingerprint}",
+    tag = "requests",
+    params(
+        ("id" = String, Path, description = "The identity's id"),
+        ("fingerprint" = String, Path, description = "The sender's fingerprint, hex"),
+    ),
+    responses(
+        (status = 204, description = "Dropped"),
+        (status = 404, description = "No such identity or request (`not_found`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn delete_request(
+    State(s): State<AppState>,
+    Path((id, fingerprint)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.node.delete_request(id, fingerprint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
