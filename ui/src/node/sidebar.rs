@@ -1,0 +1,503 @@
+//! The node page's sidebar: the local identities (the active one with its
+//! "Copy key"/"Copy invite" buttons and the deletion step), the active
+//! identity's own fingerprint, its contacts (unread badges, verified marks,
+//! previews, the add form) and the message requests from unknown senders.
+
+use leptos::prelude::*;
+
+use super::{contact_href, verified_mark};
+use crate::{ContactItem, IdentityItem, RequestItem, group_fingerprint, page_href};
+
+/// The HTML `pattern` for identity ids and contact names, equivalent to
+/// `[A-Za-z0-9._-]{1,64}`. The `-` is escaped because browsers compile
+/// `pattern` with the `v` flag, where an unescaped `-` in a class is a syntax
+/// error (and an invalid pattern is silently ignored).
+const NAME_PATTERN: &str = r"[A-Za-z0-9._\-]{1,64}";
+const NAME_TITLE: &str = "1 to 64 letters, digits, dots, underscores or dashes";
+
+fn identity_href(id: &str) -> String {
+    page_href(Some(id), None, &[])
+}
+
+/// The first 16 hex digits of a fingerprint, grouped by four.
+fn short_fingerprint(fingerprint: &str) -> String {
+    let short: String = fingerprint
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .take(16)
+        .collect();
+    group_fingerprint(&short)
+}
+
+/// What the sidebar shows for the active identity only.
+pub(super) struct ActiveIdentity {
+    pub(super) public_key: Option<String>,
+    pub(super) invite: Option<String>,
+    pub(super) confirm_delete: bool,
+}
+
+pub(super) fn identities_section(
+    identities: Vec<IdentityItem>,
+    active: Option<String>,
+    extra: ActiveIdentity,
+) -> impl IntoView {
+    let empty = identities.is_empty();
+    let ActiveIdentity {
+        public_key,
+        invite,
+        confirm_delete,
+    } = extra;
+    let mut actions = Some((public_key, invite));
+    let items = identities
+        .into_iter()
+        .map(|identity| {
+            let is_active = active.as_deref() == Some(identity.id.as_str());
+            let href = identity_href(&identity.id);
+            let (class, current) = if is_active {
+                ("item active", Some("page"))
+            } else {
+                ("item", None)
+            };
+            let actions = if is_active { actions.take() } else { None }
+                .map(|(pem, code)| identity_actions(&identity.id, pem, code));
+            let secondary = identity.display_name.is_some().then(|| identity.id.clone());
+            let primary = identity.display_name.unwrap_or(identity.id);
+            view! {
+                <li>
+                    <a class=class href=href aria-current=current>
+                        <span class="item-name">{primary}</span>
+                        {secondary.map(|id| view! { <span class="item-sub">{id}</span> })}
+                    </a>
+                    {actions}
+                </li>
+            }
+        })
+        .collect_view();
+    let confirm = active
+        .clone()
+        .filter(|_| confirm_delete)
+        .map(delete_identity_form);
+    view! {
+        <section class="panel identities" aria-labelledby="identities-heading">
+            <h2 id="identities-heading">"Local IDs"</h2>
+            {empty.then(|| view! { <p class="hint">"No identities yet."</p> })}
+            <ul class="list">{items}</ul>
+            {confirm}
+            <details class="add" open=empty>
+                <summary>"Add an identity"</summary>
+                <form class="stack" id="add-identity" method="post" action="/ui/identities">
+                    <label for="new-id">"ID"</label>
+                    <input
+                        id="new-id"
+                        name="id"
+                        type="text"
+                        required
+                        maxlength="64"
+                        pattern=NAME_PATTERN
+                        title=NAME_TITLE
+                        autocomplete="off"
+                        autocapitalize="off"
+                        spellcheck="false"
+                        aria-describedby="new-id-help"
+                    />
+                    <p class="help" id="new-id-help">
+                        "Letters, digits, dots, underscores and dashes, up to 64."
+                    </p>
+                    <label for="new-display-name">"Display name (optional)"</label>
+                    <input id="new-display-name" name="display_name" type="text" autocomplete="off" />
+                    <button type="submit">"Add"</button>
+                </form>
+            </details>
+        </section>
+    }
+}
+
+/// "Copy key" and "Copy invite" (script-enhanced, hidden without it) and the
+/// link to the deletion step, under the active identity.
+fn identity_actions(
+    id: &str,
+    public_key: Option<String>,
+    invite: Option<String>,
+) -> impl IntoView + use<> {
+    let delete_href = page_href(Some(id), None, &[("confirm", "identity")]);
+    let delete_title = format!("Delete identity {id}");
+    view! {
+        <div class="item-actions">
+            {public_key
+                .map(|pem| {
+                    view! {
+                        <button type="button" class="small secondary js-only" data-copy=pem>
+                            "Copy key"
+                        </button>
+                    }
+                })}
+            {invite
+                .map(|code| {
+                    view! {
+                        <button type="button" class="small secondary js-only" data-copy=code>
+                            "Copy invite"
+                        </button>
+                    }
+                })}
+            <a class="danger-link" href=delete_href title=delete_title>
+                "Delete…"
+            </a>
+        </div>
+    }
+}
+
+/// The confirmation step for deleting identity `id`: its id must be typed.
+fn delete_identity_form(id: String) -> impl IntoView {
+    let cancel = identity_href(&id);
+    view! {
+        <form
+            class="confirm stack"
+            id="delete-identity"
+            method="post"
+            action="/ui/identities/delete"
+            aria-labelledby="delete-identity-heading"
+        >
+            <h3 id="delete-identity-heading">"Delete identity " {id.clone()} "?"</h3>
+            <p class="help">
+                "Its key, contacts and messages are removed from this node. This cannot be \
+                 undone: back up the key first if you may need it again."
+            </p>
+            <input type="hidden" name="identity" value=id.clone() />
+            <label for="confirm-identity">"Type " <code>{id}</code> " to confirm"</label>
+            <input
+                id="confirm-identity"
+                name="confirm"
+                type="text"
+                required
+                autocomplete="off"
+                autocapitalize="off"
+                spellcheck="false"
+                autofocus=true
+            />
+            <div class="confirm-actions">
+                <button type="submit" class="danger">"Delete identity"</button>
+                <a href=cancel>"Cancel"</a>
+            </div>
+        </form>
+    }
+}
+
+pub(super) fn own_fingerprint(identity: IdentityItem) -> impl IntoView {
+    view! {
+        <section class="panel own-fingerprint" aria-labelledby="own-fingerprint-heading">
+            <h2 id="own-fingerprint-heading">"Your fingerprint"</h2>
+            <p class="help">
+                "Compare it with your contact over another channel to rule out impostors."
+            </p>
+            <code class="fingerprint">{identity.fingerprint_grouped}</code>
+        </section>
+    }
+}
+
+pub(super) fn contacts_section(
+    identity: Option<String>,
+    contacts: Vec<ContactItem>,
+    active: Option<String>,
+) -> impl IntoView {
+    let Some(identity) = identity else {
+        return view! {
+            <section class="panel contacts" aria-labelledby="contacts-heading">
+                <h2 id="contacts-heading">"Contacts"</h2>
+                <p class="hint">"Create or pick an identity first; contacts belong to it."</p>
+            </section>
+        }
+        .into_any();
+    };
+    let empty = contacts.is_empty();
+    let items = contacts
+        .into_iter()
+        .map(|contact| {
+            let is_active = active.as_deref() == Some(contact.name.as_str());
+            let href = contact_href(&identity, &contact.name);
+            let (class, current) = if is_active {
+                ("item active", Some("page"))
+            } else {
+                ("item", None)
+            };
+            let short = short_fingerprint(&contact.fingerprint);
+            let key = contact.name.clone();
+            let unread = contact.unread;
+            let badge = (unread > 0).then(|| {
+                view! {
+                    <span class="unread" aria-label=format!("{unread} unread")>
+                        {unread}
+                    </span>
+                }
+            });
+            view! {
+                <li>
+                    <a class=class href=href aria-current=current data-contact=key>
+                        <span class="item-row">
+                            <span class="item-name">{contact.name}</span>
+                            {contact.verified.then(verified_mark)}
+                            {badge}
+                        </span>
+                        <span class="item-sub fingerprint" title=contact.fingerprint>
+                            {short}
+                        </span>
+                        {contact
+                            .preview
+                            .map(|preview| view! { <span class="preview">{preview}</span> })}
+                    </a>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="panel contacts" aria-labelledby="contacts-heading">
+            <h2 id="contacts-heading">"Contacts"</h2>
+            {empty.then(|| view! { <p class="hint">"No contacts yet."</p> })}
+            <ul class="list" id="contact-list" data-identity=identity.clone()>
+                {items}
+            </ul>
+            <details class="add" open=empty>
+                <summary>"Add a contact"</summary>
+                <form class="stack" id="add-contact" method="post" action="/ui/contacts">
+                    <input type="hidden" name="identity" value=identity />
+                    <label for="contact-name">"Name"</label>
+                    <input
+                        id="contact-name"
+                        name="name"
+                        type="text"
+                        required
+                        maxlength="64"
+                        pattern=NAME_PATTERN
+                        title=NAME_TITLE
+                        autocomplete="off"
+                        autocapitalize="off"
+                        spellcheck="false"
+                    />
+                    <label for="contact-key">"Public key (PEM) or invite code"</label>
+                    <textarea
+                        id="contact-key"
+                        name="key_or_invite"
+                        rows="5"
+                        required
+                        spellcheck="false"
+                        placeholder="sm1-… or -----BEGIN PUBLIC KEY-----"
+                        aria-describedby="contact-key-help"
+                    ></textarea>
+                    <p class="help" id="contact-key-help">
+                        "Paste the invite code or public key they sent you."
+                    </p>
+                    <button type="submit">"Add contact"</button>
+                </form>
+            </details>
+        </section>
+    }
+    .into_any()
+}
+
+/// Messages from unknown senders: accept (as a named contact) or delete. Not
+/// rendered when there are none.
+pub(super) fn requests_section(
+    identity: Option<String>,
+    requests: Vec<RequestItem>,
+) -> Option<AnyView> {
+    let identity = identity?;
+    if requests.is_empty() {
+        return None;
+    }
+    let items = requests
+        .into_iter()
+        .enumerate()
+        .map(|(index, request)| request_item(&identity, index, request))
+        .collect_view();
+    Some(
+        view! {
+            <section class="panel requests" id="requests" aria-labelledby="requests-heading">
+                <h2 id="requests-heading">"Requests"</h2>
+                <p class="help">
+                    "Messages from people who are not your contacts. Compare the fingerprint \
+                     before you accept."
+                </p>
+                <ul class="list request-list">{items}</ul>
+            </section>
+        }
+        .into_any(),
+    )
+}
+
+fn request_item(identity: &str, index: usize, request: RequestItem) -> impl IntoView + use<> {
+    let RequestItem {
+        fingerprint,
+        count,
+        preview,
+    } = request;
+    let short = short_fingerprint(&fingerprint);
+    let count_text = if count == 1 {
+        "1 message".to_owned()
+    } else {
+        format!("{count} messages")
+    };
+    let name_id = format!("request-name-{index}");
+    let (data_fingerprint, title) = (fingerprint.clone(), fingerprint.clone());
+    let accept_fingerprint = fingerprint.clone();
+    view! {
+        <li class="request" data-fingerprint=data_fingerprint>
+            <p class="request-from">
+                <code class="fingerprint" title=title>{short}</code>
+                <span class="request-count">{count_text}</span>
+            </p>
+            <p class="preview">{preview}</p>
+            <form class="request-accept" method="post" action="/ui/requests/accept">
+                <input type="hidden" name="identity" value=identity.to_owned() />
+                <input type="hidden" name="fingerprint" value=accept_fingerprint />
+                <label for=name_id.clone()>"Name"</label>
+                <input
+                    id=name_id
+                    name="name"
+                    type="text"
+                    required
+                    maxlength="64"
+                    pattern=NAME_PATTERN
+                    title=NAME_TITLE
+                    autocomplete="off"
+                    autocapitalize="off"
+                    spellcheck="false"
+                />
+                <button type="submit" class="small">"Accept"</button>
+            </form>
+            <form class="request-delete" method="post" action="/ui/requests/delete">
+                <input type="hidden" name="identity" value=identity.to_owned() />
+                <input type="hidden" name="fingerprint" value=fingerprint />
+                <button type="submit" class="small danger">"Delete"</button>
+            </form>
+        </li>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NodePage;
+    use crate::node::node_page;
+    use crate::node::tests::{chat_page, contact, element_with, full_page, identity, tag_with};
+
+    #[test]
+    fn query_values_in_links_are_encoded() {
+        let mut page = chat_page();
+        page.active_identity = Some("a&b c".to_owned());
+        page.identities.push(identity("a&b c"));
+        page.contacts.push(contact("x=y#z"));
+        let html = node_page(&page);
+        assert!(html.contains(r#"href="/?identity=a%26b%20c""#), "{html}");
+        assert!(html.contains(r#"href="/?identity=a%26b%20c&amp;contact=x%3Dy%23z""#));
+        assert!(html.contains(r#"href="/?identity=a%26b%20c&amp;contact=bob""#));
+    }
+
+    #[test]
+    fn identities_link_and_mark_the_active_one() {
+        let html = node_page(&chat_page());
+        assert!(html.contains("Local IDs"));
+        let alice = tag_with(&html, r#"href="/?identity=alice""#);
+        assert!(alice.contains(r#"aria-current="page""#), "{alice}");
+        let work = tag_with(&html, r#"href="/?identity=work""#);
+        assert!(!work.contains("aria-current"), "{work}");
+        // The active identity's fingerprint is shown, grouped.
+        assert!(html.contains("abab abab abab"));
+    }
+
+    #[test]
+    fn contacts_link_with_short_fingerprints() {
+        let html = node_page(&chat_page());
+        let bob = tag_with(&html, r#"href="/?identity=alice&amp;contact=bob""#);
+        assert!(bob.contains(r#"aria-current="page""#), "{bob}");
+        let carol = tag_with(&html, r#"href="/?identity=alice&amp;contact=carol""#);
+        assert!(!carol.contains("aria-current"), "{carol}");
+        assert!(html.contains("0123 4567 89ab cdef<"));
+    }
+
+    #[test]
+    fn the_active_identity_has_copy_buttons_and_a_delete_link() {
+        let html = node_page(&full_page());
+        let key = tag_with(&html, "data-copy=\"-----BEGIN");
+        assert!(key.starts_with(r#"<button type="button""#), "{key}");
+        assert!(key.contains("js-only"), "{key}");
+        assert!(html.contains(">Copy key</button>"));
+        let invite = tag_with(
+            &html,
+            r#"data-copy="sm1-eyJuYW1lIjoiYWxpY2UifQ" class="small"#,
+        );
+        assert!(invite.contains("js-only"), "{invite}");
+        assert!(html.contains(">Copy invite</button>"));
+        assert!(html.contains(r#"href="/?identity=alice&amp;confirm=identity""#));
+        assert!(html.contains(">Delete…</a>"));
+        // Only under the active identity.
+        assert_eq!(html.matches(">Copy key</button>").count(), 1);
+        assert_eq!(html.matches(">Delete…</a>").count(), 1);
+        // Without a key or an invite, no buttons (the delete link stays).
+        let html = node_page(&chat_page());
+        assert!(!html.contains("data-copy"), "{html}");
+        assert!(html.contains(">Delete…</a>"));
+    }
+
+    #[test]
+    fn contacts_show_unread_badges_verified_marks_and_previews() {
+        let html = node_page(&full_page());
+        let bob = element_with(&html, r#"data-contact="bob""#, "a");
+        assert!(
+            bob.contains(r#"<span aria-label="3 unread" class="unread">3</span>"#),
+            "{bob}"
+        );
+        assert!(bob.contains(r#"class="verified""#), "{bob}");
+        assert!(
+            bob.contains(r#"<span class="preview">see you at 8</span>"#),
+            "{bob}"
+        );
+        // carol: nothing unread, no badge; not verified; no preview.
+        let carol = element_with(&html, r#"data-contact="carol""#, "a");
+        assert!(!carol.contains("unread"), "{carol}");
+        assert!(!carol.contains("verified"), "{carol}");
+        assert!(!carol.contains("preview"), "{carol}");
+        assert_eq!(html.matches(r#"class="unread""#).count(), 1);
+        // The list names its identity for the script.
+        let list = tag_with(&html, r#"id="contact-list""#);
+        assert!(list.contains(r#"data-identity="alice""#), "{list}");
+    }
+
+    #[test]
+    fn requests_list_with_accept_and_delete_forms() {
+        let html = node_page(&full_page());
+        let section = element_with(&html, r#"id="requests""#, "section");
+        assert!(section.contains(">Requests</h2>"), "{section}");
+        assert!(section.contains("fefe fefe fefe fefe"), "{section}");
+        assert!(section.contains("2 messages"));
+        assert!(section.contains("hello, it&#39;s dave") || section.contains("hello, it's dave"));
+        let accept = element_with(section, r#"action="/ui/requests/accept""#, "form");
+        assert!(accept.contains(r#"method="post""#));
+        assert!(accept.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+        let fingerprint = format!(
+            r#"<input type="hidden" name="fingerprint" value="{}">"#,
+            "fe".repeat(32)
+        );
+        assert!(accept.contains(&fingerprint), "{accept}");
+        assert!(tag_with(accept, r#"name="name""#).contains("required"));
+        assert!(accept.contains(r#"for="request-name-0""#));
+        assert!(accept.contains(">Accept</button>"));
+        let delete = element_with(section, r#"action="/ui/requests/delete""#, "form");
+        assert!(delete.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+        assert!(delete.contains(&fingerprint));
+        assert!(delete.contains(">Delete</button>"));
+        let one = NodePage {
+            requests: vec![RequestItem {
+                count: 1,
+                ..full_page().requests[0].clone()
+            }],
+            ..chat_page()
+        };
+        assert!(node_page(&one).contains(">1 message<"));
+    }
+
+    #[test]
+    fn no_requests_section_without_requests() {
+        let html = node_page(&chat_page());
+        assert!(!html.contains("Requests"), "{html}");
+        assert!(!html.contains("/ui/requests/"));
+    }
+}

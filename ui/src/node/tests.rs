@@ -1,0 +1,474 @@
+//! Tests of the node page as a whole: the document shell, the topbar, the
+//! settings dialog, escaping and self-containment across all parts, plus the
+//! fixtures (sample pages and HTML probes) that the sidebar and chat tests
+//! share.
+
+use super::node_page;
+use crate::{
+    ContactItem, DashboardPage, IdentityItem, MessageItem, NodePage, RequestItem, SettingsView,
+    dashboard_page, login_page,
+};
+
+pub(super) const XSS: &str = "<script>alert(1)</script>";
+
+pub(super) fn identity(id: &str) -> IdentityItem {
+    IdentityItem {
+        id: id.to_owned(),
+        display_name: None,
+        fingerprint: "ab".repeat(32),
+        fingerprint_grouped: "abab ".repeat(16).trim_end().to_owned(),
+    }
+}
+
+pub(super) fn contact(name: &str) -> ContactItem {
+    ContactItem {
+        name: name.to_owned(),
+        fingerprint: "0123456789abcdef".repeat(4),
+        ..ContactItem::default()
+    }
+}
+
+pub(super) fn message(id: &str, outgoing: bool, text: &str, status: &str) -> MessageItem {
+    MessageItem {
+        id: id.to_owned(),
+        outgoing,
+        text: text.to_owned(),
+        time: "2026-11-25 21:40 UTC".to_owned(),
+        time_iso: "2026-11-25T21:40:00.123Z".to_owned(),
+        status: status.to_owned(),
+        gap: None,
+    }
+}
+
+/// A page with alice active, talking to bob.
+pub(super) fn chat_page() -> NodePage {
+    NodePage {
+        identities: vec![identity("alice"), identity("work")],
+        active_identity: Some("alice".to_owned()),
+        contacts: vec![contact("bob"), contact("carol")],
+        active_contact: Some("bob".to_owned()),
+        messages: vec![
+            message("m1", false, "first from bob", "received"),
+            message("m2", true, "second from me", "delivered"),
+            message("m3", true, "third from me", "pending"),
+        ],
+        connection: "online".to_owned(),
+        ..NodePage::default()
+    }
+}
+
+/// The opening tag of the element carrying `needle` (an attribute).
+pub(super) fn tag_with<'a>(html: &'a str, needle: &str) -> &'a str {
+    let at = html
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in {html}"));
+    let start = html[..at].rfind('<').expect("tag start");
+    let end = at + html[at..].find('>').expect("tag end");
+    &html[start..=end]
+}
+
+pub(super) fn assert_self_contained(html: &str) {
+    assert!(!html.contains("style="), "inline style in {html}");
+    // The one script is the node's own file; nothing inline.
+    let lower = html.to_ascii_lowercase();
+    for (at, _) in lower.match_indices("<script") {
+        assert!(
+            lower[at..].starts_with(r#"<script src="/assets/app.js" defer></script>"#),
+            "inline or foreign script in {html}"
+        );
+    }
+    assert!(lower.matches("<script").count() <= 1, "{html}");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "external URL in {html}"
+    );
+    assert!(!html.contains("<style"), "style element in {html}");
+    // No event-handler attributes (` onclick=` and the like).
+    let handler = html.match_indices(" on").any(|(at, _)| {
+        let rest = &html[at + 3..];
+        let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        name_len > 0 && rest[name_len..].starts_with('=')
+    });
+    assert!(!handler, "event handler attribute in {html}");
+}
+
+/// A page with every part filled: settings open, requests, both
+/// confirmation steps, an older-messages link.
+pub(super) fn full_page() -> NodePage {
+    let mut page = chat_page();
+    page.contacts[0].unread = 3;
+    page.contacts[0].preview = Some("see you at 8".to_owned());
+    page.contacts[0].verified = true;
+    page.contacts[0].safety_number = "12345".repeat(12);
+    page.contacts[0].warning = Some("bob uses another mailbox".to_owned());
+    page.requests = vec![RequestItem {
+        fingerprint: "fe".repeat(32),
+        count: 2,
+        preview: "hello, it's dave".to_owned(),
+    }];
+    page.invite = Some("sm1-eyJuYW1lIjoiYWxpY2UifQ".to_owned());
+    page.public_key =
+        Some("-----BEGIN PUBLIC KEY-----\nMIIBIjAN\n-----END PUBLIC KEY-----\n".to_owned());
+    page.older = Some("m0".to_owned());
+    page.show_settings = true;
+    page.settings = SettingsView {
+        mailbox: format!("127.0.0.1:7000#{}", "ab".repeat(32)),
+        test_result: Some("Connected: the mailbox answered".to_owned()),
+        previews: true,
+    };
+    page.confirm_delete_identity = true;
+    page.confirm_delete_contact = true;
+    page
+}
+
+/// The element starting at the tag carrying `needle`, up to its end tag
+/// `</name>` (no nesting of the same element assumed).
+pub(super) fn element_with<'a>(html: &'a str, needle: &str, name: &str) -> &'a str {
+    let start = if needle.starts_with('<') {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in {html}"))
+    } else {
+        html.find(tag_with(html, needle)).expect("tag")
+    };
+    let end = start + html[start..].find(&format!("</{name}>")).expect("end tag");
+    &html[start..end + name.len() + 3]
+}
+
+#[test]
+fn is_a_full_document() {
+    let html = node_page(&chat_page());
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains(r#"<html lang="en">"#));
+    assert!(
+        html.contains(r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#)
+    );
+    assert!(html.contains(r#"<link rel="stylesheet" href="/assets/app.css">"#));
+    assert!(html.contains("<title>Chat with bob · Secure Messenger</title>"));
+    assert!(html.contains("Secure Messenger"));
+    assert!(html.ends_with("</html>"));
+    // Only the dashboard refreshes itself; here it would lose typed text.
+    assert!(!html.contains("http-equiv"), "{html}");
+}
+
+#[test]
+fn identity_and_contact_names_are_escaped() {
+    let mut page = chat_page();
+    page.identities[0].display_name = Some(XSS.to_owned());
+    page.identities.push(identity(XSS));
+    page.contacts.push(contact(XSS));
+    page.active_contact = Some(XSS.to_owned());
+    page.last_error = Some(XSS.to_owned());
+    page.flash_error = Some(XSS.to_owned());
+    let html = node_page(&page);
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(
+        html.contains("Chat with <!>&lt;script&gt;") || html.contains("Chat with &lt;script&gt;")
+    );
+}
+
+#[test]
+fn forms_post_to_the_node_with_labelled_fields() {
+    let html = node_page(&chat_page());
+    assert!(html.contains(r#"action="/ui/identities""#));
+    assert!(html.contains(r#"action="/ui/contacts""#));
+    assert!(html.contains(r#"action="/ui/send""#));
+    assert!(html.contains(r#"action="/ui/contacts/verify""#));
+    assert_eq!(html.matches(r#"method="post""#).count(), 4);
+    let id = tag_with(&html, r#"name="id""#);
+    assert!(id.contains("required") && id.contains("pattern="), "{id}");
+    assert!(html.contains(r#"name="display_name""#));
+    assert!(html.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+    assert!(html.contains(r#"<input type="hidden" name="contact" value="bob">"#));
+    let key = tag_with(&html, r#"name="key_or_invite""#);
+    assert!(key.starts_with("<textarea"), "{key}");
+    assert!(!html.contains(r#"name="public_key""#));
+    assert!(html.contains(">Public key (PEM) or invite code</label>"));
+    assert!(html.contains(">Add</button>"));
+    assert!(html.contains(">Add contact</button>"));
+    assert!(html.contains(">Send</button>"));
+    // Every visible field has a label pointing at it.
+    for field_id in [
+        "new-id",
+        "new-display-name",
+        "contact-name",
+        "contact-key",
+        "compose-text",
+    ] {
+        assert!(
+            html.contains(&format!(r#"for="{field_id}""#)),
+            "label for {field_id}"
+        );
+        assert!(
+            html.contains(&format!(r#"id="{field_id}""#)),
+            "field {field_id}"
+        );
+    }
+    assert!(html.contains(">Message</label>"));
+    assert!(html.contains(">ID</label>"));
+}
+
+#[test]
+fn flash_error_is_an_alert_and_the_draft_is_kept() {
+    let mut page = chat_page();
+    page.flash_error = Some("contact bob has no valid key".to_owned());
+    page.draft = "\nhalf-typed\nmessage & more".to_owned();
+    let html = node_page(&page);
+    let alert = html.find(r#"role="alert""#).expect("alert box");
+    assert!(html[alert..].contains("contact bob has no valid key"));
+    let textarea = tag_with(&html, r#"id="compose-text""#);
+    assert!(textarea.contains(r#"name="text""#), "{textarea}");
+    // The parser drops the first newline after <textarea>, so the draft's
+    // own leading newline survives.
+    assert!(
+        html.contains("\n\nhalf-typed\nmessage &amp; more</textarea>"),
+        "{html}"
+    );
+}
+
+#[test]
+fn no_flash_no_alert_and_empty_draft_is_empty() {
+    let html = node_page(&chat_page());
+    assert!(!html.contains(r#"class="flash""#));
+    // The only alert is the script's (empty, hidden) compose error.
+    assert_eq!(html.matches(r#"role="alert""#).count(), 1);
+    let error = tag_with(&html, r#"id="compose-error""#);
+    assert!(error.contains("hidden"), "{error}");
+    // An empty draft leaves the box empty (not even a space).
+    let textarea = tag_with(&html, r#"id="compose-text""#);
+    let after = &html[html.find(textarea).expect("textarea") + textarea.len()..];
+    assert!(after.starts_with("\n</textarea>"), "{after}");
+}
+
+#[test]
+fn connection_state_outbox_and_last_error_are_in_the_header() {
+    let mut page = chat_page();
+    page.connection = "offline".to_owned();
+    page.outbox = 3;
+    page.last_error = Some("mailbox unreachable".to_owned());
+    let html = node_page(&page);
+    assert!(html.contains("conn-offline"));
+    assert!(html.contains("Offline"));
+    assert!(html.contains("3 messages waiting to send"));
+    assert!(
+        html.contains("Last error: <!>mailbox unreachable")
+            || html.contains("Last error: mailbox unreachable")
+    );
+}
+
+#[test]
+fn pages_are_self_contained_without_inline_styles_or_scripts() {
+    assert_self_contained(&node_page(&chat_page()));
+    assert_self_contained(&node_page(&NodePage::default()));
+    let mut page = chat_page();
+    page.contacts.clear();
+    page.flash_error = Some("x".to_owned());
+    page.last_error = Some("y".to_owned());
+    assert_self_contained(&node_page(&page));
+}
+
+#[test]
+fn a_full_page_is_self_contained() {
+    let html = node_page(&full_page());
+    assert_self_contained(&html);
+    assert!(!html.contains("http://") && !html.contains("https://"));
+}
+
+#[test]
+fn the_script_is_loaded_by_the_node_page_only() {
+    let html = node_page(&chat_page());
+    assert!(
+        html.contains(r#"<script src="/assets/app.js" defer></script></head>"#),
+        "{html}"
+    );
+    assert_eq!(html.matches("<script").count(), 1);
+    for page in [node_page(&NodePage::default()), node_page(&full_page())] {
+        assert_eq!(page.matches("<script").count(), 1, "{page}");
+    }
+    assert!(!login_page(None).contains("<script"));
+    assert!(!dashboard_page(&DashboardPage::default()).contains("<script"));
+    assert!(!login_page(None).contains("data-previews"));
+}
+
+#[test]
+fn body_tells_the_script_whether_to_show_previews() {
+    let mut page = chat_page();
+    assert!(node_page(&page).contains(r#"<body data-previews="false" class="node">"#));
+    page.settings.previews = true;
+    assert!(node_page(&page).contains(r#"<body data-previews="true" class="node">"#));
+}
+
+#[test]
+fn header_has_the_connection_status_and_a_settings_link() {
+    let html = node_page(&chat_page());
+    let status = tag_with(&html, r#"id="connection""#);
+    assert!(status.contains(r#"role="status""#), "{status}");
+    let link = element_with(&html, r#"id="open-settings""#, "a");
+    assert!(
+        link.contains(r#"href="/?identity=alice&amp;contact=bob&amp;settings=1""#),
+        "{link}"
+    );
+    assert!(link.ends_with(">Settings</a>"), "{link}");
+    let html = node_page(&NodePage::default());
+    let link = tag_with(&html, r#"id="open-settings""#);
+    assert!(link.contains(r#"href="/?settings=1""#), "{link}");
+}
+
+#[test]
+fn confirmation_steps_render_only_when_flagged() {
+    let html = node_page(&chat_page());
+    assert!(!html.contains("/ui/identities/delete"), "{html}");
+    assert!(!html.contains("/ui/contacts/delete"));
+    assert!(!html.contains(r#"name="confirm""#));
+    assert!(html.contains(r#"href="/?identity=alice&amp;contact=bob&amp;confirm=contact""#));
+    assert!(html.contains(">Delete contact…</a>"));
+
+    let mut page = chat_page();
+    page.confirm_delete_identity = true;
+    let html = node_page(&page);
+    let form = element_with(&html, r#"action="/ui/identities/delete""#, "form");
+    assert!(form.contains(r#"method="post""#), "{form}");
+    assert!(form.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+    let field = tag_with(form, r#"name="confirm""#);
+    assert!(
+        field.contains(r#"type="text""#) && field.contains("required"),
+        "{field}"
+    );
+    assert!(form.contains(r#"for="confirm-identity""#));
+    assert!(
+        form.contains(r#"<a href="/?identity=alice">Cancel</a>"#),
+        "{form}"
+    );
+    assert!(!html.contains("/ui/contacts/delete"));
+
+    let mut page = chat_page();
+    page.confirm_delete_contact = true;
+    let html = node_page(&page);
+    let form = element_with(&html, r#"action="/ui/contacts/delete""#, "form");
+    assert!(form.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+    assert!(form.contains(r#"<input type="hidden" name="contact" value="bob">"#));
+    assert!(tag_with(form, r#"name="confirm""#).contains("required"));
+    assert!(form.contains("<code>bob</code>"), "{form}");
+    assert!(form.contains(r#"<a href="/?identity=alice&amp;contact=bob">Cancel</a>"#));
+    assert!(!html.contains("/ui/identities/delete"));
+    // The link to the step is replaced by the step itself.
+    assert!(!html.contains(">Delete contact…</a>"));
+}
+
+#[test]
+fn the_settings_dialog_renders_only_when_asked() {
+    let html = node_page(&chat_page());
+    assert!(!html.contains("<dialog"), "{html}");
+    assert!(!html.contains("<svg"));
+    assert!(!html.contains("/ui/settings"));
+
+    let html = node_page(&full_page());
+    let dialog = element_with(&html, "<dialog", "dialog");
+    assert!(dialog.starts_with("<dialog open"), "{dialog}");
+    assert!(dialog.contains(r#"class="modal""#));
+    assert!(dialog.contains(r#"aria-labelledby="settings-heading""#));
+    assert!(dialog.contains(r#"<h2 id="settings-heading">Settings</h2>"#));
+    let close = element_with(dialog, r#"id="close-settings""#, "a");
+    assert!(
+        close.contains(r#"href="/?identity=alice&amp;contact=bob""#),
+        "{close}"
+    );
+    assert!(close.ends_with(">Close</a>"));
+    // Save: the mailbox prefilled, the previews checkbox, the way back.
+    let save = element_with(dialog, r#"action="/ui/settings""#, "form");
+    assert!(save.contains(r#"method="post""#));
+    assert!(save.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+    assert!(save.contains(r#"<input type="hidden" name="contact" value="bob">"#));
+    let mailbox = tag_with(save, r#"name="mailbox""#);
+    assert!(mailbox.contains(&format!(r#"value="127.0.0.1:7000#{}""#, "ab".repeat(32))));
+    let previews = tag_with(save, r#"name="previews""#);
+    assert!(previews.contains(r#"type="checkbox""#) && previews.contains("checked"));
+    assert!(save.contains("Show message text in notifications"));
+    assert!(save.contains(">Save</button>"));
+    // Test connection, and its result in words.
+    let test = element_with(dialog, r#"action="/ui/settings/test""#, "form");
+    assert!(test.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+    assert!(test.contains(">Test connection</button>"));
+    let result = element_with(dialog, r#"id="test-result""#, "p");
+    assert!(result.contains(r#"role="status""#));
+    assert!(result.contains("Connected: the mailbox answered"));
+    // The invite: fingerprint, code, copy button, QR code.
+    assert!(dialog.contains("abab abab abab"));
+    assert!(
+        dialog.contains("\nsm1-eyJuYW1lIjoiYWxpY2UifQ</textarea>"),
+        "{dialog}"
+    );
+    assert!(tag_with(dialog, r#"id="settings-invite""#).contains("readonly"));
+    assert!(dialog.contains(r#"data-copy="sm1-eyJuYW1lIjoiYWxpY2UifQ""#));
+    let svg = element_with(dialog, "<svg", "svg");
+    assert!(svg.contains(r#"role="img""#), "{svg}");
+    assert!(svg.contains(r#"aria-label="QR code of your invite""#));
+    assert!(svg.contains("<path d=\"M4,4h7v1h-7z"));
+    assert!(!svg.contains("style") && !svg.contains("xmlns"));
+    // Notifications: only with the script.
+    let enable = tag_with(dialog, r#"id="enable-notifications""#);
+    assert!(enable.contains("js-only") && enable.contains(r#"type="button""#));
+    assert!(!html.contains("style="));
+    // Not checked when previews are off; no result before a test.
+    let mut page = full_page();
+    page.settings.previews = false;
+    page.settings.test_result = None;
+    let html = node_page(&page);
+    assert!(!tag_with(&html, r#"name="previews""#).contains("checked"));
+    assert!(!html.contains(r#"id="test-result""#));
+}
+
+#[test]
+fn the_settings_dialog_works_without_an_identity() {
+    let page = NodePage {
+        show_settings: true,
+        settings: SettingsView {
+            mailbox: "mb.example:7000".to_owned(),
+            ..SettingsView::default()
+        },
+        ..NodePage::default()
+    };
+    let html = node_page(&page);
+    let dialog = element_with(&html, "<dialog", "dialog");
+    assert!(dialog.contains(r#"action="/ui/settings""#));
+    assert!(!dialog.contains(r#"name="identity""#), "{dialog}");
+    assert!(!dialog.contains("<svg"));
+    assert!(tag_with(dialog, r#"id="close-settings""#).contains(r#"href="/""#));
+    assert_self_contained(&html);
+}
+
+#[test]
+fn new_user_text_is_escaped() {
+    let mut page = full_page();
+    page.contacts[0].preview = Some(XSS.to_owned());
+    page.contacts[0].warning = Some(XSS.to_owned());
+    page.contacts[0].safety_number = XSS.to_owned();
+    page.requests[0].preview = XSS.to_owned();
+    page.requests[0].fingerprint = format!("\"><b>{XSS}");
+    page.invite = Some(format!("</textarea>{XSS}"));
+    page.public_key = Some(format!("\"><b>{XSS}"));
+    page.settings.test_result = Some(XSS.to_owned());
+    page.settings.mailbox = format!("\"><b>{XSS}");
+    page.older = Some(XSS.to_owned());
+    let html = node_page(&page);
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!html.contains("<b>"), "{html}");
+    // The invite cannot end its textarea early: only the two real ones end.
+    assert_eq!(html.matches("</textarea>").count(), 3, "{html}");
+    assert!(html.contains("&lt;/textarea&gt;&lt;script&gt;"));
+    // Each text shows as text: preview, warning, request preview, result,
+    // invite (textarea and copy button), key, mailbox and fingerprint.
+    assert!(
+        html.matches("&lt;script&gt;alert(1)&lt;/script&gt;")
+            .count()
+            >= 8,
+        "{html}"
+    );
+    let bob = element_with(&html, r#"data-contact="bob""#, "a");
+    assert!(
+        bob.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{bob}"
+    );
+    assert!(html.contains(r#"before=%3Cscript%3Ealert%281%29%3C%2Fscript%3E""#));
+    assert_self_contained(&html);
+}
