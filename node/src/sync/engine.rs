@@ -2,12 +2,18 @@
 //!
 //! The engine takes [`Input`]s (a connection attempt ended, a step finished, the user sent
 //! something, the mailbox pushed, a timer fired) and answers with the next [`Action`] for the
-//! thin QUIC loop in [`crate::sync`] to carry out. It owns the connection state shown to the
-//! user, the last error in words, and the reconnect backoff (exponential, capped, jittered by
-//! an injected RNG so tests are deterministic).
+//! thin driver in [`crate::sync`] to carry out. It owns the connection state shown to the
+//! user, the last error in words, the reconnect backoff (exponential, capped, jittered by an
+//! injected RNG so tests are deterministic), and the sync policy the rounds follow: which
+//! identities still need a login on this connection ([`Engine::to_log_in`]), which refusals
+//! of a SEND are retried ([`send_verdict`]), which envelopes are acknowledged
+//! ([`acknowledge`]), and when pulling stops ([`pull_again`]).
 
+use std::collections::HashSet;
 use std::time::Duration;
 
+use crypto::Fingerprint;
+use mailbox::protocol::ErrorCode;
 use rand::{Rng, RngExt as _};
 
 /// Backoff after the first failure.
@@ -79,9 +85,64 @@ impl State {
     }
 }
 
+/// What becomes of an envelope after a SEND.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendVerdict {
+    /// The mailbox holds it (new, or a retry of one it holds): out of the outbox.
+    Sent,
+    /// Refused for now (a full queue, too fast, a hiccup, a lost login): it stays queued and
+    /// the message says why; the round goes on to pulling, and the next round retries.
+    Later(String),
+    /// Refused for good (too large, not admitted, malformed): out of the outbox, marked
+    /// failed with the mailbox's words.
+    Never(String),
+}
+
+/// Classify a mailbox refusal of a SEND.
+pub fn send_verdict(code: ErrorCode, message: &str) -> SendVerdict {
+    match code {
+        ErrorCode::Quota
+        | ErrorCode::RateLimited
+        | ErrorCode::Internal
+        | ErrorCode::NotLoggedIn
+        | ErrorCode::HelloFirst => SendVerdict::Later(format!("not sent yet: {message}")),
+        _ => SendVerdict::Never(format!("the mailbox refused it: {message}")),
+    }
+}
+
+/// What happened to one pulled envelope on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Its id is known here already (a retry or a replay): nothing to open.
+    Known,
+    /// Opened, verified and stored durably.
+    Stored,
+    /// Refused (did not open or verify, or bounds on strangers): dropped without a word.
+    Refused,
+    /// Could not be read or stored here (the local store failed): kept for later.
+    Failed,
+}
+
+/// Whether the mailbox may delete an envelope: only once it is durably here, or will never
+/// be (an ACK of a refused envelope tells the sender nothing: no decryption oracle).
+pub fn acknowledge(received: Received) -> bool {
+    match received {
+        Received::Known | Received::Stored | Received::Refused => true,
+        Received::Failed => false,
+    }
+}
+
+/// Whether to pull again: more are queued and this batch made progress (a batch that could
+/// not be stored would come back the same).
+pub fn pull_again(more: bool, acknowledged: usize) -> bool {
+    more && acknowledged > 0
+}
+
 /// The engine.
 #[derive(Debug)]
 pub struct Engine<R> {
+    /// Identities logged in on the current connection.
+    logged_in: HashSet<Fingerprint>,
     state: State,
     step: Option<Action>,
     failures: u32,
@@ -95,6 +156,7 @@ impl<R: Rng> Engine<R> {
     /// A disconnected engine that pulls at least every `interval`; `rng` jitters backoff.
     pub fn new(interval: Duration, rng: R) -> Self {
         Self {
+            logged_in: HashSet::new(),
             state: State::Connecting,
             step: None,
             failures: 0,
@@ -125,7 +187,25 @@ impl<R: Rng> Engine<R> {
         self.last_sync_ms
     }
 
+    /// Of `identities`, those not logged in on this connection yet.
+    pub fn to_log_in<T: Clone>(&self, identities: &[(T, Fingerprint)]) -> Vec<(T, Fingerprint)> {
+        identities
+            .iter()
+            .filter(|(_, fp)| !self.logged_in.contains(fp))
+            .cloned()
+            .collect()
+    }
+
+    /// `fingerprint` is logged in on this connection.
+    pub fn logged_in(&mut self, fingerprint: Fingerprint) {
+        self.logged_in.insert(fingerprint);
+    }
+
     fn go(&mut self, action: Action) -> Action {
+        if action == Action::Connect {
+            // A new connection: every identity logs in again.
+            self.logged_in.clear();
+        }
         self.step = Some(action.clone());
         action
     }
@@ -191,6 +271,71 @@ mod tests {
 
     fn engine() -> Engine<StdRng> {
         Engine::new(Duration::from_secs(30), StdRng::seed_from_u64(1))
+    }
+
+    #[test]
+    fn logins_are_per_connection() {
+        let mut e = engine();
+        let ids = [
+            ("alice", Fingerprint([1; 32])),
+            ("bob", Fingerprint([2; 32])),
+        ];
+        e.start();
+        e.handle(Input::Connected, 0);
+        assert_eq!(e.to_log_in(&ids), ids);
+        e.logged_in(Fingerprint([1; 32]));
+        assert_eq!(e.to_log_in(&ids), [ids[1]]);
+        e.logged_in(Fingerprint([2; 32]));
+        assert!(e.to_log_in(&ids).is_empty());
+        // The connection breaks: the next one logs everybody in again.
+        assert!(matches!(
+            e.handle(Input::Lost("gone".into()), 0),
+            Action::Backoff(_)
+        ));
+        assert_eq!(e.handle(Input::Timer, 0), Action::Connect);
+        assert_eq!(e.to_log_in(&ids), ids);
+    }
+
+    #[test]
+    fn refusals_are_retried_only_when_they_can_pass_later() {
+        let later = [
+            ErrorCode::Quota,
+            ErrorCode::RateLimited,
+            ErrorCode::Internal,
+            ErrorCode::NotLoggedIn,
+            ErrorCode::HelloFirst,
+        ];
+        for code in later {
+            assert_eq!(
+                send_verdict(code, "full"),
+                SendVerdict::Later("not sent yet: full".into()),
+                "{code:?}"
+            );
+        }
+        let never = [
+            ErrorCode::TooLarge,
+            ErrorCode::NotAllowed,
+            ErrorCode::BadEnvelope,
+            ErrorCode::Malformed,
+        ];
+        for code in never {
+            assert_eq!(
+                send_verdict(code, "no"),
+                SendVerdict::Never("the mailbox refused it: no".into()),
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_what_is_here_or_refused_is_acknowledged_and_pulling_stops_without_progress() {
+        assert!(acknowledge(Received::Known));
+        assert!(acknowledge(Received::Stored));
+        assert!(acknowledge(Received::Refused));
+        assert!(!acknowledge(Received::Failed));
+        assert!(pull_again(true, 3));
+        assert!(!pull_again(true, 0), "the same batch would come back");
+        assert!(!pull_again(false, 3));
     }
 
     #[test]

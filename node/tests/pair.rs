@@ -1,0 +1,412 @@
+//! Nodes and the mailbox at the middle boundary, in the manner of quinn-proto's `Pair`: the
+//! mailbox core over its in-memory store, node cores over in-memory stores, and the sync
+//! rounds the real node runs (`node::sync::round`), carried over an in-memory [`Link`] that
+//! encodes every frame, can lose answers, and reads a clock the test moves. No sockets, no
+//! processes, no sleeps; the process-level twins of these tests are in `tests/e2e/node.rs`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crypto::Identity;
+use mailbox::client::ClientError;
+use mailbox::core::{ClientSession, ConnId, Mailbox, Policy, Received};
+use mailbox::protocol::{self, CHALLENGE_LEN, Event, Request, Response};
+use mailbox::store::{MemoryQueue, QueueStore as _};
+use node::core::service::Node;
+use node::core::store::{Entry, MessageRecord, Status, Store};
+use node::sync::engine::Engine;
+use node::sync::round::{self, Link};
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+
+/// The mailbox core and the clock it is given.
+struct World {
+    mailbox: Arc<Mailbox<MemoryQueue>>,
+    now_ms: Arc<AtomicU64>,
+    next: u8,
+}
+
+impl World {
+    fn new(policy: Policy) -> Self {
+        Self {
+            mailbox: Arc::new(Mailbox::new(
+                MemoryQueue::default(),
+                policy,
+                decoy().public_key().clone(),
+                (),
+            )),
+            now_ms: Arc::new(AtomicU64::new(1_800_000_000_000)),
+            next: 0,
+        }
+    }
+
+    /// A welcomed connection.
+    async fn connect(&mut self) -> MemLink {
+        self.next += 1;
+        let conn = self
+            .mailbox
+            .handle_incoming(IpAddr::from([127, 0, 0, self.next]))
+            .unwrap();
+        let (challenge, exporter) = ([self.next; CHALLENGE_LEN], [!self.next; CHALLENGE_LEN]);
+        self.mailbox.handle_established(conn, challenge, exporter);
+        let mut link = MemLink {
+            mailbox: self.mailbox.clone(),
+            now_ms: self.now_ms.clone(),
+            conn,
+            session: ClientSession::new(exporter),
+            lose: Mutex::new(Lose::Nothing),
+        };
+        let welcome = link.request(link.session.hello()).await.unwrap();
+        link.session.handle_welcome(welcome).unwrap();
+        link
+    }
+
+    /// What the mailbox would push now, and to which connection.
+    fn pushes(&self) -> Vec<(ConnId, Event)> {
+        std::iter::from_fn(|| self.mailbox.poll_push()).collect()
+    }
+}
+
+/// One connection to the mailbox core, frames encoded and decoded as on the wire.
+struct MemLink {
+    mailbox: Arc<Mailbox<MemoryQueue>>,
+    now_ms: Arc<AtomicU64>,
+    conn: ConnId,
+    session: ClientSession,
+    /// Which answers are lost on the way back (the mailbox does the work all the same).
+    lose: Mutex<Lose>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lose {
+    Nothing,
+    Sends,
+    Acks,
+}
+
+impl MemLink {
+    fn lose(&self, what: Lose) {
+        *self.lose.lock().unwrap() = what;
+    }
+}
+
+impl Link for MemLink {
+    fn login_material(&self) -> ([u8; CHALLENGE_LEN], [u8; CHALLENGE_LEN]) {
+        self.session.login_material().unwrap()
+    }
+
+    async fn request(&self, request: Request) -> Result<Response, ClientError> {
+        let frame = protocol::encode(&request);
+        let now = self.now_ms.load(Ordering::SeqCst);
+        let answer = self
+            .mailbox
+            .handle_request(self.conn, now, Received::Frame(&frame))
+            .await;
+        let lost = match *self.lose.lock().unwrap() {
+            Lose::Nothing => false,
+            Lose::Sends => matches!(request, Request::Send { .. }),
+            Lose::Acks => matches!(request, Request::Ack { .. }),
+        };
+        if lost {
+            return Err(ClientError::Connection("the answer was lost".into()));
+        }
+        protocol::decode_response(&protocol::encode(&answer))
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+}
+
+/// A node with one identity, its sync engine and its connection.
+struct Peer {
+    node: Arc<Node>,
+    engine: Engine<StdRng>,
+    link: MemLink,
+    id: &'static str,
+    _keys: tempfile::TempDir,
+}
+
+impl Peer {
+    async fn new(world: &mut World, id: &'static str) -> Self {
+        let keys = tempfile::tempdir().unwrap();
+        let node = Node::with_store(
+            Store::in_memory().unwrap(),
+            keys.path().join("keys"),
+            65_536,
+            None,
+        )
+        .unwrap();
+        let node = Arc::new(node);
+        node.create_identity(id.into(), None).await.unwrap();
+        let mut engine = Engine::new(std::time::Duration::from_secs(30), StdRng::seed_from_u64(7));
+        engine.start();
+        Self {
+            node,
+            engine,
+            link: world.connect().await,
+            id,
+            _keys: keys,
+        }
+    }
+
+    fn identity(&self) -> Arc<Identity> {
+        self.node.identity(self.id).unwrap()
+    }
+
+    async fn knows(&self, other: &Peer) {
+        let pem = other.identity().public_key().to_pem();
+        self.node
+            .add_contact(self.id.into(), other.id.into(), pem)
+            .await
+            .unwrap();
+    }
+
+    async fn send(&self, to: &str, text: &str) -> MessageRecord {
+        self.node
+            .send_text(self.id.into(), to.into(), text.into())
+            .await
+            .unwrap()
+    }
+
+    /// One whole sync round, as the node's driver runs it.
+    async fn sync(&mut self) -> Result<(), node::sync::SyncError> {
+        round::login_new(&self.node, &self.link, &mut self.engine).await?;
+        round::drain_outbox(&self.node, &self.link).await?;
+        round::pull_all(&self.node, &self.link).await
+    }
+
+    fn conversation(&self, with: &str) -> Vec<Entry> {
+        let mut page = self.node.messages(self.id, with, None, 1000).unwrap();
+        page.reverse();
+        page
+    }
+
+    fn texts(&self, with: &str) -> Vec<String> {
+        self.conversation(with)
+            .iter()
+            .map(|e| match e {
+                Entry::Message(m) => m.text.clone(),
+                Entry::Gap { missing, .. } => format!("<gap {missing}>"),
+            })
+            .collect()
+    }
+
+    fn status(&self, with: &str, text: &str) -> (Status, Option<String>) {
+        self.conversation(with)
+            .iter()
+            .find_map(|e| match e {
+                Entry::Message(m) if m.text == text => Some((m.status, m.error.clone())),
+                _ => None,
+            })
+            .unwrap()
+    }
+}
+
+fn decoy() -> &'static Identity {
+    static DECOY: OnceLock<Identity> = OnceLock::new();
+    DECOY.get_or_init(|| Identity::generate_with_rng(&mut StdRng::seed_from_u64(99)).unwrap())
+}
+
+fn policy() -> Policy {
+    Policy::from_config(&config::MailboxConfig::default()).unwrap()
+}
+
+/// alice and bob, each on a node, knowing each other, connected to `world`.
+async fn alice_and_bob(world: &mut World) -> (Peer, Peer) {
+    let alice = Peer::new(world, "alice").await;
+    let bob = Peer::new(world, "bob").await;
+    alice.knows(&bob).await;
+    bob.knows(&alice).await;
+    (alice, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_goes_through_the_mailbox_and_its_receipt_marks_it_delivered() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    // Bob logs in first, so the mailbox knows where to push.
+    bob.sync().await.unwrap();
+    alice.send("bob", "hello").await;
+    assert_eq!(
+        alice.status("bob", "hello").0,
+        Status::Pending,
+        "offline first"
+    );
+
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "hello").0, Status::Sent);
+    let arrived = Event::Arrived {
+        recipient: bob.identity().fingerprint(),
+    };
+    assert_eq!(world.pushes(), [(bob.link.conn, arrived)]);
+
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["hello"]);
+    assert_eq!(
+        bob.node.outbox_len(),
+        0,
+        "receipts are not counted as messages"
+    );
+    // Bob's next round sends the receipt; alice's next round takes it in.
+    bob.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "hello").0, Status::Delivered);
+    assert_eq!(alice.texts("bob"), ["hello"], "a receipt is no message");
+    assert_eq!(
+        world.mailbox.store().stats().envelopes,
+        0,
+        "all acknowledged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_whose_answer_is_lost_is_retried_and_shown_once() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    alice.sync().await.unwrap();
+    alice.send("bob", "once").await;
+    alice.link.lose(Lose::Sends);
+    let lost = alice.sync().await.unwrap_err();
+    assert!(lost.to_string().contains("lost"), "{lost}");
+    assert_eq!(alice.status("bob", "once").0, Status::Pending);
+    alice.link.lose(Lose::Nothing);
+    // The retry finds it queued already: a duplicate, so sent.
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "once").0, Status::Sent);
+    assert_eq!(world.mailbox.store().stats().envelopes, 1, "stored once");
+
+    // The answer to bob's acknowledgement is lost: he pulls it again and shows it once.
+    bob.link.lose(Lose::Acks);
+    bob.sync().await.unwrap_err();
+    bob.link.lose(Lose::Nothing);
+    assert_eq!(bob.texts("alice"), ["once"]);
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["once"]);
+    // The acknowledgement had gone through: what the mailbox holds is bob's receipt.
+    assert_eq!(world.mailbox.store().stats().envelopes, 1);
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "once").0, Status::Delivered);
+    assert_eq!(world.mailbox.store().stats().envelopes, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_lost_on_the_way_leaves_a_gap_marker() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    for text in ["one", "two", "three"] {
+        alice.send("bob", text).await;
+    }
+    alice.sync().await.unwrap();
+    // Someone with bob's key takes the second off the queue (as retention would).
+    let mut thief = world.connect().await;
+    let (challenge, exporter) = thief.login_material();
+    let proof = bob.identity().sign_login(&challenge, &exporter).unwrap();
+    let login = thief
+        .session
+        .login(bob.identity().public_key().der(), proof);
+    let answer = thief.request(login).await.unwrap();
+    thief.session.handle_logged_in(answer).unwrap();
+    let pull = Request::Pull {
+        recipient: bob.identity().fingerprint(),
+        max_count: 10,
+    };
+    let (queued, _) = ClientSession::batch(thief.request(pull).await.unwrap()).unwrap();
+    let second = crypto::EnvelopeHeader::parse(&queued[1]).unwrap().id;
+    let ack = ClientSession::ack(bob.identity().fingerprint(), vec![second]);
+    assert_eq!(
+        ClientSession::acked(thief.request(ack).await.unwrap()),
+        Ok(1)
+    );
+
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["one", "<gap 1>", "three"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_waits_in_requests_and_gets_no_receipt() {
+    let mut world = World::new(policy());
+    let (mut alice, _bob) = alice_and_bob(&mut world).await;
+    let mut dave = Peer::new(&mut world, "dave").await;
+    dave.knows(&alice).await;
+    dave.send("alice", "hi, it's dave").await;
+    dave.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    let requests = alice.node.requests("alice").unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].fingerprint,
+        dave.identity().fingerprint().to_string()
+    );
+    assert_eq!(requests[0].messages[0].text, "hi, it's dave");
+    alice.sync().await.unwrap();
+    assert_eq!(
+        world.mailbox.store().stats().envelopes,
+        0,
+        "no receipt to dave"
+    );
+    dave.sync().await.unwrap();
+    assert_eq!(dave.status("alice", "hi, it's dave").0, Status::Sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_keeps_a_message_pending_until_the_recipient_catches_up() {
+    let mut small = policy();
+    small.quota.envelopes = 1;
+    let mut world = World::new(small);
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    alice.send("bob", "first").await;
+    alice.send("bob", "second").await;
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "first").0, Status::Sent);
+    let (status, words) = alice.status("bob", "second");
+    assert_eq!(status, Status::Pending);
+    assert!(words.is_some_and(|w| w.starts_with("not sent yet")));
+
+    bob.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "second"), (Status::Sent, None));
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["first", "second"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_refused_for_good_is_marked_failed_and_leaves_the_outbox() {
+    let mut tiny = policy();
+    tiny.max_envelope_bytes = 1_500;
+    let mut world = World::new(tiny);
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    alice.send("bob", &"long ".repeat(400)).await;
+    alice.send("bob", "short").await;
+    alice.sync().await.unwrap();
+    let (status, words) = alice.status("bob", &"long ".repeat(400));
+    assert_eq!(status, Status::Failed);
+    assert!(words.is_some_and(|w| w.contains("refused")));
+    assert_eq!(alice.node.outbox_len(), 0);
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["<gap 1>", "short"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_over_its_rate_is_retried_once_the_mailbox_clock_has_moved() {
+    let mut slow = policy();
+    slow.rate = (1.0, 1.0);
+    let mut world = World::new(slow);
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    alice.send("bob", "now").await;
+    alice.send("bob", "soon").await;
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "now").0, Status::Sent);
+    assert_eq!(alice.status("bob", "soon").0, Status::Pending);
+    alice.sync().await.unwrap();
+    assert_eq!(
+        alice.status("bob", "soon").0,
+        Status::Pending,
+        "no time passed"
+    );
+    world.now_ms.fetch_add(1_000, Ordering::SeqCst);
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "soon"), (Status::Sent, None));
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["now", "soon"]);
+}
