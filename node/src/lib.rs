@@ -25,15 +25,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use config::{MailboxAddress, NodeConfig, ensure_private_dir};
+use config::{NodeConfig, ensure_private_dir};
 use tokio::sync::watch;
 use tracing::info;
 
 use crate::core::error::NodeError;
 use crate::core::service::{self, Node};
-
-/// The setting holding a mailbox address saved from the UI or API.
-pub const MAILBOX_SETTING: &str = "mailbox";
 
 /// The key passphrase the configuration names (environment variable or file), if any.
 pub fn configured_passphrase(
@@ -120,16 +117,7 @@ pub async fn start(
         config.max_body_bytes,
         passphrase,
     )?);
-    let saved: Option<MailboxAddress> = node.setting(MAILBOX_SETTING)?.and_then(|s| s.parse().ok());
-    let mailbox = match saved {
-        Some(saved) if overridden.iter().any(|k| k == "mailbox") => {
-            info!(saved = %saved, using = %config.mailbox, "the mailbox given at start overrides the saved setting for this run");
-            config.mailbox.clone()
-        }
-        Some(saved) => saved,
-        None => config.mailbox.clone(),
-    };
-    let (tx, rx) = watch::channel(mailbox);
+    node.start_mailbox(&config.mailbox, overridden.iter().any(|k| k == "mailbox"))?;
     let (closing, closing_rx) = watch::channel(false);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -137,13 +125,16 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let state = http::AppState::new(
         node.clone(),
-        tx,
         addr,
         config.access_token.as_deref(),
         closing_rx,
     );
     let app = http::router(state);
-    let sync = tokio::spawn(sync::run(node.clone(), rx, config.pull_interval));
+    let sync = tokio::spawn(sync::run(
+        node.clone(),
+        node.follow_mailbox(),
+        config.pull_interval,
+    ));
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
         let served = axum::serve(listener, app)

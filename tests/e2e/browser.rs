@@ -654,8 +654,8 @@ async fn a_node_stops_when_asked_while_its_page_is_open() -> anyhow::Result<()> 
     let result = async {
         page.goto(&chat_url(&world.alice, "alice", "bob")).await?;
         page.wait_for("#connection .conn.conn-online", WAIT).await?;
-        // The event stream is open once the script has run; give it a moment.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The page holds its event stream open: the node must stop all the same.
+        page.wait_for("html[data-stream=open]", WAIT).await?;
         let asked = Instant::now();
         let status = world.alice.proc.terminate(PAGE)?;
         println!("alice's node exited {:?} after SIGTERM", asked.elapsed());
@@ -880,8 +880,9 @@ async fn strict_pages(world: &World, page: &Browser) -> anyhow::Result<()> {
     for url in &pages {
         page.goto(url).await?;
         page.wait_for("#connection .conn", PAGE).await?;
-        // Give the script time to run and the event stream to open.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The script has run and its event stream is open: whatever either would break
+        // has shown in the console by now.
+        page.wait_for("html[data-stream=open]", PAGE).await?;
         let entries = page.console().await?;
         let violations = csp_violations(&entries);
         ensure!(violations.is_empty(), "{url}: {violations:#?}");

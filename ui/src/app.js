@@ -358,6 +358,9 @@
   if ('EventSource' in window) {
     const source = new EventSource('/api/events');
     let lost = false;
+    // A readiness mark for people's tools and the browser tests: live updates are flowing.
+    const root = document.documentElement;
+    root.dataset.stream = 'connecting';
     source.addEventListener('message', function (event) {
       const data = parse(event);
       if (data) onMessage(data);
@@ -379,8 +382,10 @@
     // After a lost connection events were missed; the browser reconnects by itself.
     source.addEventListener('error', function () {
       lost = true;
+      root.dataset.stream = 'closed';
     });
     source.addEventListener('open', function () {
+      root.dataset.stream = 'open';
       if (lost) {
         lost = false;
         reloadIfIdle('The connection to the node was restored.');

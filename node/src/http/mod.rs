@@ -16,7 +16,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use config::MailboxAddress;
 use tokio::sync::watch;
 
 use crate::core::service::Node;
@@ -29,8 +28,6 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     /// The node.
     pub node: Arc<Node>,
-    /// The mailbox address in use; the sync loop follows it.
-    pub mailbox: Arc<watch::Sender<MailboxAddress>>,
     allowed_hosts: Arc<Vec<String>>,
     /// The access token, when the node requires one.
     token: Option<Arc<str>>,
@@ -59,18 +56,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 impl AppState {
-    /// The state for a node serving on `addr`, following `mailbox`, with an optional access
-    /// token; `closing` turns true when the node stops.
+    /// The state for a node serving on `addr`, with an optional access token; `closing`
+    /// turns true when the node stops.
     pub fn new(
         node: Arc<Node>,
-        mailbox: watch::Sender<MailboxAddress>,
         addr: SocketAddr,
         token: Option<&str>,
         closing: watch::Receiver<bool>,
     ) -> Self {
         Self {
             node,
-            mailbox: Arc::new(mailbox),
             allowed_hosts: Arc::new(guard::allowed_hosts(addr)),
             token: token.filter(|t| !t.is_empty()).map(Arc::from),
             token_cookie: Arc::from(format!("sm_token_{}", addr.port())),

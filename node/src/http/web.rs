@@ -16,9 +16,6 @@ use crate::core::store::{Direction, Entry};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
-/// The setting holding whether notifications may show message text.
-pub const PREVIEWS_SETTING: &str = "notification_previews";
-
 /// How many messages a page shows; "Show older" pages back from there.
 const PAGE: usize = 100;
 
@@ -110,10 +107,6 @@ fn location(identity: &str, contact: Option<&str>) -> String {
     }
 }
 
-fn previews(node: &Node) -> bool {
-    node.setting(PREVIEWS_SETTING).ok().flatten().as_deref() != Some("false")
-}
-
 fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
     let records = node.identities()?;
     let identities: Vec<ui::IdentityItem> = records
@@ -145,7 +138,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
         settings: ui::SettingsView {
             mailbox: status.mailbox.clone(),
             test_result: None,
-            previews: previews(node),
+            previews: node.previews(),
         },
         ..ui::NodePage::default()
     };
@@ -486,23 +479,14 @@ async fn save_settings(State(s): State<AppState>, Form(f): Form<SaveSettings>) -
         }
     };
     let node = s.node.clone();
-    let value = address.to_string();
-    let previews = if f.previews.is_some() {
-        "true"
-    } else {
-        "false"
-    };
+    let previews = f.previews.is_some();
     let saved = blocking(move || {
-        node.save_setting(crate::MAILBOX_SETTING, &value)?;
-        node.save_setting(PREVIEWS_SETTING, previews)
+        node.set_mailbox(address)?;
+        node.set_previews(previews)
     })
     .await;
     if let Err(e) = saved {
         return failed(&s.node, sel, e, String::new()).await;
-    }
-    let current = s.mailbox.borrow().clone();
-    if current.to_string() != address.to_string() {
-        s.mailbox.send_replace(address);
     }
     // Only valid names go into the Location header (a newline there would be refused).
     let valid = |n: &Option<String>| {
@@ -526,7 +510,7 @@ struct TestSettings {
 
 async fn test_settings(State(s): State<AppState>, Form(f): Form<TestSettings>) -> Response {
     let sel = settings_selection(&f.identity, &f.contact);
-    let target = s.mailbox.borrow().clone();
+    let target = s.node.mailbox();
     let result = crate::sync::test_connection(&s.node, &target).await;
     let node = s.node.clone();
     match blocking(move || build_page(&node, &sel)).await {

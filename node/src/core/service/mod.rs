@@ -102,6 +102,8 @@ pub struct Node {
     /// The largest text a user may send, in bytes.
     pub max_body_bytes: usize,
     status: RwLock<SyncStatus>,
+    /// The mailbox in use (see [`crate::core::settings`]).
+    mailbox: crate::core::settings::MailboxSetting,
     /// Wakes the sync loop: something to send, or a new identity to log in.
     pub wake: Notify,
     events: broadcast::Sender<NodeEvent>,
@@ -207,6 +209,7 @@ impl Node {
                 state: "connecting",
                 ..SyncStatus::default()
             }),
+            mailbox: Default::default(),
             wake: Notify::new(),
             events: broadcast::channel(1024).0,
         })
@@ -215,6 +218,10 @@ impl Node {
     /// The store (for the sync loop).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub(crate) fn mailbox_setting(&self) -> &crate::core::settings::MailboxSetting {
+        &self.mailbox
     }
 
     /// Listen to what happens, for live pages.

@@ -229,6 +229,8 @@ impl From<&Entry> for EntryJson {
 pub struct MessagesJson {
     /// Newest first.
     pub messages: Vec<EntryJson>,
+    /// Older entries wait: pass this as `before` for the next page. `null` on the last page.
+    pub next_before: Option<String>,
 }
 
 /// An identity's invite code.
@@ -301,8 +303,21 @@ pub struct StatusJson {
 /// The node's settings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SettingsJson {
-    /// The mailbox address in use.
+    /// The mailbox address in use, with the certificate fingerprint pinned for it (given, or
+    /// learnt on first use) once there is one.
     pub mailbox: String,
+    /// Whether notifications show a message's first line.
+    pub previews: bool,
+}
+
+/// The settings as they are now.
+pub(super) fn settings_json(node: &Node) -> SettingsJson {
+    let mut address = node.mailbox();
+    address.fingerprint = crate::sync::pins::pinned(node, &address);
+    SettingsJson {
+        mailbox: address.to_string(),
+        previews: node.previews(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -44,13 +44,31 @@ pub(super) async fn list_messages(
             "limit: must be 1 to 1000",
         ));
     }
-    let messages = s
+    let mut entries = s
         .node
-        .messages(&id, &contact, page.before.as_deref(), limit)?
+        .messages(&id, &contact, page.before.as_deref(), limit + 1)?;
+    let more = entries.len() > limit;
+    entries.truncate(limit);
+    let next_before = if more { cursor(&mut entries) } else { None };
+    let messages = entries.iter().map(EntryJson::from).collect();
+    Ok(Json(MessagesJson {
+        messages,
+        next_before,
+    }))
+}
+
+/// The `before` of the next page: the oldest message of this one. Gap markers older than
+/// it leave this page and open the next, so no entry is shown twice. A page of gap markers
+/// only has no cursor.
+fn cursor(entries: &mut Vec<Entry>) -> Option<String> {
+    let oldest = entries
         .iter()
-        .map(EntryJson::from)
-        .collect();
-    Ok(Json(MessagesJson { messages }))
+        .rposition(|e| matches!(e, Entry::Message(_)))?;
+    entries.truncate(oldest + 1);
+    match entries.last() {
+        Some(Entry::Message(m)) => Some(m.id.clone()),
+        _ => None,
+    }
 }
 
 /// A message to send.
@@ -145,6 +163,6 @@ pub(super) async fn mark_read(
 ) -> Result<StatusCode, ApiError> {
     s.node.contact(&id, &contact)?;
     let node = s.node.clone();
-    crate::core::service::blocking(move || node.mark_read(&id, &contact)).await?;
+    blocking(move || node.mark_read(&id, &contact)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -39,15 +39,20 @@ pub(super) async fn status(State(s): State<AppState>) -> Json<StatusJson> {
     get,
     path = "/settings",
     tag = "node",
-    responses((status = 200, description = "The settings", body = SettingsJson))
+    responses(
+        (status = 200, description = "The settings", body = SettingsJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
 )]
-pub(super) async fn get_settings(State(s): State<AppState>) -> Json<SettingsJson> {
-    Json(SettingsJson {
-        mailbox: s.node.status().mailbox,
-    })
+pub(super) async fn get_settings(
+    State(s): State<AppState>,
+) -> Result<Json<SettingsJson>, ApiError> {
+    let node = s.node.clone();
+    Ok(Json(blocking(move || Ok(settings_json(&node))).await?))
 }
 
-/// New settings: exactly one of a mailbox address or an invite code naming one.
+/// New settings: a mailbox address or an invite code naming one (not both), and whether
+/// notifications show previews; what is left out stays as it is.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Settings {
@@ -57,9 +62,12 @@ pub(super) struct Settings {
     /// Take the mailbox from someone's invite code.
     #[serde(default)]
     invite: Option<String>,
+    /// Whether notifications show a message's first line.
+    #[serde(default)]
+    previews: Option<bool>,
 }
 
-/// Change the mailbox; it is saved, and the node syncs with it from now on.
+/// Change settings; the mailbox is saved, and the node syncs with it from now on.
 #[utoipa::path(
     put,
     path = "/settings",
@@ -67,8 +75,9 @@ pub(super) struct Settings {
     request_body = Settings,
     responses(
         (status = 200, description = "The settings as changed", body = SettingsJson),
-        (status = 400, description = "Bad input: `invalid_json`, `missing_mailbox`, \
-            `invalid_mailbox`, `invalid_invite`", body = ErrorJson),
+        (status = 400, description = "Bad input: `invalid_json`, `missing_mailbox` (nothing to \
+            change, or both mailbox and invite), `invalid_mailbox`, `invalid_invite`",
+            body = ErrorJson),
         (status = 413, description = "The body is too large (`too_large`)", body = ErrorJson),
         (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
     )
@@ -78,28 +87,38 @@ pub(super) async fn put_settings(
     body: Result<Json<Settings>, JsonRejection>,
 ) -> Result<Json<SettingsJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
-    let address: config::MailboxAddress = match (body.mailbox, body.invite) {
-        (Some(m), None) => m
-            .parse()
-            .map_err(|e| ApiError::invalid("invalid_mailbox", format!("mailbox: {e}")))?,
-        (None, Some(code)) => crate::core::invite::Invite::decode(&code)
-            .map_err(|e| ApiError::invalid("invalid_invite", format!("invite: {e}")))?
-            .mailbox
-            .ok_or_else(|| ApiError::invalid("invalid_invite", "invite: it names no mailbox"))?,
+    let address: Option<config::MailboxAddress> = match (body.mailbox, body.invite) {
+        (Some(m), None) => Some(
+            m.parse()
+                .map_err(|e| ApiError::invalid("invalid_mailbox", format!("mailbox: {e}")))?,
+        ),
+        (None, Some(code)) => Some(
+            crate::core::invite::Invite::decode(&code)
+                .map_err(|e| ApiError::invalid("invalid_invite", format!("invite: {e}")))?
+                .mailbox
+                .ok_or_else(|| {
+                    ApiError::invalid("invalid_invite", "invite: it names no mailbox")
+                })?,
+        ),
+        (None, None) if body.previews.is_some() => None,
         _ => {
             return Err(ApiError::invalid(
                 "missing_mailbox",
-                "give exactly one of mailbox or invite",
+                "give one of mailbox or invite, or previews",
             ));
         }
     };
     let node = s.node.clone();
-    let value = address.to_string();
-    tokio::task::spawn_blocking(move || node.save_setting(crate::MAILBOX_SETTING, &value))
-        .await
-        .map_err(|e| NodeError::Internal(e.to_string()))??;
-    s.mailbox.send_replace(address.clone());
-    Ok(Json(SettingsJson {
-        mailbox: address.to_string(),
-    }))
+    let previews = body.previews;
+    let settings = blocking(move || {
+        if let Some(address) = address {
+            node.set_mailbox(address)?;
+        }
+        if let Some(on) = previews {
+            node.set_previews(on)?;
+        }
+        Ok(settings_json(&node))
+    })
+    .await?;
+    Ok(Json(settings))
 }
