@@ -1,11 +1,20 @@
 //! `node id|contact|send|inbox|status`: command-line clients of a running node's JSON API.
+//! Answers are parsed into the API's own body types (`node::http::api`), so the client and
+//! the server cannot drift apart; paths are built from segments, so names are escaped.
 
 use std::io::Read as _;
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use reqwest::blocking::{Client, Response};
-use serde_json::{Value, json};
+use node::http::api::{
+    ContactJson, ContactsJson, EntryJson, ErrorJson, IdentitiesJson, IdentityJson, InviteJson,
+    MessageDirection, MessageJson, MessagesJson, StatusJson,
+};
+use reqwest::Url;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
 
 /// Where the node's API is and how to print.
 #[derive(clap::Args, Debug)]
@@ -55,12 +64,8 @@ pub enum ContactCommand {
         id: String,
         /// The contact's name.
         name: String,
-        /// A PEM file with their public key.
-        #[arg(long, value_name = "FILE", conflicts_with = "invite")]
-        key: Option<String>,
-        /// Their invite code.
-        #[arg(long, value_name = "CODE")]
-        invite: Option<String>,
+        #[command(flatten)]
+        source: KeySource,
     },
     /// List an identity's contacts.
     List {
@@ -74,6 +79,18 @@ pub enum ContactCommand {
         /// The contact's name.
         name: String,
     },
+}
+
+/// Where a new contact's key comes from: exactly one of the two.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct KeySource {
+    /// A PEM file with their public key (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    key: Option<String>,
+    /// Their invite code.
+    #[arg(long, value_name = "CODE")]
+    invite: Option<String>,
 }
 
 /// The API client commands.
@@ -114,17 +131,24 @@ pub enum ApiCommand {
 }
 
 struct Api {
-    base: String,
+    base: Url,
     http: Client,
     token: Option<String>,
 }
 
 impl Api {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    /// The URL of the API path made of `segments` (each escaped as a path segment).
+    fn url(&self, segments: &[&str]) -> anyhow::Result<Url> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| anyhow::anyhow!("{} cannot be a base URL", self.base))?
+            .pop_if_empty()
+            .push("api")
+            .extend(segments);
+        Ok(url)
     }
 
-    fn call(&self, request: reqwest::blocking::RequestBuilder) -> anyhow::Result<Response> {
+    fn call(&self, request: RequestBuilder) -> anyhow::Result<Response> {
         let request = match &self.token {
             Some(t) => request.bearer_auth(t),
             None => request,
@@ -141,51 +165,54 @@ impl Api {
         })
     }
 
-    fn send(&self, request: reqwest::blocking::RequestBuilder) -> anyhow::Result<Value> {
-        decode(self.call(request)?)
+    /// Make a request and parse its answer as `T`, or its error body into words.
+    fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> anyhow::Result<T> {
+        let response = checked(self.call(request)?)?;
+        let body = response.text()?;
+        serde_json::from_str(&body)
+            .with_context(|| format!("unexpected answer from the node: {body}"))
     }
 
-    fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(self.url(path)))
+    fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> anyhow::Result<T> {
+        self.send(self.http.get(self.url(segments)?))
     }
 
-    fn text(&self, path: &str) -> anyhow::Result<String> {
-        let response = self.call(self.http.get(self.url(path)))?;
-        if response.status().is_success() {
-            Ok(response.text()?)
-        } else {
-            decode(response).map(|_| String::new())
-        }
+    fn text(&self, segments: &[&str]) -> anyhow::Result<String> {
+        Ok(checked(self.call(self.http.get(self.url(segments)?))?)?.text()?)
     }
 }
 
-fn decode(response: Response) -> anyhow::Result<Value> {
+/// The response if it succeeded; its error words otherwise.
+fn checked(response: Response) -> anyhow::Result<Response> {
     let status = response.status();
-    let body = response.text().unwrap_or_default();
-    let value: Value = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&body).unwrap_or(Value::String(body))
-    };
     if status.is_success() {
-        Ok(value)
+        return Ok(response);
+    }
+    let body = response.text().unwrap_or_default();
+    let words = serde_json::from_str::<ErrorJson>(&body)
+        .map(|e| e.error)
+        .unwrap_or(body);
+    bail!("{words} ({status})")
+}
+
+/// What a command prints: the answer as JSON with `--json`, words otherwise.
+fn out(json: bool, value: &impl Serialize, human: String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
     } else {
-        let words = value["error"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| value.to_string());
-        bail!("{words} ({status})")
+        println!("{human}");
     }
 }
 
-fn pretty(value: &Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_default()
-}
-
-fn messages_oldest_first(page: &Value) -> Vec<Value> {
-    let mut list: Vec<Value> = page["messages"].as_array().cloned().unwrap_or_default();
-    list.reverse();
-    list
+fn stdin(what: &str) -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .with_context(|| format!("cannot read {what} from standard input"))?;
+    Ok(s)
 }
 
 /// Run an API client command against the node at `base` (e.g. `http://127.0.0.1:8000`).
@@ -196,238 +223,209 @@ pub fn run(
     token: Option<String>,
 ) -> anyhow::Result<()> {
     let api = Api {
-        base,
+        base: Url::parse(&base).with_context(|| format!("--api: {base} is not a URL"))?,
         http: Client::new(),
         token,
     };
-    let out = |value: &Value, human: String| {
-        if json_out {
-            println!("{}", pretty(value));
-        } else {
-            println!("{human}");
-        }
-    };
     match command {
-        ApiCommand::Id { command } => match command {
-            IdCommand::Create { id, name } => {
-                let v = api.send(
-                    api.http
-                        .post(api.url("/api/identities"))
-                        .json(&json!({ "id": id, "display_name": name })),
-                )?;
-                out(
-                    &v,
-                    format!(
-                        "created identity {} (fingerprint {})",
-                        v["id"].as_str().unwrap_or(""),
-                        v["fingerprint"].as_str().unwrap_or("")
-                    ),
-                );
-            }
-            IdCommand::List => {
-                let v = api.get("/api/identities")?;
-                let lines: Vec<String> = v["identities"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|i| {
-                        format!(
-                            "{}\t{}\t{}",
-                            i["id"].as_str().unwrap_or(""),
-                            i["display_name"].as_str().unwrap_or("-"),
-                            i["fingerprint"].as_str().unwrap_or("")
-                        )
-                    })
-                    .collect();
-                out(
-                    &v,
-                    if lines.is_empty() {
-                        "no identities yet: create one with `node id create <id>`".into()
-                    } else {
-                        lines.join("\n")
-                    },
-                );
-            }
-            IdCommand::Show { id } => {
-                let mut v = api.get(&format!("/api/identities/{id}"))?;
-                let invite = api.get(&format!("/api/identities/{id}/invite"))?;
-                let key = api.text(&format!("/api/identities/{id}/public-key")).ok();
-                if let Some(obj) = v.as_object_mut() {
-                    obj.insert("invite".into(), invite["invite"].clone());
-                }
-                out(
-                    &v,
-                    format!(
-                        "id:          {}\nname:        {}\nfingerprint: {}\ninvite:      {}{}",
-                        v["id"].as_str().unwrap_or(""),
-                        v["display_name"].as_str().unwrap_or("-"),
-                        v["fingerprint"].as_str().unwrap_or(""),
-                        invite["invite"].as_str().unwrap_or(""),
-                        key.map(|k| format!("\n{k}")).unwrap_or_default(),
-                    ),
-                );
-            }
-            IdCommand::Delete { id, confirm } => {
-                let Some(confirm) = confirm else {
-                    bail!(
-                        "deleting identity {id} destroys its key and messages: repeat its id with --confirm {id}"
-                    );
-                };
-                let v = api.send(
-                    api.http
-                        .delete(api.url(&format!("/api/identities/{id}?confirm={confirm}"))),
-                )?;
-                out(&v, format!("deleted identity {id}"));
-            }
-        },
-        ApiCommand::Contact { command } => match command {
-            ContactCommand::Add {
-                id,
-                name,
-                key,
-                invite,
-            } => {
-                let body = match (key, invite) {
-                    (Some(path), None) => {
-                        let pem = if path == "-" {
-                            let mut s = String::new();
-                            std::io::stdin()
-                                .read_to_string(&mut s)
-                                .context("cannot read the key from standard input")?;
-                            s
-                        } else {
-                            std::fs::read_to_string(&path)
-                                .with_context(|| format!("cannot read the key file {path}"))?
-                        };
-                        json!({ "name": name, "public_key": pem })
-                    }
-                    (None, Some(code)) => json!({ "name": name, "invite": code }),
-                    _ => bail!("give --key FILE or --invite CODE"),
-                };
-                let v = api.send(
-                    api.http
-                        .post(api.url(&format!("/api/identities/{id}/contacts")))
-                        .json(&body),
-                )?;
-                let mut human = format!(
-                    "added contact {} (fingerprint {})\nsafety number: {}\ncompare it with them over another channel",
-                    v["name"].as_str().unwrap_or(""),
-                    v["fingerprint"].as_str().unwrap_or(""),
-                    v["safety_number"].as_str().unwrap_or("")
-                );
-                if let Some(w) = v["warning"].as_str() {
-                    human.push_str(&format!("\nwarning: {w}"));
-                }
-                out(&v, human);
-            }
-            ContactCommand::List { id } => {
-                let v = api.get(&format!("/api/identities/{id}/contacts"))?;
-                let lines: Vec<String> = v["contacts"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|c| {
-                        format!(
-                            "{}\t{}\t{}",
-                            c["name"].as_str().unwrap_or(""),
-                            c["fingerprint"].as_str().unwrap_or(""),
-                            if c["verified"] == true {
-                                "verified"
-                            } else {
-                                "not verified"
-                            }
-                        )
-                    })
-                    .collect();
-                out(
-                    &v,
-                    if lines.is_empty() {
-                        format!(
-                            "{id} has no contacts yet: add one with `node contact add {id} <name> --invite <code>`"
-                        )
-                    } else {
-                        lines.join("\n")
-                    },
-                );
-            }
-            ContactCommand::Delete { id, name } => {
-                let v = api.send(
-                    api.http
-                        .delete(api.url(&format!("/api/identities/{id}/contacts/{name}"))),
-                )?;
-                out(&v, format!("deleted contact {name}"));
-            }
-        },
+        ApiCommand::Id { command } => id(&api, json_out, command),
+        ApiCommand::Contact { command } => contact(&api, json_out, command),
         ApiCommand::Send { id, contact, text } => {
             let text = if text == ["-"] {
-                let mut s = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut s)
-                    .context("cannot read the text from standard input")?;
-                s
+                stdin("the text")?
             } else {
                 text.join(" ")
             };
-            let v = api.send(
-                api.http
-                    .post(api.url(&format!("/api/identities/{id}/contacts/{contact}/messages")))
-                    .json(&json!({ "text": text })),
-            )?;
-            out(
-                &v,
-                format!(
-                    "queued message {} ({})",
-                    v["id"].as_str().unwrap_or(""),
-                    v["status"].as_str().unwrap_or("")
-                ),
-            );
+            let url = api.url(&["identities", &id, "contacts", &contact, "messages"])?;
+            let m: MessageJson = api.send(api.http.post(url).json(&json!({ "text": text })))?;
+            let human = format!("queued message {} ({})", m.id, word(&m.status));
+            out(json_out, &m, human);
+            Ok(())
         }
         ApiCommand::Inbox { id, contact, limit } => {
-            let v = api.get(&format!(
-                "/api/identities/{id}/contacts/{contact}/messages?limit={limit}"
-            ))?;
-            let lines: Vec<String> = messages_oldest_first(&v)
+            let mut url = api.url(&["identities", &id, "contacts", &contact, "messages"])?;
+            url.query_pairs_mut()
+                .append_pair("limit", &limit.to_string());
+            let page: MessagesJson = api.send(api.http.get(url))?;
+            let lines: Vec<String> = page
+                .messages
                 .iter()
-                .map(|m| {
-                    if m["kind"] == "gap" {
-                        format!("-- {} message(s) missing here --", m["missing"])
-                    } else {
-                        let who = if m["direction"] == "out" {
-                            "you".to_owned()
-                        } else {
-                            contact.clone()
+                .rev()
+                .map(|entry| match entry {
+                    EntryJson::Gap(gap) => {
+                        format!("-- {} message(s) missing here --", gap.missing)
+                    }
+                    EntryJson::Message(m) => {
+                        let who = match m.direction {
+                            MessageDirection::Out => "you",
+                            MessageDirection::In => &contact,
                         };
-                        format!(
-                            "[{}] {who} ({}): {}",
-                            m["sent_at"].as_str().unwrap_or(""),
-                            m["status"].as_str().unwrap_or(""),
-                            m["text"].as_str().unwrap_or("")
-                        )
+                        format!("[{}] {who} ({}): {}", m.sent_at, word(&m.status), m.text)
                     }
                 })
                 .collect();
-            out(
-                &v,
-                if lines.is_empty() {
-                    "no messages yet".into()
-                } else {
-                    lines.join("\n")
-                },
-            );
+            let human = if lines.is_empty() {
+                "no messages yet".into()
+            } else {
+                lines.join("\n")
+            };
+            out(json_out, &page, human);
+            Ok(())
         }
         ApiCommand::Status => {
-            let v = api.get("/api/status")?;
+            let status: StatusJson = api.get(&["status"])?;
+            let m = &status.mailbox;
             let mut human = format!(
                 "mailbox: {} ({})\noutbox:  {} waiting\nlast sync: {}",
-                v["mailbox"]["state"].as_str().unwrap_or("?"),
-                v["mailbox"]["address"].as_str().unwrap_or(""),
-                v["outbox"],
-                v["mailbox"]["last_sync"].as_str().unwrap_or("never"),
+                m.state,
+                m.address,
+                status.outbox,
+                m.last_sync.as_deref().unwrap_or("never"),
             );
-            if let Some(e) = v["mailbox"]["last_error"].as_str() {
+            if let Some(e) = &m.last_error {
                 human.push_str(&format!("\nlast error: {e}"));
             }
-            out(&v, human);
+            out(json_out, &status, human);
+            Ok(())
+        }
+    }
+}
+
+/// A value's word in the API (an enum that serializes as a string).
+fn word(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn id(api: &Api, json_out: bool, command: IdCommand) -> anyhow::Result<()> {
+    match command {
+        IdCommand::Create { id, name } => {
+            let body = json!({ "id": id, "display_name": name });
+            let made: IdentityJson =
+                api.send(api.http.post(api.url(&["identities"])?).json(&body))?;
+            let human = format!(
+                "created identity {} (fingerprint {})",
+                made.id, made.fingerprint
+            );
+            out(json_out, &made, human);
+        }
+        IdCommand::List => {
+            let list: IdentitiesJson = api.get(&["identities"])?;
+            let lines: Vec<String> = list
+                .identities
+                .iter()
+                .map(|i| {
+                    let name = i.display_name.as_deref().unwrap_or("-");
+                    format!("{}\t{name}\t{}", i.id, i.fingerprint)
+                })
+                .collect();
+            let human = if lines.is_empty() {
+                "no identities yet: create one with `node id create <id>`".into()
+            } else {
+                lines.join("\n")
+            };
+            out(json_out, &list, human);
+        }
+        IdCommand::Show { id } => {
+            let identity: IdentityJson = api.get(&["identities", &id])?;
+            let invite: InviteJson = api.get(&["identities", &id, "invite"])?;
+            let key = api.text(&["identities", &id, "public-key"]).ok();
+            let human = format!(
+                "id:          {}\nname:        {}\nfingerprint: {}\ninvite:      {}{}",
+                identity.id,
+                identity.display_name.as_deref().unwrap_or("-"),
+                identity.fingerprint,
+                invite.invite,
+                key.map(|k| format!("\n{k}")).unwrap_or_default(),
+            );
+            let mut value = serde_json::to_value(&identity)?;
+            if let Some(obj) = value.as_object_mut() {
+                obj.insert("invite".into(), invite.invite.into());
+            }
+            out(json_out, &value, human);
+        }
+        IdCommand::Delete { id, confirm } => {
+            let Some(confirm) = confirm else {
+                bail!(
+                    "deleting identity {id} destroys its key and messages: repeat its id with --confirm {id}"
+                );
+            };
+            let mut url = api.url(&["identities", &id])?;
+            url.query_pairs_mut().append_pair("confirm", &confirm);
+            checked(api.call(api.http.delete(url))?)?;
+            out(
+                json_out,
+                &serde_json::Value::Null,
+                format!("deleted identity {id}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn contact(api: &Api, json_out: bool, command: ContactCommand) -> anyhow::Result<()> {
+    match command {
+        ContactCommand::Add { id, name, source } => {
+            let body = match (source.key, source.invite) {
+                (Some(path), _) => {
+                    let pem = if path == "-" {
+                        stdin("the key")?
+                    } else {
+                        std::fs::read_to_string(&path)
+                            .with_context(|| format!("cannot read the key file {path}"))?
+                    };
+                    json!({ "name": name, "public_key": pem })
+                }
+                (None, Some(code)) => json!({ "name": name, "invite": code }),
+                // clap requires exactly one of the two.
+                (None, None) => bail!("give --key FILE or --invite CODE"),
+            };
+            let url = api.url(&["identities", &id, "contacts"])?;
+            let c: ContactJson = api.send(api.http.post(url).json(&body))?;
+            let mut human = format!(
+                "added contact {} (fingerprint {})\nsafety number: {}\ncompare it with them over another channel",
+                c.name,
+                c.fingerprint,
+                c.safety_number.as_deref().unwrap_or("")
+            );
+            if let Some(w) = &c.warning {
+                human.push_str(&format!("\nwarning: {w}"));
+            }
+            out(json_out, &c, human);
+        }
+        ContactCommand::List { id } => {
+            let list: ContactsJson = api.get(&["identities", &id, "contacts"])?;
+            let lines: Vec<String> = list
+                .contacts
+                .iter()
+                .map(|c| {
+                    let verified = if c.verified {
+                        "verified"
+                    } else {
+                        "not verified"
+                    };
+                    format!("{}\t{}\t{verified}", c.name, c.fingerprint)
+                })
+                .collect();
+            let human = if lines.is_empty() {
+                format!(
+                    "{id} has no contacts yet: add one with `node contact add {id} <name> --invite <code>`"
+                )
+            } else {
+                lines.join("\n")
+            };
+            out(json_out, &list, human);
+        }
+        ContactCommand::Delete { id, name } => {
+            let url = api.url(&["identities", &id, "contacts", &name])?;
+            checked(api.call(api.http.delete(url))?)?;
+            out(
+                json_out,
+                &serde_json::Value::Null,
+                format!("deleted contact {name}"),
+            );
         }
     }
     Ok(())

@@ -99,6 +99,12 @@ fn real_main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let parsed = Cli::parse();
+    let client_flags = parsed.target.api.is_some() || parsed.target.json;
+    if client_flags && !matches!(parsed.command, Command::Api(_)) {
+        anyhow::bail!(
+            "--api and --json are for the API client commands (id, contact, send, inbox, status), not for `node run` or `node config`"
+        );
+    }
     match parsed.command {
         Command::Api(command) => {
             let (base, token) = api_target(parsed.target.api)?;

@@ -73,6 +73,54 @@ async fn the_node_cli_drives_a_running_node() -> anyhow::Result<()> {
     );
     let listed = node_cli(&["--api", &a, "id", "list"])?;
     assert!(stdout(&listed).contains("alice"), "nothing was deleted");
+    // A name is one path segment, escaped: `a/b` is refused as a name, not read as a path.
+    let slashed = node_cli(&[
+        "--api",
+        &a,
+        "contact",
+        "delete",
+        "alice",
+        "../../identities",
+    ])?;
+    assert!(!slashed.status.success());
+    assert!(
+        stderr(&slashed).contains("A-Z a-z 0-9"),
+        "{}",
+        stderr(&slashed)
+    );
+    assert!(stdout(&node_cli(&["--api", &a, "id", "list"])?).contains("alice"));
+    Ok(())
+}
+
+#[test]
+fn the_node_cli_refuses_flags_that_do_not_fit_the_command() -> anyhow::Result<()> {
+    // Client flags mean nothing to `node run`: refused before anything starts.
+    let run = node_cli(&["--api", "127.0.0.1:1", "run"])?;
+    assert!(!run.status.success());
+    assert!(
+        stderr(&run).contains("--api and --json"),
+        "{}",
+        stderr(&run)
+    );
+    let show = node_cli(&["--json", "config", "show"])?;
+    assert!(!show.status.success());
+    // A contact comes from a key file or an invite code, not both, and not neither.
+    let both = node_cli(&[
+        "contact", "add", "a", "b", "--key", "k.pem", "--invite", "sm1-x",
+    ])?;
+    assert!(!both.status.success());
+    assert!(
+        stderr(&both).contains("cannot be used with"),
+        "{}",
+        stderr(&both)
+    );
+    let neither = node_cli(&["contact", "add", "a", "b"])?;
+    assert!(!neither.status.success());
+    assert!(
+        stderr(&neither).contains("required"),
+        "{}",
+        stderr(&neither)
+    );
     Ok(())
 }
 

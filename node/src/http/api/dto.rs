@@ -18,7 +18,7 @@ pub struct ErrorJson {
 }
 
 /// An identity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IdentityJson {
     /// When it was made (RFC 3339).
     #[schema(format = DateTime, example = "2026-11-25T21:40:00.000Z")]
@@ -44,14 +44,14 @@ impl From<&IdentityRecord> for IdentityJson {
 }
 
 /// The identities.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct IdentitiesJson {
     /// All identities of this node.
     pub identities: Vec<IdentityJson>,
 }
 
 /// A contact of an identity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ContactJson {
     /// When it was added (RFC 3339).
     #[schema(format = DateTime)]
@@ -74,14 +74,14 @@ pub struct ContactJson {
 }
 
 /// The contacts of an identity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ContactsJson {
     /// All contacts, by name.
     pub contacts: Vec<ContactJson>,
 }
 
 /// The `kind` of a message entry: always `message`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageKind {
     /// A message.
@@ -89,7 +89,7 @@ pub enum MessageKind {
 }
 
 /// The `kind` of a gap entry: always `gap`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GapKind {
     /// A gap marker.
@@ -97,7 +97,7 @@ pub enum GapKind {
 }
 
 /// Which way a message went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageDirection {
     /// Received.
@@ -116,7 +116,7 @@ impl From<crate::core::store::Direction> for MessageDirection {
 }
 
 /// Where a message stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     /// Sealed and in the outbox.
@@ -145,7 +145,7 @@ impl From<crate::core::store::Status> for MessageStatus {
 }
 
 /// A message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MessageJson {
     /// In or out.
     pub direction: MessageDirection,
@@ -183,7 +183,7 @@ impl From<&MessageRecord> for MessageJson {
 }
 
 /// A gap marker: messages the chain says are missing here (expired or lost on the way).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GapJson {
     /// When the gap was noticed (RFC 3339).
     #[schema(format = DateTime)]
@@ -195,7 +195,7 @@ pub struct GapJson {
 }
 
 /// A conversation entry: a message, or a gap marker; `kind` tells which.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 #[schema(discriminator(property_name = "kind", mapping(
     ("message" = "#/components/schemas/MessageJson"),
@@ -225,7 +225,7 @@ impl From<&Entry> for EntryJson {
 }
 
 /// A page of a conversation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MessagesJson {
     /// Newest first.
     pub messages: Vec<EntryJson>,
@@ -234,7 +234,7 @@ pub struct MessagesJson {
 }
 
 /// An identity's invite code.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InviteJson {
     /// The code: display name, public key and this node's mailbox. Give it to someone who
     /// adds you as a contact.
@@ -242,14 +242,14 @@ pub struct InviteJson {
 }
 
 /// A backup of an identity's key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BackupJson {
     /// The private key, encrypted PKCS#8 PEM under the passphrase given.
     pub backup: String,
 }
 
 /// Messages from a sender who is not a contact.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RequestJson {
     /// The sender's fingerprint, hex.
     pub fingerprint: String,
@@ -270,14 +270,14 @@ impl From<&Request> for RequestJson {
 }
 
 /// The pending requests of an identity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RequestsJson {
     /// One per sender.
     pub requests: Vec<RequestJson>,
 }
 
 /// The connection to the mailbox.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MailboxStatusJson {
     /// The mailbox address in use, with the certificate fingerprint once known.
     pub address: String,
@@ -292,7 +292,7 @@ pub struct MailboxStatusJson {
 }
 
 /// The node's status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusJson {
     /// The connection to the mailbox.
     pub mailbox: MailboxStatusJson,
@@ -301,7 +301,7 @@ pub struct StatusJson {
 }
 
 /// The node's settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SettingsJson {
     /// The mailbox address in use, with the certificate fingerprint pinned for it (given, or
     /// learnt on first use) once there is one.
