@@ -43,15 +43,7 @@ pub fn router<S: QueueStore>(
         .route("/", get(page::<S>))
         .route("/metrics", get(metrics::<S>))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            ui::STYLESHEET_PATH,
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-                    ui::STYLESHEET,
-                )
-            }),
-        )
+        .merge(ui::serve::assets(false))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }
@@ -63,27 +55,16 @@ pub fn host_guard(router: Router, bound: SocketAddr) -> Router {
     if !bound.ip().is_loopback() {
         return router;
     }
-    let port = bound.port();
-    let allowed: Arc<Vec<String>> = Arc::new(vec![
-        bound.to_string(),
-        format!("localhost:{port}"),
-        format!("127.0.0.1:{port}"),
-        format!("[::1]:{port}"),
-    ]);
+    let allowed = Arc::new(ui::serve::allowed_hosts(bound));
     router.layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
             let allowed = allowed.clone();
             async move {
-                let host = request
-                    .headers()
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or_default()
-                    .to_ascii_lowercase();
-                if allowed.contains(&host) {
-                    next.run(request).await
-                } else {
-                    (axum::http::StatusCode::FORBIDDEN, "foreign Host refused\n").into_response()
+                match ui::serve::check_host(&allowed, request.headers()) {
+                    Ok(()) => next.run(request).await,
+                    Err(refusal) => {
+                        (axum::http::StatusCode::FORBIDDEN, format!("{refusal}\n")).into_response()
+                    }
                 }
             }
         },
@@ -91,17 +72,7 @@ pub fn host_guard(router: Router, bound: SocketAddr) -> Router {
 }
 
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        header::HeaderValue::from_static("nosniff"),
-    );
+    ui::serve::add_security_headers(response.headers_mut(), ui::serve::DASHBOARD_CSP);
     response
 }
 

@@ -27,6 +27,8 @@ mod document;
 mod login;
 mod node;
 mod qr;
+#[cfg(feature = "axum")]
+pub mod serve;
 mod settings;
 
 pub use dashboard::dashboard_page;

@@ -3,25 +3,16 @@
 //! the security headers every response carries.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::Digest as _;
 
-use std::net::SocketAddr;
-
 use super::AppState;
 use super::error::ApiError;
 
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
 /// Whether `headers` carry the access token (or none is required).
 pub(super) fn token_matches(state: &AppState, headers: &HeaderMap) -> bool {
-    token_given(state, headers)
-}
-
-/// What a request may do, given the access token.
-fn token_given(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(expected) = &state.token else {
         return true;
     };
@@ -43,18 +34,6 @@ fn token_given(state: &AppState, headers: &HeaderMap) -> bool {
     bearer.is_some_and(|b| digest(b) == want) || from_cookie.is_some_and(|c| digest(&c) == want)
 }
 
-pub(super) fn allowed_hosts(addr: SocketAddr) -> Vec<String> {
-    let port = addr.port();
-    let mut hosts = vec![
-        addr.to_string(),
-        format!("localhost:{port}"),
-        format!("127.0.0.1:{port}"),
-        format!("[::1]:{port}"),
-    ];
-    hosts.dedup();
-    hosts
-}
-
 /// Refuse foreign Host (DNS rebinding) and foreign Origin/Referer on state changes (CSRF).
 pub(super) async fn guard(State(s): State<AppState>, request: Request, next: Next) -> Response {
     if let Err(e) = check_request(&s.allowed_hosts, request.method(), request.headers()) {
@@ -62,7 +41,7 @@ pub(super) async fn guard(State(s): State<AppState>, request: Request, next: Nex
     }
     let path = request.uri().path();
     let open_path = path == "/login" || path == ui::STYLESHEET_PATH || path == ui::SCRIPT_PATH;
-    if !open_path && !token_given(&s, request.headers()) {
+    if !open_path && !token_matches(&s, request.headers()) {
         let refusal = if path.starts_with("/api/") {
             ApiError::Unauthorized(
                 "this node requires its access token (Authorization: Bearer <token>)".into(),
@@ -82,34 +61,12 @@ pub(super) async fn guard(State(s): State<AppState>, request: Request, next: Nex
 }
 
 fn with_security_headers(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    ui::serve::add_security_headers(response.headers_mut(), ui::serve::NODE_CSP);
     response
 }
 
 fn check_request(allowed: &[String], method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .ok_or_else(|| ApiError::Forbidden("a Host header is required".into()))?;
-    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(host)) {
-        return Err(ApiError::Forbidden(format!(
-            "foreign Host {host:?} refused"
-        )));
-    }
+    ui::serve::check_host(allowed, headers).map_err(|e| ApiError::Forbidden(e.to_string()))?;
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
@@ -138,11 +95,14 @@ mod tests {
 
     #[test]
     fn host_and_origin_checks() {
-        let allowed = allowed_hosts("127.0.0.1:8000".parse().expect("addr"));
+        let allowed = ui::serve::allowed_hosts("127.0.0.1:8000".parse().expect("addr"));
         let h = |pairs: &[(header::HeaderName, &str)]| {
             let mut m = HeaderMap::new();
             for (k, v) in pairs {
-                m.insert(k.clone(), HeaderValue::from_str(v).expect("header"));
+                m.insert(
+                    k.clone(),
+                    axum::http::HeaderValue::from_str(v).expect("header"),
+                );
             }
             m
         };

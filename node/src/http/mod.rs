@@ -66,7 +66,7 @@ impl AppState {
     ) -> Self {
         Self {
             node,
-            allowed_hosts: Arc::new(guard::allowed_hosts(addr)),
+            allowed_hosts: Arc::new(ui::serve::allowed_hosts(addr)),
             token: token.filter(|t| !t.is_empty()).map(Arc::from),
             token_cookie: Arc::from(format!("sm_token_{}", addr.port())),
             closing,

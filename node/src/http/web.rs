@@ -34,24 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/settings/test", post(test_settings))
         .route("/ui/send", post(send))
         .route("/login", get(login_form).post(login))
-        .route(
-            ui::STYLESHEET_PATH,
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-                    ui::STYLESHEET,
-                )
-            }),
-        )
-        .route(
-            ui::SCRIPT_PATH,
-            get(|| async {
-                (
-                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-                    ui::SCRIPT,
-                )
-            }),
-        )
+        .merge(ui::serve::assets(true))
 }
 
 /// What the page shows, from its query string.
