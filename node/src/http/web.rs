@@ -162,15 +162,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
             preview: r
                 .messages
                 .last()
-                .map(|m| {
-                    m.text
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .chars()
-                        .take(80)
-                        .collect()
-                })
+                .map(|m| crate::core::service::preview(&m.text))
                 .unwrap_or_default(),
             count: r.messages.len(),
             fingerprint: r.fingerprint,

@@ -162,12 +162,7 @@ impl Node {
                 continue;
             };
             if preview.is_none() {
-                let line = m.text.lines().next().unwrap_or_default();
-                let mut short: String = line.chars().take(80).collect();
-                if line.chars().count() > 80 || m.text.lines().nth(1).is_some() {
-                    short.push('…');
-                }
-                preview = Some(short);
+                preview = Some(super::preview(&m.text));
             }
             if mark.as_deref().is_some_and(|mark| key.as_slice() <= mark) {
                 break;

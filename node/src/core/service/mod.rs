@@ -163,6 +163,17 @@ fn internal(e: impl std::fmt::Display) -> NodeError {
     NodeError::Internal(e.to_string())
 }
 
+/// A message's first line, at most 80 characters, with `…` when something was cut: how
+/// conversation lists and requests show a message.
+pub fn preview(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    let mut short: String = line.chars().take(80).collect();
+    if line.chars().count() > 80 || text.lines().nth(1).is_some() {
+        short.push('…');
+    }
+    short
+}
+
 /// Run blocking work (RSA, disk) off the async executor.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
@@ -291,4 +302,18 @@ fn conversation_of(key: &[u8]) -> Option<(String, String)> {
     let identity = String::from_utf8(parts.next()?.to_vec()).ok()?;
     let contact = String::from_utf8(parts.next()?.to_vec()).ok()?;
     Some((identity, contact))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preview;
+
+    #[test]
+    fn a_preview_is_the_first_line_cut_at_80_characters() {
+        assert_eq!(preview("hello"), "hello");
+        assert_eq!(preview("hello\nworld"), "hello…");
+        let long = "é".repeat(81);
+        assert_eq!(preview(&long), format!("{}…", "é".repeat(80)));
+        assert_eq!(preview(""), "");
+    }
 }
