@@ -169,7 +169,7 @@ fn crash() -> anyhow::Result<()> {
         ("SM_KILLS", "20"),
         &[
             "mailbox::repeated_kills_under_load_lose_no_answered_send",
-            "node::repeated_node_kills_lose_and_duplicate_no_message",
+            "node::recovery::repeated_node_kills_lose_and_duplicate_no_message",
         ],
     )
 }
@@ -178,7 +178,9 @@ fn crash() -> anyhow::Result<()> {
 fn outage() -> anyhow::Result<()> {
     e2e_long(
         ("SM_OUTAGE_SECONDS", "60"),
-        &["node::a_mailbox_down_while_100_messages_are_written_delivers_them_all_when_it_returns"],
+        &[
+            "node::recovery::a_mailbox_down_while_100_messages_are_written_delivers_them_all_when_it_returns",
+        ],
     )
 }
 
