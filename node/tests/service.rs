@@ -432,11 +432,11 @@ async fn a_contact_cannot_break_the_inbox_with_extreme_numbers() {
         texts(&shown)
     );
     // And the page data for it renders.
-    let json: Vec<_> = shown.iter().map(node::http::api::entry_json).collect();
-    assert!(
-        json.iter()
-            .any(|m| m["sent_at"] == "9999-12-31T23:59:59.999Z")
-    );
+    let json: Vec<_> = shown.iter().map(node::http::api::EntryJson::from).collect();
+    assert!(json.iter().any(|e| matches!(
+        e,
+        node::http::api::EntryJson::Message(m) if m.sent_at == "9999-12-31T23:59:59.999Z"
+    )));
 }
 
 #[tokio::test(flavor = "multi_thread")]

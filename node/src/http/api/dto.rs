@@ -344,16 +344,6 @@ pub(super) fn to_value(v: impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or_default()
 }
 
-/// A conversation entry as the API shows it: a message, or a gap marker.
-pub fn entry_json(e: &Entry) -> Value {
-    to_value(EntryJson::from(e))
-}
-
-/// A message as the API shows it.
-pub fn message_json(m: &MessageRecord) -> Value {
-    to_value(MessageJson::from(m))
-}
-
 pub(super) fn status_body(node: &Node) -> StatusJson {
     let st = node.status();
     StatusJson {

@@ -331,79 +331,82 @@ fn message(error: Option<&str>) -> MessageRecord {
 }
 
 /// The JSON the API wrote before it had typed responses, byte for byte.
-#[test]
-fn the_json_output_is_unchanged() {
-    for error in [None, Some("the mailbox refused it")] {
-        let m = message(error);
-        let mut old = json!({
-            "kind": "message",
-            "id": m.id,
-            "direction": m.direction,
-            "text": m.text,
-            "sent_at": rfc3339(m.sent_ms),
-            "status": m.status.as_str(),
-            "seq": m.seq,
-        });
-        if let (Some(e), Some(obj)) = (&m.error, old.as_object_mut()) {
-            obj.insert("error".into(), json!(e));
-        }
-        let old = old.to_string();
-        assert_eq!(message_json(&m).to_string(), old);
-        assert_eq!(entry_json(&Entry::Message(m.clone())).to_string(), old);
-        let typed = serde_json::to_string(&MessageJson::from(&m)).expect("serializes");
-        assert_eq!(typed, old, "as the handlers write it");
-    }
-    assert_eq!(
-        message_json(&message(None))["sent_at"],
-        "2025-11-25T21:40:00.123Z"
-    );
+/// A body as the API writes it, against its literal expected text.
+#[track_caller]
+fn check(body: impl Serialize, expect: &str) {
+    assert_eq!(serde_json::to_string(&body).expect("serializes"), expect);
+}
 
+#[test]
+fn the_bodies_are_pinned() {
+    check(
+        MessageJson::from(&message(None)),
+        r#"{"direction":"out","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}"#,
+    );
+    check(
+        MessageJson::from(&message(Some("the mailbox refused it"))),
+        r#"{"direction":"out","error":"the mailbox refused it","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}"#,
+    );
     let gap = Entry::Gap {
         missing: 3,
         detected_ms: 5,
     };
-    let old = json!({ "kind": "gap", "missing": 3, "detected_at": rfc3339(5) }).to_string();
-    assert_eq!(entry_json(&gap).to_string(), old);
-    assert_eq!(
-        serde_json::to_string(&EntryJson::from(&gap)).expect("serializes"),
-        old
+    check(
+        EntryJson::from(&gap),
+        r#"{"detected_at":"1970-01-01T00:00:00.005Z","kind":"gap","missing":3}"#,
     );
-
-    for display_name in [None, Some("Alice".to_owned())] {
+    check(
+        MessagesJson {
+            messages: vec![EntryJson::from(&gap)],
+            next_before: None,
+        },
+        r#"{"messages":[{"detected_at":"1970-01-01T00:00:00.005Z","kind":"gap","missing":3}],"next_before":null}"#,
+    );
+    for (display_name, expect) in [
+        (
+            None,
+            r#"{"created_at":"1970-01-01T00:00:00.009Z","display_name":null,"fingerprint":"abababababababababababababababababababababababababababababababab","id":"alice"}"#,
+        ),
+        (
+            Some("Alice".to_owned()),
+            r#"{"created_at":"1970-01-01T00:00:00.009Z","display_name":"Alice","fingerprint":"abababababababababababababababababababababababababababababababab","id":"alice"}"#,
+        ),
+    ] {
         let r = IdentityRecord {
             id: "alice".into(),
             display_name,
             fingerprint: "ab".repeat(32),
             created_ms: 9,
         };
-        let old = json!({
-            "id": r.id,
-            "display_name": r.display_name,
-            "fingerprint": r.fingerprint,
-            "created_at": rfc3339(r.created_ms),
-        })
-        .to_string();
-        let typed = serde_json::to_string(&IdentityJson::from(&r)).expect("serializes");
-        assert_eq!(typed, old);
+        check(IdentityJson::from(&r), expect);
     }
-
     let request = Request {
         fingerprint: "cd".repeat(32),
         public_key: "-----BEGIN PUBLIC KEY-----".into(),
         messages: vec![message(None)],
     };
-    let old = json!({
-        "fingerprint": request.fingerprint,
-        "public_key": request.public_key,
-        "messages": request.messages.iter().map(message_json).collect::<Vec<_>>(),
-    })
-    .to_string();
-    let typed = serde_json::to_string(&RequestJson::from(&request)).expect("serializes");
-    assert_eq!(typed, old);
+    check(
+        RequestJson::from(&request),
+        r#"{"fingerprint":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","messages":[{"direction":"out","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}],"public_key":"-----BEGIN PUBLIC KEY-----"}"#,
+    );
+    check(
+        SettingsJson {
+            mailbox: "127.0.0.1:50000".into(),
+            previews: false,
+        },
+        r#"{"mailbox":"127.0.0.1:50000","previews":false}"#,
+    );
+    check(
+        ErrorJson {
+            error: "no identity alice".into(),
+            code: "not_found".into(),
+        },
+        r#"{"error":"no identity alice","code":"not_found"}"#,
+    );
 }
 
 #[test]
-fn the_status_json_is_unchanged() {
+fn the_status_body_is_pinned() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = Node::with_store(
         crate::core::store::Store::in_memory().expect("store"),
@@ -412,27 +415,20 @@ fn the_status_json_is_unchanged() {
         None,
     )
     .expect("node");
-    for last_sync_ms in [None, Some(1_764_106_800_000)] {
-        node.update_status(|s| {
-            s.mailbox = "127.0.0.1:7000".into();
-            s.last_error = Some("refused".into());
-            s.last_sync_ms = last_sync_ms;
-        });
-        let st = node.status();
-        let old = json!({
-            "mailbox": {
-                "state": st.state,
-                "address": st.mailbox,
-                "last_error": st.last_error,
-                "last_sync": st.last_sync_ms.map(rfc3339),
-            },
-            "outbox": node.outbox_len(),
-        })
-        .to_string();
-        assert_eq!(status_json(&node).to_string(), old);
-        let typed = serde_json::to_string(&status_body(&node)).expect("serializes");
-        assert_eq!(typed, old);
-    }
+    node.update_status(|s| {
+        s.mailbox = "127.0.0.1:7000".into();
+        s.last_error = Some("refused".into());
+        s.last_sync_ms = Some(1_764_106_800_000);
+    });
+    check(
+        status_body(&node),
+        r#"{"mailbox":{"address":"127.0.0.1:7000","last_error":"refused","last_sync":"2025-11-25T21:40:00.000Z","state":"connecting"},"outbox":0}"#,
+    );
+    assert_eq!(
+        status_json(&node).to_string(),
+        serde_json::to_string(&status_body(&node)).expect("serializes"),
+        "the event stream writes the same"
+    );
 }
 
 #[tokio::test]
