@@ -53,9 +53,10 @@ async fn pair() -> (Peer, Peer) {
 /// Take every envelope out of `from`'s outbox (as if the mailbox stored it) and return them.
 fn drain(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
     let mut out = Vec::new();
-    for (key, item) in from.outbox().unwrap() {
-        out.push((item.kind, hex::decode(&item.envelope).unwrap()));
-        from.outbox_done(key, &item, None).unwrap();
+    for outgoing in from.outbox().unwrap() {
+        out.push((outgoing.record.kind, outgoing.envelope.unwrap()));
+        from.outbox_done(outgoing.key, &outgoing.record, None)
+            .unwrap();
     }
     out
 }
@@ -463,4 +464,20 @@ async fn deleting_a_contact_deletes_its_conversation_and_chains() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_an_identity_deletes_its_outbox_and_the_envelopes_beside_it() {
+    let (a, _b) = pair().await;
+    a.node
+        .send_text("alice".into(), "bob".into(), "unsent".into())
+        .await
+        .unwrap();
+    let queued = a.node.outbox().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].envelope.as_ref().is_some_and(|e| !e.is_empty()));
+    assert_eq!(a.node.store().keys(b"envelope/").unwrap().len(), 1);
+    a.node.delete_identity("alice".into()).await.unwrap();
+    assert!(a.node.outbox().unwrap().is_empty());
+    assert!(a.node.store().keys(b"envelope/").unwrap().is_empty());
 }

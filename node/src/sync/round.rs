@@ -89,10 +89,10 @@ pub async fn login_new<L: Link, R: Rng>(
 pub async fn drain_outbox<L: Link>(node: &Arc<Node>, link: &L) -> Result<(), SyncError> {
     let n = node.clone();
     let items = blocking(move || n.outbox()).await?;
-    for (key, item) in items {
+    for outgoing in items {
+        let (key, item) = (outgoing.key, outgoing.record);
         let sender = node.identity(&item.identity).ok().map(|i| i.fingerprint());
-        let envelope = hex::decode(&item.envelope).ok();
-        let (Some(sender), Some(envelope)) = (sender, envelope) else {
+        let (Some(sender), Some(envelope)) = (sender, outgoing.envelope) else {
             // Its identity was deleted, or the record is damaged: it cannot be sent.
             let n = node.clone();
             blocking(move || n.outbox_done(key, &item, Some("could not be sent".into()))).await?;

@@ -198,6 +198,7 @@ impl Node {
             }
             for (k, item) in node.store.scan::<OutboxRecord>(b"outbox/")? {
                 if item.identity == id {
+                    c.delete(keys::envelope_of(&k));
                     c.delete(k);
                 }
             }

@@ -131,17 +131,16 @@ impl Node {
                 },
             )
             .map_err(internal)?;
-        c.put(
-            keys::outbox(self.store.next_seq()?),
-            &OutboxRecord {
+        self.queue_envelope(
+            c,
+            OutboxRecord {
                 identity: id.to_owned(),
                 contact: contact.to_owned(),
                 message_id: sealed.header.id.to_string(),
-                envelope: hex::encode(&sealed.bytes),
                 kind: OutboxKind::Receipt,
             },
-        );
-        Ok(())
+            sealed.bytes,
+        )
     }
 
     /// Whether a message with this id was taken in already (by any identity here).

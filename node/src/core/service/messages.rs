@@ -71,16 +71,16 @@ impl Node {
                     last_hash: Some(sealed.hash.to_string()),
                 },
             );
-            c.put(
-                keys::outbox(node.store.next_seq()?),
-                &OutboxRecord {
+            node.queue_envelope(
+                &mut c,
+                OutboxRecord {
                     identity: id.clone(),
                     contact: contact.clone(),
                     message_id: message.id.clone(),
-                    envelope: hex::encode(&sealed.bytes),
                     kind: OutboxKind::Text,
                 },
-            );
+                sealed.bytes,
+            )?;
             node.store.apply(c)?;
             node.emit(NodeEvent::Message {
                 identity: id,

@@ -1,6 +1,7 @@
 //! What goes out: the outbox the sync loop drains, and the status of sent messages.
 
 use super::*;
+use crate::core::store::Outgoing;
 
 impl Node {
     /// Set an outgoing message's status. Blocking. `Sent` never replaces `Delivered`.
@@ -40,13 +41,37 @@ impl Node {
     }
 
     /// The outbox, oldest first.
-    pub fn outbox(&self) -> Result<Vec<(Vec<u8>, OutboxRecord)>, NodeError> {
-        Ok(self.store.scan::<OutboxRecord>(b"outbox/")?)
+    pub fn outbox(&self) -> Result<Vec<Outgoing>, NodeError> {
+        let mut out = Vec::new();
+        for (key, record) in self.store.scan::<OutboxRecord>(b"outbox/")? {
+            let envelope = self.store.get_raw(&keys::envelope_of(&key))?;
+            out.push(Outgoing {
+                key,
+                record,
+                envelope,
+            });
+        }
+        Ok(out)
     }
 
-    /// How many messages wait in the outbox (receipts not counted).
+    /// Put an envelope in the outbox (part of `c`): its record and, beside it, its bytes.
+    pub(super) fn queue_envelope(
+        &self,
+        c: &mut Changes,
+        record: OutboxRecord,
+        envelope: Vec<u8>,
+    ) -> Result<(), NodeError> {
+        let key = keys::outbox(self.store.next_seq()?);
+        c.put_raw(keys::envelope_of(&key), envelope);
+        c.put(key, &record);
+        Ok(())
+    }
+
+    /// How many messages wait in the outbox (receipts not counted). Reads the records only,
+    /// not the envelopes.
     pub fn outbox_len(&self) -> usize {
-        self.outbox()
+        self.store
+            .scan::<OutboxRecord>(b"outbox/")
             .map(|o| o.iter().filter(|(_, r)| r.kind == OutboxKind::Text).count())
             .unwrap_or(0)
     }
@@ -68,6 +93,7 @@ impl Node {
             self.set_status(&item.message_id, status, error)?;
         }
         let mut c = Changes::default();
+        c.delete(keys::envelope_of(&key));
         c.delete(key);
         self.store.apply(c)?;
         Ok(())

@@ -63,6 +63,12 @@ pub mod keys {
     pub fn outbox(seq: u64) -> Vec<u8> {
         key(&[b"outbox/", &seq.to_be_bytes()])
     }
+    /// `envelope/<seq BE>`: the sealed envelope of the outbox entry `outbox/<seq BE>`, as
+    /// raw bytes.
+    pub fn envelope_of(outbox_key: &[u8]) -> Vec<u8> {
+        let seq = outbox_key.strip_prefix(b"outbox/").unwrap_or_default();
+        key(&[b"envelope/", seq])
+    }
     /// `request/<identity>\0<fingerprint>\0<seq BE>`
     pub fn request(id: &str, fingerprint: &str, seq: u64) -> Vec<u8> {
         key(&[

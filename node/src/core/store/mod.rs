@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -107,11 +107,39 @@ impl Store {
                 store.apply(c)?;
             }
             Some(v) if v > FORMAT_VERSION => return Err(StoreError::TooNew { found: v }),
-            // Migrations from older versions go here, one step per version, each in one
-            // atomic batch that also bumps meta/format.
+            // One step per version, each in one atomic batch that also bumps meta/format.
+            Some(1) => store.migrate_1_to_2()?,
             Some(_) => {}
         }
         Ok(store)
+    }
+
+    /// Format 2 keeps an outbox envelope as raw bytes under `envelope/<seq>` instead of hex
+    /// inside the JSON record. An envelope whose hex is damaged is left out: the sync driver
+    /// then marks its message as not sendable, as it did before.
+    fn migrate_1_to_2(&self) -> Result<(), StoreError> {
+        #[derive(serde::Deserialize)]
+        struct OutboxV1 {
+            #[serde(flatten)]
+            record: OutboxRecord,
+            envelope: String,
+        }
+        let mut c = Changes::default();
+        let mut moved = 0usize;
+        for (key, old) in self.scan::<OutboxV1>(b"outbox/")? {
+            c.put(key.clone(), &old.record);
+            if let Ok(bytes) = hex::decode(&old.envelope) {
+                c.put_raw(keys::envelope_of(&key), bytes);
+            }
+            moved += 1;
+        }
+        c.put(b"meta/format".to_vec(), &2u32);
+        self.apply(c)?;
+        tracing::info!(
+            moved,
+            "local store moved to format 2 (outbox envelopes as bytes)"
+        );
+        Ok(())
     }
 
     /// Apply changes atomically and make them durable. Blocking.
@@ -205,12 +233,84 @@ mod tests {
         assert_eq!(keys::inchain("a", "b"), b"inchain/a\0b");
         assert_eq!(keys::outbox(1), b"outbox/\0\0\0\0\0\0\0\x01");
         assert_eq!(
+            keys::envelope_of(&keys::outbox(1)),
+            b"envelope/\0\0\0\0\0\0\0\x01"
+        );
+        assert_eq!(
             keys::request("a", "ff", 1),
             b"request/a\0ff\0\0\0\0\0\0\0\0\x01".to_vec()
         );
         assert_eq!(keys::requests_from("a", "ff"), b"request/a\0ff\0");
         assert_eq!(keys::setting("mailbox"), b"setting/mailbox");
         assert_eq!(keys::read_mark("a", "b"), b"read/a\0b");
+    }
+
+    /// A store of format 1 (outbox envelopes as hex inside the JSON) opens as format 2: the
+    /// records keep everything but the envelope, which sits beside them as bytes; a damaged
+    /// envelope is left out rather than stopping the node.
+    #[test]
+    fn a_format_1_store_is_migrated_to_2() {
+        let kv = MemoryKv::default();
+        kv.apply(vec![
+            (b"meta/format".to_vec(), Some(b"1".to_vec())),
+            (
+                keys::outbox(5),
+                Some(br#"{"identity":"alice","contact":"bob","message_id":"01","envelope":"00ff10","kind":"text"}"#.to_vec()),
+            ),
+            (
+                keys::outbox(6),
+                Some(br#"{"identity":"alice","contact":"bob","message_id":"02","envelope":"not hex"}"#.to_vec()),
+            ),
+            (keys::setting("mailbox"), Some(br#""h:1""#.to_vec())),
+        ])
+        .unwrap();
+        let store = Store::with_engine(Box::new(kv)).unwrap();
+        assert_eq!(store.get::<u32>(b"meta/format".to_vec()).unwrap(), Some(2));
+        let outbox = store.scan::<OutboxRecord>(b"outbox/").unwrap();
+        assert_eq!(
+            outbox,
+            [
+                (
+                    keys::outbox(5),
+                    OutboxRecord {
+                        identity: "alice".into(),
+                        contact: "bob".into(),
+                        message_id: "01".into(),
+                        kind: OutboxKind::Text,
+                    }
+                ),
+                (
+                    keys::outbox(6),
+                    OutboxRecord {
+                        identity: "alice".into(),
+                        contact: "bob".into(),
+                        message_id: "02".into(),
+                        kind: OutboxKind::Text,
+                    }
+                ),
+            ]
+        );
+        assert_eq!(
+            store.get_raw(&keys::envelope_of(&keys::outbox(5))).unwrap(),
+            Some(vec![0x00, 0xff, 0x10])
+        );
+        assert_eq!(
+            store.get_raw(&keys::envelope_of(&keys::outbox(6))).unwrap(),
+            None
+        );
+        assert_eq!(
+            store.get::<String>(keys::setting("mailbox")).unwrap(),
+            Some("h:1".into())
+        );
+        // A store newer than this build is refused, not misread.
+        let newer = MemoryKv::default();
+        newer
+            .apply(vec![(b"meta/format".to_vec(), Some(b"3".to_vec()))])
+            .unwrap();
+        assert!(matches!(
+            Store::with_engine(Box::new(newer)),
+            Err(StoreError::TooNew { found: 3 })
+        ));
     }
 
     /// Snapshots of every record format: a change here is a change to users' data on disk.
@@ -274,11 +374,10 @@ mod tests {
                     identity: "alice".into(),
                     contact: "bob".into(),
                     message_id: "01".into(),
-                    envelope: "ff".into(),
                     kind: OutboxKind::Receipt,
                 })
                 .unwrap(),
-                r#"{"identity":"alice","contact":"bob","message_id":"01","envelope":"ff","kind":"receipt"}"#,
+                r#"{"identity":"alice","contact":"bob","message_id":"01","kind":"receipt"}"#,
             ),
             (
                 serde_json::to_string(&RequestRecord {

@@ -184,7 +184,8 @@ pub enum OutboxKind {
     Receipt,
 }
 
-/// A sealed envelope waiting for the mailbox.
+/// A sealed envelope waiting for the mailbox (the envelope itself is kept beside it, as raw
+/// bytes under `envelope/<seq>`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxRecord {
     /// The sending identity.
@@ -193,11 +194,20 @@ pub struct OutboxRecord {
     pub contact: String,
     /// Message id, hex.
     pub message_id: String,
-    /// The envelope bytes, hex.
-    pub envelope: String,
     /// Text or receipt.
     #[serde(default)]
     pub kind: OutboxKind,
+}
+
+/// One outbox entry with its envelope, as the sync driver takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Its `outbox/` key.
+    pub key: Vec<u8>,
+    /// What it is.
+    pub record: OutboxRecord,
+    /// The sealed envelope (`None` if its bytes are missing: it cannot be sent).
+    pub envelope: Option<Vec<u8>>,
 }
 
 /// A message from a sender who is not a contact.
