@@ -359,7 +359,7 @@ async fn invites_add_contacts_and_warn_about_another_mailbox() {
         .unwrap();
     assert_eq!(
         contact.fingerprint,
-        a.node.identity("alice").unwrap().fingerprint().to_string()
+        a.node.identity("alice").unwrap().fingerprint()
     );
     let warning = b.node.mailbox_warning(&contact).unwrap();
     assert!(warning.contains("another mailbox"), "{warning}");
@@ -400,7 +400,7 @@ async fn a_backup_restores_the_same_identity_elsewhere() {
         .unwrap();
     assert_eq!(
         restored.fingerprint,
-        a.node.identity("alice").unwrap().fingerprint().to_string()
+        a.node.identity("alice").unwrap().fingerprint()
     );
 }
 

@@ -165,7 +165,7 @@ mod tests {
 
     fn message() -> MessageRecord {
         MessageRecord {
-            id: "00112233445566778899aabbccddeeff".into(),
+            id: "00112233445566778899aabbccddeeff".parse().expect("an id"),
             direction: Direction::In,
             text: "hi <b>".into(),
             sent_ms: 1_764_106_800_123,

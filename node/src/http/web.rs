@@ -61,7 +61,7 @@ impl Selection {
 pub fn message_item(entry: &Entry) -> ui::MessageItem {
     match entry {
         Entry::Message(m) => ui::MessageItem {
-            id: m.id.clone(),
+            id: m.id.to_string(),
             outgoing: m.direction == Direction::Out,
             text: m.text.clone(),
             time: config::time::short_utc(m.sent_ms),
@@ -97,12 +97,8 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
         .map(|r| ui::IdentityItem {
             id: r.id.clone(),
             display_name: r.display_name.clone(),
-            fingerprint: r.fingerprint.clone(),
-            fingerprint_grouped: r
-                .fingerprint
-                .parse::<crypto::Fingerprint>()
-                .map(|f| f.grouped())
-                .unwrap_or_default(),
+            fingerprint: r.fingerprint.to_string(),
+            fingerprint_grouped: r.fingerprint.grouped(),
         })
         .collect();
     let active_identity = sel
@@ -142,7 +138,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
             let (unread, preview) = node.summary(id, &c.name).unwrap_or_default();
             ui::ContactItem {
                 name: c.name.clone(),
-                fingerprint: c.fingerprint.clone(),
+                fingerprint: c.fingerprint.to_string(),
                 unread: if page.active_contact.as_deref() == Some(c.name.as_str()) {
                     0
                 } else {
@@ -174,7 +170,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
         if entries.len() > PAGE {
             entries.truncate(PAGE);
             page.older = entries.iter().rev().find_map(|e| match e {
-                Entry::Message(m) => Some(m.id.clone()),
+                Entry::Message(m) => Some(m.id.to_string()),
                 Entry::Gap { .. } => None,
             });
         }

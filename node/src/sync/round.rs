@@ -113,7 +113,7 @@ pub async fn drain_outbox<L: Link>(node: &Arc<Node>, link: &L) -> Result<(), Syn
             }
             SendVerdict::Later(words) => {
                 warn!("the mailbox refused an envelope for now; will retry");
-                let id = item.message_id.clone();
+                let id = item.message_id;
                 blocking(move || n.set_status(&id, Status::Pending, Some(words))).await?;
                 return Ok(());
             }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crypto::{Fingerprint, PublicKey};
+use crypto::PublicKey;
 
 use super::*;
 
@@ -52,7 +52,7 @@ impl Node {
                 "public_key: that is this identity's own key",
             ));
         }
-        let fingerprint = key.fingerprint().to_string();
+        let fingerprint = key.fingerprint();
         if self.store.contains(&keys::contact(&id, &name))? {
             return Err(NodeError::Conflict(format!(
                 "contact {name} already exists"
@@ -158,11 +158,7 @@ impl Node {
     /// The safety number of an identity and a contact.
     pub fn safety_number(&self, id: &str, contact: &ContactRecord) -> Result<String, NodeError> {
         let me = self.identity(id)?.fingerprint();
-        let them: Fingerprint = contact
-            .fingerprint
-            .parse()
-            .map_err(|_| NodeError::Internal("stored fingerprint unreadable".into()))?;
-        Ok(crypto::safety_number(&me, &them))
+        Ok(crypto::safety_number(&me, &contact.fingerprint))
     }
 
     /// Words for a contact whose invite named another mailbox than the one in use.

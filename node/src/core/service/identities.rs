@@ -30,7 +30,7 @@ impl Node {
                 .map_err(|e| NodeError::invalid("invalid_backup", format!("backup: {e}")))
         })
         .await?;
-        let fingerprint = identity.fingerprint().to_string();
+        let fingerprint = identity.fingerprint();
         if let Some(existing) = self
             .identities()?
             .into_iter()
@@ -94,7 +94,7 @@ impl Node {
                 Some(identity) => identity,
                 None => Identity::generate().map_err(internal)?,
             };
-            let fingerprint = identity.fingerprint().to_string();
+            let fingerprint = identity.fingerprint();
             // Checked and written under the lock: two concurrent requests for the same id,
             // or restoring the same key, must end in one identity and one 409.
             let mut ids = node.identities.write().unwrap_or_else(|p| p.into_inner());

@@ -60,14 +60,12 @@ impl Node {
             for (old_key, record) in records {
                 let new_key = keys::message(&id, &name, node.store.next_seq()?);
                 c.delete(old_key);
-                if let Some(mid) = parse_id(&record.message.id) {
-                    c.put_raw(keys::message_id(&mid), new_key.clone());
-                    ids.push(crypto::MessageId(mid));
-                }
+                c.put_raw(keys::message_id(&record.message.id.0), new_key.clone());
+                ids.push(record.message.id);
                 if record.message.seq > chain.last_seq {
                     chain = ChainRecord {
                         last_seq: record.message.seq,
-                        last_hash: record.hash.clone(),
+                        last_hash: record.hash,
                     };
                 }
                 c.put(new_key, &Entry::Message(record.message));
@@ -136,7 +134,7 @@ impl Node {
             OutboxRecord {
                 identity: id.to_owned(),
                 contact: contact.to_owned(),
-                message_id: sealed.header.id.to_string(),
+                message_id: sealed.header.id,
                 kind: OutboxKind::Receipt,
             },
             sealed.bytes,
@@ -155,7 +153,7 @@ impl Node {
         if self.store.contains(&keys::message_id(&mid.0))? {
             return Ok(false);
         }
-        let sender_fp = message.sender().fingerprint().to_string();
+        let sender_fp = message.sender().fingerprint();
         let contact = self
             .store
             .scan::<ContactRecord>(&keys::contacts_of(id))?
@@ -186,7 +184,7 @@ impl Node {
                         {
                             m.status = Status::Delivered;
                             m.error = None;
-                            updates.push(m.id.clone());
+                            updates.push(m.id);
                             c.put(key, &Entry::Message(m));
                         }
                     }
@@ -195,7 +193,7 @@ impl Node {
                         self.emit(NodeEvent::Status {
                             identity: id.to_owned(),
                             contact: contact.name.clone(),
-                            id: mid,
+                            id: mid.to_string(),
                             status: Status::Delivered,
                             error: None,
                         });
@@ -228,7 +226,7 @@ impl Node {
                     warn!(missing, "messages missing in a conversation");
                 } else if message.seq() == expected
                     && chain.last_hash.is_some()
-                    && message.prev().map(|h| h.to_string()) != chain.last_hash
+                    && message.prev() != chain.last_hash
                 {
                     warn!("a message does not follow the one before it in the chain");
                 }
@@ -237,7 +235,7 @@ impl Node {
                         keys::inchain(id, &contact.name),
                         &ChainRecord {
                             last_seq: message.seq(),
-                            last_hash: Some(message.hash().to_string()),
+                            last_hash: Some(message.hash()),
                         },
                     );
                 }
@@ -268,7 +266,11 @@ impl Node {
                 // is bounded, or one could fill the disk through the mailbox (whose quota
                 // bounds a queue, not what a node has already taken in). Beyond the caps a
                 // message is acknowledged and not kept.
-                let from_sender = self.store.keys(&keys::requests_from(id, &sender_fp))?.len();
+                let sender_hex = sender_fp.to_string();
+                let from_sender = self
+                    .store
+                    .keys(&keys::requests_from(id, &sender_hex))?
+                    .len();
                 if from_sender >= MAX_REQUEST_MESSAGES_PER_SENDER
                     || self.store.keys(&keys::requests_of(id))?.len() >= MAX_REQUEST_MESSAGES
                 {
@@ -281,12 +283,12 @@ impl Node {
                     );
                     return Ok(true);
                 }
-                let key = keys::request(id, &sender_fp, self.store.next_seq()?);
+                let key = keys::request(id, &sender_hex, self.store.next_seq()?);
                 c.put(
                     key.clone(),
                     &RequestRecord {
                         public_key: message.sender().to_pem(),
-                        hash: Some(message.hash().to_string()),
+                        hash: Some(message.hash()),
                         message: incoming_record(message, now_ms()),
                     },
                 );
@@ -295,7 +297,7 @@ impl Node {
                 debug!("a message from an unknown sender went to requests");
                 self.emit(NodeEvent::Request {
                     identity: id.to_owned(),
-                    fingerprint: sender_fp,
+                    fingerprint: sender_hex,
                 });
                 Ok(true)
             }

@@ -44,14 +44,14 @@ impl Node {
             let draft = Draft {
                 kind: MessageKind::Text,
                 seq: chain.last_seq.saturating_add(1),
-                prev: chain.last_hash.as_deref().and_then(parse_hash),
+                prev: chain.last_hash,
                 sent_at: SystemTime::now(),
                 body: text.clone().into_bytes(),
             };
             let sealed = identity.seal(&recipient, &draft).map_err(internal)?;
             let now = now_ms();
             let message = MessageRecord {
-                id: sealed.header.id.to_string(),
+                id: sealed.header.id,
                 direction: Direction::Out,
                 text,
                 sent_ms: now,
@@ -68,7 +68,7 @@ impl Node {
                 keys::chain(&id, &contact),
                 &ChainRecord {
                     last_seq: draft.seq,
-                    last_hash: Some(sealed.hash.to_string()),
+                    last_hash: Some(sealed.hash),
                 },
             );
             node.queue_envelope(
@@ -76,7 +76,7 @@ impl Node {
                 OutboxRecord {
                     identity: id.clone(),
                     contact: contact.clone(),
-                    message_id: message.id.clone(),
+                    message_id: message.id,
                     kind: OutboxKind::Text,
                 },
                 sealed.bytes,

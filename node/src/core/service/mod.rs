@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use crypto::{Identity, MessageHash, VerifiedMessage};
+use crypto::{Identity, VerifiedMessage};
 use tokio::sync::{Notify, broadcast};
 
 use crate::core::error::NodeError;
@@ -145,12 +145,6 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), NodeError> {
         ));
     }
     Ok(())
-}
-
-fn parse_hash(hex_hash: &str) -> Option<MessageHash> {
-    let mut b = [0u8; 32];
-    hex::decode_to_slice(hex_hash, &mut b).ok()?;
-    Some(MessageHash(b))
 }
 
 fn parse_id(hex_id: &str) -> Option<[u8; 16]> {
@@ -282,7 +276,7 @@ impl Node {
 
 fn incoming_record(message: &VerifiedMessage, now: u64) -> MessageRecord {
     MessageRecord {
-        id: message.id().to_string(),
+        id: message.id(),
         direction: Direction::In,
         // Text bodies are UTF-8 by the format's contract; a sender who breaks it gets
         // replacement characters, not a lost message.

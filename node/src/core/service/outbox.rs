@@ -2,19 +2,17 @@
 
 use super::*;
 use crate::core::store::Outgoing;
+use crypto::MessageId;
 
 impl Node {
     /// Set an outgoing message's status. Blocking. `Sent` never replaces `Delivered`.
     pub fn set_status(
         &self,
-        message_id: &str,
+        message_id: &MessageId,
         status: Status,
         error: Option<String>,
     ) -> Result<(), NodeError> {
-        let Some(mid) = parse_id(message_id) else {
-            return Ok(());
-        };
-        let Some(key) = self.store.get_raw(&keys::message_id(&mid))? else {
+        let Some(key) = self.store.get_raw(&keys::message_id(&message_id.0))? else {
             return Ok(());
         };
         let Some(Entry::Message(mut m)) = self.store.get::<Entry>(key.clone())? else {
@@ -32,7 +30,7 @@ impl Node {
             self.emit(NodeEvent::Status {
                 identity,
                 contact,
-                id: message_id.to_owned(),
+                id: message_id.to_string(),
                 status,
                 error,
             });

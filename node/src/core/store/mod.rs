@@ -213,6 +213,7 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crypto::{Fingerprint, MessageHash, MessageId};
 
     #[test]
     fn key_layout_is_pinned() {
@@ -255,11 +256,11 @@ mod tests {
             (b"meta/format".to_vec(), Some(b"1".to_vec())),
             (
                 keys::outbox(5),
-                Some(br#"{"identity":"alice","contact":"bob","message_id":"01","envelope":"00ff10","kind":"text"}"#.to_vec()),
+                Some(br#"{"identity":"alice","contact":"bob","message_id":"01010101010101010101010101010101","envelope":"00ff10","kind":"text"}"#.to_vec()),
             ),
             (
                 keys::outbox(6),
-                Some(br#"{"identity":"alice","contact":"bob","message_id":"02","envelope":"not hex"}"#.to_vec()),
+                Some(br#"{"identity":"alice","contact":"bob","message_id":"02020202020202020202020202020202","envelope":"not hex"}"#.to_vec()),
             ),
             (keys::setting("mailbox"), Some(br#""h:1""#.to_vec())),
         ])
@@ -275,7 +276,7 @@ mod tests {
                     OutboxRecord {
                         identity: "alice".into(),
                         contact: "bob".into(),
-                        message_id: "01".into(),
+                        message_id: MessageId([1; 16]),
                         kind: OutboxKind::Text,
                     }
                 ),
@@ -284,7 +285,7 @@ mod tests {
                     OutboxRecord {
                         identity: "alice".into(),
                         contact: "bob".into(),
-                        message_id: "02".into(),
+                        message_id: MessageId([2; 16]),
                         kind: OutboxKind::Text,
                     }
                 ),
@@ -317,7 +318,7 @@ mod tests {
     #[test]
     fn record_formats_are_pinned() {
         let m = MessageRecord {
-            id: "00".repeat(16),
+            id: MessageId([0; 16]),
             direction: Direction::Out,
             text: "hi".into(),
             sent_ms: 1,
@@ -343,41 +344,41 @@ mod tests {
                 serde_json::to_string(&IdentityRecord {
                     id: "alice".into(),
                     display_name: Some("Alice".into()),
-                    fingerprint: "ab".into(),
+                    fingerprint: Fingerprint([0xab; 32]),
                     created_ms: 3,
                 })
                 .unwrap(),
-                r#"{"id":"alice","display_name":"Alice","fingerprint":"ab","created_ms":3}"#,
+                r#"{"id":"alice","display_name":"Alice","fingerprint":"abababababababababababababababababababababababababababababababab","created_ms":3}"#,
             ),
             (
                 serde_json::to_string(&ContactRecord {
                     name: "bob".into(),
                     public_key: "PEM".into(),
-                    fingerprint: "cd".into(),
+                    fingerprint: Fingerprint([0xcd; 32]),
                     verified: true,
                     added_ms: 4,
                     mailbox: Some("h:1".into()),
                 })
                 .unwrap(),
-                r#"{"name":"bob","public_key":"PEM","fingerprint":"cd","verified":true,"added_ms":4,"mailbox":"h:1"}"#,
+                r#"{"name":"bob","public_key":"PEM","fingerprint":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","verified":true,"added_ms":4,"mailbox":"h:1"}"#,
             ),
             (
                 serde_json::to_string(&ChainRecord {
                     last_seq: 7,
-                    last_hash: Some("ee".into()),
+                    last_hash: Some(MessageHash([0xee; 32])),
                 })
                 .unwrap(),
-                r#"{"last_seq":7,"last_hash":"ee"}"#,
+                r#"{"last_seq":7,"last_hash":"eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"}"#,
             ),
             (
                 serde_json::to_string(&OutboxRecord {
                     identity: "alice".into(),
                     contact: "bob".into(),
-                    message_id: "01".into(),
+                    message_id: MessageId([1; 16]),
                     kind: OutboxKind::Receipt,
                 })
                 .unwrap(),
-                r#"{"identity":"alice","contact":"bob","message_id":"01","kind":"receipt"}"#,
+                r#"{"identity":"alice","contact":"bob","message_id":"01010101010101010101010101010101","kind":"receipt"}"#,
             ),
             (
                 serde_json::to_string(&RequestRecord {
@@ -400,7 +401,7 @@ mod tests {
         assert!(matches!(legacy, Entry::Message(m) if m.text == "old"));
         // Older records without the newer optional fields still read.
         let old: ContactRecord = serde_json::from_str(
-            r#"{"name":"bob","public_key":"P","fingerprint":"cd","added_ms":4}"#,
+            r#"{"name":"bob","public_key":"P","fingerprint":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","added_ms":4}"#,
         )
         .unwrap();
         assert!(!old.verified);

@@ -1,6 +1,7 @@
 //! The records the store keeps, as they are written (JSON). A field added here is a format
 //! change: the snapshot tests pin them.
 
+use crypto::{Fingerprint, MessageHash, MessageId};
 use serde::{Deserialize, Serialize};
 
 /// An identity's metadata (the private key is in a file named by its fingerprint).
@@ -12,7 +13,7 @@ pub struct IdentityRecord {
     #[serde(default)]
     pub display_name: Option<String>,
     /// Fingerprint, hex.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// Creation time, ms since the epoch.
     pub created_ms: u64,
 }
@@ -25,7 +26,7 @@ pub struct ContactRecord {
     /// The public key, SPKI PEM.
     pub public_key: String,
     /// Fingerprint, hex.
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     /// Marked verified by the user after comparing safety numbers.
     #[serde(default)]
     pub verified: bool,
@@ -79,7 +80,7 @@ impl Status {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRecord {
     /// Message id, hex.
-    pub id: String,
+    pub id: MessageId,
     /// In or out.
     pub direction: Direction,
     /// The text.
@@ -170,7 +171,7 @@ pub struct ChainRecord {
     /// The last sequence number.
     pub last_seq: u64,
     /// The hash of that message, hex.
-    pub last_hash: Option<String>,
+    pub last_hash: Option<MessageHash>,
 }
 
 /// What an outbox item carries.
@@ -193,7 +194,7 @@ pub struct OutboxRecord {
     /// The contact's name.
     pub contact: String,
     /// Message id, hex.
-    pub message_id: String,
+    pub message_id: MessageId,
     /// Text or receipt.
     #[serde(default)]
     pub kind: OutboxKind,
@@ -217,7 +218,7 @@ pub struct RequestRecord {
     pub public_key: String,
     /// The sender's sequence number and message hash, to start the chain on acceptance.
     #[serde(default)]
-    pub hash: Option<String>,
+    pub hash: Option<MessageHash>,
     /// The message.
     pub message: MessageRecord,
 }

@@ -37,7 +37,7 @@ impl From<&IdentityRecord> for IdentityJson {
         Self {
             created_at: rfc3339(r.created_ms),
             display_name: r.display_name.clone(),
-            fingerprint: r.fingerprint.clone(),
+            fingerprint: r.fingerprint.to_string(),
             id: r.id.clone(),
         }
     }
@@ -172,7 +172,7 @@ impl From<&MessageRecord> for MessageJson {
         Self {
             direction: m.direction.into(),
             error: m.error.clone(),
-            id: m.id.clone(),
+            id: m.id.to_string(),
             kind: MessageKind::Message,
             sent_at: rfc3339(m.sent_ms),
             seq: m.seq,
@@ -329,7 +329,7 @@ pub use config::time::rfc3339;
 pub(super) fn contact_json(node: &Node, id: &str, c: &ContactRecord) -> ContactJson {
     ContactJson {
         added_at: rfc3339(c.added_ms),
-        fingerprint: c.fingerprint.clone(),
+        fingerprint: c.fingerprint.to_string(),
         mailbox: c.mailbox.clone(),
         name: c.name.clone(),
         public_key: c.public_key.clone(),

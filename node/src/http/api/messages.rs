@@ -66,7 +66,7 @@ fn cursor(entries: &mut Vec<Entry>) -> Option<String> {
         .rposition(|e| matches!(e, Entry::Message(_)))?;
     entries.truncate(oldest + 1);
     match entries.last() {
-        Some(Entry::Message(m)) => Some(m.id.clone()),
+        Some(Entry::Message(m)) => Some(m.id.to_string()),
         _ => None,
     }
 }

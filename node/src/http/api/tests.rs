@@ -319,7 +319,7 @@ fn the_message_schema_has_the_message_fields() {
 
 fn message(error: Option<&str>) -> MessageRecord {
     MessageRecord {
-        id: "00112233445566778899aabbccddeeff".into(),
+        id: "00112233445566778899aabbccddeeff".parse().expect("an id"),
         direction: Direction::Out,
         text: "hello \"there\"".into(),
         sent_ms: 1_764_106_800_123,
@@ -375,7 +375,7 @@ fn the_bodies_are_pinned() {
         let r = IdentityRecord {
             id: "alice".into(),
             display_name,
-            fingerprint: "ab".repeat(32),
+            fingerprint: crypto::Fingerprint([0xab; 32]),
             created_ms: 9,
         };
         check(IdentityJson::from(&r), expect);
