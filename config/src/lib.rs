@@ -427,7 +427,7 @@ fn read_file<T: Layered>(path: &Path) -> Result<T, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    from_yaml(&text).map_err(|message| ConfigError::File {
+    from_yaml(&text).map_err(|YamlError(message)| ConfigError::File {
         path: path.to_owned(),
         message,
     })
@@ -442,20 +442,26 @@ fn read_file<T: Layered>(path: &Path) -> Result<T, ConfigError> {
 /// assert_eq!(config.listen.port(), 9000);
 /// assert!(config::from_yaml::<config::NodeConfig>("colour: blue\n")
 ///     .unwrap_err()
+///     .to_string()
 ///     .contains("unknown field `colour`"));
-/// # Ok::<(), String>(())
+/// # Ok::<(), config::YamlError>(())
 /// ```
-pub fn from_yaml<T: Layered>(text: &str) -> Result<T, String> {
+pub fn from_yaml<T: Layered>(text: &str) -> Result<T, YamlError> {
     // An empty file (or one with only comments) is a document with no value: all defaults.
-    let value: Value = serde_norway::from_str(text).map_err(|e| describe(&e))?;
+    let value: Value = serde_norway::from_str(text).map_err(|e| YamlError(describe(&e)))?;
     if value.is_null() {
         return Ok(T::default());
     }
     // Deserialize from the text (not the `Value`) so errors carry line numbers; for a bad
     // value serde_norway prefixes the message with the key, e.g.
     // "listen: invalid socket address syntax at line 1 column 9".
-    serde_norway::from_str(text).map_err(|e| describe(&e))
+    serde_norway::from_str(text).map_err(|e| YamlError(describe(&e)))
 }
+
+/// Why a configuration text does not parse: the key and, when known, the line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct YamlError(String);
 
 /// The message of a YAML error with its location. serde_norway leaves out the location when
 /// it is the very start of the file (line 1 column 1); put it back so every located error

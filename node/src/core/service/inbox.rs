@@ -10,9 +10,9 @@ use super::*;
 
 impl Node {
     /// Senders who are not contacts of `id`, with their messages.
-    pub fn requests(&self, id: &str) -> Result<Vec<Request>, NodeError> {
+    pub fn requests(&self, id: &str) -> Result<Vec<MessageRequest>, NodeError> {
         self.identity(id)?;
-        let mut by_sender: Vec<Request> = Vec::new();
+        let mut by_sender: Vec<MessageRequest> = Vec::new();
         for (_, r) in self.store.scan::<RequestRecord>(&keys::requests_of(id))? {
             let Ok(key) = PublicKey::from_pem(&r.public_key) else {
                 continue;
@@ -20,7 +20,7 @@ impl Node {
             let fingerprint = key.fingerprint().to_string();
             match by_sender.iter_mut().find(|s| s.fingerprint == fingerprint) {
                 Some(s) => s.messages.push(r.message),
-                None => by_sender.push(Request {
+                None => by_sender.push(MessageRequest {
                     fingerprint,
                     public_key: r.public_key,
                     messages: vec![r.message],

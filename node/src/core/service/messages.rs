@@ -34,9 +34,8 @@ impl Node {
         let recipient = PublicKey::from_pem(&record.public_key).map_err(internal)?;
         let node = self.clone();
         let message = blocking(move || {
-            // One sender at a time per node keeps each chain's sequence gapless.
-            static CHAIN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-            let _chain = CHAIN.lock().unwrap_or_else(|p| p.into_inner());
+            // One sender at a time on this node keeps each chain's sequence gapless.
+            let _chain = node.chain_lock.lock().unwrap_or_else(|p| p.into_inner());
             let chain: ChainRecord = node
                 .store
                 .get(keys::chain(&id, &contact))?

@@ -82,7 +82,7 @@ pub enum NodeEvent {
 
 /// One unknown sender and their messages.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub struct MessageRequest {
     /// Fingerprint, hex.
     pub fingerprint: String,
     /// Public key, PEM.
@@ -104,6 +104,8 @@ pub struct Node {
     status: RwLock<SyncStatus>,
     /// The mailbox in use (see [`crate::core::settings`]).
     mailbox: crate::core::settings::MailboxSetting,
+    /// Held while a message is sealed and its chain advanced.
+    chain_lock: std::sync::Mutex<()>,
     /// Wakes the sync loop: something to send, or a new identity to log in.
     pub wake: Notify,
     events: broadcast::Sender<NodeEvent>,
@@ -215,6 +217,7 @@ impl Node {
                 ..SyncStatus::default()
             }),
             mailbox: Default::default(),
+            chain_lock: std::sync::Mutex::new(()),
             wake: Notify::new(),
             events: broadcast::channel(1024).0,
         })

@@ -259,8 +259,8 @@ pub struct RequestJson {
     pub public_key: String,
 }
 
-impl From<&Request> for RequestJson {
-    fn from(r: &Request) -> Self {
+impl From<&MessageRequest> for RequestJson {
+    fn from(r: &MessageRequest) -> Self {
         Self {
             fingerprint: r.fingerprint.clone(),
             messages: r.messages.iter().map(MessageJson::from).collect(),

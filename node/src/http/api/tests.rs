@@ -380,7 +380,7 @@ fn the_bodies_are_pinned() {
         };
         check(IdentityJson::from(&r), expect);
     }
-    let request = Request {
+    let request = MessageRequest {
         fingerprint: "cd".repeat(32),
         public_key: "-----BEGIN PUBLIC KEY-----".into(),
         messages: vec![message(None)],
