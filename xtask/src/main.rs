@@ -3,7 +3,9 @@
 //! - `demo`: build, start a mailbox and two nodes (alice on :8000, bob on :8001) who know
 //!   each other, and stop all three on Ctrl-C. Data lives in `.demo/` and survives restarts.
 //! - `test`: every test (builds the binaries the end-to-end tests start).
-//! - `ci`: exactly what CI checks: fmt, clippy `-D warnings`, then `test`.
+//! - `ci`: what CI checks: fmt, clippy `-D warnings` (also on the lean crypto and mailbox
+//!   builds), rustdoc `-D warnings`, then `test`. `.ci/run` adds `--locked`, installs what
+//!   is missing and runs `cargo deny`.
 //! - `screenshots`: build, start a mailbox and two nodes on ephemeral ports with temporary
 //!   data, let alice and bob exchange a few messages, and have headless Chromium take PNGs of
 //!   the main screens into `docs/screenshots/`; then stop everything.
@@ -31,7 +33,8 @@ const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|ou
   demo         start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
                (http://127.0.0.1:8001), who know each other; Ctrl-C stops them
   test         run every test (unit, integration, end-to-end, browser)
-  ci           what CI runs: cargo fmt --check, cargo clippy -D warnings, then test
+  ci           what CI runs: cargo fmt --check, cargo clippy -D warnings, cargo doc
+               -D warnings, then test
   screenshots  start a mailbox and two nodes on free ports, exchange a few messages and
                save PNGs of the main screens to docs/screenshots/ with headless Chromium
                (needs chromium: apt-get install chromium)
@@ -229,6 +232,10 @@ fn ci() -> anyhow::Result<()> {
         lean.args(["--", "-D", "warnings"]);
         run(lean)?;
     }
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run(doc)?;
     test(&[])
 }
 
