@@ -1,0 +1,272 @@
+//! The pages without JavaScript, the mailbox dashboard, and what no page may do: load
+//! anything external or break its Content Security Policy.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+// ---------- 4. without JavaScript ----------
+
+#[tokio::test]
+async fn without_javascript_sending_works_and_errors_keep_the_typed_text() -> anyhow::Result<()> {
+    let world = friends().await?;
+    let mut browsers =
+        Browsers::start("without_javascript_sending_works_and_errors_keep_the_typed_text").await?;
+    let page = browsers
+        .open("alice", BrowserOptions::without_javascript())
+        .await?;
+    let result = no_script(&world, &page).await;
+    browsers.finish(result).await
+}
+
+async fn no_script(world: &World, page: &Browser) -> anyhow::Result<()> {
+    let url = chat_url(&world.alice, "alice", "bob");
+    page.goto(&url).await?;
+    // The script did not run: it would have marked <html> and shown the Enter hint.
+    let html_class = page.find("html").await?.attr("class").await?;
+    ensure!(
+        !html_class.unwrap_or_default().contains("js"),
+        "the page's script ran"
+    );
+    ensure!(
+        !page.find("#compose-hint").await?.is_displayed().await?,
+        "the Enter hint shows without the script"
+    );
+
+    // Type and click Send: the form posts, the node answers 303, the page shows the message.
+    let text = "sent without scripts";
+    page.type_into("#compose-text", text).await?;
+    page.click("#compose button[type=submit]").await?;
+    page.wait_for("#messages li.msg.out", PAGE).await?;
+    ensure!(bubbles(page).await? == [format!("> {text}")]);
+    let shown = page.url().await?;
+    ensure!(shown == url, "after sending the browser shows {shown}");
+    ensure!(page.value("#compose-text").await?.is_empty());
+    ensure!(page.count(".flash").await? == 0);
+    // Bob gets it; reloading shows alice it was delivered.
+    eventually(WAIT, "bob to receive the message", || async {
+        let page = world
+            .bob
+            .get("/api/identities/bob/contacts/alice/messages")
+            .await?;
+        Ok(page["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["text"] == text))
+            .then_some(()))
+    })
+    .await?;
+    let deadline = Instant::now() + WAIT;
+    while page.count("#messages li.msg.out .status-delivered").await? == 0 {
+        ensure!(Instant::now() < deadline, "never shown as delivered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        page.reload().await?;
+    }
+
+    // Only spaces: `required` lets them through, the node refuses them (400), and the page
+    // comes back with the error and the spaces still in the textarea.
+    let spaces = "   ";
+    page.type_into("#compose-text", spaces).await?;
+    page.click("#compose button[type=submit]").await?;
+    let flash = page.wait_for(".flash[role=alert]", PAGE).await?;
+    let error = flash.text().await?;
+    ensure!(error.starts_with("Error: "), "flash {error:?}");
+    let kept = page.value("#compose-text").await?;
+    ensure!(kept == spaces, "the textarea holds {kept:?}");
+    ensure!(
+        bubbles(page).await? == [format!("> {text}")],
+        "{:?}",
+        bubbles(page).await?
+    );
+    // The same form, posted without a browser: the status is 400.
+    let resp = world
+        .alice
+        .request(reqwest::Method::POST, "/ui/send")
+        .header("origin", &world.alice.url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("identity=alice&contact=bob&text=+++")
+        .send()
+        .await?;
+    ensure!(resp.status() == 400, "status {}", resp.status());
+    Ok(())
+}
+
+// ---------- 5. the mailbox dashboard ----------
+
+#[tokio::test]
+async fn the_mailbox_dashboard_shows_the_traffic() -> anyhow::Result<()> {
+    let world = friends().await?;
+    let mut browsers = Browsers::start("the_mailbox_dashboard_shows_the_traffic").await?;
+    let page = browsers.open("operator", BrowserOptions::default()).await?;
+    let result = dashboard(&world, &page).await;
+    browsers.finish(result).await
+}
+
+/// The number in the dashboard figure labelled `label`.
+async fn figure(page: &Browser, label: &str) -> anyhow::Result<u64> {
+    for item in page.find_all("dl.figures > div").await? {
+        // The stylesheet shows labels in capitals: compare the text as written.
+        let dt = item
+            .find(fantoccini::Locator::Css("dt"))
+            .await?
+            .prop("textContent")
+            .await?;
+        if dt.as_deref() == Some(label) {
+            let dd = item
+                .find(fantoccini::Locator::Css("dd"))
+                .await?
+                .text()
+                .await?;
+            return dd
+                .trim()
+                .parse()
+                .with_context(|| format!("{label} shows {dd:?}"));
+        }
+    }
+    anyhow::bail!("no figure {label:?} on the dashboard")
+}
+
+async fn dashboard(world: &World, page: &Browser) -> anyhow::Result<()> {
+    for text in ["one", "two"] {
+        let (status, body) = world
+            .alice
+            .post(
+                "/api/identities/alice/contacts/bob/messages",
+                json!({ "text": text }),
+            )
+            .await?;
+        ensure!(status == 201, "{status} {body}");
+    }
+    eventually(WAIT, "both messages to be delivered", || async {
+        let page = world
+            .alice
+            .get("/api/identities/alice/contacts/bob/messages")
+            .await?;
+        let statuses: Vec<&Value> = page["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| &m["status"])
+            .collect();
+        Ok((statuses.len() == 2 && statuses.iter().all(|s| *s == "delivered")).then_some(()))
+    })
+    .await?;
+
+    page.goto(&world.mailbox.dashboard).await?;
+    let heading = page.text("h1").await?;
+    ensure!(heading == "Secure Messenger mailbox", "{heading:?}");
+    let stored = figure(page, "Stored total").await?;
+    ensure!(stored >= 1, "Stored total {stored}");
+    let delivered = figure(page, "Delivered total").await?;
+    ensure!(delivered >= 1, "Delivered total {delivered}");
+    let chart = page.find("section.chart svg").await?;
+    ensure!(chart.is_displayed().await?, "the chart is not visible");
+    ensure!(
+        page.count("section.chart svg polyline").await? == 2,
+        "the chart has no sends and deliveries lines"
+    );
+    Ok(())
+}
+
+// ---------- 6. no external requests, a strict CSP ----------
+
+#[tokio::test]
+async fn pages_load_nothing_external_and_break_no_content_security_policy() -> anyhow::Result<()> {
+    let world = friends().await?;
+    let mut browsers =
+        Browsers::start("pages_load_nothing_external_and_break_no_content_security_policy").await?;
+    let page = browsers.open("alice", BrowserOptions::default()).await?;
+    let result = strict_pages(&world, &page).await;
+    browsers.finish(result).await
+}
+
+/// Console entries that report a Content-Security-Policy violation.
+fn csp_violations(entries: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| m.contains("Content Security Policy"))
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn strict_pages(world: &World, page: &Browser) -> anyhow::Result<()> {
+    let pages = [
+        format!("{}/", world.alice.url),
+        chat_url(&world.alice, "alice", "bob"),
+        format!("{}/?identity=alice&contact=bob&settings=1", world.alice.url),
+    ];
+    for url in &pages {
+        let resp = world.alice.http.get(url).send().await?;
+        ensure!(resp.status() == 200, "{url}: {}", resp.status());
+        let csp = resp
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .with_context(|| format!("{url}: no Content-Security-Policy"))?
+            .to_owned();
+        for directive in [
+            "frame-ancestors 'none'",
+            "script-src 'self'",
+            "default-src 'none'",
+        ] {
+            ensure!(
+                csp.contains(directive),
+                "{url}: CSP {csp:?} lacks {directive}"
+            );
+        }
+    }
+
+    for url in &pages {
+        page.goto(url).await?;
+        page.wait_for("#connection .conn", PAGE).await?;
+        // The script has run and its event stream is open: whatever either would break
+        // has shown in the console by now.
+        page.wait_for("html[data-stream=open]", PAGE).await?;
+        let entries = page.console().await?;
+        let violations = csp_violations(&entries);
+        ensure!(violations.is_empty(), "{url}: {violations:#?}");
+        // The page names an empty inline icon, so the browser asks for no /favicon.ico:
+        // any console error counts.
+        let errors: Vec<&Value> = entries.iter().filter(|e| e["level"] == "SEVERE").collect();
+        ensure!(errors.is_empty(), "{url}: console errors {errors:#?}");
+        // Everything the page loaded, and everything it links to, is the node itself (or an
+        // inline `data:` URL, which loads nothing).
+        let foreign = page
+            .js(
+                "const origin = location.origin;
+                 const loaded = performance.getEntriesByType('resource').map(e => e.name);
+                 const linked = [...document.querySelectorAll('[src], [href], [action]')]
+                     .map(e => e.src || e.href || e.action);
+                 return [...loaded, ...linked]
+                     .filter(u => !u.startsWith(origin + '/') && !u.startsWith('data:'));",
+                vec![],
+            )
+            .await?;
+        ensure!(foreign == json!([]), "{url}: foreign URLs {foreign}");
+        let loaded = page
+            .js(
+                "return performance.getEntriesByType('resource').map(e => new URL(e.name).pathname);",
+                vec![],
+            )
+            .await?;
+        ensure!(
+            loaded.as_array().is_some_and(|l| !l.is_empty()),
+            "{url}: no resources seen ({loaded})"
+        );
+    }
+
+    // The check can see a violation: an inline script is refused, and the console says so.
+    page.js(
+        "const s = document.createElement('script'); s.textContent = 'window.__ran = 1;';
+         document.body.append(s);",
+        vec![],
+    )
+    .await?;
+    let ran = page.js("return window.__ran === 1;", vec![]).await?;
+    ensure!(ran == false, "an inline script ran despite the CSP");
+    let entries = page.console().await?;
+    ensure!(
+        !csp_violations(&entries).is_empty(),
+        "the refused inline script left no CSP violation in the console: {entries:#?}"
+    );
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The settings dialog, and a node stopping under an open page.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+// ---------- 3. settings ----------
+
+#[tokio::test]
+async fn settings_survive_a_reload_and_a_restart_and_test_connection_answers_in_words()
+-> anyhow::Result<()> {
+    let world = friends().await?;
+    let mut browsers = Browsers::start(
+        "settings_survive_a_reload_and_a_restart_and_test_connection_answers_in_words",
+    )
+    .await?;
+    let page = browsers.open("alice", BrowserOptions::default()).await?;
+    let result = settings_persist(world, &page).await;
+    browsers.finish(result).await
+}
+
+/// Open the settings dialog from the page of `node` (alice's identity) and return what it
+/// shows: the mailbox address and whether previews are on.
+async fn open_settings(page: &Browser, node: &Node) -> anyhow::Result<(String, bool)> {
+    page.goto(&format!("{}/?identity=alice", node.url)).await?;
+    page.click("a#open-settings").await?;
+    page.wait_for("dialog#settings[open] #settings-form", PAGE)
+        .await?;
+    let mailbox = page.value("#settings-mailbox").await?;
+    let previews = page
+        .find("#settings-form input[name=previews]")
+        .await?
+        .is_selected()
+        .await?;
+    Ok((mailbox, previews))
+}
+
+async fn settings_persist(world: World, page: &Browser) -> anyhow::Result<()> {
+    let World {
+        dir,
+        mailbox,
+        mut alice,
+        bob: _bob,
+    } = world;
+    let pinned = mailbox.pinned_address();
+    let (shown, previews) = open_settings(page, &alice).await?;
+    ensure!(shown == pinned, "mailbox {shown:?}, expected {pinned:?}");
+    ensure!(previews, "previews are off by default");
+
+    // The same address written differently (spaces around, the fingerprint in capitals),
+    // and no message text in notifications.
+    let written = format!(
+        "  {}#{}  ",
+        mailbox.addr,
+        mailbox.fingerprint.to_uppercase()
+    );
+    let field = page.find("#settings-mailbox").await?;
+    field.clear().await?;
+    field.send_keys(&written).await?;
+    page.click("#settings-form input[name=previews]").await?;
+    mark(page).await?;
+    page.click("#settings-form button[type=submit]").await?;
+    wait_new_page(page).await?;
+    page.wait_for("dialog#settings[open] #settings-form", PAGE)
+        .await?;
+    ensure!(
+        page.count(".flash").await? == 0,
+        "saving failed: {}",
+        page.text(".flash").await?
+    );
+    let check = |(shown, previews): (String, bool), when: &str| -> anyhow::Result<()> {
+        ensure!(
+            shown == pinned,
+            "{when}: mailbox {shown:?}, expected {pinned:?}"
+        );
+        ensure!(!previews, "{when}: previews are on again");
+        Ok(())
+    };
+    let after_save = (
+        page.value("#settings-mailbox").await?,
+        page.find("#settings-form input[name=previews]")
+            .await?
+            .is_selected()
+            .await?,
+    );
+    check(after_save, "after saving")?;
+    let body = page.find("body").await?.attr("data-previews").await?;
+    ensure!(
+        body.as_deref() == Some("false"),
+        "body data-previews {body:?}"
+    );
+
+    // Reload, reopen.
+    page.reload().await?;
+    check(open_settings(page, &alice).await?, "after a reload")?;
+
+    // Restart the node on the same data directory, without --mailbox (which would override
+    // the saved address): the settings are still there, and the saved address is used.
+    // Leave the page first: while a page's event stream is open the node does not stop (see
+    // `a_node_stops_when_asked_while_its_page_is_open`).
+    page.goto("about:blank").await?;
+    alice.proc.terminate(WAIT)?;
+    let alice = Node::start_with_saved_mailbox(&dir.path().join("alice"))?;
+    check(open_settings(page, &alice).await?, "after a restart")?;
+    page.wait_for("#connection .conn.conn-online", WAIT).await?;
+
+    // Test connection: the answer is in words.
+    page.click("#test-connection button[type=submit]").await?;
+    let result = page.wait_for("#test-result", WAIT).await?;
+    let words = result.text().await?;
+    ensure!(words.contains("Connected"), "test result {words:?}");
+    ensure!(
+        page.count("dialog#settings[open]").await? == 1,
+        "the dialog closed"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_node_stops_when_asked_while_its_page_is_open() -> anyhow::Result<()> {
+    let mut world = friends().await?;
+    let mut browsers = Browsers::start("a_node_stops_when_asked_while_its_page_is_open").await?;
+    let page = browsers.open("alice", BrowserOptions::default()).await?;
+    let result = async {
+        page.goto(&chat_url(&world.alice, "alice", "bob")).await?;
+        page.wait_for("#connection .conn.conn-online", WAIT).await?;
+        // The page holds its event stream open: the node must stop all the same.
+        page.wait_for("html[data-stream=open]", WAIT).await?;
+        let asked = Instant::now();
+        let status = world.alice.proc.terminate(PAGE)?;
+        println!("alice's node exited {:?} after SIGTERM", asked.elapsed());
+        ensure!(status.success(), "alice's node exited with {status}");
+        Ok(())
+    }
+    .await;
+    browsers.finish(result).await
+}
