@@ -78,7 +78,7 @@ pub async fn run(
             Action::Wait(d) => {
                 tokio::select! {
                     _ = tokio::time::sleep(d) => Input::Timer,
-                    _ = node.wake.notified() => Input::Wake,
+                    () = node.woken() => Input::Wake,
                     _ = changed(&mut address) => Input::AddressChanged,
                     event = next_event(client.as_ref()) => match event {
                         Ok(()) => Input::Pushed,
@@ -89,7 +89,7 @@ pub async fn run(
             Action::Backoff(d) => {
                 tokio::select! {
                     _ = tokio::time::sleep(d) => Input::Timer,
-                    _ = node.wake.notified() => Input::Wake,
+                    () = node.woken() => Input::Wake,
                     _ = changed(&mut address) => Input::AddressChanged,
                 }
             }

@@ -133,7 +133,7 @@ impl Node {
             Ok(record)
         })
         .await?;
-        self.wake.notify_one();
+        self.wake();
         Ok(record)
     }
 

@@ -78,7 +78,7 @@ impl Node {
             Ok(())
         })
         .await?;
-        self.wake.notify_one();
+        self.wake();
         Ok(contact)
     }
 
@@ -258,7 +258,7 @@ impl Node {
                     contact: contact.name,
                     entry: Entry::Message(record),
                 });
-                self.wake.notify_one();
+                self.wake();
                 Ok(true)
             }
             (MessageKind::Text, None) => {

@@ -89,7 +89,7 @@ impl Node {
             Ok(message)
         })
         .await?;
-        self.wake.notify_one();
+        self.wake();
         Ok(message)
     }
 

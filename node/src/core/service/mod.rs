@@ -100,14 +100,14 @@ pub struct Node {
     passphrase: Option<Passphrase>,
     identities: RwLock<HashMap<String, Arc<Identity>>>,
     /// The largest text a user may send, in bytes.
-    pub max_body_bytes: usize,
+    max_body_bytes: usize,
     status: RwLock<SyncStatus>,
     /// The mailbox in use (see [`crate::core::settings`]).
     mailbox: crate::core::settings::MailboxSetting,
     /// Held while a message is sealed and its chain advanced.
     chain_lock: std::sync::Mutex<()>,
     /// Wakes the sync loop: something to send, or a new identity to log in.
-    pub wake: Notify,
+    wake: Notify,
     events: broadcast::Sender<NodeEvent>,
 }
 
@@ -226,6 +226,21 @@ impl Node {
     /// The store (for the sync loop).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Wake the sync driver: something to send, or a new identity to log in.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Resolves at the next [`Self::wake`] (or at once if one is pending).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The largest text a user may send, in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
     }
 
     pub(crate) fn mailbox_setting(&self) -> &crate::core::settings::MailboxSetting {
