@@ -43,7 +43,9 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
             last_ms: now_ms,
         });
         bucket.tokens = (bucket.tokens + seconds(bucket.last_ms, now_ms) * rate).min(burst);
-        bucket.last_ms = bucket.last_ms.max(now_ms);
+        // A clock that stepped back counts as no time passed, and refills go on from the
+        // new time.
+        bucket.last_ms = now_ms;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             true
@@ -57,7 +59,7 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
     fn prune(&mut self, now_ms: u64) {
         if self
             .last_prune
-            .is_some_and(|t| now_ms.saturating_sub(t) < PRUNE_EVERY_MS)
+            .is_some_and(|t| now_ms.abs_diff(t) < PRUNE_EVERY_MS)
         {
             return;
         }
@@ -102,6 +104,17 @@ mod tests {
             "caps at burst"
         );
         assert!(!limiter.allow(&k, t0 + 10_000));
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_refills_nothing_and_then_goes_on() {
+        let t0 = 10_000_000;
+        let mut limiter = RateLimiter::new(1.0, 1.0);
+        assert!(limiter.allow(&"alice", t0));
+        // An hour back: no refill for the step, but a second later there is a token again.
+        let back = t0 - 3_600_000;
+        assert!(!limiter.allow(&"alice", back));
+        assert!(limiter.allow(&"alice", back + 1_000));
     }
 
     #[test]

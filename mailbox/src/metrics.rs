@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
 use std::time::{Instant, SystemTime};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -65,8 +64,6 @@ pub struct Metrics {
     /// When the last retention run ended, and how many envelopes it expired.
     pub last_retention: Mutex<Option<(SystemTime, u64)>>,
     started: Instant,
-    /// Requests in flight (for graceful shutdown).
-    pub in_flight: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -138,7 +135,6 @@ impl Metrics {
             series: Mutex::default(),
             last_retention: Mutex::default(),
             started: Instant::now(),
-            in_flight: AtomicU64::new(0),
         }
     }
 

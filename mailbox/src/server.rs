@@ -78,11 +78,6 @@ impl<S: QueueStore> Server<S> {
     }
 }
 
-/// Milliseconds since the Unix epoch, the time the core is given.
-fn now_ms() -> u64 {
-    config::now_ms()
-}
-
 /// Accept connections until the endpoint is closed.
 pub async fn serve<S: QueueStore>(endpoint: quinn::Endpoint, server: Arc<Server<S>>) {
     while let Some(incoming) = endpoint.accept().await {
@@ -139,6 +134,13 @@ async fn stream<S: QueueStore>(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
+    // An address over its request rate is answered before anything is read.
+    if let Err(refusal) = server.core.admit_request(id, config::now_ms()) {
+        if write_answer(&mut send, &refusal).await {
+            settle(&mut send).await;
+        }
+        return;
+    }
     // A request is at most one envelope and its frame, and must arrive in time: a client
     // cannot make the mailbox buffer more, or hold a stream forever.
     let limit = server.core.policy().request_limit();
@@ -160,24 +162,38 @@ async fn stream<S: QueueStore>(
     // Counted as in flight from when the whole request is here until its answer is written
     // (entered before the core checks whether it is stopping): a client that never finishes
     // sending cannot hold up a shutdown.
-    let guard = InFlight::enter(&server.in_flight);
+    let mut guard = Some(InFlight::enter(&server.in_flight));
     let received = match &bytes {
         Some(bytes) => Received::Frame(bytes),
         None => Received::TooLong,
     };
-    let response = server.core.handle_request(id, now_ms(), received).await;
+    let response = server
+        .core
+        .handle_request(id, config::now_ms(), received)
+        .await;
     server.push();
-    let written = tokio::time::timeout(IO_TIMEOUT, send.write_all(&protocol::encode(&response)))
-        .await
-        .is_ok_and(|w| w.is_ok());
-    if written {
-        let _ = send.finish();
+    if matches!(response, protocol::Response::Error { .. }) {
+        // A refusal changed nothing: a shutdown need not wait for it to be written.
+        guard = None;
     }
+    let written = write_answer(&mut send, &response).await;
     drop(guard);
     if written {
-        // Let the answer reach the peer before the stream is dropped.
-        let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+        settle(&mut send).await;
     }
+}
+
+/// Write one answer and finish the stream, bounded in time; whether it was written.
+async fn write_answer(send: &mut quinn::SendStream, response: &protocol::Response) -> bool {
+    let written = tokio::time::timeout(IO_TIMEOUT, send.write_all(&protocol::encode(response)))
+        .await
+        .is_ok_and(|w| w.is_ok());
+    written && send.finish().is_ok()
+}
+
+/// Let an answer reach the peer before its stream is dropped (at most 5 s).
+async fn settle(send: &mut quinn::SendStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
 }
 
 /// Counts one request in flight while it lives.

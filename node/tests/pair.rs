@@ -2,7 +2,7 @@
 //! mailbox core over its in-memory store, node cores over in-memory stores, and the sync
 //! rounds the real node runs (`node::sync::round`), carried over an in-memory [`Link`] that
 //! encodes every frame, can lose answers, and reads a clock the test moves. No sockets, no
-//! processes, no sleeps; the process-level twins of these tests are in `tests/e2e/node.rs`.
+//! processes, no sleeps; the process-level twins of these tests are in `tests/e2e/node/`.
 
 #![allow(clippy::unwrap_used)]
 

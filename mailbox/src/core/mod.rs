@@ -15,7 +15,8 @@
 //!   [`ConnId`]) or refuses it;
 //! - [`Mailbox::handle_established`] once its handshake is done, with its login challenge
 //!   and TLS exporter value;
-//! - [`Mailbox::handle_request`] for each request stream's bytes, answered with the
+//! - [`Mailbox::admit_request`] when a request stream opens (a refusal is written back
+//!   unread), then [`Mailbox::handle_request`] with the stream's bytes, answered with the
 //!   [`Response`] to write back; then [`Mailbox::poll_push`] until it returns `None`, and
 //!   push each [`Event`] to its connection;
 //! - [`Mailbox::handle_closed`] when the connection ends (or its handshake failed);
@@ -307,8 +308,14 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         challenge: [u8; CHALLENGE_LEN],
         exporter: [u8; CHALLENGE_LEN],
     ) {
-        if let Some(c) = self.state().conns.get_mut(&conn) {
-            c.session = Some(ServerSession::new(challenge, exporter));
+        let known = match self.state().conns.get_mut(&conn) {
+            Some(c) => {
+                c.session = Some(ServerSession::new(challenge, exporter));
+                true
+            }
+            None => false,
+        };
+        if known {
             self.observer.observe(Tally::Connected);
         }
     }
@@ -343,7 +350,7 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         }
     }
 
-    /// Answer one request stream of `conn` at `now_ms`.
+    /// Answer one request stream of `conn` at `now_ms` (admitted by [`Self::admit_request`]).
     pub async fn handle_request(
         &self,
         conn: ConnId,
@@ -357,20 +364,30 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         response
     }
 
-    async fn answer(&self, conn: ConnId, now_ms: u64, received: Received<'_>) -> Response {
+    /// A request stream opened on `conn` at `now_ms`: may it be read? Checked before the
+    /// driver reads anything, so an address over its request rate costs no buffering. A
+    /// refusal is the answer to write back (and is counted).
+    pub fn admit_request(&self, conn: ConnId, now_ms: u64) -> Result<(), Response> {
         let allowed = {
             let mut state = self.state();
             match state.conns.get(&conn).map(|c| c.address) {
                 Some(address) => state.addresses.allow(&address, now_ms),
-                None => return Response::error(ErrorCode::Internal, "unknown connection"),
+                // Not a connection of ours: `handle_request` answers that.
+                None => true,
             }
         };
-        if !allowed {
-            return Response::error(
-                ErrorCode::RateLimited,
-                "too many requests from this address; slow down",
-            );
+        if allowed {
+            return Ok(());
         }
+        self.observer
+            .observe(Tally::Refused(ErrorCode::RateLimited));
+        Err(Response::error(
+            ErrorCode::RateLimited,
+            "too many requests from this address; slow down",
+        ))
+    }
+
+    async fn answer(&self, conn: ConnId, now_ms: u64, received: Received<'_>) -> Response {
         let bytes = match received {
             Received::Frame(bytes) => bytes,
             Received::TooLong => {

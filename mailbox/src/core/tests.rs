@@ -142,11 +142,14 @@ impl World {
 
     /// Bytes in, bytes out: the request is encoded and its answer decoded, as on the wire.
     fn request_bytes(&self, peer: &Peer, bytes: &[u8]) -> Response {
-        let answer = ready(self.mailbox.handle_request(
-            peer.conn,
-            self.now_ms,
-            Received::Frame(bytes),
-        ));
+        let answer = match self.mailbox.admit_request(peer.conn, self.now_ms) {
+            Ok(()) => ready(self.mailbox.handle_request(
+                peer.conn,
+                self.now_ms,
+                Received::Frame(bytes),
+            )),
+            Err(refusal) => refusal,
+        };
         protocol::decode_response(&protocol::encode(&answer)).unwrap()
     }
 

@@ -47,6 +47,14 @@ impl Node {
         self.mailbox_setting().0.borrow().clone()
     }
 
+    /// The mailbox address in use with the certificate pin in force for it (given, or
+    /// learnt on first use): what invites and the settings show.
+    pub fn mailbox_in_use(&self) -> MailboxAddress {
+        let mut address = self.mailbox();
+        address.fingerprint = crate::sync::pins::pinned(self, &address);
+        address
+    }
+
     /// The mailbox address in use, and every change to it.
     pub fn follow_mailbox(&self) -> watch::Receiver<MailboxAddress> {
         self.mailbox_setting().0.subscribe()

@@ -72,6 +72,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The page a browser gets instead of a 401's JSON: the login form, with `words` saying why
+/// when a token was given and is wrong.
+pub fn login_required(words: Option<&str>) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, bearer_challenge())],
+        axum::response::Html(ui::login_page(words)),
+    )
+        .into_response()
+}
+
 /// The challenge a 401 carries: the API takes the access token as a bearer token.
 pub fn bearer_challenge() -> HeaderValue {
     HeaderValue::from_static("Bearer realm=\"secure-messenger-node\"")

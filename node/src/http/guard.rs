@@ -48,12 +48,7 @@ pub(super) async fn guard(State(s): State<AppState>, request: Request, next: Nex
             )
             .into_response()
         } else {
-            (
-                axum::http::StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, super::error::bearer_challenge())],
-                axum::response::Html(ui::login_page(None)),
-            )
-                .into_response()
+            super::error::login_required(None)
         };
         return with_security_headers(refusal);
     }

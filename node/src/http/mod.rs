@@ -1,6 +1,6 @@
-//! The node's HTTP side, the only part that knows HTTP, axum and JSON: the guard every
-//! request passes, the one mapping of errors to statuses ([`error`]), the JSON API
-//! ([`api`], with its OpenAPI document), the HTML pages and forms ([`web`], rendered by
+//! The node's HTTP side, the only part that knows HTTP, axum and the API's JSON: the
+//! guard every request passes, the one mapping of errors to statuses ([`error`]), the JSON
+//! API ([`api`], with its OpenAPI document), the HTML pages and forms ([`web`], rendered by
 //! `ui`) and the event stream ([`events`]). Handlers gather plain data from
 //! [`crate::core`] and hand it on; they decide nothing.
 

@@ -246,14 +246,7 @@ async fn login(State(s): State<AppState>, Form(f): Form<Login>) -> Response {
         headers.insert(header::COOKIE, v);
     }
     if !super::guard::token_matches(&s, &headers) {
-        return (
-            axum::http::StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, super::error::bearer_challenge())],
-            Html(ui::login_page(Some(
-                "That is not this node's access token.",
-            ))),
-        )
-            .into_response();
+        return super::error::login_required(Some("That is not this node's access token."));
     }
     let cookie = cookie::Cookie::build((s.token_cookie().to_owned(), f.token))
         .path("/")

@@ -360,7 +360,7 @@ impl Committer {
         }
         // The syncer answers once an fdatasync covers this group; meanwhile this thread
         // goes on with the next one (the next group reads what this one applied: if the
-        // sync fails, the process stops before anyone hears of either).
+        // sync fails, the store is poisoned and the syncer answers neither).
         let _ = synced.send(Applied {
             pending,
             outcomes,

@@ -220,7 +220,7 @@ impl Node {
         Ok(Invite {
             display_name: record.display_name.or(Some(record.id)),
             public_key: identity.public_key().clone(),
-            mailbox: self.status().mailbox.parse().ok(),
+            mailbox: Some(self.mailbox_in_use()),
         }
         .encode())
     }

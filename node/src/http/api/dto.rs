@@ -312,10 +312,8 @@ pub struct SettingsJson {
 
 /// The settings as they are now.
 pub(super) fn settings_json(node: &Node) -> SettingsJson {
-    let mut address = node.mailbox();
-    address.fingerprint = crate::sync::pins::pinned(node, &address);
     SettingsJson {
-        mailbox: address.to_string(),
+        mailbox: node.mailbox_in_use().to_string(),
         previews: node.previews(),
     }
 }
