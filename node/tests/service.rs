@@ -141,6 +141,30 @@ async fn a_dropped_message_leaves_a_gap_marker() {
     );
     let shown = b.node.messages("bob", "alice", None, 10).unwrap();
     assert_eq!(texts(&shown), ["one", "<gap 2>", "four"]);
+    // Paged one entry at a time, the cursor goes past the gap marker too, and stops.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    for _ in 0..5 {
+        let page = b.node.page("bob", "alice", cursor.as_ref(), 1).unwrap();
+        seen.extend(page.entries);
+        cursor = page.next;
+        if let Some(c) = &cursor {
+            let text = c.to_string();
+            assert_eq!(
+                text.parse::<node::core::service::Cursor>().ok(),
+                cursor,
+                "{text}"
+            );
+        } else {
+            break;
+        }
+    }
+    assert_eq!(texts(&seen), ["one", "<gap 2>", "four"]);
+    assert!(cursor.is_none(), "the last page says so");
+    assert!(
+        "e123".parse::<node::core::service::Cursor>().is_err(),
+        "a cursor names 16 hex digits"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,9 +3,63 @@
 
 use std::sync::Arc;
 
-use crypto::{Draft, MessageKind, PublicKey};
+use crypto::{Draft, MessageId, MessageKind, PublicKey};
 
 use super::*;
+
+/// Where a conversation page starts: older than this message, or than this entry (a gap
+/// marker has no message id). Written as the message id (32 hex digits), or `e` and the
+/// entry's 16 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cursor {
+    /// Older than this message.
+    Message(MessageId),
+    /// Older than the entry with this local sequence number.
+    Entry(u64),
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = NodeError;
+
+    fn from_str(text: &str) -> Result<Self, NodeError> {
+        let invalid = || {
+            NodeError::invalid(
+                "invalid_before",
+                "before: not a message id or a page cursor",
+            )
+        };
+        match text.strip_prefix('e') {
+            Some(hex_seq) if hex_seq.len() == 16 => u64::from_str_radix(hex_seq, 16)
+                .map(Self::Entry)
+                .map_err(|_| invalid()),
+            _ => text.parse().map(Self::Message).map_err(|_| invalid()),
+        }
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Message(id) => write!(f, "{id}"),
+            Self::Entry(seq) => write!(f, "e{seq:016x}"),
+        }
+    }
+}
+
+/// One page of a conversation.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// Newest first.
+    pub entries: Vec<Entry>,
+    /// Where the next (older) page starts, if older entries wait.
+    pub next: Option<Cursor>,
+}
+
+/// The local sequence number at the end of a `msg/` key.
+fn seq_of_key(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
 
 impl Node {
     /// Seal a text for a contact, store it as pending and queue it for the mailbox.
@@ -94,7 +148,7 @@ impl Node {
     }
 
     /// A conversation page: newest first, at most `limit` entries, older than the message
-    /// `before`.
+    /// `before` (a message id, hex).
     pub fn messages(
         &self,
         id: &str,
@@ -102,33 +156,49 @@ impl Node {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Entry>, NodeError> {
+        let before = before.map(str::parse::<Cursor>).transpose()?;
+        Ok(self.page(id, contact, before.as_ref(), limit)?.entries)
+    }
+
+    /// A conversation page: newest first, at most `limit` entries, older than `before`;
+    /// with the cursor of the next page when older entries wait.
+    pub fn page(
+        &self,
+        id: &str,
+        contact: &str,
+        before: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, NodeError> {
         self.contact(id, contact)?;
+        let conversation = keys::conversation(id, contact);
         let before_key = match before {
             None => None,
-            Some(mid) => {
-                let b = parse_id(mid).ok_or_else(|| {
-                    NodeError::invalid("invalid_before", "before: not a message id")
-                })?;
-                let key = self
-                    .store
-                    .get_raw(&keys::message_id(&b))?
-                    .filter(|k| k.starts_with(&keys::conversation(id, contact)))
+            Some(Cursor::Entry(seq)) => Some(keys::message(id, contact, *seq)),
+            Some(Cursor::Message(mid)) => Some(
+                self.store
+                    .get_raw(&keys::message_id(&mid.0))?
+                    .filter(|k| k.starts_with(&conversation))
                     .ok_or_else(|| {
                         NodeError::NotFound(format!("no message {mid} in this conversation"))
-                    })?;
-                Some(key)
-            }
+                    })?,
+            ),
         };
-        Ok(self
-            .store
-            .scan_rev::<Entry>(
-                &keys::conversation(id, contact),
-                before_key.as_deref(),
-                limit,
-            )?
-            .into_iter()
-            .map(|(_, m)| m)
-            .collect())
+        let mut entries = self.store.scan_rev::<Entry>(
+            &conversation,
+            before_key.as_deref(),
+            limit.saturating_add(1),
+        )?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let next = match entries.last() {
+            Some((_, Entry::Message(m))) if more => Some(Cursor::Message(m.id)),
+            Some((key, Entry::Gap { .. })) if more => seq_of_key(key).map(Cursor::Entry),
+            _ => None,
+        };
+        Ok(Page {
+            entries: entries.into_iter().map(|(_, e)| e).collect(),
+            next,
+        })
     }
 
     /// One message of a conversation, by its id.

@@ -9,6 +9,8 @@ mod contacts;
 mod identities;
 mod inbox;
 mod messages;
+
+pub use messages::{Cursor, Page};
 mod outbox;
 
 use std::collections::HashMap;

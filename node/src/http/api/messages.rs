@@ -10,7 +10,8 @@ pub(super) struct Page {
     /// How many entries, 1 to 1000 (default 50).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
-    /// Page back: only entries older than the message with this id.
+    /// Page back: only entries older than this message id, or than the cursor a page gave
+    /// as `next_before`.
     before: Option<String>,
 }
 
@@ -44,31 +45,16 @@ pub(super) async fn list_messages(
             "limit: must be 1 to 1000",
         ));
     }
-    let mut entries = s
-        .node
-        .messages(&id, &contact, page.before.as_deref(), limit + 1)?;
-    let more = entries.len() > limit;
-    entries.truncate(limit);
-    let next_before = if more { cursor(&mut entries) } else { None };
-    let messages = entries.iter().map(EntryJson::from).collect();
+    let before = page
+        .before
+        .as_deref()
+        .map(str::parse::<Cursor>)
+        .transpose()?;
+    let page = s.node.page(&id, &contact, before.as_ref(), limit)?;
     Ok(Json(MessagesJson {
-        messages,
-        next_before,
+        messages: page.entries.iter().map(EntryJson::from).collect(),
+        next_before: page.next.map(|c| c.to_string()),
     }))
-}
-
-/// The `before` of the next page: the oldest message of this one. Gap markers older than
-/// it leave this page and open the next, so no entry is shown twice. A page of gap markers
-/// only has no cursor.
-fn cursor(entries: &mut Vec<Entry>) -> Option<String> {
-    let oldest = entries
-        .iter()
-        .rposition(|e| matches!(e, Entry::Message(_)))?;
-    entries.truncate(oldest + 1);
-    match entries.last() {
-        Some(Entry::Message(m)) => Some(m.id.to_string()),
-        _ => None,
-    }
 }
 
 /// A message to send.

@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::error::NodeError;
-use crate::core::service::{MessageRequest, Node, blocking};
+use crate::core::service::{Cursor, MessageRequest, Node, blocking};
 use crate::core::store::{ContactRecord, Entry, IdentityRecord, MessageRecord};
 use crate::http::AppState;
 use crate::http::error::ApiError;
