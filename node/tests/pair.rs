@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,7 +18,7 @@ use mailbox::core::{ClientSession, ConnId, Mailbox, Policy, Received};
 use mailbox::protocol::{self, CHALLENGE_LEN, Event, Request, Response};
 use mailbox::store::{MemoryQueue, QueueStore as _};
 use node::core::service::Node;
-use node::core::store::{Entry, MessageRecord, Status, Store};
+use node::core::store::{Entry, MessageRecord, Status};
 use node::sync::engine::Engine;
 use node::sync::round::{self, Link};
 use rand::SeedableRng as _;
@@ -129,15 +131,7 @@ struct Peer {
 
 impl Peer {
     async fn new(world: &mut World, id: &'static str) -> Self {
-        let keys = tempfile::tempdir().unwrap();
-        let node = Node::with_store(
-            Store::in_memory().unwrap(),
-            keys.path().join("keys"),
-            65_536,
-            None,
-        )
-        .unwrap();
-        let node = Arc::new(node);
+        let (node, keys) = common::memory_node();
         node.create_identity(id.into(), None).await.unwrap();
         let mut engine = Engine::new(std::time::Duration::from_secs(30), StdRng::seed_from_u64(7));
         engine.start();

@@ -4,13 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::Arc;
 
 use std::time::SystemTime;
 
 use crypto::{Draft, Identity, MessageKind, PublicKey};
 use node::core::service::Node;
-use node::core::store::{Entry, OutboxKind, Status, Store};
+use node::core::store::{Entry, OutboxKind, Status};
 
 struct Peer {
     node: Arc<Node>,
@@ -18,18 +20,8 @@ struct Peer {
 }
 
 fn peer() -> Peer {
-    let keys = tempfile::tempdir().unwrap();
-    let node = Node::with_store(
-        Store::in_memory().unwrap(),
-        keys.path().join("keys"),
-        65_536,
-        None,
-    )
-    .unwrap();
-    Peer {
-        node: Arc::new(node),
-        _keys: keys,
-    }
+    let (node, keys) = common::memory_node();
+    Peer { node, _keys: keys }
 }
 
 /// alice and bob, each on their own node, knowing each other.
