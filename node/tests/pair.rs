@@ -328,10 +328,7 @@ async fn a_stranger_waits_in_requests_and_gets_no_receipt() {
     alice.sync().await.unwrap();
     let requests = alice.node.requests("alice").unwrap();
     assert_eq!(requests.len(), 1);
-    assert_eq!(
-        requests[0].fingerprint,
-        dave.identity().fingerprint().to_string()
-    );
+    assert_eq!(requests[0].fingerprint, dave.identity().fingerprint());
     assert_eq!(requests[0].messages[0].text, "hi, it's dave");
     alice.sync().await.unwrap();
     assert_eq!(

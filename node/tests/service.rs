@@ -190,7 +190,7 @@ async fn an_unknown_sender_waits_in_requests_until_accepted() {
         "no receipt to a stranger"
     );
 
-    let fp = requests[0].fingerprint.clone();
+    let fp = requests[0].fingerprint.to_string();
     a.node
         .accept_request("alice".into(), fp, "eve".into())
         .await
@@ -240,7 +240,7 @@ async fn strangers_can_leave_only_so_many_requests() {
             .requests("alice")
             .unwrap()
             .iter()
-            .find(|r| r.fingerprint == fingerprint)
+            .find(|r| r.fingerprint.to_string() == fingerprint)
             .map_or(0, |r| r.messages.len())
     };
 

@@ -81,7 +81,7 @@ fn payload(node: &Node, event: NodeEvent) -> (&'static str, String) {
             json(&StatusEvent {
                 identity,
                 contact,
-                id,
+                id: id.to_string(),
                 status: status.into(),
                 error,
             }),
@@ -93,7 +93,7 @@ fn payload(node: &Node, event: NodeEvent) -> (&'static str, String) {
             "request",
             json(&RequestEvent {
                 identity,
-                fingerprint,
+                fingerprint: fingerprint.to_string(),
             }),
         ),
         NodeEvent::Connection => ("connection", status_json(node).to_string()),
@@ -203,7 +203,7 @@ mod tests {
             NodeEvent::Status {
                 identity: "alice".into(),
                 contact: "bob".into(),
-                id: "ff".repeat(16),
+                id: crypto::MessageId([0xff; 16]),
                 status: Status::Failed,
                 error: Some("too large".into()),
             },
@@ -213,7 +213,7 @@ mod tests {
         check(
             NodeEvent::Request {
                 identity: "alice".into(),
-                fingerprint: "ab".repeat(32),
+                fingerprint: crypto::Fingerprint([0xab; 32]),
             },
             "request",
             r#"{"identity":"alice","fingerprint":"abababababababababababababababababababababababababababababababab"}"#,

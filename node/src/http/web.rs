@@ -110,7 +110,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
     let mut page = ui::NodePage {
         identities,
         active_identity: active_identity.clone(),
-        connection: status.state.to_owned(),
+        connection: status.state.as_str().to_owned(),
         last_error: status.last_error.clone(),
         outbox: node.outbox_len(),
         show_settings: sel.settings.is_some(),
@@ -161,7 +161,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
                 .map(|m| crate::core::service::preview(&m.text))
                 .unwrap_or_default(),
             count: r.messages.len(),
-            fingerprint: r.fingerprint,
+            fingerprint: r.fingerprint.to_string(),
         })
         .collect();
     if let Some(contact) = page.active_contact.clone() {

@@ -63,27 +63,8 @@ pub enum Action {
     Backoff(Duration),
 }
 
-/// The connection state shown to the user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
-    /// Trying to connect.
-    Connecting,
-    /// Connected (and syncing or idle).
-    Online,
-    /// Not connected; waiting to retry.
-    Offline,
-}
-
-impl State {
-    /// The word used in the API and the UI.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connecting => "connecting",
-            Self::Online => "online",
-            Self::Offline => "offline",
-        }
-    }
-}
+/// The connection state shown to the user (the engine owns it; the node shows it).
+pub use crate::core::service::ConnectionState as State;
 
 /// What becomes of an envelope after a SEND.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -99,7 +99,7 @@ pub async fn run(
         }
         action = engine.handle(input, now_ms());
         node.update_status(|s| {
-            s.state = engine.state().as_str();
+            s.state = engine.state();
             s.last_error = engine.last_error().map(str::to_owned);
             s.last_sync_ms = engine.last_sync_ms();
         });

@@ -185,7 +185,7 @@ fn receive(
     // A retry or a replay of what is already here: only the ACK is left, without the RSA
     // work (the id is bound into the envelope, so another envelope under a known id could
     // only be a forgery, which `receive` would drop as well).
-    match node.knows_message(&message_id.0) {
+    match node.knows_message(message_id) {
         Ok(true) => return Received::Known,
         Ok(false) => {}
         Err(e) => {

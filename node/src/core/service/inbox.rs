@@ -17,7 +17,7 @@ impl Node {
             let Ok(key) = PublicKey::from_pem(&r.public_key) else {
                 continue;
             };
-            let fingerprint = key.fingerprint().to_string();
+            let fingerprint = key.fingerprint();
             match by_sender.iter_mut().find(|s| s.fingerprint == fingerprint) {
                 Some(s) => s.messages.push(r.message),
                 None => by_sender.push(MessageRequest {
@@ -115,7 +115,7 @@ impl Node {
         to: &PublicKey,
         id: &str,
         contact: &str,
-        ids: &[crypto::MessageId],
+        ids: &[MessageId],
     ) -> Result<(), NodeError> {
         let sealed = identity
             .seal(
@@ -142,8 +142,8 @@ impl Node {
     }
 
     /// Whether a message with this id was taken in already (by any identity here).
-    pub fn knows_message(&self, mid: &[u8; 16]) -> Result<bool, NodeError> {
-        Ok(self.store.contains(&keys::message_id(mid))?)
+    pub fn knows_message(&self, mid: &MessageId) -> Result<bool, NodeError> {
+        Ok(self.store.contains(&keys::message_id(&mid.0))?)
     }
 
     /// Take in a verified message for identity `id`, exactly once. Blocking (it may seal a
@@ -193,7 +193,7 @@ impl Node {
                         self.emit(NodeEvent::Status {
                             identity: id.to_owned(),
                             contact: contact.name.clone(),
-                            id: mid.to_string(),
+                            id: mid,
                             status: Status::Delivered,
                             error: None,
                         });
@@ -297,7 +297,7 @@ impl Node {
                 debug!("a message from an unknown sender went to requests");
                 self.emit(NodeEvent::Request {
                     identity: id.to_owned(),
-                    fingerprint: sender_hex,
+                    fingerprint: sender_fp,
                 });
                 Ok(true)
             }

@@ -202,13 +202,17 @@ impl Node {
     }
 
     /// One message of a conversation, by its id.
-    pub fn message(&self, id: &str, contact: &str, mid: &str) -> Result<MessageRecord, NodeError> {
+    pub fn message(
+        &self,
+        id: &str,
+        contact: &str,
+        mid: &MessageId,
+    ) -> Result<MessageRecord, NodeError> {
         self.contact(id, contact)?;
         let missing = || NodeError::NotFound(format!("no message {mid} in this conversation"));
-        let b = parse_id(mid).ok_or_else(missing)?;
         let key = self
             .store
-            .get_raw(&keys::message_id(&b))?
+            .get_raw(&keys::message_id(&mid.0))?
             .filter(|k| k.starts_with(&keys::conversation(id, contact)))
             .ok_or_else(missing)?;
         match self.store.get::<Entry>(key)? {

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use crypto::{Identity, VerifiedMessage};
+use crypto::{Fingerprint, Identity, MessageId, VerifiedMessage};
 use tokio::sync::{Notify, broadcast};
 
 use crate::core::error::NodeError;
@@ -33,11 +33,34 @@ pub const MAX_REQUEST_MESSAGES_PER_SENDER: usize = 20;
 /// The most messages kept in requests from all unknown senders together (per identity).
 pub const MAX_REQUEST_MESSAGES: usize = 1_000;
 
+/// The connection state shown to the user.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Trying to connect.
+    #[default]
+    Connecting,
+    /// Connected (and syncing or idle).
+    Online,
+    /// Not connected; waiting to retry.
+    Offline,
+}
+
+impl ConnectionState {
+    /// The word used in the API and the UI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Online => "online",
+            Self::Offline => "offline",
+        }
+    }
+}
+
 /// Connection state shown to the user.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncStatus {
-    /// "online", "connecting" or "offline".
-    pub state: &'static str,
+    /// What the sync engine says of the connection.
+    pub state: ConnectionState,
     /// The last error in words.
     pub last_error: Option<String>,
     /// When the last successful sync ended, ms since the epoch.
@@ -64,8 +87,8 @@ pub enum NodeEvent {
         identity: String,
         /// With whom.
         contact: String,
-        /// Message id, hex.
-        id: String,
+        /// The message.
+        id: MessageId,
         /// The new status.
         status: Status,
         /// The error in words, for failed ones.
@@ -75,8 +98,8 @@ pub enum NodeEvent {
     Request {
         /// Whose.
         identity: String,
-        /// The sender's fingerprint, hex.
-        fingerprint: String,
+        /// The sender's fingerprint.
+        fingerprint: Fingerprint,
     },
     /// The connection state changed.
     Connection,
@@ -85,8 +108,8 @@ pub enum NodeEvent {
 /// One unknown sender and their messages.
 #[derive(Clone, Debug)]
 pub struct MessageRequest {
-    /// Fingerprint, hex.
-    pub fingerprint: String,
+    /// The sender's fingerprint.
+    pub fingerprint: Fingerprint,
     /// Public key, PEM.
     pub public_key: String,
     /// Their messages, oldest first.
@@ -151,12 +174,6 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
-fn parse_id(hex_id: &str) -> Option<[u8; 16]> {
-    let mut b = [0u8; 16];
-    hex::decode_to_slice(hex_id, &mut b).ok()?;
-    Some(b)
-}
-
 fn internal(e: impl std::fmt::Display) -> NodeError {
     NodeError::Internal(e.to_string())
 }
@@ -214,10 +231,7 @@ impl Node {
             passphrase,
             identities: RwLock::new(identities),
             max_body_bytes,
-            status: RwLock::new(SyncStatus {
-                state: "connecting",
-                ..SyncStatus::default()
-            }),
+            status: RwLock::new(SyncStatus::default()),
             mailbox: Default::default(),
             chain_lock: std::sync::Mutex::new(()),
             wake: Notify::new(),

@@ -30,7 +30,7 @@ impl Node {
             self.emit(NodeEvent::Status {
                 identity,
                 contact,
-                id: message_id.to_string(),
+                id: *message_id,
                 status,
                 error,
             });

@@ -262,7 +262,7 @@ pub struct RequestJson {
 impl From<&MessageRequest> for RequestJson {
     fn from(r: &MessageRequest) -> Self {
         Self {
-            fingerprint: r.fingerprint.clone(),
+            fingerprint: r.fingerprint.to_string(),
             messages: r.messages.iter().map(MessageJson::from).collect(),
             public_key: r.public_key.clone(),
         }
@@ -349,7 +349,7 @@ pub(super) fn status_body(node: &Node) -> StatusJson {
             address: st.mailbox,
             last_error: st.last_error,
             last_sync: st.last_sync_ms.map(rfc3339),
-            state: st.state.to_owned(),
+            state: st.state.as_str().to_owned(),
         },
         outbox: node.outbox_len(),
     }

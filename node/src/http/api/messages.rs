@@ -120,11 +120,12 @@ pub(super) async fn get_message(
     State(s): State<AppState>,
     Path((id, contact, message_id)): Path<(String, String, String)>,
 ) -> Result<Json<MessageJson>, ApiError> {
-    Ok(Json(MessageJson::from(&s.node.message(
-        &id,
-        &contact,
-        &message_id,
-    )?)))
+    let mid: crypto::MessageId = message_id.parse().map_err(|_| {
+        NodeError::NotFound(format!("no message {message_id} in this conversation"))
+    })?;
+    Ok(Json(MessageJson::from(
+        &s.node.message(&id, &contact, &mid)?,
+    )))
 }
 
 /// Mark a conversation read up to its newest message (the page calls this when it shows a

@@ -381,7 +381,7 @@ fn the_bodies_are_pinned() {
         check(IdentityJson::from(&r), expect);
     }
     let request = MessageRequest {
-        fingerprint: "cd".repeat(32),
+        fingerprint: crypto::Fingerprint([0xcd; 32]),
         public_key: "-----BEGIN PUBLIC KEY-----".into(),
         messages: vec![message(None)],
     };
