@@ -171,7 +171,7 @@ fn crash() -> anyhow::Result<()> {
     e2e_long(
         ("SM_KILLS", "20"),
         &[
-            "mailbox::repeated_kills_under_load_lose_no_answered_send",
+            "mailbox::durability::repeated_kills_under_load_lose_no_answered_send",
             "node::recovery::repeated_node_kills_lose_and_duplicate_no_message",
         ],
     )

@@ -4,7 +4,7 @@
 //! the whole file runs in well under a second (most of it is sealing envelopes).
 //!
 //! The process-level twins of these tests (real QUIC, real sled, kill -9) are in
-//! `tests/e2e/mailbox.rs`.
+//! `tests/e2e/mailbox/`.
 
 #![allow(clippy::unwrap_used)]
 
