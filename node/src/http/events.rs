@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::core::service::{Node, NodeEvent};
 use crate::http::AppState;
-use crate::http::api::{EntryJson, MessageStatus, StatusJson, status_json};
+use crate::http::api::{EntryJson, MessageStatus, status_json};
 
 /// A `message` event: a stored message or gap marker, as a conversation page shows it, and
 /// whose conversation it is in.
@@ -109,9 +109,6 @@ fn to_sse(state: &AppState, event: NodeEvent) -> Event {
     let (name, data) = payload(&state.node, event);
     Event::default().event(name).data(data)
 }
-
-/// The `connection` event's payload type (the same as `GET /api/status`).
-pub type ConnectionEvent = StatusJson;
 
 /// The event stream; starts with the current connection status.
 pub async fn stream(
