@@ -1,7 +1,7 @@
 //! The errors of this crate. None of their messages contain key material or plaintext.
 
 /// Why a key was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
     /// The text is not PEM at all.
     #[error(
@@ -59,7 +59,7 @@ pub enum KeyError {
 ///
 /// This is for logs and tests inside the program. Outside it, every refusal must look the
 /// same: no receipt and no reason sent anywhere (no decryption-validity oracle).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum OpenError {
     /// Shorter than its own structure says, or longer.
     #[error("envelope truncated or malformed")]

@@ -4,7 +4,7 @@
 //! one per stream. What to ask and what the answers mean is [`ClientSession`]'s; the frames
 //! are [`crate::protocol`]'s; this module only moves bytes.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use config::MailboxAddress;
@@ -19,8 +19,14 @@ use crate::tls::{PinVerifier, client_config};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The address did not resolve.
-    #[error("cannot resolve mailbox address {0}")]
-    Resolve(String),
+    #[error("cannot resolve mailbox address {target}")]
+    Resolve {
+        /// `host:port` as given.
+        target: String,
+        /// Why, when the resolver said (no error means it found no address).
+        #[source]
+        source: Option<std::io::Error>,
+    },
     /// The mailbox presented another certificate than the pinned one.
     #[error(
         "the mailbox's certificate ({actual}) does not match the pinned fingerprint ({expected}): refusing to connect"
@@ -33,13 +39,13 @@ pub enum ClientError {
     },
     /// Connecting failed.
     #[error("cannot connect to the mailbox: {0}")]
-    Connect(String),
+    Connect(ConnectError),
     /// The connection broke.
     #[error("mailbox connection lost: {0}")]
-    Connection(String),
+    Connection(ConnectionError),
     /// The mailbox answered with a frame that does not decode or does not fit.
-    #[error("unexpected answer from the mailbox: {0}")]
-    Protocol(String),
+    #[error("{0}")]
+    Protocol(ProtocolError),
     /// The mailbox refused the request.
     #[error("the mailbox refused: {message} ({})", code.as_str())]
     Refused {
@@ -48,6 +54,76 @@ pub enum ClientError {
         /// Its words.
         message: String,
     },
+}
+
+/// Why a connection could not be set up. (The outer [`ClientError`] says "cannot connect";
+/// this says why, and is matched on, not chained.)
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No local UDP socket.
+    #[error(transparent)]
+    Bind(std::io::Error),
+    /// The TLS configuration could not be made.
+    #[error(transparent)]
+    Tls(crate::tls::TlsError),
+    /// quinn refused to start the connection.
+    #[error(transparent)]
+    Start(quinn::ConnectError),
+    /// The handshake failed.
+    #[error(transparent)]
+    Handshake(quinn::ConnectionError),
+    /// The handshake ended without a server certificate.
+    #[error("the mailbox presented no certificate")]
+    NoCertificate,
+    /// The TLS exporter (which login proofs are bound to) gave nothing.
+    #[error("the TLS exporter is unavailable")]
+    Exporter,
+}
+
+/// How an established connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// The connection closed.
+    #[error(transparent)]
+    Closed(#[from] quinn::ConnectionError),
+    /// A request could not be written.
+    #[error(transparent)]
+    Write(#[from] quinn::WriteError),
+    /// A request's stream was closed before it was finished.
+    #[error(transparent)]
+    Finish(#[from] quinn::ClosedStream),
+    /// An answer could not be read.
+    #[error(transparent)]
+    Read(#[from] quinn::ReadToEndError),
+    /// The mailbox took a request and did not answer in time.
+    #[error("the mailbox did not answer within {} s", .0.as_secs())]
+    Timeout(std::time::Duration),
+    /// There is no connection (the caller has none open).
+    #[error("not connected")]
+    NotConnected,
+}
+
+/// An answer that does not decode, or does not fit the request.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The bytes are no response frame.
+    #[error("unexpected answer from the mailbox: {0}")]
+    Frame(#[from] protocol::FrameError),
+    /// The frame does not fit (see [`SessionError`]).
+    #[error(transparent)]
+    Session(SessionError),
+}
+
+impl From<ConnectionError> for ClientError {
+    fn from(e: ConnectionError) -> Self {
+        Self::Connection(e)
+    }
+}
+
+impl From<ProtocolError> for ClientError {
+    fn from(e: ProtocolError) -> Self {
+        Self::Protocol(e)
+    }
 }
 
 /// How long a request may wait for its answer.
@@ -70,27 +146,30 @@ impl Client {
         let target = format!("{}:{}", address.host, address.port);
         let remote: SocketAddr = tokio::net::lookup_host(&target)
             .await
-            .map_err(|_| ClientError::Resolve(target.clone()))?
+            .map_err(|e| ClientError::Resolve {
+                target: target.clone(),
+                source: Some(e),
+            })?
             .next()
-            .ok_or_else(|| ClientError::Resolve(target.clone()))?;
+            .ok_or_else(|| ClientError::Resolve {
+                target: target.clone(),
+                source: None,
+            })?;
         let verifier = Arc::new(PinVerifier::new(address.fingerprint));
-        let bind: SocketAddr = if remote.is_ipv6() {
-            "[::]:0"
-                .parse()
-                .map_err(|_| ClientError::Connect("bind".into()))?
+        let unspecified = if remote.is_ipv6() {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
         } else {
-            "0.0.0.0:0"
-                .parse()
-                .map_err(|_| ClientError::Connect("bind".into()))?
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         };
-        let mut endpoint =
-            quinn::Endpoint::client(bind).map_err(|e| ClientError::Connect(e.to_string()))?;
+        let connect = ClientError::Connect;
+        let mut endpoint = quinn::Endpoint::client(SocketAddr::new(unspecified, 0))
+            .map_err(|e| connect(ConnectError::Bind(e)))?;
         endpoint.set_default_client_config(
-            client_config(verifier.clone()).map_err(|e| ClientError::Connect(e.to_string()))?,
+            client_config(verifier.clone()).map_err(|e| connect(ConnectError::Tls(e)))?,
         );
         let connecting = endpoint
             .connect(remote, "secure-messenger-mailbox")
-            .map_err(|e| ClientError::Connect(e.to_string()))?;
+            .map_err(|e| connect(ConnectError::Start(e)))?;
         let conn = match connecting.await {
             Ok(conn) => conn,
             Err(e) => {
@@ -102,15 +181,15 @@ impl Client {
                         actual: hex::encode(actual),
                     });
                 }
-                return Err(ClientError::Connect(e.to_string()));
+                return Err(connect(ConnectError::Handshake(e)));
             }
         };
         let server_fingerprint = verifier
             .seen()
-            .ok_or_else(|| ClientError::Connect("no certificate seen".into()))?;
+            .ok_or(connect(ConnectError::NoCertificate))?;
         let mut exporter = [0u8; CHALLENGE_LEN];
         conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"")
-            .map_err(|_| ClientError::Connect("TLS exporter unavailable".into()))?;
+            .map_err(|_| connect(ConnectError::Exporter))?;
         let mut client = Self {
             endpoint,
             conn,
@@ -182,7 +261,7 @@ impl Client {
                 .conn
                 .accept_uni()
                 .await
-                .map_err(|e| ClientError::Connection(e.to_string()))?;
+                .map_err(ConnectionError::from)?;
             let Ok(bytes) = stream.read_to_end(MAX_FRAME + 4).await else {
                 continue;
             };
@@ -209,26 +288,20 @@ impl Client {
         // A mailbox that takes a request and never answers must not stall the node.
         tokio::time::timeout(REQUEST_TIMEOUT, self.request_raw_untimed(chunks))
             .await
-            .map_err(|_| {
-                ClientError::Connection(format!(
-                    "the mailbox did not answer within {} s",
-                    REQUEST_TIMEOUT.as_secs()
-                ))
-            })?
+            .map_err(|_| ConnectionError::Timeout(REQUEST_TIMEOUT))?
     }
 
     async fn request_raw_untimed(&self, chunks: &[&[u8]]) -> Result<Response, ClientError> {
-        let lost = |e: &dyn std::fmt::Display| ClientError::Connection(e.to_string());
-        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| lost(&e))?;
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(ConnectionError::from)?;
         for chunk in chunks {
-            send.write_all(chunk).await.map_err(|e| lost(&e))?;
+            send.write_all(chunk).await.map_err(ConnectionError::from)?;
         }
-        send.finish().map_err(|e| lost(&e))?;
+        send.finish().map_err(ConnectionError::from)?;
         let bytes = recv
             .read_to_end(MAX_FRAME + 4)
             .await
-            .map_err(|e| lost(&e))?;
-        protocol::decode_response(&bytes).map_err(|e| ClientError::Protocol(e.to_string()))
+            .map_err(ConnectionError::from)?;
+        Ok(protocol::decode_response(&bytes).map_err(ProtocolError::from)?)
     }
 }
 
@@ -236,7 +309,7 @@ impl From<SessionError> for ClientError {
     fn from(e: SessionError) -> Self {
         match e {
             SessionError::Refused { code, message } => Self::Refused { code, message },
-            other => Self::Protocol(other.to_string()),
+            other => Self::Protocol(ProtocolError::Session(other)),
         }
     }
 }

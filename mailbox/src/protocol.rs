@@ -119,6 +119,20 @@ pub enum Response {
     },
 }
 
+impl Response {
+    /// The frame's name, for errors and logs (never its contents).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Welcome { .. } => "Welcome",
+            Self::LoggedIn { .. } => "LoggedIn",
+            Self::Stored { .. } => "Stored",
+            Self::Batch { .. } => "Batch",
+            Self::Acked { .. } => "Acked",
+            Self::Error { .. } => "Error",
+        }
+    }
+}
+
 /// Stable machine-readable error codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {

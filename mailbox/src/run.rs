@@ -32,7 +32,11 @@ pub enum StartError {
     Config(#[from] core::PolicyError),
     /// The login decoy key could not be made.
     #[error("cannot make the login decoy key: {0}")]
-    Decoy(String),
+    Decoy(#[from] crypto::Error),
+    /// A blocking task (key generation) did not finish: it panicked or the runtime is
+    /// shutting down.
+    #[error("a start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     /// A socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -179,9 +183,7 @@ async fn decoy_key(dir: &Path) -> Result<crypto::PublicKey, StartError> {
         return Ok(key);
     }
     let key = tokio::task::spawn_blocking(crypto::Identity::generate)
-        .await
-        .map_err(|e| StartError::Decoy(e.to_string()))?
-        .map_err(|e| StartError::Decoy(e.to_string()))?
+        .await??
         .public_key()
         .clone();
     if let Err(e) = std::fs::write(&path, key.to_pem()) {

@@ -121,7 +121,10 @@ pub async fn start(
     let (closing, closing_rx) = watch::channel(false);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| NodeError::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
+        .map_err(|source| NodeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
     let addr = listener.local_addr()?;
     let state = http::AppState::new(
         node.clone(),

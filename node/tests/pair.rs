@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crypto::Identity;
-use mailbox::client::ClientError;
+use mailbox::client::{ClientError, ConnectionError, ProtocolError, REQUEST_TIMEOUT};
 use mailbox::core::{ClientSession, ConnId, Mailbox, Policy, Received};
 use mailbox::protocol::{self, CHALLENGE_LEN, Event, Request, Response};
 use mailbox::store::{MemoryQueue, QueueStore as _};
@@ -113,10 +113,10 @@ impl Link for MemLink {
             Lose::Acks => matches!(request, Request::Ack { .. }),
         };
         if lost {
-            return Err(ClientError::Connection("the answer was lost".into()));
+            // What a real client sees when an answer never comes.
+            return Err(ConnectionError::Timeout(REQUEST_TIMEOUT).into());
         }
-        protocol::decode_response(&protocol::encode(&answer))
-            .map_err(|e| ClientError::Protocol(e.to_string()))
+        Ok(protocol::decode_response(&protocol::encode(&answer)).map_err(ProtocolError::from)?)
     }
 }
 

@@ -18,14 +18,20 @@ pub enum SessionError {
         message: String,
     },
     /// The mailbox answered with a frame that does not fit the request.
-    #[error("unexpected answer from the mailbox: {0}")]
-    Unexpected(String),
+    #[error("unexpected answer from the mailbox: a {got} frame")]
+    Unexpected {
+        /// The kind of frame it sent ([`Response::kind`]).
+        got: &'static str,
+    },
+    /// The mailbox said another identity logged in than the one that asked.
+    #[error("the mailbox logged another identity in")]
+    OtherIdentity,
     /// A request was made before the mailbox's Welcome.
     #[error("the connection has not been welcomed yet")]
     NotWelcomed,
     /// What was given to send is not an envelope.
     #[error("not an envelope: {0}")]
-    NotAnEnvelope(String),
+    NotAnEnvelope(crypto::OpenError),
 }
 
 /// One connection's protocol state on the client side.
@@ -106,8 +112,8 @@ impl ClientSession {
 
     /// A Send of `envelope` from `sender`, its recipient and id read from its clear header.
     pub fn send(sender: Fingerprint, envelope: Vec<u8>) -> Result<Request, SessionError> {
-        let header = crypto::EnvelopeHeader::parse(&envelope)
-            .map_err(|e| SessionError::NotAnEnvelope(e.to_string()))?;
+        let header =
+            crypto::EnvelopeHeader::parse(&envelope).map_err(SessionError::NotAnEnvelope)?;
         Ok(Request::Send {
             sender,
             recipient: header.recipient,
@@ -150,6 +156,6 @@ impl ClientSession {
 fn unexpected(response: Response) -> SessionError {
     match response {
         Response::Error { code, message } => SessionError::Refused { code, message },
-        other => SessionError::Unexpected(format!("{other:?}")),
+        other => SessionError::Unexpected { got: other.kind() },
     }
 }

@@ -25,9 +25,37 @@ pub enum NodeError {
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] crate::core::store::StoreError),
-    /// Anything else the node itself failed at.
-    #[error("{0}")]
-    Internal(String),
+    /// A key or envelope operation failed (RSA, a key file's encoding).
+    #[error(transparent)]
+    Crypto(#[from] crypto::Error),
+    /// A file of the node's (a key file, the data directory) could not be read or written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A background task did not finish: it panicked, or the runtime is stopping.
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// An identity's key file could not be read at start.
+    #[error("identity {identity}: {source}")]
+    IdentityKey {
+        /// The identity's id.
+        identity: String,
+        /// Why.
+        source: crypto::Error,
+    },
+    /// The HTTP listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<crypto::KeyError> for NodeError {
+    fn from(e: crypto::KeyError) -> Self {
+        Self::Crypto(e.into())
+    }
 }
 
 impl NodeError {
@@ -37,11 +65,5 @@ impl NodeError {
             code,
             message: message.into(),
         }
-    }
-}
-
-impl From<std::io::Error> for NodeError {
-    fn from(e: std::io::Error) -> Self {
-        Self::Internal(e.to_string())
     }
 }

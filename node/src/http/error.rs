@@ -42,9 +42,12 @@ impl ApiError {
                 NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                 NodeError::Conflict(_) => (StatusCode::CONFLICT, "already_exists"),
                 NodeError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-                NodeError::Store(_) | NodeError::Internal(_) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-                }
+                NodeError::Store(_)
+                | NodeError::Crypto(_)
+                | NodeError::Io(_)
+                | NodeError::Task(_)
+                | NodeError::IdentityKey { .. }
+                | NodeError::Listen { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),

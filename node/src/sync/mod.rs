@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use config::MailboxAddress;
-use mailbox::client::{Client, ClientError};
+use mailbox::client::{Client, ClientError, ConnectionError};
 use rand::SeedableRng as _;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -128,7 +128,7 @@ async fn next_event(client: Option<&Client>) -> Result<(), ClientError> {
 }
 
 fn need(client: Option<&Client>) -> Result<&Client, SyncError> {
-    client.ok_or_else(|| SyncError::Mailbox(ClientError::Connection("not connected".into())))
+    client.ok_or_else(|| SyncError::Mailbox(ConnectionError::NotConnected.into()))
 }
 
 /// Try the mailbox at `target` (with the pin in use) and say how it went, in words.

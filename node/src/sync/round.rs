@@ -14,7 +14,6 @@ use tracing::{debug, warn};
 
 use super::SyncError;
 use super::engine::{Engine, Received, SendVerdict, acknowledge, pull_again, send_verdict};
-use crate::core::error::NodeError;
 use crate::core::service::{Node, blocking};
 use crate::core::store::Status;
 
@@ -66,17 +65,15 @@ pub async fn login_new<L: Link, R: Rng>(
         let signature =
             tokio::task::spawn_blocking(move || signer.sign_login(&challenge, &exporter))
                 .await
-                .map_err(|e| SyncError::Local(NodeError::Internal(e.to_string())))?
-                .map_err(|e| SyncError::Local(NodeError::Internal(e.to_string())))?;
+                .map_err(|e| SyncError::Local(e.into()))?
+                .map_err(|e| SyncError::Local(e.into()))?;
         let request = Request::Login {
             public_key: identity.public_key().der().to_vec(),
             signature,
         };
         let logged = answer(ClientSession::logged_in_as(link.request(request).await?))?;
         if logged != fingerprint {
-            return Err(SyncError::Mailbox(ClientError::Protocol(
-                "the mailbox logged another identity in".into(),
-            )));
+            return Err(SyncError::Mailbox(SessionError::OtherIdentity.into()));
         }
         debug!(identity = %id, "logged in");
         engine.logged_in(fingerprint);
@@ -162,7 +159,7 @@ pub async fn pull_one<L: Link>(
                 .collect()
         })
         .await
-        .map_err(|e| SyncError::Local(NodeError::Internal(e.to_string())))?;
+        .map_err(|e| SyncError::Local(e.into()))?;
         let acked = done.len();
         if acked > 0 {
             let request = ClientSession::ack(me, done);

@@ -57,13 +57,7 @@ impl Node {
             ));
         }
         let identity = self.identity(&id)?;
-        blocking(move || {
-            Ok(identity
-                .to_encrypted_pem(&passphrase)
-                .map_err(internal)?
-                .to_string())
-        })
-        .await
+        blocking(move || Ok(identity.to_encrypted_pem(&passphrase)?.to_string())).await
     }
 
     pub(super) async fn add_identity(
@@ -92,7 +86,7 @@ impl Node {
         let record = blocking(move || {
             let identity = match restored {
                 Some(identity) => identity,
-                None => Identity::generate().map_err(internal)?,
+                None => Identity::generate()?,
             };
             let fingerprint = identity.fingerprint();
             // Checked and written under the lock: two concurrent requests for the same id,
@@ -113,13 +107,12 @@ impl Node {
             // A file left by a crash between writing it and recording the identity: no
             // identity uses it (checked above), and it holds this very key.
             if path.exists() {
-                std::fs::remove_file(&path).map_err(internal)?;
+                std::fs::remove_file(&path)?;
             }
             match &node.passphrase {
                 Some(p) => identity.write_encrypted_pem_file(&path, p.expose()),
                 None => identity.write_pkcs8_pem_file(&path),
-            }
-            .map_err(internal)?;
+            }?;
             let record = IdentityRecord {
                 id: id.clone(),
                 display_name,

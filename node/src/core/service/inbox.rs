@@ -47,7 +47,7 @@ impl Node {
                 "no request from {fingerprint}"
             )));
         };
-        let key = PublicKey::from_pem(&first.public_key).map_err(internal)?;
+        let key = PublicKey::from_pem(&first.public_key)?;
         let contact = self
             .add_contact_key(id.clone(), name.clone(), key.clone(), None)
             .await?;
@@ -117,18 +117,16 @@ impl Node {
         contact: &str,
         ids: &[MessageId],
     ) -> Result<(), NodeError> {
-        let sealed = identity
-            .seal(
-                to,
-                &Draft {
-                    kind: MessageKind::Receipt,
-                    seq: 0,
-                    prev: None,
-                    sent_at: SystemTime::now(),
-                    body: crypto::envelope::receipt_body(ids),
-                },
-            )
-            .map_err(internal)?;
+        let sealed = identity.seal(
+            to,
+            &Draft {
+                kind: MessageKind::Receipt,
+                seq: 0,
+                prev: None,
+                sent_at: SystemTime::now(),
+                body: crypto::envelope::receipt_body(ids),
+            },
+        )?;
         self.queue_envelope(
             c,
             OutboxRecord {
@@ -243,7 +241,7 @@ impl Node {
                 c.put(key.clone(), &Entry::Message(record.clone()));
                 c.put_raw(keys::message_id(&mid.0), key);
                 let identity = self.identity(id)?;
-                let to = PublicKey::from_pem(&contact.public_key).map_err(internal)?;
+                let to = PublicKey::from_pem(&contact.public_key)?;
                 self.queue_receipt(&mut c, &identity, &to, id, &contact.name, &[mid])?;
                 self.store.apply(c)?;
                 if let Some(entry) = gap {

@@ -85,7 +85,7 @@ impl Node {
                 self.max_body_bytes
             )));
         }
-        let recipient = PublicKey::from_pem(&record.public_key).map_err(internal)?;
+        let recipient = PublicKey::from_pem(&record.public_key)?;
         let node = self.clone();
         let message = blocking(move || {
             // One sender at a time on this node keeps each chain's sequence gapless.
@@ -101,7 +101,7 @@ impl Node {
                 sent_at: SystemTime::now(),
                 body: text.clone().into_bytes(),
             };
-            let sealed = identity.seal(&recipient, &draft).map_err(internal)?;
+            let sealed = identity.seal(&recipient, &draft)?;
             let now = now_ms();
             let message = MessageRecord {
                 id: sealed.header.id,

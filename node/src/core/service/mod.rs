@@ -174,10 +174,6 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
-fn internal(e: impl std::fmt::Display) -> NodeError {
-    NodeError::Internal(e.to_string())
-}
-
 /// A message's first line, at most 80 characters, with `…` when something was cut: how
 /// conversation lists and requests show a message.
 pub fn preview(text: &str) -> String {
@@ -193,9 +189,7 @@ pub fn preview(text: &str) -> String {
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
 ) -> Result<T, NodeError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| NodeError::Internal(format!("background task failed: {e}")))?
+    tokio::task::spawn_blocking(f).await?
 }
 
 impl Node {
@@ -222,7 +216,10 @@ impl Node {
             let path = keys_dir.join(format!("{}.pem", record.fingerprint));
             let identity =
                 Identity::read_pem_file(&path, passphrase.as_ref().map(Passphrase::expose))
-                    .map_err(|e| NodeError::Internal(format!("identity {}: {e}", record.id)))?;
+                    .map_err(|source| NodeError::IdentityKey {
+                        identity: record.id.clone(),
+                        source,
+                    })?;
             identities.insert(record.id.clone(), Arc::new(identity));
         }
         Ok(Self {

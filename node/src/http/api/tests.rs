@@ -479,7 +479,7 @@ async fn errors_have_the_error_schema() {
         NodeError::TooLarge("request body too large".into()).into(),
         ApiError::Forbidden("cross-origin request refused".into()),
         ApiError::Unauthorized("this node requires its access token".into()),
-        NodeError::Internal("disk".into()).into(),
+        NodeError::Io(std::io::Error::other("disk")).into(),
     ] {
         let (status, code) = e.status_and_code();
         let words = e.to_string();
