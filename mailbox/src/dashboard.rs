@@ -20,7 +20,7 @@ struct Dashboard<S> {
     server: Arc<Server<S>>,
     logs: Arc<RecentLogs>,
     listen: SocketAddr,
-    fingerprint: String,
+    fingerprint_grouped: String,
     retention: Duration,
 }
 
@@ -36,7 +36,7 @@ pub fn router<S: QueueStore>(
         server,
         logs,
         listen,
-        fingerprint: hex::encode(fingerprint),
+        fingerprint_grouped: crypto::Fingerprint(fingerprint).grouped(),
         retention,
     });
     Router::new()
@@ -104,7 +104,7 @@ async fn page<S: QueueStore>(State(d): State<Arc<Dashboard<S>>>) -> impl IntoRes
     let nonneg = |v: i64| u64::try_from(v).unwrap_or(0);
     Html(ui::dashboard_page(&ui::DashboardPage {
         listen: d.listen.to_string(),
-        fingerprint: d.fingerprint.clone(),
+        fingerprint_grouped: d.fingerprint_grouped.clone(),
         uptime: humantime::format_duration(uptime).to_string(),
         connections: nonneg(m.connections.get()),
         logged_in: nonneg(m.logged_in.get()),

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 
 use crate::document::{Shell, render_document};
-use crate::{DashboardPage, RatePoint, format_bytes, group_fingerprint};
+use crate::{DashboardPage, RatePoint, format_bytes};
 
 /// How often the dashboard reloads itself, in seconds.
 const REFRESH_SECS: u32 = 5;
@@ -52,7 +52,7 @@ fn figure(label: &'static str, value: String, class: &'static str) -> impl IntoV
 fn dashboard_body(page: DashboardPage) -> impl IntoView {
     let DashboardPage {
         listen,
-        fingerprint,
+        fingerprint_grouped,
         uptime,
         connections,
         logged_in,
@@ -85,7 +85,7 @@ fn dashboard_body(page: DashboardPage) -> impl IntoView {
                     {figure("Listen address", listen, "figure")}
                     {figure(
                         "Certificate fingerprint",
-                        group_fingerprint(&fingerprint),
+                        fingerprint_grouped,
                         "figure figure-wide figure-fingerprint",
                     )}
                     {figure("Uptime", uptime, "figure")}
@@ -347,7 +347,7 @@ mod tests {
     fn sample() -> DashboardPage {
         DashboardPage {
             listen: "0.0.0.0:4433".to_owned(),
-            fingerprint: "ab12cd34ef56".to_owned(),
+            fingerprint_grouped: "ab12 cd34 ef56".to_owned(),
             uptime: "3h 12m".to_owned(),
             connections: 7,
             logged_in: 11,

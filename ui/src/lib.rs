@@ -70,6 +70,9 @@ pub struct ContactItem {
     pub name: String,
     /// The contact's public-key fingerprint, 64 hex digits.
     pub fingerprint: String,
+    /// The same fingerprint grouped for reading aloud: `"a1b2 c3d4 ..."` (the node groups
+    /// it: `crypto::Fingerprint::grouped`).
+    pub fingerprint_grouped: String,
     /// Incoming messages not yet seen (a badge when above zero).
     pub unread: usize,
     /// The last message's text: its first line, already shortened by the node
@@ -90,6 +93,8 @@ pub struct ContactItem {
 pub struct RequestItem {
     /// The sender's public-key fingerprint, 64 hex digits.
     pub fingerprint: String,
+    /// The same fingerprint grouped for reading aloud: `"a1b2 c3d4 ..."`.
+    pub fingerprint_grouped: String,
     /// How many messages they sent.
     pub count: usize,
     /// The last message's text (first line, shortened by the node).
@@ -178,9 +183,9 @@ pub struct NodePage {
 pub struct DashboardPage {
     /// The QUIC address the mailbox listens on.
     pub listen: String,
-    /// The SHA-256 fingerprint of the mailbox's TLS certificate, 64 hex digits
-    /// (shown grouped by four).
-    pub fingerprint: String,
+    /// The SHA-256 fingerprint of the mailbox's TLS certificate, grouped for reading:
+    /// `"a1b2 c3d4 ..."` (the mailbox groups it: `crypto::Fingerprint::grouped`).
+    pub fingerprint_grouped: String,
     /// Preformatted uptime, e.g. `"3h 12m"`.
     pub uptime: String,
     /// Currently connected nodes.
@@ -282,17 +287,6 @@ pub(crate) fn page_href(
     } else {
         format!("/?{}", pairs.join("&"))
     }
-}
-
-/// A fingerprint grouped by four hex digits: `"a1b2 c3d4 ..."` (whitespace
-/// already in it is ignored).
-pub(crate) fn group_fingerprint(fingerprint: &str) -> String {
-    let digits: Vec<char> = fingerprint.chars().filter(|c| !c.is_whitespace()).collect();
-    digits
-        .chunks(4)
-        .map(|chunk| chunk.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Formats a byte count for humans, e.g. `1536` → `"1.5 KiB"`.

@@ -139,6 +139,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
             ui::ContactItem {
                 name: c.name.clone(),
                 fingerprint: c.fingerprint.to_string(),
+                fingerprint_grouped: c.fingerprint.grouped(),
                 unread: if page.active_contact.as_deref() == Some(c.name.as_str()) {
                     0
                 } else {
@@ -162,6 +163,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
                 .unwrap_or_default(),
             count: r.messages.len(),
             fingerprint: r.fingerprint.to_string(),
+            fingerprint_grouped: r.fingerprint.grouped(),
         })
         .collect();
     if let Some(contact) = page.active_contact.clone() {

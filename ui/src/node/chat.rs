@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 
 use super::{contact_href, verified_mark};
-use crate::{ContactItem, MessageItem, group_fingerprint, page_href, textarea_content};
+use crate::{ContactItem, MessageItem, page_href, textarea_content};
 
 /// A safety number in groups of five digits (whitespace already in it is
 /// ignored), one element per group so the stylesheet can lay them out.
@@ -209,13 +209,13 @@ fn chat_header(
 ) -> impl IntoView + use<> {
     let ContactItem {
         name,
-        fingerprint,
+        fingerprint_grouped,
         verified,
         safety_number,
         warning,
         ..
     } = contact;
-    let fingerprint = (!fingerprint.is_empty()).then(|| group_fingerprint(&fingerprint));
+    let fingerprint = (!fingerprint_grouped.is_empty()).then_some(fingerprint_grouped);
     let groups = safety_groups(&safety_number);
     let safety = if groups.is_empty() {
         view! { <p class="hint">"The safety number is not available."</p> }.into_any()

@@ -6,7 +6,7 @@
 use leptos::prelude::*;
 
 use super::{contact_href, verified_mark};
-use crate::{ContactItem, IdentityItem, RequestItem, group_fingerprint, page_href};
+use crate::{ContactItem, IdentityItem, RequestItem, page_href};
 
 /// The HTML `pattern` for identity ids and contact names, equivalent to
 /// `[A-Za-z0-9._-]{1,64}`. The `-` is escaped because browsers compile
@@ -19,14 +19,9 @@ fn identity_href(id: &str) -> String {
     page_href(Some(id), None, &[])
 }
 
-/// The first 16 hex digits of a fingerprint, grouped by four.
-fn short_fingerprint(fingerprint: &str) -> String {
-    let short: String = fingerprint
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .take(16)
-        .collect();
-    group_fingerprint(&short)
+/// The first four groups (16 hex digits) of a grouped fingerprint.
+fn short_fingerprint(grouped: &str) -> String {
+    grouped.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
 }
 
 /// What the sidebar shows for the active identity only.
@@ -219,7 +214,7 @@ pub(super) fn contacts_section(
             } else {
                 ("item", None)
             };
-            let short = short_fingerprint(&contact.fingerprint);
+            let short = short_fingerprint(&contact.fingerprint_grouped);
             let key = contact.name.clone();
             let unread = contact.unread;
             let badge = (unread > 0).then(|| {
@@ -326,10 +321,11 @@ pub(super) fn requests_section(
 fn request_item(identity: &str, index: usize, request: RequestItem) -> impl IntoView + use<> {
     let RequestItem {
         fingerprint,
+        fingerprint_grouped,
         count,
         preview,
     } = request;
-    let short = short_fingerprint(&fingerprint);
+    let short = short_fingerprint(&fingerprint_grouped);
     let count_text = if count == 1 {
         "1 message".to_owned()
     } else {

@@ -24,6 +24,7 @@ pub(super) fn contact(name: &str) -> ContactItem {
     ContactItem {
         name: name.to_owned(),
         fingerprint: "0123456789abcdef".repeat(4),
+        fingerprint_grouped: "0123 4567 89ab cdef ".repeat(4).trim_end().to_owned(),
         ..ContactItem::default()
     }
 }
@@ -103,6 +104,7 @@ pub(super) fn full_page() -> NodePage {
     page.contacts[0].warning = Some("bob uses another mailbox".to_owned());
     page.requests = vec![RequestItem {
         fingerprint: "fe".repeat(32),
+        fingerprint_grouped: "fefe ".repeat(16).trim_end().to_owned(),
         count: 2,
         preview: "hello, it's dave".to_owned(),
     }];
@@ -445,6 +447,7 @@ fn new_user_text_is_escaped() {
     page.contacts[0].safety_number = XSS.to_owned();
     page.requests[0].preview = XSS.to_owned();
     page.requests[0].fingerprint = format!("\"><b>{XSS}");
+    page.requests[0].fingerprint_grouped = format!("\"><b>{XSS}");
     page.invite = Some(format!("</textarea>{XSS}"));
     page.public_key = Some(format!("\"><b>{XSS}"));
     page.settings.test_result = Some(XSS.to_owned());
