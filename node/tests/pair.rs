@@ -60,6 +60,7 @@ impl World {
             conn,
             session: ClientSession::new(exporter),
             lose: Mutex::new(Lose::Nothing),
+            reorder: Mutex::new(Reorder::Nothing),
         };
         let welcome = link.request(link.session.hello()).await.unwrap();
         link.session.handle_welcome(welcome).unwrap();
@@ -80,6 +81,18 @@ struct MemLink {
     session: ClientSession,
     /// Which answers are lost on the way back (the mailbox does the work all the same).
     lose: Mutex<Lose>,
+    /// How batches are reordered on the way back (a network or a mailbox that reorders).
+    reorder: Mutex<Reorder>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reorder {
+    Nothing,
+    /// Batches come newest first.
+    Reverse,
+    /// The oldest envelope of a batch stays behind: it stays queued (the node never saw
+    /// it, so never acknowledges it) and comes later.
+    HoldOldest,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +105,10 @@ enum Lose {
 impl MemLink {
     fn lose(&self, what: Lose) {
         *self.lose.lock().unwrap() = what;
+    }
+
+    fn reorder(&self, how: Reorder) {
+        *self.reorder.lock().unwrap() = how;
     }
 }
 
@@ -116,7 +133,17 @@ impl Link for MemLink {
             // What a real client sees when an answer never comes.
             return Err(ConnectionError::Timeout(REQUEST_TIMEOUT).into());
         }
-        Ok(protocol::decode_response(&protocol::encode(&answer)).map_err(ProtocolError::from)?)
+        let mut answer =
+            protocol::decode_response(&protocol::encode(&answer)).map_err(ProtocolError::from)?;
+        if let Response::Batch { envelopes, .. } = &mut answer {
+            match *self.reorder.lock().unwrap() {
+                Reorder::Nothing => {}
+                Reorder::Reverse => envelopes.reverse(),
+                Reorder::HoldOldest if !envelopes.is_empty() => drop(envelopes.remove(0)),
+                Reorder::HoldOldest => {}
+            }
+        }
+        Ok(answer)
     }
 }
 
@@ -315,6 +342,50 @@ async fn a_message_lost_on_the_way_leaves_a_gap_marker() {
 
     bob.sync().await.unwrap();
     assert_eq!(bob.texts("alice"), ["one", "<gap 1>", "three"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_that_arrive_out_of_order_are_shown_in_the_senders_order() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    for text in ["one", "two", "three"] {
+        alice.send("bob", text).await;
+    }
+    alice.sync().await.unwrap();
+    bob.link.reorder(Reorder::Reverse);
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["one", "two", "three"]);
+    // Each was acknowledged, and each gets its receipt.
+    assert_eq!(world.mailbox.store().stats().envelopes, 0);
+    bob.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    for text in ["one", "two", "three"] {
+        assert_eq!(alice.status("bob", text).0, Status::Delivered, "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_message_fills_its_gap() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    alice.send("bob", "one").await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    for text in ["two", "three"] {
+        alice.send("bob", text).await;
+    }
+    alice.sync().await.unwrap();
+    // "two" is late: bob sees "three" first, in one round, and "two" in the next.
+    bob.link.reorder(Reorder::HoldOldest);
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["one", "<gap 1>", "three"]);
+    bob.link.reorder(Reorder::Nothing);
+    bob.sync().await.unwrap();
+    assert_eq!(
+        bob.texts("alice"),
+        ["one", "two", "three"],
+        "the gap is filled"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

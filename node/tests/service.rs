@@ -160,6 +160,55 @@ async fn a_dropped_message_leaves_a_gap_marker() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn late_messages_fill_their_gap_in_the_senders_order() {
+    let (a, b) = pair().await;
+    let mut envelopes = Vec::new();
+    for text in ["one", "two", "three", "four", "five"] {
+        a.node
+            .send_text("alice".into(), "bob".into(), text.into())
+            .await
+            .unwrap();
+        envelopes.extend(drain(&a.node));
+    }
+    let [one, two, three, four, five] = <[_; 5]>::try_from(envelopes).unwrap();
+    deliver(&b.node, "bob", &[one, five]);
+    let shown = |b: &Peer| texts(&b.node.messages("bob", "alice", None, 10).unwrap());
+    assert_eq!(shown(&b), ["one", "<gap 3>", "five"]);
+    // The middle one splits the gap.
+    deliver(&b.node, "bob", &[three]);
+    assert_eq!(shown(&b), ["one", "<gap 1>", "three", "<gap 1>", "five"]);
+    // Paged one entry at a time, the cursor goes through places inside the gap.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    for _ in 0..6 {
+        let page = b.node.page("bob", "alice", cursor.as_ref(), 1).unwrap();
+        seen.extend(page.entries);
+        cursor = page.next;
+        let Some(c) = &cursor else { break };
+        let text = c.to_string();
+        assert_eq!(text.parse::<node::core::service::Cursor>().ok(), cursor);
+    }
+    assert_eq!(texts(&seen), ["one", "<gap 1>", "three", "<gap 1>", "five"]);
+    // The last two close what is left; a replay of one of them changes nothing.
+    deliver(&b.node, "bob", &[four.clone(), two]);
+    deliver(&b.node, "bob", &[four]);
+    assert_eq!(shown(&b), ["one", "two", "three", "four", "five"]);
+    // Each was confirmed to alice.
+    deliver(&a.node, "alice", &drain(&b.node));
+    let statuses: Vec<_> = a
+        .node
+        .messages("alice", "bob", None, 10)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Message(m) => Some(m.status),
+            Entry::Gap { .. } => None,
+        })
+        .collect();
+    assert_eq!(statuses, [Status::Delivered; 5]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_sender_waits_in_requests_until_accepted() {
     let (a, b) = pair().await;
     let stranger = peer();

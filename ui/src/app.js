@@ -278,7 +278,10 @@
   function onMessage(data) {
     const incoming = data.kind !== 'gap' && data.direction === 'in';
     const isOpen = !!messages && data.identity === openIdentity && data.contact === openContact;
-    if (isOpen) {
+    if (isOpen && data.late) {
+      // It belongs above entries already shown: the server knows its place.
+      reloadIfIdle('A message that came late is now in its place.');
+    } else if (isOpen) {
       appendEntry(data);
       if (incoming) markRead();
     } else if (incoming && data.identity === listIdentity) {

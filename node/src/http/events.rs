@@ -29,6 +29,10 @@ pub struct MessageEvent {
     /// The entry.
     #[serde(flatten)]
     pub entry: EntryJson,
+    /// Present and true when a message came after newer ones and took its place in a gap:
+    /// it belongs above entries already shown (the page reloads the conversation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub late: bool,
 }
 
 /// A `status` event: an outgoing message's new status.
@@ -62,12 +66,14 @@ fn payload(node: &Node, event: NodeEvent) -> (&'static str, String) {
             identity,
             contact,
             entry,
+            late,
         } => (
             "message",
             json(&MessageEvent {
                 identity,
                 contact,
                 entry: EntryJson::from(&entry),
+                late,
             }),
         ),
         NodeEvent::Status {
@@ -180,6 +186,7 @@ mod tests {
                 identity: "alice".into(),
                 contact: "bob".into(),
                 entry: Entry::Message(message()),
+                late: false,
             },
             "message",
             r#"{"identity":"alice","contact":"bob","direction":"in","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":2,"status":"received","text":"hi <b>"}"#,
@@ -191,10 +198,22 @@ mod tests {
                 entry: Entry::Gap {
                     missing: 2,
                     detected_ms: 0,
+                    first: Some(3),
                 },
+                late: false,
             },
             "message",
             r#"{"identity":"alice","contact":"bob","detected_at":"1970-01-01T00:00:00.000Z","kind":"gap","missing":2}"#,
+        );
+        check(
+            NodeEvent::Message {
+                identity: "alice".into(),
+                contact: "bob".into(),
+                entry: Entry::Message(message()),
+                late: true,
+            },
+            "message",
+            r#"{"identity":"alice","contact":"bob","direction":"in","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":2,"status":"received","text":"hi <b>","late":true}"#,
         );
         check(
             NodeEvent::Status {

@@ -72,8 +72,14 @@ pub fn message_item(entry: &Entry) -> ui::MessageItem {
         Entry::Gap {
             missing,
             detected_ms,
+            first,
         } => ui::MessageItem {
-            id: format!("gap-{detected_ms}"),
+            // A gap that late messages split keeps its time: the first seq tells the parts
+            // apart.
+            id: match first {
+                Some(first) => format!("gap-{detected_ms}-{first}"),
+                None => format!("gap-{detected_ms}"),
+            },
             gap: Some(*missing),
             time: config::time::short_utc(*detected_ms),
             time_iso: config::time::rfc3339(*detected_ms),

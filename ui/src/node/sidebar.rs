@@ -21,7 +21,11 @@ fn identity_href(id: &str) -> String {
 
 /// The first four groups (16 hex digits) of a grouped fingerprint.
 fn short_fingerprint(grouped: &str) -> String {
-    grouped.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
+    grouped
+        .split_whitespace()
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What the sidebar shows for the active identity only.

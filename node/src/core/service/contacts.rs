@@ -146,8 +146,10 @@ impl Node {
             c.delete(keys::chain(&id, &name));
             c.delete(keys::inchain(&id, &name));
             c.delete(keys::read_mark(&id, &name));
-            for key in node.store.keys(&keys::conversation(&id, &name))? {
-                c.delete(key);
+            for prefix in [keys::conversation(&id, &name), keys::gaps_of(&id, &name)] {
+                for key in node.store.keys(&prefix)? {
+                    c.delete(key);
+                }
             }
             node.store.apply(c)?;
             Ok(())

@@ -210,16 +210,21 @@ impl Node {
                     .unwrap_or_default();
                 let mut gap = None;
                 let expected = chain.last_seq.saturating_add(1);
+                let place = if message.seq() < expected {
+                    self.fill_gap(&mut c, id, &contact.name, message.seq())?
+                } else {
+                    None
+                };
                 if message.seq() > expected {
                     let missing = message.seq() - expected;
                     let entry = Entry::Gap {
                         missing,
                         detected_ms: now,
+                        first: Some(expected),
                     };
-                    c.put(
-                        keys::message(id, &contact.name, self.store.next_seq()?),
-                        &entry,
-                    );
+                    let local = self.store.next_seq()?;
+                    c.put(keys::in_gap(id, &contact.name, local, expected), &entry);
+                    c.put(keys::gap(id, &contact.name, expected), &local);
                     gap = Some(entry);
                     warn!(missing, "messages missing in a conversation");
                 } else if message.seq() == expected
@@ -237,7 +242,11 @@ impl Node {
                         },
                     );
                 }
-                let key = keys::message(id, &contact.name, self.store.next_seq()?);
+                let late = place.is_some();
+                let key = match place {
+                    Some(key) => key,
+                    None => keys::message(id, &contact.name, self.store.next_seq()?),
+                };
                 c.put(key.clone(), &Entry::Message(record.clone()));
                 c.put_raw(keys::message_id(&mid.0), key);
                 let identity = self.identity(id)?;
@@ -249,12 +258,14 @@ impl Node {
                         identity: id.to_owned(),
                         contact: contact.name.clone(),
                         entry,
+                        late: false,
                     });
                 }
                 self.emit(NodeEvent::Message {
                     identity: id.to_owned(),
                     contact: contact.name,
                     entry: Entry::Message(record),
+                    late,
                 });
                 self.wake();
                 Ok(true)
@@ -300,5 +311,80 @@ impl Node {
                 Ok(true)
             }
         }
+    }
+
+    /// The place of a message that comes after later ones (`seq` below what the chain
+    /// expects next): in the gap left for it, which shrinks or splits around it. `None` when
+    /// no gap covers `seq` (a replayed or restarted chain): it then goes to the end. Adds
+    /// the gap's changes to `c`.
+    fn fill_gap(
+        &self,
+        c: &mut Changes,
+        id: &str,
+        contact: &str,
+        seq: u64,
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        // The gap with the highest first missing seq at or below `seq`.
+        let Some((index, local)) = self
+            .store
+            .scan_rev::<u64>(
+                &keys::gaps_of(id, contact),
+                Some(&keys::gap(id, contact, seq.saturating_add(1))),
+                1,
+            )?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let first = index
+            .len()
+            .checked_sub(8)
+            .and_then(|at| index.get(at..))
+            .and_then(|tail| <[u8; 8]>::try_from(tail).ok())
+            .map(u64::from_be_bytes);
+        let Some(first) = first else {
+            return Ok(None);
+        };
+        let at = keys::in_gap(id, contact, local, first);
+        let Some(Entry::Gap {
+            missing,
+            detected_ms,
+            ..
+        }) = self.store.get::<Entry>(at.clone())?
+        else {
+            return Ok(None);
+        };
+        let last = first.saturating_add(missing.saturating_sub(1));
+        if seq > last {
+            return Ok(None);
+        }
+        if seq > first {
+            // The part before stays where it is, shorter.
+            c.put(
+                at,
+                &Entry::Gap {
+                    missing: seq - first,
+                    detected_ms,
+                    first: Some(first),
+                },
+            );
+        } else {
+            c.delete(at);
+            c.delete(index);
+        }
+        if seq < last {
+            // The part after moves behind the late message.
+            c.put(
+                keys::in_gap(id, contact, local, seq + 1),
+                &Entry::Gap {
+                    missing: last - seq,
+                    detected_ms,
+                    first: Some(seq + 1),
+                },
+            );
+            c.put(keys::gap(id, contact, seq + 1), &local);
+        }
+        Ok(Some(keys::in_gap(id, contact, local, seq)))
     }
 }

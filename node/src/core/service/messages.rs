@@ -9,13 +9,19 @@ use super::*;
 
 /// Where a conversation page starts: older than this message, or than this entry (a gap
 /// marker has no message id). Written as the message id (32 hex digits), or `e` and the
-/// entry's 16 hex digits.
+/// entry's place: 16 hex digits, or 32 for a place inside a gap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cursor {
     /// Older than this message.
     Message(MessageId),
-    /// Older than the entry with this local sequence number.
-    Entry(u64),
+    /// Older than the entry at this place.
+    Entry {
+        /// The local sequence number.
+        local: u64,
+        /// The sender's sequence number, for a place inside a gap (see
+        /// [`keys::in_gap`]).
+        seq: Option<u64>,
+    },
 }
 
 impl std::str::FromStr for Cursor {
@@ -28,10 +34,16 @@ impl std::str::FromStr for Cursor {
                 "before: not a message id or a page cursor",
             )
         };
+        let number = |hex: &str| u64::from_str_radix(hex, 16).map_err(|_| invalid());
         match text.strip_prefix('e') {
-            Some(hex_seq) if hex_seq.len() == 16 => u64::from_str_radix(hex_seq, 16)
-                .map(Self::Entry)
-                .map_err(|_| invalid()),
+            Some(hex) if hex.len() == 16 => Ok(Self::Entry {
+                local: number(hex)?,
+                seq: None,
+            }),
+            Some(hex) if hex.len() == 32 && hex.is_ascii() => Ok(Self::Entry {
+                local: number(&hex[..16])?,
+                seq: Some(number(&hex[16..])?),
+            }),
             _ => text.parse().map(Self::Message).map_err(|_| invalid()),
         }
     }
@@ -41,7 +53,11 @@ impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Message(id) => write!(f, "{id}"),
-            Self::Entry(seq) => write!(f, "e{seq:016x}"),
+            Self::Entry { local, seq: None } => write!(f, "e{local:016x}"),
+            Self::Entry {
+                local,
+                seq: Some(seq),
+            } => write!(f, "e{local:016x}{seq:016x}"),
         }
     }
 }
@@ -55,10 +71,21 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
-/// The local sequence number at the end of a `msg/` key.
-fn seq_of_key(key: &[u8]) -> Option<u64> {
-    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
-    Some(u64::from_be_bytes(tail))
+/// The place of a conversation entry, from its key (after the conversation's prefix).
+fn place_of(conversation: &[u8], key: &[u8]) -> Option<Cursor> {
+    let at = key.strip_prefix(conversation)?;
+    let number = |bytes: &[u8]| <[u8; 8]>::try_from(bytes).ok().map(u64::from_be_bytes);
+    match at.len() {
+        8 => Some(Cursor::Entry {
+            local: number(at)?,
+            seq: None,
+        }),
+        16 => Some(Cursor::Entry {
+            local: number(&at[..8])?,
+            seq: Some(number(&at[8..])?),
+        }),
+        _ => None,
+    }
 }
 
 impl Node {
@@ -139,6 +166,7 @@ impl Node {
                 identity: id,
                 contact,
                 entry: Entry::Message(message.clone()),
+                late: false,
             });
             Ok(message)
         })
@@ -173,7 +201,11 @@ impl Node {
         let conversation = keys::conversation(id, contact);
         let before_key = match before {
             None => None,
-            Some(Cursor::Entry(seq)) => Some(keys::message(id, contact, *seq)),
+            Some(Cursor::Entry { local, seq: None }) => Some(keys::message(id, contact, *local)),
+            Some(Cursor::Entry {
+                local,
+                seq: Some(seq),
+            }) => Some(keys::in_gap(id, contact, *local, *seq)),
             Some(Cursor::Message(mid)) => Some(
                 self.store
                     .get_raw(&keys::message_id(&mid.0))?
@@ -192,7 +224,7 @@ impl Node {
         entries.truncate(limit);
         let next = match entries.last() {
             Some((_, Entry::Message(m))) if more => Some(Cursor::Message(m.id)),
-            Some((key, Entry::Gap { .. })) if more => seq_of_key(key).map(Cursor::Entry),
+            Some((key, Entry::Gap { .. })) if more => place_of(&conversation, key),
             _ => None,
         };
         Ok(Page {

@@ -80,6 +80,9 @@ pub enum NodeEvent {
         contact: String,
         /// The entry (a message or a gap marker).
         entry: Entry,
+        /// It came after newer ones and took its place in a gap: it belongs above entries
+        /// already shown, not at the end.
+        late: bool,
     },
     /// An outgoing message changed status.
     Status {

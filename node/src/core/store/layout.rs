@@ -39,6 +39,28 @@ pub mod keys {
             &seq.to_be_bytes(),
         ])
     }
+    /// `msg/<identity>\0<contact>\0<local BE><sender seq BE>`: a gap noticed when the entry
+    /// `local` would have been written, and the late messages that fill it, in the sender's
+    /// order (they sort after the entry before the gap and before `local + 1`).
+    pub fn in_gap(id: &str, contact: &str, local: u64, sender_seq: u64) -> Vec<u8> {
+        let mut at = local.to_be_bytes().to_vec();
+        at.extend_from_slice(&sender_seq.to_be_bytes());
+        key(&[b"msg/", id.as_bytes(), contact.as_bytes(), &at])
+    }
+    /// `gap/<identity>\0<contact>\0<first missing sender seq BE>` → the gap's `local`
+    /// (its entry is at [`in_gap`]`(local, first)`).
+    pub fn gap(id: &str, contact: &str, first: u64) -> Vec<u8> {
+        key(&[
+            b"gap/",
+            id.as_bytes(),
+            contact.as_bytes(),
+            &first.to_be_bytes(),
+        ])
+    }
+    /// `gap/<identity>\0<contact>\0`
+    pub fn gaps_of(id: &str, contact: &str) -> Vec<u8> {
+        key(&[b"gap/", id.as_bytes(), contact.as_bytes(), b""])
+    }
     /// `msg/<identity>\0<contact>\0`
     pub fn conversation(id: &str, contact: &str) -> Vec<u8> {
         key(&[b"msg/", id.as_bytes(), contact.as_bytes(), b""])

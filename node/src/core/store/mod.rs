@@ -10,11 +10,16 @@
 //! id/<identity>                                 -> IdentityRecord
 //! contact/<identity>\0<name>                    -> ContactRecord
 //! msg/<identity>\0<contact>\0<local seq u64 BE> -> Entry (a message or a gap marker)
+//! msg/<identity>\0<contact>\0<local seq BE><sender seq BE>
+//!                                               -> Entry in a gap (its marker, late messages)
+//! gap/<identity>\0<contact>\0<first missing seq BE>
+//!                                               -> the local seq of the gap's place
 //! msgid/<message id, 16 bytes>                  -> the key of the entry holding it (dedupe, status)
 //! chain/<identity>\0<contact>                   -> ChainRecord (our last seq and hash to them)
 //! inchain/<identity>\0<contact>                 -> ChainRecord (their last seq and hash to us)
 //! outbox/<local seq u64 BE>                     -> OutboxRecord
 //! request/<identity>\0<fingerprint>\0<seq BE>   -> RequestRecord (from unknown senders)
+//! envelope/<local seq u64 BE>                   -> the outbox entry's sealed envelope, raw
 //! read/<identity>\0<contact>                    -> the msg/ key of the newest entry seen
 //! ```
 //!
@@ -230,6 +235,15 @@ mod tests {
             keys::message("a", "b", 258),
             b"msg/a\0b\0\0\0\0\0\0\0\x01\x02".to_vec()
         );
+        assert_eq!(
+            keys::in_gap("a", "b", 258, 3),
+            b"msg/a\0b\0\0\0\0\0\0\0\x01\x02\0\0\0\0\0\0\0\x03".to_vec()
+        );
+        assert_eq!(
+            keys::gap("a", "b", 3),
+            b"gap/a\0b\0\0\0\0\0\0\0\0\x03".to_vec()
+        );
+        assert_eq!(keys::gaps_of("a", "b"), b"gap/a\0b\0");
         assert_eq!(keys::conversation("a", "b"), b"msg/a\0b\0");
         assert_eq!(keys::conversations_of("a"), b"msg/a\0");
         assert_eq!(
@@ -335,9 +349,19 @@ mod tests {
                 serde_json::to_string(&Entry::Gap {
                     missing: 2,
                     detected_ms: 5,
+                    first: None,
                 })
                 .unwrap(),
                 r#"{"kind":"gap","missing":2,"detected_ms":5}"#,
+            ),
+            (
+                serde_json::to_string(&Entry::Gap {
+                    missing: 2,
+                    detected_ms: 5,
+                    first: Some(4),
+                })
+                .unwrap(),
+                r#"{"kind":"gap","missing":2,"detected_ms":5,"first":4}"#,
             ),
             (
                 serde_json::to_string(&IdentityRecord {

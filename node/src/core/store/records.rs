@@ -108,12 +108,16 @@ pub struct MessageRecord {
 pub enum Entry {
     /// A message.
     Message(MessageRecord),
-    /// Messages the chain says are missing here (expired or dropped on the way).
+    /// Messages the chain says are missing here (expired or dropped on the way, or not
+    /// here yet: a late one takes its place in the gap, which shrinks or splits around it).
     Gap {
         /// How many.
         missing: u64,
         /// When the gap was noticed, ms since the epoch.
         detected_ms: u64,
+        /// The sender's sequence number of the first missing message (none in gaps recorded
+        /// before late messages could fill them).
+        first: Option<u64>,
     },
 }
 
@@ -122,7 +126,12 @@ pub enum Entry {
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum TaggedEntry {
     Message(MessageRecord),
-    Gap { missing: u64, detected_ms: u64 },
+    Gap {
+        missing: u64,
+        detected_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first: Option<u64>,
+    },
 }
 
 /// What an entry record may hold: the tagged form, or an untagged message from before.
@@ -140,9 +149,11 @@ impl From<Entry> for TaggedEntry {
             Entry::Gap {
                 missing,
                 detected_ms,
+                first,
             } => Self::Gap {
                 missing,
                 detected_ms,
+                first,
             },
         }
     }
@@ -157,9 +168,11 @@ impl From<StoredEntry> for Entry {
             StoredEntry::Tagged(TaggedEntry::Gap {
                 missing,
                 detected_ms,
+                first,
             }) => Self::Gap {
                 missing,
                 detected_ms,
+                first,
             },
         }
     }

@@ -215,6 +215,7 @@ impl From<&Entry> for EntryJson {
             Entry::Gap {
                 missing,
                 detected_ms,
+                ..
             } => Self::Gap(GapJson {
                 detected_at: rfc3339(*detected_ms),
                 kind: GapKind::Gap,

@@ -350,6 +350,7 @@ fn the_bodies_are_pinned() {
     let gap = Entry::Gap {
         missing: 3,
         detected_ms: 5,
+        first: Some(2),
     };
     check(
         EntryJson::from(&gap),
