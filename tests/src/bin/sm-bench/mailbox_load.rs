@@ -1,127 +1,6 @@
-//! `sm-bench`: the system benchmarks of issue 6, run against the real `mailbox` and `node`
-//! binaries (release builds when `cargo xtask bench` runs it). This process is the load
-//! generator: it talks QUIC and HTTP to the processes under test, which run on their own.
-//!
-//! `sm-bench <scenario>...` with scenarios `send`, `drain`, `idle`, `store`, `cold-start`,
-//! `node`, or `all` (all of those), and `soak` (issue 7: five minutes of mixed traffic). Each figure is printed as one JSON object on a line of its own starting
-//! with `{` (xtask collects those into its table); everything else is commentary. Working
-//! data goes under `$SM_BENCH_DIR` (default: a temporary directory) and is deleted after.
-//! Benchmarks inform; nothing here fails on a slow figure, only on a broken system.
+//! The mailbox scenarios: `send`, `drain`, `idle`, `store` and `cold-start`.
 
-#![allow(clippy::print_stdout)]
-
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use anyhow::{Context as _, bail};
-use crypto::Identity;
-use crypto::rand::SeedableRng as _;
-use mailbox::client::Client;
-use mailbox::store::{Incoming, QueueStore as _, Quota, SledQueue};
-use serde_json::{Value, json};
-use tests::soak::{rss_kib, template};
-use tests::{Mailbox, Node, login};
-
-/// Settings that take the mailbox's per-identity and per-address limits out of the way: the
-/// benchmarks measure capacity, not policy.
-const UNLIMITED: &[(&str, &str)] = &[
-    ("MAILBOX_QUOTA_ENVELOPES", "100000000"),
-    ("MAILBOX_QUOTA_BYTES", "1000000000000"),
-    ("MAILBOX_RATE_PER_SECOND", "1000000000"),
-    ("MAILBOX_RATE_BURST", "1000000000"),
-    ("MAILBOX_ADDRESS_RATE_PER_SECOND", "1000000000"),
-    ("MAILBOX_ADDRESS_RATE_BURST", "1000000000"),
-    ("MAILBOX_MAX_CONNECTIONS_PER_ADDRESS", "20000"),
-];
-
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("fill-store") {
-        // Internal: fill a store in a process of its own, so that its lock is gone when the
-        // mailbox opens it.
-        let dir = PathBuf::from(args.get(1).context("fill-store DIR COUNT")?);
-        let count: u64 = args.get(2).context("fill-store DIR COUNT")?.parse()?;
-        return tokio::runtime::Runtime::new()?.block_on(fill_store(&dir, count));
-    }
-    let scenarios: Vec<&str> = if args.is_empty() || args.iter().any(|a| a == "all") {
-        vec!["cold-start", "send", "drain", "idle", "store", "node"]
-    } else {
-        args.iter().map(String::as_str).collect()
-    };
-    let base = match std::env::var_os("SM_BENCH_DIR") {
-        Some(dir) => {
-            std::fs::create_dir_all(&dir)?;
-            tempfile::tempdir_in(dir)?
-        }
-        None => tempfile::tempdir()?,
-    };
-    let rt = tokio::runtime::Runtime::new()?;
-    for scenario in scenarios {
-        let dir = base.path().join(scenario);
-        std::fs::create_dir_all(&dir)?;
-        eprintln!("== {scenario}");
-        let result = match scenario {
-            "send" => rt.block_on(send(&dir)),
-            "drain" => rt.block_on(drain(&dir)),
-            "idle" => rt.block_on(idle(&dir)),
-            "store" => rt.block_on(store(&dir)),
-            "cold-start" => cold_start(&dir),
-            "node" => rt.block_on(node(&dir)),
-            "soak" => rt.block_on(soak(&dir)),
-            other => bail!("unknown scenario {other:?}"),
-        };
-        result.with_context(|| format!("scenario {scenario}"))?;
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    Ok(())
-}
-
-/// Print one figure for xtask's table.
-fn figure(name: &str, measured: f64, shown: String, target: &str) {
-    println!(
-        "{}",
-        json!({ "figure": name, "measured": measured, "shown": shown, "target": target })
-    );
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn ms(micros: u64) -> String {
-    format!("{:.2} ms", micros as f64 / 1000.0)
-}
-
-/// A fixed identity (seeded), so runs compare.
-fn identity(seed: u64) -> anyhow::Result<Arc<Identity>> {
-    let mut rng = crypto::rand::rngs::StdRng::seed_from_u64(seed);
-    Ok(Arc::new(Identity::generate_with_rng(&mut rng)?))
-}
-
-/// The template with message id `n` (bytes 33..49 of the clear header). The mailbox routes
-/// and deduplicates by the header; it cannot open envelopes, so copies are as good as new.
-fn with_id(template: &[u8], run: u64, n: u64) -> Vec<u8> {
-    let mut envelope = template.to_vec();
-    envelope[33..41].copy_from_slice(&run.to_be_bytes());
-    envelope[41..49].copy_from_slice(&n.to_be_bytes());
-    envelope
-}
-
-fn run_id() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-async fn connect_as(mailbox: &Mailbox, identity: &Arc<Identity>) -> anyhow::Result<Client> {
-    mailbox.connect_as(&[identity]).await
-}
+use super::*;
 
 /// `conns` connections sending as fast as each one's answers allow, for `warmup` + `secs`.
 /// Returns (SENDs per second, latencies in µs sorted).
@@ -187,7 +66,7 @@ async fn send_load(
 }
 
 /// Figure 1: durable SENDs, 1 KiB, 64 connections; and latency at low load.
-async fn send(dir: &Path) -> anyhow::Result<()> {
+pub(super) async fn send(dir: &Path) -> anyhow::Result<()> {
     let mailbox = Mailbox::start_with(&dir.join("mailbox"), UNLIMITED, &[])?;
     let (sender, recipient) = (identity(1)?, identity(2)?);
     let template = Arc::new(template(&sender, &recipient, 1024)?);
@@ -241,7 +120,7 @@ async fn send(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Figure 2: PULL + ACK drain of a 100,000-envelope queue.
-async fn drain(dir: &Path) -> anyhow::Result<()> {
+pub(super) async fn drain(dir: &Path) -> anyhow::Result<()> {
     const COUNT: u64 = 100_000;
     let mailbox = Mailbox::start_with(&dir.join("mailbox"), UNLIMITED, &[])?;
     let (sender, recipient) = (identity(1)?, identity(2)?);
@@ -302,7 +181,7 @@ async fn drain(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Figure 5: mailbox memory per idle logged-in connection.
-async fn idle(dir: &Path) -> anyhow::Result<()> {
+pub(super) async fn idle(dir: &Path) -> anyhow::Result<()> {
     const CONNS: usize = 10_000;
     let mailbox = Mailbox::start_with(&dir.join("mailbox"), UNLIMITED, &[])?;
     let pid = mailbox.proc.pid();
@@ -360,7 +239,7 @@ async fn idle(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Fill a store with `count` 1 KiB envelopes for 1,000 recipients, all 8 days old.
-async fn fill_store(dir: &Path, count: u64) -> anyhow::Result<()> {
+pub(super) async fn fill_store(dir: &Path, count: u64) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let queue = SledQueue::open(dir)?;
     let old = SystemTime::now()
@@ -410,7 +289,7 @@ async fn fill_store(dir: &Path, count: u64) -> anyhow::Result<()> {
 
 /// Figure 6: 1,000,000 queued envelopes: restart to serving, a retention pass that expires
 /// them all, and the mailbox's RSS throughout.
-async fn store(dir: &Path) -> anyhow::Result<()> {
+pub(super) async fn store(dir: &Path) -> anyhow::Result<()> {
     const COUNT: u64 = 1_000_000;
     let data = dir.join("mailbox");
     let status = std::process::Command::new(std::env::current_exe()?)
@@ -498,7 +377,7 @@ async fn store(dir: &Path) -> anyhow::Result<()> {
 
 /// Figure 8: time from exec to serving, mailbox and node (the median of 5 starts after a
 /// first one that creates the data directory).
-fn cold_start(dir: &Path) -> anyhow::Result<()> {
+pub(super) fn cold_start(dir: &Path) -> anyhow::Result<()> {
     let mailbox_dir = dir.join("mailbox");
     time_starts("cold start: `mailbox serve` to serving", || {
         Mailbox::start(&mailbox_dir)
@@ -525,194 +404,5 @@ fn time_starts<T>(name: &str, mut start: impl FnMut() -> anyhow::Result<T>) -> a
     times.sort_unstable();
     let median = times[times.len() / 2].as_secs_f64() * 1000.0;
     figure(name, median, format!("{median:.0} ms"), "<= 200 ms");
-    Ok(())
-}
-
-/// Issue 7's soak: 64 connections of mixed SEND / PULL / ACK for `SM_SOAK_SECONDS` (300)
-/// seconds; errors, losses, and the mailbox's RSS from minute 1 to the end. Not part of
-/// `all` (it is long): `cargo xtask soak` runs it.
-async fn soak(dir: &Path) -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("SM_SOAK_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
-    let mailbox = Mailbox::start_with(&dir.join("mailbox"), UNLIMITED, &[])?;
-    let ids: Vec<Arc<Identity>> = (1..=9).map(identity).collect::<anyhow::Result<_>>()?;
-    let report = tests::soak::soak(
-        &mailbox,
-        &ids,
-        Duration::from_secs(seconds),
-        Duration::from_secs(10),
-    )
-    .await?;
-    eprintln!("{report:?}");
-    let mib = |k: u64| k as f64 / 1024.0;
-    // The sample at minute 1 (or the first after it), and the last.
-    let at_minute = report
-        .rss_kib
-        .get(6)
-        .or(report.rss_kib.last())
-        .copied()
-        .unwrap_or(0);
-    let last = report.rss_kib.last().copied().unwrap_or(0);
-    let growth = if at_minute == 0 {
-        0.0
-    } else {
-        (last as f64 - at_minute as f64) / at_minute as f64 * 100.0
-    };
-    figure(
-        "soak: SENDs answered (64 connections, mixed SEND/PULL/ACK)",
-        report.sent as f64,
-        format!("{} in {seconds} s", report.sent),
-        "-",
-    );
-    figure(
-        "soak: errors / lost / delivered twice",
-        (report.errors + report.lost + report.duplicates) as f64,
-        format!(
-            "{} / {} / {}",
-            report.errors, report.lost, report.duplicates
-        ),
-        "0 / 0 / 0",
-    );
-    figure(
-        "soak: mailbox RSS from minute 1 to the end",
-        growth,
-        format!(
-            "{:.0} -> {:.0} MiB ({growth:+.1}%)",
-            mib(at_minute),
-            mib(last)
-        ),
-        "within 10%",
-    );
-    // Single samples swing by ~10% with sled's garbage in flight (docs/security.md), so the
-    // gate compares levels: the mean of the minute after minute 1 against the mean of the
-    // last minute. A run shorter than two minutes only reports.
-    let mean = |samples: &[u64]| samples.iter().sum::<u64>() as f64 / samples.len().max(1) as f64;
-    let samples = &report.rss_kib;
-    let first_level = mean(samples.get(6..12).unwrap_or_default());
-    let last_level = mean(&samples[samples.len().saturating_sub(6)..]);
-    let level_growth = (last_level - first_level) / first_level.max(1.0) * 100.0;
-    figure(
-        "soak: mailbox RSS level, minute 1-2 against the last minute",
-        level_growth,
-        format!(
-            "{:.0} -> {:.0} MiB ({level_growth:+.1}%)",
-            first_level / 1024.0,
-            last_level / 1024.0
-        ),
-        "within 10%",
-    );
-    // `cargo xtask soak` fails when a target is missed.
-    anyhow::ensure!(
-        report.errors + report.lost + report.duplicates == 0,
-        "the soak had errors, losses or duplicates: {report:?}"
-    );
-    anyhow::ensure!(
-        seconds < 120 || level_growth.abs() <= 10.0,
-        "the mailbox's RSS level moved {level_growth:+.1}% from minute 1-2 to the last minute (target: within 10%)"
-    );
-    Ok(())
-}
-
-/// Figures 3 and 7: alice's API POST → bob's SSE event; message POSTs per second; the
-/// conversation page with 10,000 stored messages.
-async fn node(dir: &Path) -> anyhow::Result<()> {
-    let mailbox = Mailbox::start_with(&dir.join("mailbox"), UNLIMITED, &[])?;
-    let alice = Node::start(&dir.join("alice"), &mailbox.pinned_address())?;
-    let bob = Node::start(&dir.join("bob"), &mailbox.pinned_address())?;
-    tokio::try_join!(alice.create_identity("alice"), bob.create_identity("bob"))?;
-    alice.add_contact_from("alice", "bob", &bob, "bob").await?;
-    bob.add_contact_from("bob", "alice", &alice, "alice")
-        .await?;
-    let path = "/api/identities/alice/contacts/bob/messages";
-    let post = |text: String| {
-        let alice = &alice;
-        async move {
-            let (status, body) = alice.post(path, json!({ "text": text })).await?;
-            anyhow::ensure!(status == 201, "POST {path}: {status} {body}");
-            Ok::<_, anyhow::Error>(body)
-        }
-    };
-
-    // End to end, one message at a time.
-    let mut events = bob.events().await?;
-    let mut lat = Vec::new();
-    for i in 0..220 {
-        let text = format!("latency {i}");
-        let started = Instant::now();
-        post(text.clone()).await?;
-        events
-            .wait_for("message", Duration::from_secs(10), |d: &Value| {
-                d["text"] == text.as_str()
-            })
-            .await?;
-        if i >= 20 {
-            lat.push(started.elapsed().as_micros() as u64);
-        }
-    }
-    drop(events);
-    lat.sort_unstable();
-    let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
-    figure(
-        "end to end: alice's API POST → bob's SSE event, p50",
-        p50 as f64 / 1000.0,
-        ms(p50),
-        "<= 20 ms",
-    );
-    figure(
-        "end to end: alice's API POST → bob's SSE event, p99",
-        p99 as f64 / 1000.0,
-        ms(p99),
-        "<= 100 ms",
-    );
-
-    // Sequential POSTs: the conversation grows to 10,000 stored messages.
-    let n = 10_000 - 220;
-    let started = Instant::now();
-    for i in 0..n {
-        post(format!("message {i}")).await?;
-    }
-    let rate = f64::from(n) / started.elapsed().as_secs_f64();
-    figure(
-        "node: sequential message POSTs through the web API",
-        rate,
-        format!("{rate:.0}/s"),
-        ">= 500/s",
-    );
-    // Let the outbox drain, so delivery does not share the CPU with the page.
-    tests::eventually(
-        Duration::from_secs(300),
-        "alice's outbox drains",
-        || async {
-            let status = alice.status().await?;
-            Ok((status["outbox"] == 0).then_some(()))
-        },
-    )
-    .await?;
-
-    let page = "/?identity=alice&contact=bob";
-    let html = alice.text(page).await?;
-    anyhow::ensure!(
-        html.contains("message 9779"),
-        "the page does not show the newest message"
-    );
-    let mut lat = Vec::new();
-    for i in 0..220 {
-        let started = Instant::now();
-        let html = alice.text(page).await?;
-        if i >= 20 {
-            lat.push(started.elapsed().as_micros() as u64);
-        }
-        std::hint::black_box(html);
-    }
-    lat.sort_unstable();
-    let p50 = percentile(&lat, 0.5);
-    figure(
-        "node: conversation page with 10,000 stored messages (paged), p50",
-        p50 as f64 / 1000.0,
-        ms(p50),
-        "<= 5 ms",
-    );
     Ok(())
 }
