@@ -291,6 +291,26 @@ impl Client {
             .map_err(|_| ConnectionError::Timeout(REQUEST_TIMEOUT))?
     }
 
+    /// Write `chunks` on a new stream and wait for an answer without finishing the stream:
+    /// a request that never ends (for tests of the server, which may answer one only by
+    /// refusing it before reading it).
+    pub async fn request_unfinished(&self, chunks: &[&[u8]]) -> Result<Response, ClientError> {
+        let exchange = async {
+            let (mut send, mut recv) = self.conn.open_bi().await.map_err(ConnectionError::from)?;
+            for chunk in chunks {
+                send.write_all(chunk).await.map_err(ConnectionError::from)?;
+            }
+            let bytes = recv
+                .read_to_end(MAX_FRAME + 4)
+                .await
+                .map_err(ConnectionError::from)?;
+            Ok(protocol::decode_response(&bytes).map_err(ProtocolError::from)?)
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| ConnectionError::Timeout(REQUEST_TIMEOUT))?
+    }
+
     async fn request_raw_untimed(&self, chunks: &[&[u8]]) -> Result<Response, ClientError> {
         let (mut send, mut recv) = self.conn.open_bi().await.map_err(ConnectionError::from)?;
         for chunk in chunks {

@@ -165,6 +165,33 @@ async fn an_arrival_is_pushed_to_a_connected_recipient() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The QUIC driver asks the core whether a stream may be read before it reads it: an address
+/// over its request rate costs the mailbox no buffering and no wait. Shown by a request that
+/// never ends: read first, it would get no answer at all (the read times out); admitted
+/// first, it is refused for the rate at once.
+#[tokio::test]
+async fn a_request_over_the_address_rate_is_refused_before_it_is_read() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start_with(
+        dir.path(),
+        &[
+            ("MAILBOX_ADDRESS_RATE_PER_SECOND", "0.01"),
+            ("MAILBOX_ADDRESS_RATE_BURST", "1"),
+        ],
+        &[],
+    )?;
+    // Hello takes the one token.
+    let client = mailbox.connect().await?;
+    let hello = protocol::encode(&Request::Hello { versions: vec![1] });
+    let unfinished = &hello[..hello.len() - 1];
+    assert_error_among(
+        client.request_unfinished(&[unfinished]).await,
+        &[ErrorCode::RateLimited],
+        "a request that never ends, over the rate",
+    );
+    Ok(())
+}
+
 /// The answer to bytes that are no valid frame: an error response of one of `codes`.
 #[track_caller]
 fn assert_error_among(answer: Result<Response, ClientError>, codes: &[ErrorCode], what: &str) {
