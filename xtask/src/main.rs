@@ -5,7 +5,8 @@
 //! - `test`: every test (builds the binaries the end-to-end tests start).
 //! - `ci`: what CI checks: fmt, clippy `-D warnings` (also on the lean crypto and mailbox
 //!   builds), rustdoc `-D warnings`, then `test`. `.ci/run` adds `--locked`, installs what
-//!   is missing and runs `cargo deny`.
+//!   is missing and runs `cargo deny`. `test` installs the system packages the tests need
+//!   (`setup`).
 //! - `screenshots`: build, start a mailbox and two nodes on ephemeral ports with temporary
 //!   data, let alice and bob exchange a few messages, and have headless Chromium take PNGs of
 //!   the main screens into `docs/screenshots/`; then stop everything.
@@ -17,6 +18,7 @@
 
 mod bench;
 mod fuzz;
+mod setup;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -129,6 +131,7 @@ fn has_nextest() -> bool {
 }
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
+    setup::ensure_test_tools()?;
     // Build every target at once: the same feature set as the test run below, so the
     // binaries the end-to-end tests start are built once, and are current.
     let mut build = cargo();
@@ -156,7 +159,14 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     }
     run(pure)?;
     // Every fuzz target built (nightly, AddressSanitizer) and run briefly from its seeds;
-    // `cargo xtask fuzz` runs them for minutes.
+    // `cargo xtask fuzz` runs them for minutes. The machine image carries nightly; without
+    // it the fuzz targets are skipped, and one line says so.
+    if !setup::has_nightly() {
+        println!(
+            "fuzz: SKIPPED: the nightly toolchain is missing (rustup toolchain install nightly)"
+        );
+        return Ok(());
+    }
     fuzz::run(
         &root(),
         &target_dir(),

@@ -8,7 +8,7 @@ use super::*;
 /// installs Chromium, and a developer should too.
 const NO_CHROMEDRIVER: &str = "chromedriver is not on PATH: the browser tests drive a real \
      headless Chromium through it. Install Chromium and its WebDriver, e.g. \
-     `apt-get install chromium chromium-driver` on Debian or Ubuntu (.ci/run does it)";
+     `apt-get install chromium chromium-driver` on Debian or Ubuntu (`cargo xtask test` does it)";
 
 /// Chromium's arguments: headless, no sandbox (tests run as root in CI), nothing that goes
 /// to the network by itself, a fixed window size.
