@@ -37,6 +37,12 @@ impl MailboxAddress {
         }
     }
 
+    /// Whether `other` names the same endpoint: the same port and host, the host compared
+    /// without regard to ASCII case (DNS names are case-insensitive). Pins are not compared.
+    pub fn same_endpoint(&self, other: &Self) -> bool {
+        self.port == other.port && self.host.eq_ignore_ascii_case(&other.host)
+    }
+
     /// The fingerprint as 64 lowercase hex digits, if there is one.
     pub fn fingerprint_hex(&self) -> Option<String> {
         self.fingerprint.as_ref().map(|bytes| to_hex(bytes))

@@ -31,7 +31,39 @@ pub fn pinned(node: &Node, target: &MailboxAddress) -> Option<[u8; 32]> {
         .or_else(|| node.setting(PIN_SETTING).ok().flatten())?
         .parse()
         .ok()?;
-    (saved.host == target.host && saved.port == target.port)
+    saved
+        .same_endpoint(target)
         .then_some(saved.fingerprint)
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::core::store::Store;
+
+    #[test]
+    fn a_learnt_pin_holds_for_the_host_in_any_case() {
+        let keys = tempfile::tempdir().unwrap();
+        let node = Node::with_store(
+            Store::in_memory().unwrap(),
+            keys.path().join("keys"),
+            1024,
+            None,
+        )
+        .unwrap();
+        let learnt: MailboxAddress = format!("Mail.Example.org:4433#{}", "ab".repeat(32))
+            .parse()
+            .unwrap();
+        node.save_setting(&pin_setting(&learnt), &learnt.to_string())
+            .unwrap();
+        for asked in ["mail.example.org:4433", "MAIL.EXAMPLE.ORG:4433"] {
+            let target: MailboxAddress = asked.parse().unwrap();
+            assert_eq!(pinned(&node, &target), Some([0xab; 32]), "{asked}");
+        }
+        let other_port: MailboxAddress = "mail.example.org:4434".parse().unwrap();
+        assert_eq!(pinned(&node, &other_port), None);
+    }
 }

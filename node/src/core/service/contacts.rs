@@ -167,8 +167,7 @@ impl Node {
     pub fn mailbox_warning(&self, contact: &ContactRecord) -> Option<String> {
         let theirs: config::MailboxAddress = contact.mailbox.as_deref()?.parse().ok()?;
         let ours: config::MailboxAddress = self.status().mailbox.parse().ok()?;
-        let same = theirs.host.eq_ignore_ascii_case(&ours.host)
-            && theirs.port == ours.port
+        let same = theirs.same_endpoint(&ours)
             && (theirs.fingerprint.is_none()
                 || ours.fingerprint.is_none()
                 || theirs.fingerprint == ours.fingerprint);
