@@ -546,3 +546,253 @@ async fn deleting_an_identity_deletes_its_outbox_and_the_envelopes_beside_it() {
     assert!(a.node.outbox().unwrap().is_empty());
     assert!(a.node.store().keys(b"envelope/").unwrap().is_empty());
 }
+
+/// Text envelopes from alice to bob with these sequence numbers and previous-message hashes.
+fn sealed_from_alice(
+    a: &Peer,
+    b: &Peer,
+    links: &[(u64, Option<crypto::MessageHash>)],
+) -> Vec<(OutboxKind, Vec<u8>)> {
+    let alice = a.node.identity("alice").unwrap();
+    let bob_key = b.node.identity("bob").unwrap().public_key().clone();
+    links
+        .iter()
+        .map(|&(seq, prev)| {
+            let draft = Draft {
+                kind: MessageKind::Text,
+                seq,
+                prev,
+                sent_at: SystemTime::now(),
+                body: format!("seq {seq}").into_bytes(),
+            };
+            (
+                OutboxKind::Text,
+                alice.seal(&bob_key, &draft).unwrap().bytes,
+            )
+        })
+        .collect()
+}
+
+fn warnings(entries: &[Entry]) -> Vec<Option<String>> {
+    entries
+        .iter()
+        .rev()
+        .filter_map(|e| match e {
+            Entry::Message(m) => Some(m.error.clone()),
+            Entry::Gap { .. } => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_breaks_the_chain_is_shown_with_a_warning() {
+    let (a, b) = pair().await;
+    a.node
+        .send_text("alice".into(), "bob".into(), "one".into())
+        .await
+        .unwrap();
+    deliver(&b.node, "bob", &drain(&a.node));
+    // The next one claims another message came before it.
+    deliver(
+        &b.node,
+        "bob",
+        &sealed_from_alice(&a, &b, &[(2, Some(crypto::MessageHash([9; 32])))]),
+    );
+    let shown = b.node.messages("bob", "alice", None, 10).unwrap();
+    assert_eq!(texts(&shown), ["one", "seq 2"]);
+    let warned = warnings(&shown);
+    assert_eq!(warned[0], None);
+    assert!(
+        warned[1]
+            .as_deref()
+            .is_some_and(|w| w.contains("does not follow")),
+        "{warned:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_that_starts_again_is_noticed_and_followed() {
+    let (a, b) = pair().await;
+    for text in ["one", "two", "three"] {
+        a.node
+            .send_text("alice".into(), "bob".into(), text.into())
+            .await
+            .unwrap();
+    }
+    deliver(&b.node, "bob", &drain(&a.node));
+    // Alice removes bob and adds him again: her chain to him starts at 1.
+    let b_pem = b.node.identity("bob").unwrap().public_key().to_pem();
+    a.node
+        .delete_contact("alice".into(), "bob".into())
+        .await
+        .unwrap();
+    a.node
+        .add_contact("alice".into(), "bob".into(), b_pem)
+        .await
+        .unwrap();
+    for text in ["again", "and on"] {
+        a.node
+            .send_text("alice".into(), "bob".into(), text.into())
+            .await
+            .unwrap();
+    }
+    deliver(&b.node, "bob", &drain(&a.node));
+    // And later a message is lost: the new chain shows it.
+    a.node
+        .send_text("alice".into(), "bob".into(), "lost".into())
+        .await
+        .unwrap();
+    drain(&a.node);
+    a.node
+        .send_text("alice".into(), "bob".into(), "after".into())
+        .await
+        .unwrap();
+    deliver(&b.node, "bob", &drain(&a.node));
+    let shown = b.node.messages("bob", "alice", None, 10).unwrap();
+    assert_eq!(
+        texts(&shown),
+        ["one", "two", "three", "again", "and on", "<gap 1>", "after"]
+    );
+    let warned = warnings(&shown);
+    assert!(
+        warned[3]
+            .as_deref()
+            .is_some_and(|w| w.contains("started their message chain again")),
+        "{warned:?}"
+    );
+    assert!(
+        warned
+            .iter()
+            .enumerate()
+            .all(|(i, w)| i == 3 || w.is_none()),
+        "{warned:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_identities_of_one_node_can_write_to_each_other() {
+    let a = peer();
+    for id in ["alice", "bob"] {
+        a.node.create_identity(id.into(), None).await.unwrap();
+    }
+    for (me, other) in [("alice", "bob"), ("bob", "alice")] {
+        let pem = a.node.identity(other).unwrap().public_key().to_pem();
+        a.node
+            .add_contact(me.into(), other.into(), pem)
+            .await
+            .unwrap();
+    }
+    a.node
+        .send_text("alice".into(), "bob".into(), "next door".into())
+        .await
+        .unwrap();
+    deliver(&a.node, "bob", &drain(&a.node));
+    assert_eq!(
+        texts(&a.node.messages("bob", "alice", None, 10).unwrap()),
+        ["next door"]
+    );
+    deliver(&a.node, "alice", &drain(&a.node));
+    let sent = a.node.messages("alice", "bob", None, 10).unwrap();
+    assert!(
+        matches!(&sent[..], [Entry::Message(m)] if m.status == Status::Delivered),
+        "{sent:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adding_a_sender_who_wrote_first_merges_their_requests_in_order() {
+    let (a, b) = (peer(), peer());
+    a.node.create_identity("alice".into(), None).await.unwrap();
+    b.node.create_identity("bob".into(), None).await.unwrap();
+    let a_pem = a.node.identity("alice").unwrap().public_key().to_pem();
+    let b_pem = b.node.identity("bob").unwrap().public_key().to_pem();
+    // Bob adds alice and writes before alice has added him.
+    b.node
+        .add_contact("bob".into(), "alice".into(), a_pem)
+        .await
+        .unwrap();
+    for text in ["hi alice", "it's bob"] {
+        b.node
+            .send_text("bob".into(), "alice".into(), text.into())
+            .await
+            .unwrap();
+    }
+    let first = drain(&b.node);
+    deliver(&a.node, "alice", &first[1..]);
+    deliver(&a.node, "alice", &first[..1]);
+    assert_eq!(a.node.requests("alice").unwrap().len(), 1);
+    // Alice adds him from his invite (his key): the requests join the conversation.
+    a.node
+        .add_contact("alice".into(), "bob".into(), b_pem)
+        .await
+        .unwrap();
+    assert!(a.node.requests("alice").unwrap().is_empty());
+    assert_eq!(
+        texts(&a.node.messages("alice", "bob", None, 10).unwrap()),
+        ["hi alice", "it's bob"],
+        "in bob's order, nothing missing"
+    );
+    // His next one follows them, and each of his gets its receipt.
+    b.node
+        .send_text("bob".into(), "alice".into(), "third".into())
+        .await
+        .unwrap();
+    deliver(&a.node, "alice", &drain(&b.node));
+    assert_eq!(
+        texts(&a.node.messages("alice", "bob", None, 10).unwrap()),
+        ["hi alice", "it's bob", "third"]
+    );
+    deliver(&b.node, "bob", &drain(&a.node));
+    let statuses: Vec<_> = b
+        .node
+        .messages("bob", "alice", None, 10)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Entry::Message(m) => Some(m.status),
+            Entry::Gap { .. } => None,
+        })
+        .collect();
+    assert_eq!(statuses, [Status::Delivered; 3]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepting_a_request_while_the_next_message_arrives_loses_nothing() {
+    for round in 0..6 {
+        let (a, b) = (peer(), peer());
+        a.node.create_identity("alice".into(), None).await.unwrap();
+        b.node.create_identity("bob".into(), None).await.unwrap();
+        let a_pem = a.node.identity("alice").unwrap().public_key().to_pem();
+        b.node
+            .add_contact("bob".into(), "alice".into(), a_pem)
+            .await
+            .unwrap();
+        for text in ["first", "second"] {
+            b.node
+                .send_text("bob".into(), "alice".into(), text.into())
+                .await
+                .unwrap();
+        }
+        let sent = drain(&b.node);
+        deliver(&a.node, "alice", &sent[..1]);
+        let fingerprint = a.node.requests("alice").unwrap()[0].fingerprint.to_string();
+        let node = a.node.clone();
+        let second = sent[1..].to_vec();
+        let (accepted, arrived) = tokio::join!(
+            a.node
+                .accept_request("alice".into(), fingerprint, "bob".into()),
+            tokio::task::spawn_blocking(move || deliver(&node, "alice", &second)),
+        );
+        accepted.unwrap();
+        arrived.unwrap();
+        assert!(
+            a.node.requests("alice").unwrap().is_empty(),
+            "round {round}"
+        );
+        assert_eq!(
+            texts(&a.node.messages("alice", "bob", None, 10).unwrap()),
+            ["first", "second"],
+            "round {round}"
+        );
+    }
+}

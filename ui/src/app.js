@@ -122,6 +122,11 @@
     li.dataset.messageId = entry.id;
     li.append(el('span', 'visually-hidden', (outgoing ? 'You' : openContact) + ': '));
     li.append(el('p', 'msg-text', entry.text));
+    if (!outgoing && entry.error) {
+      const warning = el('p', 'msg-warning', '⚠ ' + entry.error);
+      warning.setAttribute('role', 'note');
+      li.append(warning);
+    }
     const meta = el('p', 'msg-meta');
     const time = el('time', 'time', entry.sent_at || '');
     if (entry.sent_at) {

@@ -133,6 +133,9 @@ pub struct MessageItem {
     /// Set on a gap marker instead of a message: how many messages the conversation's chain
     /// says are missing here (expired or dropped on the way).
     pub gap: Option<u64>,
+    /// A warning about an incoming message, in words (it does not follow the one before it;
+    /// the sender's chain started again), shown under its text.
+    pub warning: Option<String>,
 }
 
 /// Everything the node's web page shows.

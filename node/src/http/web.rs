@@ -68,6 +68,9 @@ pub fn message_item(entry: &Entry) -> ui::MessageItem {
             time_iso: config::time::rfc3339(m.sent_ms),
             status: m.status.as_str().to_owned(),
             gap: None,
+            warning: (m.direction == Direction::In)
+                .then(|| m.error.clone())
+                .flatten(),
         },
         Entry::Gap {
             missing,

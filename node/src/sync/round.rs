@@ -110,8 +110,15 @@ pub async fn drain_outbox<L: Link>(node: &Arc<Node>, link: &L) -> Result<(), Syn
             }
             SendVerdict::Later(words) => {
                 warn!("the mailbox refused an envelope for now; will retry");
-                let id = item.message_id;
-                blocking(move || n.set_status(&id, Status::Pending, Some(words))).await?;
+                blocking(move || {
+                    n.set_status(
+                        &item.identity,
+                        &item.message_id,
+                        Status::Pending,
+                        Some(words),
+                    )
+                })
+                .await?;
                 return Ok(());
             }
         }
@@ -182,7 +189,7 @@ fn receive(
     // A retry or a replay of what is already here: only the ACK is left, without the RSA
     // work (the id is bound into the envelope, so another envelope under a known id could
     // only be a forgery, which `receive` would drop as well).
-    match node.knows_message(message_id) {
+    match node.knows_message(id, message_id) {
         Ok(true) => return Received::Known,
         Ok(false) => {}
         Err(e) => {

@@ -365,6 +365,7 @@ fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
         time_iso,
         status,
         gap,
+        warning,
     } = message;
     if let Some(missing) = gap {
         let words = if missing == 1 {
@@ -401,6 +402,7 @@ fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
         <li class=class data-message-id=id>
             <span class="visually-hidden">{who} ": "</span>
             <p class="msg-text">{text}</p>
+            {warning.map(|w| view! { <p class="msg-warning" role="note">"⚠ " {w}</p> })}
             <p class="msg-meta">
                 <time class="time" datetime=datetime>{time}</time>
                 {status_view}
@@ -441,6 +443,22 @@ mod tests {
         assert!(html.contains("2 messages are missing here"), "{html}");
         assert!(html.find("one").unwrap_or(0) < html.find("missing here").unwrap_or(0));
         assert!(html.find("missing here").unwrap_or(0) < html.find("four").unwrap_or(0));
+    }
+
+    #[test]
+    fn a_warning_about_a_message_is_shown_under_its_text() {
+        let mut page = chat_page();
+        let mut warned = message("m2", false, "two", "received");
+        warned.warning = Some(format!("it does not follow {XSS}"));
+        page.messages = vec![message("m1", false, "one", "received"), warned];
+        let html = node_page(&page);
+        let bubble = element_with(&html, r#"data-message-id="m2""#, "li");
+        let note = element_with(bubble, r#"class="msg-warning""#, "p");
+        assert!(note.contains(r#"role="note""#), "{note}");
+        assert!(note.contains("it does not follow"), "{note}");
+        assert!(!note.contains("<script"), "escaped: {note}");
+        let first = element_with(&html, r#"data-message-id="m1""#, "li");
+        assert!(!first.contains("msg-warning"), "{first}");
     }
 
     #[test]

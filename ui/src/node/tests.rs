@@ -38,6 +38,7 @@ pub(super) fn message(id: &str, outgoing: bool, text: &str, status: &str) -> Mes
         time_iso: "2026-11-25T21:40:00.123Z".to_owned(),
         status: status.to_owned(),
         gap: None,
+        warning: None,
     }
 }
 

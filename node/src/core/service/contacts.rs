@@ -53,21 +53,6 @@ impl Node {
             ));
         }
         let fingerprint = key.fingerprint();
-        if self.store.contains(&keys::contact(&id, &name))? {
-            return Err(NodeError::Conflict(format!(
-                "contact {name} already exists"
-            )));
-        }
-        if let Some(existing) = self
-            .contacts(&id)?
-            .into_iter()
-            .find(|c| c.fingerprint == fingerprint)
-        {
-            return Err(NodeError::Conflict(format!(
-                "this key is already the contact {}",
-                existing.name
-            )));
-        }
         let record = ContactRecord {
             name: name.clone(),
             public_key: key.to_pem(),
@@ -79,9 +64,15 @@ impl Node {
         let node = self.clone();
         let r = record.clone();
         blocking(move || {
+            // Checked and written under the inbox lock: a message from this key arriving
+            // meanwhile lands either in requests (and is merged below) or in the
+            // conversation, after the merged ones.
+            let _inbox = node.inbox_lock();
+            node.check_new_contact(&id, &name, &r.fingerprint)?;
             let mut c = Changes::default();
             c.put(keys::contact(&id, &name), &r);
             node.store.apply(c)?;
+            node.merge_requests(&id, &r)?;
             Ok(())
         })
         .await?;
@@ -177,5 +168,30 @@ impl Node {
                 contact.name
             )
         })
+    }
+
+    /// Whether `name` and `fingerprint` are both free among `id`'s contacts.
+    fn check_new_contact(
+        &self,
+        id: &str,
+        name: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<(), NodeError> {
+        if self.store.contains(&keys::contact(id, name))? {
+            return Err(NodeError::Conflict(format!(
+                "contact {name} already exists"
+            )));
+        }
+        if let Some(existing) = self
+            .contacts(id)?
+            .into_iter()
+            .find(|c| &c.fingerprint == fingerprint)
+        {
+            return Err(NodeError::Conflict(format!(
+                "this key is already the contact {}",
+                existing.name
+            )));
+        }
+        Ok(())
     }
 }

@@ -8,6 +8,16 @@ use tracing::{debug, warn};
 
 use super::*;
 
+/// A contact's text message on its way into their conversation.
+struct Incoming {
+    record: MessageRecord,
+    /// Its hash, the chain's next link (none only in request records from before).
+    hash: Option<crypto::MessageHash>,
+    /// The previous message's hash as signed: `Some(None)` for a first message, `None` when
+    /// not known (old request records).
+    prev: Option<Option<crypto::MessageHash>>,
+}
+
 impl Node {
     /// Senders who are not contacts of `id`, with their messages.
     pub fn requests(&self, id: &str) -> Result<Vec<MessageRequest>, NodeError> {
@@ -31,7 +41,9 @@ impl Node {
     }
 
     /// Accept an unknown sender as contact `name`: their messages move into the
-    /// conversation, and they get receipts.
+    /// conversation, in their order, and they get receipts. A sender who is a contact
+    /// already (their requests came before they were added) keeps their name, and the
+    /// requests join that conversation.
     pub async fn accept_request(
         self: &Arc<Self>,
         id: String,
@@ -48,38 +60,58 @@ impl Node {
             )));
         };
         let key = PublicKey::from_pem(&first.public_key)?;
-        let contact = self
-            .add_contact_key(id.clone(), name.clone(), key.clone(), None)
-            .await?;
-        let node = self.clone();
-        let identity = self.identity(&id)?;
-        blocking(move || {
+        let known = self
+            .contacts(&id)?
+            .into_iter()
+            .find(|c| c.fingerprint == key.fingerprint());
+        match known {
+            None => self.add_contact_key(id, name, key, None).await,
+            Some(contact) => {
+                let node = self.clone();
+                blocking(move || {
+                    let _inbox = node.inbox_lock();
+                    node.merge_requests(&id, &contact)?;
+                    Ok(contact)
+                })
+                .await
+            }
+        }
+    }
+
+    /// Move the requests from `contact`'s key into their conversation, in the sender's
+    /// order, each as if it arrived now (gaps, receipts). Blocking; the caller holds the
+    /// inbox lock, so nothing from this sender arrives meanwhile.
+    pub(super) fn merge_requests(
+        &self,
+        id: &str,
+        contact: &ContactRecord,
+    ) -> Result<usize, NodeError> {
+        let fingerprint = contact.fingerprint.to_string();
+        let mut records = self
+            .store
+            .scan::<RequestRecord>(&keys::requests_from(id, &fingerprint))?;
+        records.sort_by_key(|(_, r)| r.message.seq);
+        let merged = records.len();
+        for (key, record) in records {
             let mut c = Changes::default();
-            let mut chain = ChainRecord::default();
-            let mut ids = Vec::new();
-            for (old_key, record) in records {
-                let new_key = keys::message(&id, &name, node.store.next_seq()?);
-                c.delete(old_key);
-                c.put_raw(keys::message_id(&record.message.id.0), new_key.clone());
-                ids.push(record.message.id);
-                if record.message.seq > chain.last_seq {
-                    chain = ChainRecord {
-                        last_seq: record.message.seq,
-                        last_hash: record.hash,
-                    };
-                }
-                c.put(new_key, &Entry::Message(record.message));
-            }
-            c.put(keys::inchain(&id, &name), &chain);
-            if !ids.is_empty() {
-                node.queue_receipt(&mut c, &identity, &key, &id, &name, &ids)?;
-            }
-            node.store.apply(c)?;
-            Ok(())
-        })
-        .await?;
-        self.wake();
-        Ok(contact)
+            c.delete(key);
+            // A record from before `prev` was kept cannot be checked against the chain.
+            let prev = (record.message.seq <= 1 || record.prev.is_some()).then_some(record.prev);
+            self.append_incoming(
+                c,
+                id,
+                contact,
+                Incoming {
+                    record: record.message,
+                    hash: record.hash,
+                    prev,
+                },
+            )?;
+        }
+        if merged > 0 {
+            self.wake();
+        }
+        Ok(merged)
     }
 
     /// Delete an unknown sender's messages.
@@ -139,16 +171,18 @@ impl Node {
         )
     }
 
-    /// Whether a message with this id was taken in already (by any identity here).
-    pub fn knows_message(&self, mid: &MessageId) -> Result<bool, NodeError> {
-        Ok(self.store.contains(&keys::message_id(&mid.0))?)
+    /// Whether identity `id` took in a message with this id already.
+    pub fn knows_message(&self, id: &str, mid: &MessageId) -> Result<bool, NodeError> {
+        Ok(self.store.contains(&keys::message_id(id, mid))?)
     }
 
     /// Take in a verified message for identity `id`, exactly once. Blocking (it may seal a
     /// receipt). Returns false for a duplicate: only the ACK is left to do.
     pub fn receive(&self, id: &str, message: &VerifiedMessage) -> Result<bool, NodeError> {
+        // Who is a contact, and where their chain stands, do not change under us.
+        let _inbox = self.inbox_lock();
         let mid = message.id();
-        if self.store.contains(&keys::message_id(&mid.0))? {
+        if self.knows_message(id, &mid)? {
             return Ok(false);
         }
         let sender_fp = message.sender().fingerprint();
@@ -158,116 +192,25 @@ impl Node {
             .into_iter()
             .map(|(_, c)| c)
             .find(|c| c.fingerprint == sender_fp);
-        let mut c = Changes::default();
         match (message.kind(), contact) {
-            (MessageKind::Receipt, contact) => {
-                // Remember the id so a replay is a duplicate; the receipt itself is not shown.
-                c.put_raw(keys::message_id(&mid.0), b"receipt".to_vec());
-                let mut updates = Vec::new();
-                if let (Some(contact), Some(ids)) = (
-                    contact,
-                    crypto::envelope::parse_receipt_body(message.body()),
-                ) {
-                    let conversation = keys::conversation(id, &contact.name);
-                    for confirmed in ids {
-                        let Some(key) = self.store.get_raw(&keys::message_id(&confirmed.0))? else {
-                            continue;
-                        };
-                        if !key.starts_with(&conversation) {
-                            continue;
-                        }
-                        if let Some(Entry::Message(mut m)) = self.store.get::<Entry>(key.clone())?
-                            && m.direction == Direction::Out
-                            && m.status != Status::Delivered
-                        {
-                            m.status = Status::Delivered;
-                            m.error = None;
-                            updates.push(m.id);
-                            c.put(key, &Entry::Message(m));
-                        }
-                    }
-                    self.store.apply(c)?;
-                    for mid in updates {
-                        self.emit(NodeEvent::Status {
-                            identity: id.to_owned(),
-                            contact: contact.name.clone(),
-                            id: mid,
-                            status: Status::Delivered,
-                            error: None,
-                        });
-                    }
-                } else {
-                    self.store.apply(c)?;
-                }
+            (MessageKind::Receipt, Some(contact)) => {
+                let ids = crypto::envelope::parse_receipt_body(message.body()).unwrap_or_default();
+                self.take_receipt(id, &contact, &mid, &ids)?;
                 Ok(true)
             }
+            // A stranger's receipt confirms nothing of ours, and leaves nothing behind.
+            (MessageKind::Receipt, None) => Ok(true),
             (MessageKind::Text, Some(contact)) => {
-                let now = now_ms();
-                let record = incoming_record(message, now);
-                let chain: ChainRecord = self
-                    .store
-                    .get(keys::inchain(id, &contact.name))?
-                    .unwrap_or_default();
-                let mut gap = None;
-                let expected = chain.last_seq.saturating_add(1);
-                let place = if message.seq() < expected {
-                    self.fill_gap(&mut c, id, &contact.name, message.seq())?
-                } else {
-                    None
-                };
-                if message.seq() > expected {
-                    let missing = message.seq() - expected;
-                    let entry = Entry::Gap {
-                        missing,
-                        detected_ms: now,
-                        first: Some(expected),
-                    };
-                    let local = self.store.next_seq()?;
-                    c.put(keys::in_gap(id, &contact.name, local, expected), &entry);
-                    c.put(keys::gap(id, &contact.name, expected), &local);
-                    gap = Some(entry);
-                    warn!(missing, "messages missing in a conversation");
-                } else if message.seq() == expected
-                    && chain.last_hash.is_some()
-                    && message.prev() != chain.last_hash
-                {
-                    warn!("a message does not follow the one before it in the chain");
-                }
-                if message.seq() > chain.last_seq {
-                    c.put(
-                        keys::inchain(id, &contact.name),
-                        &ChainRecord {
-                            last_seq: message.seq(),
-                            last_hash: Some(message.hash()),
-                        },
-                    );
-                }
-                let late = place.is_some();
-                let key = match place {
-                    Some(key) => key,
-                    None => keys::message(id, &contact.name, self.store.next_seq()?),
-                };
-                c.put(key.clone(), &Entry::Message(record.clone()));
-                c.put_raw(keys::message_id(&mid.0), key);
-                let identity = self.identity(id)?;
-                let to = PublicKey::from_pem(&contact.public_key)?;
-                self.queue_receipt(&mut c, &identity, &to, id, &contact.name, &[mid])?;
-                self.store.apply(c)?;
-                if let Some(entry) = gap {
-                    self.emit(NodeEvent::Message {
-                        identity: id.to_owned(),
-                        contact: contact.name.clone(),
-                        entry,
-                        late: false,
-                    });
-                }
-                self.emit(NodeEvent::Message {
-                    identity: id.to_owned(),
-                    contact: contact.name,
-                    entry: Entry::Message(record),
-                    late,
-                });
-                self.wake();
+                self.append_incoming(
+                    Changes::default(),
+                    id,
+                    &contact,
+                    Incoming {
+                        record: incoming_record(message, now_ms()),
+                        hash: Some(message.hash()),
+                        prev: Some(message.prev()),
+                    },
+                )?;
                 Ok(true)
             }
             (MessageKind::Text, None) => {
@@ -293,15 +236,17 @@ impl Node {
                     return Ok(true);
                 }
                 let key = keys::request(id, &sender_hex, self.store.next_seq()?);
+                let mut c = Changes::default();
                 c.put(
                     key.clone(),
                     &RequestRecord {
                         public_key: message.sender().to_pem(),
                         hash: Some(message.hash()),
+                        prev: message.prev(),
                         message: incoming_record(message, now_ms()),
                     },
                 );
-                c.put_raw(keys::message_id(&mid.0), key);
+                c.put_raw(keys::message_id(id, &mid), key);
                 self.store.apply(c)?;
                 debug!("a message from an unknown sender went to requests");
                 self.emit(NodeEvent::Request {
@@ -311,6 +256,156 @@ impl Node {
                 Ok(true)
             }
         }
+    }
+
+    /// A contact's receipt: the messages of ours it names are delivered.
+    fn take_receipt(
+        &self,
+        id: &str,
+        contact: &ContactRecord,
+        mid: &MessageId,
+        confirmed: &[MessageId],
+    ) -> Result<(), NodeError> {
+        let mut c = Changes::default();
+        // Remember the id so a replay is a duplicate; the receipt itself is not shown.
+        c.put_raw(keys::message_id(id, mid), b"receipt".to_vec());
+        let conversation = keys::conversation(id, &contact.name);
+        let mut updates = Vec::new();
+        for confirmed in confirmed {
+            let Some(key) = self.store.get_raw(&keys::message_id(id, confirmed))? else {
+                continue;
+            };
+            if !key.starts_with(&conversation) {
+                continue;
+            }
+            if let Some(Entry::Message(mut m)) = self.store.get::<Entry>(key.clone())?
+                && m.direction == Direction::Out
+                && m.status != Status::Delivered
+            {
+                m.status = Status::Delivered;
+                m.error = None;
+                updates.push(m.id);
+                c.put(key, &Entry::Message(m));
+            }
+        }
+        self.store.apply(c)?;
+        for mid in updates {
+            self.emit(NodeEvent::Status {
+                identity: id.to_owned(),
+                contact: contact.name.clone(),
+                id: mid,
+                status: Status::Delivered,
+                error: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// Put a contact's text into their conversation (with what `c` already holds), in the
+    /// sender's order: after the chain so far (a gap marker first if messages are missing),
+    /// or in the gap left for it if it is late. A broken link to the previous message, or a
+    /// chain that starts again at 1, is kept with the message as a warning. Queues the
+    /// receipt. Blocking; the caller holds the inbox lock.
+    fn append_incoming(
+        &self,
+        mut c: Changes,
+        id: &str,
+        contact: &ContactRecord,
+        incoming: Incoming,
+    ) -> Result<(), NodeError> {
+        let Incoming {
+            mut record,
+            hash,
+            prev,
+        } = incoming;
+        let name = &contact.name;
+        let seq = record.seq;
+        let chain: ChainRecord = self.store.get(keys::inchain(id, name))?.unwrap_or_default();
+        let expected = chain.last_seq.saturating_add(1);
+        let mut gap = None;
+        let mut place = None;
+        if seq < expected {
+            place = self.fill_gap(&mut c, id, name, seq)?;
+            if place.is_none() && seq == 1 && prev == Some(None) {
+                // A first message again: the sender's chain started over (they removed and
+                // re-added this identity, or restored an old backup). Gaps of the old chain
+                // can no longer be told apart from the new one's: they stay, unfillable.
+                warn!("a contact's message chain started again");
+                record.error = Some(format!(
+                    "{name} started their message chain again (a reinstall, a restored \
+                     backup, or they removed and re-added you); messages before this one \
+                     cannot be checked against it"
+                ));
+                for key in self.store.keys(&keys::gaps_of(id, name))? {
+                    c.delete(key);
+                }
+                c.put(
+                    keys::inchain(id, name),
+                    &ChainRecord {
+                        last_seq: seq,
+                        last_hash: hash,
+                    },
+                );
+            }
+        } else {
+            if seq > expected {
+                let missing = seq - expected;
+                let entry = Entry::Gap {
+                    missing,
+                    detected_ms: record.stored_ms,
+                    first: Some(expected),
+                };
+                let local = self.store.next_seq()?;
+                c.put(keys::in_gap(id, name, local, expected), &entry);
+                c.put(keys::gap(id, name, expected), &local);
+                gap = Some(entry);
+                warn!(missing, "messages missing in a conversation");
+            } else if let Some(prev) = prev
+                && chain.last_hash.is_some()
+                && prev != chain.last_hash
+            {
+                warn!("a message does not follow the one before it in the chain");
+                record.error = Some(
+                    "this message does not follow the one before it from this contact: \
+                     a message may have been changed or replaced on the way"
+                        .to_owned(),
+                );
+            }
+            c.put(
+                keys::inchain(id, name),
+                &ChainRecord {
+                    last_seq: seq,
+                    last_hash: hash,
+                },
+            );
+        }
+        let late = place.is_some();
+        let key = match place {
+            Some(key) => key,
+            None => keys::message(id, name, self.store.next_seq()?),
+        };
+        c.put(key.clone(), &Entry::Message(record.clone()));
+        c.put_raw(keys::message_id(id, &record.id), key);
+        let identity = self.identity(id)?;
+        let to = PublicKey::from_pem(&contact.public_key)?;
+        self.queue_receipt(&mut c, &identity, &to, id, name, &[record.id])?;
+        self.store.apply(c)?;
+        if let Some(entry) = gap {
+            self.emit(NodeEvent::Message {
+                identity: id.to_owned(),
+                contact: name.clone(),
+                entry,
+                late: false,
+            });
+        }
+        self.emit(NodeEvent::Message {
+            identity: id.to_owned(),
+            contact: name.clone(),
+            entry: Entry::Message(record),
+            late,
+        });
+        self.wake();
+        Ok(())
     }
 
     /// The place of a message that comes after later ones (`seq` below what the chain

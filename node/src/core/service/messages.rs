@@ -143,7 +143,7 @@ impl Node {
             let msg_key = keys::message(&id, &contact, node.store.next_seq()?);
             let mut c = Changes::default();
             c.put(msg_key.clone(), &Entry::Message(message.clone()));
-            c.put_raw(keys::message_id(&sealed.header.id.0), msg_key);
+            c.put_raw(keys::message_id(&id, &sealed.header.id), msg_key);
             c.put(
                 keys::chain(&id, &contact),
                 &ChainRecord {
@@ -208,7 +208,7 @@ impl Node {
             }) => Some(keys::in_gap(id, contact, *local, *seq)),
             Some(Cursor::Message(mid)) => Some(
                 self.store
-                    .get_raw(&keys::message_id(&mid.0))?
+                    .get_raw(&keys::message_id(id, mid))?
                     .filter(|k| k.starts_with(&conversation))
                     .ok_or_else(|| {
                         NodeError::NotFound(format!("no message {mid} in this conversation"))
@@ -244,7 +244,7 @@ impl Node {
         let missing = || NodeError::NotFound(format!("no message {mid} in this conversation"));
         let key = self
             .store
-            .get_raw(&keys::message_id(&mid.0))?
+            .get_raw(&keys::message_id(id, mid))?
             .filter(|k| k.starts_with(&keys::conversation(id, contact)))
             .ok_or_else(missing)?;
         match self.store.get::<Entry>(key)? {

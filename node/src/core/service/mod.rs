@@ -134,6 +134,9 @@ pub struct Node {
     mailbox: crate::core::settings::MailboxSetting,
     /// Held while a message is sealed and its chain advanced.
     chain_lock: std::sync::Mutex<()>,
+    /// Held while a message is taken in, and while a contact is added with the requests
+    /// its key left: who is a contact, and where their chain stands, change under it only.
+    inbox_lock: std::sync::Mutex<()>,
     /// Wakes the sync loop: something to send, or a new identity to log in.
     wake: Notify,
     events: broadcast::Sender<NodeEvent>,
@@ -234,6 +237,7 @@ impl Node {
             status: RwLock::new(SyncStatus::default()),
             mailbox: Default::default(),
             chain_lock: std::sync::Mutex::new(()),
+            inbox_lock: std::sync::Mutex::new(()),
             wake: Notify::new(),
             events: broadcast::channel(1024).0,
         })
@@ -266,6 +270,10 @@ impl Node {
     /// Listen to what happens, for live pages.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
+    }
+
+    fn inbox_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inbox_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn emit(&self, event: NodeEvent) {

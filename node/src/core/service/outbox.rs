@@ -8,11 +8,15 @@ impl Node {
     /// Set an outgoing message's status. Blocking. `Sent` never replaces `Delivered`.
     pub fn set_status(
         &self,
+        identity: &str,
         message_id: &MessageId,
         status: Status,
         error: Option<String>,
     ) -> Result<(), NodeError> {
-        let Some(key) = self.store.get_raw(&keys::message_id(&message_id.0))? else {
+        let Some(key) = self
+            .store
+            .get_raw(&keys::message_id(identity, message_id))?
+        else {
             return Ok(());
         };
         let Some(Entry::Message(mut m)) = self.store.get::<Entry>(key.clone())? else {
@@ -88,7 +92,7 @@ impl Node {
             } else {
                 Status::Sent
             };
-            self.set_status(&item.message_id, status, error)?;
+            self.set_status(&item.identity, &item.message_id, status, error)?;
         }
         let mut c = Changes::default();
         c.delete(keys::envelope_of(&key));

@@ -16,6 +16,8 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
 
 /// Key helpers, public so the layout test pins them.
 pub mod keys {
+    use crypto::MessageId;
+
     use super::key;
 
     /// `id/<identity>`
@@ -69,9 +71,14 @@ pub mod keys {
     pub fn conversations_of(id: &str) -> Vec<u8> {
         key(&[b"msg/", id.as_bytes(), b""])
     }
-    /// `msgid/<16 bytes>`
-    pub fn message_id(mid: &[u8; 16]) -> Vec<u8> {
-        key(&[b"msgid/", mid])
+    /// `msgid/<identity>\0<16 bytes>`: one index per identity, so two identities of one
+    /// node can write to each other (the sender's copy and the recipient's are two entries).
+    pub fn message_id(id: &str, mid: &MessageId) -> Vec<u8> {
+        key(&[b"msgid/", id.as_bytes(), &mid.0])
+    }
+    /// `msgid/<identity>\0`
+    pub fn message_ids_of(id: &str) -> Vec<u8> {
+        key(&[b"msgid/", id.as_bytes(), b""])
     }
     /// `chain/<identity>\0<contact>`
     pub fn chain(id: &str, contact: &str) -> Vec<u8> {

@@ -27,6 +27,7 @@
 
 mod kv;
 mod layout;
+mod migrate;
 mod records;
 
 pub use kv::{Batch, Kv, MemoryKv, Pairs, SledKv};
@@ -39,7 +40,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The format version this build writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -113,44 +114,14 @@ impl Store {
             }
             Some(v) if v > FORMAT_VERSION => return Err(StoreError::TooNew { found: v }),
             // One step per version, each in one atomic batch that also bumps meta/format.
-            Some(1) => store.migrate_1_to_2()?,
+            Some(1) => {
+                store.migrate_1_to_2()?;
+                store.migrate_2_to_3()?;
+            }
+            Some(2) => store.migrate_2_to_3()?,
             Some(_) => {}
         }
         Ok(store)
-    }
-
-    /// Format 2 keeps an outbox envelope as raw bytes under `envelope/<seq>` instead of hex
-    /// inside the JSON record. An envelope whose hex is damaged is left out: the sync driver
-    /// then marks its message as not sendable, as it did before.
-    fn migrate_1_to_2(&self) -> Result<(), StoreError> {
-        #[derive(serde::Deserialize)]
-        struct OutboxV1 {
-            #[serde(flatten)]
-            record: OutboxRecord,
-            envelope: String,
-        }
-        let mut c = Changes::default();
-        let mut moved = 0usize;
-        for (key, value) in self.kv.scan(b"outbox/")? {
-            // A record that does not read is left as it is: the sync driver reports it, as
-            // it did before, instead of the node refusing to open.
-            let Ok(old) = serde_json::from_slice::<OutboxV1>(&value) else {
-                tracing::warn!("an outbox record does not read; left as it is");
-                continue;
-            };
-            c.put(key.clone(), &old.record);
-            if let Ok(bytes) = hex::decode(&old.envelope) {
-                c.put_raw(keys::envelope_of(&key), bytes);
-            }
-            moved += 1;
-        }
-        c.put(b"meta/format".to_vec(), &2u32);
-        self.apply(c)?;
-        tracing::info!(
-            moved,
-            "local store moved to format 2 (outbox envelopes as bytes)"
-        );
-        Ok(())
     }
 
     /// Apply changes atomically and make them durable. Blocking.
@@ -247,8 +218,8 @@ mod tests {
         assert_eq!(keys::conversation("a", "b"), b"msg/a\0b\0");
         assert_eq!(keys::conversations_of("a"), b"msg/a\0");
         assert_eq!(
-            keys::message_id(&[7; 16]),
-            [b"msgid/".as_slice(), &[7; 16]].concat()
+            keys::message_id("a", &MessageId([7; 16])),
+            [b"msgid/a\0".as_slice(), &[7; 16]].concat()
         );
         assert_eq!(keys::chain("a", "b"), b"chain/a\0b");
         assert_eq!(keys::inchain("a", "b"), b"inchain/a\0b");
@@ -264,67 +235,6 @@ mod tests {
         assert_eq!(keys::requests_from("a", "ff"), b"request/a\0ff\0");
         assert_eq!(keys::setting("mailbox"), b"setting/mailbox");
         assert_eq!(keys::read_mark("a", "b"), b"read/a\0b");
-    }
-
-    /// A store of format 1 (outbox envelopes as hex inside the JSON) opens as format 2: the
-    /// records keep everything but the envelope, which sits beside them as bytes; a damaged
-    /// envelope is left out rather than stopping the node.
-    #[test]
-    fn a_format_1_store_is_migrated_to_2() {
-        let kv = MemoryKv::default();
-        kv.apply(vec![
-            (b"meta/format".to_vec(), Some(b"1".to_vec())),
-            (
-                keys::outbox(5),
-                Some(br#"{"identity":"alice","contact":"bob","message_id":"01010101010101010101010101010101","envelope":"00ff10","kind":"text"}"#.to_vec()),
-            ),
-            (
-                keys::outbox(6),
-                Some(br#"{"identity":"alice","contact":"bob","message_id":"02020202020202020202020202020202","envelope":"not hex"}"#.to_vec()),
-            ),
-            (keys::outbox(7), Some(b"not json".to_vec())),
-            (keys::setting("mailbox"), Some(br#""h:1""#.to_vec())),
-        ])
-        .unwrap();
-        let store = Store::with_engine(Box::new(kv)).unwrap();
-        assert_eq!(store.get::<u32>(b"meta/format".to_vec()).unwrap(), Some(2));
-        for (seq, id) in [(5, MessageId([1; 16])), (6, MessageId([2; 16]))] {
-            assert_eq!(
-                store.get::<OutboxRecord>(keys::outbox(seq)).unwrap(),
-                Some(OutboxRecord {
-                    identity: "alice".into(),
-                    contact: "bob".into(),
-                    message_id: id,
-                    kind: OutboxKind::Text,
-                })
-            );
-        }
-        // A record that did not read is left as it was, and the store opens all the same.
-        assert_eq!(
-            store.get_raw(&keys::outbox(7)).unwrap(),
-            Some(b"not json".to_vec())
-        );
-        assert_eq!(
-            store.get_raw(&keys::envelope_of(&keys::outbox(5))).unwrap(),
-            Some(vec![0x00, 0xff, 0x10])
-        );
-        assert_eq!(
-            store.get_raw(&keys::envelope_of(&keys::outbox(6))).unwrap(),
-            None
-        );
-        assert_eq!(
-            store.get::<String>(keys::setting("mailbox")).unwrap(),
-            Some("h:1".into())
-        );
-        // A store newer than this build is refused, not misread.
-        let newer = MemoryKv::default();
-        newer
-            .apply(vec![(b"meta/format".to_vec(), Some(b"3".to_vec()))])
-            .unwrap();
-        assert!(matches!(
-            Store::with_engine(Box::new(newer)),
-            Err(StoreError::TooNew { found: 3 })
-        ));
     }
 
     /// Snapshots of every record format: a change here is a change to users' data on disk.
@@ -407,6 +317,7 @@ mod tests {
                 serde_json::to_string(&RequestRecord {
                     public_key: "PEM".into(),
                     hash: None,
+                    prev: None,
                     message: m,
                 })
                 .unwrap(),

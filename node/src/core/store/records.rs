@@ -94,7 +94,8 @@ pub struct MessageRecord {
     /// The sender's sequence number in this conversation.
     #[serde(default)]
     pub seq: u64,
-    /// The last error in words, if sending failed.
+    /// What is wrong, in words: why an outgoing message failed, or a warning about an
+    /// incoming one (it does not follow the one before it; the sender's chain restarted).
     #[serde(default)]
     pub error: Option<String>,
 }
@@ -232,6 +233,10 @@ pub struct RequestRecord {
     /// The sender's sequence number and message hash, to start the chain on acceptance.
     #[serde(default)]
     pub hash: Option<MessageHash>,
+    /// The previous message's hash as the sender signed it (none for a first message, and
+    /// in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<MessageHash>,
     /// The message.
     pub message: MessageRecord,
 }
