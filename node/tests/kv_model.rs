@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use node::core::store::{Kv, MemoryKv, SledKv};
@@ -113,4 +114,36 @@ proptest! {
     fn sled_and_memory_engines_agree(ops in proptest::collection::vec(op(), 1..50)) {
         run(ops);
     }
+}
+
+/// Every write is fdatasynced before it returns (sled's flush alone does not survive a power
+/// loss); writers waiting together share one sync.
+#[test]
+fn every_write_is_synced_to_the_disk_before_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = Arc::new(open(dir.path()));
+    for i in 0..3u64 {
+        let before = kv.syncs();
+        kv.apply(vec![(i.to_be_bytes().to_vec(), Some(vec![1]))])
+            .unwrap();
+        assert_eq!(kv.syncs(), before + 1, "write {i}");
+    }
+    let before = kv.syncs();
+    let writers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let kv = kv.clone();
+            std::thread::spawn(move || {
+                for i in 0..25u64 {
+                    let key = [w.to_be_bytes(), i.to_be_bytes()].concat();
+                    kv.apply(vec![(key, Some(vec![2]))]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let syncs = kv.syncs() - before;
+    assert!((1..=200).contains(&syncs), "{syncs} syncs for 200 writes");
+    assert_eq!(kv.scan(&[]).unwrap().len(), 203);
 }

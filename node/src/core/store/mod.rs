@@ -56,6 +56,14 @@ pub enum StoreError {
         /// What is wrong.
         message: String,
     },
+    /// The database file could not be synced to the disk.
+    #[error("local store: cannot sync {path} to the disk: {source}")]
+    Sync {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The store was written by a newer build.
     #[error("local store format {found} is newer than this build understands ({FORMAT_VERSION})")]
     TooNew {
