@@ -193,7 +193,8 @@ impl Peer {
     /// One whole sync round, as the node's driver runs it.
     async fn sync(&mut self) -> Result<(), node::sync::SyncError> {
         round::login_new(&self.node, &self.link, &mut self.engine).await?;
-        round::drain_outbox(&self.node, &self.link).await?;
+        let now = self.link.now_ms.load(Ordering::SeqCst);
+        round::drain_outbox(&self.node, &self.link, &mut self.engine, now).await?;
         round::pull_all(&self.node, &self.link).await
     }
 
@@ -426,10 +427,52 @@ async fn a_full_queue_keeps_a_message_pending_until_the_recipient_catches_up() {
     assert!(words.is_some_and(|w| w.starts_with("not sent yet")));
 
     bob.sync().await.unwrap();
+    // Before bob's backoff is over, alice does not try again; after it, she does.
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "second").0, Status::Pending);
+    world.now_ms.fetch_add(60_000, Ordering::SeqCst);
     alice.sync().await.unwrap();
     assert_eq!(alice.status("bob", "second"), (Status::Sent, None));
     bob.sync().await.unwrap();
     assert_eq!(bob.texts("alice"), ["first", "second"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_full_queue_holds_back_only_its_recipient() {
+    let mut small = policy();
+    small.quota.envelopes = 2;
+    let mut world = World::new(small);
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    let mut carol = Peer::new(&mut world, "carol").await;
+    alice.knows(&carol).await;
+    carol.knows(&alice).await;
+    // Carol wrote to alice: alice owes her a receipt.
+    carol.send("alice", "hi alice").await;
+    carol.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    // Bob's queue takes two envelopes: the third waits, and what comes after it does not.
+    for text in ["one", "two", "three"] {
+        alice.send("bob", text).await;
+    }
+    alice.send("carol", "hi carol").await;
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "two").0, Status::Sent);
+    assert_eq!(alice.status("bob", "three").0, Status::Pending);
+    assert_eq!(alice.status("carol", "hi carol").0, Status::Sent);
+    carol.sync().await.unwrap();
+    assert_eq!(carol.texts("alice"), ["hi alice", "hi carol"]);
+    assert_eq!(
+        carol.status("alice", "hi alice").0,
+        Status::Delivered,
+        "alice's receipt got through too"
+    );
+    // Bob catches up; once its backoff is over, bob's third goes.
+    bob.sync().await.unwrap();
+    world.now_ms.fetch_add(60_000, Ordering::SeqCst);
+    alice.sync().await.unwrap();
+    assert_eq!(alice.status("bob", "three").0, Status::Sent);
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["one", "two", "three"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@
 //! of a SEND are retried ([`send_verdict`]), which envelopes are acknowledged
 //! ([`acknowledge`]), and when pulling stops ([`pull_again`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crypto::Fingerprint;
@@ -72,23 +72,49 @@ pub enum SendVerdict {
     /// The mailbox holds it (new, or a retry of one it holds): out of the outbox.
     Sent,
     /// Refused for now (a full queue, too fast, a hiccup, a lost login): it stays queued and
-    /// the message says why; the round goes on to pulling, and the next round retries.
-    Later(String),
+    /// the message says why. What else waits with it is `hold`'s: the recipient's envelopes
+    /// (a full queue), the sender's (too fast), or the whole round (the connection's trouble).
+    Later {
+        /// Why, in words.
+        words: String,
+        /// Who is held back.
+        hold: Hold,
+    },
     /// Refused for good (too large, not admitted, malformed): out of the outbox, marked
     /// failed with the mailbox's words.
     Never(String),
 }
 
+/// Who a refusal for now holds back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hold {
+    /// Envelopes to this recipient (their queue is full); the rest flows.
+    Recipient,
+    /// Envelopes from this sender (over its rate); the rest flows.
+    Sender,
+    /// Everything, until the next round (the mailbox or this connection is in trouble).
+    All,
+}
+
 /// Classify a mailbox refusal of a SEND.
 pub fn send_verdict(code: ErrorCode, message: &str) -> SendVerdict {
+    let later = |hold| SendVerdict::Later {
+        words: format!("not sent yet: {message}"),
+        hold,
+    };
     match code {
-        ErrorCode::Quota
-        | ErrorCode::RateLimited
-        | ErrorCode::Internal
-        | ErrorCode::NotLoggedIn
-        | ErrorCode::HelloFirst => SendVerdict::Later(format!("not sent yet: {message}")),
+        ErrorCode::Quota => later(Hold::Recipient),
+        ErrorCode::RateLimited => later(Hold::Sender),
+        ErrorCode::Internal | ErrorCode::NotLoggedIn | ErrorCode::HelloFirst => later(Hold::All),
         _ => SendVerdict::Never(format!("the mailbox refused it: {message}")),
     }
+}
+
+/// A recipient or sender held back after a refusal, and until when.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    until_ms: u64,
+    refusals: u32,
 }
 
 /// What happened to one pulled envelope on this node.
@@ -124,6 +150,8 @@ pub fn pull_again(more: bool, acknowledged: usize) -> bool {
 pub struct Engine<R> {
     /// Identities logged in on the current connection.
     logged_in: HashSet<Fingerprint>,
+    /// Recipients and senders held back after refusals for now, with their own backoff.
+    held: HashMap<(Hold, Fingerprint), Held>,
     state: State,
     step: Option<Action>,
     failures: u32,
@@ -138,6 +166,7 @@ impl<R: Rng> Engine<R> {
     pub fn new(interval: Duration, rng: R) -> Self {
         Self {
             logged_in: HashSet::new(),
+            held: HashMap::new(),
             state: State::Connecting,
             step: None,
             failures: 0,
@@ -182,6 +211,49 @@ impl<R: Rng> Engine<R> {
         self.logged_in.insert(fingerprint);
     }
 
+    /// Whether an envelope from `sender` to `recipient` may be sent at `now_ms`: neither is
+    /// held back.
+    pub fn may_send(&self, sender: Fingerprint, recipient: Fingerprint, now_ms: u64) -> bool {
+        [(Hold::Sender, sender), (Hold::Recipient, recipient)]
+            .iter()
+            .all(|key| self.held.get(key).is_none_or(|h| h.until_ms <= now_ms))
+    }
+
+    /// A SEND from `sender` to `recipient` was refused for now at `now_ms`: hold back whom
+    /// `hold` names, for a backoff of their own that grows with each refusal in a row.
+    pub fn refused(
+        &mut self,
+        hold: Hold,
+        sender: Fingerprint,
+        recipient: Fingerprint,
+        now_ms: u64,
+    ) {
+        let who = match hold {
+            Hold::Recipient => recipient,
+            Hold::Sender => sender,
+            Hold::All => return,
+        };
+        let refusals = self.held.get(&(hold, who)).map_or(0, |h| h.refusals) + 1;
+        let wait = self.backoff_for(refusals);
+        let until_ms = now_ms.saturating_add(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+        self.held.insert((hold, who), Held { until_ms, refusals });
+    }
+
+    /// A SEND from `sender` to `recipient` went through: neither is held back any more.
+    pub fn sent(&mut self, sender: Fingerprint, recipient: Fingerprint) {
+        self.held.remove(&(Hold::Sender, sender));
+        self.held.remove(&(Hold::Recipient, recipient));
+    }
+
+    /// How long until the first hold ends, if anyone is held.
+    fn next_release(&self, now_ms: u64) -> Option<Duration> {
+        self.held
+            .values()
+            .filter(|h| h.until_ms > now_ms)
+            .map(|h| Duration::from_millis(h.until_ms - now_ms))
+            .min()
+    }
+
     fn go(&mut self, action: Action) -> Action {
         if action == Action::Connect {
             // A new connection: every identity logs in again.
@@ -192,7 +264,12 @@ impl<R: Rng> Engine<R> {
     }
 
     fn backoff(&mut self) -> Duration {
-        let exp = self.failures.saturating_sub(1).min(16);
+        self.backoff_for(self.failures)
+    }
+
+    /// The jittered backoff after `failures` in a row (from 1).
+    fn backoff_for(&mut self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(16);
         let base = BACKOFF_BASE.saturating_mul(1 << exp).min(BACKOFF_CAP);
         base.mul_f64(self.rng.random_range(0.5..1.5))
             .min(BACKOFF_CAP)
@@ -225,7 +302,10 @@ impl<R: Rng> Engine<R> {
                 self.failures = 0;
                 self.last_error = None;
                 self.last_sync_ms = Some(now_ms);
-                let wait = self.interval;
+                // A held recipient or sender is retried when its backoff ends.
+                let wait = self
+                    .next_release(now_ms)
+                    .map_or(self.interval, |d| d.max(BACKOFF_BASE).min(self.interval));
                 self.go(Action::Wait(wait))
             }
             // Idle and connected: a push needs only a pull; anything else a full round
@@ -280,16 +360,19 @@ mod tests {
     #[test]
     fn refusals_are_retried_only_when_they_can_pass_later() {
         let later = [
-            ErrorCode::Quota,
-            ErrorCode::RateLimited,
-            ErrorCode::Internal,
-            ErrorCode::NotLoggedIn,
-            ErrorCode::HelloFirst,
+            (ErrorCode::Quota, Hold::Recipient),
+            (ErrorCode::RateLimited, Hold::Sender),
+            (ErrorCode::Internal, Hold::All),
+            (ErrorCode::NotLoggedIn, Hold::All),
+            (ErrorCode::HelloFirst, Hold::All),
         ];
-        for code in later {
+        for (code, hold) in later {
             assert_eq!(
                 send_verdict(code, "full"),
-                SendVerdict::Later("not sent yet: full".into()),
+                SendVerdict::Later {
+                    words: "not sent yet: full".into(),
+                    hold
+                },
                 "{code:?}"
             );
         }
@@ -306,6 +389,39 @@ mod tests {
                 "{code:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_refusal_holds_back_only_whom_it_concerns_for_a_growing_backoff() {
+        let mut e = engine();
+        let (alice, bob, carol) = (
+            Fingerprint([1; 32]),
+            Fingerprint([2; 32]),
+            Fingerprint([3; 32]),
+        );
+        e.start();
+        e.handle(Input::Connected, 0);
+        e.refused(Hold::Recipient, alice, bob, 1_000);
+        assert!(!e.may_send(alice, bob, 1_000), "bob's queue is full");
+        assert!(e.may_send(alice, carol, 1_000), "carol's is not");
+        // The round ends with a wait no longer than bob's backoff.
+        e.handle(Input::LoggedIn, 1_000);
+        e.handle(Input::OutboxDrained, 1_000);
+        let Action::Wait(wait) = e.handle(Input::Pulled, 1_000) else {
+            panic!("not waiting");
+        };
+        assert!(wait <= BACKOFF_BASE * 3 / 2, "{wait:?}");
+        let first = 1_000 + u64::try_from(wait.as_millis()).unwrap();
+        assert!(e.may_send(alice, bob, first + 1_000));
+        // Refused again: a longer backoff.
+        e.refused(Hold::Recipient, alice, bob, first);
+        assert!(!e.may_send(alice, bob, first + 400));
+        e.sent(alice, bob);
+        assert!(e.may_send(alice, bob, first), "a success ends the hold");
+        // Too fast: the sender waits, whoever the recipient.
+        e.refused(Hold::Sender, alice, bob, 0);
+        assert!(!e.may_send(alice, carol, 0));
+        assert!(e.may_send(carol, bob, 0));
     }
 
     #[test]

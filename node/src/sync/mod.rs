@@ -68,7 +68,10 @@ pub async fn run(
                 Err(e) => step(Err(e), Input::LoggedIn),
             },
             Action::DrainOutbox => match need(client.as_ref()) {
-                Ok(c) => step(drain_outbox(&node, c).await, Input::OutboxDrained),
+                Ok(c) => step(
+                    drain_outbox(&node, c, &mut engine, now_ms()).await,
+                    Input::OutboxDrained,
+                ),
                 Err(e) => step(Err(e), Input::OutboxDrained),
             },
             Action::Pull => match need(client.as_ref()) {

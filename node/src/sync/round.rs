@@ -13,7 +13,7 @@ use rand::Rng;
 use tracing::{debug, warn};
 
 use super::SyncError;
-use super::engine::{Engine, Received, SendVerdict, acknowledge, pull_again, send_verdict};
+use super::engine::{Engine, Hold, Received, SendVerdict, acknowledge, pull_again, send_verdict};
 use crate::core::service::{Node, blocking};
 use crate::core::store::Status;
 
@@ -81,20 +81,37 @@ pub async fn login_new<L: Link, R: Rng>(
     Ok(())
 }
 
-/// SEND everything in the outbox, oldest first. A refusal for now ends the drain (the next
-/// round retries); a refusal for good marks the message failed.
-pub async fn drain_outbox<L: Link>(node: &Arc<Node>, link: &L) -> Result<(), SyncError> {
+/// SEND everything in the outbox, oldest first, that no refusal holds back. A refusal for
+/// now holds back only whom it concerns (a recipient whose queue is full, a sender over its
+/// rate: their later envelopes wait, in order, for their own backoff) or, for the
+/// connection's trouble, ends the drain; a refusal for good marks the message failed.
+pub async fn drain_outbox<L: Link, R: Rng>(
+    node: &Arc<Node>,
+    link: &L,
+    engine: &mut Engine<R>,
+    now_ms: u64,
+) -> Result<(), SyncError> {
     let n = node.clone();
     let items = blocking(move || n.outbox()).await?;
     for outgoing in items {
         let (key, item) = (outgoing.key, outgoing.record);
         let sender = node.identity(&item.identity).ok().map(|i| i.fingerprint());
-        let (Some(sender), Some(envelope)) = (sender, outgoing.envelope) else {
+        let recipient = outgoing
+            .envelope
+            .as_deref()
+            .and_then(|e| crypto::EnvelopeHeader::parse(e).ok())
+            .map(|h| h.recipient);
+        let (Some(sender), Some(recipient), Some(envelope)) =
+            (sender, recipient, outgoing.envelope)
+        else {
             // Its identity was deleted, or the record is damaged: it cannot be sent.
             let n = node.clone();
             blocking(move || n.outbox_done(key, &item, Some("could not be sent".into()))).await?;
             continue;
         };
+        if !engine.may_send(sender, recipient, now_ms) {
+            continue;
+        }
         let request = answer(ClientSession::send(sender, envelope))?;
         let verdict = match ClientSession::stored(link.request(request).await?) {
             Ok(_) => SendVerdict::Sent,
@@ -103,13 +120,17 @@ pub async fn drain_outbox<L: Link>(node: &Arc<Node>, link: &L) -> Result<(), Syn
         };
         let n = node.clone();
         match verdict {
-            SendVerdict::Sent => blocking(move || n.outbox_done(key, &item, None)).await?,
+            SendVerdict::Sent => {
+                engine.sent(sender, recipient);
+                blocking(move || n.outbox_done(key, &item, None)).await?;
+            }
             SendVerdict::Never(words) => {
                 warn!("the mailbox refused an envelope");
-                blocking(move || n.outbox_done(key, &item, Some(words))).await?
+                blocking(move || n.outbox_done(key, &item, Some(words))).await?;
             }
-            SendVerdict::Later(words) => {
-                warn!("the mailbox refused an envelope for now; will retry");
+            SendVerdict::Later { words, hold } => {
+                warn!(?hold, "the mailbox refused an envelope for now; will retry");
+                engine.refused(hold, sender, recipient, now_ms);
                 blocking(move || {
                     n.set_status(
                         &item.identity,
@@ -119,7 +140,9 @@ pub async fn drain_outbox<L: Link>(node: &Arc<Node>, link: &L) -> Result<(), Syn
                     )
                 })
                 .await?;
-                return Ok(());
+                if hold == Hold::All {
+                    return Ok(());
+                }
             }
         }
     }
