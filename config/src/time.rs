@@ -38,9 +38,49 @@ pub fn seconds_utc(time: SystemTime) -> String {
     format!("{} UTC", full.trim_end_matches('Z').replace('T', " "))
 }
 
+/// A span of time in words for people: `"7 days"`, `"1 day 2 h"`, `"3 h 12 min 5 s"`,
+/// `"0 s"` (whole seconds; humantime writes `7days`).
+pub fn span(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (days, hours, minutes, seconds) =
+        (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, secs % 60);
+    let mut parts = Vec::new();
+    match days {
+        0 => {}
+        1 => parts.push("1 day".to_owned()),
+        n => parts.push(format!("{n} days")),
+    }
+    if hours > 0 {
+        parts.push(format!("{hours} h"));
+    }
+    if minutes > 0 {
+        parts.push(format!("{minutes} min"));
+    }
+    if seconds > 0 || parts.is_empty() {
+        parts.push(format!("{seconds} s"));
+    }
+    parts.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_read_as_words() {
+        let cases = [
+            (0, "0 s"),
+            (59, "59 s"),
+            (3_600, "1 h"),
+            (11_525, "3 h 12 min 5 s"),
+            (86_400, "1 day"),
+            (7 * 86_400, "7 days"),
+            (93_600, "1 day 2 h"),
+        ];
+        for (secs, words) in cases {
+            assert_eq!(span(Duration::from_secs(secs)), words, "{secs} s");
+        }
+    }
 
     #[test]
     fn formats() {

@@ -105,7 +105,7 @@ async fn page<S: QueueStore>(State(d): State<Arc<Dashboard<S>>>) -> impl IntoRes
     Html(ui::dashboard_page(&ui::DashboardPage {
         listen: d.listen.to_string(),
         fingerprint_grouped: d.fingerprint_grouped.clone(),
-        uptime: humantime::format_duration(uptime).to_string(),
+        uptime: config::time::span(uptime),
         connections: nonneg(m.connections.get()),
         logged_in: nonneg(m.logged_in.get()),
         queued_envelopes: nonneg(m.queued_envelopes.get()),
@@ -114,7 +114,7 @@ async fn page<S: QueueStore>(State(d): State<Arc<Dashboard<S>>>) -> impl IntoRes
         delivered_total: m.delivered.get(),
         expired_total: m.expired.get(),
         refused: m.refusals(),
-        retention: humantime::format_duration(d.retention).to_string(),
+        retention: config::time::span(d.retention),
         last_retention_run: last
             .map(|(when, n)| format!("{} ({n} expired)", config::time::seconds_utc(when))),
         series: m

@@ -540,10 +540,12 @@ async fn deleting_an_identity_deletes_its_outbox_and_the_envelopes_beside_it() {
         .unwrap();
     let queued = a.node.outbox().unwrap();
     assert_eq!(queued.len(), 1);
+    assert_eq!(a.node.outbox_len(), 1);
     assert!(queued[0].envelope.as_ref().is_some_and(|e| !e.is_empty()));
     assert_eq!(a.node.store().keys(b"envelope/").unwrap().len(), 1);
     a.node.delete_identity("alice".into()).await.unwrap();
     assert!(a.node.outbox().unwrap().is_empty());
+    assert_eq!(a.node.outbox_len(), 0, "the count follows");
     assert!(a.node.store().keys(b"envelope/").unwrap().is_empty());
 }
 

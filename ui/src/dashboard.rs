@@ -82,7 +82,7 @@ fn dashboard_body(page: DashboardPage) -> impl IntoView {
             <main class="dashboard-main">
                 <h2 class="visually-hidden">"Status"</h2>
                 <dl class="figures">
-                    {figure("Listen address", listen, "figure")}
+                    {figure("Listen address", listen, "figure figure-text figure-address")}
                     {figure(
                         "Certificate fingerprint",
                         fingerprint_grouped,
@@ -348,7 +348,7 @@ mod tests {
         DashboardPage {
             listen: "0.0.0.0:4433".to_owned(),
             fingerprint_grouped: "ab12 cd34 ef56".to_owned(),
-            uptime: "3h 12m".to_owned(),
+            uptime: "3 h 12 min".to_owned(),
             connections: 7,
             logged_in: 11,
             queued_envelopes: 42,
@@ -357,7 +357,7 @@ mod tests {
             delivered_total: 959,
             expired_total: 13,
             refused: vec![("quota".to_owned(), 3), ("rate_limited".to_owned(), 1)],
-            retention: "7days".to_owned(),
+            retention: "7 days".to_owned(),
             last_retention_run: Some("2026-11-25 21:40:00 UTC (3 expired)".to_owned()),
             series: (0..300)
                 .map(|i| RatePoint {
@@ -425,7 +425,7 @@ mod tests {
         for (label, value) in [
             ("Listen address", "0.0.0.0:4433"),
             ("Certificate fingerprint", "ab12 cd34 ef56"),
-            ("Uptime", "3h 12m"),
+            ("Uptime", "3 h 12 min"),
             ("Connected nodes", "7"),
             ("Logged-in identities", "11"),
             ("Queued envelopes", "42"),
@@ -433,7 +433,7 @@ mod tests {
             ("Stored total", "1001"),
             ("Delivered total", "959"),
             ("Expired total", "13"),
-            ("Retention period", "7days"),
+            ("Retention period", "7 days"),
             ("Last retention run", "2026-11-25 21:40:00 UTC (3 expired)"),
         ] {
             assert!(

@@ -189,7 +189,7 @@ pub struct DashboardPage {
     /// The SHA-256 fingerprint of the mailbox's TLS certificate, grouped for reading:
     /// `"a1b2 c3d4 ..."` (the mailbox groups it: `crypto::Fingerprint::grouped`).
     pub fingerprint_grouped: String,
-    /// Preformatted uptime, e.g. `"3h 12m"`.
+    /// Preformatted uptime, e.g. `"3 h 12 min"`.
     pub uptime: String,
     /// Currently connected nodes.
     pub connections: u64,
@@ -208,7 +208,7 @@ pub struct DashboardPage {
     /// Refused requests since start by reason code, e.g. `("quota", 3)`, in
     /// the order given; may be empty.
     pub refused: Vec<(String, u64)>,
-    /// The retention period, preformatted, e.g. `"7days"`.
+    /// The retention period, preformatted, e.g. `"7 days"`.
     pub retention: String,
     /// The time and outcome of the last retention run, preformatted, e.g.
     /// `"2026-11-25 21:40:00 UTC (3 expired)"`; `None` if it has not run yet.

@@ -38,6 +38,8 @@ async fn the_dashboard_shows_traffic_health_and_metrics() -> anyhow::Result<()> 
         ("Delivered total", "1"),
         ("Queued envelopes", "2"),
         ("Listen address", mailbox.addr.as_str()),
+        // The default retention, in words (humantime wrote "7days").
+        ("Retention period", "7 days"),
     ] {
         assert!(
             html.contains(&format!("<dt>{label}</dt><dd>{value}</dd>")),

@@ -197,7 +197,10 @@ impl Node {
                     c.delete(k);
                 }
             }
+            let mut texts = node.outbox_texts();
             node.store.apply(c)?;
+            *texts = Node::count_outbox_texts(&node.store)?;
+            drop(texts);
             node.identities
                 .write()
                 .unwrap_or_else(|p| p.into_inner())

@@ -161,7 +161,10 @@ impl Node {
                 },
                 sealed.bytes,
             )?;
+            let mut texts = node.outbox_texts();
             node.store.apply(c)?;
+            *texts += 1;
+            drop(texts);
             node.emit(NodeEvent::Message {
                 identity: id,
                 contact,

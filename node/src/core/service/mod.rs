@@ -134,6 +134,9 @@ pub struct Node {
     mailbox: crate::core::settings::MailboxSetting,
     /// Held while a message is sealed and its chain advanced.
     chain_lock: std::sync::Mutex<()>,
+    /// How many texts wait in the outbox (receipts are not counted). Its lock is held
+    /// while a text enters or leaves the outbox, so the count follows the store.
+    outbox_texts: std::sync::Mutex<usize>,
     /// Held while a message is taken in, and while a contact is added with the requests
     /// its key left: who is a contact, and where their chain stands, change under it only.
     inbox_lock: std::sync::Mutex<()>,
@@ -228,6 +231,7 @@ impl Node {
                     })?;
             identities.insert(record.id.clone(), Arc::new(identity));
         }
+        let outbox_texts = Self::count_outbox_texts(&store)?;
         Ok(Self {
             store,
             keys_dir,
@@ -237,6 +241,7 @@ impl Node {
             status: RwLock::new(SyncStatus::default()),
             mailbox: Default::default(),
             chain_lock: std::sync::Mutex::new(()),
+            outbox_texts: std::sync::Mutex::new(outbox_texts),
             inbox_lock: std::sync::Mutex::new(()),
             wake: Notify::new(),
             events: broadcast::channel(1024).0,
@@ -270,6 +275,10 @@ impl Node {
     /// Listen to what happens, for live pages.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
+    }
+
+    fn outbox_texts(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.outbox_texts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn inbox_lock(&self) -> std::sync::MutexGuard<'_, ()> {

@@ -72,10 +72,16 @@ impl Node {
     /// How many messages wait in the outbox (receipts not counted). Reads the records only,
     /// not the envelopes.
     pub fn outbox_len(&self) -> usize {
-        self.store
-            .scan::<OutboxRecord>(b"outbox/")
-            .map(|o| o.iter().filter(|(_, r)| r.kind == OutboxKind::Text).count())
-            .unwrap_or(0)
+        *self.outbox_texts()
+    }
+
+    /// The texts in the outbox, counted from the store (at open, and after deletions).
+    pub(super) fn count_outbox_texts(store: &Store) -> Result<usize, NodeError> {
+        Ok(store
+            .scan::<OutboxRecord>(b"outbox/")?
+            .iter()
+            .filter(|(_, r)| r.kind == OutboxKind::Text)
+            .count())
     }
 
     /// Remove an envelope from the outbox once the mailbox holds it (or refused it for
@@ -94,10 +100,15 @@ impl Node {
             };
             self.set_status(&item.identity, &item.message_id, status, error)?;
         }
+        let mut texts = self.outbox_texts();
+        let counted = item.kind == OutboxKind::Text && self.store.contains(&key)?;
         let mut c = Changes::default();
         c.delete(keys::envelope_of(&key));
         c.delete(key);
         self.store.apply(c)?;
+        if counted {
+            *texts = texts.saturating_sub(1);
+        }
         Ok(())
     }
 }
