@@ -122,6 +122,13 @@ pub struct MailboxConfig {
     pub address_rate_burst: f64,
     /// Connections one source address may hold open. Default 64.
     pub max_connections_per_address: usize,
+    /// Connections one identity may be logged in on at once (each one is pushed every
+    /// arrival). Default 8.
+    pub max_logins_per_identity: usize,
+    /// How long a push to a connection may wait for the peer to take it; a connection that
+    /// does not is closed. Default 30 s.
+    #[serde(with = "duration")]
+    pub push_timeout: Duration,
     /// Concurrent request streams per connection. Default 32 (quinn reserves memory per
     /// permitted stream: keep it small).
     pub max_streams_per_connection: u32,
@@ -148,6 +155,8 @@ impl Default for MailboxConfig {
             address_rate_per_second: 500.0,
             address_rate_burst: 2_000.0,
             max_connections_per_address: 64,
+            max_logins_per_identity: 8,
+            push_timeout: Duration::from_secs(30),
             max_streams_per_connection: 32,
             idle_timeout: Duration::from_secs(60),
             allowlist: Vec::new(),

@@ -143,6 +143,19 @@ impl Client {
     /// Connect, check the certificate pin (or learn it when the address has none), and say
     /// hello.
     pub async fn connect(address: &MailboxAddress) -> Result<Self, ClientError> {
+        Self::connect_with(address, true).await
+    }
+
+    /// [`Self::connect`] for a client that takes no pushes: it grants the mailbox no stream
+    /// to push on (for tests of the server, which must not wait on such a peer forever).
+    pub async fn connect_taking_no_pushes(address: &MailboxAddress) -> Result<Self, ClientError> {
+        Self::connect_with(address, false).await
+    }
+
+    async fn connect_with(
+        address: &MailboxAddress,
+        take_pushes: bool,
+    ) -> Result<Self, ClientError> {
         let target = format!("{}:{}", address.host, address.port);
         let remote: SocketAddr = tokio::net::lookup_host(&target)
             .await
@@ -165,7 +178,8 @@ impl Client {
         let mut endpoint = quinn::Endpoint::client(SocketAddr::new(unspecified, 0))
             .map_err(|e| connect(ConnectError::Bind(e)))?;
         endpoint.set_default_client_config(
-            client_config(verifier.clone()).map_err(|e| connect(ConnectError::Tls(e)))?,
+            client_config(verifier.clone(), take_pushes)
+                .map_err(|e| connect(ConnectError::Tls(e)))?,
         );
         let connecting = endpoint
             .connect(remote, "secure-messenger-mailbox")
@@ -269,6 +283,11 @@ impl Client {
                 return Ok(event);
             }
         }
+    }
+
+    /// Resolves when the connection is closed, by either side, with why.
+    pub async fn closed(&self) -> quinn::ConnectionError {
+        self.conn.closed().await
     }
 
     /// Close the connection.

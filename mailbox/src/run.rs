@@ -116,9 +116,10 @@ pub async fn start(
     )?;
     let decoy = decoy_key(dir).await?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let server = Arc::new(server::Server::new(core::Mailbox::new(
-        queue, policy, decoy, metrics,
-    )));
+    let server = Arc::new(server::Server::new(
+        core::Mailbox::new(queue, policy, decoy, metrics),
+        config.push_timeout,
+    ));
 
     let server_config =
         identity.server_config(config.max_streams_per_connection, config.idle_timeout)?;

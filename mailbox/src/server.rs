@@ -2,8 +2,9 @@
 //! hands it to the [`Mailbox`] core, writes its answer, and carries the core's pushes to
 //! their connections. It decides nothing: admission, limits, logins and answers are the
 //! core's. What it owns: the accept loop, the streams and their timeouts, a
-//! [`ConnId`] → [`quinn::Connection`] map, and the count of requests in flight (for a
-//! graceful shutdown).
+//! [`ConnId`] → [`quinn::Connection`] map, one pusher task per connection (woken when the
+//! core flags pushes for it; a peer that does not take a push in time is disconnected), and
+//! the count of requests in flight (for a graceful shutdown).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng as _;
+use tokio::sync::Notify;
 use tracing::{debug, info};
 
 use crate::core::{ConnId, Mailbox, Received};
@@ -18,24 +20,31 @@ use crate::metrics::Metrics;
 use crate::protocol::{self, CHALLENGE_LEN, EXPORTER_LABEL};
 use crate::store::QueueStore;
 
-/// How long a request may take to arrive, an answer to be taken, or a push to be accepted.
+/// How long a request may take to arrive, or an answer to be taken.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The application error code a connection is closed with when it does not take its pushes.
+const PUSHES_NOT_TAKEN: u32 = 2;
 
 /// The core and the connections it names, shared by every connection task.
 #[derive(Debug)]
 pub struct Server<S> {
     core: Mailbox<S, Arc<Metrics>>,
-    conns: Mutex<HashMap<ConnId, quinn::Connection>>,
+    /// Each connection's pusher, by the id the core knows it by.
+    conns: Mutex<HashMap<ConnId, Arc<Notify>>>,
     in_flight: AtomicU64,
+    push_timeout: Duration,
 }
 
 impl<S: QueueStore> Server<S> {
-    /// A driver around `core`.
-    pub fn new(core: Mailbox<S, Arc<Metrics>>) -> Self {
+    /// A driver around `core`; a peer that does not take a push within `push_timeout` is
+    /// disconnected.
+    pub fn new(core: Mailbox<S, Arc<Metrics>>, push_timeout: Duration) -> Self {
         Self {
             core,
             conns: Mutex::default(),
             in_flight: AtomicU64::new(0),
+            push_timeout,
         }
     }
 
@@ -54,26 +63,50 @@ impl<S: QueueStore> Server<S> {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, quinn::Connection>> {
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, Arc<Notify>>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Carry every push the core has queued to its connection.
+    /// Wake the pusher of every connection the core has flagged pushes for. No task is
+    /// spawned per push: what waits is the core's flags, one per identity and connection.
     fn push(&self) {
-        while let Some((conn, event)) = self.core.poll_push() {
-            let Some(conn) = self.conns().get(&conn).cloned() else {
-                continue;
-            };
+        while let Some(conn) = self.core.poll_push() {
+            if let Some(wake) = self.conns().get(&conn) {
+                wake.notify_one();
+            }
+        }
+    }
+}
+
+/// One connection's pusher: takes the core's flagged pushes for `id` one at a time, each
+/// within the push timeout; a peer that does not take one in time (no stream credit, say)
+/// is disconnected, so a connection holds at most one push in flight.
+async fn pusher<S: QueueStore>(
+    server: Arc<Server<S>>,
+    id: ConnId,
+    conn: quinn::Connection,
+    wake: Arc<Notify>,
+) {
+    loop {
+        wake.notified().await;
+        while let Some(event) = server.core.next_push(id) {
             let frame = protocol::encode(&event);
-            tokio::spawn(async move {
-                // A peer that takes no pushes cannot pile up waiting tasks.
-                let pushed = tokio::time::timeout(IO_TIMEOUT, async {
-                    let mut stream = conn.open_uni().await.ok()?;
-                    stream.write_all(&frame).await.ok()?;
-                    stream.finish().ok()
-                });
-                let _ = pushed.await;
-            });
+            let pushed = tokio::time::timeout(server.push_timeout, async {
+                let mut stream = conn.open_uni().await.ok()?;
+                stream.write_all(&frame).await.ok()?;
+                stream.finish().ok()
+            })
+            .await;
+            match pushed {
+                Ok(Some(())) => {}
+                // The connection is gone.
+                Ok(None) => return,
+                Err(_) => {
+                    debug!("a connection did not take its pushes in time; closing it");
+                    conn.close(PUSHES_NOT_TAKEN.into(), b"pushes not taken");
+                    return;
+                }
+            }
         }
     }
 }
@@ -120,11 +153,19 @@ async fn connection<S: QueueStore>(
     let mut challenge = [0u8; CHALLENGE_LEN];
     rand::rng().fill_bytes(&mut challenge);
     server.core.handle_established(id, challenge, exporter);
-    server.conns().insert(id, conn.clone());
-    loop {
-        let (send, recv) = conn.accept_bi().await?;
-        tokio::spawn(stream(server.clone(), id, send, recv));
-    }
+    let wake = Arc::new(Notify::new());
+    server.conns().insert(id, wake.clone());
+    let pushes = tokio::spawn(pusher(server.clone(), id, conn.clone(), wake));
+    let result = loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                tokio::spawn(stream(server.clone(), id, send, recv));
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    pushes.abort();
+    result
 }
 
 /// One request stream: read it (bounded in size and time), answer it, push what it caused.

@@ -217,8 +217,13 @@ impl ServerCertVerifier for PinVerifier {
     }
 }
 
-/// The QUIC client configuration for a node, with its pin verifier.
-pub fn client_config(verifier: Arc<PinVerifier>) -> Result<quinn::ClientConfig, TlsError> {
+/// The QUIC client configuration for a node, with its pin verifier. With `take_pushes`
+/// false the client grants the server no stream to push on (a peer that reads nothing, for
+/// tests of the server).
+pub fn client_config(
+    verifier: Arc<PinVerifier>,
+    take_pushes: bool,
+) -> Result<quinn::ClientConfig, TlsError> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -236,6 +241,9 @@ pub fn client_config(verifier: Arc<PinVerifier>) -> Result<quinn::ClientConfig, 
         quinn::IdleTimeout::try_from(std::time::Duration::from_secs(6))
             .map_err(|e| TlsError::Quic(e.to_string()))?,
     ));
+    if !take_pushes {
+        transport.max_concurrent_uni_streams(0u32.into());
+    }
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

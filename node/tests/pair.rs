@@ -69,7 +69,11 @@ impl World {
 
     /// What the mailbox would push now, and to which connection.
     fn pushes(&self) -> Vec<(ConnId, Event)> {
-        std::iter::from_fn(|| self.mailbox.poll_push()).collect()
+        let mut out = Vec::new();
+        while let Some(conn) = self.mailbox.poll_push() {
+            out.extend(std::iter::from_fn(|| self.mailbox.next_push(conn)).map(|e| (conn, e)));
+        }
+        out
     }
 }
 

@@ -69,6 +69,8 @@ pub struct Policy {
     pub address_rate: (f64, f64),
     /// Connections per source address.
     pub max_connections_per_address: usize,
+    /// Connections one identity may be logged in on at once.
+    pub max_logins_per_identity: usize,
     /// When not empty, the only identities admitted.
     pub allowlist: HashSet<Fingerprint>,
     /// How long an envelope is kept when nobody acknowledges it.
@@ -105,6 +107,7 @@ impl Policy {
             rate: (config.rate_per_second, config.rate_burst),
             address_rate: (config.address_rate_per_second, config.address_rate_burst),
             max_connections_per_address: config.max_connections_per_address,
+            max_logins_per_identity: config.max_logins_per_identity,
             allowlist,
             retention: config.retention,
         })
@@ -216,7 +219,11 @@ struct State {
     addresses: RateLimiter<IpAddr>,
     /// The connections each identity is logged in on: the push registry.
     listeners: HashMap<Fingerprint, Vec<ConnId>>,
-    pushes: VecDeque<(ConnId, Event)>,
+    /// Pushes waiting, per connection: one flag per identity logged in on it, however many
+    /// envelopes arrive for it meanwhile (so what waits is bounded by the logins).
+    pending: HashMap<ConnId, VecDeque<Fingerprint>>,
+    /// Connections whose pushes went from none to some, for the driver to wake.
+    ready: VecDeque<ConnId>,
 }
 
 #[derive(Debug)]
@@ -238,7 +245,8 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
             senders: RateLimiter::new(policy.rate.0, policy.rate.1),
             addresses: RateLimiter::new(policy.address_rate.0, policy.address_rate.1),
             listeners: HashMap::new(),
-            pushes: VecDeque::new(),
+            pending: HashMap::new(),
+            ready: VecDeque::new(),
         };
         Self {
             store,
@@ -340,7 +348,8 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
             logged_out += (before - conns.len()) as u64;
             !conns.is_empty()
         });
-        state.pushes.retain(|(c, _)| *c != conn);
+        state.pending.remove(&conn);
+        state.ready.retain(|c| *c != conn);
         drop(state);
         if closed.session.is_some() {
             self.observer.observe(Tally::Disconnected);
@@ -458,13 +467,29 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         let fingerprint =
             context.verify(public_key, signature, &self.decoy, |fp| self.admitted(fp))?;
         let mut state = self.state();
-        let Some(session) = state.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) else {
+        if state.conns.get(&conn).is_none_or(|c| c.session.is_none()) {
             return Err(Response::error(ErrorCode::Internal, "unknown connection"));
-        };
-        session.logged_in(fingerprint);
+        }
+        let max = self.policy.max_logins_per_identity;
         let listeners = state.listeners.entry(fingerprint).or_default();
         if !listeners.contains(&conn) {
+            // Each connection an identity is logged in on is pushed every arrival.
+            if listeners.len() >= max {
+                drop(state);
+                self.observer
+                    .observe(Tally::Refused(ErrorCode::RateLimited));
+                return Err(Response::error(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "this identity is logged in on {max} connections already; close one \
+                         first"
+                    ),
+                ));
+            }
             listeners.push(conn);
+            if let Some(session) = state.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) {
+                session.logged_in(fingerprint);
+            }
             drop(state);
             self.observer.observe(Tally::LoggedIn);
         }
@@ -531,13 +556,26 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         }
     }
 
-    /// Queue an [`Event::Arrived`] for every connection `recipient` is logged in on.
+    /// Flag an [`Event::Arrived`] for every connection `recipient` is logged in on (once:
+    /// a flag already up stays one push).
     fn arrived(&self, recipient: Fingerprint) {
         let mut state = self.state();
-        let conns = state.listeners.get(&recipient).cloned().unwrap_or_default();
-        state
-            .pushes
-            .extend(conns.into_iter().map(|c| (c, Event::Arrived { recipient })));
+        let State {
+            listeners,
+            pending,
+            ready,
+            ..
+        } = &mut *state;
+        for &conn in listeners.get(&recipient).into_iter().flatten() {
+            let waiting = pending.entry(conn).or_default();
+            if waiting.contains(&recipient) {
+                continue;
+            }
+            if waiting.is_empty() {
+                ready.push_back(conn);
+            }
+            waiting.push_back(recipient);
+        }
     }
 
     fn pull(
@@ -590,9 +628,22 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         }
     }
 
-    /// The next event to push, and the connection to push it to.
-    pub fn poll_push(&self) -> Option<(ConnId, Event)> {
-        self.state().pushes.pop_front()
+    /// A connection that has pushes waiting since the last time it was named here: the
+    /// driver wakes its pusher, which takes them with [`Self::next_push`].
+    pub fn poll_push(&self) -> Option<ConnId> {
+        self.state().ready.pop_front()
+    }
+
+    /// The next event to push to `conn`, if one waits. Once none does, the connection is
+    /// named by [`Self::poll_push`] again at its next arrival.
+    pub fn next_push(&self, conn: ConnId) -> Option<Event> {
+        let mut state = self.state();
+        let waiting = state.pending.get_mut(&conn)?;
+        let recipient = waiting.pop_front();
+        if waiting.is_empty() {
+            state.pending.remove(&conn);
+        }
+        recipient.map(|recipient| Event::Arrived { recipient })
     }
 
     /// Delete what was stored more than [`Policy::retention`] before `now_ms`; returns how

@@ -179,8 +179,13 @@ impl World {
         ClientSession::acked(self.request(peer, &ClientSession::ack(who.fingerprint(), ids)))
     }
 
+    /// What a driver would push now: every flagged connection's events.
     fn pushes(&self) -> Vec<(ConnId, Event)> {
-        std::iter::from_fn(|| self.mailbox.poll_push()).collect()
+        let mut out = Vec::new();
+        while let Some(conn) = self.mailbox.poll_push() {
+            out.extend(std::iter::from_fn(|| self.mailbox.next_push(conn)).map(|e| (conn, e)));
+        }
+        out
     }
 }
 
@@ -462,6 +467,57 @@ fn an_arrival_is_pushed_to_every_connection_of_the_recipient_and_no_other() {
     world.mailbox.handle_closed(phone.conn);
     assert_eq!(world.send(&sender, alice, &seal(alice, bob, 2)), Ok(true));
     assert_eq!(world.pushes(), [(laptop.conn, arrived)]);
+}
+
+#[test]
+fn pushes_not_taken_yet_are_one_flag_per_connection_and_identity() {
+    let [alice, bob, carol, _] = people();
+    let mut world = World::new(policy());
+    let laptop = world.connect_as(&[bob, carol]);
+    let sender = world.connect_as(&[alice]);
+    // The driver takes nothing while 50 envelopes arrive for bob and 50 for carol.
+    for n in 0..50 {
+        assert_eq!(world.send(&sender, alice, &seal(alice, bob, n)), Ok(true));
+        assert_eq!(world.send(&sender, alice, &seal(alice, carol, n)), Ok(true));
+    }
+    let arrived = |who: &Identity| Event::Arrived {
+        recipient: who.fingerprint(),
+    };
+    assert_eq!(
+        world.pushes(),
+        [(laptop.conn, arrived(bob)), (laptop.conn, arrived(carol))]
+    );
+    assert_eq!(world.pushes(), [], "taken");
+    // Once taken, the next arrival is flagged again.
+    assert_eq!(world.send(&sender, alice, &seal(alice, bob, 99)), Ok(true));
+    assert_eq!(world.pushes(), [(laptop.conn, arrived(bob))]);
+    // A closed connection's flags go with it.
+    assert_eq!(world.send(&sender, alice, &seal(alice, bob, 100)), Ok(true));
+    world.mailbox.handle_closed(laptop.conn);
+    assert_eq!(world.pushes(), []);
+}
+
+#[test]
+fn one_identity_is_logged_in_on_a_bounded_number_of_connections() {
+    let [alice, ..] = people();
+    let mut few = policy();
+    few.max_logins_per_identity = 2;
+    let mut world = World::new(few);
+    let first = world.connect_as(&[alice]);
+    let _second = world.connect_as(&[alice]);
+    let mut third = world.connect_as(&[]);
+    assert_eq!(
+        refused(world.login(&mut third, alice)),
+        ErrorCode::RateLimited
+    );
+    // Logging in again where it is logged in already is no new connection.
+    let mut again = first;
+    assert!(world.login(&mut again, alice).is_ok());
+    world.mailbox.handle_closed(again.conn);
+    assert!(
+        world.login(&mut third, alice).is_ok(),
+        "a closed one frees its place"
+    );
 }
 
 #[test]

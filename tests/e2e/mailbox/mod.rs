@@ -400,3 +400,65 @@ async fn a_wrong_certificate_pin_refuses_to_connect() -> anyhow::Result<()> {
     assert_eq!(learning.server_fingerprint, actual);
     Ok(())
 }
+
+/// Peers that take no pushes cannot park work on the mailbox: an arrival is one flag per
+/// connection and identity, a connection that does not take its push within the push
+/// timeout is closed, and one identity is logged in on a bounded number of connections. The
+/// figure: 64 such connections, sent to at the permitted rate, cost at most 64 MiB of RSS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_that_take_no_pushes_are_bounded_and_closed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mailbox = Mailbox::start_with(
+        dir.path(),
+        &[
+            ("MAILBOX_PUSH_TIMEOUT", "2s"),
+            ("MAILBOX_MAX_LOGINS_PER_IDENTITY", "8"),
+            ("MAILBOX_MAX_CONNECTIONS_PER_ADDRESS", "100"),
+        ],
+        &[],
+    )?;
+    let [alice, bob] = identities().await?;
+    let address = mailbox.address()?;
+    let mut deaf = Vec::new();
+    let mut refused = 0;
+    for _ in 0..64 {
+        let client = Client::connect_taking_no_pushes(&address).await?;
+        match tests::login(&client, &bob).await {
+            Ok(_) => deaf.push(client),
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(
+        (deaf.len(), refused),
+        (8, 56),
+        "logins per identity are capped"
+    );
+    let before = tests::soak::rss_kib(mailbox.proc.pid())?;
+
+    // The default burst: 200 SENDs at once.
+    let texts = (0..200).map(|n| format!("push {n}")).collect();
+    let sealed = seal_texts(&alice, &bob, texts).await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    for s in &sealed {
+        assert!(sender.send(fp(&alice), s.bytes.clone()).await?);
+    }
+    for (i, client) in deaf.iter().enumerate() {
+        timeout(Duration::from_secs(20), client.closed())
+            .await
+            .with_context(|| format!("connection {i} took no push and stayed open"))?;
+    }
+    let after = tests::soak::rss_kib(mailbox.proc.pid())?;
+    let grown = after.saturating_sub(before);
+    eprintln!("figure: RSS grew {grown} KiB ({before} KiB before, {after} KiB after)");
+    assert!(grown <= 64 * 1024, "RSS grew {grown} KiB");
+    // A peer that takes its pushes is not affected.
+    let receiver = mailbox.connect_as(&[&bob]).await?;
+    let more = seal_text(&alice, &bob, "one more").await?;
+    let (event, sent) = tokio::join!(
+        timeout(Duration::from_secs(5), receiver.next_event()),
+        sender.send(fp(&alice), more.bytes),
+    );
+    assert!(sent?);
+    assert!(event.is_ok(), "no push within 5 s");
+    Ok(())
+}

@@ -114,7 +114,7 @@ impl RawConnection {
             mailbox.address()?.fingerprint,
         ));
         let mut endpoint = quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        endpoint.set_default_client_config(mailbox::tls::client_config(verifier)?);
+        endpoint.set_default_client_config(mailbox::tls::client_config(verifier, true)?);
         let conn = endpoint
             .connect(mailbox.socket_addr()?, "secure-messenger-mailbox")?
             .await
