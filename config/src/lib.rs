@@ -181,9 +181,13 @@ pub struct NodeConfig {
     /// (a safety net: the mailbox pushes arrivals). Default 30 s.
     #[serde(with = "duration")]
     pub pull_interval: Duration,
-    /// When set, the API and the pages require this token (a bearer header for the API, a
-    /// cookie for pages): for machines other people use too.
+    /// The access token the API (as a bearer token) and sign-in require. When not set, the
+    /// node generates one at first start into `access-token` in its data directory (mode
+    /// 0600); a configured one wins over that file.
     pub access_token: Option<String>,
+    /// Whether the API and the pages require the access token. Default true; false is
+    /// refused unless `listen` is a loopback address.
+    pub require_token: bool,
     /// The name of an environment variable holding the passphrase of the private keys.
     pub passphrase_env: Option<String>,
     /// A file holding the passphrase of the private keys (its first line).
@@ -203,6 +207,7 @@ impl Default for NodeConfig {
             max_body_bytes: 65_536,
             pull_interval: Duration::from_secs(30),
             access_token: None,
+            require_token: true,
             passphrase_env: None,
             passphrase_file: None,
         }

@@ -483,6 +483,7 @@ fn to_yaml_reloads_to_the_same_config() {
             max_body_bytes: 1,
             pull_interval: Duration::from_millis(1500),
             access_token: Some("t0k3n".into()),
+            require_token: false,
             passphrase_env: Some("MY_PASSPHRASE".into()),
             passphrase_file: Some(PathBuf::from("/run/secrets/pass")),
         },

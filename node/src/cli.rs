@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use node::http::api::{
     ContactJson, ContactsJson, EntryJson, ErrorJson, IdentitiesJson, IdentityJson, InviteJson,
-    MessageDirection, MessageJson, MessagesJson, StatusJson,
+    MessageDirection, MessageJson, MessagesJson, SignInJson, StatusJson,
 };
 use reqwest::Url;
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -128,6 +128,8 @@ pub enum ApiCommand {
     },
     /// Connection state, outbox and last error.
     Status,
+    /// Print a new one-time sign-in link for a browser (valid 15 minutes).
+    Signin,
 }
 
 struct Api {
@@ -270,6 +272,15 @@ pub fn run(
                 lines.join("\n")
             };
             out(json_out, &page, human);
+            Ok(())
+        }
+        ApiCommand::Signin => {
+            let link: SignInJson = api.send(api.http.post(api.url(&["sign-in"])?))?;
+            let human = format!(
+                "{}\n(open it in a browser before {}; it works once)",
+                link.url, link.expires_at
+            );
+            out(json_out, &link, human);
             Ok(())
         }
         ApiCommand::Status => {

@@ -15,7 +15,8 @@
 //!
 //! Browser safety: every request must carry the node's own Host (DNS rebinding), and a
 //! state-changing request with a foreign Origin or Referer is refused (CSRF). Every response
-//! carries a strict Content-Security-Policy and `frame-ancestors 'none'`.
+//! carries a strict Content-Security-Policy and `frame-ancestors 'none'`. The access token is
+//! required by default (see [`http::auth`]).
 
 pub mod core;
 pub mod http;
@@ -77,6 +78,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The node.
     pub node: Arc<Node>,
+    /// A one-time sign-in link for a browser (none when the node requires no token).
+    pub sign_in_url: Option<String>,
     http: tokio::task::JoinHandle<()>,
     sync: tokio::task::JoinHandle<()>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -126,12 +129,29 @@ pub async fn start(
             source,
         })?;
     let addr = listener.local_addr()?;
-    let state = http::AppState::new(
-        node.clone(),
-        addr,
-        config.access_token.as_deref(),
-        closing_rx,
-    );
+    let token = if config.require_token {
+        Some(http::auth::load_or_create_token(
+            &config.data_dir,
+            config.access_token.as_deref(),
+        )?)
+    } else if config.listen.ip().is_loopback() {
+        None
+    } else {
+        return Err(NodeError::invalid(
+            "require_token",
+            format!(
+                "require_token: false is allowed on a loopback listen address only (listen is {})",
+                config.listen
+            ),
+        ));
+    };
+    let n = node.clone();
+    let host_name = service::blocking(move || http::auth::page_host_name(&n)).await?;
+    let access = http::auth::Access::new(token.as_deref(), &host_name, addr.port());
+    let sign_in_url = access
+        .required()
+        .then(|| access.sign_in_url(&access.new_code(config::now_ms())));
+    let state = http::AppState::new(node.clone(), addr, access, closing_rx);
     let app = http::router(state);
     let sync = tokio::spawn(sync::run(
         node.clone(),
@@ -153,6 +173,7 @@ pub async fn start(
     Ok(Running {
         addr,
         node,
+        sign_in_url,
         http,
         sync,
         shutdown: Some(shutdown),

@@ -133,7 +133,20 @@ fn api_target(api: Option<String>) -> anyhow::Result<(String, Option<String>)> {
         listen: None,
         mailbox: None,
     })?;
-    let token = loaded.config.access_token.clone();
+    // The configured token, or the one the node made in its data directory.
+    let token = match loaded.config.access_token.clone() {
+        Some(t) => Some(t),
+        None => {
+            let path = loaded.config.data_dir.join(node::http::auth::TOKEN_FILE);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Some(text.trim().to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot read {}", path.display()));
+                }
+            }
+        }
+    };
     let addr = match api {
         Some(a) => a,
         None => {
@@ -184,8 +197,12 @@ async fn run(loaded: config::Loaded<NodeConfig>) -> anyhow::Result<()> {
                 config.data_dir.display()
             )
         })?;
-    // Read by people, the demo and the tests: keep its shape.
+    // Read by people, the demo and the tests: keep their shape. The sign-in link holds a
+    // one-time code, never the token.
     println!("node UI at http://{}", running.addr);
+    if let Some(url) = &running.sign_in_url {
+        println!("sign in at {url}");
+    }
     config::bin::shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;

@@ -11,6 +11,16 @@ fn node_cli(args: &[&str]) -> anyhow::Result<Output> {
         .output()?)
 }
 
+/// The CLI as the node's own user runs it: with the node's data directory in its
+/// configuration, where it finds the access token the node made.
+fn node_cli_in(data_dir: &std::path::Path, args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(binary("node")?)
+        .args(args)
+        .env_remove("NODE_ACCESS_TOKEN")
+        .env("NODE_DATA_DIR", data_dir)
+        .output()?)
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -27,68 +37,98 @@ async fn the_node_cli_drives_a_running_node() -> anyhow::Result<()> {
     let bob = Node::start(&dir.path().join("bob"), &mailbox.pinned_address())?;
     let a = alice.url.trim_start_matches("http://").to_owned();
     let b = bob.url.trim_start_matches("http://").to_owned();
+    let (a_dir, b_dir) = (dir.path().join("alice"), dir.path().join("bob"));
 
-    let made = node_cli(&["--api", &a, "id", "create", "alice", "--name", "Alice"])?;
+    // Without the token the node refuses the CLI, and says so.
+    let refused = node_cli(&["--api", &a, "status"])?;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("access token"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let made = node_cli_in(
+        &a_dir,
+        &["--api", &a, "id", "create", "alice", "--name", "Alice"],
+    )?;
     assert!(made.status.success(), "{}", stderr(&made));
     assert!(stdout(&made).contains("created identity alice"));
-    let made = node_cli(&["--api", &b, "--json", "id", "create", "bob"])?;
+    let made = node_cli_in(&b_dir, &["--api", &b, "--json", "id", "create", "bob"])?;
     let json: serde_json::Value = serde_json::from_slice(&made.stdout)?;
     assert_eq!(json["id"], "bob");
 
-    let shown = node_cli(&["--api", &a, "--json", "id", "show", "alice"])?;
+    let shown = node_cli_in(&a_dir, &["--api", &a, "--json", "id", "show", "alice"])?;
     let invite = serde_json::from_slice::<serde_json::Value>(&shown.stdout)?["invite"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
     assert!(invite.starts_with("sm1-"), "{}", stdout(&shown));
-    let added = node_cli(&[
-        "--api", &b, "contact", "add", "bob", "alice", "--invite", &invite,
-    ])?;
+    let added = node_cli_in(
+        &b_dir,
+        &[
+            "--api", &b, "contact", "add", "bob", "alice", "--invite", &invite,
+        ],
+    )?;
     assert!(added.status.success(), "{}", stderr(&added));
     assert!(stdout(&added).contains("safety number"));
 
-    let sent = node_cli(&[
-        "--api", &b, "send", "bob", "alice", "hello", "from", "the", "shell",
-    ])?;
+    let sent = node_cli_in(
+        &b_dir,
+        &[
+            "--api", &b, "send", "bob", "alice", "hello", "from", "the", "shell",
+        ],
+    )?;
     assert!(sent.status.success(), "{}", stderr(&sent));
-    let inbox = node_cli(&["--api", &b, "inbox", "bob", "alice"])?;
+    let inbox = node_cli_in(&b_dir, &["--api", &b, "inbox", "bob", "alice"])?;
     assert!(
         stdout(&inbox).contains("you (") && stdout(&inbox).contains("hello from the shell"),
         "{}",
         stdout(&inbox)
     );
-    let status = node_cli(&["--api", &b, "status"])?;
+    let status = node_cli_in(&b_dir, &["--api", &b, "status"])?;
     assert!(stdout(&status).contains("mailbox:"), "{}", stdout(&status));
+    // A new sign-in link for a browser.
+    let link = node_cli_in(&b_dir, &["--api", &b, "signin"])?;
+    assert!(link.status.success(), "{}", stderr(&link));
+    assert!(
+        stdout(&link).contains(&format!("{}/login?code=", bob.page)),
+        "{}",
+        stdout(&link)
+    );
 
     // Refusals: a clear message and a non-zero exit.
-    let bad = node_cli(&["--api", &a, "id", "create", "../x"])?;
+    let bad = node_cli_in(&a_dir, &["--api", &a, "id", "create", "../x"])?;
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("A-Z a-z 0-9"), "{}", stderr(&bad));
-    let unconfirmed = node_cli(&["--api", &a, "id", "delete", "alice"])?;
+    let unconfirmed = node_cli_in(&a_dir, &["--api", &a, "id", "delete", "alice"])?;
     assert!(!unconfirmed.status.success());
     assert!(
         stderr(&unconfirmed).contains("--confirm alice"),
         "{}",
         stderr(&unconfirmed)
     );
-    let listed = node_cli(&["--api", &a, "id", "list"])?;
+    let listed = node_cli_in(&a_dir, &["--api", &a, "id", "list"])?;
     assert!(stdout(&listed).contains("alice"), "nothing was deleted");
     // A name is one path segment, escaped: `a/b` is refused as a name, not read as a path.
-    let slashed = node_cli(&[
-        "--api",
-        &a,
-        "contact",
-        "delete",
-        "alice",
-        "../../identities",
-    ])?;
+    let slashed = node_cli_in(
+        &a_dir,
+        &[
+            "--api",
+            &a,
+            "contact",
+            "delete",
+            "alice",
+            "../../identities",
+        ],
+    )?;
     assert!(!slashed.status.success());
     assert!(
         stderr(&slashed).contains("A-Z a-z 0-9"),
         "{}",
         stderr(&slashed)
     );
-    assert!(stdout(&node_cli(&["--api", &a, "id", "list"])?).contains("alice"));
+    assert!(stdout(&node_cli_in(&a_dir, &["--api", &a, "id", "list"])?).contains("alice"));
     Ok(())
 }
 
@@ -307,6 +347,28 @@ fn the_mailbox_prints_the_fingerprint_nodes_pin() -> anyhow::Result<()> {
     assert_eq!(
         again.fingerprint, printed,
         "the certificate is kept in the data dir"
+    );
+    Ok(())
+}
+
+/// The token can be turned off only on a loopback address: elsewhere `node run` refuses to
+/// start, naming the setting.
+#[test]
+fn no_token_is_refused_on_an_address_others_can_reach() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let out = exits_at_once(
+        Command::new(binary("node")?)
+            .args(["run", "--listen", "0.0.0.0:0", "--mailbox", "127.0.0.1:9"])
+            .arg("--data-dir")
+            .arg(dir.path().join("node"))
+            .env("NODE_REQUIRE_TOKEN", "false")
+            .env_remove("NODE_ACCESS_TOKEN"),
+    )?;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("require_token") && err.contains("loopback"),
+        "{err}"
     );
     Ok(())
 }

@@ -344,6 +344,7 @@ fn demo() -> anyhow::Result<()> {
         let address = format!("127.0.0.1:50000#{fingerprint}");
 
         let people = [("alice", 8000u16), ("bob", 8001u16)];
+        let mut persons = Vec::new();
         for (name, port) in people {
             let mut node = Command::new(bin.join("node"));
             node.arg("run")
@@ -363,16 +364,20 @@ fn demo() -> anyhow::Result<()> {
                 },
                 node,
             )?;
-            service.expect("node UI at ")?;
+            let base = service.expect("node UI at ")?;
+            let link = service.expect("sign in at ")?;
             services.push(service);
+            persons.push(Person::new(name, base, &data.join(name), link)?);
         }
-        let urls = people.map(|(name, port)| (name, format!("http://127.0.0.1:{port}")));
-        introduce(&urls)?;
+        introduce(&persons)?;
 
         println!();
-        println!("Secure Messenger demo is running:");
-        println!("  alice   http://127.0.0.1:8000/?identity=alice&contact=bob");
-        println!("  bob     http://127.0.0.1:8001/?identity=bob&contact=alice");
+        println!("Secure Messenger demo is running. Open each link once (it signs that browser");
+        println!("in; `node signin` makes new ones):");
+        for (person, other) in [(&persons[0], "bob"), (&persons[1], "alice")] {
+            let chat = format!("/?identity={}&contact={other}", person.name);
+            println!("  {:<7} {}", person.name, with_next(&person.link, &chat)?);
+        }
         println!("  mailbox http://127.0.0.1:8090 (dashboard), QUIC 127.0.0.1:50000");
         println!("  data in {} (kept between runs)", data.display());
         println!("Press Ctrl-C to stop.");
@@ -397,18 +402,76 @@ fn demo() -> anyhow::Result<()> {
     result
 }
 
-/// Make each identity if missing, and give each the other as a contact. `people` are
-/// identity ids with the base URL of their node.
-fn introduce(people: &[(&str, String)]) -> anyhow::Result<()> {
-    let http = reqwest::blocking::Client::new();
-    let url = |base: &str, path: &str| format!("{base}{path}");
-    for (name, base) in people {
-        let exists = http
-            .get(url(base, &format!("/api/identities/{name}")))
+/// A demo person's node: its API base, a client that sends its access token, and the
+/// sign-in link it printed.
+struct Person {
+    name: &'static str,
+    base: String,
+    http: reqwest::blocking::Client,
+    link: String,
+}
+
+impl Person {
+    /// The node of `name` serving at `base`, with its token from `data_dir`.
+    fn new(
+        name: &'static str,
+        base: String,
+        data_dir: &Path,
+        link: String,
+    ) -> anyhow::Result<Self> {
+        let token = std::fs::read_to_string(data_dir.join("access-token"))
+            .with_context(|| format!("{name}'s node made no access-token file"))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))?,
+        );
+        let http = reqwest::blocking::Client::builder()
+            .default_headers(headers)
+            .build()?;
+        Ok(Self {
+            name,
+            base,
+            http,
+            link,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A fresh one-time sign-in link that opens `next`.
+    fn sign_in(&self, next: &str) -> anyhow::Result<String> {
+        let link: serde_json::Value = self
+            .http
+            .post(self.url("/api/sign-in"))
+            .send()?
+            .error_for_status()?
+            .json()?;
+        with_next(link["url"].as_str().context("no sign-in link")?, next)
+    }
+}
+
+/// A sign-in link that goes on to the page `next` once signed in.
+fn with_next(link: &str, next: &str) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(link)?;
+    url.query_pairs_mut().append_pair("next", next);
+    Ok(url.to_string())
+}
+
+/// Make each identity if missing, and give each the other as a contact.
+fn introduce(people: &[Person]) -> anyhow::Result<()> {
+    for p in people {
+        let name = p.name;
+        let exists = p
+            .http
+            .get(p.url(&format!("/api/identities/{name}")))
             .send()?;
         if exists.status() == reqwest::StatusCode::NOT_FOUND {
-            let made = http
-                .post(url(base, "/api/identities"))
+            let made = p
+                .http
+                .post(p.url("/api/identities"))
                 .json(&json!({ "id": name, "display_name": capitalise(name) }))
                 .send()?;
             if !made.status().is_success() {
@@ -416,27 +479,26 @@ fn introduce(people: &[(&str, String)]) -> anyhow::Result<()> {
             }
         }
     }
-    for (name, base) in people {
-        for (other, other_base) in people.iter().filter(|(o, _)| o != name) {
-            let known = http
-                .get(url(
-                    base,
-                    &format!("/api/identities/{name}/contacts/{other}"),
-                ))
+    for p in people {
+        let name = p.name;
+        for o in people.iter().filter(|o| o.name != name) {
+            let other = o.name;
+            let known = p
+                .http
+                .get(p.url(&format!("/api/identities/{name}/contacts/{other}")))
                 .send()?;
             if known.status() != reqwest::StatusCode::NOT_FOUND {
                 continue;
             }
-            let pem = http
-                .get(url(
-                    other_base,
-                    &format!("/api/identities/{other}/public-key"),
-                ))
+            let pem = o
+                .http
+                .get(o.url(&format!("/api/identities/{other}/public-key")))
                 .send()?
                 .error_for_status()?
                 .text()?;
-            let added = http
-                .post(url(base, &format!("/api/identities/{name}/contacts")))
+            let added = p
+                .http
+                .post(p.url(&format!("/api/identities/{name}/contacts")))
                 .json(&json!({ "name": other, "public_key": pem }))
                 .send()?;
             if !added.status().is_success() {
@@ -525,25 +587,27 @@ fn screenshots() -> anyhow::Result<()> {
             };
             let mut service = Service::start(label, node)?;
             let url = service.expect("node UI at ")?;
+            let link = service.expect("sign in at ")?;
             services.push(service);
-            people.push((name, url));
+            people.push(Person::new(name, url, &scratch.join(name), link)?);
         }
         introduce(&people)?;
-        let (alice, bob) = (&people[0].1, &people[1].1);
+        let (alice, bob) = (&people[0], &people[1]);
         converse(alice, bob)?;
 
-        let chat = format!("{alice}/?identity=alice&contact=bob");
+        // Each screenshot is a new browser: each signs in with a link of its own.
+        let chat = "/?identity=alice&contact=bob";
         let shots = [
             Shot {
                 file: "chat.png",
                 size: (1100, 750),
-                url: chat.clone(),
+                url: alice.sign_in(chat)?,
                 extra: &[],
             },
             Shot {
                 file: "settings.png",
                 size: (1100, 900),
-                url: format!("{chat}&settings=1"),
+                url: alice.sign_in(&format!("{chat}&settings=1"))?,
                 extra: &[],
             },
             Shot {
@@ -555,13 +619,13 @@ fn screenshots() -> anyhow::Result<()> {
             Shot {
                 file: "phone.png",
                 size: (390, 800),
-                url: chat.clone(),
+                url: alice.sign_in(chat)?,
                 extra: &[],
             },
             Shot {
                 file: "dark.png",
                 size: (1100, 750),
-                url: chat.clone(),
+                url: alice.sign_in(chat)?,
                 extra: &["--force-dark-mode"],
             },
         ];
@@ -583,8 +647,7 @@ fn screenshots() -> anyhow::Result<()> {
 
 /// Alice and bob exchange a few messages (no emoji: a bare machine has no font for them);
 /// wait until alice's are delivered.
-fn converse(alice: &str, bob: &str) -> anyhow::Result<()> {
-    let http = reqwest::blocking::Client::new();
+fn converse(alice: &Person, bob: &Person) -> anyhow::Result<()> {
     let lines = [
         (
             alice,
@@ -607,11 +670,10 @@ fn converse(alice: &str, bob: &str) -> anyhow::Result<()> {
         (bob, "bob", "alice", "See you at 8!"),
         (alice, "alice", "bob", "Perfect, see you then."),
     ];
-    for (base, id, contact, text) in lines {
-        let sent = http
-            .post(format!(
-                "{base}/api/identities/{id}/contacts/{contact}/messages"
-            ))
+    for (person, id, contact, text) in lines {
+        let sent = person
+            .http
+            .post(person.url(&format!("/api/identities/{id}/contacts/{contact}/messages")))
             .json(&json!({ "text": text }))
             .send()?;
         if !sent.status().is_success() {
@@ -622,10 +684,9 @@ fn converse(alice: &str, bob: &str) -> anyhow::Result<()> {
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let page: serde_json::Value = http
-            .get(format!(
-                "{alice}/api/identities/alice/contacts/bob/messages"
-            ))
+        let page: serde_json::Value = alice
+            .http
+            .get(alice.url("/api/identities/alice/contacts/bob/messages"))
             .send()?
             .error_for_status()?
             .json()?;

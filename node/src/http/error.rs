@@ -20,6 +20,9 @@ pub enum ApiError {
     /// The access token is missing or wrong (401, with a `WWW-Authenticate` challenge).
     #[error("{0}")]
     Unauthorized(String),
+    /// Signed in, but not recently enough for this (a key export): 403 `reauth_required`.
+    #[error("{0}")]
+    Reauth(String),
 }
 
 impl From<crate::core::store::StoreError> for ApiError {
@@ -51,6 +54,7 @@ impl ApiError {
             },
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Reauth(_) => (StatusCode::FORBIDDEN, "reauth_required"),
         }
     }
 }
@@ -77,11 +81,11 @@ impl IntoResponse for ApiError {
 
 /// The page a browser gets instead of a 401's JSON: the login form, with `words` saying why
 /// when a token was given and is wrong.
-pub fn login_required(words: Option<&str>) -> Response {
+pub fn login_required(words: Option<&str>, next: &str) -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, bearer_challenge())],
-        axum::response::Html(ui::login_page(words)),
+        axum::response::Html(ui::login_page(words, next)),
     )
         .into_response()
 }

@@ -1,58 +1,108 @@
 //! The guard every HTTP request passes: the node's own Host (against DNS rebinding), no
-//! state change from another origin (against CSRF), the access token when one is set; and
-//! the security headers every response carries.
+//! state change from another origin (against CSRF), and who may drive the node (see
+//! [`super::auth`]): the access token as a bearer token, or a session cookie on the node's
+//! own page host. What let a request in is put in its extensions ([`Auth`]). Every response
+//! carries the security headers.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use sha2::Digest as _;
+use axum::response::{IntoResponse, Redirect, Response};
 
 use super::AppState;
+use super::auth::{Auth, SESSION_COOKIE};
 use super::error::ApiError;
+use crate::core::service::blocking;
 
-/// Whether `headers` carry the access token (or none is required).
-pub(super) fn token_matches(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(expected) = &state.token else {
-        return true;
-    };
-    let bearer = headers
+/// The bearer token a request carries, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let from_cookie = headers
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// The session cookie a request carries, if any.
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(cookie::Cookie::split_parse)
         .flatten()
-        .find(|c| c.name() == &*state.token_cookie)
-        .map(|c| c.value().to_owned());
-    // Compare digests, so the time taken says nothing about how much of the token matched.
-    let digest = |t: &str| sha2::Sha256::digest(t.as_bytes());
-    let want = digest(expected);
-    bearer.is_some_and(|b| digest(b) == want) || from_cookie.is_some_and(|c| digest(&c) == want)
+        .find(|c| c.name() == SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
 }
 
-/// Refuse foreign Host (DNS rebinding) and foreign Origin/Referer on state changes (CSRF).
-pub(super) async fn guard(State(s): State<AppState>, request: Request, next: Next) -> Response {
+/// Whether the request was made to the node's page host (where sessions live).
+pub(super) fn on_page_host(state: &AppState, headers: &HeaderMap) -> bool {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.eq_ignore_ascii_case(state.access.page_host()))
+}
+
+/// How `headers` let a request in, if they do.
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Option<Auth> {
+    if !state.access.required() {
+        return Some(Auth::Open);
+    }
+    if bearer(headers).is_some_and(|t| state.access.token_matches(t)) {
+        return Some(Auth::Token);
+    }
+    // A session counts only on the page host: a cookie for another name is not ours.
+    let id = session_cookie(headers).filter(|_| on_page_host(state, headers))?;
+    let (access, node) = (state.access.clone(), state.node.clone());
+    let record = blocking(move || access.session(&node, &id, config::now_ms()))
+        .await
+        .ok()
+        .flatten()?;
+    Some(Auth::Session {
+        signed_in_ms: record.signed_in_ms,
+    })
+}
+
+/// Refuse foreign Host (DNS rebinding) and foreign Origin/Referer on state changes (CSRF);
+/// let in what the token or a session allows; send pages to the page host and to sign-in.
+pub(super) async fn guard(State(s): State<AppState>, mut request: Request, next: Next) -> Response {
     if let Err(e) = check_request(&s.allowed_hosts, request.method(), request.headers()) {
         return e.into_response();
     }
     let path = request.uri().path();
     let open_path = path == "/login" || path == ui::STYLESHEET_PATH || path == ui::SCRIPT_PATH;
-    if !open_path && !token_matches(&s, request.headers()) {
-        let refusal = if path.starts_with("/api/") {
-            ApiError::Unauthorized(
-                "this node requires its access token (Authorization: Bearer <token>)".into(),
-            )
-            .into_response()
-        } else {
-            super::error::login_required(None)
-        };
-        return with_security_headers(refusal);
+    if let Some(auth) = authenticate(&s, request.headers()).await {
+        request.extensions_mut().insert(auth);
+        return with_security_headers(next.run(request).await);
     }
-    with_security_headers(next.run(request).await)
+    if open_path {
+        return with_security_headers(next.run(request).await);
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let refusal = if path.starts_with("/api/") {
+        ApiError::Unauthorized(
+            "this node requires its access token (Authorization: Bearer <token>)".into(),
+        )
+        .into_response()
+    } else if !on_page_host(&s, request.headers()) && request.method() == Method::GET {
+        // Pages and their sessions live on the node's own host name.
+        Redirect::to(&format!("http://{}{target}", s.access.page_host())).into_response()
+    } else {
+        super::error::login_required(None, &target)
+    };
+    with_security_headers(refusal)
+}
+
+/// The answer to a request that needs a fresh sign-in (a key export with an old session).
+pub(super) fn reauth_required() -> ApiError {
+    ApiError::Reauth(
+        "exporting a key needs a sign-in of the last 5 minutes: open a new sign-in link \
+         (`node signin`) or sign in with the access token, then try again"
+            .into(),
+    )
 }
 
 fn with_security_headers(mut response: Response) -> Response {

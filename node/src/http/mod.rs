@@ -5,6 +5,7 @@
 //! [`crate::core`] and hand it on; they decide nothing.
 
 pub mod api;
+pub mod auth;
 pub mod error;
 pub mod events;
 mod guard;
@@ -29,20 +30,10 @@ pub struct AppState {
     /// The node.
     pub node: Arc<Node>,
     allowed_hosts: Arc<Vec<String>>,
-    /// The access token, when the node requires one.
-    token: Option<Arc<str>>,
-    /// The name of the cookie holding the token in browsers (it includes the port: cookies
-    /// ignore ports, and two nodes on one host must not overwrite each other's).
-    token_cookie: Arc<str>,
+    /// The access rules: token, page host, sign-in links, sessions.
+    pub access: Arc<auth::Access>,
     /// Becomes true when the node is stopping: long-lived responses (the event stream) end.
     pub closing: watch::Receiver<bool>,
-}
-
-impl AppState {
-    /// The name of the token cookie.
-    pub fn token_cookie(&self) -> &str {
-        &self.token_cookie
-    }
 }
 
 /// The whole HTTP surface: the API under `/api`, the pages, the guard, the body limit.
@@ -56,19 +47,20 @@ pub fn router(state: AppState) -> Router {
 }
 
 impl AppState {
-    /// The state for a node serving on `addr`, with an optional access token; `closing`
-    /// turns true when the node stops.
+    /// The state for a node serving on `addr` under `access`; `closing` turns true when
+    /// the node stops.
     pub fn new(
         node: Arc<Node>,
         addr: SocketAddr,
-        token: Option<&str>,
+        access: auth::Access,
         closing: watch::Receiver<bool>,
     ) -> Self {
+        let mut allowed_hosts = ui::serve::allowed_hosts(addr);
+        allowed_hosts.push(access.page_host().to_owned());
         Self {
             node,
-            allowed_hosts: Arc::new(ui::serve::allowed_hosts(addr)),
-            token: token.filter(|t| !t.is_empty()).map(Arc::from),
-            token_cookie: Arc::from(format!("sm_token_{}", addr.port())),
+            allowed_hosts: Arc::new(allowed_hosts),
+            access: Arc::new(access),
             closing,
         }
     }

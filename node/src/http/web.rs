@@ -4,7 +4,7 @@
 //! (live updates over `/api/events`, sending without reload, copy buttons).
 
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -193,7 +193,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
 
 async fn page(
     State(s): State<AppState>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     Query(sel): Query<Selection>,
 ) -> Result<Html<String>, ApiError> {
     let node = s.node.clone();
@@ -240,35 +240,103 @@ async fn failed(
     }
 }
 
-async fn login_form() -> Html<String> {
-    Html(ui::login_page(None))
+#[derive(Deserialize, Default)]
+struct SignIn {
+    code: Option<String>,
+    next: Option<String>,
+}
+
+/// Where to go after signing in: a path of this node's, never another site.
+fn local_target(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+/// Begin a session for this browser and send it on to `next`, with the session cookie
+/// (host-only: it lives on the page host alone).
+async fn signed_in(s: &AppState, headers: &HeaderMap, next: Option<&str>) -> Response {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("a browser")
+        .to_owned();
+    let (access, node) = (s.access.clone(), s.node.clone());
+    let opened = blocking(move || access.open_session(&node, &agent, config::now_ms())).await;
+    let id = match opened {
+        Ok(id) => id,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let cookie = cookie::Cookie::build((super::auth::SESSION_COOKIE, id))
+        .path("/")
+        .http_only(true)
+        .same_site(cookie::SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(
+            i64::try_from(super::auth::SESSION_IDLE.as_secs()).unwrap_or(i64::MAX),
+        ))
+        .build();
+    let mut response = Redirect::to(&local_target(next)).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie.to_string()) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// Sessions are made on the page host only: elsewhere, the same request goes there.
+fn to_page_host(s: &AppState, uri: &axum::http::Uri) -> Response {
+    let target = uri.path_and_query().map_or("/login", |p| p.as_str());
+    Redirect::to(&format!("http://{}{target}", s.access.page_host())).into_response()
+}
+
+/// `GET /login`: a sign-in link (`?code=`) begins a session; without one, the sign-in page.
+async fn login_form(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Query(q): Query<SignIn>,
+) -> Response {
+    if !super::guard::on_page_host(&s, &headers) {
+        return to_page_host(&s, &uri);
+    }
+    let next = local_target(q.next.as_deref());
+    match q.code {
+        Some(code) if s.access.take_code(&code, config::now_ms()) => {
+            signed_in(&s, &headers, Some(&next)).await
+        }
+        Some(_) => super::error::login_required(
+            Some(
+                "That sign-in link was used already or has expired: get a new one with `node signin`.",
+            ),
+            &next,
+        ),
+        None => (StatusCode::OK, Html(ui::login_page(None, &next))).into_response(),
+    }
 }
 
 #[derive(Deserialize)]
 struct Login {
     token: String,
+    #[serde(default)]
+    next: Option<String>,
 }
 
-/// Check the access token and keep it in a cookie for this node's port.
-async fn login(State(s): State<AppState>, Form(f): Form<Login>) -> Response {
-    let mut headers = axum::http::HeaderMap::new();
-    let cookie_header = format!("{}={}", s.token_cookie(), f.token);
-    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie_header) {
-        headers.insert(header::COOKIE, v);
+/// `POST /login`: the access token, typed once, begins a session (the cookie never holds
+/// the token).
+async fn login(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    Form(f): Form<Login>,
+) -> Response {
+    if !super::guard::on_page_host(&s, &headers) {
+        return to_page_host(&s, &uri);
     }
-    if !super::guard::token_matches(&s, &headers) {
-        return super::error::login_required(Some("That is not this node's access token."));
+    let next = local_target(f.next.as_deref());
+    if !s.access.token_matches(&f.token) {
+        return super::error::login_required(Some("That is not this node's access token."), &next);
     }
-    let cookie = cookie::Cookie::build((s.token_cookie().to_owned(), f.token))
-        .path("/")
-        .http_only(true)
-        .same_site(cookie::SameSite::Strict)
-        .build();
-    let mut response = Redirect::to("/").into_response();
-    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie.to_string()) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    response
+    signed_in(&s, &headers, Some(&next)).await
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,8 @@ async fn two_people_start_from_scratch_and_chat_live_in_their_browsers() -> anyh
         Browsers::start("two_people_start_from_scratch_and_chat_live_in_their_browsers").await?;
     let alice = browsers.open("alice", BrowserOptions::default()).await?;
     let bob = browsers.open("bob", BrowserOptions::default()).await?;
+    sign_in(&alice, &world.alice).await?;
+    sign_in(&bob, &world.bob).await?;
     let result = from_scratch(&world, &alice, &bob).await;
     browsers.finish(result).await
 }
@@ -23,7 +25,7 @@ async fn create_identity_in_page(
     id: &str,
     name: &str,
 ) -> anyhow::Result<()> {
-    page.goto(&node.url).await?;
+    page.goto(&node.page).await?;
     let heading = page.text("main.chat h2").await?;
     ensure!(heading == "Create your first identity", "{heading:?}");
     page.type_into("#new-id", id).await?;
@@ -115,6 +117,8 @@ async fn a_message_sent_with_enter_shows_live_in_the_other_browser() -> anyhow::
         Browsers::start("a_message_sent_with_enter_shows_live_in_the_other_browser").await?;
     let alice = browsers.open("alice", BrowserOptions::default()).await?;
     let bob = browsers.open("bob", BrowserOptions::default()).await?;
+    sign_in(&alice, &world.alice).await?;
+    sign_in(&bob, &world.bob).await?;
     let result = async {
         bob.goto(&chat_url(&world.bob, "bob", "alice")).await?;
         alice.goto(&chat_url(&world.alice, "alice", "bob")).await?;
@@ -234,7 +238,7 @@ async fn chat_live(world: &World, alice: &Browser, bob: &Browser) -> anyhow::Res
 
     // Bob leaves the conversation: the next message puts alice's unread badge up by one,
     // live, and shows as her preview.
-    bob.goto(&format!("{}/?identity=bob", world.bob.url))
+    bob.goto(&format!("{}/?identity=bob", world.bob.page))
         .await?;
     mark(bob).await?;
     let before = unread(bob, "alice").await?;
@@ -279,6 +283,7 @@ async fn a_message_seen_live_in_the_open_conversation_is_not_unread_afterwards()
         Browsers::start("a_message_seen_live_in_the_open_conversation_is_not_unread_afterwards")
             .await?;
     let bob = browsers.open("bob", BrowserOptions::default()).await?;
+    sign_in(&bob, &world.bob).await?;
     let result = async {
         bob.goto(&chat_url(&world.bob, "bob", "alice")).await?;
         bob.wait_for("#connection .conn.conn-online", WAIT).await?;
@@ -313,6 +318,8 @@ async fn markup_in_a_message_shows_as_text_live_and_after_a_reload() -> anyhow::
         Browsers::start("markup_in_a_message_shows_as_text_live_and_after_a_reload").await?;
     let alice = browsers.open("alice", BrowserOptions::default()).await?;
     let bob = browsers.open("bob", BrowserOptions::default()).await?;
+    sign_in(&alice, &world.alice).await?;
+    sign_in(&bob, &world.bob).await?;
     let result = markup_stays_text(&world, &alice, &bob).await;
     browsers.finish(result).await
 }

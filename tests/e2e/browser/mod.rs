@@ -85,7 +85,20 @@ async fn friends() -> anyhow::Result<World> {
 
 /// The node page URL of a conversation.
 fn chat_url(node: &Node, identity: &str, contact: &str) -> String {
-    format!("{}/?identity={identity}&contact={contact}", node.url)
+    format!("{}/?identity={identity}&contact={contact}", node.page)
+}
+
+/// Sign `page` in to `node` as a user does: open a one-time sign-in link (the node prints
+/// one at start; this asks for a fresh one). The browser lands on the node's page, on its
+/// own host name, with a session.
+async fn sign_in(page: &Browser, node: &Node) -> anyhow::Result<()> {
+    page.goto(&node.sign_in_link().await?).await?;
+    let at = page.url().await?;
+    ensure!(
+        at == format!("{}/", node.page),
+        "after signing in the browser shows {at}"
+    );
+    Ok(())
 }
 
 /// Leave a mark in the page's `window`: [`still_marked`] tells whether the page is still the

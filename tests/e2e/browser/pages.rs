@@ -14,6 +14,7 @@ async fn without_javascript_sending_works_and_errors_keep_the_typed_text() -> an
     let page = browsers
         .open("alice", BrowserOptions::without_javascript())
         .await?;
+    sign_in(&page, &world.alice).await?;
     let result = no_script(&world, &page).await;
     browsers.finish(result).await
 }
@@ -189,6 +190,7 @@ async fn pages_load_nothing_external_and_break_no_content_security_policy() -> a
     let mut browsers =
         Browsers::start("pages_load_nothing_external_and_break_no_content_security_policy").await?;
     let page = browsers.open("alice", BrowserOptions::default()).await?;
+    sign_in(&page, &world.alice).await?;
     let result = strict_pages(&world, &page).await;
     browsers.finish(result).await
 }
@@ -204,13 +206,16 @@ fn csp_violations(entries: &[Value]) -> Vec<String> {
 }
 
 async fn strict_pages(world: &World, page: &Browser) -> anyhow::Result<()> {
-    let pages = [
-        format!("{}/", world.alice.url),
-        chat_url(&world.alice, "alice", "bob"),
-        format!("{}/?identity=alice&contact=bob&settings=1", world.alice.url),
+    let paths = [
+        "/",
+        "/?identity=alice&contact=bob",
+        "/?identity=alice&contact=bob&settings=1",
     ];
-    for url in &pages {
-        let resp = world.alice.http.get(url).send().await?;
+    // Fetched with the token (on 127.0.0.1), and opened in the signed-in browser (on the
+    // node's page host).
+    for path in paths {
+        let url = format!("{}{path}", world.alice.url);
+        let resp = world.alice.http.get(&url).send().await?;
         ensure!(resp.status() == 200, "{url}: {}", resp.status());
         let csp = resp
             .headers()
@@ -230,8 +235,9 @@ async fn strict_pages(world: &World, page: &Browser) -> anyhow::Result<()> {
         }
     }
 
-    for url in &pages {
-        page.goto(url).await?;
+    for path in paths {
+        let url = format!("{}{path}", world.alice.page);
+        page.goto(&url).await?;
         page.wait_for("#connection .conn", PAGE).await?;
         // The script has run and its event stream is open: whatever either would break
         // has shown in the console by now.
@@ -284,4 +290,63 @@ async fn strict_pages(world: &World, page: &Browser) -> anyhow::Result<()> {
         "the refused inline script left no CSP violation in the console: {entries:#?}"
     );
     Ok(())
+}
+
+// ---------- the session cookie stays with its node ----------
+
+/// Cookies are not isolated by port: a cookie for `127.0.0.1` would reach every local
+/// server the browser visits. The node's session cookie lives on its own host name, so
+/// another local server, visited by the same browser as `127.0.0.1:<port>` or
+/// `localhost:<port>`, never gets it.
+#[tokio::test]
+async fn another_local_server_visited_by_the_browser_gets_no_session_cookie() -> anyhow::Result<()>
+{
+    let world = friends().await?;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let record = seen.clone();
+    let other = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let record = record.clone();
+        async move {
+            let cookies = headers
+                .get(axum::http::header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            record
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(cookies);
+            axum::response::Html(
+                "<!DOCTYPE html><title>other</title><p id=other>another server</p>",
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let server = tokio::spawn(async move { axum::serve(listener, other).await });
+
+    let mut browsers =
+        Browsers::start("another_local_server_visited_by_the_browser_gets_no_session_cookie")
+            .await?;
+    let page = browsers.open("alice", BrowserOptions::default()).await?;
+    sign_in(&page, &world.alice).await?;
+    let result = async {
+        // The session works on the node's page.
+        page.goto(&chat_url(&world.alice, "alice", "bob")).await?;
+        page.wait_for("html[data-stream=open]", PAGE).await?;
+        for host in ["127.0.0.1", "localhost"] {
+            page.goto(&format!("http://{host}:{port}/")).await?;
+            page.wait_for("#other", PAGE).await?;
+        }
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        ensure!(seen.len() >= 2, "the other server saw {seen:?}");
+        ensure!(
+            seen.iter().all(String::is_empty),
+            "a cookie of the node's reached another server: {seen:?}"
+        );
+        Ok(())
+    }
+    .await;
+    server.abort();
+    browsers.finish(result).await
 }

@@ -14,6 +14,7 @@ async fn settings_survive_a_reload_and_a_restart_and_test_connection_answers_in_
     )
     .await?;
     let page = browsers.open("alice", BrowserOptions::default()).await?;
+    sign_in(&page, &world.alice).await?;
     let result = settings_persist(world, &page).await;
     browsers.finish(result).await
 }
@@ -21,7 +22,7 @@ async fn settings_survive_a_reload_and_a_restart_and_test_connection_answers_in_
 /// Open the settings dialog from the page of `node` (alice's identity) and return what it
 /// shows: the mailbox address and whether previews are on.
 async fn open_settings(page: &Browser, node: &Node) -> anyhow::Result<(String, bool)> {
-    page.goto(&format!("{}/?identity=alice", node.url)).await?;
+    page.goto(&format!("{}/?identity=alice", node.page)).await?;
     page.click("a#open-settings").await?;
     page.wait_for("dialog#settings[open] #settings-form", PAGE)
         .await?;
@@ -120,6 +121,7 @@ async fn a_node_stops_when_asked_while_its_page_is_open() -> anyhow::Result<()> 
     let mut world = friends().await?;
     let mut browsers = Browsers::start("a_node_stops_when_asked_while_its_page_is_open").await?;
     let page = browsers.open("alice", BrowserOptions::default()).await?;
+    sign_in(&page, &world.alice).await?;
     let result = async {
         page.goto(&chat_url(&world.alice, "alice", "bob")).await?;
         page.wait_for("#connection .conn.conn-online", WAIT).await?;

@@ -131,6 +131,7 @@ async fn mixed_load_from_64_connections_loses_nothing() -> anyhow::Result<()> {
             ("MAILBOX_RATE_BURST", "1000000"),
             ("MAILBOX_ADDRESS_RATE_PER_SECOND", "1000000"),
             ("MAILBOX_ADDRESS_RATE_BURST", "1000000"),
+            ("MAILBOX_MAX_LOGINS_PER_IDENTITY", "1000"),
             ("MAILBOX_QUOTA_ENVELOPES", "10000000"),
             ("MAILBOX_QUOTA_BYTES", "100000000000"),
         ],

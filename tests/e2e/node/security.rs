@@ -255,24 +255,41 @@ async fn a_certificate_learnt_on_first_use_is_kept_and_another_one_is_refused() 
     Ok(())
 }
 
-/// Another local user can reach 127.0.0.1 too: with an access token set, the API and the
-/// pages refuse every request without it, and take it as a bearer token or as the cookie
-/// the login form sets.
+/// The cookie of a response (`name=value`), and its attributes in lower case.
+fn set_cookie(resp: &reqwest::Response) -> Option<(String, String)> {
+    let v = resp.headers().get("set-cookie")?.to_str().ok()?;
+    let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+    Some((pair.trim().to_owned(), attrs.to_ascii_lowercase()))
+}
+
+/// Another local user (or any program) can reach 127.0.0.1 too: by default a node requires
+/// its access token, made at first start into a private file. The API takes it as a bearer
+/// token; browsers never hold it: a one-time sign-in link, or the token typed once, gives
+/// them a server-side session on the node's own host name, and the cookie holds only that
+/// session's id.
 #[tokio::test]
-async fn with_an_access_token_nothing_is_served_without_it() -> anyhow::Result<()> {
+async fn by_default_nothing_is_served_without_the_token_and_browsers_get_sessions()
+-> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
-    let token = "correct horse battery staple";
-    let node = Node::start_with_env(
-        &dir.path().join("node"),
-        &mailbox.pinned_address(),
-        &[("NODE_ACCESS_TOKEN", token)],
-    )?;
-    let no_token = node.request(Method::GET, "/api/status").send().await?;
+    let node = Node::start(&dir.path().join("node"), &mailbox.pinned_address())?;
+    let token = node.token.clone().context("a token by default")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let file = dir.path().join("node").join("access-token");
+        let mode = std::fs::metadata(&file)?.permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+    }
+
+    // No token: 401 with a challenge, for the API; pages go to the node's own host name.
+    let no_token = node.anonymous(Method::GET, "/api/status").send().await?;
     assert_eq!(no_token.status(), 401);
-    let challenge = no_token.headers().get("www-authenticate").cloned();
     assert_eq!(
-        challenge.as_ref().and_then(|v| v.to_str().ok()),
+        no_token
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok()),
         Some("Bearer realm=\"secure-messenger-node\"")
     );
     let body: Value = no_token.json().await?;
@@ -280,61 +297,126 @@ async fn with_an_access_token_nothing_is_served_without_it() -> anyhow::Result<(
     assert!(
         body["error"]
             .as_str()
-            .is_some_and(|e| e.contains("access token")),
-        "{body}"
+            .is_some_and(|e| e.contains("access token"))
     );
     let wrong = node
-        .request(Method::POST, "/api/identities")
+        .anonymous(Method::POST, "/api/identities")
         .bearer_auth("wrong")
         .json(&json!({ "id": "mallory" }))
         .send()
         .await?;
     assert_eq!(wrong.status(), 401, "a wrong token changes nothing");
-    let page = node.request(Method::GET, "/").send().await?;
-    assert_eq!(page.status(), 401);
-    assert!(page.headers().contains_key("www-authenticate"));
-    assert!(
-        page.text().await?.contains("access token"),
-        "the page asks for it"
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let page = plain
+        .get(format!("{}/?identity=alice", node.url))
+        .send()
+        .await?;
+    assert_eq!(page.status(), 303);
+    assert_eq!(
+        page.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some(format!("{}/?identity=alice", node.page).as_str())
     );
+    // On the page host (asked for by name: browsers send *.localhost to 127.0.0.1), the
+    // sign-in page.
+    let on_page_host = |method: Method, path: &str| {
+        plain
+            .request(method, format!("{}{path}", node.url))
+            .header("host", node.page_host())
+    };
+    let page = on_page_host(Method::GET, "/").send().await?;
+    assert_eq!(page.status(), 401);
+    assert!(page.text().await?.contains("node signin"));
 
+    // The token as a bearer token.
     let with = node
         .request(Method::POST, "/api/identities")
-        .bearer_auth(token)
         .json(&json!({ "id": "alice" }))
         .send()
         .await?;
     assert_eq!(with.status(), 201);
-    // The login form sets the cookie a browser then sends.
-    let login = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?
-        .post(format!("{}/login", node.url))
-        .form(&[("token", token)])
+
+    // The token typed once: a session, whose cookie holds no token.
+    let login = on_page_host(Method::POST, "/login")
+        .header("origin", &node.page)
+        .form(&[("token", token.as_str()), ("next", "/?identity=alice")])
         .send()
         .await?;
     assert_eq!(login.status(), 303);
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .context("no cookie from the login form")?
-        .to_owned();
-    let ids: Value = node
-        .request(Method::GET, "/api/identities")
-        .header("cookie", cookie)
+    assert_eq!(
+        login
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
+        Some("/?identity=alice")
+    );
+    let (cookie, attrs) = set_cookie(&login).context("no cookie from signing in")?;
+    assert!(cookie.starts_with("sm_session="), "{cookie}");
+    assert!(!cookie.contains(&token), "the cookie holds the token");
+    for attr in ["httponly", "samesite=strict", "path=/"] {
+        assert!(attrs.contains(attr), "{attr} in {attrs}");
+    }
+    assert!(!attrs.contains("domain"), "host-only: {attrs}");
+    let ids: Value = on_page_host(Method::GET, "/api/identities")
+        .header("cookie", &cookie)
         .send()
         .await?
         .json()
         .await?;
     assert_eq!(ids["identities"][0]["id"], "alice", "{ids}");
-    let bad_login = node
-        .http
-        .post(format!("{}/login", node.url))
+    // The same cookie under another host name is not a session.
+    let elsewhere = node
+        .anonymous(Method::GET, "/api/identities")
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    assert_eq!(elsewhere.status(), 401);
+    let bad_login = on_page_host(Method::POST, "/login")
+        .header("origin", &node.page)
         .form(&[("token", "guess")])
         .send()
         .await?;
     assert_eq!(bad_login.status(), 401);
+    assert!(set_cookie(&bad_login).is_none());
+
+    // A sign-in link works once.
+    let link = node.sign_in_link().await?;
+    let path = link
+        .strip_prefix(&node.page)
+        .context("a link to the page host")?
+        .to_owned();
+    let first = on_page_host(Method::GET, &path).send().await?;
+    assert_eq!(first.status(), 303);
+    let (linked, _) = set_cookie(&first).context("no cookie from the link")?;
+    let again = on_page_host(Method::GET, &path).send().await?;
+    assert_eq!(again.status(), 401, "used up");
+    assert!(set_cookie(&again).is_none());
+    // A fresh session may export a key.
+    let backup = on_page_host(Method::POST, "/api/identities/alice/backup")
+        .header("cookie", &linked)
+        .header("origin", &node.page)
+        .json(&json!({ "passphrase": "a long passphrase" }))
+        .send()
+        .await?;
+    assert_eq!(backup.status(), 200);
+
+    // Sessions are listed, and a revoked one is over.
+    let sessions: Value = node.get("/api/sessions").await?;
+    let list = sessions["sessions"].as_array().context("sessions")?;
+    assert_eq!(list.len(), 2, "{sessions}");
+    for s in list {
+        let id = s["id"].as_str().context("id")?;
+        let gone = node
+            .request(Method::DELETE, &format!("/api/sessions/{id}"))
+            .send()
+            .await?;
+        assert_eq!(gone.status(), 204);
+    }
+    let revoked = on_page_host(Method::GET, "/api/identities")
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    assert_eq!(revoked.status(), 401);
     Ok(())
 }

@@ -10,7 +10,12 @@ pub struct Node {
     pub proc: Proc,
     /// Base URL, e.g. `http://127.0.0.1:41234`.
     pub url: String,
-    /// A client.
+    /// Where its pages and browser sessions live, e.g. `http://n-0123456789abcdef.localhost:41234`
+    /// (the same as `url` when it requires no token).
+    pub page: String,
+    /// Its access token (none when it requires none).
+    pub token: Option<String>,
+    /// A client that sends the token.
     pub http: reqwest::Client,
 }
 
@@ -56,11 +61,71 @@ impl Node {
         }
         let mut proc = Proc::spawn(cmd)?;
         let url = proc.expect_line("node UI at ", Duration::from_secs(20))?;
+        let open = env
+            .iter()
+            .any(|(k, v)| *k == "NODE_REQUIRE_TOKEN" && *v == "false");
+        let (page, token) = if open {
+            (url.clone(), None)
+        } else {
+            let link = proc.expect_line("sign in at ", Duration::from_secs(5))?;
+            let page = link
+                .split("/login?")
+                .next()
+                .context("a sign-in link without /login")?
+                .to_owned();
+            let token = match env.iter().find(|(k, _)| *k == "NODE_ACCESS_TOKEN") {
+                Some((_, t)) => (*t).to_owned(),
+                None => std::fs::read_to_string(data_dir.join("access-token"))
+                    .context("the node made no access-token file")?
+                    .trim()
+                    .to_owned(),
+            };
+            (page, Some(token))
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = &token {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))?,
+            );
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()?;
         Ok(Self {
             proc,
             url,
-            http: reqwest::Client::new(),
+            page,
+            token,
+            http,
         })
+    }
+
+    /// A request to a path of the node's without its token (as a stranger would make it).
+    pub fn anonymous(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().request(method, format!("{}{path}", self.url))
+    }
+
+    /// The page host, `n-<hex>.localhost:PORT`.
+    pub fn page_host(&self) -> &str {
+        self.page.trim_start_matches("http://")
+    }
+
+    /// A new one-time sign-in link for a browser.
+    pub async fn sign_in_link(&self) -> anyhow::Result<String> {
+        let resp = self
+            .request(reqwest::Method::POST, "/api/sign-in")
+            .send()
+            .await?;
+        let status = resp.status();
+        let body: Value = resp.json().await?;
+        if !status.is_success() {
+            bail!("POST /api/sign-in: {status}: {body}");
+        }
+        body["url"]
+            .as_str()
+            .map(str::to_owned)
+            .context("no url in the sign-in answer")
     }
 
     /// GET a JSON API path; fails unless 2xx.

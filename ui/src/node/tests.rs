@@ -288,9 +288,9 @@ fn the_script_is_loaded_by_the_node_page_only() {
     for page in [node_page(&NodePage::default()), node_page(&full_page())] {
         assert_eq!(page.matches("<script").count(), 1, "{page}");
     }
-    assert!(!login_page(None).contains("<script"));
+    assert!(!login_page(None, "/").contains("<script"));
     assert!(!dashboard_page(&DashboardPage::default()).contains("<script"));
-    assert!(!login_page(None).contains("data-previews"));
+    assert!(!login_page(None, "/").contains("data-previews"));
 }
 
 #[test]

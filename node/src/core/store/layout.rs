@@ -119,6 +119,14 @@ pub mod keys {
     pub fn read_mark(id: &str, contact: &str) -> Vec<u8> {
         key(&[b"read/", id.as_bytes(), contact.as_bytes()])
     }
+    /// `session/<SHA-256 of the session id, hex>`
+    pub fn session(hash_hex: &str) -> Vec<u8> {
+        key(&[b"session/", hash_hex.as_bytes()])
+    }
+    /// `session/`
+    pub fn sessions() -> Vec<u8> {
+        b"session/".to_vec()
+    }
     /// `setting/<name>`
     pub fn setting(name: &str) -> Vec<u8> {
         key(&[b"setting/", name.as_bytes()])

@@ -21,6 +21,7 @@
 //! request/<identity>\0<fingerprint>\0<seq BE>   -> RequestRecord (from unknown senders)
 //! envelope/<local seq u64 BE>                   -> the outbox entry's sealed envelope, raw
 //! read/<identity>\0<contact>                    -> the msg/ key of the newest entry seen
+//! session/<SHA-256 of a session id, hex>        -> a browser session (node::http::auth)
 //! ```
 //!
 //! Ids and names are `[A-Za-z0-9._-]`, so the `\0` separators cannot occur inside them.

@@ -200,6 +200,8 @@ pub(super) struct BackupRequest {
     responses(
         (status = 200, description = "The encrypted key", body = BackupJson),
         (status = 400, description = "Bad input: `invalid_json`, `weak_passphrase`", body = ErrorJson),
+        (status = 403, description = "A browser session older than 5 minutes: sign in again \
+            (`reauth_required`)", body = ErrorJson),
         (status = 404, description = "No such identity (`not_found`)", body = ErrorJson),
         (status = 413, description = "The body is too large (`too_large`)", body = ErrorJson),
         (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
@@ -207,9 +209,11 @@ pub(super) struct BackupRequest {
 )]
 pub(super) async fn backup(
     State(s): State<AppState>,
+    auth: Option<axum::Extension<crate::http::auth::Auth>>,
     Path(id): Path<String>,
     body: Result<Json<BackupRequest>, JsonRejection>,
 ) -> Result<Json<BackupJson>, ApiError> {
+    may_export_keys(auth)?;
     let Json(body) = body.map_err(json_error)?;
     let pem = s.node.backup(id, body.passphrase).await?;
     Ok(Json(BackupJson { backup: pem }))

@@ -29,6 +29,7 @@ use crate::core::store::{ContactRecord, Entry, IdentityRecord, MessageRecord};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 
+mod access;
 mod contacts;
 mod dto;
 mod identities;
@@ -39,6 +40,8 @@ mod requests;
 #[cfg(test)]
 mod tests;
 
+use access::*;
+pub use access::{SessionJson, SessionsJson, SignInJson};
 use contacts::*;
 pub use dto::*;
 use identities::*;
@@ -77,6 +80,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events))
         .routes(routes!(status))
         .routes(routes!(get_settings, put_settings))
+        .routes(routes!(sign_in))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
         .routes(routes!(openapi_json))
 }
 

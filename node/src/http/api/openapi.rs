@@ -20,13 +20,17 @@ The JSON API of a Secure Messenger node, the automation contract. The node serve
 `Location`.
 
 **Host and Origin**: every request must carry the node's own `Host` (`127.0.0.1:PORT`, \
-`localhost:PORT` or `[::1]:PORT`), against DNS rebinding; a request that changes state (POST, PUT, \
+`localhost:PORT`, `[::1]:PORT` or its page host), against DNS rebinding; a request that changes state (POST, PUT, \
 PATCH, DELETE) with an `Origin` or `Referer` of another origin is refused, against cross-site \
 requests. Both refusals are 403 `forbidden`.
 
-**Access token**: a node configured with an access token wants it on every request as \
-`Authorization: Bearer <token>` (browsers keep it in a cookie set by `/login`) and answers 401 \
-`unauthorized` with `WWW-Authenticate: Bearer` without it. A node without a token needs none.
+**Access token**: a node wants its access token on every request as \
+`Authorization: Bearer <token>` (the configured `access_token`, or the file `access-token` in its \
+data directory, made at first start) and answers 401 `unauthorized` with \
+`WWW-Authenticate: Bearer` without it. Browsers never hold the token: a one-time sign-in link \
+(`POST /api/sign-in`) gives them a session on the node's own host name `n-<hex>.localhost:PORT`. \
+A key export from a browser session wants a sign-in of the last 5 minutes (403 \
+`reauth_required`). A node started with `require_token: false` (loopback only) needs none.
 
 Request bodies are JSON objects of at most 1 MiB; unknown fields are refused. Times are RFC 3339 \
 UTC with milliseconds.";
@@ -46,6 +50,7 @@ UTC with milliseconds.";
         (name = "messages", description = "Conversations with a contact."),
         (name = "requests", description = "Messages from senders who are not contacts."),
         (name = "node", description = "The node itself: status, settings, live events, this document."),
+        (name = "access", description = "Sign-in links for browsers, and their sessions."),
     )
 )]
 pub(super) struct ApiDoc;
@@ -103,7 +108,8 @@ impl Modify for Guard {
                  access token and the request has none, or a wrong one.",
             ),
         );
-        // The token is optional: no requirement at all, or the bearer token.
+        // The bearer token; or nothing, on a node started with `require_token: false`
+        // (loopback only). Browsers use a session cookie instead (see `http::auth`).
         openapi.security = Some(vec![
             SecurityRequirement::default(),
             SecurityRequirement::new(BEARER, Vec::<String>::new()),

@@ -51,6 +51,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/status"),
     ("get", "/settings"),
     ("put", "/settings"),
+    ("post", "/sign-in"),
+    ("get", "/sessions"),
+    ("delete", "/sessions/{session}"),
     ("get", "/openapi.json"),
 ];
 
@@ -76,7 +79,7 @@ fn the_document_is_openapi_3_with_its_info_and_security() {
     assert_eq!(
         doc["security"],
         json!([{}, { BEARER: [] }]),
-        "the token is optional"
+        "the token, or nothing on a node started with require_token: false"
     );
 }
 

@@ -42,6 +42,7 @@ const UNLIMITED: &[(&str, &str)] = &[
     ("MAILBOX_ADDRESS_RATE_PER_SECOND", "1000000000"),
     ("MAILBOX_ADDRESS_RATE_BURST", "1000000000"),
     ("MAILBOX_MAX_CONNECTIONS_PER_ADDRESS", "20000"),
+    ("MAILBOX_MAX_LOGINS_PER_IDENTITY", "20000"),
 ];
 
 fn main() -> anyhow::Result<()> {
