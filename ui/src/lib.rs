@@ -112,6 +112,23 @@ pub struct SettingsView {
     pub test_result: Option<String>,
     /// Show message text in desktop notifications (otherwise "New message").
     pub previews: bool,
+    /// The browsers signed in to the node (none when it requires no token).
+    pub sessions: Vec<SessionItem>,
+}
+
+/// A browser signed in to the node, in the settings dialog.
+#[derive(Clone, Debug, Default)]
+pub struct SessionItem {
+    /// What signs it out (16 hex digits).
+    pub id: String,
+    /// The browser, as it named itself.
+    pub agent: String,
+    /// When it signed in, e.g. `"2026-11-25 21:40 UTC"`.
+    pub signed_in: String,
+    /// When it was last used (to within minutes).
+    pub last_seen: String,
+    /// Whether it is the browser showing the page.
+    pub current: bool,
 }
 
 /// One message of the active conversation.

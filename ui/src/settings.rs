@@ -9,7 +9,7 @@
 use leptos::prelude::*;
 
 use crate::qr::qr_svg;
-use crate::{IdentityItem, SettingsView, page_href, textarea_content};
+use crate::{IdentityItem, SessionItem, SettingsView, page_href, textarea_content};
 
 /// The accessible name of the invite's QR code.
 const QR_LABEL: &str = "QR code of your invite";
@@ -48,11 +48,13 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
         mailbox,
         test_result,
         previews,
+        sessions,
     } = settings;
     let identity_id = identity.as_ref().map(|item| item.id.clone());
     let close_href = page_href(identity_id.as_deref(), contact.as_deref(), &[]);
     let save_fields = selection_fields(identity_id.clone(), contact.clone());
-    let test_fields = selection_fields(identity_id, contact);
+    let test_fields = selection_fields(identity_id.clone(), contact);
+    let sessions_view = (!sessions.is_empty()).then(|| sessions_section(sessions, identity_id));
     view! {
         <div class="modal-layer">
             <dialog open class="modal" id="settings" aria-labelledby="settings-heading">
@@ -107,6 +109,7 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
                         })}
                 </section>
                 {identity.map(|identity| invite_section(identity, invite))}
+                {sessions_view}
                 <section
                     class="modal-section js-only"
                     aria-labelledby="notifications-heading"
@@ -122,6 +125,55 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
                 </section>
             </dialog>
         </div>
+    }
+}
+
+/// The browsers signed in to the node, each with "Sign out".
+fn sessions_section(sessions: Vec<SessionItem>, identity: Option<String>) -> impl IntoView {
+    let rows = sessions
+        .into_iter()
+        .map(|session| {
+            let SessionItem {
+                id,
+                agent,
+                signed_in,
+                last_seen,
+                current,
+            } = session;
+            let identity = identity.clone();
+            let data_session = id.clone();
+            let button = if current {
+                "Sign out this browser"
+            } else {
+                "Sign out"
+            };
+            view! {
+                <li class="session" data-session=data_session>
+                    <p class="session-agent">
+                        {agent}
+                        {current.then(|| view! { <strong>" (this browser)"</strong> })}
+                    </p>
+                    <p class="help">
+                        "Signed in " {signed_in} ", last used " {last_seen}
+                    </p>
+                    <form class="inline-form" method="post" action="/ui/sessions/revoke">
+                        <input type="hidden" name="session" value=id />
+                        {identity.map(|i| view! { <input type="hidden" name="identity" value=i /> })}
+                        <button type="submit" class="secondary">{button}</button>
+                    </form>
+                </li>
+            }
+        })
+        .collect::<Vec<_>>();
+    view! {
+        <section class="modal-section" aria-labelledby="sessions-heading">
+            <h3 id="sessions-heading">"Signed-in browsers"</h3>
+            <p class="help">
+                "Browsers that opened a sign-in link of this node. Sign out any you do not \
+                 recognise."
+            </p>
+            <ul class="sessions">{rows}</ul>
+        </section>
     }
 }
 

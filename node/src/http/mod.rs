@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 pub mod events;
 mod guard;
+pub mod signin;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(api::PREFIX, api::router())
         .merge(web::router())
+        .merge(signin::router())
         .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)

@@ -4,7 +4,7 @@
 //! (live updates over `/api/events`, sending without reload, copy buttons).
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -33,7 +33,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/settings", post(save_settings))
         .route("/ui/settings/test", post(test_settings))
         .route("/ui/send", post(send))
-        .route("/login", get(login_form).post(login))
         .merge(ui::serve::assets(true))
 }
 
@@ -127,6 +126,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
             mailbox: status.mailbox.clone(),
             test_result: None,
             previews: node.previews(),
+            sessions: Vec::new(),
         },
         ..ui::NodePage::default()
     };
@@ -203,8 +203,24 @@ async fn page(
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v == "same-origin" || v == "none");
+    let current =
+        super::guard::session_cookie(&headers).map(|id| super::auth::Access::handle_of(&id));
+    let access = s.access.clone();
     let page = blocking(move || {
-        let page = build_page(&node, &sel)?;
+        let mut page = build_page(&node, &sel)?;
+        if page.show_settings && access.required() {
+            page.settings.sessions = access
+                .sessions(&node)?
+                .into_iter()
+                .map(|info| ui::SessionItem {
+                    current: current.as_deref() == Some(info.handle.as_str()),
+                    id: info.handle,
+                    agent: info.record.agent,
+                    signed_in: config::time::short_utc(info.record.signed_in_ms),
+                    last_seen: config::time::short_utc(info.record.seen_ms),
+                })
+                .collect();
+        }
         // Looking at a conversation's newest page reads it.
         if let (true, Some(id), Some(contact), None) = (
             own,
@@ -238,105 +254,6 @@ async fn failed(
         }
         Err(e) => ApiError::from(e).into_response(),
     }
-}
-
-#[derive(Deserialize, Default)]
-struct SignIn {
-    code: Option<String>,
-    next: Option<String>,
-}
-
-/// Where to go after signing in: a path of this node's, never another site.
-fn local_target(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
-        _ => "/".to_owned(),
-    }
-}
-
-/// Begin a session for this browser and send it on to `next`, with the session cookie
-/// (host-only: it lives on the page host alone).
-async fn signed_in(s: &AppState, headers: &HeaderMap, next: Option<&str>) -> Response {
-    let agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("a browser")
-        .to_owned();
-    let (access, node) = (s.access.clone(), s.node.clone());
-    let opened = blocking(move || access.open_session(&node, &agent, config::now_ms())).await;
-    let id = match opened {
-        Ok(id) => id,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let cookie = cookie::Cookie::build((super::auth::SESSION_COOKIE, id))
-        .path("/")
-        .http_only(true)
-        .same_site(cookie::SameSite::Strict)
-        .max_age(cookie::time::Duration::seconds(
-            i64::try_from(super::auth::SESSION_IDLE.as_secs()).unwrap_or(i64::MAX),
-        ))
-        .build();
-    let mut response = Redirect::to(&local_target(next)).into_response();
-    if let Ok(v) = axum::http::HeaderValue::from_str(&cookie.to_string()) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    response
-}
-
-/// Sessions are made on the page host only: elsewhere, the same request goes there.
-fn to_page_host(s: &AppState, uri: &axum::http::Uri) -> Response {
-    let target = uri.path_and_query().map_or("/login", |p| p.as_str());
-    Redirect::to(&format!("http://{}{target}", s.access.page_host())).into_response()
-}
-
-/// `GET /login`: a sign-in link (`?code=`) begins a session; without one, the sign-in page.
-async fn login_form(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    Query(q): Query<SignIn>,
-) -> Response {
-    if !super::guard::on_page_host(&s, &headers) {
-        return to_page_host(&s, &uri);
-    }
-    let next = local_target(q.next.as_deref());
-    match q.code {
-        Some(code) if s.access.take_code(&code, config::now_ms()) => {
-            signed_in(&s, &headers, Some(&next)).await
-        }
-        Some(_) => super::error::login_required(
-            Some(
-                "That sign-in link was used already or has expired: get a new one with `node signin`.",
-            ),
-            &next,
-        ),
-        None => (StatusCode::OK, Html(ui::login_page(None, &next))).into_response(),
-    }
-}
-
-#[derive(Deserialize)]
-struct Login {
-    token: String,
-    #[serde(default)]
-    next: Option<String>,
-}
-
-/// `POST /login`: the access token, typed once, begins a session (the cookie never holds
-/// the token).
-async fn login(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    Form(f): Form<Login>,
-) -> Response {
-    if !super::guard::on_page_host(&s, &headers) {
-        return to_page_host(&s, &uri);
-    }
-    let next = local_target(f.next.as_deref());
-    if !s.access.token_matches(&f.token) {
-        return super::error::login_required(Some("That is not this node's access token."), &next);
-    }
-    signed_in(&s, &headers, Some(&next)).await
 }
 
 #[derive(Deserialize)]

@@ -136,3 +136,35 @@ async fn a_node_stops_when_asked_while_its_page_is_open() -> anyhow::Result<()> 
     .await;
     browsers.finish(result).await
 }
+
+/// The settings list the browsers signed in; "Sign out this browser" ends this one's
+/// session, and the page asks to sign in again.
+#[tokio::test]
+async fn a_browser_signs_out_from_the_settings_and_its_session_ends() -> anyhow::Result<()> {
+    let world = friends().await?;
+    let mut browsers =
+        Browsers::start("a_browser_signs_out_from_the_settings_and_its_session_ends").await?;
+    let page = browsers.open("alice", BrowserOptions::default()).await?;
+    sign_in(&page, &world.alice).await?;
+    let result = async {
+        page.goto(&format!("{}/?identity=alice&settings=1", world.alice.page))
+            .await?;
+        page.wait_for("dialog#settings .sessions li.session", PAGE)
+            .await?;
+        let listed = page.text("dialog#settings .sessions li.session").await?;
+        ensure!(listed.contains("(this browser)"), "{listed:?}");
+        page.click("dialog#settings .sessions li.session button")
+            .await?;
+        page.wait_for("form.login-form", PAGE).await?;
+        let sessions = world.alice.get("/api/sessions").await?;
+        ensure!(
+            sessions["sessions"].as_array().is_some_and(Vec::is_empty),
+            "{sessions}"
+        );
+        page.goto(&chat_url(&world.alice, "alice", "bob")).await?;
+        page.wait_for("form.login-form", PAGE).await?;
+        Ok(())
+    }
+    .await;
+    browsers.finish(result).await
+}

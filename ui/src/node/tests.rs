@@ -118,6 +118,22 @@ pub(super) fn full_page() -> NodePage {
         mailbox: format!("127.0.0.1:7000#{}", "ab".repeat(32)),
         test_result: Some("Connected: the mailbox answered".to_owned()),
         previews: true,
+        sessions: vec![
+            crate::SessionItem {
+                id: "0123456789abcdef".to_owned(),
+                agent: "Firefox on Linux".to_owned(),
+                signed_in: "2026-11-25 21:40 UTC".to_owned(),
+                last_seen: "2026-11-26 08:00 UTC".to_owned(),
+                current: true,
+            },
+            crate::SessionItem {
+                id: "fedcba9876543210".to_owned(),
+                agent: XSS.to_owned(),
+                signed_in: "2026-11-20 10:00 UTC".to_owned(),
+                last_seen: "2026-11-21 10:00 UTC".to_owned(),
+                current: false,
+            },
+        ],
     };
     page.confirm_delete_identity = true;
     page.confirm_delete_contact = true;
@@ -419,6 +435,34 @@ fn the_settings_dialog_renders_only_when_asked() {
     let html = node_page(&page);
     assert!(!tag_with(&html, r#"name="previews""#).contains("checked"));
     assert!(!html.contains(r#"id="test-result""#));
+}
+
+#[test]
+fn the_settings_dialog_lists_signed_in_browsers_to_sign_out() {
+    let html = node_page(&full_page());
+    let dialog = element_with(&html, "<dialog", "dialog");
+    let list = element_with(dialog, r#"class="sessions""#, "ul");
+    let mine = element_with(list, r#"data-session="0123456789abcdef""#, "li");
+    assert!(
+        mine.contains("Firefox on Linux") && mine.contains("(this browser)"),
+        "{mine}"
+    );
+    assert!(mine.contains(r#"action="/ui/sessions/revoke""#), "{mine}");
+    assert!(
+        mine.contains(r#"name="session" value="0123456789abcdef""#),
+        "{mine}"
+    );
+    assert!(mine.contains("Sign out this browser"), "{mine}");
+    let other = element_with(list, r#"data-session="fedcba9876543210""#, "li");
+    assert!(
+        !other.contains("(this browser)") && other.contains(">Sign out<"),
+        "{other}"
+    );
+    assert!(!other.contains("<script"), "the agent is escaped: {other}");
+    // None listed: no section.
+    let mut page = full_page();
+    page.settings.sessions.clear();
+    assert!(!node_page(&page).contains("Signed-in browsers"));
 }
 
 #[test]
