@@ -122,6 +122,9 @@ pub struct MailboxConfig {
     pub address_rate_burst: f64,
     /// Connections one source address may hold open. Default 64.
     pub max_connections_per_address: usize,
+    /// Handshakes from one source address whose address QUIC has not validated yet, in
+    /// progress at once; more get a Retry (which a spoofed address cannot answer). Default 8.
+    pub max_handshakes_per_address: usize,
     /// Connections one identity may be logged in on at once (each one is pushed every
     /// arrival). Default 8.
     pub max_logins_per_identity: usize,
@@ -155,6 +158,7 @@ impl Default for MailboxConfig {
             address_rate_per_second: 500.0,
             address_rate_burst: 2_000.0,
             max_connections_per_address: 64,
+            max_handshakes_per_address: 8,
             max_logins_per_identity: 8,
             push_timeout: Duration::from_secs(30),
             max_streams_per_connection: 32,

@@ -15,7 +15,7 @@ use rand::Rng as _;
 use tokio::sync::Notify;
 use tracing::{debug, info};
 
-use crate::core::{ConnId, Mailbox, Received};
+use crate::core::{Admission, ConnId, Mailbox, Received};
 use crate::metrics::Metrics;
 use crate::protocol::{self, CHALLENGE_LEN, EXPORTER_LABEL};
 use crate::store::QueueStore;
@@ -115,10 +115,21 @@ async fn pusher<S: QueueStore>(
 pub async fn serve<S: QueueStore>(endpoint: quinn::Endpoint, server: Arc<Server<S>>) {
     while let Some(incoming) = endpoint.accept().await {
         let ip = incoming.remote_address().ip();
-        let Some(id) = server.core.handle_incoming(ip) else {
-            debug!(%ip, "connection refused (too many from this address, or stopping)");
-            incoming.refuse();
-            continue;
+        let validated = incoming.remote_address_validated();
+        let id = match server.core.handle_incoming(ip, validated) {
+            Admission::Accept(id) => id,
+            Admission::Retry => {
+                // Stateless: the peer must echo the token from its real address.
+                if let Err(e) = incoming.retry() {
+                    e.into_incoming().ignore();
+                }
+                continue;
+            }
+            Admission::Refuse => {
+                debug!(%ip, "connection refused (too many from this address, or stopping)");
+                incoming.refuse();
+                continue;
+            }
         };
         let server = server.clone();
         tokio::spawn(async move {
@@ -152,7 +163,10 @@ async fn connection<S: QueueStore>(
     }
     let mut challenge = [0u8; CHALLENGE_LEN];
     rand::rng().fill_bytes(&mut challenge);
-    server.core.handle_established(id, challenge, exporter);
+    if !server.core.handle_established(id, challenge, exporter) {
+        conn.close(1u32.into(), b"too many connections from this address");
+        return Ok(());
+    }
     let wake = Arc::new(Notify::new());
     server.conns().insert(id, wake.clone());
     let pushes = tokio::spawn(pusher(server.clone(), id, conn.clone(), wake));

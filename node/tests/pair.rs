@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crypto::Identity;
 use mailbox::client::{ClientError, ConnectionError, ProtocolError, REQUEST_TIMEOUT};
-use mailbox::core::{ClientSession, ConnId, Mailbox, Policy, Received};
+use mailbox::core::{Admission, ClientSession, ConnId, Mailbox, Policy, Received};
 use mailbox::protocol::{self, CHALLENGE_LEN, Event, Request, Response};
 use mailbox::store::{MemoryQueue, QueueStore as _};
 use node::core::service::Node;
@@ -48,12 +48,14 @@ impl World {
     /// A welcomed connection.
     async fn connect(&mut self) -> MemLink {
         self.next += 1;
-        let conn = self
+        let Admission::Accept(conn) = self
             .mailbox
-            .handle_incoming(IpAddr::from([127, 0, 0, self.next]))
-            .unwrap();
+            .handle_incoming(IpAddr::from([127, 0, 0, self.next]), false)
+        else {
+            panic!("refused");
+        };
         let (challenge, exporter) = ([self.next; CHALLENGE_LEN], [!self.next; CHALLENGE_LEN]);
-        self.mailbox.handle_established(conn, challenge, exporter);
+        assert!(self.mailbox.handle_established(conn, challenge, exporter));
         let mut link = MemLink {
             mailbox: self.mailbox.clone(),
             now_ms: self.now_ms.clone(),

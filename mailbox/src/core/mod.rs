@@ -67,8 +67,12 @@ pub struct Policy {
     pub rate: (f64, f64),
     /// Per-address request rate (per second) and burst.
     pub address_rate: (f64, f64),
-    /// Connections per source address.
+    /// Connections per source address (counted once their handshake is done: only peers
+    /// that proved their address).
     pub max_connections_per_address: usize,
+    /// Handshakes in progress per source address that QUIC has not validated; more get a
+    /// Retry.
+    pub max_handshakes_per_address: usize,
     /// Connections one identity may be logged in on at once.
     pub max_logins_per_identity: usize,
     /// When not empty, the only identities admitted.
@@ -107,6 +111,7 @@ impl Policy {
             rate: (config.rate_per_second, config.rate_burst),
             address_rate: (config.address_rate_per_second, config.address_rate_burst),
             max_connections_per_address: config.max_connections_per_address,
+            max_handshakes_per_address: config.max_handshakes_per_address,
             max_logins_per_identity: config.max_logins_per_identity,
             allowlist,
             retention: config.retention,
@@ -214,7 +219,10 @@ pub struct Mailbox<S, O = ()> {
 struct State {
     next_conn: u64,
     conns: HashMap<ConnId, Conn>,
+    /// Established connections per address key.
     per_address: HashMap<IpAddr, usize>,
+    /// Handshakes in progress per address key.
+    handshakes: HashMap<IpAddr, usize>,
     senders: RateLimiter<Fingerprint>,
     addresses: RateLimiter<IpAddr>,
     /// The connections each identity is logged in on: the push registry.
@@ -230,8 +238,28 @@ struct State {
 struct Conn {
     /// The key its address counts under ([`address_key`]).
     address: IpAddr,
-    /// Set once the handshake is done.
+    /// Set once the handshake is done (the connection then counts as established).
     session: Option<ServerSession>,
+}
+
+/// What to do with a connection attempt ([`Mailbox::handle_incoming`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Go on with the handshake; the connection is known by this id.
+    Accept(ConnId),
+    /// Ask the peer to prove its address first (a QUIC Retry); nothing is kept meanwhile.
+    Retry,
+    /// Refuse it.
+    Refuse,
+}
+
+fn decrement(map: &mut HashMap<IpAddr, usize>, key: &IpAddr) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
 }
 
 impl<S: QueueStore, O: Observer> Mailbox<S, O> {
@@ -242,6 +270,7 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
             next_conn: 0,
             conns: HashMap::new(),
             per_address: HashMap::new(),
+            handshakes: HashMap::new(),
             senders: RateLimiter::new(policy.rate.0, policy.rate.1),
             addresses: RateLimiter::new(policy.address_rate.0, policy.address_rate.1),
             listeners: HashMap::new(),
@@ -283,19 +312,35 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         self.policy.allowlist.is_empty() || self.policy.allowlist.contains(fingerprint)
     }
 
-    /// A connection attempt from `ip`: its id, or `None` when its address has
-    /// [`Policy::max_connections_per_address`] open already or the mailbox is stopping.
-    pub fn handle_incoming(&self, ip: IpAddr) -> Option<ConnId> {
+    /// A connection attempt from `ip`, whose address QUIC has `validated` (the peer
+    /// answered a Retry) or not. Only established connections count towards
+    /// [`Policy::max_connections_per_address`]: a handshake that never completes (an Initial
+    /// from a spoofed address) counts only among the address's handshakes in progress, and
+    /// beyond [`Policy::max_handshakes_per_address`] of those an unvalidated attempt gets a
+    /// Retry, which only the real owner of the address can answer. Refused when the
+    /// address has its connections (and, for a validated one, handshakes) or the mailbox is
+    /// stopping.
+    pub fn handle_incoming(&self, ip: IpAddr, validated: bool) -> Admission {
         let address = address_key(ip);
         let mut state = self.state();
         let open = state.per_address.get(&address).copied().unwrap_or(0);
-        if open >= self.policy.max_connections_per_address || self.is_stopping() {
+        let shaking = state.handshakes.get(&address).copied().unwrap_or(0);
+        let max = self.policy.max_connections_per_address;
+        let full = if validated {
+            open + shaking >= max
+        } else {
+            open >= max
+        };
+        if full || self.is_stopping() {
             drop(state);
             self.observer
                 .observe(Tally::Refused(ErrorCode::RateLimited));
-            return None;
+            return Admission::Refuse;
         }
-        state.per_address.insert(address, open + 1);
+        if !validated && shaking >= self.policy.max_handshakes_per_address {
+            return Admission::Retry;
+        }
+        state.handshakes.insert(address, shaking + 1);
         let id = ConnId(state.next_conn);
         state.next_conn += 1;
         state.conns.insert(
@@ -305,27 +350,39 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
                 session: None,
             },
         );
-        Some(id)
+        Admission::Accept(id)
     }
 
-    /// The handshake of `conn` is done: `challenge` (fresh random bytes) is what its logins
-    /// sign, with `exporter`, the TLS exporter value of the connection.
+    /// The handshake of `conn` is done (its peer has proved its address): `challenge` (fresh
+    /// random bytes) is what its logins sign, with `exporter`, the TLS exporter value of the
+    /// connection. It now counts towards its address's connections; `false` when that
+    /// would be one too many (the driver closes it, then reports it closed).
     pub fn handle_established(
         &self,
         conn: ConnId,
         challenge: [u8; CHALLENGE_LEN],
         exporter: [u8; CHALLENGE_LEN],
-    ) {
-        let known = match self.state().conns.get_mut(&conn) {
-            Some(c) => {
-                c.session = Some(ServerSession::new(challenge, exporter));
-                true
-            }
-            None => false,
+    ) -> bool {
+        let mut state = self.state();
+        let State {
+            conns,
+            per_address,
+            handshakes,
+            ..
+        } = &mut *state;
+        let Some(c) = conns.get_mut(&conn).filter(|c| c.session.is_none()) else {
+            return false;
         };
-        if known {
-            self.observer.observe(Tally::Connected);
+        let open = per_address.get(&c.address).copied().unwrap_or(0);
+        if open >= self.policy.max_connections_per_address {
+            return false;
         }
+        decrement(handshakes, &c.address);
+        per_address.insert(c.address, open + 1);
+        c.session = Some(ServerSession::new(challenge, exporter));
+        drop(state);
+        self.observer.observe(Tally::Connected);
+        true
     }
 
     /// `conn` ended (or never finished its handshake): forget its logins and let its address
@@ -335,11 +392,10 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         let Some(closed) = state.conns.remove(&conn) else {
             return;
         };
-        if let Some(n) = state.per_address.get_mut(&closed.address) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                state.per_address.remove(&closed.address);
-            }
+        if closed.session.is_some() {
+            decrement(&mut state.per_address, &closed.address);
+        } else {
+            decrement(&mut state.handshakes, &closed.address);
         }
         let mut logged_out = 0;
         state.listeners.retain(|_, conns| {

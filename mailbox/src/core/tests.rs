@@ -110,10 +110,15 @@ impl World {
 
     /// A connection from `ip` that finished its handshake, not yet welcomed.
     fn connect_raw(&mut self, ip: [u8; 4]) -> Option<Peer> {
-        let conn = self.mailbox.handle_incoming(IpAddr::from(ip))?;
+        let Admission::Accept(conn) = self.mailbox.handle_incoming(IpAddr::from(ip), false) else {
+            return None;
+        };
         self.next_challenge += 1;
         let (challenge, exporter) = ([self.next_challenge; 32], [!self.next_challenge; 32]);
-        self.mailbox.handle_established(conn, challenge, exporter);
+        if !self.mailbox.handle_established(conn, challenge, exporter) {
+            self.mailbox.handle_closed(conn);
+            return None;
+        }
         Some(Peer {
             conn,
             session: ClientSession::new(exporter),
@@ -621,16 +626,57 @@ fn connections_per_address_are_bounded_and_a_closed_one_frees_its_place() {
         world.connect_raw(HOME).is_none(),
         "a third from one address"
     );
-    // An IPv6 /64 counts as one address.
+    // An IPv6 /64 counts as one address (validated handshakes in progress count too).
     let v6 = |last: u16| IpAddr::from([0x2001, 0xdb8, 1, 2, 0, 0, 0, last]);
-    assert!(world.mailbox.handle_incoming(v6(1)).is_some());
-    assert!(world.mailbox.handle_incoming(v6(2)).is_some());
-    assert!(world.mailbox.handle_incoming(v6(3)).is_none());
+    let accepted = |a| matches!(a, Admission::Accept(_));
+    assert!(accepted(world.mailbox.handle_incoming(v6(1), true)));
+    assert!(accepted(world.mailbox.handle_incoming(v6(2), true)));
+    assert_eq!(
+        world.mailbox.handle_incoming(v6(3), true),
+        Admission::Refuse
+    );
     world.mailbox.handle_closed(first.conn);
     world.mailbox.handle_closed(first.conn);
     assert!(world.connect_raw(HOME).is_some(), "room again, once");
     assert!(world.connect_raw(HOME).is_none());
     assert_eq!(world.mailbox.connections(), 4);
+}
+
+/// Spoofed Initials (handshakes that never complete) cannot lock an address out: beyond a
+/// few in progress, an unvalidated attempt gets a Retry, which only the address's real
+/// owner answers; validated, it is admitted, and only completed handshakes count towards
+/// the address's connections.
+#[test]
+fn handshakes_that_never_complete_do_not_lock_an_address_out() {
+    let mut few = policy();
+    few.max_connections_per_address = 4;
+    few.max_handshakes_per_address = 3;
+    let world = World::new(few);
+    let victim = IpAddr::from(HOME);
+    for _ in 0..3 {
+        assert!(matches!(
+            world.mailbox.handle_incoming(victim, false),
+            Admission::Accept(_)
+        ));
+    }
+    // However many more spoofed Initials arrive, they cost nothing: each gets a Retry.
+    for _ in 0..1_000 {
+        assert_eq!(
+            world.mailbox.handle_incoming(victim, false),
+            Admission::Retry
+        );
+    }
+    // The real owner answers the Retry and gets in.
+    let Admission::Accept(conn) = world.mailbox.handle_incoming(victim, true) else {
+        panic!("the validated peer was refused");
+    };
+    assert!(world.mailbox.handle_established(conn, [1; 32], [2; 32]));
+    // Established connections are what the cap counts.
+    assert_eq!(
+        world.mailbox.handle_incoming(victim, true),
+        Admission::Refuse,
+        "3 handshakes in progress and 1 connection fill the 4"
+    );
 }
 
 #[test]
