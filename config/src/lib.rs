@@ -107,6 +107,12 @@ pub struct MailboxConfig {
     pub quota_envelopes: u64,
     /// Most bytes queued for one recipient. Default 256 MiB.
     pub quota_bytes: u64,
+    /// Most bytes queued in all (live envelopes); past it SENDs get a temporary
+    /// `mailbox_full`. Default none (the free-disk watermark still holds).
+    pub max_total_bytes: Option<u64>,
+    /// Free space the mailbox leaves on the disk of its data directory: below it SENDs get
+    /// a temporary `mailbox_full`, and everything else goes on. Default 1 GiB.
+    pub min_free_disk_bytes: u64,
     /// SENDs per second one identity may make, sustained (token bucket). Default 50.
     /// Rates are finite and above zero.
     #[serde(deserialize_with = "positive_rate")]
@@ -153,6 +159,8 @@ impl Default for MailboxConfig {
             retention_check: Duration::from_secs(60),
             quota_envelopes: 10_000,
             quota_bytes: 256 * 1024 * 1024,
+            max_total_bytes: None,
+            min_free_disk_bytes: 1024 * 1024 * 1024,
             rate_per_second: 50.0,
             rate_burst: 200.0,
             address_rate_per_second: 500.0,

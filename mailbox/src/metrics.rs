@@ -14,22 +14,6 @@ use prometheus_client::registry::Registry;
 
 use crate::protocol::ErrorCode;
 
-/// Every error code, for listing refusals by reason.
-pub const ALL_CODES: &[ErrorCode] = &[
-    ErrorCode::Malformed,
-    ErrorCode::UnknownFrame,
-    ErrorCode::UnsupportedVersion,
-    ErrorCode::HelloFirst,
-    ErrorCode::LoginFailed,
-    ErrorCode::NotLoggedIn,
-    ErrorCode::NotAllowed,
-    ErrorCode::BadEnvelope,
-    ErrorCode::TooLarge,
-    ErrorCode::Quota,
-    ErrorCode::RateLimited,
-    ErrorCode::Internal,
-];
-
 /// Label of the refused-requests family.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
@@ -149,7 +133,7 @@ impl Metrics {
 
     /// Refusals so far, by reason, for those that happened.
     pub fn refusals(&self) -> Vec<(String, u64)> {
-        ALL_CODES
+        ErrorCode::ALL
             .iter()
             .filter_map(|code| {
                 let label = Reason {

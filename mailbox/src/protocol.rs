@@ -160,9 +160,29 @@ pub enum ErrorCode {
     RateLimited,
     /// The server failed; try again later.
     Internal,
+    /// The mailbox is full (its total cap, or its disk): try again later. Pulls and
+    /// acknowledgements go on.
+    MailboxFull,
 }
 
 impl ErrorCode {
+    /// Every code, in wire order (the dashboard and the metrics list them).
+    pub const ALL: &[ErrorCode] = &[
+        Self::Malformed,
+        Self::UnknownFrame,
+        Self::UnsupportedVersion,
+        Self::HelloFirst,
+        Self::LoginFailed,
+        Self::NotLoggedIn,
+        Self::NotAllowed,
+        Self::BadEnvelope,
+        Self::TooLarge,
+        Self::Quota,
+        Self::RateLimited,
+        Self::Internal,
+        Self::MailboxFull,
+    ];
+
     /// The code as a stable snake_case word.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -178,6 +198,7 @@ impl ErrorCode {
             Self::Quota => "quota",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
+            Self::MailboxFull => "mailbox_full",
         }
     }
 }
@@ -283,8 +304,34 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, FrameError> {
 
 #[cfg(test)]
 mod tests {
+
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// `ErrorCode::ALL` holds every code once, in wire order: adding a code breaks this
+    /// match until it is listed.
+    #[test]
+    fn every_error_code_is_listed_in_wire_order() {
+        let position = |code: ErrorCode| match code {
+            ErrorCode::Malformed => 0,
+            ErrorCode::UnknownFrame => 1,
+            ErrorCode::UnsupportedVersion => 2,
+            ErrorCode::HelloFirst => 3,
+            ErrorCode::LoginFailed => 4,
+            ErrorCode::NotLoggedIn => 5,
+            ErrorCode::NotAllowed => 6,
+            ErrorCode::BadEnvelope => 7,
+            ErrorCode::TooLarge => 8,
+            ErrorCode::Quota => 9,
+            ErrorCode::RateLimited => 10,
+            ErrorCode::Internal => 11,
+            ErrorCode::MailboxFull => 12,
+        };
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(position(*code), i, "{code:?}");
+        }
+        assert_eq!(ErrorCode::ALL.len(), 13);
+    }
 
     #[test]
     fn events_round_trip() {

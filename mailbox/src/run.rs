@@ -61,6 +61,7 @@ pub struct Running {
     quic_task: tokio::task::JoinHandle<()>,
     http_task: tokio::task::JoinHandle<()>,
     retention_task: tokio::task::JoinHandle<()>,
+    disk_task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -75,6 +76,7 @@ impl Running {
     pub async fn shutdown(self) {
         self.server.core().stop();
         self.retention_task.abort();
+        self.disk_task.abort();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while self.server.in_flight() > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -160,6 +162,7 @@ pub async fn start(
     });
     let quic_task = tokio::spawn(server::serve(endpoint.clone(), server.clone()));
     let retention_task = tokio::spawn(retention(server.clone(), config.retention_check));
+    let disk_task = tokio::spawn(watch_disk(server.clone(), dir.to_owned()));
     info!(%quic_addr, %dashboard_addr, "mailbox serving");
     Ok(Running {
         quic_addr,
@@ -170,6 +173,7 @@ pub async fn start(
         quic_task,
         http_task,
         retention_task,
+        disk_task,
     })
 }
 
@@ -191,6 +195,22 @@ async fn decoy_key(dir: &Path) -> Result<crypto::PublicKey, StartError> {
         tracing::warn!(path = %path.display(), error = %e, "cannot keep the login decoy key; a new one is made at each start");
     }
     Ok(key)
+}
+
+/// Tell the core the free space on the data directory's disk, every second (it refuses
+/// SENDs below its watermark).
+async fn watch_disk<S: store::QueueStore>(server: Arc<server::Server<S>>, dir: std::path::PathBuf) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match fs2::available_space(&dir) {
+            Ok(free) => server.core().handle_disk_free(free),
+            Err(e) => {
+                tracing::warn!(path = %dir.display(), error = %e, "cannot measure the free disk space")
+            }
+        }
+    }
 }
 
 /// Run retention every `every` (the core knows the period).

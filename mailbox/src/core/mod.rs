@@ -79,6 +79,10 @@ pub struct Policy {
     pub allowlist: HashSet<Fingerprint>,
     /// How long an envelope is kept when nobody acknowledges it.
     pub retention: Duration,
+    /// Most live bytes in all, if capped.
+    pub max_total_bytes: Option<u64>,
+    /// Free disk space below which SENDs are refused.
+    pub min_free_disk_bytes: u64,
 }
 
 /// Why a configuration does not make a [`Policy`].
@@ -115,6 +119,8 @@ impl Policy {
             max_logins_per_identity: config.max_logins_per_identity,
             allowlist,
             retention: config.retention,
+            max_total_bytes: config.max_total_bytes,
+            min_free_disk_bytes: config.min_free_disk_bytes,
         })
     }
 
@@ -213,6 +219,10 @@ pub struct Mailbox<S, O = ()> {
     decoy: crypto::PublicKey,
     state: Mutex<State>,
     stopping: AtomicBool,
+    /// Free bytes on the store's disk, as the driver last measured (none yet: unknown).
+    disk_free: std::sync::atomic::AtomicU64,
+    /// Whether SENDs are being refused as the mailbox is full (to log the change once).
+    full: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -284,6 +294,8 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
             decoy,
             state: Mutex::new(state),
             stopping: AtomicBool::new(false),
+            disk_free: std::sync::atomic::AtomicU64::new(u64::MAX),
+            full: AtomicBool::new(false),
         }
     }
 
@@ -573,6 +585,9 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
             ));
         }
         check_send(&recipient, &id, &envelope)?;
+        if let Some(reason) = self.full(envelope.len()) {
+            return Err(Response::error(ErrorCode::MailboxFull, reason));
+        }
         if !self.state().senders.allow(&sender, now_ms) {
             return Err(Response::error(
                 ErrorCode::RateLimited,
@@ -610,6 +625,38 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
                 ))
             }
         }
+    }
+
+    /// The driver's latest measure of the free space on the store's disk, in bytes: below
+    /// [`Policy::min_free_disk_bytes`] SENDs are refused as `mailbox_full`.
+    pub fn handle_disk_free(&self, free_bytes: u64) {
+        self.disk_free.store(free_bytes, Ordering::SeqCst);
+    }
+
+    /// Why a SEND of `adding` bytes would overfill the mailbox, if it would: its total cap
+    /// (live bytes) or its disk. Logs when the mailbox becomes full, and when it no longer
+    /// is.
+    fn full(&self, adding: usize) -> Option<String> {
+        let live = self.store.stats().bytes;
+        let adding = u64::try_from(adding).unwrap_or(u64::MAX);
+        let reason = match self.policy.max_total_bytes {
+            Some(cap) if live.saturating_add(adding) > cap => Some(format!(
+                "the mailbox holds as much as it may ({cap} bytes); try again later"
+            )),
+            _ if self.disk_free.load(Ordering::SeqCst) < self.policy.min_free_disk_bytes => {
+                Some("the mailbox's disk is nearly full; try again later".to_owned())
+            }
+            _ => None,
+        };
+        let was = self.full.swap(reason.is_some(), Ordering::SeqCst);
+        match (&reason, was) {
+            (Some(r), false) => {
+                tracing::warn!(reason = %r, live_bytes = live, "the mailbox is full: SENDs are refused for now")
+            }
+            (None, true) => tracing::info!(live_bytes = live, "the mailbox has room again"),
+            _ => {}
+        }
+        reason
     }
 
     /// Flag an [`Event::Arrived`] for every connection `recipient` is logged in on (once:

@@ -525,6 +525,48 @@ fn one_identity_is_logged_in_on_a_bounded_number_of_connections() {
     );
 }
 
+/// Anyone may SEND to any fingerprint, so the per-recipient quota alone cannot keep the
+/// disk: past the total cap (live bytes) or below the free-disk watermark, SENDs are
+/// refused for now, and pulls and acknowledgements go on, freeing room.
+#[test]
+fn a_full_mailbox_refuses_sends_for_now_and_serves_everything_else() {
+    let [alice, bob, ..] = people();
+    let sealed: Vec<Sealed> = (1..=3).map(|i| seal(alice, bob, i)).collect();
+    let size = u64::try_from(sealed[0].bytes.len()).unwrap();
+    let mut capped = policy();
+    capped.max_total_bytes = Some(2 * size + size / 2);
+    let mut world = World::new(capped);
+    let sender = world.connect_as(&[alice]);
+    for s in &sealed[..2] {
+        assert_eq!(world.send(&sender, alice, s), Ok(true));
+    }
+    assert_eq!(
+        refused(world.send(&sender, alice, &sealed[2])),
+        ErrorCode::MailboxFull
+    );
+    let receiver = world.connect_as(&[bob]);
+    let (queued, _) = world.pull(&receiver, bob, 10).unwrap();
+    assert_eq!(queued.len(), 2, "pulls go on");
+    assert_eq!(world.ack(&receiver, bob, vec![sealed[0].header.id]), Ok(1));
+    assert_eq!(
+        world.send(&sender, alice, &sealed[2]),
+        Ok(true),
+        "room again"
+    );
+
+    // The disk: the driver reports its free space.
+    let mut world = World::new(policy());
+    let sender = world.connect_as(&[alice]);
+    let watermark = policy().min_free_disk_bytes;
+    world.mailbox.handle_disk_free(watermark - 1);
+    assert_eq!(
+        refused(world.send(&sender, alice, &sealed[0])),
+        ErrorCode::MailboxFull
+    );
+    world.mailbox.handle_disk_free(watermark);
+    assert_eq!(world.send(&sender, alice, &sealed[0]), Ok(true));
+}
+
 #[test]
 fn a_full_queue_refuses_until_the_recipient_catches_up() {
     let [alice, bob, ..] = people();

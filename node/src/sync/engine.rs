@@ -105,7 +105,10 @@ pub fn send_verdict(code: ErrorCode, message: &str) -> SendVerdict {
     match code {
         ErrorCode::Quota => later(Hold::Recipient),
         ErrorCode::RateLimited => later(Hold::Sender),
-        ErrorCode::Internal | ErrorCode::NotLoggedIn | ErrorCode::HelloFirst => later(Hold::All),
+        ErrorCode::Internal
+        | ErrorCode::NotLoggedIn
+        | ErrorCode::HelloFirst
+        | ErrorCode::MailboxFull => later(Hold::All),
         _ => SendVerdict::Never(format!("the mailbox refused it: {message}")),
     }
 }
@@ -365,6 +368,7 @@ mod tests {
             (ErrorCode::Internal, Hold::All),
             (ErrorCode::NotLoggedIn, Hold::All),
             (ErrorCode::HelloFirst, Hold::All),
+            (ErrorCode::MailboxFull, Hold::All),
         ];
         for (code, hold) in later {
             assert_eq!(

@@ -462,3 +462,37 @@ async fn peers_that_take_no_pushes_are_bounded_and_closed() -> anyhow::Result<()
     assert!(event.is_ok(), "no push within 5 s");
     Ok(())
 }
+
+/// A disk below the free-space watermark: the real mailbox measures it and refuses SENDs
+/// for now (`mailbox_full`, counted on the dashboard), while pulls go on.
+#[tokio::test]
+async fn a_mailbox_whose_disk_is_nearly_full_refuses_sends_and_serves_pulls() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    // More free space than any disk has.
+    let mailbox = Mailbox::start_with(
+        dir.path(),
+        &[("MAILBOX_MIN_FREE_DISK_BYTES", "18000000000000000000")],
+        &[],
+    )?;
+    let [alice, bob] = identities().await?;
+    let sealed = seal_text(&alice, &bob, "no room").await?;
+    let sender = mailbox.connect_as(&[&alice]).await?;
+    // The watcher's first measure comes at start; a SEND may race it, so ask until refused.
+    let refused = eventually(Duration::from_secs(5), "a mailbox_full refusal", || async {
+        Ok(match sender.send(fp(&alice), sealed.bytes.clone()).await {
+            Err(ClientError::Refused {
+                code: ErrorCode::MailboxFull,
+                message,
+            }) => Some(message),
+            _ => None,
+        })
+    })
+    .await?;
+    assert!(refused.contains("disk"), "{refused}");
+    let receiver = mailbox.connect_as(&[&bob]).await?;
+    assert_eq!(receiver.pull(fp(&bob), 10).await?.0.len(), 0, "pulls go on");
+    let html = mailbox.dashboard_get("/").await?.text().await?;
+    assert!(html.contains("<code>mailbox_full</code>"), "{html}");
+    Ok(())
+}
