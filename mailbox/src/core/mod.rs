@@ -27,27 +27,29 @@
 //! [`ClientSession`].
 
 mod client;
+mod connections;
+mod policy;
 mod session;
 #[cfg(test)]
 mod tests;
 
 pub use client::{ClientSession, SessionError};
+pub use connections::Admission;
+pub use policy::{Observer, Policy, PolicyError, Tally};
 pub use session::{LoginContext, ServerSession};
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use crypto::{Fingerprint, MessageId};
 
 use crate::limits::RateLimiter;
 use crate::protocol::{
-    self, CHALLENGE_LEN, ErrorCode, Event, MAX_BATCH_BYTES, MAX_BATCH_COUNT, MAX_FRAME, Request,
-    Response,
+    self, CHALLENGE_LEN, ErrorCode, Event, MAX_BATCH_BYTES, MAX_BATCH_COUNT, Request, Response,
 };
-use crate::store::{Incoming, QueueStore, Quota, Stored};
+use crate::store::{Incoming, QueueStore, Stored};
 
 /// The most message ids one ACK may name.
 pub const MAX_ACK_IDS: usize = 1024;
@@ -55,118 +57,6 @@ pub const MAX_ACK_IDS: usize = 1024;
 /// One connection, as the core names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
-
-/// The limits and admission rules the mailbox enforces.
-#[derive(Clone, Debug)]
-pub struct Policy {
-    /// Largest envelope, bytes.
-    pub max_envelope_bytes: usize,
-    /// Per-recipient quota.
-    pub quota: Quota,
-    /// Per-identity SEND rate (per second) and burst.
-    pub rate: (f64, f64),
-    /// Per-address request rate (per second) and burst.
-    pub address_rate: (f64, f64),
-    /// Connections per source address (counted once their handshake is done: only peers
-    /// that proved their address).
-    pub max_connections_per_address: usize,
-    /// Handshakes in progress per source address that QUIC has not validated; more get a
-    /// Retry.
-    pub max_handshakes_per_address: usize,
-    /// Connections one identity may be logged in on at once.
-    pub max_logins_per_identity: usize,
-    /// When not empty, the only identities admitted.
-    pub allowlist: HashSet<Fingerprint>,
-    /// How long an envelope is kept when nobody acknowledges it.
-    pub retention: Duration,
-    /// Most live bytes in all, if capped.
-    pub max_total_bytes: Option<u64>,
-    /// Free disk space below which SENDs are refused.
-    pub min_free_disk_bytes: u64,
-}
-
-/// Why a configuration does not make a [`Policy`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
-    /// An allowlist entry is not a fingerprint.
-    #[error("allowlist: {0:?} is not a fingerprint (64 hex characters)")]
-    Allowlist(String),
-}
-
-impl Policy {
-    /// The policy a configuration describes. Refuses an allowlist entry that is not a
-    /// fingerprint, naming it.
-    pub fn from_config(config: &config::MailboxConfig) -> Result<Self, PolicyError> {
-        let allowlist = config
-            .allowlist
-            .iter()
-            .map(|entry| {
-                entry
-                    .parse()
-                    .map_err(|_| PolicyError::Allowlist(entry.clone()))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            max_envelope_bytes: config.max_envelope_bytes,
-            quota: Quota {
-                envelopes: config.quota_envelopes,
-                bytes: config.quota_bytes,
-            },
-            rate: (config.rate_per_second, config.rate_burst),
-            address_rate: (config.address_rate_per_second, config.address_rate_burst),
-            max_connections_per_address: config.max_connections_per_address,
-            max_handshakes_per_address: config.max_handshakes_per_address,
-            max_logins_per_identity: config.max_logins_per_identity,
-            allowlist,
-            retention: config.retention,
-            max_total_bytes: config.max_total_bytes,
-            min_free_disk_bytes: config.min_free_disk_bytes,
-        })
-    }
-
-    /// The largest request accepted: one envelope and its frame.
-    pub fn request_limit(&self) -> usize {
-        (self.max_envelope_bytes + 1024).clamp(64 * 1024, MAX_FRAME + 4)
-    }
-}
-
-/// Something the mailbox counts, for an [`Observer`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tally {
-    /// A connection finished its handshake.
-    Connected,
-    /// An established connection ended.
-    Disconnected,
-    /// An identity logged in on a connection (counted once per connection).
-    LoggedIn,
-    /// This many logins ended with their connection.
-    LoggedOut(u64),
-    /// A new envelope is durable.
-    Stored,
-    /// This many envelopes were acknowledged and deleted.
-    Delivered(u64),
-    /// This many envelopes outlived the retention period and were deleted.
-    Expired(u64),
-    /// A request or connection was refused, for this reason.
-    Refused(ErrorCode),
-}
-
-/// Receives what the mailbox counts.
-pub trait Observer: Send + Sync + 'static {
-    /// One thing happened.
-    fn observe(&self, tally: Tally);
-}
-
-/// Counts nothing.
-impl Observer for () {
-    fn observe(&self, _: Tally) {}
-}
-
-impl<T: Observer> Observer for std::sync::Arc<T> {
-    fn observe(&self, tally: Tally) {
-        (**self).observe(tally);
-    }
-}
 
 /// The bytes a driver read from one request stream.
 #[derive(Clone, Copy, Debug)]
@@ -252,26 +142,6 @@ struct Conn {
     session: Option<ServerSession>,
 }
 
-/// What to do with a connection attempt ([`Mailbox::handle_incoming`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
-    /// Go on with the handshake; the connection is known by this id.
-    Accept(ConnId),
-    /// Ask the peer to prove its address first (a QUIC Retry); nothing is kept meanwhile.
-    Retry,
-    /// Refuse it.
-    Refuse,
-}
-
-fn decrement(map: &mut HashMap<IpAddr, usize>, key: &IpAddr) {
-    if let Some(n) = map.get_mut(key) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            map.remove(key);
-        }
-    }
-}
-
 impl<S: QueueStore, O: Observer> Mailbox<S, O> {
     /// A mailbox over `store` with `policy`. `decoy` stands in for unparseable keys at login
     /// so that every refused login costs the same.
@@ -322,109 +192,6 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
 
     fn admitted(&self, fingerprint: &Fingerprint) -> bool {
         self.policy.allowlist.is_empty() || self.policy.allowlist.contains(fingerprint)
-    }
-
-    /// A connection attempt from `ip`, whose address QUIC has `validated` (the peer
-    /// answered a Retry) or not. Only established connections count towards
-    /// [`Policy::max_connections_per_address`]: a handshake that never completes (an Initial
-    /// from a spoofed address) counts only among the address's handshakes in progress, and
-    /// beyond [`Policy::max_handshakes_per_address`] of those an unvalidated attempt gets a
-    /// Retry, which only the real owner of the address can answer. Refused when the
-    /// address has its connections (and, for a validated one, handshakes) or the mailbox is
-    /// stopping.
-    pub fn handle_incoming(&self, ip: IpAddr, validated: bool) -> Admission {
-        let address = address_key(ip);
-        let mut state = self.state();
-        let open = state.per_address.get(&address).copied().unwrap_or(0);
-        let shaking = state.handshakes.get(&address).copied().unwrap_or(0);
-        let max = self.policy.max_connections_per_address;
-        let full = if validated {
-            open + shaking >= max
-        } else {
-            open >= max
-        };
-        if full || self.is_stopping() {
-            drop(state);
-            self.observer
-                .observe(Tally::Refused(ErrorCode::RateLimited));
-            return Admission::Refuse;
-        }
-        if !validated && shaking >= self.policy.max_handshakes_per_address {
-            return Admission::Retry;
-        }
-        state.handshakes.insert(address, shaking + 1);
-        let id = ConnId(state.next_conn);
-        state.next_conn += 1;
-        state.conns.insert(
-            id,
-            Conn {
-                address,
-                session: None,
-            },
-        );
-        Admission::Accept(id)
-    }
-
-    /// The handshake of `conn` is done (its peer has proved its address): `challenge` (fresh
-    /// random bytes) is what its logins sign, with `exporter`, the TLS exporter value of the
-    /// connection. It now counts towards its address's connections; `false` when that
-    /// would be one too many (the driver closes it, then reports it closed).
-    pub fn handle_established(
-        &self,
-        conn: ConnId,
-        challenge: [u8; CHALLENGE_LEN],
-        exporter: [u8; CHALLENGE_LEN],
-    ) -> bool {
-        let mut state = self.state();
-        let State {
-            conns,
-            per_address,
-            handshakes,
-            ..
-        } = &mut *state;
-        let Some(c) = conns.get_mut(&conn).filter(|c| c.session.is_none()) else {
-            return false;
-        };
-        let open = per_address.get(&c.address).copied().unwrap_or(0);
-        if open >= self.policy.max_connections_per_address {
-            return false;
-        }
-        decrement(handshakes, &c.address);
-        per_address.insert(c.address, open + 1);
-        c.session = Some(ServerSession::new(challenge, exporter));
-        drop(state);
-        self.observer.observe(Tally::Connected);
-        true
-    }
-
-    /// `conn` ended (or never finished its handshake): forget its logins and let its address
-    /// open another.
-    pub fn handle_closed(&self, conn: ConnId) {
-        let mut state = self.state();
-        let Some(closed) = state.conns.remove(&conn) else {
-            return;
-        };
-        if closed.session.is_some() {
-            decrement(&mut state.per_address, &closed.address);
-        } else {
-            decrement(&mut state.handshakes, &closed.address);
-        }
-        let mut logged_out = 0;
-        state.listeners.retain(|_, conns| {
-            let before = conns.len();
-            conns.retain(|c| *c != conn);
-            logged_out += (before - conns.len()) as u64;
-            !conns.is_empty()
-        });
-        state.pending.remove(&conn);
-        state.ready.retain(|c| *c != conn);
-        drop(state);
-        if closed.session.is_some() {
-            self.observer.observe(Tally::Disconnected);
-        }
-        if logged_out > 0 {
-            self.observer.observe(Tally::LoggedOut(logged_out));
-        }
     }
 
     /// Answer one request stream of `conn` at `now_ms` (admitted by [`Self::admit_request`]).

@@ -1,0 +1,133 @@
+//! Connections: admission (caps that count only peers that proved their address, Retry
+//! under pressure), the handshake's end, and closing.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::*;
+
+/// What to do with a connection attempt ([`Mailbox::handle_incoming`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Go on with the handshake; the connection is known by this id.
+    Accept(ConnId),
+    /// Ask the peer to prove its address first (a QUIC Retry); nothing is kept meanwhile.
+    Retry,
+    /// Refuse it.
+    Refuse,
+}
+
+/// One less under `key`; the entry goes at zero (the maps stay as small as what is open).
+fn decrement(map: &mut HashMap<IpAddr, usize>, key: &IpAddr) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+impl<S: QueueStore, O: Observer> Mailbox<S, O> {
+    /// A connection attempt from `ip`, whose address QUIC has `validated` (the peer
+    /// answered a Retry) or not. Only established connections count towards
+    /// [`Policy::max_connections_per_address`]: a handshake that never completes (an Initial
+    /// from a spoofed address) counts only among the address's handshakes in progress, and
+    /// beyond [`Policy::max_handshakes_per_address`] of those an unvalidated attempt gets a
+    /// Retry, which only the real owner of the address can answer. Refused when the
+    /// address has its connections (and, for a validated one, handshakes) or the mailbox is
+    /// stopping.
+    pub fn handle_incoming(&self, ip: IpAddr, validated: bool) -> Admission {
+        let address = address_key(ip);
+        let mut state = self.state();
+        let open = state.per_address.get(&address).copied().unwrap_or(0);
+        let shaking = state.handshakes.get(&address).copied().unwrap_or(0);
+        let max = self.policy.max_connections_per_address;
+        let full = if validated {
+            open + shaking >= max
+        } else {
+            open >= max
+        };
+        if full || self.is_stopping() {
+            drop(state);
+            self.observer
+                .observe(Tally::Refused(ErrorCode::RateLimited));
+            return Admission::Refuse;
+        }
+        if !validated && shaking >= self.policy.max_handshakes_per_address {
+            return Admission::Retry;
+        }
+        state.handshakes.insert(address, shaking + 1);
+        let id = ConnId(state.next_conn);
+        state.next_conn += 1;
+        state.conns.insert(
+            id,
+            Conn {
+                address,
+                session: None,
+            },
+        );
+        Admission::Accept(id)
+    }
+
+    /// The handshake of `conn` is done (its peer has proved its address): `challenge` (fresh
+    /// random bytes) is what its logins sign, with `exporter`, the TLS exporter value of the
+    /// connection. It now counts towards its address's connections; `false` when that
+    /// would be one too many (the driver closes it, then reports it closed).
+    pub fn handle_established(
+        &self,
+        conn: ConnId,
+        challenge: [u8; CHALLENGE_LEN],
+        exporter: [u8; CHALLENGE_LEN],
+    ) -> bool {
+        let mut state = self.state();
+        let State {
+            conns,
+            per_address,
+            handshakes,
+            ..
+        } = &mut *state;
+        let Some(c) = conns.get_mut(&conn).filter(|c| c.session.is_none()) else {
+            return false;
+        };
+        let open = per_address.get(&c.address).copied().unwrap_or(0);
+        if open >= self.policy.max_connections_per_address {
+            return false;
+        }
+        decrement(handshakes, &c.address);
+        per_address.insert(c.address, open + 1);
+        c.session = Some(ServerSession::new(challenge, exporter));
+        drop(state);
+        self.observer.observe(Tally::Connected);
+        true
+    }
+
+    /// `conn` ended (or never finished its handshake): forget its logins and let its address
+    /// open another.
+    pub fn handle_closed(&self, conn: ConnId) {
+        let mut state = self.state();
+        let Some(closed) = state.conns.remove(&conn) else {
+            return;
+        };
+        if closed.session.is_some() {
+            decrement(&mut state.per_address, &closed.address);
+        } else {
+            decrement(&mut state.handshakes, &closed.address);
+        }
+        let mut logged_out = 0;
+        state.listeners.retain(|_, conns| {
+            let before = conns.len();
+            conns.retain(|c| *c != conn);
+            logged_out += (before - conns.len()) as u64;
+            !conns.is_empty()
+        });
+        state.pending.remove(&conn);
+        state.ready.retain(|c| *c != conn);
+        drop(state);
+        if closed.session.is_some() {
+            self.observer.observe(Tally::Disconnected);
+        }
+        if logged_out > 0 {
+            self.observer.observe(Tally::LoggedOut(logged_out));
+        }
+    }
+}
