@@ -701,25 +701,32 @@ async fn two_identities_of_one_node_can_write_to_each_other() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn adding_a_sender_who_wrote_first_merges_their_requests_in_order() {
+/// alice and bob on their own nodes, where bob knows alice but she does not know him yet;
+/// bob wrote `texts` to her. Returns their peers and bob's envelopes, in his order.
+async fn bob_writes_first(texts: &[&str]) -> (Peer, Peer, Vec<(OutboxKind, Vec<u8>)>) {
     let (a, b) = (peer(), peer());
     a.node.create_identity("alice".into(), None).await.unwrap();
     b.node.create_identity("bob".into(), None).await.unwrap();
     let a_pem = a.node.identity("alice").unwrap().public_key().to_pem();
-    let b_pem = b.node.identity("bob").unwrap().public_key().to_pem();
-    // Bob adds alice and writes before alice has added him.
     b.node
         .add_contact("bob".into(), "alice".into(), a_pem)
         .await
         .unwrap();
-    for text in ["hi alice", "it's bob"] {
+    for text in texts {
         b.node
-            .send_text("bob".into(), "alice".into(), text.into())
+            .send_text("bob".into(), "alice".into(), (*text).into())
             .await
             .unwrap();
     }
-    let first = drain(&b.node);
+    let sent = drain(&b.node);
+    (a, b, sent)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn adding_a_sender_who_wrote_first_merges_their_requests_in_order() {
+    // Bob adds alice and writes before alice has added him.
+    let (a, b, first) = bob_writes_first(&["hi alice", "it's bob"]).await;
+    let b_pem = b.node.identity("bob").unwrap().public_key().to_pem();
     deliver(&a.node, "alice", &first[1..]);
     deliver(&a.node, "alice", &first[..1]);
     assert_eq!(a.node.requests("alice").unwrap().len(), 1);
@@ -761,21 +768,7 @@ async fn adding_a_sender_who_wrote_first_merges_their_requests_in_order() {
 #[tokio::test(flavor = "multi_thread")]
 async fn accepting_a_request_while_the_next_message_arrives_loses_nothing() {
     for round in 0..6 {
-        let (a, b) = (peer(), peer());
-        a.node.create_identity("alice".into(), None).await.unwrap();
-        b.node.create_identity("bob".into(), None).await.unwrap();
-        let a_pem = a.node.identity("alice").unwrap().public_key().to_pem();
-        b.node
-            .add_contact("bob".into(), "alice".into(), a_pem)
-            .await
-            .unwrap();
-        for text in ["first", "second"] {
-            b.node
-                .send_text("bob".into(), "alice".into(), text.into())
-                .await
-                .unwrap();
-        }
-        let sent = drain(&b.node);
+        let (a, _b, sent) = bob_writes_first(&["first", "second"]).await;
         deliver(&a.node, "alice", &sent[..1]);
         let fingerprint = a.node.requests("alice").unwrap()[0].fingerprint.to_string();
         let node = a.node.clone();

@@ -42,18 +42,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::core::store::Store;
+    use crate::core::service::memory_node;
 
     #[test]
     fn a_learnt_pin_holds_for_the_host_in_any_case() {
-        let keys = tempfile::tempdir().unwrap();
-        let node = Node::with_store(
-            Store::in_memory().unwrap(),
-            keys.path().join("keys"),
-            1024,
-            None,
-        )
-        .unwrap();
+        let (node, _keys) = memory_node();
         let learnt: MailboxAddress = format!("Mail.Example.org:4433#{}", "ab".repeat(32))
             .parse()
             .unwrap();

@@ -349,6 +349,16 @@ fn conversation_of(key: &[u8]) -> Option<(String, String)> {
     Some((identity, contact))
 }
 
+/// A node over an in-memory store for the crate's unit tests, its key files in a temporary
+/// directory (kept as long as the returned guard lives).
+#[cfg(test)]
+pub(crate) fn memory_node() -> (Node, tempfile::TempDir) {
+    let keys = tempfile::tempdir().expect("a temporary directory");
+    let store = Store::in_memory().expect("a memory store");
+    let node = Node::with_store(store, keys.path().join("keys"), 65_536, None).expect("a node");
+    (node, keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::preview;
