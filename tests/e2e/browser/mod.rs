@@ -3,21 +3,12 @@
 //! user does — fill in forms, press keys, click — and check what the page shows.
 //!
 //! They need `chromium` and `chromedriver` on PATH (Debian: `apt-get install chromium
-//! chromium-driver`; .ci/run installs them) and fail, saying so, without them. A failing
+//! chromium-driver`; `cargo xtask test` installs them) and fail, saying so, without them.
+//! Each browser signs in to its node as a user does, with a one-time sign-in link. A failing
 //! test leaves screenshots in `target/test-screenshots/`.
 //!
 //! Checks use `anyhow::ensure!` rather than `assert!`, so that a failure still reaches
 //! [`Browsers::finish`], which takes the screenshots.
-//!
-//! Known bug, found by these tests (the tests that submit the node page's HTML forms are
-//! ignored until it is fixed): every form POST from a browser is refused with 403
-//! "cross-origin request refused". ui/src/document.rs:47 puts
-//! `<meta name="referrer" content="no-referrer">` in every page, so Chromium (as the Fetch
-//! spec says for a navigation that is not same-origin-or-cors with that policy) sends
-//! `Origin: null` when a form is submitted, and node/src/lib.rs:186-199 (`check_request`)
-//! refuses that Origin. Only sending with the script works (its `fetch` sends the real
-//! Origin). Fix: `content="same-origin"` (the Referrer-Policy header the node already
-//! sends), or no meta at all.
 
 mod chat;
 mod pages;
