@@ -58,10 +58,9 @@ fn text(body: &[u8]) -> Draft {
 }
 
 fn openssl(args: &[&str]) -> std::process::Output {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("the `openssl` command is needed for interop tests (.ci/run installs it)");
+    let out = Command::new("openssl").args(args).output().expect(
+        "the `openssl` command is needed for interop tests (`cargo xtask test` installs it)",
+    );
     assert!(
         out.status.success(),
         "openssl {args:?} failed: {}",

@@ -21,10 +21,9 @@ fn alice() -> &'static Identity {
 }
 
 fn openssl(args: &[&str]) -> std::process::Output {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("the `openssl` command is needed for interop tests (.ci/run installs it)");
+    let out = Command::new("openssl").args(args).output().expect(
+        "the `openssl` command is needed for interop tests (`cargo xtask test` installs it)",
+    );
     assert!(
         out.status.success(),
         "openssl {args:?} failed: {}",
