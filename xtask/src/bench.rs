@@ -254,6 +254,26 @@ pub fn soak(target_dir: &Path, cargo: impl Fn() -> std::process::Command) -> any
     Ok(())
 }
 
+/// `cargo xtask store-history [millions]`: build release binaries and run `sm-bench
+/// history` (the store API past many millions of envelopes; 50 by default).
+pub fn store_history(
+    target_dir: &Path,
+    cargo: impl Fn() -> std::process::Command,
+    millions: Option<&str>,
+) -> anyhow::Result<()> {
+    release_build(&cargo)?;
+    let release = target_dir.join("release");
+    let status = std::process::Command::new(release.join("sm-bench"))
+        .arg("history")
+        .env("SM_HISTORY_MILLIONS", millions.unwrap_or("50"))
+        .env("SM_BENCH_DIR", target_dir.join("bench").join("work"))
+        .env("RUST_LOG", "warn")
+        .status()
+        .context("cannot start sm-bench")?;
+    anyhow::ensure!(status.success(), "the store history run failed ({status})");
+    Ok(())
+}
+
 /// Build the binaries the system benchmarks run (mailbox, node, sm-bench) in release mode.
 fn release_build(cargo: &impl Fn() -> std::process::Command) -> anyhow::Result<()> {
     let mut build = cargo();

@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::json;
 
-const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|outage|soak|fuzz>
+const USAGE: &str =
+    "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|outage|soak|store-history|fuzz>
 
   demo         start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
                (http://127.0.0.1:8001), who know each other; Ctrl-C stops them
@@ -51,6 +52,9 @@ const USAGE: &str = "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|ou
   soak         5 minutes of mixed SEND/PULL/ACK from 64 connections against a release
                mailbox (cargo xtask test does 10 s): fails on any error or loss, or
                on an RSS level moving over 10% from minute 1 to the end
+  store-history [MILLIONS]: the queue store's API alone past MILLIONS (default 50)
+               stored-and-acknowledged envelopes, printing each million's rate and the
+               trees a lookup walks (not in CI)
   fuzz         [--seconds N] [target...]: build the cargo-fuzz targets (nightly) and run
                each for N seconds (default 600; cargo xtask test does 10): frame,
                envelope, invite, config, pem";
@@ -66,6 +70,9 @@ fn main() -> ExitCode {
         Some("crash") => crash(),
         Some("outage") => outage(),
         Some("soak") => bench::soak(&target_dir(), cargo),
+        Some("store-history") => {
+            bench::store_history(&target_dir(), cargo, args.get(1).map(String::as_str))
+        }
         Some("fuzz") => fuzz::run(&root(), &target_dir(), cargo, &args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -239,6 +239,12 @@ impl SledQueue {
         }
     }
 
+    /// How many sled trees (bucket segments) the store holds: what a SEND's duplicate
+    /// check, an ACK's id lookups and a PULL walk today (for the store-history figure).
+    pub fn trees(&self) -> usize {
+        read_lock(&self.buckets).len()
+    }
+
     /// Poison the store as a failed write would (for tests of what follows).
     #[cfg(test)]
     fn poison_for_test(&self, reason: &str) {

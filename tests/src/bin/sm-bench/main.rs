@@ -24,10 +24,12 @@ use serde_json::{Value, json};
 use tests::soak::{rss_kib, template};
 use tests::{Mailbox, Node, login};
 
+mod history;
 mod mailbox_load;
 mod node_load;
 mod soak;
 
+use history::history;
 use mailbox_load::{cold_start, drain, fill_store, idle, send, store};
 use node_load::node;
 use soak::soak;
@@ -79,6 +81,7 @@ fn main() -> anyhow::Result<()> {
             "cold-start" => cold_start(&dir),
             "node" => rt.block_on(node(&dir)),
             "soak" => rt.block_on(soak(&dir)),
+            "history" => rt.block_on(history(&dir)),
             other => bail!("unknown scenario {other:?}"),
         };
         result.with_context(|| format!("scenario {scenario}"))?;

@@ -1,0 +1,74 @@
+//! `history`: the store API alone, driven past many millions of stored-and-acknowledged
+//! envelopes (`SM_HISTORY_MILLIONS`, default 50), to show whether an operation's cost grows
+//! with everything the store ever held (issue 15 item 1). Time runs at 20 envelopes per
+//! millisecond (a day's traffic at 20,000 SENDs/s fits one bucket), so what accumulates is
+//! the store's own layout. Prints, per million: the store+ack pairs per second over that
+//! million and the trees a lookup walks. `cargo xtask store-history` runs it in release
+//! mode; it is not part of CI.
+
+use super::*;
+
+pub(super) async fn history(dir: &Path) -> anyhow::Result<()> {
+    let millions: u64 = std::env::var("SM_HISTORY_MILLIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let queue = SledQueue::open(&dir.join("queue"))?;
+    let start_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut first_rate = None;
+    let mut last_rate = 0.0;
+    for million in 1..=millions {
+        let goal = million * 1_000_000;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (queue, next) = (queue.clone(), next.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= goal {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    let mut recipient = [0u8; 32];
+                    recipient[..8].copy_from_slice(&(n % 1000).to_be_bytes());
+                    let recipient = crypto::Fingerprint(recipient);
+                    let mut id = [0u8; 16];
+                    id[8..].copy_from_slice(&n.to_be_bytes());
+                    let id = crypto::MessageId(id);
+                    let mut envelope = vec![0x5a; 256];
+                    envelope[..8].copy_from_slice(&n.to_be_bytes());
+                    let incoming = Incoming {
+                        recipient,
+                        id,
+                        envelope,
+                        now_ms: start_ms + n / 20,
+                    };
+                    queue.store(incoming, Quota::UNLIMITED).await?;
+                    queue.ack(recipient, vec![id]).await?;
+                }
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let rate = 1_000_000.0 / started.elapsed().as_secs_f64();
+        let trees = queue.trees();
+        eprintln!("million {million}: {rate:.0} store+ack pairs/s, {trees} trees per lookup");
+        first_rate.get_or_insert(rate);
+        last_rate = rate;
+    }
+    let first = first_rate.unwrap_or(0.0);
+    figure(
+        "store history: last million's rate / first's",
+        if first > 0.0 { last_rate / first } else { 0.0 },
+        format!(
+            "{:.0}% ({last_rate:.0}/s after {millions} M, {first:.0}/s at first)",
+            100.0 * last_rate / first.max(1.0)
+        ),
+        "within 10% (≥ 90%)",
+    );
+    Ok(())
+}
