@@ -137,6 +137,32 @@ pub struct Client {
     session: ClientSession,
     /// SHA-256 of the certificate the mailbox presented.
     pub server_fingerprint: [u8; 32],
+    /// Pushes, read as soon as they come (by a task of the client's own), so that a busy
+    /// caller never leaves the mailbox waiting on a push stream.
+    events: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Event>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// How many pushes wait to be read at most; more are dropped (an arrival says only "pull":
+/// one waiting is as good as many).
+const EVENTS_WAITING: usize = 16;
+
+/// Read every push stream of `conn` as it comes, into `events`.
+async fn read_pushes(conn: quinn::Connection, events: tokio::sync::mpsc::Sender<Event>) {
+    while let Ok(mut stream) = conn.accept_uni().await {
+        let Ok(bytes) = stream.read_to_end(MAX_FRAME + 4).await else {
+            continue;
+        };
+        if let Ok(event) = protocol::decode_event(&bytes) {
+            let _ = events.try_send(event);
+        }
+    }
 }
 
 impl Client {
@@ -204,11 +230,15 @@ impl Client {
         let mut exporter = [0u8; CHALLENGE_LEN];
         conn.export_keying_material(&mut exporter, EXPORTER_LABEL, b"")
             .map_err(|_| connect(ConnectError::Exporter))?;
+        let (events, waiting) = tokio::sync::mpsc::channel(EVENTS_WAITING);
+        let reader = tokio::spawn(read_pushes(conn.clone(), events));
         let mut client = Self {
             endpoint,
             conn,
             session: ClientSession::new(exporter),
             server_fingerprint,
+            events: tokio::sync::Mutex::new(waiting),
+            reader,
         };
         let welcome = client.request(&client.session.hello()).await?;
         client.session.handle_welcome(welcome)?;
@@ -270,19 +300,11 @@ impl Client {
     /// Wait for the next event the mailbox pushes (an arrival for a logged-in identity).
     /// Fails when the connection is lost.
     pub async fn next_event(&self) -> Result<Event, ClientError> {
-        loop {
-            let mut stream = self
-                .conn
-                .accept_uni()
-                .await
-                .map_err(ConnectionError::from)?;
-            let Ok(bytes) = stream.read_to_end(MAX_FRAME + 4).await else {
-                continue;
-            };
-            if let Ok(event) = protocol::decode_event(&bytes) {
-                return Ok(event);
-            }
+        if let Some(event) = self.events.lock().await.recv().await {
+            return Ok(event);
         }
+        // The reader ended: the connection is gone.
+        Err(ConnectionError::from(self.conn.closed().await).into())
     }
 
     /// Resolves when the connection is closed, by either side, with why.

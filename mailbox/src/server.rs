@@ -91,10 +91,13 @@ async fn pusher<S: QueueStore>(
         wake.notified().await;
         while let Some(event) = server.core.next_push(id) {
             let frame = protocol::encode(&event);
+            // One push in flight at a time: the next is taken once the peer has read this
+            // one; arrivals meanwhile are the core's flags, not streams.
             let pushed = tokio::time::timeout(server.push_timeout, async {
                 let mut stream = conn.open_uni().await.ok()?;
                 stream.write_all(&frame).await.ok()?;
-                stream.finish().ok()
+                stream.finish().ok()?;
+                stream.stopped().await.ok().map(|_| ())
             })
             .await;
             match pushed {

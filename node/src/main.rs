@@ -133,20 +133,6 @@ fn api_target(api: Option<String>) -> anyhow::Result<(String, Option<String>)> {
         listen: None,
         mailbox: None,
     })?;
-    // The configured token, or the one the node made in its data directory.
-    let token = match loaded.config.access_token.clone() {
-        Some(t) => Some(t),
-        None => {
-            let path = loaded.config.data_dir.join(node::http::auth::TOKEN_FILE);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => Some(text.trim().to_owned()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => {
-                    return Err(e).with_context(|| format!("cannot read {}", path.display()));
-                }
-            }
-        }
-    };
     let addr = match api {
         Some(a) => a,
         None => {
@@ -163,7 +149,37 @@ fn api_target(api: Option<String>) -> anyhow::Result<(String, Option<String>)> {
     } else {
         format!("http://{addr}")
     };
-    Ok((base.trim_end_matches('/').to_owned(), token))
+    let base = base.trim_end_matches('/').to_owned();
+    // The configured token, or the one the node made in its data directory.
+    let token = match loaded.config.access_token.clone() {
+        Some(t) => Some(t),
+        // The file's token goes only to this machine: a node elsewhere has its own.
+        None if !is_loopback(&base) => None,
+        None => {
+            let path = loaded.config.data_dir.join(node::http::auth::TOKEN_FILE);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Some(text.trim().to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot read {}", path.display()));
+                }
+            }
+        }
+    };
+    Ok((base, token))
+}
+
+/// Whether `base` (an http URL) names this machine.
+fn is_loopback(base: &str) -> bool {
+    let Some(url) = reqwest::Url::parse(base).ok() else {
+        return false;
+    };
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The key passphrase: from the configuration, or asked on the terminal when the keys are

@@ -33,17 +33,22 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
     /// [`Policy::max_connections_per_address`]: a handshake that never completes (an Initial
     /// from a spoofed address) counts only among the address's handshakes in progress, and
     /// beyond [`Policy::max_handshakes_per_address`] of those an unvalidated attempt gets a
-    /// Retry, which only the real owner of the address can answer. Refused when the
-    /// address has its connections (and, for a validated one, handshakes) or the mailbox is
-    /// stopping.
+    /// Retry, which only the real owner of the address can answer. A validated attempt is
+    /// refused when the address's connections and validated handshakes fill its cap (spoofed
+    /// handshakes never count against it); any attempt is refused when the address has its
+    /// connections, or the mailbox is stopping.
     pub fn handle_incoming(&self, ip: IpAddr, validated: bool) -> Admission {
         let address = address_key(ip);
         let mut state = self.state();
         let open = state.per_address.get(&address).copied().unwrap_or(0);
-        let shaking = state.handshakes.get(&address).copied().unwrap_or(0);
+        let shaking = |map: &HashMap<IpAddr, usize>| map.get(&address).copied().unwrap_or(0);
+        let (unvalidated, valid) = (
+            shaking(&state.handshakes),
+            shaking(&state.validated_handshakes),
+        );
         let max = self.policy.max_connections_per_address;
         let full = if validated {
-            open + shaking >= max
+            open + valid >= max
         } else {
             open >= max
         };
@@ -53,10 +58,13 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
                 .observe(Tally::Refused(ErrorCode::RateLimited));
             return Admission::Refuse;
         }
-        if !validated && shaking >= self.policy.max_handshakes_per_address {
+        if validated {
+            state.validated_handshakes.insert(address, valid + 1);
+        } else if unvalidated >= self.policy.max_handshakes_per_address {
             return Admission::Retry;
+        } else {
+            state.handshakes.insert(address, unvalidated + 1);
         }
-        state.handshakes.insert(address, shaking + 1);
         let id = ConnId(state.next_conn);
         state.next_conn += 1;
         state.conns.insert(
@@ -64,6 +72,7 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
             Conn {
                 address,
                 session: None,
+                validated,
             },
         );
         Admission::Accept(id)
@@ -84,6 +93,7 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
             conns,
             per_address,
             handshakes,
+            validated_handshakes,
             ..
         } = &mut *state;
         let Some(c) = conns.get_mut(&conn).filter(|c| c.session.is_none()) else {
@@ -93,7 +103,12 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         if open >= self.policy.max_connections_per_address {
             return false;
         }
-        decrement(handshakes, &c.address);
+        let shaking = if c.validated {
+            validated_handshakes
+        } else {
+            handshakes
+        };
+        decrement(shaking, &c.address);
         per_address.insert(c.address, open + 1);
         c.session = Some(ServerSession::new(challenge, exporter));
         drop(state);
@@ -110,6 +125,8 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         };
         if closed.session.is_some() {
             decrement(&mut state.per_address, &closed.address);
+        } else if closed.validated {
+            decrement(&mut state.validated_handshakes, &closed.address);
         } else {
             decrement(&mut state.handshakes, &closed.address);
         }

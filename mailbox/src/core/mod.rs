@@ -121,8 +121,10 @@ struct State {
     conns: HashMap<ConnId, Conn>,
     /// Established connections per address key.
     per_address: HashMap<IpAddr, usize>,
-    /// Handshakes in progress per address key.
+    /// Handshakes in progress per address key, of peers QUIC has not validated.
     handshakes: HashMap<IpAddr, usize>,
+    /// Handshakes in progress per address key, of validated peers (they answered a Retry).
+    validated_handshakes: HashMap<IpAddr, usize>,
     senders: RateLimiter<Fingerprint>,
     addresses: RateLimiter<IpAddr>,
     /// The connections each identity is logged in on: the push registry.
@@ -140,6 +142,8 @@ struct Conn {
     address: IpAddr,
     /// Set once the handshake is done (the connection then counts as established).
     session: Option<ServerSession>,
+    /// Whether QUIC validated its address before the handshake (it answered a Retry).
+    validated: bool,
 }
 
 impl<S: QueueStore, O: Observer> Mailbox<S, O> {
@@ -151,6 +155,7 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
             conns: HashMap::new(),
             per_address: HashMap::new(),
             handshakes: HashMap::new(),
+            validated_handshakes: HashMap::new(),
             senders: RateLimiter::new(policy.rate.0, policy.rate.1),
             addresses: RateLimiter::new(policy.address_rate.0, policy.address_rate.1),
             listeners: HashMap::new(),

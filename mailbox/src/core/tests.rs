@@ -713,11 +713,18 @@ fn handshakes_that_never_complete_do_not_lock_an_address_out() {
         panic!("the validated peer was refused");
     };
     assert!(world.mailbox.handle_established(conn, [1; 32], [2; 32]));
-    // Established connections are what the cap counts.
+    // Established connections and validated handshakes are what the cap counts: the
+    // spoofed handshakes in progress never do.
+    for _ in 0..3 {
+        assert!(matches!(
+            world.mailbox.handle_incoming(victim, true),
+            Admission::Accept(_)
+        ));
+    }
     assert_eq!(
         world.mailbox.handle_incoming(victim, true),
         Admission::Refuse,
-        "3 handshakes in progress and 1 connection fill the 4"
+        "1 connection and 3 validated handshakes fill the 4"
     );
 }
 

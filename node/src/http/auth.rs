@@ -106,6 +106,9 @@ pub struct Access {
     codes: Mutex<HashMap<[u8; 32], u64>>,
     /// When each session's last use was written down.
     seen: Mutex<HashMap<String, u64>>,
+    /// Held while sessions are written (begun, refreshed, ended), so a refresh cannot bring
+    /// back a session ended meanwhile.
+    writes: Mutex<()>,
 }
 
 fn millis(d: Duration) -> u64 {
@@ -168,6 +171,7 @@ impl Access {
             page_host: format!("{host_name}:{port}"),
             codes: Mutex::default(),
             seen: Mutex::default(),
+            writes: Mutex::default(),
         }
     }
 
@@ -209,6 +213,14 @@ impl Access {
         format!("http://{}/login?code={code}", self.page_host)
     }
 
+    /// Whether `code` is a live sign-in code (without using it up).
+    pub fn code_is_live(&self, code: &str, now_ms: u64) -> bool {
+        let codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        codes
+            .get(&digest(code))
+            .is_some_and(|expires| *expires > now_ms)
+    }
+
     /// Use up `code`: whether it was a live sign-in code.
     pub fn take_code(&self, code: &str, now_ms: u64) -> bool {
         let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
@@ -221,6 +233,7 @@ impl Access {
     /// The oldest sessions go beyond [`MAX_SESSIONS`]. Blocking.
     pub fn open_session(&self, node: &Node, agent: &str, now_ms: u64) -> Result<String, NodeError> {
         let id = random_hex(32);
+        let _writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let mut sessions = self.sessions(node)?;
         sessions.sort_by_key(|s| std::cmp::Reverse(s.record.seen_ms));
         let mut c = Changes::default();
@@ -262,6 +275,11 @@ impl Access {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let noted = seen.get(&hash).copied().unwrap_or(record.seen_ms);
         if now_ms.saturating_sub(noted) >= millis(SEEN_EVERY) {
+            let _writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+            // Ended since it was read: it stays ended.
+            if !node.store().contains(&key)? {
+                return Ok(None);
+            }
             record.seen_ms = now_ms;
             let mut c = Changes::default();
             c.put(key, &record);
@@ -306,6 +324,7 @@ impl Access {
         if handle.len() != 16 || !handle.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(NodeError::NotFound(format!("no session {handle}")));
         }
+        let _writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
         let key = self.key_of_handle(node, handle)?;
         let mut c = Changes::default();
         c.delete(key);

@@ -23,6 +23,9 @@ pub enum ApiError {
     /// Signed in, but not recently enough for this (a key export): 403 `reauth_required`.
     #[error("{0}")]
     Reauth(String),
+    /// Only the access token may do this, not a browser session: 403 `token_required`.
+    #[error("{0}")]
+    TokenRequired(String),
 }
 
 impl From<crate::core::store::StoreError> for ApiError {
@@ -55,6 +58,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Reauth(_) => (StatusCode::FORBIDDEN, "reauth_required"),
+            Self::TokenRequired(_) => (StatusCode::FORBIDDEN, "token_required"),
         }
     }
 }

@@ -7,7 +7,7 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::auth::{Auth, SESSION_COOKIE};
@@ -63,19 +63,22 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Option<Auth> {
 }
 
 /// Refuse foreign Host (DNS rebinding) and foreign Origin/Referer on state changes (CSRF);
-/// let in what the token or a session allows; send pages to the page host and to sign-in.
+/// let in what the token or a session allows; otherwise the API answers 401 and pages the
+/// sign-in page. The page host's name is never told to a request that is not let in: a
+/// local program that learnt it could serve pages under it and receive the cookie.
 pub(super) async fn guard(State(s): State<AppState>, mut request: Request, next: Next) -> Response {
     if let Err(e) = check_request(&s.allowed_hosts, request.method(), request.headers()) {
         return e.into_response();
     }
+    let stale = stale_token_cookies(request.headers());
     let path = request.uri().path();
     let open_path = path == "/login" || path == ui::STYLESHEET_PATH || path == ui::SCRIPT_PATH;
     if let Some(auth) = authenticate(&s, request.headers()).await {
         request.extensions_mut().insert(auth);
-        return with_security_headers(next.run(request).await);
+        return clear_cookies(with_security_headers(next.run(request).await), &stale);
     }
     if open_path {
-        return with_security_headers(next.run(request).await);
+        return clear_cookies(with_security_headers(next.run(request).await), &stale);
     }
     let target = request
         .uri()
@@ -87,13 +90,39 @@ pub(super) async fn guard(State(s): State<AppState>, mut request: Request, next:
             "this node requires its access token (Authorization: Bearer <token>)".into(),
         )
         .into_response()
-    } else if !on_page_host(&s, request.headers()) && request.method() == Method::GET {
-        // Pages and their sessions live on the node's own host name.
-        Redirect::to(&format!("http://{}{target}", s.access.page_host())).into_response()
     } else {
         super::error::login_required(None, &target)
     };
-    with_security_headers(refusal)
+    clear_cookies(with_security_headers(refusal), &stale)
+}
+
+/// The names of cookies that older nodes set holding the access token itself
+/// (`sm_token_<port>`, on 127.0.0.1 and localhost): a browser still sends them to every
+/// local server, so they are cleared wherever they come back.
+fn stale_token_cookies(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .flatten()
+        .filter(|c| c.name().starts_with("sm_token_"))
+        .map(|c| c.name().to_owned())
+        .collect()
+}
+
+/// Add a `Set-Cookie` that deletes each of `names`.
+fn clear_cookies(mut response: Response, names: &[String]) -> Response {
+    for name in names {
+        let gone = cookie::Cookie::build((name.clone(), ""))
+            .path("/")
+            .max_age(cookie::time::Duration::ZERO)
+            .build();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&gone.to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
 }
 
 /// The answer to a request that needs a fresh sign-in (a key export with an old session).

@@ -30,8 +30,15 @@ struct SignIn {
 
 /// Where to go after signing in: a path of this node's, never another site.
 fn local_target(next: Option<&str>) -> String {
+    // A path of ours: one slash, then no backslash, space or control character (browsers
+    // drop tabs and newlines from URLs, so `/\t/evil.example` would be `//evil.example`).
+    let ours = |n: &str| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && n.bytes().all(|b| b > 0x20 && b != 0x7f && b != b'\\')
+    };
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n) if ours(n) => n.to_owned(),
         _ => "/".to_owned(),
     }
 }
@@ -65,33 +72,42 @@ async fn signed_in(s: &AppState, headers: &HeaderMap, next: Option<&str>) -> Res
     response
 }
 
-/// Sessions are made on the page host only: elsewhere, the same request goes there.
-fn to_page_host(s: &AppState, uri: &axum::http::Uri) -> Response {
-    let target = uri.path_and_query().map_or("/login", |p| p.as_str());
+/// A redirect to `target` on the page host.
+fn on_page_host(s: &AppState, target: &str) -> Response {
     Redirect::to(&format!("http://{}{target}", s.access.page_host())).into_response()
 }
 
 /// `GET /login`: a sign-in link (`?code=`) begins a session; without one, the sign-in page.
+/// Asked for under another name, a live link goes on to the page host (it names it only to
+/// the holder of a live code).
 async fn login_form(
     State(s): State<AppState>,
     headers: HeaderMap,
     uri: axum::http::Uri,
     Query(q): Query<SignIn>,
 ) -> Response {
-    if !super::guard::on_page_host(&s, &headers) {
-        return to_page_host(&s, &uri);
-    }
     let next = local_target(q.next.as_deref());
-    match q.code {
-        Some(code) if s.access.take_code(&code, config::now_ms()) => {
-            signed_in(&s, &headers, Some(&next)).await
-        }
-        Some(_) => super::error::login_required(
+    let now = config::now_ms();
+    let used = || {
+        super::error::login_required(
             Some(
                 "That sign-in link was used already or has expired: get a new one with `node signin`.",
             ),
             &next,
-        ),
+        )
+    };
+    if !super::guard::on_page_host(&s, &headers) {
+        return match q.code {
+            Some(code) if s.access.code_is_live(&code, now) => {
+                on_page_host(&s, uri.path_and_query().map_or("/login", |p| p.as_str()))
+            }
+            Some(_) => used(),
+            None => (StatusCode::OK, Html(ui::login_page(None, &next))).into_response(),
+        };
+    }
+    match q.code {
+        Some(code) if s.access.take_code(&code, now) => signed_in(&s, &headers, Some(&next)).await,
+        Some(_) => used(),
         None => (StatusCode::OK, Html(ui::login_page(None, &next))).into_response(),
     }
 }
@@ -104,21 +120,25 @@ struct Login {
 }
 
 /// `POST /login`: the access token, typed once, begins a session (the cookie never holds
-/// the token).
-async fn login(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    Form(f): Form<Login>,
-) -> Response {
-    if !super::guard::on_page_host(&s, &headers) {
-        return to_page_host(&s, &uri);
-    }
+/// the token). Typed under another name (`127.0.0.1`), it goes on to the page host with a
+/// fresh one-time code, where the session begins.
+async fn login(State(s): State<AppState>, headers: HeaderMap, Form(f): Form<Login>) -> Response {
     let next = local_target(f.next.as_deref());
     if !s.access.token_matches(&f.token) {
         return super::error::login_required(Some("That is not this node's access token."), &next);
     }
+    if !super::guard::on_page_host(&s, &headers) {
+        let code = s.access.new_code(config::now_ms());
+        return on_page_host(&s, &format!("/login?{}", sign_in_query(&code, &next)));
+    }
     signed_in(&s, &headers, Some(&next)).await
+}
+
+/// `code=<code>&next=<next, percent-encoded>`.
+fn sign_in_query(code: &str, next: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("code", code).append_pair("next", next);
+    query.finish()
 }
 
 #[derive(Deserialize)]

@@ -309,15 +309,21 @@ async fn by_default_nothing_is_served_without_the_token_and_browsers_get_session
     let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
+    // A page without a session: the sign-in page, which does not name the page host (a
+    // local program that learnt it could serve pages under it and get the cookie).
     let page = plain
         .get(format!("{}/?identity=alice", node.url))
         .send()
         .await?;
-    assert_eq!(page.status(), 303);
-    assert_eq!(
-        page.headers().get("location").and_then(|v| v.to_str().ok()),
-        Some(format!("{}/?identity=alice", node.page).as_str())
-    );
+    assert_eq!(page.status(), 401);
+    assert!(page.headers().get("location").is_none());
+    assert!(!page.text().await?.contains(node.page_host()));
+    let bad_link = plain
+        .get(format!("{}/login?code=0123456789abcdef", node.url))
+        .send()
+        .await?;
+    assert_eq!(bad_link.status(), 401);
+    assert!(!bad_link.text().await?.contains(node.page_host()));
     // On the page host (asked for by name: browsers send *.localhost to 127.0.0.1), the
     // sign-in page.
     let on_page_host = |method: Method, path: &str| {
@@ -336,6 +342,28 @@ async fn by_default_nothing_is_served_without_the_token_and_browsers_get_session
         .send()
         .await?;
     assert_eq!(with.status(), 201);
+
+    // The token typed on 127.0.0.1 goes on to the page host with a one-time code, and a
+    // `next` that would leave the node is dropped.
+    let typed = plain
+        .post(format!("{}/login", node.url))
+        .header("origin", &node.url)
+        .form(&[("token", token.as_str()), ("next", "/\t/evil.example")])
+        .send()
+        .await?;
+    assert_eq!(typed.status(), 303);
+    let location = typed
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        location.starts_with(&format!("{}/login?code=", node.page))
+            && location.ends_with("&next=%2F"),
+        "{location}"
+    );
+    assert!(set_cookie(&typed).is_none(), "no session on 127.0.0.1");
 
     // The token typed once: a session, whose cookie holds no token.
     let login = on_page_host(Method::POST, "/login")
@@ -392,6 +420,13 @@ async fn by_default_nothing_is_served_without_the_token_and_browsers_get_session
     let again = on_page_host(Method::GET, &path).send().await?;
     assert_eq!(again.status(), 401, "used up");
     assert!(set_cookie(&again).is_none());
+    // A session cannot make sign-in links (it would renew itself past its revocation).
+    let minted = on_page_host(Method::POST, "/api/sign-in")
+        .header("cookie", &linked)
+        .header("origin", &node.page)
+        .send()
+        .await?;
+    assert_eq!(minted.status(), 403);
     // A fresh session may export a key.
     let backup = on_page_host(Method::POST, "/api/identities/alice/backup")
         .header("cookie", &linked)

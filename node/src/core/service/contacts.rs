@@ -131,7 +131,9 @@ impl Node {
         blocking(move || {
             // The conversation, both chains and the read mark go with the contact: a new key
             // added later under the same name starts afresh (no inherited history, and no
-            // sequence numbers that would hide its first gaps).
+            // sequence numbers that would hide its first gaps). Under the inbox lock: a
+            // message arriving meanwhile lands before the deletion or not at all.
+            let _inbox = node.inbox_lock();
             let mut c = Changes::default();
             c.delete(keys::contact(&id, &name));
             c.delete(keys::chain(&id, &name));

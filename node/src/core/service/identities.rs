@@ -174,6 +174,8 @@ impl Node {
         let record = self.identity_record(&id)?;
         let node = self.clone();
         blocking(move || {
+            // Under the inbox lock: nothing is taken in for it while it goes.
+            let _inbox = node.inbox_lock();
             let mut c = Changes::default();
             c.delete(keys::identity(&id));
             let mut prefixes = vec![

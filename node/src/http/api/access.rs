@@ -39,18 +39,32 @@ pub struct SessionsJson {
     pub sessions: Vec<SessionJson>,
 }
 
-/// Make a one-time sign-in link (valid for 15 minutes) for a browser.
+/// Make a one-time sign-in link (valid for 15 minutes) for a browser. With the access token
+/// only: a browser session cannot mint sessions (it would renew its own sign-in, outlive
+/// its revocation, and crowd out the user's).
 #[utoipa::path(
     post,
     path = "/sign-in",
     tag = "access",
     responses(
         (status = 200, description = "The link", body = SignInJson),
+        (status = 403, description = "Asked with a browser session, not the token \
+            (`token_required`)", body = ErrorJson),
         (status = 400, description = "This node requires no token: there is nothing to sign in to \
             (`no_token`)", body = ErrorJson),
     )
 )]
-pub(super) async fn sign_in(State(s): State<AppState>) -> Result<Json<SignInJson>, ApiError> {
+pub(super) async fn sign_in(
+    State(s): State<AppState>,
+    auth: Option<Extension<Auth>>,
+) -> Result<Json<SignInJson>, ApiError> {
+    if !matches!(auth, Some(Extension(Auth::Token))) && s.access.required() {
+        return Err(ApiError::TokenRequired(
+            "a sign-in link is made with the access token (`node signin`), not from a browser \
+             session"
+                .into(),
+        ));
+    }
     if !s.access.required() {
         return Err(ApiError::invalid(
             "no_token",
