@@ -7,8 +7,8 @@
 //! The cookie lives on a host name of this node's own, `n-<16 hex>.localhost` (browsers send
 //! `*.localhost` to the loopback address): cookies are not isolated by port, so a cookie for
 //! `127.0.0.1` would reach any local server the browser visits; one for a random name
-//! reaches only servers visited under that name. Pages asked for under another name are
-//! sent there. Sessions are kept hashed in the store (they survive a restart), expire after
+//! reaches only servers visited under that name, and the name is told only to a request that
+//! is let in (or holds a live sign-in code). Sessions are kept hashed in the store (they survive a restart), expire after
 //! two idle weeks, are listed and revocable, and a key export needs a sign-in of the last
 //! five minutes.
 
