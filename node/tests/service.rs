@@ -174,9 +174,19 @@ async fn late_messages_fill_their_gap_in_the_senders_order() {
     deliver(&b.node, "bob", &[one, five]);
     let shown = |b: &Peer| texts(&b.node.messages("bob", "alice", None, 10).unwrap());
     assert_eq!(shown(&b), ["one", "<gap 3>", "five"]);
+    // Bob reads the conversation; a late message then counts as unread all the same.
+    b.node.mark_read("bob", "alice").unwrap();
+    assert_eq!(b.node.summary("bob", "alice").unwrap().0, 0);
     // The middle one splits the gap.
     deliver(&b.node, "bob", &[three]);
     assert_eq!(shown(&b), ["one", "<gap 1>", "three", "<gap 1>", "five"]);
+    assert_eq!(
+        b.node.summary("bob", "alice").unwrap().0,
+        1,
+        "the late one is unread"
+    );
+    b.node.mark_read("bob", "alice").unwrap();
+    assert_eq!(b.node.summary("bob", "alice").unwrap().0, 0);
     // Paged one entry at a time, the cursor goes through places inside the gap.
     let mut seen = Vec::new();
     let mut cursor = None;

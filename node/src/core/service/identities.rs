@@ -187,6 +187,7 @@ impl Node {
             prefixes.push([b"read/".as_slice(), id.as_bytes(), b"\0"].concat());
             prefixes.push([b"inchain/".as_slice(), id.as_bytes(), b"\0"].concat());
             prefixes.push([b"gap/".as_slice(), id.as_bytes(), b"\0"].concat());
+            prefixes.push([b"late/".as_slice(), id.as_bytes(), b"\0"].concat());
             prefixes.push(keys::message_ids_of(&id));
             for prefix in prefixes {
                 for k in node.store.keys(&prefix)? {

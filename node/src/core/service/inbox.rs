@@ -384,6 +384,16 @@ impl Node {
             Some(key) => key,
             None => keys::message(id, name, self.store.next_seq()?),
         };
+        // A late message placed where the user has read past still counts as unread.
+        if late
+            && self
+                .store
+                .get_raw(&keys::read_mark(id, name))?
+                .is_some_and(|mark| key <= mark)
+        {
+            let n: u64 = self.store.get(keys::late_unread(id, name))?.unwrap_or(0);
+            c.put(keys::late_unread(id, name), &n.saturating_add(1));
+        }
         c.put(key.clone(), &Entry::Message(record.clone()));
         c.put_raw(keys::message_id(id, &record.id), key);
         let identity = self.identity(id)?;

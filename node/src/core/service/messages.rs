@@ -263,7 +263,8 @@ impl Node {
         let recent = self
             .store
             .scan_rev::<Entry>(&keys::conversation(id, contact), None, 500)?;
-        let mut unread = 0;
+        let late: u64 = self.store.get(keys::late_unread(id, contact))?.unwrap_or(0);
+        let mut unread = usize::try_from(late).unwrap_or(usize::MAX);
         let mut preview = None;
         for (key, entry) in &recent {
             let Entry::Message(m) = entry else {
@@ -289,6 +290,8 @@ impl Node {
             .scan_rev::<Entry>(&keys::conversation(id, contact), None, 1)?
             .into_iter()
             .next();
+        let mut c = Changes::default();
+        let mut changed = false;
         if let Some((key, _)) = newest
             && self
                 .store
@@ -296,8 +299,14 @@ impl Node {
                 .as_deref()
                 != Some(key.as_slice())
         {
-            let mut c = Changes::default();
             c.put_raw(keys::read_mark(id, contact), key);
+            changed = true;
+        }
+        if self.store.contains(&keys::late_unread(id, contact))? {
+            c.delete(keys::late_unread(id, contact));
+            changed = true;
+        }
+        if changed {
             self.store.apply(c)?;
         }
         Ok(())

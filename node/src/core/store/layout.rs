@@ -127,6 +127,11 @@ pub mod keys {
     pub fn sessions() -> Vec<u8> {
         b"session/".to_vec()
     }
+    /// `late/<identity>\0<contact>`: how many messages came late into places the user had
+    /// already read past (they count as unread until the conversation is read again).
+    pub fn late_unread(id: &str, contact: &str) -> Vec<u8> {
+        key(&[b"late/", id.as_bytes(), contact.as_bytes()])
+    }
     /// `setting/<name>`
     pub fn setting(name: &str) -> Vec<u8> {
         key(&[b"setting/", name.as_bytes()])

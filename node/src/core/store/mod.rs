@@ -21,6 +21,7 @@
 //! request/<identity>\0<fingerprint>\0<seq BE>   -> RequestRecord (from unknown senders)
 //! envelope/<local seq u64 BE>                   -> the outbox entry's sealed envelope, raw
 //! read/<identity>\0<contact>                    -> the msg/ key of the newest entry seen
+//! late/<identity>\0<contact>                    -> u64: late messages placed below that
 //! session/<SHA-256 of a session id, hex>        -> a browser session (node::http::auth)
 //! ```
 //!
@@ -244,6 +245,7 @@ mod tests {
         assert_eq!(keys::requests_from("a", "ff"), b"request/a\0ff\0");
         assert_eq!(keys::setting("mailbox"), b"setting/mailbox");
         assert_eq!(keys::read_mark("a", "b"), b"read/a\0b");
+        assert_eq!(keys::late_unread("a", "b"), b"late/a\0b");
     }
 
     /// Snapshots of every record format: a change here is a change to users' data on disk.
