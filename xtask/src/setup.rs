@@ -10,10 +10,10 @@ use anyhow::bail;
 /// Make sure the test tools are on PATH, installing them where we can.
 pub fn ensure_test_tools() -> anyhow::Result<()> {
     let mut missing = Vec::new();
-    if !on_path("openssl") {
+    if crate::find_program(&["openssl"]).is_none() {
         missing.push("openssl");
     }
-    if !on_path("chromedriver") {
+    if crate::find_program(&["chromedriver"]).is_none() {
         missing.extend(["chromium", "chromium-driver"]);
     }
     if missing.is_empty() {
@@ -43,9 +43,7 @@ pub fn has_nightly() -> bool {
 /// apt-get as root: directly when we are root, through `sudo -n` when that needs no
 /// password; `None` when neither works or there is no apt-get.
 fn apt_get() -> Option<Command> {
-    if !on_path("apt-get") {
-        return None;
-    }
+    crate::find_program(&["apt-get"])?;
     let uid = Command::new("id").arg("-u").output().ok()?;
     let mut cmd = if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
         Command::new("apt-get")
@@ -58,11 +56,6 @@ fn apt_get() -> Option<Command> {
     };
     cmd.env("DEBIAN_FRONTEND", "noninteractive");
     Some(cmd)
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 fn quiet(cmd: &mut Command) -> bool {

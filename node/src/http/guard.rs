@@ -22,14 +22,19 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
-/// The session cookie a request carries, if any.
-pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+/// Every cookie a request carries.
+fn cookies(headers: &HeaderMap) -> impl Iterator<Item = cookie::Cookie<'_>> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(cookie::Cookie::split_parse)
         .flatten()
+}
+
+/// The session cookie a request carries, if any.
+pub(super) fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookies(headers)
         .find(|c| c.name() == SESSION_COOKIE)
         .map(|c| c.value().to_owned())
 }
@@ -100,12 +105,7 @@ pub(super) async fn guard(State(s): State<AppState>, mut request: Request, next:
 /// (`sm_token_<port>`, on 127.0.0.1 and localhost): a browser still sends them to every
 /// local server, so they are cleared wherever they come back.
 fn stale_token_cookies(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .flatten()
+    cookies(headers)
         .filter(|c| c.name().starts_with("sm_token_"))
         .map(|c| c.name().to_owned())
         .collect()
