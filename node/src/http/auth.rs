@@ -395,6 +395,21 @@ mod tests {
     }
 
     #[test]
+    fn outstanding_sign_in_codes_are_bounded() {
+        let access = Access::new(Some("t"), "n-1.localhost", 8000);
+        let first = access.new_code(1);
+        for n in 0..MAX_CODES as u64 {
+            access.new_code(2 + n);
+        }
+        assert!(!access.take_code(&first, 100), "the oldest went");
+        assert_eq!(
+            access.codes.lock().unwrap().len(),
+            MAX_CODES,
+            "no more are kept"
+        );
+    }
+
+    #[test]
     fn sessions_are_kept_hashed_expire_and_can_be_revoked() {
         let (node, _keys) = node();
         let access = Access::new(Some("t"), "n-1.localhost", 8000);
