@@ -110,6 +110,10 @@ pub struct MailboxConfig {
     /// Most bytes queued in all (live envelopes); past it SENDs get a temporary
     /// `mailbox_full`. Default none (the free-disk watermark still holds).
     pub max_total_bytes: Option<u64>,
+    /// Most live bytes one sending address (an IPv4 address, or an IPv6 /64) may have
+    /// stored, to all recipients together; past it its SENDs get a temporary
+    /// `mailbox_full`. Default 1 GiB.
+    pub max_bytes_per_address: u64,
     /// Free space the mailbox leaves on the disk of its data directory: below it SENDs get
     /// a temporary `mailbox_full`, and everything else goes on. Default 1 GiB.
     pub min_free_disk_bytes: u64,
@@ -160,6 +164,7 @@ impl Default for MailboxConfig {
             quota_envelopes: 10_000,
             quota_bytes: 256 * 1024 * 1024,
             max_total_bytes: None,
+            max_bytes_per_address: 1024 * 1024 * 1024,
             min_free_disk_bytes: 1024 * 1024 * 1024,
             rate_per_second: 50.0,
             rate_burst: 200.0,

@@ -49,7 +49,7 @@ use crate::limits::RateLimiter;
 use crate::protocol::{
     self, CHALLENGE_LEN, ErrorCode, Event, MAX_BATCH_BYTES, MAX_BATCH_COUNT, Request, Response,
 };
-use crate::store::{Incoming, QueueStore, Stored};
+use crate::store::{Incoming, Origin, QueueStore, Stored};
 
 /// The most message ids one ACK may name.
 pub const MAX_ACK_IDS: usize = 1024;
@@ -366,9 +366,14 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
                 "this identity is sending too fast; retry in a moment",
             ));
         }
+        let origin = match self.state().conns.get(&conn) {
+            Some(c) => Origin::from(c.address),
+            None => Origin::UNKNOWN,
+        };
         let incoming = Incoming {
             recipient,
             id,
+            origin,
             envelope,
             now_ms,
         };
@@ -389,6 +394,13 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
                 ErrorCode::Quota,
                 "the recipient's mailbox is full; try again after they catch up",
             )),
+            Ok(Stored::OriginFull) => {
+                tracing::warn!("a sending address has as much queued as it may");
+                Err(Response::error(
+                    ErrorCode::MailboxFull,
+                    "your address has as much queued here as it may; try again later",
+                ))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "store failed");
                 Err(Response::error(

@@ -14,7 +14,7 @@ use crate::store::Quota;
 pub struct Policy {
     /// Largest envelope, bytes.
     pub max_envelope_bytes: usize,
-    /// Per-recipient quota.
+    /// Per-recipient quota, and the bound on what one sending address stores.
     pub quota: Quota,
     /// Per-identity SEND rate (per second) and burst.
     pub rate: (f64, f64),
@@ -64,6 +64,7 @@ impl Policy {
             quota: Quota {
                 envelopes: config.quota_envelopes,
                 bytes: config.quota_bytes,
+                origin_bytes: config.max_bytes_per_address,
             },
             rate: (config.rate_per_second, config.rate_burst),
             address_rate: (config.address_rate_per_second, config.address_rate_burst),

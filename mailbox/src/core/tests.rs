@@ -127,7 +127,12 @@ impl World {
 
     /// A welcomed connection with `who` logged in.
     fn connect_as(&mut self, who: &[&Identity]) -> Peer {
-        let mut peer = self.connect_raw(HOME).unwrap();
+        self.connect_from(HOME, who)
+    }
+
+    /// A welcomed connection from `ip` with `who` logged in.
+    fn connect_from(&mut self, ip: [u8; 4], who: &[&Identity]) -> Peer {
+        let mut peer = self.connect_raw(ip).unwrap();
         let hello = peer.session.hello();
         let welcome = self.request(&peer, &hello);
         peer.session.handle_welcome(welcome).unwrap();
@@ -526,8 +531,9 @@ fn one_identity_is_logged_in_on_a_bounded_number_of_connections() {
 }
 
 /// Anyone may SEND to any fingerprint, so the per-recipient quota alone cannot keep the
-/// disk: past the total cap (live bytes) or below the free-disk watermark, SENDs are
-/// refused for now, and pulls and acknowledgements go on, freeing room.
+/// disk: past the total cap (live bytes), below the free-disk watermark, or past what one
+/// sending address may have queued, SENDs are refused for now, and pulls and
+/// acknowledgements go on, freeing room.
 #[test]
 fn a_full_mailbox_refuses_sends_for_now_and_serves_everything_else() {
     let [alice, bob, ..] = people();
@@ -565,6 +571,34 @@ fn a_full_mailbox_refuses_sends_for_now_and_serves_everything_else() {
     );
     world.mailbox.handle_disk_free(watermark);
     assert_eq!(world.send(&sender, alice, &sealed[0]), Ok(true));
+
+    // One sending address: made-up recipients do not get around its bound, and another
+    // address still gets through.
+    let mut bounded = policy();
+    bounded.quota.origin_bytes = 2 * size + size / 2;
+    let mut world = World::new(bounded);
+    let sender = world.connect_as(&[alice]);
+    for s in &sealed[..2] {
+        assert_eq!(world.send(&sender, alice, s), Ok(true));
+    }
+    assert_eq!(
+        refused(world.send(&sender, alice, &sealed[2])),
+        ErrorCode::MailboxFull
+    );
+    let [.., carol, _] = people();
+    let elsewhere = world.connect_from([192, 0, 2, 9], &[carol]);
+    assert_eq!(
+        world.send(&elsewhere, carol, &seal(carol, bob, 1)),
+        Ok(true),
+        "another address is not held back"
+    );
+    let receiver = world.connect_as(&[bob]);
+    assert_eq!(world.ack(&receiver, bob, vec![sealed[0].header.id]), Ok(1));
+    assert_eq!(
+        world.send(&sender, alice, &sealed[2]),
+        Ok(true),
+        "room again once delivered"
+    );
 }
 
 #[test]

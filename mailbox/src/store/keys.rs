@@ -2,6 +2,8 @@
 
 use crypto::{Fingerprint, MessageId};
 
+use super::Origin;
+
 pub(super) fn queue_key(recipient: &Fingerprint, seq: u64) -> Vec<u8> {
     [b"q".as_slice(), recipient.as_ref(), &seq.to_be_bytes()].concat()
 }
@@ -18,6 +20,15 @@ pub(super) fn usage_key(recipient: &Fingerprint) -> Vec<u8> {
     [b"u".as_slice(), recipient.as_ref()].concat()
 }
 
+pub(super) fn origin_key(origin: &Origin) -> Vec<u8> {
+    [b"o".as_slice(), &origin.0].concat()
+}
+
+/// A queue sequence: the stored-at time, then the envelope's place within its millisecond.
+pub(super) fn sequence(stored_ms: u64, n: u16) -> u64 {
+    (stored_ms << 16) | u64::from(n)
+}
+
 /// What an `i` entry says of a stored envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct IdMeta {
@@ -25,6 +36,7 @@ pub(super) struct IdMeta {
     pub(super) seq: u64,
     pub(super) stored_ms: u64,
     pub(super) len: u64,
+    pub(super) origin: Origin,
 }
 
 impl IdMeta {
@@ -34,6 +46,7 @@ impl IdMeta {
             &self.seq.to_be_bytes(),
             &self.stored_ms.to_be_bytes(),
             &self.len.to_be_bytes(),
+            &self.origin.0,
         ]
         .concat()
     }
@@ -47,6 +60,7 @@ impl IdMeta {
             seq: u64_at(32)?,
             stored_ms: u64_at(40)?,
             len: u64_at(48)?,
+            origin: Origin(meta.get(56..72)?.try_into().ok()?),
         })
     }
 }
@@ -62,7 +76,24 @@ pub(super) fn parse_usage(value: &[u8]) -> Option<(u64, u64)> {
     ))
 }
 
-/// Tree name of the bucket of envelopes stored in `[start, end)` ms.
+/// Directory name of the partition of envelopes stored in `[start, end)` ms.
+pub(super) fn partition_name(start: u64, end: u64) -> String {
+    format!("{start:016x}-{end:016x}")
+}
+
+pub(super) fn parse_partition_name(name: &str) -> Option<(u64, u64)> {
+    let (start, end) = name.split_once('-')?;
+    if start.len() != 16 || end.len() != 16 {
+        return None;
+    }
+    Some((
+        u64::from_str_radix(start, 16).ok()?,
+        u64::from_str_radix(end, 16).ok()?,
+    ))
+}
+
+/// Tree name of a bucket of the previous layout (envelopes stored in `[start, end)` ms).
+#[cfg(test)]
 pub(super) fn bucket_name(start: u64, end: u64) -> Vec<u8> {
     [b"b".as_slice(), &start.to_be_bytes(), &end.to_be_bytes()].concat()
 }
@@ -102,11 +133,27 @@ mod tests {
             seq: 5,
             stored_ms: 7,
             len: 9,
+            origin: Origin([3; 16]),
         };
         let bytes = meta.to_bytes();
-        assert_eq!(bytes.len(), 56);
+        assert_eq!(bytes.len(), 72);
+        assert_eq!(&bytes[56..], &[3; 16]);
         assert_eq!(IdMeta::parse(&bytes), Some(meta));
-        assert_eq!(IdMeta::parse(&bytes[..55]), None);
+        assert_eq!(IdMeta::parse(&bytes[..71]), None);
+        assert_eq!(
+            origin_key(&Origin([4; 16])),
+            [b"o".as_slice(), &[4; 16]].concat()
+        );
+        assert_eq!(sequence(0x0a0b, 3), 0x0a0b_0003);
+        assert_eq!(
+            partition_name(0x10, 0x20),
+            "0000000000000010-0000000000000020"
+        );
+        assert_eq!(
+            parse_partition_name(&partition_name(0x10, u64::MAX)),
+            Some((0x10, u64::MAX))
+        );
+        assert_eq!(parse_partition_name("10-20"), None);
         assert_eq!(
             usage_key(&Fingerprint([2; 32])),
             [b"u".as_slice(), &[2; 32]].concat()

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use crypto::{Fingerprint, MessageId};
 
-use super::{Incoming, QueueStats, QueueStore, Quota, StoreError, Stored, pull_from};
+use super::{Incoming, Origin, QueueStats, QueueStore, Quota, StoreError, Stored, pull_from};
 
 /// An in-memory [`QueueStore`] with the same semantics, for tests.
 #[derive(Debug, Default)]
@@ -16,7 +16,8 @@ pub struct MemoryQueue {
 
 #[derive(Debug, Default)]
 struct Memory {
-    queues: HashMap<Fingerprint, BTreeMap<u64, Vec<u8>>>,
+    queues: HashMap<Fingerprint, BTreeMap<u64, (Origin, Vec<u8>)>>,
+    /// Recipient, sequence, stored at.
     ids: HashMap<MessageId, (Fingerprint, u64, u64)>,
     next_seq: u64,
 }
@@ -35,17 +36,27 @@ impl QueueStore for MemoryQueue {
         }
         let queue = m.queues.entry(incoming.recipient).or_default();
         let count = queue.len() as u64 + 1;
-        let bytes: u64 =
-            queue.values().map(|v| v.len() as u64).sum::<u64>() + incoming.envelope.len() as u64;
+        let len = incoming.envelope.len() as u64;
+        let bytes: u64 = queue.values().map(|v| v.1.len() as u64).sum::<u64>() + len;
         if count > quota.envelopes || bytes > quota.bytes {
             return Ok(Stored::OverQuota);
+        }
+        let from_origin: u64 = m
+            .queues
+            .values()
+            .flat_map(|q| q.values())
+            .filter(|(origin, _)| *origin == incoming.origin)
+            .map(|(_, v)| v.len() as u64)
+            .sum();
+        if from_origin + len > quota.origin_bytes {
+            return Ok(Stored::OriginFull);
         }
         m.next_seq += 1;
         let seq = m.next_seq;
         m.queues
             .entry(incoming.recipient)
             .or_default()
-            .insert(seq, incoming.envelope);
+            .insert(seq, (incoming.origin, incoming.envelope));
         m.ids
             .insert(incoming.id, (incoming.recipient, seq, incoming.now_ms));
         Ok(Stored::New)
@@ -61,7 +72,7 @@ impl QueueStore for MemoryQueue {
         let values: Vec<Vec<u8>> = m
             .queues
             .get(recipient)
-            .map(|q| q.values().cloned().collect())
+            .map(|q| q.values().map(|(_, v)| v.clone()).collect())
             .unwrap_or_default();
         pull_from(values.into_iter().map(Ok), max_count, max_bytes)
     }
@@ -111,7 +122,7 @@ impl QueueStore for MemoryQueue {
         let mut stats = QueueStats::default();
         for q in m.queues.values() {
             stats.envelopes += q.len() as u64;
-            stats.bytes += q.values().map(|v| v.len() as u64).sum::<u64>();
+            stats.bytes += q.values().map(|v| v.1.len() as u64).sum::<u64>();
         }
         stats
     }

@@ -4,48 +4,57 @@
 //! sled; [`MemoryQueue`] in memory, for tests (a second persistent engine implements the same
 //! trait without touching the service).
 //!
-//! # Sled layout: time buckets
+//! # Sled layout: time partitions
 //!
-//! Envelopes live in buckets, one sled tree each, named `b | start (u64 BE ms) | end`, holding
-//! what was stored in `[start, end)` (a bucket is a seventh of the retention period: a day by
-//! default). Retention drops whole buckets (one `drop_tree`, whatever they hold) and deletes
-//! one by one only in the bucket the cutoff falls in. In each bucket:
+//! Envelopes live in partitions under `<dir>/partitions/`, one sled database each, named
+//! `<start>-<end>` (16 hex digits each, ms), holding what was stored in `[start, end)` (a
+//! partition is a seventh of the retention period: a day by default). Retention deletes a
+//! wholly expired partition as a directory (no page of it is read, so it costs the same
+//! for a million envelopes as for one) and deletes one by one only in the partition the
+//! cutoff falls in. In each partition:
 //!
 //! ```text
 //! q | recipient (32) | sequence (u64 BE)   ->  envelope bytes   (the queue, oldest first)
-//! i | message id (16)                      ->  recipient (32) | sequence | stored at (ms) | length
+//! i | message id (16)                      ->  recipient | sequence | stored at | length | origin (16)
 //! t | stored at (u64 BE ms) | message id   ->  empty            (retention index)
-//! u | recipient (32)                       ->  count (u64 BE) | bytes (u64 BE) in this bucket
+//! u | recipient (32)                       ->  count (u64 BE) | bytes (u64 BE) in this partition
+//! o | origin (16)                          ->  count | bytes    (per sending address)
 //! ```
 //!
-//! A write touches each bucket with one atomic batch, usage records included, so opening
-//! reads the `u` records only, never the envelopes. Sequences come from sled's
-//! `generate_id` (increasing), so a recipient's queue is its `q` entries bucket by bucket.
-//! An ACK deletes all three entries of the envelope (`q`, `i`, `t`): the mailbox keeps no
-//! record of what was delivered, neither its bytes nor who received it when (sled's log
-//! keeps the bytes on disk until it reuses the space; the data directory is 0700). So a
-//! SEND retried while the envelope is queued is a duplicate, and one retried after the
-//! recipient acknowledged it is stored again; the recipient's node knows the message id and
-//! only acknowledges it (a node must deduplicate anyway: an untrusted mailbox can replay).
-//! Memory and disk follow what is queued, not what passed through (docs/security.md, soak). A store of the first layout
-//! (everything in the default tree) is moved into buckets when opened.
+//! A write touches each partition with one atomic batch, usage records included. A
+//! sequence is `stored at << 16 | n` (stored times never go back), so a recipient's queue is
+//! its `q` entries partition by partition. Which partition holds a queued id is kept in
+//! memory (one map entry per queued envelope, rebuilt from the `i` keys when the store
+//! opens), so a SEND's duplicate check costs no lookup, an ACK one lookup per id it finds,
+//! and neither depends on how many envelopes were ever stored or how many partitions there
+//! are. An ACK deletes all three entries of the envelope (`q`, `i`, `t`): the mailbox keeps
+//! no record of what was delivered, neither its bytes nor who received it when (sled's log
+//! keeps the bytes on disk until it reuses the space, at the latest until the partition
+//! expires; the data directory is 0700). So a SEND retried while the envelope is queued is
+//! a duplicate, and one retried after the recipient acknowledged it is stored again; the
+//! recipient's node knows the message id and only acknowledges it (a node must deduplicate
+//! anyway: an untrusted mailbox can replay). Memory and disk follow what is queued, not
+//! what passed through (docs/security.md, soak). A store of an earlier layout (one sled
+//! database in `<dir>` itself: the first layout's default tree, or the time-bucket trees
+//! that followed) is moved into partitions when opened.
 //!
 //! # Durability
 //!
 //! sled 0.34's `flush` survives a process crash but not a power loss (it uses
 //! sync_file_range), and concurrent flushes can deadlock (sled issue 1308). So one committer
-//! thread takes every write waiting, applies them as one batch and flushes; a syncer thread
-//! then fdatasyncs the database file once for every group flushed meanwhile, and only then
-//! answers them (group commit in two stages, so applying one group overlaps syncing the
-//! last). If a write or a sync fails, the store poisons itself: it answers that write, and
-//! every later one, with [`StoreError::Fatal`], and [`SledQueue::failed`] resolves, so the
-//! binary stops (exit code 70). Nobody is told of writes that might not be on disk.
+//! thread takes every write waiting, applies them as one batch per partition and flushes; a
+//! syncer thread then fdatasyncs the database file of every partition touched, once for
+//! every group flushed meanwhile, and only then answers them (group commit in two stages,
+//! so applying one group overlaps syncing the last). If a write or a sync fails, the store
+//! poisons itself: it answers that write, and every later one, with [`StoreError::Fatal`],
+//! and [`SledQueue::failed`] resolves, so the binary stops (exit code 70). Nobody is told of
+//! writes that might not be on disk.
 //!
 //! # Files
 //!
 //! - `keys.rs`: the key layout above, pinned by a test.
-//! - `sled_queue/`: [`SledQueue`] (`mod.rs`), its group commit (`commit.rs`) and the move
-//!   from the first layout (`migrate.rs`).
+//! - `sled_queue/`: [`SledQueue`] (`mod.rs`), its partitions (`partition.rs`), its group
+//!   commit (`commit.rs`) and the move from the earlier layouts (`migrate.rs`).
 //! - `memory.rs`: [`MemoryQueue`].
 
 #[cfg(feature = "server")]
@@ -97,6 +106,8 @@ pub enum Stored {
     Duplicate,
     /// The recipient's queue is full; nothing was stored.
     OverQuota,
+    /// What the sending address has stored (live) is at its bound; nothing was stored.
+    OriginFull,
 }
 
 /// Limits on one recipient's queue.
@@ -106,6 +117,8 @@ pub struct Quota {
     pub envelopes: u64,
     /// Most bytes.
     pub bytes: u64,
+    /// Most live bytes stored from one sending address ([`Origin`]), to all recipients.
+    pub origin_bytes: u64,
 }
 
 impl Quota {
@@ -113,7 +126,34 @@ impl Quota {
     pub const UNLIMITED: Self = Self {
         envelopes: u64::MAX,
         bytes: u64::MAX,
+        origin_bytes: u64::MAX,
     };
+}
+
+/// Where an envelope came from, for the bound on what one sending address may store: an
+/// IPv4 address (as its IPv4-mapped IPv6 form) or an IPv6 /64, as 16 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin(pub [u8; 16]);
+
+impl Origin {
+    /// Envelopes of unknown origin (moved from a layout that did not record it).
+    pub const UNKNOWN: Self = Self([0; 16]);
+}
+
+impl From<std::net::IpAddr> for Origin {
+    fn from(ip: std::net::IpAddr) -> Self {
+        match ip {
+            std::net::IpAddr::V4(v4) => Self(v4.to_ipv6_mapped().octets()),
+            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(v4.to_ipv6_mapped().octets()),
+                None => {
+                    let mut bytes = v6.octets();
+                    bytes[8..].fill(0);
+                    Self(bytes)
+                }
+            },
+        }
+    }
 }
 
 /// Queue figures for the dashboard.
@@ -132,6 +172,8 @@ pub struct Incoming {
     pub recipient: Fingerprint,
     /// Its message id.
     pub id: MessageId,
+    /// The sending address.
+    pub origin: Origin,
     /// The bytes.
     pub envelope: Vec<u8>,
     /// Arrival time, ms since the epoch (retention counts from here).
@@ -140,8 +182,8 @@ pub struct Incoming {
 
 /// The queue operations the service needs.
 pub trait QueueStore: Send + Sync + 'static {
-    /// Store an envelope unless an envelope with its id is queued or the recipient is over
-    /// `quota`; resolves once it is durable.
+    /// Store an envelope unless an envelope with its id is queued, the recipient is over
+    /// `quota` or its origin over `quota.origin_bytes`; resolves once it is durable.
     fn store(
         &self,
         incoming: Incoming,

@@ -1,109 +1,127 @@
-//! Moving a store of the first layout (everything in the default tree) into buckets.
+//! Moving a store of an earlier layout into partitions: one sled database in the store's
+//! directory itself, holding the first layout (everything in the default tree) or time
+//! buckets (one tree each). Both keep `i | id -> recipient | sequence | stored at | ...`
+//! and `q | recipient | sequence -> envelope`, which is all the move reads.
 
-use std::collections::HashMap;
+use std::path::Path;
 
 use crypto::{Fingerprint, MessageId};
 
-use super::super::StoreError;
-use super::super::keys::{IdMeta, id_key, queue_key, time_key, usage_bytes, usage_key};
+use super::super::keys::{IdMeta, parse_bucket_name, queue_key};
+use super::super::{Origin, StoreError};
 use super::commit::{Committer, EXPIRE_CHUNK, Plan};
 
+/// The files sled keeps in its directory (besides `blobs/`).
+fn is_sled_file(name: &str) -> bool {
+    name == "conf" || name == "db" || name.starts_with("snap.")
+}
+
 impl Committer {
-    /// Move entries of the first layout (everything in the default tree) into buckets.
-    pub(super) fn migrate_unbucketed(&mut self) -> Result<(), StoreError> {
-        if self.db.scan_prefix(b"i").next().is_none() {
+    /// Move what an earlier layout in `dir` holds into partitions, then delete it. Queued
+    /// envelopes keep their sequence numbers (small counters, below every sequence this
+    /// layout gives), so every queue keeps its order; acknowledged ones are not carried
+    /// over. A crash meanwhile leaves the old database in place, and the next start moves
+    /// again what is not moved yet (ids already in a partition are skipped).
+    pub(super) fn migrate_earlier_layout(&mut self, dir: &Path) -> Result<(), StoreError> {
+        if !dir.join("conf").exists() {
             return Ok(());
         }
+        let old = sled::Config::new()
+            .path(dir)
+            .cache_capacity(self.cache_bytes)
+            .open()?;
+        let mut trees: Vec<sled::Tree> = vec![(*old).clone()];
+        for name in old.tree_names() {
+            if parse_bucket_name(&name).is_some() {
+                trees.push(old.open_tree(&name)?);
+            }
+        }
         let mut moved = 0u64;
+        for tree in &trees {
+            moved += self.migrate_tree(tree)?;
+        }
+        drop(trees);
+        drop(old);
+        self.delete_earlier_layout(dir)?;
+        tracing::info!(moved, "moved queued envelopes into time partitions");
+        Ok(())
+    }
+
+    fn migrate_tree(&mut self, tree: &sled::Tree) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        let mut from = b"i".to_vec();
         loop {
-            let chunk: Vec<(sled::IVec, sled::IVec)> = self
-                .db
-                .scan_prefix(b"i")
+            let chunk: Vec<(sled::IVec, sled::IVec)> = tree
+                .range(from.clone()..)
+                .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(b"i")))
                 .take(EXPIRE_CHUNK)
                 .collect::<Result<_, _>>()?;
-            if chunk.is_empty() {
-                break;
-            }
+            let Some((last, _)) = chunk.last() else {
+                return Ok(moved);
+            };
+            from = [last.as_ref(), &[0]].concat();
             let mut plan = Plan::default();
-            let mut old = sled::Batch::default();
             for (key, value) in chunk {
-                old.remove(key.clone());
                 let Some(id) = key.get(1..17).and_then(|i| <MessageId>::try_from(i).ok()) else {
                     continue;
                 };
-                // First layout: recipient | seq | stored at.
+                let u64_at = |at: usize| {
+                    value
+                        .get(at..at + 8)
+                        .and_then(|s| s.try_into().ok())
+                        .map(u64::from_be_bytes)
+                };
                 let (Some(recipient), Some(seq), Some(stored_ms)) = (
                     value
                         .get(..32)
                         .and_then(|r| <Fingerprint>::try_from(r).ok()),
-                    value
-                        .get(32..40)
-                        .and_then(|s| s.try_into().ok())
-                        .map(u64::from_be_bytes),
-                    value
-                        .get(40..48)
-                        .and_then(|s| s.try_into().ok())
-                        .map(u64::from_be_bytes),
+                    u64_at(32),
+                    u64_at(40),
                 ) else {
                     continue;
                 };
-                old.remove(time_key(stored_ms, &id));
-                let qkey = queue_key(&recipient, seq);
-                let envelope = self.db.get(&qkey)?;
-                old.remove(qkey.clone());
+                if self.ids.contains_key(&id) {
+                    continue;
+                }
                 // What was acknowledged is forgotten, as an ACK does now.
-                let Some(envelope) = envelope else {
+                let Some(envelope) = tree.get(queue_key(&recipient, seq))? else {
                     continue;
                 };
-                let (bucket, _) = self.bucket_for(stored_ms)?;
-                let len = envelope.len() as u64;
-                let batch = plan.batch(bucket);
-                batch.insert(
-                    id_key(&id),
-                    IdMeta {
-                        recipient,
-                        seq,
-                        stored_ms,
-                        len,
-                    }
-                    .to_bytes(),
-                );
-                batch.insert(time_key(stored_ms, &id), &[][..]);
-                batch.insert(qkey, envelope);
-                plan.change(bucket, recipient, 1, len);
+                self.last_ms = self.last_ms.max(stored_ms + 1);
+                let partition = self.partition_for(stored_ms)?;
+                let meta = IdMeta {
+                    recipient,
+                    seq,
+                    stored_ms,
+                    len: envelope.len() as u64,
+                    origin: Origin::UNKNOWN,
+                };
+                self.insert(&mut plan, partition, &id, &meta, &envelope);
                 moved += 1;
             }
-            for (bucket, changes) in std::mem::take(&mut plan.usage) {
-                let per_bucket = self.bucket_usage.entry(bucket).or_default();
-                for (recipient, (dn, db)) in &changes {
-                    let u = per_bucket.entry(*recipient).or_default();
-                    u.0 = u.0.saturating_add_signed(*dn);
-                    u.1 = u.1.saturating_add_signed(*db);
-                }
-                let records: Vec<_> = changes
-                    .keys()
-                    .map(|r| (usage_key(r), per_bucket[r]))
-                    .collect();
-                for (key, u) in records {
-                    plan.batch(bucket).insert(key, usage_bytes(u));
-                }
-                let positive: HashMap<Fingerprint, (u64, u64)> = changes
-                    .into_iter()
-                    .map(|(r, (n, b))| (r, (n.unsigned_abs(), b.unsigned_abs())))
-                    .collect();
-                self.add_usage(&positive, 1);
+            for file in self.apply_and_flush(&mut plan)?.values() {
+                file.sync().map_err(StoreError::Fatal)?;
             }
-            // New copies first, then the old entries go: a crash in between leaves
-            // duplicates that the next open moves again (same keys, same values).
-            self.apply_and_flush(std::mem::take(&mut plan.batches))?;
-            self.file.sync_data().map_err(|source| StoreError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-            self.db.apply_batch(old)?;
-            self.db.flush()?;
         }
-        tracing::info!(moved, "moved queued envelopes into time buckets");
-        Ok(())
+    }
+
+    /// Delete the old database's files (only once everything is moved and durable).
+    fn delete_earlier_layout(&self, dir: &Path) -> Result<(), StoreError> {
+        let io = |source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        };
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name == "blobs" {
+                std::fs::remove_dir_all(entry.path()).map_err(io)?;
+            } else if is_sled_file(name) && name != "conf" {
+                std::fs::remove_file(entry.path()).map_err(io)?;
+            }
+        }
+        // `conf` goes last: while it is there, the next start moves again what is left.
+        std::fs::remove_file(dir.join("conf")).map_err(io)
     }
 }

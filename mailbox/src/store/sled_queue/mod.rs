@@ -1,23 +1,25 @@
-//! [`SledQueue`]: the queue store on sled, with group commit (see [`super`] for the layout
-//! and the durability rules).
+//! [`SledQueue`]: the queue store on sled, in time partitions, with group commit (see
+//! [`super`] for the layout and the durability rules).
 
 mod commit;
 mod migrate;
+mod partition;
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, mpsc as std_mpsc};
+use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::Duration;
 
 use crypto::{Fingerprint, MessageId};
 use tokio::sync::{oneshot, watch};
 
-use super::keys::{parse_bucket_name, parse_usage, time_key};
+use super::keys::time_key;
 use super::{Incoming, QueueStats, QueueStore, Quota, StoreError, Stored, pull_from};
 use commit::{Committer, syncer};
+use partition::{Partition, Partitions, read_lock};
 
 enum Write {
     Store {
@@ -42,23 +44,15 @@ impl std::fmt::Debug for Write {
     }
 }
 
-/// Totals shared between the committer and readers.
+/// Figures shared between the committer and readers.
 #[derive(Debug, Default)]
 struct Totals {
     envelopes: AtomicU64,
     bytes: AtomicU64,
+    /// Index reads (sled gets and scans) the store made for SENDs, ACKs and PULLs: the work
+    /// per operation in the store-history figure.
+    lookups: AtomicU64,
 }
-
-/// One bucket: a sled tree holding what was stored in `[start, end)`.
-#[derive(Clone, Debug)]
-struct Bucket {
-    end: u64,
-    tree: sled::Tree,
-}
-
-/// The open buckets by start time, shared by the committer (which adds and drops them) and
-/// readers.
-type Buckets = Arc<RwLock<BTreeMap<u64, Bucket>>>;
 
 /// Set once a write or a sync failed: from then on the store answers everything with
 /// [`StoreError::Fatal`], and [`SledQueue::failed`] resolves.
@@ -98,25 +92,20 @@ impl Poison {
 /// How the sled store is tuned.
 #[derive(Clone, Copy, Debug)]
 pub struct SledOptions {
-    /// Width of a time bucket (one sled tree each); retention drops whole buckets, so it
-    /// should be a fraction of the retention period.
+    /// Width of a time partition (one sled database each); retention deletes whole
+    /// partitions, so it should be a fraction of the retention period.
     pub bucket: Duration,
-    /// sled's page cache, bytes (sled's default is 1 GiB).
+    /// sled's page cache per partition, bytes (sled's default is 1 GiB).
     pub cache_bytes: u64,
-    /// Envelopes per tree: a full bucket continues in a new tree (a segment of the same
-    /// time range). sled holds every page of a tree it drops in memory until the drop ends,
-    /// so this bounds the memory a retention pass takes (~1.8 KiB per 1 KiB envelope).
-    pub segment_envelopes: u64,
 }
 
 impl SledOptions {
-    /// Buckets of a seventh of `retention` (a day at the default week), at least a second
-    /// and at most a day; a 64 MiB cache.
+    /// Partitions of a seventh of `retention` (a day at the default week), at least a
+    /// second and at most a day; a 16 MiB cache each.
     pub fn for_retention(retention: Duration) -> Self {
         Self {
             bucket: (retention / 7).clamp(Duration::from_secs(1), Duration::from_secs(86_400)),
-            cache_bytes: 64 * 1024 * 1024,
-            segment_envelopes: 100_000,
+            cache_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -130,7 +119,7 @@ impl Default for SledOptions {
 /// The sled implementation of [`QueueStore`].
 #[derive(Debug, Clone)]
 pub struct SledQueue {
-    buckets: Buckets,
+    partitions: Partitions,
     writes: std_mpsc::Sender<Write>,
     totals: Arc<Totals>,
     poison: Arc<Poison>,
@@ -143,81 +132,41 @@ impl SledQueue {
         Self::open_with(dir, SledOptions::default())
     }
 
-    /// Open (or create) the store under `dir` and start its committer thread. Reads only
-    /// the per-bucket usage records, not the envelopes: opening costs the same with a
-    /// million envelopes queued as with none (sled's own recovery aside).
+    /// Open (or create) the store under `dir` and start its committer thread. Reads each
+    /// partition's usage records and the keys of its id index (to know which partition
+    /// holds which queued id), never an envelope; moves a store of an earlier layout into
+    /// partitions first.
     pub fn open_with(dir: &Path, options: SledOptions) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(options.cache_bytes)
-            .open()?;
-        let db_file = dir.join("db");
-        let file = std::fs::File::open(&db_file).map_err(|source| StoreError::Io {
-            path: db_file.clone(),
+        let root = dir.join("partitions");
+        std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {
+            path: root.clone(),
             source,
         })?;
         let bucket_ms = u64::try_from(options.bucket.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut committer = Committer {
-            db: db.clone(),
-            file,
-            path: db_file,
-            bucket_ms,
-            buckets: Arc::default(),
-            usage: HashMap::new(),
-            bucket_usage: HashMap::new(),
-            segment_envelopes: options.segment_envelopes.max(1),
-            filled: HashMap::new(),
-            last_ms: 0,
-            totals: Arc::default(),
-            poison: Poison::new(),
-        };
-        for name in db.tree_names() {
-            let Some((start, end)) = parse_bucket_name(&name) else {
-                continue;
-            };
-            let tree = db.open_tree(&name)?;
-            let mut usage = HashMap::new();
-            for item in tree.scan_prefix(b"u") {
-                let (key, value) = item?;
-                if let (Some(recipient), Some(u)) = (
-                    key.get(1..33).and_then(|r| <Fingerprint>::try_from(r).ok()),
-                    parse_usage(&value),
-                ) {
-                    usage.insert(recipient, u);
-                }
-            }
-            committer.add_usage(&usage, 1);
-            committer
-                .filled
-                .insert(start, usage.values().map(|u| u.0).sum());
-            committer.bucket_usage.insert(start, usage);
-            committer.last_ms = committer.last_ms.max(start);
-            write_lock(&committer.buckets).insert(start, Bucket { end, tree });
-        }
-        committer.migrate_unbucketed()?;
+        let mut committer = Committer::new(root, bucket_ms, options.cache_bytes);
+        committer.open_partitions()?;
+        committer.migrate_earlier_layout(dir)?;
         let (writes, rx) = std_mpsc::channel();
         let (synced, applied) = std_mpsc::channel();
-        let (buckets, totals) = (committer.buckets.clone(), committer.totals.clone());
+        let (partitions, totals) = (committer.partitions.clone(), committer.totals.clone());
         let io_error = |source| StoreError::Io {
             path: dir.to_owned(),
             source,
         };
-        let file = committer.file.try_clone().map_err(io_error)?;
-        let path = committer.path.clone();
         let poison = committer.poison.clone();
         let syncer_poison = poison.clone();
         std::thread::Builder::new()
             .name("queue-syncer".into())
-            .spawn(move || syncer(file, path, applied, syncer_poison))
+            .spawn(move || syncer(applied, syncer_poison))
             .map_err(io_error)?;
         std::thread::Builder::new()
             .name("queue-committer".into())
             .spawn(move || committer.run(rx, synced))
             .map_err(io_error)?;
         Ok(Self {
-            buckets,
+            partitions,
             writes,
             totals,
             poison,
@@ -239,10 +188,15 @@ impl SledQueue {
         }
     }
 
-    /// How many sled trees (bucket segments) the store holds: what a SEND's duplicate
-    /// check, an ACK's id lookups and a PULL walk today (for the store-history figure).
-    pub fn trees(&self) -> usize {
-        read_lock(&self.buckets).len()
+    /// How many partitions (sled databases) the store holds: what a PULL walks (for the
+    /// store-history figure; bounded by the retention period over the partition width).
+    pub fn partitions(&self) -> usize {
+        read_lock(&self.partitions).len()
+    }
+
+    /// Index reads (sled gets and scans) made so far for SENDs, ACKs and PULLs.
+    pub fn lookups(&self) -> u64 {
+        self.totals.lookups.load(Ordering::Relaxed)
     }
 
     /// Poison the store as a failed write would (for tests of what follows).
@@ -264,14 +218,6 @@ impl SledQueue {
     }
 }
 
-fn read_lock(buckets: &Buckets) -> std::sync::RwLockReadGuard<'_, BTreeMap<u64, Bucket>> {
-    buckets.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write_lock(buckets: &Buckets) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u64, Bucket>> {
-    buckets.write().unwrap_or_else(|p| p.into_inner())
-}
-
 impl QueueStore for SledQueue {
     async fn store(&self, incoming: Incoming, quota: Quota) -> Result<Stored, StoreError> {
         self.submit(|done| Write::Store {
@@ -291,11 +237,13 @@ impl QueueStore for SledQueue {
         // What a poisoned store holds may not be what is on disk.
         self.poison.check()?;
         let prefix = [b"q".as_slice(), recipient.as_ref()].concat();
-        // Held while reading: the committer drops a bucket only under the write lock.
-        let buckets = read_lock(&self.buckets);
-        let values = buckets.values().flat_map(|bucket| {
-            bucket
-                .tree
+        // Held while reading: the committer deletes a partition only under the write lock.
+        let partitions = read_lock(&self.partitions);
+        let lookups = &self.totals.lookups;
+        let values = partitions.values().flat_map(|partition| {
+            lookups.fetch_add(1, Ordering::Relaxed);
+            partition
+                .db
                 .scan_prefix(&prefix)
                 .map(|item| item.map(|(_, v)| v.to_vec()).map_err(StoreError::from))
         });
@@ -318,11 +266,14 @@ impl QueueStore for SledQueue {
                 .submit(|done| Write::Expire { cutoff_ms, done })
                 .await?;
             total += n;
-            // A full chunk may have left more behind.
+            // A full chunk may have left more behind in the partition the cutoff falls in
+            // (a partition wholly expired is gone, or left for the next pass if deleting
+            // it failed).
             let end = time_key(cutoff_ms, &MessageId([0; 16]));
-            let more = read_lock(&self.buckets)
+            let more = read_lock(&self.partitions)
                 .range(..cutoff_ms)
-                .any(|(_, b)| b.tree.range(b"t".to_vec()..end.clone()).next().is_some());
+                .filter(|(_, p)| p.end > cutoff_ms)
+                .any(|(_, p)| p.db.range(b"t".to_vec()..end.clone()).next().is_some());
             if !more {
                 return Ok(total);
             }
@@ -336,3 +287,9 @@ impl QueueStore for SledQueue {
         }
     }
 }
+
+/// Usage (count, bytes) by key.
+type UsageMap<K> = HashMap<K, (u64, u64)>;
+
+/// The partitions by start time.
+type PartitionMap = BTreeMap<u64, Partition>;

@@ -1,16 +1,19 @@
-//! The store contract, run on both engines, and the sled engine's buckets, segments,
-//! reopening and migration.
+//! The store contract, run on both engines, and the sled engine's partitions, origin
+//! bound, reopening and migration.
 
 #![allow(clippy::unwrap_used)]
 
 use super::super::MemoryQueue;
-use super::super::keys::{id_key, queue_key, time_key};
+use super::super::Origin;
+use super::super::keys::{bucket_name, id_key, queue_key, time_key};
 use super::*;
+use std::path::Path;
 
 fn env(recipient: Fingerprint, id: u8, now_ms: u64, body: &[u8]) -> Incoming {
     Incoming {
         recipient,
         id: MessageId([id; 16]),
+        origin: Origin([9; 16]),
         envelope: body.to_vec(),
         now_ms,
     }
@@ -85,7 +88,7 @@ async fn semantics<S: QueueStore>(q: S) {
     // quota: two envelopes at most, counting what is queued (one now)
     let quota = Quota {
         envelopes: 2,
-        bytes: 1 << 20,
+        ..Quota::UNLIMITED
     };
     assert_eq!(
         q.store(env(bob, 3, 500, b"three"), quota).await.unwrap(),
@@ -98,6 +101,7 @@ async fn semantics<S: QueueStore>(q: S) {
     let tight = Quota {
         envelopes: 100,
         bytes: 10,
+        ..Quota::UNLIMITED
     };
     assert_eq!(
         q.store(env(carol, 5, 500, b"0123456789x"), tight)
@@ -111,6 +115,22 @@ async fn semantics<S: QueueStore>(q: S) {
             .unwrap(),
         Stored::New
     );
+    // one sending address: 18 bytes queued now, at most 20 from it; another address is
+    // not held back
+    let from_origin = Quota {
+        origin_bytes: 20,
+        ..Quota::UNLIMITED
+    };
+    assert_eq!(
+        q.store(env(carol, 6, 500, b"abc"), from_origin)
+            .await
+            .unwrap(),
+        Stored::OriginFull
+    );
+    let mut elsewhere = env(carol, 6, 500, b"abc");
+    elsewhere.origin = Origin([8; 16]);
+    assert_eq!(q.store(elsewhere, from_origin).await.unwrap(), Stored::New);
+    assert_eq!(q.ack(carol, vec![MessageId([6; 16])]).await.unwrap(), 1);
     // retention: everything stored before 250 goes, and its id is forgotten
     assert_eq!(
         q.expire(250).await.unwrap(),
@@ -170,6 +190,7 @@ async fn sled_queue_reopens_with_its_usage() {
     let quota = Quota {
         envelopes: 2,
         bytes: 100,
+        origin_bytes: 100,
     };
     assert_eq!(
         q.store(env(Fingerprint([1; 32]), 3, 1, b"f"), quota)
@@ -179,20 +200,35 @@ async fn sled_queue_reopens_with_its_usage() {
     );
 }
 
-fn one_second_buckets() -> SledOptions {
+fn one_second_partitions() -> SledOptions {
     SledOptions {
         bucket: Duration::from_secs(1),
         cache_bytes: 1 << 20,
-        segment_envelopes: 100_000,
     }
 }
 
+/// The partition directories on disk.
+fn partition_dirs(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("partitions")).unwrap().count()
+}
+
+/// Open the store, waiting for the previous instance's committer to let go of it.
+fn reopen(dir: &Path) -> SledQueue {
+    for _ in 0..400 {
+        if let Ok(q) = SledQueue::open_with(dir, one_second_partitions()) {
+            return q;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    SledQueue::open_with(dir, one_second_partitions()).unwrap()
+}
+
 #[tokio::test]
-async fn retention_drops_whole_buckets_and_trims_the_last() {
+async fn retention_deletes_whole_partitions_and_trims_the_last() {
     let dir = tempfile::tempdir().unwrap();
-    let q = SledQueue::open_with(dir.path(), one_second_buckets()).unwrap();
+    let q = SledQueue::open_with(dir.path(), one_second_partitions()).unwrap();
     let bob = Fingerprint([2u8; 32]);
-    // Buckets [0, 1000), [1000, 2000), [5000, 6000).
+    // Partitions [0, 1000), [1000, 2000), [5000, 6000).
     for (id, at) in [(1u8, 10u64), (2, 900), (3, 1100), (4, 1900), (5, 5500)] {
         assert_eq!(
             q.store(env(bob, id, at, &[id; 10]), Quota::UNLIMITED)
@@ -201,12 +237,14 @@ async fn retention_drops_whole_buckets_and_trims_the_last() {
             Stored::New
         );
     }
-    assert_eq!(read_lock(&q.buckets).len(), 3);
+    assert_eq!(q.partitions(), 3);
+    assert_eq!(partition_dirs(dir.path()), 3);
     assert_eq!(q.ack(bob, vec![MessageId([2; 16])]).await.unwrap(), 1);
     // [0, 1000) goes whole (one envelope still queued in it); 1100 is trimmed from
     // [1000, 2000).
     assert_eq!(q.expire(1500).await.unwrap(), 2);
-    assert_eq!(read_lock(&q.buckets).len(), 2);
+    assert_eq!(q.partitions(), 2);
+    assert_eq!(partition_dirs(dir.path()), 2, "its directory is deleted");
     assert_eq!(
         q.pull(&bob, 10, 1 << 20).unwrap(),
         (vec![vec![4; 10], vec![5; 10]], false)
@@ -232,8 +270,7 @@ async fn retention_drops_whole_buckets_and_trims_the_last() {
         Stored::Duplicate
     );
     drop(q);
-    std::thread::sleep(Duration::from_millis(100));
-    let q = SledQueue::open_with(dir.path(), one_second_buckets()).unwrap();
+    let q = reopen(dir.path());
     assert_eq!(
         q.stats(),
         QueueStats {
@@ -242,68 +279,102 @@ async fn retention_drops_whole_buckets_and_trims_the_last() {
         },
         "usage records survive a reopen"
     );
-    assert_eq!(q.expire(10_000).await.unwrap(), 3);
-    assert_eq!(q.stats(), QueueStats::default());
-    assert!(read_lock(&q.buckets).is_empty());
-}
-
-#[tokio::test]
-async fn a_full_bucket_goes_on_in_segments_that_retention_drops() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = SledOptions {
-        bucket: Duration::from_secs(1),
-        cache_bytes: 1 << 20,
-        segment_envelopes: 3,
-    };
-    let q = SledQueue::open_with(dir.path(), options).unwrap();
-    let bob = Fingerprint([2u8; 32]);
-    for id in 1..=7u8 {
-        q.store(
-            env(bob, id, 100 + u64::from(id), &[id; 4]),
-            Quota::UNLIMITED,
-        )
-        .await
-        .unwrap();
-    }
-    assert_eq!(read_lock(&q.buckets).len(), 3, "3 + 3 + 1");
-    // Within one millisecond a full segment takes the rest, so order holds.
-    for id in 8..=9u8 {
-        q.store(env(bob, id, 107, &[id; 4]), Quota::UNLIMITED)
-            .await
-            .unwrap();
-    }
-    assert_eq!(read_lock(&q.buckets).len(), 3);
-    let (all, more) = q.pull(&bob, 100, 1 << 20).unwrap();
-    assert!(!more);
-    assert_eq!(all, (1..=9u8).map(|i| vec![i; 4]).collect::<Vec<_>>());
     assert_eq!(
-        q.store(env(bob, 2, 200, b"x"), Quota::UNLIMITED)
+        q.store(env(bob, 5, 5700, b"again"), Quota::UNLIMITED)
             .await
             .unwrap(),
         Stored::Duplicate,
-        "ids are found in older segments"
+        "queued ids are known after a reopen"
     );
+    let from_origin = Quota {
+        origin_bytes: 26,
+        ..Quota::UNLIMITED
+    };
     assert_eq!(
-        q.ack(bob, vec![MessageId([1; 16]), MessageId([7; 16])])
+        q.store(env(bob, 6, 5700, b"xy"), from_origin)
             .await
             .unwrap(),
-        2
+        Stored::OriginFull,
+        "what an origin stored survives a reopen"
     );
+    assert_eq!(q.expire(10_000).await.unwrap(), 3);
+    assert_eq!(q.stats(), QueueStats::default());
+    assert_eq!(q.partitions(), 0);
     drop(q);
-    std::thread::sleep(Duration::from_millis(100));
-    let q = SledQueue::open_with(dir.path(), options).unwrap();
-    assert_eq!(q.stats().envelopes, 7);
-    assert_eq!(q.expire(2000).await.unwrap(), 7);
-    assert!(read_lock(&q.buckets).is_empty());
-    drop(q);
-    std::thread::sleep(Duration::from_millis(100));
-    let q = SledQueue::open_with(dir.path(), options).unwrap();
-    assert_eq!(q.stats(), QueueStats::default(), "the drops are durable");
-    assert!(read_lock(&q.buckets).is_empty());
+    let q = reopen(dir.path());
+    assert_eq!(
+        q.stats(),
+        QueueStats::default(),
+        "the deletions are durable"
+    );
+    assert_eq!(q.partitions(), 0);
 }
 
 #[tokio::test]
-async fn the_first_layout_is_moved_into_buckets() {
+async fn queues_keep_their_order_across_reopens_and_clock_steps_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let bob = Fingerprint([2u8; 32]);
+    let q = reopen(dir.path());
+    for id in 1..=3u8 {
+        q.store(env(bob, id, 500, &[id]), Quota::UNLIMITED)
+            .await
+            .unwrap();
+    }
+    drop(q);
+    let q = reopen(dir.path());
+    // The clock went back: later envelopes still queue behind the earlier ones.
+    for id in 4..=5u8 {
+        q.store(env(bob, id, 100, &[id]), Quota::UNLIMITED)
+            .await
+            .unwrap();
+    }
+    let (all, more) = q.pull(&bob, 100, 1 << 20).unwrap();
+    assert!(!more);
+    assert_eq!(all, (1..=5u8).map(|i| vec![i]).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_ack_reads_only_the_ids_it_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = reopen(dir.path());
+    let bob = Fingerprint([2u8; 32]);
+    // Envelopes in many partitions: lookups must not grow with them.
+    for id in 1..=20u8 {
+        q.store(env(bob, id, 1000 * u64::from(id), &[id]), Quota::UNLIMITED)
+            .await
+            .unwrap();
+    }
+    assert_eq!(q.partitions(), 20);
+    let before = q.lookups();
+    let unknown: Vec<MessageId> = (0..1024u32)
+        .map(|n| {
+            let mut id = [0xee; 16];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            MessageId(id)
+        })
+        .collect();
+    assert_eq!(q.ack(bob, unknown).await.unwrap(), 0);
+    assert_eq!(q.lookups() - before, 0, "unknown ids cost no index read");
+    let before = q.lookups();
+    assert_eq!(
+        q.store(env(bob, 77, 30_000, b"x"), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::New
+    );
+    assert_eq!(
+        q.lookups() - before,
+        0,
+        "a new id's duplicate check reads nothing"
+    );
+    let before = q.lookups();
+    let known: Vec<MessageId> = (1..=20u8).map(|i| MessageId([i; 16])).collect();
+    assert_eq!(q.ack(bob, known).await.unwrap(), 20);
+    assert_eq!(q.lookups() - before, 20, "one read per id found");
+}
+
+#[tokio::test]
+async fn the_first_layout_is_moved_into_partitions() {
     let dir = tempfile::tempdir().unwrap();
     {
         // What the first version wrote: everything in the default tree.
@@ -324,7 +395,12 @@ async fn the_first_layout_is_moved_into_buckets() {
         }
         db.flush().unwrap();
     }
-    let q = SledQueue::open_with(dir.path(), one_second_buckets()).unwrap();
+    let q = reopen(dir.path());
+    assert!(
+        !dir.path().join("conf").exists(),
+        "the old database is gone"
+    );
+    assert!(!dir.path().join("db").exists());
     assert_eq!(
         q.stats(),
         QueueStats {
@@ -351,6 +427,11 @@ async fn the_first_layout_is_moved_into_buckets() {
         "queued ids are carried over"
     );
     assert_eq!(
+        q.pull(&Fingerprint([2; 32]), 10, 1 << 20).unwrap(),
+        (vec![b"one".to_vec(), b"two".to_vec()], false),
+        "moved envelopes stay ahead of new ones"
+    );
+    assert_eq!(
         q.ack(Fingerprint([3; 32]), vec![MessageId([3; 16])])
             .await
             .unwrap(),
@@ -359,6 +440,65 @@ async fn the_first_layout_is_moved_into_buckets() {
     // "one" and the new "two".
     assert_eq!(q.expire(1000).await.unwrap(), 2);
     assert_eq!(q.stats(), QueueStats::default());
+}
+
+#[tokio::test]
+async fn the_bucket_layout_is_moved_into_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let bob = Fingerprint([2u8; 32]);
+    {
+        // What the previous version wrote: a tree per time bucket, the id record carrying
+        // the length.
+        let db = sled::open(dir.path()).unwrap();
+        for (start, id, seq, at, body) in [
+            (0u64, 1u8, 1u64, 100u64, b"one".as_slice()),
+            (1000, 2, 2, 1100, b"two"),
+            (1000, 3, 3, 1200, b"three"),
+        ] {
+            let tree = db.open_tree(bucket_name(start, start + 1000)).unwrap();
+            let meta = [
+                bob.as_ref(),
+                &seq.to_be_bytes(),
+                &at.to_be_bytes(),
+                &(body.len() as u64).to_be_bytes(),
+            ]
+            .concat();
+            tree.insert(id_key(&MessageId([id; 16])), meta).unwrap();
+            tree.insert(time_key(at, &MessageId([id; 16])), &[][..])
+                .unwrap();
+            tree.insert(queue_key(&bob, seq), body).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let q = reopen(dir.path());
+    assert_eq!(q.partitions(), 2);
+    assert_eq!(
+        q.stats(),
+        QueueStats {
+            envelopes: 3,
+            bytes: 11
+        }
+    );
+    q.store(env(bob, 4, 1300, b"four"), Quota::UNLIMITED)
+        .await
+        .unwrap();
+    assert_eq!(
+        q.pull(&bob, 10, 1 << 20).unwrap().0,
+        vec![
+            b"one".to_vec(),
+            b"two".to_vec(),
+            b"three".to_vec(),
+            b"four".to_vec()
+        ]
+    );
+    drop(q);
+    let q = reopen(dir.path());
+    assert_eq!(q.stats().envelopes, 4, "moved once, not again");
+    assert_eq!(q.expire(1150).await.unwrap(), 2);
+    assert_eq!(
+        q.pull(&bob, 10, 1 << 20).unwrap().0,
+        vec![b"three".to_vec(), b"four".to_vec()]
+    );
 }
 
 #[tokio::test]

@@ -266,6 +266,7 @@ pub(super) async fn fill_store(dir: &Path, count: u64) -> anyhow::Result<()> {
                 queue
                     .store(
                         Incoming {
+                            origin: mailbox::store::Origin::UNKNOWN,
                             recipient: crypto::Fingerprint(recipient),
                             id: crypto::MessageId(id),
                             envelope,

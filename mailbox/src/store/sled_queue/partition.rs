@@ -1,0 +1,68 @@
+//! One time partition: a sled database in a directory of its own, and its database file
+//! for fdatasync.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use super::super::StoreError;
+use super::PartitionMap;
+
+/// The partitions by start time, shared by the committer (which adds and deletes them) and
+/// readers.
+pub(super) type Partitions = Arc<RwLock<PartitionMap>>;
+
+/// The database file of a partition, which the syncer fdatasyncs.
+#[derive(Debug)]
+pub(super) struct DbFile {
+    pub(super) file: std::fs::File,
+    pub(super) path: PathBuf,
+}
+
+impl DbFile {
+    /// fdatasync, naming the file if it fails.
+    pub(super) fn sync(&self) -> Result<(), String> {
+        self.file
+            .sync_data()
+            .map_err(|e| format!("fdatasync of {}: {e}", self.path.display()))
+    }
+}
+
+/// One partition: what was stored in `[start, end)`.
+#[derive(Clone, Debug)]
+pub(super) struct Partition {
+    pub(super) end: u64,
+    pub(super) db: sled::Db,
+    pub(super) file: Arc<DbFile>,
+    pub(super) dir: PathBuf,
+}
+
+impl Partition {
+    /// Open (or create) the partition database in `dir`.
+    pub(super) fn open(dir: &Path, end: u64, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            // The committer flushes after each group; no background flusher thread.
+            .flush_every_ms(None)
+            .open()?;
+        let path = dir.join("db");
+        let file = std::fs::File::open(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            end,
+            db,
+            file: Arc::new(DbFile { file, path }),
+            dir: dir.to_owned(),
+        })
+    }
+}
+
+pub(super) fn read_lock(partitions: &Partitions) -> std::sync::RwLockReadGuard<'_, PartitionMap> {
+    partitions.read().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(super) fn write_lock(partitions: &Partitions) -> std::sync::RwLockWriteGuard<'_, PartitionMap> {
+    partitions.write().unwrap_or_else(|p| p.into_inner())
+}
