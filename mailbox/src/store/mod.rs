@@ -24,10 +24,11 @@
 //! A write touches each partition with one atomic batch, usage records included. A
 //! sequence is `stored at << 16 | n` (stored times never go back), so a recipient's queue is
 //! its `q` entries partition by partition. Which partition holds a queued id is kept in
-//! memory (one map entry per queued envelope, rebuilt from the `i` keys when the store
-//! opens), so a SEND's duplicate check costs no lookup, an ACK one lookup per id it finds,
-//! and neither depends on how many envelopes were ever stored or how many partitions there
-//! are. An ACK deletes all three entries of the envelope (`q`, `i`, `t`): the mailbox keeps
+//! memory (one map entry per queued envelope, read from the `i` keys a chunk at a time
+//! after the store opens, so the mailbox serves at once), so a new id's duplicate check
+//! costs no lookup, an ACK one lookup per id it finds, and neither depends on how many
+//! envelopes were ever stored or how many partitions there are (until the map is loaded,
+//! an id it does not know is looked up in each partition still loading). An ACK deletes all three entries of the envelope (`q`, `i`, `t`): the mailbox keeps
 //! no record of what was delivered, neither its bytes nor who received it when (sled's log
 //! keeps the bytes on disk until it reuses the space, at the latest until the partition
 //! expires; the data directory is 0700). So a SEND retried while the envelope is queued is
@@ -53,8 +54,9 @@
 //! # Files
 //!
 //! - `keys.rs`: the key layout above, pinned by a test.
-//! - `sled_queue/`: [`SledQueue`] (`mod.rs`), its partitions (`partition.rs`), its group
-//!   commit (`commit.rs`) and the move from the earlier layouts (`migrate.rs`).
+//! - `sled_queue/`: [`SledQueue`] (`mod.rs`), its partitions (`partition.rs`), the id map
+//!   (`ids.rs`), its group commit (`commit.rs`) and the move from the earlier layouts
+//!   (`migrate.rs`).
 //! - `memory.rs`: [`MemoryQueue`].
 
 #[cfg(feature = "server")]

@@ -5,7 +5,7 @@
 //! partition holds each queued id) and changes them while it plans a group: if applying the
 //! group fails, the store is poisoned and nothing it holds in memory is used again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc as std_mpsc};
@@ -17,7 +17,9 @@ use super::super::keys::{
     sequence, time_key, usage_bytes, usage_key,
 };
 use super::super::{Incoming, Origin, Quota, StoreError, Stored};
+use super::ids::{IdIndex, Place};
 use super::partition::{DbFile, Partition, Partitions, read_lock, write_lock};
+use super::syncer::{Applied, Outcome, fail};
 use super::{Poison, Totals, UsageMap, Write};
 
 /// What one partition holds, by recipient and by origin (what its `u` and `o` records say).
@@ -35,7 +37,7 @@ pub(super) struct Committer {
     pub(super) cache_bytes: u64,
     pub(super) partitions: Partitions,
     /// Which partition (by start) holds each queued id.
-    pub(super) ids: HashMap<MessageId, u64>,
+    pub(super) ids: IdIndex,
     /// Per recipient and per origin, over all partitions (for quotas).
     pub(super) usage: UsageMap<Fingerprint>,
     pub(super) origins: UsageMap<Origin>,
@@ -47,111 +49,6 @@ pub(super) struct Committer {
     pub(super) totals: Arc<Totals>,
     /// Set when a write fails; shared with the syncer and the store's handles.
     pub(super) poison: Arc<Poison>,
-}
-
-/// A group applied and flushed by the committer, waiting for an fdatasync to be answered.
-pub(super) struct Applied {
-    pub(super) pending: Vec<Write>,
-    pub(super) outcomes: Vec<Result<Outcome, StoreError>>,
-    /// Envelopes that went with deleted partitions (added to the retention answer).
-    pub(super) dropped: u64,
-    /// The database files the group wrote to, by partition start.
-    pub(super) files: BTreeMap<u64, Arc<DbFile>>,
-}
-
-/// What a planned write comes to.
-#[derive(Debug)]
-pub(super) enum Outcome {
-    /// A store's.
-    Stored(Stored),
-    /// An ack's or an expiry's count.
-    Count(u64),
-}
-
-/// Answer every write of a group with [`StoreError::Fatal`].
-fn fail(pending: Vec<Write>, reason: &str) {
-    let fatal = || StoreError::Fatal(reason.to_owned());
-    for write in pending {
-        // A requester that went away does not need its answer.
-        match write {
-            Write::Store { done, .. } => {
-                let _ = done.send(Err(fatal()));
-            }
-            Write::Ack { done, .. } | Write::Expire { done, .. } => {
-                let _ = done.send(Err(fatal()));
-            }
-        }
-    }
-}
-
-/// The second stage of the group commit: one fdatasync of each database file written to
-/// by the groups applied since the last, then their answers. Runs beside the committer, so
-/// applying the next group and syncing this one overlap.
-///
-/// If a sync fails, the store is poisoned: these groups and every later one are answered
-/// with [`StoreError::Fatal`] (a later group may hold what this one applied).
-pub(super) fn syncer(rx: std_mpsc::Receiver<Applied>, poison: Arc<Poison>) {
-    while let Ok(first) = rx.recv() {
-        let mut groups = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            groups.push(more);
-        }
-        let files: BTreeMap<u64, Arc<DbFile>> = groups
-            .iter()
-            .flat_map(|g| g.files.iter().map(|(s, f)| (*s, f.clone())))
-            .collect();
-        let synced = poison.check().and_then(|()| {
-            files.values().try_for_each(|file| {
-                file.sync().map_err(|reason| {
-                    poison.set(reason.clone());
-                    StoreError::Fatal(reason)
-                })
-            })
-        });
-        if let Err(e) = synced {
-            for group in groups {
-                fail(group.pending, &e.to_string());
-            }
-            continue;
-        }
-        for group in groups {
-            answer(group);
-        }
-    }
-}
-
-/// Answer each write of a durable group with its outcome.
-fn answer(group: Applied) {
-    let Applied {
-        pending,
-        outcomes,
-        dropped,
-        ..
-    } = group;
-    for (write, outcome) in pending.into_iter().zip(outcomes) {
-        // A requester that went away does not need its answer.
-        let mismatch = || StoreError::Fatal("a write's outcome does not fit it".into());
-        match write {
-            Write::Store { done, .. } => {
-                let _ = done.send(outcome.and_then(|o| match o {
-                    Outcome::Stored(stored) => Ok(stored),
-                    Outcome::Count(_) => Err(mismatch()),
-                }));
-            }
-            Write::Expire { done, .. } => {
-                let _ = done.send(outcome.and_then(|o| match o {
-                    Outcome::Count(n) => Ok(n + dropped),
-                    Outcome::Stored(_) => Err(mismatch()),
-                }));
-            }
-            Write::Ack { done, .. } => {
-                let _ = done.send(outcome.and_then(|o| match o {
-                    Outcome::Count(n) => Ok(n),
-                    Outcome::Stored(_) => Err(mismatch()),
-                }));
-            }
-        }
-    }
 }
 
 /// sled frees what it replaces through epoch-based reclamation (crossbeam-epoch, whose
@@ -170,6 +67,17 @@ pub(super) fn reclaim(collections: usize) {
 /// makes. With them three 5-minute soaks ended within 5% of their RSS at minute 1.
 pub(super) const GROUP_COLLECTIONS: usize = 16;
 
+/// The extension of a partition directory being deleted.
+pub(super) const TRASH: &str = "deleted";
+
+/// Delete a partition directory renamed for deletion (what is left of it is deleted at
+/// the next start).
+pub(super) fn remove_trash(trash: &std::path::Path) {
+    if let Err(e) = std::fs::remove_dir_all(trash) {
+        tracing::warn!(path = %trash.display(), error = %e, "cannot delete an expired partition yet");
+    }
+}
+
 /// How many retention deletions (in a partition only partly expired) go in one batch.
 pub(super) const EXPIRE_CHUNK: usize = 10_000;
 
@@ -183,6 +91,9 @@ pub(super) struct Plan {
     pub(super) origins: BTreeSet<(u64, Origin)>,
     /// Partitions wholly expired: deleted after the batches are applied.
     pub(super) drop: Vec<u64>,
+    /// Ids deleted in this group (their entries are still in the database until it is
+    /// applied).
+    pub(super) removed: HashSet<MessageId>,
 }
 
 impl Plan {
@@ -218,7 +129,7 @@ impl Committer {
             bucket_ms,
             cache_bytes,
             partitions: Partitions::default(),
-            ids: HashMap::new(),
+            ids: IdIndex::default(),
             usage: HashMap::new(),
             origins: HashMap::new(),
             partition_usage: HashMap::new(),
@@ -229,8 +140,8 @@ impl Committer {
         }
     }
 
-    /// Open every partition under the root: its usage records, the keys of its id index
-    /// and its latest stored-at time.
+    /// Open every partition under the root: its usage records and its latest stored-at
+    /// time (its ids are loaded later, [`IdIndex`]).
     pub(super) fn open_partitions(&mut self) -> Result<(), StoreError> {
         let io = |path: &PathBuf| {
             let path = path.clone();
@@ -238,11 +149,17 @@ impl Committer {
         };
         for entry in std::fs::read_dir(&self.root).map_err(io(&self.root))? {
             let entry = entry.map_err(io(&self.root))?;
+            if entry.path().extension().is_some_and(|e| e == TRASH) {
+                remove_trash(&entry.path());
+                continue;
+            }
             let Some((start, end)) = entry.file_name().to_str().and_then(parse_partition_name)
             else {
                 continue;
             };
+            let started = std::time::Instant::now();
             let partition = Partition::open(&entry.path(), end, self.cache_bytes)?;
+            let opened = started.elapsed();
             let mut usage = PartitionUsage::default();
             for item in partition.db.scan_prefix(b"u") {
                 let (key, value) = item?;
@@ -262,18 +179,19 @@ impl Committer {
                     usage.origins.insert(Origin(origin), u);
                 }
             }
-            for item in partition.db.scan_prefix(b"i") {
-                let (key, _) = item?;
-                if let Some(id) = key.get(1..17).and_then(|i| <MessageId>::try_from(i).ok()) {
-                    self.ids.insert(id, start);
-                }
-            }
+            self.ids.load(start);
             if let Some(item) = partition.db.scan_prefix(b"t").next_back() {
                 let (key, _) = item?;
                 if let Some(ms) = key.get(1..9).and_then(|m| m.try_into().ok()) {
                     self.last_ms = self.last_ms.max(u64::from_be_bytes(ms));
                 }
             }
+            tracing::debug!(
+                partition = start,
+                open_ms = opened.as_millis(),
+                read_ms = started.elapsed().as_millis(),
+                "opened a partition"
+            );
             self.add_partition_usage(&usage, 1);
             self.partition_usage.insert(start, usage);
             write_lock(&self.partitions).insert(start, partition);
@@ -286,13 +204,45 @@ impl Committer {
     }
 
     pub(super) fn run(mut self, rx: std_mpsc::Receiver<Write>, synced: std_mpsc::Sender<Applied>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = if self.ids.is_loading() {
+                match rx.try_recv() {
+                    Ok(write) => write,
+                    Err(std_mpsc::TryRecvError::Empty) => {
+                        self.load_ids();
+                        continue;
+                    }
+                    Err(std_mpsc::TryRecvError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(write) => write,
+                    Err(_) => return,
+                }
+            };
             let mut pending = vec![first];
             while let Ok(more) = rx.try_recv() {
                 pending.push(more);
             }
             self.commit(pending, &synced);
             reclaim(GROUP_COLLECTIONS);
+            // Loading goes on under load too, a chunk per group.
+            if self.ids.is_loading() {
+                self.load_ids();
+            }
+        }
+    }
+
+    /// One loading step of the id index; a read that fails poisons the store.
+    fn load_ids(&mut self) {
+        if self.poison.check().is_err() {
+            // Nothing more is answered: stop loading.
+            self.ids = IdIndex::default();
+            return;
+        }
+        let loaded = self.ids.load_chunk(&read_lock(&self.partitions));
+        if let Err(e) = loaded {
+            self.poison.set(format!("reading the id index: {e}"));
         }
     }
 
@@ -477,29 +427,65 @@ impl Committer {
         let usage = self.partition_usage.remove(&start).unwrap_or_default();
         let expired = usage.recipients.values().map(|u| u.0).sum();
         self.add_partition_usage(&usage, -1);
-        self.ids.retain(|_, p| *p != start);
-        if self.ids.capacity() > 4 * self.ids.len().max(1024) {
-            self.ids.shrink_to_fit();
-        }
+        self.ids.forget(start);
         let dir = partition.dir.clone();
         drop(partition);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
+        // sled may still write to the database as it closes (its last references go with
+        // the epoch collector): renamed first, it can never be found half deleted.
+        let trash = dir.with_extension(TRASH);
+        if let Err(e) = std::fs::rename(&dir, &trash) {
             tracing::warn!(path = %dir.display(), error = %e, "cannot delete an expired partition");
+        } else {
+            remove_trash(&trash);
         }
         expired
     }
 
-    /// Where a queued id is: its partition and metadata (one index read).
-    fn find(&self, id: &MessageId) -> Result<Option<(u64, IdMeta)>, StoreError> {
-        let Some(&start) = self.ids.get(id) else {
+    /// Where a queued id is: its partition and metadata (one index read; while partitions
+    /// are loading, one for each of them if the map does not know it). An id stored in
+    /// this group is not found (its batch is not applied yet), nor one deleted in it.
+    fn find(&self, id: &MessageId, plan: &Plan) -> Result<Option<(u64, IdMeta)>, StoreError> {
+        if plan.removed.contains(id) {
             return Ok(None);
+        }
+        let candidates: Vec<u64> = match self.ids.place(id) {
+            Place::Known(start) => vec![start],
+            Place::Unknown => self.ids.loading().collect(),
         };
-        self.totals.lookups.fetch_add(1, Ordering::Relaxed);
-        let meta = match read_lock(&self.partitions).get(&start) {
-            Some(partition) => partition.db.get(id_key(id))?,
-            None => None,
-        };
-        Ok(meta.and_then(|m| IdMeta::parse(&m)).map(|m| (start, m)))
+        let partitions = read_lock(&self.partitions);
+        for start in candidates {
+            let Some(partition) = partitions.get(&start) else {
+                continue;
+            };
+            self.totals.lookups.fetch_add(1, Ordering::Relaxed);
+            if let Some(meta) = partition
+                .db
+                .get(id_key(id))?
+                .and_then(|m| IdMeta::parse(&m))
+            {
+                return Ok(Some((start, meta)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether `id` is queued (stored in this group included, deleted in it not).
+    pub(super) fn queued(&self, id: &MessageId, plan: &Plan) -> Result<bool, StoreError> {
+        match self.ids.place(id) {
+            Place::Known(_) => Ok(true),
+            Place::Unknown if self.ids.is_loading() => Ok(self.find(id, plan)?.is_some()),
+            Place::Unknown => Ok(false),
+        }
+    }
+
+    /// Whether the queued `id` is in partition `start` (read from its database, so not
+    /// deleted earlier in this group).
+    fn holds(&self, start: u64, id: &MessageId, plan: &Plan) -> bool {
+        !plan.removed.contains(id)
+            && match self.ids.place(id) {
+                Place::Known(at) => at == start,
+                Place::Unknown => self.ids.is_loading_partition(start),
+            }
     }
 
     pub(super) fn plan_store(
@@ -508,7 +494,7 @@ impl Committer {
         quota: Quota,
         plan: &mut Plan,
     ) -> Result<Stored, StoreError> {
-        if self.ids.contains_key(&incoming.id) {
+        if self.queued(&incoming.id, plan)? {
             return Ok(Stored::Duplicate);
         }
         let len = incoming.envelope.len() as u64;
@@ -551,6 +537,7 @@ impl Committer {
         batch.insert(id_key(id), meta.to_bytes());
         batch.insert(time_key(meta.stored_ms, id), &[][..]);
         self.ids.insert(*id, partition);
+        plan.removed.remove(id);
         self.count(plan, partition, meta, 1);
     }
 
@@ -561,6 +548,7 @@ impl Committer {
         batch.remove(id_key(id));
         batch.remove(time_key(meta.stored_ms, id));
         self.ids.remove(id);
+        plan.removed.insert(*id);
         self.count(plan, partition, meta, -1);
     }
 
@@ -572,7 +560,7 @@ impl Committer {
     ) -> Result<u64, StoreError> {
         let mut count = 0;
         for id in ids {
-            let Some((partition, meta)) = self.find(id)? else {
+            let Some((partition, meta)) = self.find(id, plan)? else {
                 continue;
             };
             if meta.recipient != *recipient {
@@ -616,7 +604,7 @@ impl Committer {
                     continue;
                 };
                 match db.get(id_key(&id))?.and_then(|m| IdMeta::parse(&m)) {
-                    Some(meta) if self.ids.get(&id) == Some(&start) => {
+                    Some(meta) if self.holds(start, &id, plan) => {
                         self.remove(plan, start, &id, &meta);
                         expired += 1;
                     }

@@ -80,7 +80,7 @@ impl Committer {
                 ) else {
                     continue;
                 };
-                if self.ids.contains_key(&id) {
+                if self.queued(&id, &plan)? {
                     continue;
                 }
                 // What was acknowledged is forgotten, as an ACK does now.

@@ -2,8 +2,10 @@
 //! [`super`] for the layout and the durability rules).
 
 mod commit;
+mod ids;
 mod migrate;
 mod partition;
+mod syncer;
 #[cfg(test)]
 mod tests;
 
@@ -18,8 +20,9 @@ use tokio::sync::{oneshot, watch};
 
 use super::keys::time_key;
 use super::{Incoming, QueueStats, QueueStore, Quota, StoreError, Stored, pull_from};
-use commit::{Committer, syncer};
+use commit::Committer;
 use partition::{Partition, Partitions, read_lock};
+use syncer::syncer;
 
 enum Write {
     Store {

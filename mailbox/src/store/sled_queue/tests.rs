@@ -270,7 +270,14 @@ async fn retention_deletes_whole_partitions_and_trims_the_last() {
         Stored::Duplicate
     );
     drop(q);
+    // What an interrupted deletion left behind goes at the next start.
+    let leftover = dir
+        .path()
+        .join("partitions/0000000000000000-00000000000003e8.deleted");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("snap.0"), b"half").unwrap();
     let q = reopen(dir.path());
+    assert!(!leftover.exists());
     assert_eq!(
         q.stats(),
         QueueStats {
@@ -548,4 +555,60 @@ async fn a_poisoned_store_refuses_everything_and_says_so() {
     ));
     assert!(fatal(q.pull(&bob, 10, 1 << 20).unwrap_err()));
     assert!(fatal(q.expire(u64::MAX).await.unwrap_err()));
+}
+
+/// Right after a start the id map is still loading: ids it does not know yet are looked up
+/// in the partitions still loading, an ACK finds them once, and what is acknowledged
+/// meanwhile is not loaded afterwards.
+#[tokio::test]
+async fn ids_not_loaded_yet_are_found_in_their_partitions() {
+    use commit::Plan;
+    let dir = tempfile::tempdir().unwrap();
+    let bob = Fingerprint([2u8; 32]);
+    {
+        let q = reopen(dir.path());
+        for (id, at) in [(1u8, 100u64), (2, 1100), (3, 1200)] {
+            q.store(env(bob, id, at, &[id]), Quota::UNLIMITED)
+                .await
+                .unwrap();
+        }
+    }
+    let mut committer = None;
+    for _ in 0..400 {
+        let mut c = Committer::new(dir.path().join("partitions"), 1000, 1 << 20);
+        if c.open_partitions().is_ok() {
+            committer = Some(c);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut c = committer.unwrap();
+    assert!(c.ids.is_loading());
+    let (one, two, nine) = (MessageId([1; 16]), MessageId([2; 16]), MessageId([9; 16]));
+    assert!(c.queued(&one, &Plan::default()).unwrap());
+    assert!(!c.queued(&nine, &Plan::default()).unwrap());
+    let mut plan = Plan::default();
+    assert_eq!(c.plan_ack(&bob, &[two], &mut plan).unwrap(), 1);
+    assert_eq!(
+        c.plan_ack(&bob, &[two], &mut plan).unwrap(),
+        0,
+        "not twice in one group"
+    );
+    assert!(!c.queued(&two, &plan).unwrap());
+    c.apply_and_flush(&mut plan).unwrap();
+    while c.ids.is_loading() {
+        c.ids.load_chunk(&read_lock(&c.partitions)).unwrap();
+    }
+    assert!(c.queued(&one, &Plan::default()).unwrap());
+    assert!(
+        !c.queued(&two, &Plan::default()).unwrap(),
+        "what was acknowledged is not loaded"
+    );
+    let before = c.totals.lookups.load(Ordering::Relaxed);
+    assert!(!c.queued(&nine, &Plan::default()).unwrap());
+    assert_eq!(
+        c.totals.lookups.load(Ordering::Relaxed),
+        before,
+        "once loaded, an unknown id costs no read"
+    );
 }
