@@ -34,6 +34,8 @@ pub struct SoakReport {
     pub errors: u64,
     /// The mailbox's RSS (KiB) sampled every `sample_every`, from the start.
     pub rss_kib: Vec<u64>,
+    /// SENDs answered as stored so far, at the same samples.
+    pub sent_at: Vec<u64>,
 }
 
 /// Resident memory of a process, in KiB.
@@ -91,6 +93,7 @@ pub async fn soak(
     let errors = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let counter = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(AtomicU64::new(0));
     let run = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -110,12 +113,13 @@ pub async fn soak(
 
     let mut tasks = Vec::new();
     for (i, client) in senders.into_iter().enumerate() {
-        let (templates, sent_ids, errors, stop, counter) = (
+        let (templates, sent_ids, errors, stop, counter, answered) = (
             templates.clone(),
             sent_ids.clone(),
             errors.clone(),
             stop.clone(),
             counter.clone(),
+            answered.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut k = i;
@@ -129,6 +133,7 @@ pub async fn soak(
                 id.0.copy_from_slice(&envelope[33..49]);
                 match client.send(fp, envelope).await {
                     Ok(true) => {
+                        answered.fetch_add(1, Ordering::Relaxed);
                         sent_ids
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -191,10 +196,12 @@ pub async fn soak(
     let pid = mailbox.proc.pid();
     let started = Instant::now();
     let mut rss = vec![rss_kib(pid)?];
+    let mut sent_at = vec![answered.load(Ordering::Relaxed)];
     while started.elapsed() < duration {
         let left = duration.saturating_sub(started.elapsed());
         tokio::time::sleep(sample_every.min(left)).await;
         rss.push(rss_kib(pid)?);
+        sent_at.push(answered.load(Ordering::Relaxed));
     }
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
@@ -213,5 +220,6 @@ pub async fn soak(
         lost: sent_ids.difference(&received).count() as u64,
         errors: errors.load(Ordering::Relaxed),
         rss_kib: rss,
+        sent_at,
     })
 }

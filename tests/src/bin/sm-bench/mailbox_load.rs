@@ -116,6 +116,72 @@ pub(super) async fn send(dir: &Path) -> anyhow::Result<()> {
         ms(p50),
         "<= 1 ms",
     );
+    let quiet_p99 = percentile(&lat, 0.99);
+    ack_flood(&mailbox, &sender, &template, quiet_p99).await
+}
+
+/// Issue 15 item 5: one SENDer's p99, one request at a time, while 4 connections of another
+/// identity ACK 1,024 made-up ids each as fast as answers come (no rate limit: worse than
+/// any address may under the default limits).
+async fn ack_flood(
+    mailbox: &Mailbox,
+    sender: &Arc<Identity>,
+    template: &Arc<Vec<u8>>,
+    quiet_p99: u64,
+) -> anyhow::Result<()> {
+    let flooder = identity(3)?;
+    let fp = flooder.fingerprint();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..4u64 {
+        let client = connect_as(mailbox, &flooder).await?;
+        let (stop, acks) = (stop.clone(), acks.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                round += 1;
+                let ids: Vec<crypto::MessageId> = (0..1024u64)
+                    .map(|i| {
+                        let mut id = [0u8; 16];
+                        id[..8].copy_from_slice(&(c << 56 | round).to_be_bytes());
+                        id[8..].copy_from_slice(&i.to_be_bytes());
+                        crypto::MessageId(id)
+                    })
+                    .collect();
+                client.ack(fp, ids).await?;
+                acks.fetch_add(1, Ordering::Relaxed);
+            }
+            client.close().await;
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    let started = Instant::now();
+    let (_, lat) = send_load(
+        mailbox,
+        sender,
+        template,
+        1,
+        Duration::from_millis(500),
+        Duration::from_secs(3),
+    )
+    .await?;
+    stop.store(true, Ordering::Relaxed);
+    let rate = acks.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    for task in tasks {
+        task.await??;
+    }
+    let p99 = percentile(&lat, 0.99);
+    figure(
+        "mailbox: SEND p99 at low load while another identity ACKs 1,024 unknown ids at will",
+        p99 as f64 / 1000.0,
+        format!(
+            "{} (quiet: {}; {rate:.0} ACKs/s of 1,024 ids)",
+            ms(p99),
+            ms(quiet_p99)
+        ),
+        "close to quiet",
+    );
     Ok(())
 }
 

@@ -67,6 +67,31 @@ pub(super) async fn node(dir: &Path) -> anyhow::Result<()> {
         format!("{rate:.0}/s"),
         ">= 500/s",
     );
+    // One request at a time, each on a connection of its own (as a script with a plain
+    // HTTP/1.1 client would send them).
+    let token = alice.token.clone().context("alice has an access token")?;
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let count = 1_000;
+    let started = Instant::now();
+    for i in 0..count {
+        let resp = fresh
+            .post(format!("{}{path}", alice.url))
+            .bearer_auth(&token)
+            .header(reqwest::header::CONNECTION, "close")
+            .json(&json!({ "text": format!("fresh {i}") }))
+            .send()
+            .await?;
+        anyhow::ensure!(resp.status() == 201, "POST {path}: {}", resp.status());
+    }
+    let rate = f64::from(count) / started.elapsed().as_secs_f64();
+    figure(
+        "node: sequential message POSTs, a new connection each",
+        rate,
+        format!("{rate:.0}/s"),
+        ">= 500/s",
+    );
     // Let the outbox drain, so delivery does not share the CPU with the page.
     tests::eventually(
         Duration::from_secs(300),

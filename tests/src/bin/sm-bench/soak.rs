@@ -40,6 +40,26 @@ pub(super) async fn soak(dir: &Path) -> anyhow::Result<()> {
         format!("{} in {seconds} s", report.sent),
         "-",
     );
+    // The SEND rate minute by minute (samples every 10 s): a figure, not a gate (fsync
+    // here swings several-fold).
+    let per_minute: Vec<String> = report
+        .sent_at
+        .iter()
+        .step_by(6)
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| format!("{:.0}", (w[1] - w[0]) as f64 / 60.0))
+        .collect();
+    figure(
+        "soak: SENDs/s minute by minute",
+        per_minute.len() as f64,
+        if per_minute.is_empty() {
+            "shorter than a minute".to_owned()
+        } else {
+            format!("{}/s", per_minute.join(", "))
+        },
+        "flat (a figure, not a gate)",
+    );
     figure(
         "soak: errors / lost / delivered twice",
         (report.errors + report.lost + report.duplicates) as f64,
