@@ -94,6 +94,9 @@ pub(super) struct Plan {
     /// Ids deleted in this group (their entries are still in the database until it is
     /// applied).
     pub(super) removed: HashSet<MessageId>,
+    /// The change to the queue figures, made once the batches are applied.
+    pub(super) envelopes: i64,
+    pub(super) bytes: i64,
 }
 
 impl Plan {
@@ -274,11 +277,8 @@ impl Committer {
         change(&mut usage.origins, meta.origin, count, meta.len);
         change(&mut self.usage, meta.recipient, count, meta.len);
         change(&mut self.origins, meta.origin, count, meta.len);
-        add_signed(&self.totals.envelopes, count);
-        add_signed(
-            &self.totals.bytes,
-            count * i64::try_from(meta.len).unwrap_or(i64::MAX),
-        );
+        plan.envelopes += count;
+        plan.bytes += count * i64::try_from(meta.len).unwrap_or(i64::MAX);
         plan.recipients.insert((partition, meta.recipient));
         plan.origins.insert((partition, meta.origin));
     }
@@ -376,7 +376,8 @@ impl Committer {
 
     /// Write the usage records the plan touched into its batches, apply them and flush each
     /// partition written to (which survives a process crash, not a power loss: the
-    /// fdatasync that makes it durable is the syncer's). Returns the files to sync.
+    /// fdatasync that makes it durable is the syncer's), then change the queue figures.
+    /// Returns the files to sync.
     pub(super) fn apply_and_flush(
         &self,
         plan: &mut Plan,
@@ -413,6 +414,8 @@ impl Committer {
             partition.db.flush()?;
             files.insert(start, partition.file.clone());
         }
+        add_signed(&self.totals.envelopes, std::mem::take(&mut plan.envelopes));
+        add_signed(&self.totals.bytes, std::mem::take(&mut plan.bytes));
         Ok(files)
     }
 
