@@ -43,8 +43,10 @@ pub enum Request {
     /// Prove one identity on this connection.
     Login {
         /// The identity's SPKI DER public key.
+        #[serde(with = "serde_bytes")]
         public_key: Vec<u8>,
         /// `crypto`'s login proof over this connection's challenge and exporter value.
+        #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
     },
     /// Store an envelope for its recipient.
@@ -57,6 +59,7 @@ pub enum Request {
         /// The message id: must equal the envelope header's id.
         id: MessageId,
         /// The envelope, in `crypto`'s format.
+        #[serde(with = "serde_bytes")]
         envelope: Vec<u8>,
     },
     /// Fetch the oldest queued envelopes of a logged-in identity.
@@ -73,6 +76,22 @@ pub enum Request {
         /// The message ids.
         ids: Vec<MessageId>,
     },
+}
+
+/// A list of byte strings, each (de)serialized as one (postcard writes a byte string and a
+/// sequence of `u8` alike: a length, then the bytes), copied whole instead of a byte at a
+/// time.
+mod byte_strings {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(list: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(list.iter().map(|b| serde_bytes::Bytes::new(b)))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let list = Vec::<serde_bytes::ByteBuf>::deserialize(d)?;
+        Ok(list.into_iter().map(serde_bytes::ByteBuf::into_vec).collect())
+    }
 }
 
 /// The server's answer.
@@ -101,6 +120,7 @@ pub enum Response {
     /// Answer to Pull.
     Batch {
         /// Envelopes, oldest first.
+        #[serde(with = "byte_strings")]
         envelopes: Vec<Vec<u8>>,
         /// More are queued.
         more: bool,
@@ -400,6 +420,31 @@ mod tests {
         });
         let payload = [&[4u8][..], &[4; 32], &[1], &[5; 16]].concat();
         assert_eq!(ack, [&[0, 0, 0, 50][..], &payload].concat());
+    }
+
+    #[test]
+    fn pinned_encoding_of_a_login_and_a_batch() {
+        // Byte strings: a varint length and the bytes (as the protocol's first version
+        // wrote them, a sequence of u8).
+        let login = encode(&Request::Login {
+            public_key: vec![7; 2],
+            signature: vec![8; 3],
+        });
+        assert_eq!(login, [0, 0, 0, 8, 1, 2, 7, 7, 3, 8, 8, 8]);
+        assert_eq!(
+            decode_request(&login),
+            Ok(Request::Login {
+                public_key: vec![7; 2],
+                signature: vec![8; 3],
+            })
+        );
+        let batch = Response::Batch {
+            envelopes: vec![vec![1; 2], vec![], vec![2; 1]],
+            more: true,
+        };
+        let bytes = encode(&batch);
+        assert_eq!(bytes, [0, 0, 0, 9, 3, 3, 2, 1, 1, 0, 1, 2, 1]);
+        assert_eq!(decode_response(&bytes), Ok(batch));
     }
 
     #[test]
