@@ -90,7 +90,10 @@ mod byte_strings {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
         let list = Vec::<serde_bytes::ByteBuf>::deserialize(d)?;
-        Ok(list.into_iter().map(serde_bytes::ByteBuf::into_vec).collect())
+        Ok(list
+            .into_iter()
+            .map(serde_bytes::ByteBuf::into_vec)
+            .collect())
     }
 }
 

@@ -91,9 +91,9 @@ pub(super) struct Plan {
     pub(super) origins: BTreeSet<(u64, Origin)>,
     /// Partitions wholly expired: deleted after the batches are applied.
     pub(super) drop: Vec<u64>,
-    /// Ids deleted in this group (their entries are still in the database until it is
-    /// applied).
-    pub(super) removed: HashSet<MessageId>,
+    /// Envelopes deleted in this group, by partition and id (their entries are still in
+    /// the database until it is applied; the id may be stored again meanwhile).
+    pub(super) removed: HashSet<(u64, MessageId)>,
     /// The change to the queue figures, made once the batches are applied.
     pub(super) envelopes: i64,
     pub(super) bytes: i64,
@@ -448,9 +448,6 @@ impl Committer {
     /// are loading, one for each of them if the map does not know it). An id stored in
     /// this group is not found (its batch is not applied yet), nor one deleted in it.
     fn find(&self, id: &MessageId, plan: &Plan) -> Result<Option<(u64, IdMeta)>, StoreError> {
-        if plan.removed.contains(id) {
-            return Ok(None);
-        }
         let candidates: Vec<u64> = match self.ids.place(id) {
             Place::Known(start) => vec![start],
             Place::Unknown => self.ids.loading().collect(),
@@ -460,6 +457,9 @@ impl Committer {
             let Some(partition) = partitions.get(&start) else {
                 continue;
             };
+            if plan.removed.contains(&(start, *id)) {
+                continue;
+            }
             self.totals.lookups.fetch_add(1, Ordering::Relaxed);
             if let Some(meta) = partition
                 .db
@@ -479,16 +479,6 @@ impl Committer {
             Place::Unknown if self.ids.is_loading() => Ok(self.find(id, plan)?.is_some()),
             Place::Unknown => Ok(false),
         }
-    }
-
-    /// Whether the queued `id` is in partition `start` (read from its database, so not
-    /// deleted earlier in this group).
-    fn holds(&self, start: u64, id: &MessageId, plan: &Plan) -> bool {
-        !plan.removed.contains(id)
-            && match self.ids.place(id) {
-                Place::Known(at) => at == start,
-                Place::Unknown => self.ids.is_loading_partition(start),
-            }
     }
 
     pub(super) fn plan_store(
@@ -540,18 +530,20 @@ impl Committer {
         batch.insert(id_key(id), meta.to_bytes());
         batch.insert(time_key(meta.stored_ms, id), &[][..]);
         self.ids.insert(*id, partition);
-        plan.removed.remove(id);
         self.count(plan, partition, meta, 1);
     }
 
-    /// Delete a queued envelope: all three of its entries, nothing left of it.
+    /// Delete a queued envelope of `partition`: all three of its entries, nothing left of
+    /// it. The id map forgets it if it points there.
     fn remove(&mut self, plan: &mut Plan, partition: u64, id: &MessageId, meta: &IdMeta) {
         let batch = plan.batch(partition);
         batch.remove(queue_key(&meta.recipient, meta.seq));
         batch.remove(id_key(id));
         batch.remove(time_key(meta.stored_ms, id));
-        self.ids.remove(id);
-        plan.removed.insert(*id);
+        if matches!(self.ids.place(id), Place::Known(at) if at == partition) {
+            self.ids.remove(id);
+        }
+        plan.removed.insert((partition, *id));
         self.count(plan, partition, meta, -1);
     }
 
@@ -607,12 +599,13 @@ impl Committer {
                     continue;
                 };
                 match db.get(id_key(&id))?.and_then(|m| IdMeta::parse(&m)) {
-                    Some(meta) if self.holds(start, &id, plan) => {
+                    // Deleted earlier in this group (acknowledged meanwhile).
+                    Some(_) if plan.removed.contains(&(start, id)) => {}
+                    // Every entry found goes, so every pass makes progress.
+                    Some(meta) => {
                         self.remove(plan, start, &id, &meta);
                         expired += 1;
                     }
-                    // Deleted earlier in this group (acknowledged meanwhile).
-                    Some(_) => {}
                     // A time entry without its envelope: nothing to count, only to delete.
                     None => {
                         plan.batch(start).remove(tkey);

@@ -48,10 +48,6 @@ impl IdIndex {
         self.loading.keys().copied()
     }
 
-    pub(super) fn is_loading_partition(&self, start: u64) -> bool {
-        self.loading.contains_key(&start)
-    }
-
     pub(super) fn place(&self, id: &MessageId) -> Place {
         match self.map.get(id) {
             Some(&start) => Place::Known(start),

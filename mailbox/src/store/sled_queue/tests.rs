@@ -612,3 +612,47 @@ async fn ids_not_loaded_yet_are_found_in_their_partitions() {
         "once loaded, an unknown id costs no read"
     );
 }
+
+/// One group that acknowledges an envelope, stores its id again (in a newer partition) and
+/// expires the older partition in part: the old copy is not counted twice, the new one is
+/// kept, and every figure adds up.
+#[tokio::test]
+async fn an_ack_a_store_again_and_an_expiry_in_one_group_add_up() {
+    use commit::Plan;
+    let dir = tempfile::tempdir().unwrap();
+    let bob = Fingerprint([2u8; 32]);
+    std::fs::create_dir(dir.path().join("partitions")).unwrap();
+    let mut c = Committer::new(dir.path().join("partitions"), 1000, 1 << 20);
+    c.open_partitions().unwrap();
+    let mut plan = Plan::default();
+    for (id, at) in [(1u8, 100u64), (2, 200)] {
+        let stored = c
+            .plan_store(&env(bob, id, at, &[id]), Quota::UNLIMITED, &mut plan)
+            .unwrap();
+        assert_eq!(stored, Stored::New);
+    }
+    c.apply_and_flush(&mut plan).unwrap();
+    let mut plan = Plan::default();
+    let x = MessageId([1; 16]);
+    assert_eq!(c.plan_ack(&bob, &[x], &mut plan).unwrap(), 1);
+    assert_eq!(
+        c.plan_store(&env(bob, 1, 1500, b"x"), Quota::UNLIMITED, &mut plan)
+            .unwrap(),
+        Stored::New,
+        "acknowledged earlier in the group"
+    );
+    assert_eq!(c.plan_expire(300, &mut plan).unwrap(), 1, "only 2");
+    c.apply_and_flush(&mut plan).unwrap();
+    assert_eq!(c.totals.envelopes.load(Ordering::Relaxed), 1);
+    assert_eq!(c.totals.bytes.load(Ordering::Relaxed), 1);
+    let mut plan = Plan::default();
+    assert_eq!(
+        c.plan_store(&env(bob, 1, 1600, b"x"), Quota::UNLIMITED, &mut plan)
+            .unwrap(),
+        Stored::Duplicate,
+        "the new copy is queued"
+    );
+    assert_eq!(c.plan_ack(&bob, &[x], &mut plan).unwrap(), 1);
+    c.apply_and_flush(&mut plan).unwrap();
+    assert_eq!(c.totals.envelopes.load(Ordering::Relaxed), 0);
+}
