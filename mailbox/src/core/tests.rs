@@ -530,6 +530,22 @@ fn one_identity_is_logged_in_on_a_bounded_number_of_connections() {
     );
 }
 
+/// A world with `policy` where alice's first two `sealed` envelopes are stored and the
+/// third is refused as `mailbox_full`; and alice's connection.
+fn two_fit_and_the_third_is_refused(policy: Policy, sealed: &[Sealed]) -> (World, Peer) {
+    let alice = &people()[0];
+    let mut world = World::new(policy);
+    let sender = world.connect_as(&[alice]);
+    for s in &sealed[..2] {
+        assert_eq!(world.send(&sender, alice, s), Ok(true));
+    }
+    assert_eq!(
+        refused(world.send(&sender, alice, &sealed[2])),
+        ErrorCode::MailboxFull
+    );
+    (world, sender)
+}
+
 /// Anyone may SEND to any fingerprint, so the per-recipient quota alone cannot keep the
 /// disk: past the total cap (live bytes), below the free-disk watermark, or past what one
 /// sending address may have queued, SENDs are refused for now, and pulls and
@@ -541,15 +557,7 @@ fn a_full_mailbox_refuses_sends_for_now_and_serves_everything_else() {
     let size = u64::try_from(sealed[0].bytes.len()).unwrap();
     let mut capped = policy();
     capped.max_total_bytes = Some(2 * size + size / 2);
-    let mut world = World::new(capped);
-    let sender = world.connect_as(&[alice]);
-    for s in &sealed[..2] {
-        assert_eq!(world.send(&sender, alice, s), Ok(true));
-    }
-    assert_eq!(
-        refused(world.send(&sender, alice, &sealed[2])),
-        ErrorCode::MailboxFull
-    );
+    let (mut world, sender) = two_fit_and_the_third_is_refused(capped, &sealed);
     let receiver = world.connect_as(&[bob]);
     let (queued, _) = world.pull(&receiver, bob, 10).unwrap();
     assert_eq!(queued.len(), 2, "pulls go on");
@@ -576,15 +584,7 @@ fn a_full_mailbox_refuses_sends_for_now_and_serves_everything_else() {
     // address still gets through.
     let mut bounded = policy();
     bounded.quota.origin_bytes = 2 * size + size / 2;
-    let mut world = World::new(bounded);
-    let sender = world.connect_as(&[alice]);
-    for s in &sealed[..2] {
-        assert_eq!(world.send(&sender, alice, s), Ok(true));
-    }
-    assert_eq!(
-        refused(world.send(&sender, alice, &sealed[2])),
-        ErrorCode::MailboxFull
-    );
+    let (mut world, sender) = two_fit_and_the_third_is_refused(bounded, &sealed);
     let [.., carol, _] = people();
     let elsewhere = world.connect_from([192, 0, 2, 9], &[carol]);
     assert_eq!(

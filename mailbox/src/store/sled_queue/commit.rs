@@ -382,28 +382,10 @@ impl Committer {
         &self,
         plan: &mut Plan,
     ) -> Result<BTreeMap<u64, Arc<DbFile>>, StoreError> {
-        for (partition, recipient) in std::mem::take(&mut plan.recipients) {
-            let now = self
-                .partition_usage
-                .get(&partition)
-                .and_then(|u| u.recipients.get(&recipient).copied());
-            let batch = plan.batch(partition);
-            match now {
-                Some(u) => batch.insert(usage_key(&recipient), usage_bytes(u)),
-                None => batch.remove(usage_key(&recipient)),
-            }
-        }
-        for (partition, origin) in std::mem::take(&mut plan.origins) {
-            let now = self
-                .partition_usage
-                .get(&partition)
-                .and_then(|u| u.origins.get(&origin).copied());
-            let batch = plan.batch(partition);
-            match now {
-                Some(u) => batch.insert(origin_key(&origin), usage_bytes(u)),
-                None => batch.remove(origin_key(&origin)),
-            }
-        }
+        let recipients = std::mem::take(&mut plan.recipients);
+        self.write_usage(plan, recipients, |u, r| u.recipients.get(r), usage_key);
+        let origins = std::mem::take(&mut plan.origins);
+        self.write_usage(plan, origins, |u, o| u.origins.get(o), origin_key);
         let partitions = read_lock(&self.partitions);
         let mut files = BTreeMap::new();
         for (start, batch) in std::mem::take(&mut plan.batches) {
@@ -417,6 +399,28 @@ impl Committer {
         add_signed(&self.totals.envelopes, std::mem::take(&mut plan.envelopes));
         add_signed(&self.totals.bytes, std::mem::take(&mut plan.bytes));
         Ok(files)
+    }
+
+    /// Write the usage records of `touched` (partition, key) pairs as they stand now into
+    /// the plan's batches (a record at zero is deleted).
+    fn write_usage<K>(
+        &self,
+        plan: &mut Plan,
+        touched: BTreeSet<(u64, K)>,
+        usage: impl for<'a> Fn(&'a PartitionUsage, &K) -> Option<&'a (u64, u64)>,
+        key: impl Fn(&K) -> Vec<u8>,
+    ) {
+        for (partition, k) in touched {
+            let now = self
+                .partition_usage
+                .get(&partition)
+                .and_then(|u| usage(u, &k).copied());
+            let batch = plan.batch(partition);
+            match now {
+                Some(u) => batch.insert(key(&k), usage_bytes(u)),
+                None => batch.remove(key(&k)),
+            }
+        }
     }
 
     /// Delete a wholly expired partition: forget its ids and usage, close its database and
