@@ -78,6 +78,14 @@ pub(super) fn remove_trash(trash: &std::path::Path) {
     }
 }
 
+/// fsync a directory, so that the names in it are durable; a failure is logged (the file
+/// systems this runs on journal their directories: this is belt and braces).
+pub(super) fn sync_dir(dir: &std::path::Path) {
+    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(path = %dir.display(), error = %e, "cannot sync a directory");
+    }
+}
+
 /// How many retention deletions (in a partition only partly expired) go in one batch.
 pub(super) const EXPIRE_CHUNK: usize = 10_000;
 
@@ -195,7 +203,9 @@ impl Committer {
                 read_ms = started.elapsed().as_millis(),
                 "opened a partition"
             );
-            self.add_partition_usage(&usage, 1);
+            let (envelopes, bytes) = self.add_partition_usage(&usage, 1);
+            add_signed(&self.totals.envelopes, envelopes);
+            add_signed(&self.totals.bytes, bytes);
             self.partition_usage.insert(start, usage);
             write_lock(&self.partitions).insert(start, partition);
         }
@@ -249,25 +259,21 @@ impl Committer {
         }
     }
 
-    /// Add (`sign` 1) or remove (-1) a partition's usage from the totals.
-    pub(super) fn add_partition_usage(&mut self, usage: &PartitionUsage, sign: i64) {
+    /// Add (`sign` 1) or remove (-1) a partition's usage to or from the quota maps.
+    /// Returns its envelopes and bytes (for the queue figures).
+    pub(super) fn add_partition_usage(&mut self, usage: &PartitionUsage, sign: i64) -> (i64, i64) {
+        let (mut envelopes, mut bytes) = (0i64, 0i64);
         for (recipient, &(n, b)) in &usage.recipients {
-            let n = sign * i64::try_from(n).unwrap_or(i64::MAX);
-            change(&mut self.usage, *recipient, n, b);
-            add_signed(&self.totals.envelopes, n);
-            add_signed(
-                &self.totals.bytes,
-                n.signum() * i64::try_from(b).unwrap_or(i64::MAX),
-            );
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            change(&mut self.usage, *recipient, sign * n, b);
+            envelopes = envelopes.saturating_add(n);
+            bytes = bytes.saturating_add(i64::try_from(b).unwrap_or(i64::MAX));
         }
         for (origin, &(n, b)) in &usage.origins {
-            change(
-                &mut self.origins,
-                *origin,
-                sign * i64::try_from(n).unwrap_or(i64::MAX),
-                b,
-            );
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            change(&mut self.origins, *origin, sign * n, b);
         }
+        (envelopes, bytes)
     }
 
     /// Count one envelope in (`count` 1) or out (-1) of `partition`.
@@ -302,6 +308,10 @@ impl Committer {
         let end = start.saturating_add(self.bucket_ms).min(next);
         let dir = self.root.join(partition_name(start, end));
         let partition = Partition::open(&dir, end, self.cache_bytes)?;
+        // The new files' and directory's names are durable before anything in them is
+        // answered (an fdatasync of the database file does not cover them).
+        sync_dir(&dir);
+        sync_dir(&self.root);
         write_lock(&self.partitions).insert(start, partition);
         Ok(start)
     }
@@ -361,7 +371,10 @@ impl Committer {
         };
         let mut dropped = 0;
         for start in std::mem::take(&mut plan.drop) {
-            dropped += self.drop_partition(start);
+            let (envelopes, bytes) = self.drop_partition(start);
+            dropped += envelopes.unsigned_abs();
+            plan.envelopes -= envelopes;
+            plan.bytes -= bytes;
         }
         // The syncer answers once an fdatasync covers this group; meanwhile this thread
         // goes on with the next one (the next group reads what this one applied: if the
@@ -371,13 +384,14 @@ impl Committer {
             outcomes,
             dropped,
             files,
+            figures: (plan.envelopes, plan.bytes),
+            totals: self.totals.clone(),
         });
     }
 
     /// Write the usage records the plan touched into its batches, apply them and flush each
     /// partition written to (which survives a process crash, not a power loss: the
-    /// fdatasync that makes it durable is the syncer's), then change the queue figures.
-    /// Returns the files to sync.
+    /// fdatasync that makes it durable is the syncer's). Returns the files to sync.
     pub(super) fn apply_and_flush(
         &self,
         plan: &mut Plan,
@@ -396,8 +410,6 @@ impl Committer {
             partition.db.flush()?;
             files.insert(start, partition.file.clone());
         }
-        add_signed(&self.totals.envelopes, std::mem::take(&mut plan.envelopes));
-        add_signed(&self.totals.bytes, std::mem::take(&mut plan.bytes));
         Ok(files)
     }
 
@@ -423,29 +435,31 @@ impl Committer {
         }
     }
 
-    /// Delete a wholly expired partition: forget its ids and usage, close its database and
-    /// delete its directory (no page of it is read). Returns how many queued envelopes went
-    /// with it. If the directory cannot be deleted, its envelopes are already forgotten
-    /// here, and the next start finds and expires them again.
-    pub(super) fn drop_partition(&mut self, start: u64) -> u64 {
-        let Some(partition) = write_lock(&self.partitions).remove(&start) else {
-            return 0;
+    /// Delete a wholly expired partition: rename its directory (so it is never found half
+    /// deleted: sled may still write to the database as it closes, its last references
+    /// going with the epoch collector), forget its ids and usage, close its database and
+    /// delete the directory (no page of it is read). Returns the queued envelopes and bytes
+    /// that went with it. If the rename fails, nothing changes and the next pass tries
+    /// again; what is left of a renamed directory goes at the next start.
+    pub(super) fn drop_partition(&mut self, start: u64) -> (i64, i64) {
+        let Some(dir) = read_lock(&self.partitions)
+            .get(&start)
+            .map(|p| p.dir.clone())
+        else {
+            return (0, 0);
         };
-        let usage = self.partition_usage.remove(&start).unwrap_or_default();
-        let expired = usage.recipients.values().map(|u| u.0).sum();
-        self.add_partition_usage(&usage, -1);
-        self.ids.forget(start);
-        let dir = partition.dir.clone();
-        drop(partition);
-        // sled may still write to the database as it closes (its last references go with
-        // the epoch collector): renamed first, it can never be found half deleted.
         let trash = dir.with_extension(TRASH);
         if let Err(e) = std::fs::rename(&dir, &trash) {
-            tracing::warn!(path = %dir.display(), error = %e, "cannot delete an expired partition");
-        } else {
-            remove_trash(&trash);
+            tracing::warn!(path = %dir.display(), error = %e, "cannot delete an expired partition; will retry");
+            return (0, 0);
         }
-        expired
+        sync_dir(&self.root);
+        drop(write_lock(&self.partitions).remove(&start));
+        let usage = self.partition_usage.remove(&start).unwrap_or_default();
+        let gone = self.add_partition_usage(&usage, -1);
+        self.ids.forget(start);
+        remove_trash(&trash);
+        gone
     }
 
     /// Where a queued id is: its partition and metadata (one index read; while partitions

@@ -9,7 +9,7 @@ use crypto::{Fingerprint, MessageId};
 
 use super::super::keys::{IdMeta, parse_bucket_name, queue_key};
 use super::super::{Origin, StoreError};
-use super::commit::{Committer, EXPIRE_CHUNK, Plan};
+use super::commit::{Committer, EXPIRE_CHUNK, Plan, add_signed};
 
 /// The files sled keeps in its directory (besides `blobs/`).
 fn is_sled_file(name: &str) -> bool {
@@ -24,7 +24,8 @@ impl Committer {
     /// again what is not moved yet (ids already in a partition are skipped).
     pub(super) fn migrate_earlier_layout(&mut self, dir: &Path) -> Result<(), StoreError> {
         if !dir.join("conf").exists() {
-            return Ok(());
+            // What an interrupted clean-up left (everything in it was moved).
+            return delete_earlier_layout(dir);
         }
         let old = sled::Config::new()
             .path(dir)
@@ -42,7 +43,12 @@ impl Committer {
         }
         drop(trees);
         drop(old);
-        self.delete_earlier_layout(dir)?;
+        // Everything is moved and durable: `conf` goes first, and from then on what is left
+        // of the old database is only deleted, never opened again half deleted.
+        let conf = dir.join("conf");
+        std::fs::remove_file(&conf).map_err(|source| StoreError::Io { path: conf, source })?;
+        super::commit::sync_dir(dir);
+        delete_earlier_layout(dir)?;
         tracing::info!(moved, "moved queued envelopes into time partitions");
         Ok(())
     }
@@ -102,26 +108,27 @@ impl Committer {
             for file in self.apply_and_flush(&mut plan)?.values() {
                 file.sync().map_err(StoreError::Fatal)?;
             }
+            add_signed(&self.totals.envelopes, plan.envelopes);
+            add_signed(&self.totals.bytes, plan.bytes);
         }
     }
+}
 
-    /// Delete the old database's files (only once everything is moved and durable).
-    fn delete_earlier_layout(&self, dir: &Path) -> Result<(), StoreError> {
-        let io = |source| StoreError::Io {
-            path: dir.to_owned(),
-            source,
-        };
-        for entry in std::fs::read_dir(dir).map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if name == "blobs" {
-                std::fs::remove_dir_all(entry.path()).map_err(io)?;
-            } else if is_sled_file(name) && name != "conf" {
-                std::fs::remove_file(entry.path()).map_err(io)?;
-            }
+/// Delete the files of an old database in `dir` (`conf` is already gone).
+fn delete_earlier_layout(dir: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == "blobs" {
+            std::fs::remove_dir_all(entry.path()).map_err(io)?;
+        } else if is_sled_file(name) {
+            std::fs::remove_file(entry.path()).map_err(io)?;
         }
-        // `conf` goes last: while it is there, the next start moves again what is left.
-        std::fs::remove_file(dir.join("conf")).map_err(io)
     }
+    Ok(())
 }

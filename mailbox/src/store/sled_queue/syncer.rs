@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, mpsc as std_mpsc};
 
 use super::super::{StoreError, Stored};
+use super::commit::add_signed;
 use super::partition::DbFile;
-use super::{Poison, Write};
+use super::{Poison, Totals, Write};
 
 /// A group applied and flushed by the committer, waiting for an fdatasync to be answered.
 pub(super) struct Applied {
@@ -16,6 +17,9 @@ pub(super) struct Applied {
     pub(super) dropped: u64,
     /// The database files the group wrote to, by partition start.
     pub(super) files: BTreeMap<u64, Arc<DbFile>>,
+    /// The change to the queue figures (envelopes, bytes), made once it is durable.
+    pub(super) figures: (i64, i64),
+    pub(super) totals: Arc<Totals>,
 }
 
 /// What a planned write comes to.
@@ -79,14 +83,19 @@ pub(super) fn syncer(rx: std_mpsc::Receiver<Applied>, poison: Arc<Poison>) {
     }
 }
 
-/// Answer each write of a durable group with its outcome.
+/// Change the queue figures by what a durable group did, and answer each of its writes
+/// with its outcome.
 fn answer(group: Applied) {
     let Applied {
         pending,
         outcomes,
-        dropped,
+        mut dropped,
+        figures: (envelopes, bytes),
+        totals,
         ..
     } = group;
+    add_signed(&totals.envelopes, envelopes);
+    add_signed(&totals.bytes, bytes);
     for (write, outcome) in pending.into_iter().zip(outcomes) {
         // A requester that went away does not need its answer.
         let mismatch = || StoreError::Fatal("a write's outcome does not fit it".into());
@@ -98,8 +107,10 @@ fn answer(group: Applied) {
                 }));
             }
             Write::Expire { done, .. } => {
+                // What went with deleted partitions counts once, with the first expiry.
+                let with_dropped = std::mem::take(&mut dropped);
                 let _ = done.send(outcome.and_then(|o| match o {
-                    Outcome::Count(n) => Ok(n + dropped),
+                    Outcome::Count(n) => Ok(n + with_dropped),
                     Outcome::Stored(_) => Err(mismatch()),
                 }));
             }
