@@ -222,7 +222,7 @@ impl Committer {
                 match rx.try_recv() {
                     Ok(write) => write,
                     Err(std_mpsc::TryRecvError::Empty) => {
-                        self.load_ids();
+                        self.load_ids(&synced);
                         continue;
                     }
                     Err(std_mpsc::TryRecvError::Disconnected) => return,
@@ -241,13 +241,14 @@ impl Committer {
             reclaim(GROUP_COLLECTIONS);
             // Loading goes on under load too, a chunk per group.
             if self.ids.is_loading() {
-                self.load_ids();
+                self.load_ids(&synced);
             }
         }
     }
 
-    /// One loading step of the id index; a read that fails poisons the store.
-    fn load_ids(&mut self) {
+    /// One loading step of the id index, then the deletion of second copies it found; a
+    /// read that fails poisons the store.
+    pub(super) fn load_ids(&mut self, synced: &std_mpsc::Sender<Applied>) {
         if self.poison.check().is_err() {
             // Nothing more is answered: stop loading.
             self.ids = IdIndex::default();
@@ -256,7 +257,48 @@ impl Committer {
         let loaded = self.ids.load_chunk(&read_lock(&self.partitions));
         if let Err(e) = loaded {
             self.poison.set(format!("reading the id index: {e}"));
+            return;
         }
+        let strays = std::mem::take(&mut self.ids.strays);
+        if !strays.is_empty() {
+            tracing::warn!(
+                copies = strays.len(),
+                "deleting second copies of queued envelopes"
+            );
+            let mut plan = Plan::default();
+            let found = self.plan_strays(&strays, &mut plan);
+            match found.and_then(|()| self.apply_and_flush(&mut plan)) {
+                Ok(files) => {
+                    let _ = synced.send(Applied {
+                        pending: Vec::new(),
+                        outcomes: Vec::new(),
+                        dropped: 0,
+                        files,
+                        figures: (plan.envelopes, plan.bytes),
+                        totals: self.totals.clone(),
+                    });
+                }
+                Err(e) => self.poison.set(e.to_string()),
+            }
+        }
+    }
+
+    /// Delete the second copies `strays` (partition, id) (the id map keeps the first).
+    pub(super) fn plan_strays(
+        &mut self,
+        strays: &[(u64, MessageId)],
+        plan: &mut Plan,
+    ) -> Result<(), StoreError> {
+        for &(start, id) in strays {
+            let meta = match read_lock(&self.partitions).get(&start) {
+                Some(partition) => partition.db.get(id_key(&id))?,
+                None => None,
+            };
+            if let Some(meta) = meta.and_then(|m| IdMeta::parse(&m)) {
+                self.remove(plan, start, &id, &meta);
+            }
+        }
+        Ok(())
     }
 
     /// Add (`sign` 1) or remove (-1) a partition's usage to or from the quota maps.

@@ -31,6 +31,11 @@ pub(super) struct IdIndex {
     map: HashMap<MessageId, u64>,
     /// Partitions whose ids are not all in `map` yet, with the key to read on from.
     loading: BTreeMap<u64, Vec<u8>>,
+    /// Ids found in a second partition while loading (by partition): copies the committer
+    /// deletes. A group writes each partition in a batch of its own, so a power loss can
+    /// keep one partition's half of a group (a resent id stored) without the other's (its
+    /// first copy acknowledged).
+    pub(super) strays: Vec<(u64, MessageId)>,
 }
 
 impl IdIndex {
@@ -91,7 +96,13 @@ impl IdIndex {
             .collect::<Result<_, _>>()?;
         for key in &keys {
             if let Some(id) = key.get(1..17).and_then(|i| <MessageId>::try_from(i).ok()) {
-                self.map.entry(id).or_insert(start);
+                match self.map.get(&id) {
+                    Some(&at) if at != start => self.strays.push((start, id)),
+                    Some(_) => {}
+                    None => {
+                        self.map.insert(id, start);
+                    }
+                }
             }
         }
         match keys.last() {

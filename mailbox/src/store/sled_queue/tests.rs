@@ -5,7 +5,7 @@
 
 use super::super::MemoryQueue;
 use super::super::Origin;
-use super::super::keys::{bucket_name, id_key, queue_key, time_key};
+use super::super::keys::{self, bucket_name, id_key, queue_key, time_key};
 use super::*;
 use std::path::Path;
 
@@ -671,4 +671,51 @@ async fn an_ack_a_store_again_and_an_expiry_in_one_group_add_up() {
     c.apply_and_flush(&mut plan).unwrap();
     assert_eq!((plan.envelopes, plan.bytes), (-1, -1));
     assert!(c.usage.is_empty() && c.origins.is_empty(), "nothing queued");
+}
+
+/// A power loss can keep a resent id stored in a newer partition while its first copy's
+/// acknowledgement in an older one is lost: loading finds the second copy and deletes it,
+/// so the id is one envelope again, acknowledged once.
+#[tokio::test]
+async fn a_second_copy_found_while_loading_is_deleted() {
+    use commit::Plan;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("partitions");
+    std::fs::create_dir(&root).unwrap();
+    let bob = Fingerprint([2u8; 32]);
+    let x = MessageId([1; 16]);
+    {
+        let mut c = Committer::new(root.clone(), 1000, 1 << 20);
+        c.open_partitions().unwrap();
+        let mut plan = Plan::default();
+        c.plan_store(&env(bob, 1, 100, b"x"), Quota::UNLIMITED, &mut plan)
+            .unwrap();
+        // The copy, as if the first one's deletion never reached the disk.
+        let (stored_ms, seq) = (1500, keys::sequence(1500, 0));
+        let meta = keys::IdMeta {
+            recipient: bob,
+            seq,
+            stored_ms,
+            len: 1,
+            origin: Origin([9; 16]),
+        };
+        let later = c.partition_for(stored_ms).unwrap();
+        c.insert(&mut plan, later, &x, &meta, b"x");
+        c.apply_and_flush(&mut plan).unwrap();
+    }
+    let mut c = Committer::new(root, 1000, 1 << 20);
+    c.open_partitions().unwrap();
+    let (synced, applied) = std_mpsc::channel();
+    while c.ids.is_loading() {
+        c.load_ids(&synced);
+    }
+    let group = applied
+        .try_recv()
+        .expect("the copy's deletion was committed");
+    assert_eq!(group.figures, (-1, -1));
+    assert_eq!(c.usage.get(&bob), Some(&(1, 1)));
+    let mut plan = Plan::default();
+    assert_eq!(c.plan_ack(&bob, &[x], &mut plan).unwrap(), 1);
+    c.apply_and_flush(&mut plan).unwrap();
+    assert!(c.usage.is_empty(), "nothing is left of it");
 }
