@@ -114,6 +114,15 @@ pub struct MailboxConfig {
     /// stored, to all recipients together; past it its SENDs get a temporary
     /// `mailbox_full`. Default 1 GiB.
     pub max_bytes_per_address: u64,
+    /// Most envelopes queued in all: past it SENDs get a temporary `mailbox_full`. The
+    /// mailbox keeps ~50–170 bytes of memory per queued envelope (its id, and the usage of
+    /// its recipient and origin when they are made up), so this bounds its memory too.
+    /// Default 10 000 000.
+    pub max_total_envelopes: u64,
+    /// Most envelopes one sending address (an IPv4 address, or an IPv6 /64) may have
+    /// queued, to all recipients together; past it its SENDs get a temporary
+    /// `mailbox_full`. Default 1 000 000.
+    pub max_envelopes_per_address: u64,
     /// Free space the mailbox leaves on the disk of its data directory: below it SENDs get
     /// a temporary `mailbox_full`, and everything else goes on. Default 1 GiB.
     pub min_free_disk_bytes: u64,
@@ -165,6 +174,8 @@ impl Default for MailboxConfig {
             quota_bytes: 256 * 1024 * 1024,
             max_total_bytes: None,
             max_bytes_per_address: 1024 * 1024 * 1024,
+            max_total_envelopes: 10_000_000,
+            max_envelopes_per_address: 1_000_000,
             min_free_disk_bytes: 1024 * 1024 * 1024,
             rate_per_second: 50.0,
             rate_burst: 200.0,

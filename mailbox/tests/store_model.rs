@@ -58,6 +58,7 @@ const QUOTA: Quota = Quota {
     envelopes: 6,
     bytes: 200,
     origin_bytes: 300,
+    origin_envelopes: 8,
 };
 
 /// Open the sled store, waiting for the previous instance's committer to let go of it.

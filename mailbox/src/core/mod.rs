@@ -421,11 +421,16 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
     /// (live bytes) or its disk. Logs when the mailbox becomes full, and when it no longer
     /// is.
     fn full(&self, adding: usize) -> Option<String> {
-        let live = self.store.stats().bytes;
+        let stats = self.store.stats();
+        let live = stats.bytes;
         let adding = u64::try_from(adding).unwrap_or(u64::MAX);
         let reason = match self.policy.max_total_bytes {
             Some(cap) if live.saturating_add(adding) > cap => Some(format!(
                 "the mailbox holds as much as it may ({cap} bytes); try again later"
+            )),
+            _ if stats.envelopes >= self.policy.max_total_envelopes => Some(format!(
+                "the mailbox holds as many envelopes as it may ({}); try again later",
+                self.policy.max_total_envelopes
             )),
             _ if self.disk_free.load(Ordering::SeqCst) < self.policy.min_free_disk_bytes => {
                 Some("the mailbox's disk is nearly full; try again later".to_owned())

@@ -34,6 +34,8 @@ pub struct Policy {
     pub retention: Duration,
     /// Most live bytes in all, if capped.
     pub max_total_bytes: Option<u64>,
+    /// Most envelopes queued in all.
+    pub max_total_envelopes: u64,
     /// Free disk space below which SENDs are refused.
     pub min_free_disk_bytes: u64,
 }
@@ -65,6 +67,7 @@ impl Policy {
                 envelopes: config.quota_envelopes,
                 bytes: config.quota_bytes,
                 origin_bytes: config.max_bytes_per_address,
+                origin_envelopes: config.max_envelopes_per_address,
             },
             rate: (config.rate_per_second, config.rate_burst),
             address_rate: (config.address_rate_per_second, config.address_rate_burst),
@@ -74,6 +77,7 @@ impl Policy {
             allowlist,
             retention: config.retention,
             max_total_bytes: config.max_total_bytes,
+            max_total_envelopes: config.max_total_envelopes,
             min_free_disk_bytes: config.min_free_disk_bytes,
         })
     }

@@ -568,6 +568,13 @@ fn a_full_mailbox_refuses_sends_for_now_and_serves_everything_else() {
         "room again"
     );
 
+    // Envelopes in all (they cost the mailbox memory, whatever their size).
+    let mut capped = policy();
+    capped.max_total_envelopes = 2;
+    let (mut world, _) = two_fit_and_the_third_is_refused(capped, &sealed);
+    let receiver = world.connect_as(&[bob]);
+    assert_eq!(world.ack(&receiver, bob, vec![sealed[0].header.id]), Ok(1));
+
     // The disk: the driver reports its free space.
     let mut world = World::new(policy());
     let sender = world.connect_as(&[alice]);
@@ -580,8 +587,11 @@ fn a_full_mailbox_refuses_sends_for_now_and_serves_everything_else() {
     world.mailbox.handle_disk_free(watermark);
     assert_eq!(world.send(&sender, alice, &sealed[0]), Ok(true));
 
-    // One sending address: made-up recipients do not get around its bound, and another
-    // address still gets through.
+    // One sending address, in envelopes as in bytes: made-up recipients do not get around
+    // its bound, and another address still gets through.
+    let mut bounded = policy();
+    bounded.quota.origin_envelopes = 2;
+    two_fit_and_the_third_is_refused(bounded, &sealed);
     let mut bounded = policy();
     bounded.quota.origin_bytes = 2 * size + size / 2;
     let (mut world, sender) = two_fit_and_the_third_is_refused(bounded, &sealed);

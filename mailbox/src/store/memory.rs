@@ -41,14 +41,16 @@ impl QueueStore for MemoryQueue {
         if count > quota.envelopes || bytes > quota.bytes {
             return Ok(Stored::OverQuota);
         }
-        let from_origin: u64 = m
+        let from_origin: Vec<u64> = m
             .queues
             .values()
             .flat_map(|q| q.values())
             .filter(|(origin, _)| *origin == incoming.origin)
             .map(|(_, v)| v.len() as u64)
-            .sum();
-        if from_origin + len > quota.origin_bytes {
+            .collect();
+        if from_origin.len() as u64 + 1 > quota.origin_envelopes
+            || from_origin.iter().sum::<u64>() + len > quota.origin_bytes
+        {
             return Ok(Stored::OriginFull);
         }
         m.next_seq += 1;

@@ -121,6 +121,8 @@ pub struct Quota {
     pub bytes: u64,
     /// Most live bytes stored from one sending address ([`Origin`]), to all recipients.
     pub origin_bytes: u64,
+    /// Most envelopes stored from one sending address.
+    pub origin_envelopes: u64,
 }
 
 impl Quota {
@@ -129,6 +131,7 @@ impl Quota {
         envelopes: u64::MAX,
         bytes: u64::MAX,
         origin_bytes: u64::MAX,
+        origin_envelopes: u64::MAX,
     };
 }
 
@@ -185,7 +188,8 @@ pub struct Incoming {
 /// The queue operations the service needs.
 pub trait QueueStore: Send + Sync + 'static {
     /// Store an envelope unless an envelope with its id is queued, the recipient is over
-    /// `quota` or its origin over `quota.origin_bytes`; resolves once it is durable.
+    /// `quota` or its origin over `quota.origin_bytes` or `quota.origin_envelopes`;
+    /// resolves once it is durable.
     fn store(
         &self,
         incoming: Incoming,

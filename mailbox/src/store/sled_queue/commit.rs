@@ -559,8 +559,12 @@ impl Committer {
         if n + 1 > quota.envelopes || b + len > quota.bytes {
             return Ok(Stored::OverQuota);
         }
-        let from_origin = self.origins.get(&incoming.origin).map_or(0, |u| u.1);
-        if from_origin + len > quota.origin_bytes {
+        let (count, bytes) = self
+            .origins
+            .get(&incoming.origin)
+            .copied()
+            .unwrap_or_default();
+        if count + 1 > quota.origin_envelopes || bytes + len > quota.origin_bytes {
             return Ok(Stored::OriginFull);
         }
         let (stored_ms, seq) = self.next_sequence(incoming.now_ms);

@@ -136,9 +136,8 @@ impl SledQueue {
     }
 
     /// Open (or create) the store under `dir` and start its committer thread. Reads each
-    /// partition's usage records and the keys of its id index (to know which partition
-    /// holds which queued id), never an envelope; moves a store of an earlier layout into
-    /// partitions first.
+    /// partition's usage records, never an envelope (the id map loads afterwards, on the
+    /// committer thread); moves a store of an earlier layout into partitions first.
     pub fn open_with(dir: &Path, options: SledOptions) -> Result<Self, StoreError> {
         let root = dir.join("partitions");
         std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {

@@ -129,7 +129,19 @@ async fn semantics<S: QueueStore>(q: S) {
     );
     let mut elsewhere = env(carol, 6, 500, b"abc");
     elsewhere.origin = Origin([8; 16]);
-    assert_eq!(q.store(elsewhere, from_origin).await.unwrap(), Stored::New);
+    assert_eq!(
+        q.store(elsewhere.clone(), from_origin).await.unwrap(),
+        Stored::New
+    );
+    // and in envelopes: this address has 3 queued
+    let three = Quota {
+        origin_envelopes: 3,
+        ..Quota::UNLIMITED
+    };
+    assert_eq!(
+        q.store(env(carol, 7, 500, b"a"), three).await.unwrap(),
+        Stored::OriginFull
+    );
     assert_eq!(q.ack(carol, vec![MessageId([6; 16])]).await.unwrap(), 1);
     // retention: everything stored before 250 goes, and its id is forgotten
     assert_eq!(
@@ -191,6 +203,7 @@ async fn sled_queue_reopens_with_its_usage() {
         envelopes: 2,
         bytes: 100,
         origin_bytes: 100,
+        origin_envelopes: 100,
     };
     assert_eq!(
         q.store(env(Fingerprint([1; 32]), 3, 1, b"f"), quota)
