@@ -500,7 +500,16 @@ impl Committer {
         let usage = self.partition_usage.remove(&start).unwrap_or_default();
         let gone = self.add_partition_usage(&usage, -1);
         self.ids.forget(start);
-        remove_trash(&trash);
+        // Unlinking a day's files can take a second: not on the committer's time.
+        let deleting = std::thread::Builder::new()
+            .name("queue-trash".into())
+            .spawn({
+                let trash = trash.clone();
+                move || remove_trash(&trash)
+            });
+        if deleting.is_err() {
+            remove_trash(&trash);
+        }
         gone
     }
 

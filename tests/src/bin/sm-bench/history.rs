@@ -3,7 +3,8 @@
 //! with everything the store ever held (issue 15 item 1). Time runs at 20 envelopes per
 //! millisecond (a day's traffic at 20,000 SENDs/s fits one partition), so what accumulates
 //! is the store's own layout. Prints, per million: the store+ack pairs per second over that
-//! million, the index reads per pair and the partitions a PULL walks. `cargo xtask store-history` runs it in release
+//! million, the index reads per pair, the partitions a PULL walks and the process's RSS
+//! (the store runs in it). `cargo xtask store-history` runs it in release
 //! mode; it is not part of CI.
 
 use super::*;
@@ -59,9 +60,10 @@ pub(super) async fn history(dir: &Path) -> anyhow::Result<()> {
         let rate = 1_000_000.0 / started.elapsed().as_secs_f64();
         let per_pair = (queue.lookups() - lookups) as f64 / 1_000_000.0;
         let partitions = queue.partitions();
+        let rss = rss_kib(std::process::id())? / 1024;
         eprintln!(
             "million {million}: {rate:.0} store+ack pairs/s, {per_pair:.2} index reads per \
-             pair, {partitions} partitions"
+             pair, {partitions} partitions, RSS {rss} MiB"
         );
         first_rate.get_or_insert(rate);
         last_rate = rate;
