@@ -220,9 +220,22 @@ fn one_second_partitions() -> SledOptions {
     }
 }
 
-/// The partition directories on disk.
+/// The partition directories on disk, once any being deleted are gone (a thread of their
+/// own deletes them).
 fn partition_dirs(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("partitions")).unwrap().count()
+    let count = || std::fs::read_dir(dir.join("partitions")).unwrap().count();
+    let deleting = || {
+        std::fs::read_dir(dir.join("partitions"))
+            .unwrap()
+            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "deleted"))
+    };
+    for _ in 0..500 {
+        if !deleting() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    count()
 }
 
 /// Open the store, waiting for the previous instance's committer to let go of it.
