@@ -225,9 +225,12 @@ fn one_second_partitions() -> SledOptions {
 fn partition_dirs(dir: &Path) -> usize {
     let count = || std::fs::read_dir(dir.join("partitions")).unwrap().count();
     let deleting = || {
-        std::fs::read_dir(dir.join("partitions"))
-            .unwrap()
-            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "deleted"))
+        std::fs::read_dir(dir.join("partitions")).unwrap().any(|e| {
+            e.unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "deleted")
+        })
     };
     for _ in 0..500 {
         if !deleting() {
