@@ -146,17 +146,12 @@ impl Origin {
 }
 
 impl From<std::net::IpAddr> for Origin {
-    fn from(ip: std::net::IpAddr) -> Self {
-        match ip {
+    /// The origin of an address key (`core::address_key`: an IPv4 address, or an IPv6
+    /// address with its last 64 bits cleared); only the encoding is done here.
+    fn from(key: std::net::IpAddr) -> Self {
+        match key {
             std::net::IpAddr::V4(v4) => Self(v4.to_ipv6_mapped().octets()),
-            std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => Self(v4.to_ipv6_mapped().octets()),
-                None => {
-                    let mut bytes = v6.octets();
-                    bytes[8..].fill(0);
-                    Self(bytes)
-                }
-            },
+            std::net::IpAddr::V6(v6) => Self(v6.octets()),
         }
     }
 }
