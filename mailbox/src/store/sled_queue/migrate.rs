@@ -10,6 +10,7 @@ use crypto::{Fingerprint, MessageId};
 use super::super::keys::{IdMeta, parse_bucket_name, queue_key};
 use super::super::{Origin, StoreError};
 use super::commit::{Committer, EXPIRE_CHUNK, Plan, add_signed};
+use super::partition::open_when_unlocked;
 
 /// The files sled keeps in its directory (besides `blobs/`).
 fn is_sled_file(name: &str) -> bool {
@@ -27,10 +28,11 @@ impl Committer {
             // What an interrupted clean-up left (everything in it was moved).
             return delete_earlier_layout(dir);
         }
-        let old = sled::Config::new()
-            .path(dir)
-            .cache_capacity(self.cache_bytes)
-            .open()?;
+        let old = open_when_unlocked(
+            &sled::Config::new()
+                .path(dir)
+                .cache_capacity(self.cache_bytes),
+        )?;
         let mut trees: Vec<sled::Tree> = vec![(*old).clone()];
         for name in old.tree_names() {
             if parse_bucket_name(&name).is_some() {

@@ -39,12 +39,12 @@ pub(super) struct Partition {
 impl Partition {
     /// Open (or create) the partition database in `dir`.
     pub(super) fn open(dir: &Path, end: u64, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             // The committer flushes after each group; no background flusher thread.
-            .flush_every_ms(None)
-            .open()?;
+            .flush_every_ms(None);
+        let db = open_when_unlocked(&config)?;
         let path = dir.join("db");
         let file = std::fs::File::open(&path).map_err(|source| StoreError::Io {
             path: path.clone(),
@@ -56,6 +56,29 @@ impl Partition {
             file: Arc::new(DbFile { file, path }),
             dir: dir.to_owned(),
         })
+    }
+}
+
+/// How long an open waits for a file lock that the same process still holds.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Open `config`'s database, waiting up to [`LOCK_WAIT`] while its file lock is held.
+///
+/// sled's I/O pool can keep a just-dropped database (and its file lock) alive for a moment
+/// after the last handle goes, so a store reopened in the same process (tests, a restart in
+/// place) could be refused. Another process holding the store still gets the error, late.
+pub(super) fn open_when_unlocked(config: &sled::Config) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -748,3 +748,23 @@ async fn a_second_copy_found_while_loading_is_deleted() {
     c.apply_and_flush(&mut plan).unwrap();
     assert!(c.usage.is_empty(), "nothing is left of it");
 }
+
+/// A partition whose file lock a just-dropped handle of this process still holds opens once
+/// the lock goes (sled's I/O pool can hold it a moment: CI saw a reopen refused); one held
+/// for good is still refused.
+#[test]
+fn a_partition_opens_once_a_held_lock_is_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = sled::Config::new().path(dir.path()).open().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        drop(held);
+    });
+    Partition::open(dir.path(), 1, 1 << 20).expect("opened once released");
+    release.join().unwrap();
+
+    let other = tempfile::tempdir().unwrap();
+    let _held = sled::Config::new().path(other.path()).open().unwrap();
+    let refused = Partition::open(other.path(), 1, 1 << 20);
+    assert!(refused.is_err(), "a lock held for good is refused");
+}
