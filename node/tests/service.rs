@@ -429,7 +429,7 @@ async fn invites_add_contacts_and_warn_about_another_mailbox() {
         .unwrap();
     let contact = b
         .node
-        .add_contact_from_invite("bob".into(), "alice".into(), &invite)
+        .add_contact_from_invite("bob".into(), Some("alice".into()), &invite)
         .await
         .unwrap();
     assert_eq!(
@@ -441,7 +441,7 @@ async fn invites_add_contacts_and_warn_about_another_mailbox() {
     // The same key twice is refused.
     assert!(
         b.node
-            .add_contact_from_invite("bob".into(), "alice2".into(), &invite)
+            .add_contact_from_invite("bob".into(), Some("alice2".into()), &invite)
             .await
             .is_err()
     );

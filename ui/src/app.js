@@ -8,7 +8,8 @@
 //     delivery status, connection state, unread badges, notifications;
 //   - sending without a reload (Enter sends, Shift+Enter adds a line);
 //   - copy buttons ([data-copy]) and the notification permission button;
-//   - the settings dialog as a real modal (Escape closes it).
+//   - the settings and invite dialogs as real modals (Escape closes them);
+//     a copy the clipboard refuses leaves the text selected instead.
 //
 // It loads nothing else, uses no framework, and never parses HTML: every node
 // is built with createElement and textContent, so message text stays text.
@@ -336,9 +337,7 @@
     const outbox = box.querySelector('.outbox');
     const waiting = Number(data.outbox) || 0;
     if (outbox) {
-      outbox.textContent = waiting === 0 ? 'Outbox empty'
-        : waiting === 1 ? '1 message waiting to send'
-          : waiting + ' messages waiting to send';
+      outbox.textContent = waiting === 0 ? 'All sent' : 'Waiting to send: ' + waiting;
     }
     let lastError = box.querySelector('.last-error');
     if (mailbox.last_error) {
@@ -481,18 +480,38 @@
 
   // ---------- copy buttons ----------
 
+  // When the clipboard is refused (no permission, not a secure context), the
+  // text is selected in its box (data-copy-fallback names it) so Ctrl+C copies
+  // it, and the status line next to the button says so.
   document.querySelectorAll('[data-copy]').forEach(function (button) {
     const label = button.textContent;
+    const status = button.parentElement && button.parentElement.querySelector('.copy-status');
     let timer = 0;
     button.addEventListener('click', async function () {
       let words;
+      let copied = false;
       try {
         await navigator.clipboard.writeText(button.dataset.copy);
         words = 'Copied';
+        copied = true;
       } catch (_) {
-        words = 'Copy failed';
+        words = 'Copy it by hand';
       }
       button.textContent = words;
+      if (!copied) {
+        const box = document.getElementById(button.dataset.copyFallback || '');
+        if (box) {
+          box.focus();
+          box.select();
+        }
+        if (status) {
+          status.textContent = box
+            ? 'Your browser did not allow copying: the code is selected, press Ctrl+C (⌘C on a Mac).'
+            : 'Your browser did not allow copying.';
+        }
+      } else if (status) {
+        status.textContent = 'Copied to the clipboard.';
+      }
       clearTimeout(timer);
       timer = setTimeout(function () {
         button.textContent = label;
@@ -523,18 +542,20 @@
     });
   }
 
-  // ---------- the settings dialog ----------
+  // ---------- the settings and invite dialogs ----------
 
-  // The server renders it open (it works without a script); as a modal the
-  // page behind it is inert and Escape closes it, by following "Close".
-  const dialog = document.getElementById('settings');
-  const close = document.getElementById('close-settings');
-  if (dialog && typeof dialog.showModal === 'function') {
-    dialog.close();
-    dialog.showModal();
-    dialog.addEventListener('cancel', function (event) {
-      event.preventDefault();
-      if (close) location.href = close.href;
-    });
-  }
+  // The server renders them open (they work without a script); as a modal the
+  // page behind is inert and Escape closes it, by following "Close".
+  [['settings', 'close-settings'], ['invite', 'close-invite']].forEach(function (ids) {
+    const dialog = document.getElementById(ids[0]);
+    const close = document.getElementById(ids[1]);
+    if (dialog && typeof dialog.showModal === 'function') {
+      dialog.close();
+      dialog.showModal();
+      dialog.addEventListener('cancel', function (event) {
+        event.preventDefault();
+        if (close) location.href = close.href;
+      });
+    }
+  });
 })();

@@ -24,6 +24,7 @@
 
 mod dashboard;
 mod document;
+mod invite;
 mod login;
 mod node;
 mod qr;
@@ -66,8 +67,11 @@ pub struct IdentityItem {
 /// One contact of the active identity.
 #[derive(Clone, Debug, Default)]
 pub struct ContactItem {
-    /// The contact's name (restricted to `[A-Za-z0-9._-]` by the node).
+    /// The contact's key in links (restricted to `[A-Za-z0-9._-]` by the node); also the
+    /// name shown when there is no display name.
     pub name: String,
+    /// The name people see, when it is not `name` (spaces, any script).
+    pub display_name: Option<String>,
     /// The contact's public-key fingerprint, 64 hex digits.
     pub fingerprint: String,
     /// The same fingerprint grouped for reading aloud: `"a1b2 c3d4 ..."` (the node groups
@@ -86,6 +90,20 @@ pub struct ContactItem {
     /// A problem with the contact in words, e.g. that they use another mailbox
     /// and messages will not reach them.
     pub warning: Option<String>,
+}
+
+impl ContactItem {
+    /// The name people see.
+    pub fn shown_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.name)
+    }
+}
+
+impl IdentityItem {
+    /// The name people see.
+    pub fn shown_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// Messages from a sender who is not a contact (yet) of the active identity.
@@ -190,6 +208,8 @@ pub struct NodePage {
     pub older: Option<String>,
     /// Render the settings dialog open.
     pub show_settings: bool,
+    /// Render the "Invite someone" dialog open (the active identity's invite).
+    pub show_invite: bool,
     /// What the settings dialog shows.
     pub settings: SettingsView,
     /// Render the confirmation step for deleting the active identity.

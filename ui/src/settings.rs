@@ -1,5 +1,6 @@
 //! The node page's settings dialog: mailbox address, connection test,
-//! notification preferences, and the active identity's invite (code and QR).
+//! notification preferences and signed-in browsers. The invite has its own
+//! dialog (`crate::invite`).
 //!
 //! It is a `<dialog open>` rendered by the server when the page is loaded with
 //! `settings=1`, so it works without JavaScript; "Close" is a link back to the
@@ -8,11 +9,7 @@
 
 use leptos::prelude::*;
 
-use crate::qr::qr_svg;
-use crate::{IdentityItem, SessionItem, SettingsView, page_href, textarea_content};
-
-/// The accessible name of the invite's QR code.
-const QR_LABEL: &str = "QR code of your invite";
+use crate::{IdentityItem, SessionItem, SettingsView, page_href};
 
 /// What the settings dialog needs from the page.
 #[derive(Debug)]
@@ -21,8 +18,6 @@ pub(crate) struct SettingsDialog {
     pub identity: Option<IdentityItem>,
     /// The active contact, so saving returns to the same conversation.
     pub contact: Option<String>,
-    /// The active identity's invite code.
-    pub invite: Option<String>,
     /// The settings themselves.
     pub settings: SettingsView,
 }
@@ -41,7 +36,6 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
     let SettingsDialog {
         identity,
         contact,
-        invite,
         settings,
     } = dialog;
     let SettingsView {
@@ -108,7 +102,6 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
                             }
                         })}
                 </section>
-                {identity.map(|identity| invite_section(identity, invite))}
                 {sessions_view}
                 <section
                     class="modal-section js-only"
@@ -173,55 +166,6 @@ fn sessions_section(sessions: Vec<SessionItem>, identity: Option<String>) -> imp
                  recognise."
             </p>
             <ul class="sessions">{rows}</ul>
-        </section>
-    }
-}
-
-/// The active identity's fingerprint and invite: code, copy button, QR code.
-fn invite_section(identity: IdentityItem, invite: Option<String>) -> impl IntoView {
-    let invite_view = match invite {
-        Some(code) => {
-            let qr = match qr_svg(&code, QR_LABEL) {
-                Some(svg) => svg.into_any(),
-                None => view! {
-                    <p class="hint">"The invite is too long for a QR code; copy it instead."</p>
-                }
-                .into_any(),
-            };
-            view! {
-                <label for="settings-invite">"Invite code"</label>
-                <textarea
-                    id="settings-invite"
-                    class="invite-code"
-                    rows="4"
-                    readonly
-                    spellcheck="false"
-                    inner_html=textarea_content(&code)
-                ></textarea>
-                <p class="invite-actions">
-                    <button type="button" class="secondary js-only" data-copy=code>
-                        "Copy invite"
-                    </button>
-                </p>
-                <div class="qr-box">{qr}</div>
-            }
-            .into_any()
-        }
-        None => view! { <p class="hint">"No invite code is available for this identity."</p> }
-            .into_any(),
-    };
-    view! {
-        <section class="modal-section" aria-labelledby="invite-heading">
-            <h3 id="invite-heading">"Your invite"</h3>
-            <p class="help">
-                "Give this code to the people you want to talk to: it holds your public key and \
-                 your mailbox. Then compare safety numbers to rule out impostors."
-            </p>
-            <p class="invite-fingerprint">
-                "Fingerprint of " {identity.id} ": "
-                <code class="fingerprint">{identity.fingerprint_grouped}</code>
-            </p>
-            {invite_view}
         </section>
     }
 }

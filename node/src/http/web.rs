@@ -43,6 +43,7 @@ struct Selection {
     contact: Option<String>,
     before: Option<String>,
     settings: Option<String>,
+    invite: Option<String>,
     confirm: Option<String>,
 }
 
@@ -122,6 +123,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
         last_error: status.last_error.clone(),
         outbox: node.outbox_len(),
         show_settings: sel.settings.is_some(),
+        show_invite: sel.invite.is_some(),
         settings: ui::SettingsView {
             mailbox: status.mailbox.clone(),
             test_result: None,
@@ -147,6 +149,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
             let (unread, preview) = node.summary(id, &c.name).unwrap_or_default();
             ui::ContactItem {
                 name: c.name.clone(),
+                display_name: c.display_name.clone(),
                 fingerprint: c.fingerprint.to_string(),
                 fingerprint_grouped: c.fingerprint.grouped(),
                 unread: if page.active_contact.as_deref() == Some(c.name.as_str()) {
@@ -258,6 +261,7 @@ async fn failed(
 
 #[derive(Deserialize)]
 struct NewIdentity {
+    #[serde(default)]
     id: String,
     #[serde(default)]
     display_name: String,
@@ -286,13 +290,16 @@ async fn delete_identity(State(s): State<AppState>, Form(f): Form<DeleteIdentity
         confirm: Some("identity".into()),
         ..Selection::of(&f.identity, None)
     };
-    if f.confirm.trim() != f.identity {
+    let shown = s
+        .node
+        .identity_record(&f.identity)
+        .ok()
+        .and_then(|r| r.display_name)
+        .unwrap_or_else(|| f.identity.clone());
+    if f.confirm.trim() != f.identity && f.confirm.trim() != shown {
         let e = ApiError::invalid(
             "confirmation_required",
-            format!(
-                "type {} to confirm: deleting an identity destroys its key",
-                f.identity
-            ),
+            format!("Type {shown} to confirm: deleting a profile destroys its key"),
         );
         return failed(&s.node, sel, e, String::new()).await;
     }
@@ -305,6 +312,7 @@ async fn delete_identity(State(s): State<AppState>, Form(f): Form<DeleteIdentity
 #[derive(Deserialize)]
 struct NewContact {
     identity: String,
+    #[serde(default)]
     name: String,
     key_or_invite: String,
 }
@@ -318,7 +326,7 @@ async fn add_contact(State(s): State<AppState>, Form(f): Form<NewContact>) -> Re
             .await
     } else {
         s.node
-            .add_contact_from_invite(f.identity.clone(), f.name.clone(), pasted)
+            .add_contact_from_invite(f.identity.clone(), Some(f.name.clone()), pasted)
             .await
     };
     match added {
@@ -340,10 +348,15 @@ async fn delete_contact(State(s): State<AppState>, Form(f): Form<DeleteContact>)
         confirm: Some("contact".into()),
         ..Selection::of(&f.identity, Some(&f.contact))
     };
-    if f.confirm.trim() != f.contact {
+    let shown = s
+        .node
+        .contact(&f.identity, &f.contact)
+        .map(|c| c.shown_name().to_owned())
+        .unwrap_or_else(|_| f.contact.clone());
+    if f.confirm.trim() != f.contact && f.confirm.trim() != shown {
         let e = ApiError::invalid(
             "confirmation_required",
-            format!("type {} to confirm deleting this contact", f.contact),
+            format!("Type {shown} to confirm deleting this contact"),
         );
         return failed(&s.node, sel, e, String::new()).await;
     }

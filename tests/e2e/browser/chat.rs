@@ -18,7 +18,8 @@ async fn two_people_start_from_scratch_and_chat_live_in_their_browsers() -> anyh
     browsers.finish(result).await
 }
 
-/// Create identity `id` (shown as `name`) through the Add form of an empty node's page.
+/// Create a profile named `name` through the form of an empty node's page: its id is
+/// derived from the name (`id`).
 async fn create_identity_in_page(
     page: &Browser,
     node: &Node,
@@ -27,25 +28,74 @@ async fn create_identity_in_page(
 ) -> anyhow::Result<()> {
     page.goto(&node.page).await?;
     let heading = page.text("main.chat h2").await?;
-    ensure!(heading == "Create your first identity", "{heading:?}");
-    page.type_into("#new-id", id).await?;
-    page.type_into("#new-display-name", name).await?;
+    ensure!(heading == "Create your first profile", "{heading:?}");
+    page.type_into("#new-name", name).await?;
     page.click("#add-identity button[type=submit]").await?;
-    let item = page.wait_for(".identities a.item.active", PAGE).await?;
+    let item = page
+        .wait_for(
+            &format!(".identities a.item.active[data-identity='{id}']"),
+            PAGE,
+        )
+        .await?;
     let shown = item.text().await?;
-    ensure!(
-        shown.contains(name) && shown.contains(id),
-        "the new identity shows as {shown:?}"
-    );
+    ensure!(shown.contains(name), "the new profile shows as {shown:?}");
     let heading = page.text("main.chat h2").await?;
     ensure!(heading == "Add your first contact", "{heading:?}");
     Ok(())
 }
 
-/// Open the settings dialog and copy the invite out of it; close the dialog again.
-async fn invite_from_settings(page: &Browser) -> anyhow::Result<String> {
+/// Follow the empty state's "Invite someone" to the invite dialog and copy the code out of
+/// it; close the dialog again.
+async fn invite_from_dialog(page: &Browser) -> anyhow::Result<String> {
+    page.click("#open-invite").await?;
+    page.wait_for("dialog#invite[open] textarea#invite-code", PAGE)
+        .await?;
+    let modal = page
+        .js(
+            "return document.getElementById('invite').matches(':modal');",
+            vec![],
+        )
+        .await?;
+    ensure!(modal == true, "the invite dialog is not modal");
+    ensure!(
+        page.count("dialog#invite svg.qr").await? == 1,
+        "no QR code of the invite"
+    );
+    let invite = page.value("textarea#invite-code").await?.trim().to_owned();
+    ensure!(invite.starts_with("sm1-"), "invite {invite:?}");
+    // A browser that refuses the clipboard: the code is selected, and the page says how to
+    // copy it.
+    page.js(
+        "navigator.clipboard.writeText = () => Promise.reject(new Error('denied'));",
+        vec![],
+    )
+    .await?;
+    page.click("#copy-invite").await?;
+    page.wait_js(
+        PAGE,
+        "the copy fallback to select the code",
+        "const box = document.getElementById('invite-code');
+         return document.activeElement === box && box.selectionStart === 0
+             && box.selectionEnd === box.value.length
+             && document.getElementById('invite-copy-status').textContent.includes('Ctrl+C');",
+        vec![],
+    )
+    .await?;
+    page.click("#close-invite").await?;
+    page.wait_js(
+        PAGE,
+        "the invite dialog to close",
+        "return !document.getElementById('invite') && document.readyState === 'complete';",
+        vec![],
+    )
+    .await?;
+    Ok(invite)
+}
+
+/// Open the settings dialog (a modal) and close it again.
+async fn open_and_close_settings(page: &Browser) -> anyhow::Result<()> {
     page.click("a#open-settings").await?;
-    page.wait_for("dialog#settings[open] textarea#settings-invite", PAGE)
+    page.wait_for("dialog#settings[open] #settings-mailbox", PAGE)
         .await?;
     let modal = page
         .js(
@@ -54,16 +104,6 @@ async fn invite_from_settings(page: &Browser) -> anyhow::Result<String> {
         )
         .await?;
     ensure!(modal == true, "the settings dialog is not modal");
-    ensure!(
-        page.count("dialog#settings svg.qr").await? == 1,
-        "no QR code of the invite"
-    );
-    let invite = page
-        .value("textarea#settings-invite")
-        .await?
-        .trim()
-        .to_owned();
-    ensure!(invite.starts_with("sm1-"), "invite {invite:?}");
     page.click("#close-settings").await?;
     page.wait_js(
         PAGE,
@@ -72,23 +112,28 @@ async fn invite_from_settings(page: &Browser) -> anyhow::Result<String> {
         vec![],
     )
     .await?;
-    Ok(invite)
+    Ok(())
 }
 
-/// Paste `invite` into the Add contact form as contact `name`; the conversation opens.
-async fn add_contact_in_page(page: &Browser, name: &str, invite: &str) -> anyhow::Result<()> {
-    page.type_into("#add-contact input[name=name]", name)
-        .await?;
+/// Paste `invite` into the Add contact form, leaving the name empty: the contact takes the
+/// invite's name (`name`, found under `key`) and the conversation opens.
+async fn add_contact_in_page(
+    page: &Browser,
+    key: &str,
+    name: &str,
+    invite: &str,
+) -> anyhow::Result<()> {
     page.type_into("#add-contact textarea[name=key_or_invite]", invite)
         .await?;
     page.click("#add-contact button[type=submit]").await?;
-    page.wait_for(&format!("ol#messages[data-contact='{name}']"), PAGE)
+    page.wait_for(&format!("ol#messages[data-contact='{key}']"), PAGE)
+        .await?;
+    let listed = page
+        .text(&format!("ul#contact-list a.item[data-contact='{key}']"))
         .await?;
     ensure!(
-        page.count(&format!("ul#contact-list a.item[data-contact='{name}']"))
-            .await?
-            == 1,
-        "{name} is not in the contact list"
+        listed.contains(name),
+        "{name} is not in the contact list: {listed:?}"
     );
     let title = page.text("#chat-title").await?;
     ensure!(title.contains(&format!("Chat with {name}")), "{title:?}");
@@ -96,16 +141,18 @@ async fn add_contact_in_page(page: &Browser, name: &str, invite: &str) -> anyhow
 }
 
 async fn from_scratch(world: &World, alice: &Browser, bob: &Browser) -> anyhow::Result<()> {
-    create_identity_in_page(alice, &world.alice, "alice", "Alice").await?;
-    create_identity_in_page(bob, &world.bob, "bob", "Bob").await?;
-    let alice_invite = invite_from_settings(alice).await?;
-    let bob_invite = invite_from_settings(bob).await?;
+    // Names, not ids: the keys ("alice", "bob") come from them.
+    create_identity_in_page(alice, &world.alice, "alice", "alice").await?;
+    create_identity_in_page(bob, &world.bob, "bob-muller", "Bob Müller").await?;
+    let alice_invite = invite_from_dialog(alice).await?;
+    let bob_invite = invite_from_dialog(bob).await?;
     ensure!(alice_invite != bob_invite);
 
-    // Each pastes the other's invite; each page then shows the new conversation.
-    add_contact_in_page(bob, "alice", &alice_invite).await?;
-    add_contact_in_page(alice, "bob", &bob_invite).await?;
-    chat_live(world, alice, bob).await
+    // Each pastes the other's invite; each page then shows the new conversation, under the
+    // name the invite carries.
+    add_contact_in_page(bob, "alice", "alice", &alice_invite).await?;
+    add_contact_in_page(alice, "bob-muller", "Bob Müller", &bob_invite).await?;
+    chat_live(world, alice, bob, "bob-muller").await
 }
 
 /// The chat of the test above, between people set up through the API instead of the forms
@@ -122,12 +169,12 @@ async fn a_message_sent_with_enter_shows_live_in_the_other_browser() -> anyhow::
     let result = async {
         bob.goto(&chat_url(&world.bob, "bob", "alice")).await?;
         alice.goto(&chat_url(&world.alice, "alice", "bob")).await?;
-        // The settings dialog opens as a modal with the invite, and closes again.
-        invite_from_settings(&alice).await?;
+        // The settings dialog opens as a modal, and closes again.
+        open_and_close_settings(&alice).await?;
         alice
             .wait_for("ol#messages[data-contact='bob']", PAGE)
             .await?;
-        chat_live(&world, &alice, &bob).await
+        chat_live(&world, &alice, &bob, "bob").await
     }
     .await;
     browsers.finish(result).await
@@ -136,7 +183,12 @@ async fn a_message_sent_with_enter_shows_live_in_the_other_browser() -> anyhow::
 /// Alice's and bob's pages are open on their conversation, which is empty: Shift+Enter adds
 /// a line, Enter sends, bob's page shows the message by itself within [`LIVE`], alice's
 /// becomes "delivered"; with the conversation closed, bob sees an unread badge.
-async fn chat_live(world: &World, alice: &Browser, bob: &Browser) -> anyhow::Result<()> {
+async fn chat_live(
+    world: &World,
+    alice: &Browser,
+    bob: &Browser,
+    bob_profile: &str,
+) -> anyhow::Result<()> {
     for page in [alice, bob] {
         page.wait_for("#connection .conn.conn-online", WAIT).await?;
         mark(page).await?;
@@ -238,7 +290,7 @@ async fn chat_live(world: &World, alice: &Browser, bob: &Browser) -> anyhow::Res
 
     // Bob leaves the conversation: the next message puts alice's unread badge up by one,
     // live, and shows as her preview.
-    bob.goto(&format!("{}/?identity=bob", world.bob.page))
+    bob.goto(&format!("{}/?identity={bob_profile}", world.bob.page))
         .await?;
     mark(bob).await?;
     let before = unread(bob, "alice").await?;

@@ -143,13 +143,50 @@ async fn invite_codes_add_contacts_and_warn_about_another_mailbox() -> anyhow::R
     assert_eq!(alice_at_bob["mailbox"], mailbox.pinned_address());
     assert_eq!(alice_at_bob["warning"], Value::Null, "same mailbox");
     assert_eq!(alice_at_bob["verified"], false);
-    let (status, bob_at_alice) = alice
+    // No name given: the contact takes the invite's; a display name gets a derived key,
+    // which the Location and `key` give.
+    let resp = alice
+        .request(Method::POST, "/api/identities/alice/contacts")
+        .json(&json!({ "invite": bob_invite }))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 201);
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bob_at_alice: Value = resp.json().await?;
+    assert_eq!(
+        (&bob_at_alice["key"], &bob_at_alice["name"]),
+        (&json!("bob"), &json!("bob"))
+    );
+    assert!(
+        location.ends_with("/api/identities/alice/contacts/bob"),
+        "{location}"
+    );
+    let resp = alice
+        .request(Method::PATCH, "/api/identities/alice/contacts/bob")
+        .json(&json!({ "name": "Bob Müller" }))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    let renamed: Value = resp.json().await?;
+    assert_eq!(
+        (&renamed["key"], &renamed["name"]),
+        (&json!("bob"), &json!("Bob Müller"))
+    );
+    let (status, zoe) = bob
         .post(
-            "/api/identities/alice/contacts",
-            json!({ "name": "bob", "invite": bob_invite }),
+            "/api/identities/bob/contacts",
+            json!({ "name": "Zoë Müller", "public_key": public_key(&alice, "alice").await?.to_pem() }),
         )
         .await?;
-    assert_eq!(status, 201, "{bob_at_alice}");
+    assert_eq!(
+        status, 409,
+        "alice's key is a contact of bob's already: {zoe}"
+    );
     assert!(alice_at_bob["safety_number"].is_string(), "{alice_at_bob}");
     assert_eq!(
         alice_at_bob["safety_number"], bob_at_alice["safety_number"],

@@ -31,6 +31,8 @@ pub(super) struct ChatPanel<'a> {
     pub(super) older: Option<String>,
     pub(super) draft: String,
     pub(super) confirm_delete: bool,
+    /// The link that opens the "Invite someone" dialog.
+    pub(super) invite_href: Option<String>,
 }
 
 pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
@@ -43,36 +45,40 @@ pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
         older,
         draft,
         confirm_delete,
+        invite_href,
     } = panel;
     let body = match (identity, contact) {
         (None, _) if !has_identities => empty_state(
-            "Create your first identity",
-            "An identity is your own key pair. Give it an ID in the Add form under Local IDs; \
-             you can then share its invite code with the people you want to talk to.",
-            "#new-id",
-            "Go to the Add form",
+            "Create your first profile",
+            "A profile is you as others see you: your name and a key of its own. Type your \
+             name under Add a profile to start.",
+            vec![("#new-name".to_owned(), "Go to Add a profile")],
         )
         .into_any(),
         (None, _) => empty_state(
-            "Pick an identity",
-            "Choose one of your Local IDs to see its contacts and conversations.",
-            "#identities-heading",
-            "Go to Local IDs",
+            "Pick a profile",
+            "Choose one of your profiles to see its contacts and conversations.",
+            vec![("#identities-heading".to_owned(), "Go to your profiles")],
         )
         .into_any(),
-        (Some(_), _) if contacts.is_empty() => empty_state(
-            "Add your first contact",
-            "Ask the person for their invite code or public key (PEM), then paste it into the \
-             Add contact form under Contacts, together with a name for them.",
-            "#contact-name",
-            "Go to the Add contact form",
-        )
-        .into_any(),
+        (Some(_), _) if contacts.is_empty() => {
+            let mut links = Vec::new();
+            if let Some(href) = invite_href {
+                links.push((href, "Invite someone"));
+            }
+            links.push(("#contact-key".to_owned(), "Add a contact"));
+            empty_state(
+                "Add your first contact",
+                "Send your invite code to the person you want to talk to (Invite someone), \
+                 or paste the code they sent you under Add a contact.",
+                links,
+            )
+            .into_any()
+        }
         (Some(_), None) => empty_state(
             "Pick a contact",
             "Choose a contact on the left to see your conversation and write to them.",
-            "#contacts-heading",
-            "Go to Contacts",
+            vec![("#contacts-heading".to_owned(), "Go to Contacts")],
         )
         .into_any(),
         (Some(identity), Some(contact)) => {
@@ -105,16 +111,17 @@ pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
 fn empty_state(
     title: &'static str,
     text: &'static str,
-    target: &'static str,
-    link: &'static str,
+    links: Vec<(String, &'static str)>,
 ) -> impl IntoView {
+    let links = links
+        .into_iter()
+        .map(|(href, label)| view! { <a class="button-link" href=href>{label}</a> " " })
+        .collect_view();
     view! {
         <div class="empty-state">
             <h2>{title}</h2>
             <p>{text}</p>
-            <p>
-                <a class="button-link" href=target>{link}</a>
-            </p>
+            <p class="empty-actions">{links}</p>
         </div>
     }
 }
@@ -139,10 +146,11 @@ fn conversation(conversation: Conversation) -> impl IntoView {
         confirm_delete,
     } = conversation;
     let name = contact.name.clone();
+    let shown = contact.shown_name().to_owned();
     let empty = messages.is_empty();
     let bubbles = messages
         .into_iter()
-        .map(|message| message_bubble(message, &name))
+        .map(|message| message_bubble(message, &shown))
         .collect_view();
     let older_href = older.map(|id| page_href(Some(&identity), Some(&name), &[("before", &id)]));
     view! {
@@ -207,6 +215,7 @@ fn chat_header(
     contact: ContactItem,
     confirm_delete: bool,
 ) -> impl IntoView + use<> {
+    let shown = contact.shown_name().to_owned();
     let ContactItem {
         name,
         fingerprint_grouped,
@@ -235,18 +244,10 @@ fn chat_header(
     };
     let delete_href = page_href(Some(identity), Some(&name), &[("confirm", "contact")]);
     let open = warning.is_some() || confirm_delete;
-    let confirm = confirm_delete.then(|| delete_contact_form(identity, &name));
+    let confirm = confirm_delete.then(|| delete_contact_form(identity, &name, &shown));
     view! {
         <header class="chat-header">
-            <h2 id="chat-title">"Chat with " {name.clone()} {verified.then(verified_mark)}</h2>
-            {fingerprint
-                .map(|fp| {
-                    view! {
-                        <p class="chat-sub">
-                            "Fingerprint: " <code class="fingerprint">{fp}</code>
-                        </p>
-                    }
-                })}
+            <h2 id="chat-title">"Chat with " {shown.clone()} {verified.then(verified_mark)}</h2>
             <details class="contact-details" id="contact-details" open=open>
                 <summary>"Contact details"</summary>
                 <div class="details-body">
@@ -262,7 +263,7 @@ fn chat_header(
                     <h3 id="safety-heading">"Safety number"</h3>
                     {safety}
                     <p class="help">
-                        "Compare it with " {name.clone()}
+                        "Compare it with " {shown.clone()}
                         " in person or on a call. When every digit matches, mark the contact \
                          as verified."
                     </p>
@@ -277,6 +278,17 @@ fn chat_header(
                         <input type="hidden" name="verified" value=verify_value />
                         <button type="submit" class=verify_class>{verify_label}</button>
                     </form>
+                    {fingerprint
+                        .map(|fp| {
+                            view! {
+                                <details class="advanced">
+                                    <summary>"Advanced"</summary>
+                                    <p class="chat-sub">
+                                        "Fingerprint: " <code class="fingerprint">{fp}</code>
+                                    </p>
+                                </details>
+                            }
+                        })}
                     {(!confirm_delete)
                         .then(|| {
                             view! {
@@ -295,7 +307,7 @@ fn chat_header(
 }
 
 /// The confirmation step for deleting a contact: its name must be typed.
-fn delete_contact_form(identity: &str, name: &str) -> impl IntoView + use<> {
+fn delete_contact_form(identity: &str, name: &str, shown: &str) -> impl IntoView + use<> {
     let cancel = contact_href(identity, name);
     view! {
         <form
@@ -305,14 +317,14 @@ fn delete_contact_form(identity: &str, name: &str) -> impl IntoView + use<> {
             action="/ui/contacts/delete"
             aria-labelledby="delete-contact-heading"
         >
-            <h3 id="delete-contact-heading">"Delete contact " {name.to_owned()} "?"</h3>
+            <h3 id="delete-contact-heading">"Delete contact " {shown.to_owned()} "?"</h3>
             <p class="help">
                 "Their key and your conversation are removed from this node. This cannot be \
                  undone."
             </p>
             <input type="hidden" name="identity" value=identity.to_owned() />
             <input type="hidden" name="contact" value=name.to_owned() />
-            <label for="confirm-contact">"Type " <code>{name.to_owned()}</code> " to confirm"</label>
+            <label for="confirm-contact">"Type " <code>{shown.to_owned()}</code> " to confirm"</label>
             <input
                 id="confirm-contact"
                 name="confirm"
@@ -535,8 +547,8 @@ mod tests {
             connection: "connecting".to_owned(),
             ..NodePage::default()
         });
-        assert!(html.contains("Create your first identity"), "{html}");
-        assert!(html.contains(r##"href="#new-id""##));
+        assert!(html.contains("Create your first profile"), "{html}");
+        assert!(html.contains(r##"href="#new-name""##));
         assert!(html.contains(r#"action="/ui/identities""#));
         // The Add form is unfolded when there is nothing else to do.
         assert!(html.contains("<details open"), "{html}");
@@ -554,9 +566,15 @@ mod tests {
         page.messages.clear();
         let html = node_page(&page);
         assert!(html.contains("Add your first contact"), "{html}");
-        assert!(html.contains("public key"));
         assert!(html.contains("No contacts yet."));
-        assert!(html.contains(r##"href="#contact-name""##));
+        // The empty state says where the invite is, and where theirs goes.
+        let actions = element_with(&html, r#"class="empty-actions""#, "p");
+        assert!(
+            actions.contains(r#"href="/?identity=alice&amp;invite=1""#),
+            "{actions}"
+        );
+        assert!(actions.contains(">Invite someone</a>"), "{actions}");
+        assert!(actions.contains(r##"href="#contact-key""##), "{actions}");
         assert!(html.contains(r#"action="/ui/contacts""#));
         assert!(!html.contains(r#"action="/ui/send""#));
     }

@@ -31,20 +31,18 @@ mod tests;
 use leptos::prelude::*;
 
 use crate::document::{Shell, render_document};
+use crate::invite::invite_dialog;
 use crate::settings::{SettingsDialog, settings_dialog};
-use crate::{NodePage, page_href};
+use crate::{IdentityItem, NodePage, page_href};
 use chat::{ChatPanel, chat_panel};
 use sidebar::{
-    ActiveIdentity, contacts_section, identities_section, own_fingerprint, requests_section,
+    ActiveIdentity, advanced_section, contacts_section, identities_section, requests_section,
 };
 
 /// Renders the node's web page as a complete HTML document.
 pub fn node_page(page: &NodePage) -> String {
     let page = page.clone();
-    let title = match &page.active_contact {
-        Some(contact) => format!("Chat with {contact} · Secure Messenger"),
-        None => "Secure Messenger".to_owned(),
-    };
+    let title = page_title(&page);
     let shell = Shell {
         title,
         body_class: "node",
@@ -53,6 +51,28 @@ pub fn node_page(page: &NodePage) -> String {
         ..Shell::default()
     };
     render_document(shell, move || node_body(page))
+}
+
+/// The tab's title: the open conversation's contact and the profile.
+fn page_title(page: &NodePage) -> String {
+    let profile = page
+        .active_identity
+        .as_ref()
+        .and_then(|id| page.identities.iter().find(|i| &i.id == id))
+        .map(IdentityItem::shown_name);
+    let contact = page.active_contact.as_ref().map(|c| {
+        match page.contacts.iter().find(|item| &item.name == c) {
+            Some(item) => item.shown_name(),
+            None => c.as_str(),
+        }
+    });
+    match (contact, profile) {
+        (Some(contact), Some(profile)) => {
+            format!("{contact} · {profile} · Secure Messenger")
+        }
+        (None, Some(profile)) => format!("{profile} · Secure Messenger"),
+        _ => "Secure Messenger".to_owned(),
+    }
 }
 
 fn node_body(page: NodePage) -> impl IntoView {
@@ -72,6 +92,7 @@ fn node_body(page: NodePage) -> impl IntoView {
         public_key,
         older,
         show_settings,
+        show_invite,
         settings,
         confirm_delete_identity,
         confirm_delete_contact,
@@ -84,14 +105,24 @@ fn node_body(page: NodePage) -> impl IntoView {
         active_contact.as_deref(),
         &[("settings", "1")],
     );
-    let dialog = show_settings.then(|| {
-        settings_dialog(SettingsDialog {
-            identity: active.clone(),
-            contact: active_contact.clone(),
-            invite: invite.clone(),
-            settings,
-        })
-    });
+    let dialog = if show_settings {
+        Some(
+            settings_dialog(SettingsDialog {
+                identity: active.clone(),
+                contact: active_contact.clone(),
+                settings,
+            })
+            .into_any(),
+        )
+    } else {
+        active
+            .clone()
+            .filter(|_| show_invite)
+            .map(|identity| invite_dialog(identity, active_contact.clone(), invite).into_any())
+    };
+    let invite_href = active_identity
+        .as_deref()
+        .map(|id| page_href(Some(id), active_contact.as_deref(), &[("invite", "1")]));
     let chat = chat_panel(ChatPanel {
         has_identities: !identities.is_empty(),
         identity: active_identity.clone(),
@@ -101,14 +132,14 @@ fn node_body(page: NodePage) -> impl IntoView {
         older,
         draft,
         confirm_delete: confirm_delete_contact,
+        invite_href,
     });
     let identities = identities_section(
         identities,
         active_identity.clone(),
         ActiveIdentity {
-            public_key,
-            invite,
             confirm_delete: confirm_delete_identity,
+            contact: active_contact.clone(),
         },
     );
     view! {
@@ -128,9 +159,9 @@ fn node_body(page: NodePage) -> impl IntoView {
             <div class="layout">
                 <aside class="sidebar" aria-label="Identities and contacts">
                     {identities}
-                    {active.map(own_fingerprint)}
-                    {contacts_section(active_identity.clone(), contacts, active_contact)}
-                    {requests_section(active_identity, requests)}
+                    {requests_section(active_identity.clone(), requests)}
+                    {contacts_section(active_identity, contacts, active_contact)}
+                    {active.map(|identity| advanced_section(identity, public_key))}
                 </aside>
                 {chat}
             </div>
@@ -156,9 +187,8 @@ fn topbar(
 ) -> impl IntoView {
     let (label, class) = connection_label(&connection);
     let outbox_text = match outbox {
-        0 => "Outbox empty".to_owned(),
-        1 => "1 message waiting to send".to_owned(),
-        n => format!("{n} messages waiting to send"),
+        0 => "All sent".to_owned(),
+        n => format!("Waiting to send: {n}"),
     };
     view! {
         <header class="topbar">

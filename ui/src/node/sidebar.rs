@@ -8,13 +8,6 @@ use leptos::prelude::*;
 use super::{contact_href, verified_mark};
 use crate::{ContactItem, IdentityItem, RequestItem, page_href};
 
-/// The HTML `pattern` for identity ids and contact names, equivalent to
-/// `[A-Za-z0-9._-]{1,64}`. The `-` is escaped because browsers compile
-/// `pattern` with the `v` flag, where an unescaped `-` in a class is a syntax
-/// error (and an invalid pattern is silently ignored).
-const NAME_PATTERN: &str = r"[A-Za-z0-9._\-]{1,64}";
-const NAME_TITLE: &str = "1 to 64 letters, digits, dots, underscores or dashes";
-
 fn identity_href(id: &str) -> String {
     page_href(Some(id), None, &[])
 }
@@ -30,9 +23,9 @@ fn short_fingerprint(grouped: &str) -> String {
 
 /// What the sidebar shows for the active identity only.
 pub(super) struct ActiveIdentity {
-    pub(super) public_key: Option<String>,
-    pub(super) invite: Option<String>,
     pub(super) confirm_delete: bool,
+    /// The conversation open, so the invite dialog's "Close" returns to it.
+    pub(super) contact: Option<String>,
 }
 
 pub(super) fn identities_section(
@@ -42,11 +35,10 @@ pub(super) fn identities_section(
 ) -> impl IntoView {
     let empty = identities.is_empty();
     let ActiveIdentity {
-        public_key,
-        invite,
         confirm_delete,
+        contact,
     } = extra;
-    let mut actions = Some((public_key, invite));
+    let mut confirm = None;
     let items = identities
         .into_iter()
         .map(|identity| {
@@ -57,87 +49,61 @@ pub(super) fn identities_section(
             } else {
                 ("item", None)
             };
-            let actions = if is_active { actions.take() } else { None }
-                .map(|(pem, code)| identity_actions(&identity.id, pem, code));
-            let secondary = identity.display_name.is_some().then(|| identity.id.clone());
-            let primary = identity.display_name.unwrap_or(identity.id);
+            let shown = identity.shown_name().to_owned();
+            if is_active && confirm_delete {
+                confirm = Some(delete_identity_form(identity.id.clone(), shown.clone()));
+            }
+            let actions = is_active.then(|| identity_actions(&identity.id, &shown, &contact));
             view! {
                 <li>
-                    <a class=class href=href aria-current=current>
-                        <span class="item-name">{primary}</span>
-                        {secondary.map(|id| view! { <span class="item-sub">{id}</span> })}
+                    <a class=class href=href aria-current=current data-identity=identity.id>
+                        <span class="item-name">{shown}</span>
                     </a>
                     {actions}
                 </li>
             }
         })
         .collect_view();
-    let confirm = active
-        .clone()
-        .filter(|_| confirm_delete)
-        .map(delete_identity_form);
     view! {
         <section class="panel identities" aria-labelledby="identities-heading">
-            <h2 id="identities-heading">"Local IDs"</h2>
-            {empty.then(|| view! { <p class="hint">"No identities yet."</p> })}
+            <h2 id="identities-heading">"Your profiles"</h2>
+            {empty.then(|| view! { <p class="hint">"No profile yet."</p> })}
             <ul class="list">{items}</ul>
             {confirm}
             <details class="add" open=empty>
-                <summary>"Add an identity"</summary>
+                <summary>"Add a profile"</summary>
                 <form class="stack" id="add-identity" method="post" action="/ui/identities">
-                    <label for="new-id">"ID"</label>
+                    <label for="new-name">"Your name"</label>
                     <input
-                        id="new-id"
-                        name="id"
+                        id="new-name"
+                        name="display_name"
                         type="text"
                         required
-                        maxlength="64"
-                        pattern=NAME_PATTERN
-                        title=NAME_TITLE
-                        autocomplete="off"
-                        autocapitalize="off"
-                        spellcheck="false"
-                        aria-describedby="new-id-help"
+                        maxlength="100"
+                        autocomplete="name"
+                        aria-describedby="new-name-help"
                     />
-                    <p class="help" id="new-id-help">
-                        "Letters, digits, dots, underscores and dashes, up to 64."
+                    <p class="help" id="new-name-help">
+                        "What people see when you write to them. Each profile has a key of its \
+                         own."
                     </p>
-                    <label for="new-display-name">"Display name (optional)"</label>
-                    <input id="new-display-name" name="display_name" type="text" autocomplete="off" />
-                    <button type="submit">"Add"</button>
+                    <button type="submit">"Create profile"</button>
                 </form>
             </details>
         </section>
     }
 }
 
-/// "Copy key" and "Copy invite" (script-enhanced, hidden without it) and the
-/// link to the deletion step, under the active identity.
-fn identity_actions(
-    id: &str,
-    public_key: Option<String>,
-    invite: Option<String>,
-) -> impl IntoView + use<> {
+/// "Invite someone" and the link to the deletion step, under the active identity.
+fn identity_actions(id: &str, shown: &str, contact: &Option<String>) -> impl IntoView + use<> {
+    let invite_href = page_href(Some(id), contact.as_deref(), &[("invite", "1")]);
     let delete_href = page_href(Some(id), None, &[("confirm", "identity")]);
-    let delete_title = format!("Delete identity {id}");
+    let delete_title = format!("Delete profile {shown}");
     view! {
         <div class="item-actions">
-            {public_key
-                .map(|pem| {
-                    view! {
-                        <button type="button" class="small secondary js-only" data-copy=pem>
-                            "Copy key"
-                        </button>
-                    }
-                })}
-            {invite
-                .map(|code| {
-                    view! {
-                        <button type="button" class="small secondary js-only" data-copy=code>
-                            "Copy invite"
-                        </button>
-                    }
-                })}
+            <a class="button-link small" id="open-invite" href=invite_href>
+                "Invite someone"
+            </a>
             <a class="danger-link" href=delete_href title=delete_title>
                 "Delete…"
             </a>
@@ -145,8 +111,8 @@ fn identity_actions(
     }
 }
 
-/// The confirmation step for deleting identity `id`: its id must be typed.
-fn delete_identity_form(id: String) -> impl IntoView {
+/// The confirmation step for deleting identity `id`: its name must be typed.
+fn delete_identity_form(id: String, shown: String) -> impl IntoView {
     let cancel = identity_href(&id);
     view! {
         <form
@@ -156,13 +122,13 @@ fn delete_identity_form(id: String) -> impl IntoView {
             action="/ui/identities/delete"
             aria-labelledby="delete-identity-heading"
         >
-            <h3 id="delete-identity-heading">"Delete identity " {id.clone()} "?"</h3>
+            <h3 id="delete-identity-heading">"Delete profile " {shown.clone()} "?"</h3>
             <p class="help">
                 "Its key, contacts and messages are removed from this node. This cannot be \
                  undone: back up the key first if you may need it again."
             </p>
-            <input type="hidden" name="identity" value=id.clone() />
-            <label for="confirm-identity">"Type " <code>{id}</code> " to confirm"</label>
+            <input type="hidden" name="identity" value=id />
+            <label for="confirm-identity">"Type " <code>{shown}</code> " to confirm"</label>
             <input
                 id="confirm-identity"
                 name="confirm"
@@ -174,22 +140,53 @@ fn delete_identity_form(id: String) -> impl IntoView {
                 autofocus=true
             />
             <div class="confirm-actions">
-                <button type="submit" class="danger">"Delete identity"</button>
+                <button type="submit" class="danger">"Delete profile"</button>
                 <a href=cancel>"Cancel"</a>
             </div>
         </form>
     }
 }
 
-pub(super) fn own_fingerprint(identity: IdentityItem) -> impl IntoView {
+/// The details a newcomer does not need: the active profile's fingerprint and public key.
+pub(super) fn advanced_section(
+    identity: IdentityItem,
+    public_key: Option<String>,
+) -> impl IntoView {
     view! {
-        <section class="panel own-fingerprint" aria-labelledby="own-fingerprint-heading">
+        <details class="panel advanced" id="advanced">
+            <summary>"Advanced"</summary>
             <h2 id="own-fingerprint-heading">"Your fingerprint"</h2>
             <p class="help">
-                "Compare it with your contact over another channel to rule out impostors."
+                "The short form of your key. Safety numbers are easier to compare; this is for \
+                 experts."
             </p>
             <code class="fingerprint">{identity.fingerprint_grouped}</code>
-        </section>
+            {public_key
+                .map(|pem| {
+                    view! {
+                        <h2 id="public-key-heading">"Your public key"</h2>
+                        <p class="item-actions">
+                            <button
+                                type="button"
+                                class="small secondary js-only"
+                                data-copy=pem.clone()
+                                data-copy-fallback="public-key"
+                            >
+                                "Copy key"
+                            </button>
+                        </p>
+                        <textarea
+                            id="public-key"
+                            class="invite-code"
+                            rows="4"
+                            readonly
+                            spellcheck="false"
+                            aria-labelledby="public-key-heading"
+                            inner_html=crate::textarea_content(&pem)
+                        ></textarea>
+                    }
+                })}
+        </details>
     }
 }
 
@@ -202,7 +199,7 @@ pub(super) fn contacts_section(
         return view! {
             <section class="panel contacts" aria-labelledby="contacts-heading">
                 <h2 id="contacts-heading">"Contacts"</h2>
-                <p class="hint">"Create or pick an identity first; contacts belong to it."</p>
+                <p class="hint">"Create or pick a profile first; contacts belong to it."</p>
             </section>
         }
         .into_any();
@@ -218,8 +215,8 @@ pub(super) fn contacts_section(
             } else {
                 ("item", None)
             };
-            let short = short_fingerprint(&contact.fingerprint_grouped);
             let key = contact.name.clone();
+            let shown = contact.shown_name().to_owned();
             let unread = contact.unread;
             let badge = (unread > 0).then(|| {
                 view! {
@@ -232,12 +229,9 @@ pub(super) fn contacts_section(
                 <li>
                     <a class=class href=href aria-current=current data-contact=key>
                         <span class="item-row">
-                            <span class="item-name">{contact.name}</span>
+                            <span class="item-name">{shown}</span>
                             {contact.verified.then(verified_mark)}
                             {badge}
-                        </span>
-                        <span class="item-sub fingerprint" title=contact.fingerprint>
-                            {short}
                         </span>
                         {contact
                             .preview
@@ -258,31 +252,30 @@ pub(super) fn contacts_section(
                 <summary>"Add a contact"</summary>
                 <form class="stack" id="add-contact" method="post" action="/ui/contacts">
                     <input type="hidden" name="identity" value=identity />
-                    <label for="contact-name">"Name"</label>
+                    <label for="contact-key">"Their invite code"</label>
+                    <textarea
+                        id="contact-key"
+                        name="key_or_invite"
+                        rows="4"
+                        required
+                        spellcheck="false"
+                        placeholder="sm1-…"
+                        aria-describedby="contact-key-help"
+                    ></textarea>
+                    <p class="help" id="contact-key-help">
+                        "Paste the code they sent you (a public key in PEM works too)."
+                    </p>
+                    <label for="contact-name">"Name (optional)"</label>
                     <input
                         id="contact-name"
                         name="name"
                         type="text"
-                        required
-                        maxlength="64"
-                        pattern=NAME_PATTERN
-                        title=NAME_TITLE
+                        maxlength="100"
                         autocomplete="off"
-                        autocapitalize="off"
-                        spellcheck="false"
+                        aria-describedby="contact-name-help"
                     />
-                    <label for="contact-key">"Public key (PEM) or invite code"</label>
-                    <textarea
-                        id="contact-key"
-                        name="key_or_invite"
-                        rows="5"
-                        required
-                        spellcheck="false"
-                        placeholder="sm1-… or -----BEGIN PUBLIC KEY-----"
-                        aria-describedby="contact-key-help"
-                    ></textarea>
-                    <p class="help" id="contact-key-help">
-                        "Paste the invite code or public key they sent you."
+                    <p class="help" id="contact-name-help">
+                        "Leave it empty to use the name in their invite."
                     </p>
                     <button type="submit">"Add contact"</button>
                 </form>
@@ -354,12 +347,8 @@ fn request_item(identity: &str, index: usize, request: RequestItem) -> impl Into
                     name="name"
                     type="text"
                     required
-                    maxlength="64"
-                    pattern=NAME_PATTERN
-                    title=NAME_TITLE
+                    maxlength="100"
                     autocomplete="off"
-                    autocapitalize="off"
-                    spellcheck="false"
                 />
                 <button type="submit" class="small">"Accept"</button>
             </form>
@@ -394,7 +383,7 @@ mod tests {
     #[test]
     fn identities_link_and_mark_the_active_one() {
         let html = node_page(&chat_page());
-        assert!(html.contains("Local IDs"));
+        assert!(html.contains(">Your profiles</h2>"));
         let alice = tag_with(&html, r#"href="/?identity=alice""#);
         assert!(alice.contains(r#"aria-current="page""#), "{alice}");
         let work = tag_with(&html, r#"href="/?identity=work""#);
@@ -404,34 +393,48 @@ mod tests {
     }
 
     #[test]
-    fn contacts_link_with_short_fingerprints() {
+    fn contacts_link_by_name_without_fingerprints() {
         let html = node_page(&chat_page());
         let bob = tag_with(&html, r#"href="/?identity=alice&amp;contact=bob""#);
         assert!(bob.contains(r#"aria-current="page""#), "{bob}");
         let carol = tag_with(&html, r#"href="/?identity=alice&amp;contact=carol""#);
         assert!(!carol.contains("aria-current"), "{carol}");
-        assert!(html.contains("0123 4567 89ab cdef<"));
+        // Fingerprints are in the contact's details, not in the list.
+        let list = element_with(&html, r#"id="contact-list""#, "ul");
+        assert!(!list.contains("0123 4567"), "{list}");
     }
 
     #[test]
-    fn the_active_identity_has_copy_buttons_and_a_delete_link() {
+    fn the_active_identity_has_an_invite_link_a_delete_link_and_advanced_details() {
         let html = node_page(&full_page());
-        let key = tag_with(&html, "data-copy=\"-----BEGIN");
-        assert!(key.starts_with(r#"<button type="button""#), "{key}");
-        assert!(key.contains("js-only"), "{key}");
-        assert!(html.contains(">Copy key</button>"));
-        let invite = tag_with(
-            &html,
-            r#"data-copy="sm1-eyJuYW1lIjoiYWxpY2UifQ" class="small"#,
+        let invite = element_with(&html, r#"id="open-invite""#, "a");
+        assert!(
+            invite.contains(r#"href="/?identity=alice&amp;contact=bob&amp;invite=1""#),
+            "{invite}"
         );
-        assert!(invite.contains("js-only"), "{invite}");
-        assert!(html.contains(">Copy invite</button>"));
+        assert!(invite.ends_with(">Invite someone</a>"), "{invite}");
         assert!(html.contains(r#"href="/?identity=alice&amp;confirm=identity""#));
         assert!(html.contains(">Delete…</a>"));
         // Only under the active identity.
-        assert_eq!(html.matches(">Copy key</button>").count(), 1);
+        assert_eq!(html.matches(">Invite someone</a>").count(), 1);
         assert_eq!(html.matches(">Delete…</a>").count(), 1);
-        // Without a key or an invite, no buttons (the delete link stays).
+        // The fingerprint and the key are behind "Advanced", folded.
+        let advanced = element_with(&html, r#"id="advanced""#, "details");
+        assert!(!advanced.contains(" open"), "{advanced}");
+        assert!(
+            advanced.contains("<summary>Advanced</summary>"),
+            "{advanced}"
+        );
+        assert!(advanced.contains("abab abab abab"), "{advanced}");
+        let key = tag_with(advanced, "data-copy=\"-----BEGIN");
+        assert!(key.contains("js-only"), "{key}");
+        assert!(advanced.contains(">Copy key</button>"));
+        assert!(advanced.contains(r#"id="public-key""#));
+        assert!(
+            !html.contains("Copy invite</button>"),
+            "the invite is one screen"
+        );
+        // Without a key, no copy button.
         let html = node_page(&chat_page());
         assert!(!html.contains("data-copy"), "{html}");
         assert!(html.contains(">Delete…</a>"));

@@ -162,7 +162,23 @@ fn is_a_full_document() {
         html.contains(r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#)
     );
     assert!(html.contains(r#"<link rel="stylesheet" href="/assets/app.css">"#));
-    assert!(html.contains("<title>Chat with bob · Secure Messenger</title>"));
+    // The tab names the contact and the profile.
+    assert!(
+        html.contains("<title>bob · alice · Secure Messenger</title>"),
+        "{html}"
+    );
+    let mut page = chat_page();
+    page.identities[0].display_name = Some("Alice Smith".to_owned());
+    page.contacts[0].display_name = Some("Bob Jones".to_owned());
+    let html = node_page(&page);
+    assert!(html.contains("<title>Bob Jones · Alice Smith · Secure Messenger</title>"));
+    assert!(
+        html.contains(r#"<h2 id="chat-title">Chat with <!>Bob Jones"#),
+        "{html}"
+    );
+    page.active_contact = None;
+    assert!(node_page(&page).contains("<title>Alice Smith · Secure Messenger</title>"));
+    let html = node_page(&chat_page());
     assert!(html.contains("Secure Messenger"));
     assert!(html.ends_with("</html>"));
     // Only the dashboard refreshes itself; here it would lose typed text.
@@ -194,26 +210,32 @@ fn forms_post_to_the_node_with_labelled_fields() {
     assert!(html.contains(r#"action="/ui/send""#));
     assert!(html.contains(r#"action="/ui/contacts/verify""#));
     assert_eq!(html.matches(r#"method="post""#).count(), 4);
-    let id = tag_with(&html, r#"name="id""#);
-    assert!(id.contains("required") && id.contains("pattern="), "{id}");
-    assert!(html.contains(r#"name="display_name""#));
+    // A profile needs only a name; a contact only their invite (the name is optional).
+    assert!(!html.contains(r#"name="id""#), "{html}");
+    let name = tag_with(&html, r#"name="display_name""#);
+    assert!(
+        name.contains("required") && !name.contains("pattern="),
+        "{name}"
+    );
+    let contact_name = tag_with(&html, r#"id="contact-name""#);
+    assert!(
+        !contact_name.contains("required") && !contact_name.contains("pattern="),
+        "{contact_name}"
+    );
     assert!(html.contains(r#"<input type="hidden" name="identity" value="alice">"#));
     assert!(html.contains(r#"<input type="hidden" name="contact" value="bob">"#));
     let key = tag_with(&html, r#"name="key_or_invite""#);
-    assert!(key.starts_with("<textarea"), "{key}");
+    assert!(
+        key.starts_with("<textarea") && key.contains("required"),
+        "{key}"
+    );
     assert!(!html.contains(r#"name="public_key""#));
-    assert!(html.contains(">Public key (PEM) or invite code</label>"));
-    assert!(html.contains(">Add</button>"));
+    assert!(html.contains(">Their invite code</label>"));
+    assert!(html.contains(">Create profile</button>"));
     assert!(html.contains(">Add contact</button>"));
     assert!(html.contains(">Send</button>"));
     // Every visible field has a label pointing at it.
-    for field_id in [
-        "new-id",
-        "new-display-name",
-        "contact-name",
-        "contact-key",
-        "compose-text",
-    ] {
+    for field_id in ["new-name", "contact-name", "contact-key", "compose-text"] {
         assert!(
             html.contains(&format!(r#"for="{field_id}""#)),
             "label for {field_id}"
@@ -224,7 +246,7 @@ fn forms_post_to_the_node_with_labelled_fields() {
         );
     }
     assert!(html.contains(">Message</label>"));
-    assert!(html.contains(">ID</label>"));
+    assert!(html.contains(">Your name</label>"));
 }
 
 #[test]
@@ -268,7 +290,9 @@ fn connection_state_outbox_and_last_error_are_in_the_header() {
     let html = node_page(&page);
     assert!(html.contains("conn-offline"));
     assert!(html.contains("Offline"));
-    assert!(html.contains("3 messages waiting to send"));
+    assert!(html.contains("Waiting to send: 3"), "{html}");
+    page.outbox = 0;
+    assert!(node_page(&page).contains(">All sent<"));
     assert!(
         html.contains("Last error: <!>mailbox unreachable")
             || html.contains("Last error: mailbox unreachable")
@@ -411,19 +435,8 @@ fn the_settings_dialog_renders_only_when_asked() {
     let result = element_with(dialog, r#"id="test-result""#, "p");
     assert!(result.contains(r#"role="status""#));
     assert!(result.contains("Connected: the mailbox answered"));
-    // The invite: fingerprint, code, copy button, QR code.
-    assert!(dialog.contains("abab abab abab"));
-    assert!(
-        dialog.contains("\nsm1-eyJuYW1lIjoiYWxpY2UifQ</textarea>"),
-        "{dialog}"
-    );
-    assert!(tag_with(dialog, r#"id="settings-invite""#).contains("readonly"));
-    assert!(dialog.contains(r#"data-copy="sm1-eyJuYW1lIjoiYWxpY2UifQ""#));
-    let svg = element_with(dialog, "<svg", "svg");
-    assert!(svg.contains(r#"role="img""#), "{svg}");
-    assert!(svg.contains(r#"aria-label="QR code of your invite""#));
-    assert!(svg.contains("<path d=\"M4,4h7v1h-7z"));
-    assert!(!svg.contains("style") && !svg.contains("xmlns"));
+    // The invite has a dialog of its own.
+    assert!(!dialog.contains("sm1-"), "{dialog}");
     // Notifications: only with the script.
     let enable = tag_with(dialog, r#"id="enable-notifications""#);
     assert!(enable.contains("js-only") && enable.contains(r#"type="button""#));
@@ -435,6 +448,61 @@ fn the_settings_dialog_renders_only_when_asked() {
     let html = node_page(&page);
     assert!(!tag_with(&html, r#"name="previews""#).contains("checked"));
     assert!(!html.contains(r#"id="test-result""#));
+}
+
+#[test]
+fn the_invite_dialog_has_the_code_its_qr_code_and_a_copy_fallback() {
+    let mut page = full_page();
+    page.show_settings = false;
+    assert!(!node_page(&page).contains("<dialog"));
+    page.show_invite = true;
+    let html = node_page(&page);
+    let dialog = element_with(&html, "<dialog", "dialog");
+    assert!(dialog.starts_with("<dialog open"), "{dialog}");
+    assert!(dialog.contains(r#"id="invite""#));
+    assert!(dialog.contains(r#"<h2 id="invite-heading">Invite someone</h2>"#));
+    assert!(
+        dialog.contains("Add a contact"),
+        "what they do with it: {dialog}"
+    );
+    assert!(
+        dialog.contains("\nsm1-eyJuYW1lIjoiYWxpY2UifQ</textarea>"),
+        "{dialog}"
+    );
+    assert!(tag_with(dialog, r#"id="invite-code""#).contains("readonly"));
+    let copy = tag_with(dialog, r#"id="copy-invite""#);
+    assert!(
+        copy.contains(r#"data-copy="sm1-eyJuYW1lIjoiYWxpY2UifQ""#),
+        "{copy}"
+    );
+    assert!(
+        copy.contains(r#"data-copy-fallback="invite-code""#),
+        "{copy}"
+    );
+    // Without the script, the words to copy it by hand.
+    let status = element_with(dialog, r#"id="invite-copy-status""#, "span");
+    assert!(status.contains(r#"role="status""#), "{status}");
+    assert!(
+        status.contains("Select the code above and copy it."),
+        "{status}"
+    );
+    let svg = element_with(dialog, "<svg", "svg");
+    assert!(svg.contains(r#"role="img""#), "{svg}");
+    assert!(svg.contains(r#"aria-label="QR code of your invite""#));
+    assert!(svg.contains("<path d=\"M4,4h7v1h-7z"));
+    assert!(!svg.contains("style") && !svg.contains("xmlns"));
+    let close = element_with(dialog, r#"id="close-invite""#, "a");
+    assert!(
+        close.contains(r#"href="/?identity=alice&amp;contact=bob""#),
+        "{close}"
+    );
+    assert_self_contained(&html);
+    // Without an identity there is nothing to invite to.
+    let page = NodePage {
+        show_invite: true,
+        ..NodePage::default()
+    };
+    assert!(!node_page(&page).contains("<dialog"));
 }
 
 #[test]
@@ -494,16 +562,32 @@ fn new_user_text_is_escaped() {
     page.requests[0].fingerprint = format!("\"><b>{XSS}");
     page.requests[0].fingerprint_grouped = format!("\"><b>{XSS}");
     page.invite = Some(format!("</textarea>{XSS}"));
-    page.public_key = Some(format!("\"><b>{XSS}"));
+    page.public_key = Some(format!("</textarea>\"><b>{XSS}"));
     page.settings.test_result = Some(XSS.to_owned());
     page.settings.mailbox = format!("\"><b>{XSS}");
     page.older = Some(XSS.to_owned());
     let html = node_page(&page);
     assert!(!html.contains("<script>"), "{html}");
     assert!(!html.contains("<b>"), "{html}");
-    // The invite cannot end its textarea early: only the two real ones end.
+    // The key cannot end its textarea early: only the three real ones end.
     assert_eq!(html.matches("</textarea>").count(), 3, "{html}");
-    assert!(html.contains("&lt;/textarea&gt;&lt;script&gt;"));
+    assert!(
+        html.contains("&lt;/textarea&gt;&quot;&gt;&lt;b&gt;")
+            || html.contains("&lt;/textarea&gt;\"&gt;&lt;b&gt;"),
+        "{html}"
+    );
+    // Nor the invite, in its dialog.
+    let invite_page = NodePage {
+        show_settings: false,
+        show_invite: true,
+        ..page.clone()
+    };
+    let invite_html = node_page(&invite_page);
+    assert!(
+        invite_html.contains("&lt;/textarea&gt;&lt;script&gt;"),
+        "{invite_html}"
+    );
+    assert_eq!(invite_html.matches("</textarea>").count(), 4);
     // Each text shows as text: preview, warning, request preview, result,
     // invite (textarea and copy button), key, mailbox and fingerprint.
     assert!(

@@ -19,15 +19,25 @@ impl Node {
         self.add_contact_key(id, name, key, None).await
     }
 
-    /// Add a contact to an identity from an invite code.
+    /// Add a contact to an identity from an invite code, named `name` or, without one, by
+    /// the name the invite carries.
     pub async fn add_contact_from_invite(
         self: &Arc<Self>,
         id: String,
-        name: String,
+        name: Option<String>,
         code: &str,
     ) -> Result<ContactRecord, NodeError> {
         let invite = Invite::decode(code)
             .map_err(|e| NodeError::invalid("invalid_invite", format!("invite: {e}")))?;
+        let name = name
+            .filter(|n| !n.trim().is_empty())
+            .or(invite.display_name)
+            .ok_or_else(|| {
+                NodeError::invalid(
+                    "invalid_name",
+                    "The invite carries no name: give the contact a name",
+                )
+            })?;
         self.add_contact_key(
             id,
             name,
@@ -37,6 +47,9 @@ impl Node {
         .await
     }
 
+    /// Add `key` as a contact of `id`, named `name` (any display name: a name that is a
+    /// key already keeps it as its key, and must be free; another gets a free key derived
+    /// from it). Requests from the key join the new conversation.
     pub(super) async fn add_contact_key(
         self: &Arc<Self>,
         id: String,
@@ -45,16 +58,18 @@ impl Node {
         mailbox: Option<String>,
     ) -> Result<ContactRecord, NodeError> {
         let me = self.identity(&id)?;
-        check_name("a contact name", &name)?;
+        let name = check_display_name("The name", &name)?;
         if key.fingerprint() == me.fingerprint() {
             return Err(NodeError::invalid(
                 "own_key",
-                "public_key: that is this identity's own key",
+                "This is your own key: add the key or invite of the person you write to",
             ));
         }
         let fingerprint = key.fingerprint();
-        let record = ContactRecord {
-            name: name.clone(),
+        let derived = check_name("a contact name", &name).is_err();
+        let mut record = ContactRecord {
+            name: url_key(&name, "contact"),
+            display_name: derived.then_some(name),
             public_key: key.to_pem(),
             fingerprint,
             verified: false,
@@ -62,21 +77,38 @@ impl Node {
             mailbox,
         };
         let node = self.clone();
-        let r = record.clone();
         blocking(move || {
             // Checked and written under the inbox lock: a message from this key arriving
             // meanwhile lands either in requests (and is merged below) or in the
             // conversation, after the merged ones.
             let _inbox = node.inbox_lock();
-            node.check_new_contact(&id, &name, &r.fingerprint)?;
+            if derived {
+                record.name = free_key(&record.name, |k| {
+                    Ok(node.store.contains(&keys::contact(&id, k))?)
+                })?;
+            }
+            node.check_new_contact(&id, &record.name, &record.fingerprint)?;
             let mut c = Changes::default();
-            c.put(keys::contact(&id, &name), &r);
+            c.put(keys::contact(&id, &record.name), &record);
             node.store.apply(c)?;
-            node.merge_requests(&id, &r)?;
-            Ok(())
+            node.merge_requests(&id, &record)?;
+            Ok(record)
         })
-        .await?;
-        Ok(record)
+        .await
+    }
+
+    /// Give a contact another display name (its key stays).
+    pub async fn rename_contact(
+        self: &Arc<Self>,
+        id: String,
+        contact: String,
+        name: String,
+    ) -> Result<ContactRecord, NodeError> {
+        let name = check_display_name("The name", &name)?;
+        self.change_contact(id, contact, move |record| {
+            record.display_name = (name != record.name).then_some(name);
+        })
+        .await
     }
 
     /// An identity's contacts, by name.
@@ -106,18 +138,30 @@ impl Node {
         name: String,
         verified: bool,
     ) -> Result<ContactRecord, NodeError> {
-        let mut record = self.contact(&id, &name)?;
-        record.verified = verified;
+        self.change_contact(id, name, move |record| record.verified = verified)
+            .await
+    }
+
+    /// Change contact `name` of `id` with `change`, under the inbox lock (a merge or an
+    /// arriving message does not see half of it).
+    async fn change_contact(
+        self: &Arc<Self>,
+        id: String,
+        name: String,
+        change: impl FnOnce(&mut ContactRecord) + Send + 'static,
+    ) -> Result<ContactRecord, NodeError> {
+        self.contact(&id, &name)?;
         let node = self.clone();
-        let r = record.clone();
         blocking(move || {
+            let _inbox = node.inbox_lock();
+            let mut record = node.contact(&id, &name)?;
+            change(&mut record);
             let mut c = Changes::default();
-            c.put(keys::contact(&id, &name), &r);
+            c.put(keys::contact(&id, &name), &record);
             node.store.apply(c)?;
-            Ok(())
+            Ok(record)
         })
-        .await?;
-        Ok(record)
+        .await
     }
 
     /// Delete a contact and its conversation.
@@ -168,7 +212,7 @@ impl Node {
         (!same).then(|| {
             format!(
                 "{} uses another mailbox ({theirs}); messages will not reach them until you both use the same mailbox",
-                contact.name
+                contact.shown_name()
             )
         })
     }
@@ -182,7 +226,7 @@ impl Node {
     ) -> Result<(), NodeError> {
         if self.store.contains(&keys::contact(id, name))? {
             return Err(NodeError::Conflict(format!(
-                "contact {name} already exists"
+                "You already have a contact named {name}: choose another name"
             )));
         }
         if let Some(existing) = self
@@ -191,8 +235,8 @@ impl Node {
             .find(|c| &c.fingerprint == fingerprint)
         {
             return Err(NodeError::Conflict(format!(
-                "this key is already the contact {}",
-                existing.name
+                "This person is already your contact {}",
+                existing.shown_name()
             )));
         }
         Ok(())

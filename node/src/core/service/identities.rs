@@ -66,21 +66,28 @@ impl Node {
         display_name: Option<String>,
         restored: Option<Identity>,
     ) -> Result<IdentityRecord, NodeError> {
-        check_name("an identity id", &id)?;
-        let display_name = display_name
-            .map(|d| d.trim().to_owned())
-            .filter(|d| !d.is_empty());
-        if display_name
-            .as_ref()
-            .is_some_and(|d| d.chars().count() > 100)
-        {
-            return Err(NodeError::invalid(
-                "invalid_display_name",
-                "display_name is at most 100 characters",
-            ));
-        }
-        if self.identity(&id).is_ok() {
-            return Err(NodeError::Conflict(format!("identity {id} already exists")));
+        // No id: one is derived from the display name (a free one, under the lock below).
+        let derive = id.is_empty();
+        let display_name = match display_name.filter(|d| !d.trim().is_empty()) {
+            Some(d) => Some(check_display_name("The name", &d).map_err(|e| match e {
+                NodeError::Invalid { message, .. } => {
+                    NodeError::invalid("invalid_display_name", message)
+                }
+                other => other,
+            })?),
+            None if derive => {
+                return Err(NodeError::invalid(
+                    "invalid_display_name",
+                    "The name is empty: give a name (or an id)",
+                ));
+            }
+            None => None,
+        };
+        if !derive {
+            check_name("an identity id", &id)?;
+            if self.identity(&id).is_ok() {
+                return Err(NodeError::Conflict(format!("identity {id} already exists")));
+            }
         }
         let node = self.clone();
         let record = blocking(move || {
@@ -92,6 +99,12 @@ impl Node {
             // Checked and written under the lock: two concurrent requests for the same id,
             // or restoring the same key, must end in one identity and one 409.
             let mut ids = node.identities.write().unwrap_or_else(|p| p.into_inner());
+            let id = match (&display_name, derive) {
+                (Some(name), true) => free_key(&url_key(name, "profile"), |k| {
+                    Ok(ids.contains_key(k) || node.store.contains(&keys::identity(k))?)
+                })?,
+                _ => id,
+            };
             if ids.contains_key(&id) {
                 return Err(NodeError::Conflict(format!("identity {id} already exists")));
             }

@@ -50,7 +50,7 @@ impl Node {
         fingerprint: String,
         name: String,
     ) -> Result<ContactRecord, NodeError> {
-        check_name("a contact name", &name)?;
+        check_display_name("The name", &name)?;
         let records = self
             .store
             .scan::<RequestRecord>(&keys::requests_from(&id, &fingerprint))?;

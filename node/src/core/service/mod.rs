@@ -183,6 +183,78 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME: usize = 100;
+
+/// A display name as people type it (any script, spaces): trimmed, 1 to
+/// [`MAX_DISPLAY_NAME`] characters, no control characters. `what` names it in the error.
+pub fn check_display_name(what: &'static str, name: &str) -> Result<String, NodeError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(NodeError::invalid(
+            "invalid_name",
+            format!("{what} is empty: give a name"),
+        ));
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME {
+        return Err(NodeError::invalid(
+            "invalid_name",
+            format!("{what} is too long: at most {MAX_DISPLAY_NAME} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(NodeError::invalid(
+            "invalid_name",
+            format!("{what} cannot hold line breaks or control characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The key a display name is found under in URLs and the store: the name itself when it is
+/// a key already (`[A-Za-z0-9._-]{1,64}`, so existing names keep theirs), otherwise its
+/// transliteration in lower case with dashes between words ("Zoë Müller" → `zoe-muller`,
+/// "李雷" → `li-lei`), cut to 48 characters; `fallback` when nothing of it is left.
+pub fn url_key(display: &str, fallback: &str) -> String {
+    if check_name("a key", display).is_ok() {
+        return display.to_owned();
+    }
+    let ascii = deunicode::deunicode(display).to_ascii_lowercase();
+    let mut key = String::with_capacity(ascii.len());
+    for c in ascii.chars() {
+        if c.is_ascii_alphanumeric() {
+            key.push(c);
+        } else if !key.is_empty() && !key.ends_with('-') {
+            key.push('-');
+        }
+    }
+    key.truncate(48);
+    let key = key.trim_end_matches('-');
+    if key.is_empty() {
+        fallback.to_owned()
+    } else {
+        key.to_owned()
+    }
+}
+
+/// The first of `base`, `base-2`, `base-3`, … that `taken` says is free (a conflict after
+/// 10,000 of them).
+pub(crate) fn free_key(
+    base: &str,
+    mut taken: impl FnMut(&str) -> Result<bool, NodeError>,
+) -> Result<String, NodeError> {
+    for n in 1..=10_000u32 {
+        let candidate = match n {
+            1 => base.to_owned(),
+            n => format!("{base}-{n}"),
+        };
+        if !taken(&candidate)? {
+            return Ok(candidate);
+        }
+    }
+    Err(NodeError::Conflict(format!("too many names like {base}")))
+}
+
 /// A message's first line, at most 80 characters, with `…` when something was cut: how
 /// conversation lists and requests show a message.
 pub fn preview(text: &str) -> String {

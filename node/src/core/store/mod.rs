@@ -297,6 +297,7 @@ mod tests {
             (
                 serde_json::to_string(&ContactRecord {
                     name: "bob".into(),
+                    display_name: None,
                     public_key: "PEM".into(),
                     fingerprint: Fingerprint([0xcd; 32]),
                     verified: true,

@@ -21,8 +21,13 @@ pub struct IdentityRecord {
 /// A contact of one identity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactRecord {
-    /// The name, `[A-Za-z0-9._-]{1,64}`.
+    /// The key it is found under (URLs, the store), `[A-Za-z0-9._-]{1,64}`: the name it
+    /// was added with, or one derived from its display name.
     pub name: String,
+    /// The name people see, when it is not `name` itself (spaces, any script; renamable).
+    /// Not written when absent, so records from before it read and write the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     /// The public key, SPKI PEM.
     pub public_key: String,
     /// Fingerprint, hex.
@@ -35,6 +40,13 @@ pub struct ContactRecord {
     /// The mailbox their invite named, if they were added by invite.
     #[serde(default)]
     pub mailbox: Option<String>,
+}
+
+impl ContactRecord {
+    /// The name people see.
+    pub fn shown_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// Direction of a message.

@@ -32,9 +32,12 @@ pub(super) async fn list_contacts(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewContact {
-    /// The name, `[A-Za-z0-9._-]{1,64}`.
-    #[schema(example = "bob")]
-    name: String,
+    /// The name people see: any 1 to 100 characters (spaces, any script). A name that is a
+    /// key already (`[A-Za-z0-9._-]{1,64}`) is also the contact's `key`; another gets a key
+    /// derived from it. Optional with an invite that carries a name.
+    #[schema(example = "Bob Smith")]
+    #[serde(default)]
+    name: Option<String>,
     /// Their public key, SPKI PEM.
     #[serde(default)]
     public_key: Option<String>,
@@ -69,7 +72,10 @@ pub(super) async fn add_contact(
 ) -> Result<Created<ContactJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
     let c = match (body.public_key, body.invite) {
-        (Some(pem), None) => s.node.add_contact(id.clone(), body.name, pem).await?,
+        (Some(pem), None) => {
+            let name = body.name.unwrap_or_default();
+            s.node.add_contact(id.clone(), name, pem).await?
+        }
         (None, Some(code)) => {
             s.node
                 .add_contact_from_invite(id.clone(), body.name, &code)
@@ -111,15 +117,20 @@ pub(super) async fn get_contact(
     Ok(Json(contact_json(&s.node, &id, &c)))
 }
 
-/// A change to a contact.
+/// A change to a contact: any of its fields.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ContactChange {
     /// Whether the safety numbers were compared and matched.
-    verified: bool,
+    #[serde(default)]
+    verified: Option<bool>,
+    /// Another display name (the key stays).
+    #[serde(default)]
+    #[schema(example = "Bobby")]
+    name: Option<String>,
 }
 
-/// Mark a contact verified, or not.
+/// Rename a contact, or mark it verified or not.
 #[utoipa::path(
     patch,
     path = "/identities/{id}/contacts/{contact}",
@@ -131,7 +142,7 @@ pub(super) struct ContactChange {
     request_body = ContactChange,
     responses(
         (status = 200, description = "The contact as changed", body = ContactJson),
-        (status = 400, description = "Bad input (`invalid_json`)", body = ErrorJson),
+        (status = 400, description = "Bad input (`invalid_json`, `invalid_name`)", body = ErrorJson),
         (status = 404, description = "No such identity or contact (`not_found`)", body = ErrorJson),
         (status = 413, description = "The body is too large (`too_large`)", body = ErrorJson),
         (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
@@ -143,10 +154,22 @@ pub(super) async fn patch_contact(
     body: Result<Json<ContactChange>, JsonRejection>,
 ) -> Result<Json<ContactJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
-    let c = s
-        .node
-        .set_verified(id.clone(), contact, body.verified)
-        .await?;
+    if body.verified.is_none() && body.name.is_none() {
+        return Err(ApiError::invalid(
+            "invalid_json",
+            "give verified or name (or both)",
+        ));
+    }
+    let mut c = s.node.contact(&id, &contact)?;
+    if let Some(name) = body.name {
+        c = s
+            .node
+            .rename_contact(id.clone(), contact.clone(), name)
+            .await?;
+    }
+    if let Some(verified) = body.verified {
+        c = s.node.set_verified(id.clone(), contact, verified).await?;
+    }
     Ok(Json(contact_json(&s.node, &id, &c)))
 }
 

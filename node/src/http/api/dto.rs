@@ -58,10 +58,14 @@ pub struct ContactJson {
     pub added_at: String,
     /// Their key's fingerprint, hex.
     pub fingerprint: String,
+    /// The key it is found under in URLs, `[A-Za-z0-9._-]{1,64}` (the name itself when
+    /// that is a key).
+    #[schema(example = "bob-smith")]
+    pub key: String,
     /// The mailbox their invite named, if they were added by invite.
     pub mailbox: Option<String>,
-    /// The name, `[A-Za-z0-9._-]{1,64}`.
-    #[schema(example = "bob")]
+    /// The name people see.
+    #[schema(example = "Bob Smith")]
     pub name: String,
     /// Their public key, SPKI PEM.
     pub public_key: String,
@@ -329,8 +333,9 @@ pub(super) fn contact_json(node: &Node, id: &str, c: &ContactRecord) -> ContactJ
     ContactJson {
         added_at: rfc3339(c.added_ms),
         fingerprint: c.fingerprint.to_string(),
+        key: c.name.clone(),
         mailbox: c.mailbox.clone(),
-        name: c.name.clone(),
+        name: c.shown_name().to_owned(),
         public_key: c.public_key.clone(),
         safety_number: node.safety_number(id, c).ok(),
         verified: c.verified,

@@ -29,10 +29,12 @@ pub(super) async fn list_identities(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewIdentity {
-    /// The id, `[A-Za-z0-9._-]{1,64}`.
+    /// The id, `[A-Za-z0-9._-]{1,64}`. Optional with a `display_name`: a free id is then
+    /// derived from it ("Zoë Müller" → `zoe-muller`).
     #[schema(example = "alice")]
-    id: String,
-    /// An optional name for people (at most 100 characters).
+    #[serde(default)]
+    id: Option<String>,
+    /// The name people see (any script, spaces; at most 100 characters).
     #[serde(default)]
     display_name: Option<String>,
     /// Restore from this backup (encrypted PKCS#8 PEM) instead of making a new key.
@@ -65,11 +67,12 @@ pub(super) async fn create_identity(
     body: Result<Json<NewIdentity>, JsonRejection>,
 ) -> Result<Created<IdentityJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
+    let id = body.id.unwrap_or_default();
     let r = match (body.backup, body.passphrase) {
-        (None, None) => s.node.create_identity(body.id, body.display_name).await?,
+        (None, None) => s.node.create_identity(id, body.display_name).await?,
         (Some(backup), Some(passphrase)) => {
             s.node
-                .restore_identity(body.id, body.display_name, backup, passphrase)
+                .restore_identity(id, body.display_name, backup, passphrase)
                 .await?
         }
         _ => {

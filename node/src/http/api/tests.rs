@@ -436,7 +436,7 @@ fn the_status_body_is_pinned() {
 }
 
 #[tokio::test]
-async fn the_contact_json_is_unchanged() {
+async fn the_contact_json_is_unchanged_but_for_its_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = std::sync::Arc::new(
         Node::with_store(
@@ -459,6 +459,7 @@ async fn the_contact_json_is_unchanged() {
         .await
         .expect("contact");
     let old = json!({
+        "key": c.name,
         "name": c.name,
         "fingerprint": c.fingerprint,
         "safety_number": node.safety_number("alice", &c).ok(),
