@@ -20,7 +20,9 @@
 //! everything inside. A message's hash (used to chain a conversation) is
 //! `SHA-256(HASH_TAG || header || signed)`; sender and recipient compute the same.
 //!
-//! Every field is checked on opening; trailing bytes anywhere are refused.
+//! Every field is checked on opening; trailing bytes anywhere are refused. `kind` is a
+//! [`MessageKind`]: a text, a receipt, or the sender's display name (`Profile`, sent before a
+//! first message; builds from before it refuse and drop it).
 //!
 //! The RSA operations run on a [`Backend`]; the bytes are the same whichever makes or opens
 //! an envelope.
@@ -101,6 +103,29 @@ pub enum MessageKind {
     Text,
     /// A delivery receipt (not shown as a message).
     Receipt,
+    /// The sender's display name ([`profile_body`]), sent before a first message so that
+    /// someone who does not know the sender yet sees a name. Sequence number 0: outside the
+    /// conversation's chain, like a receipt. Builds from before it refuse the envelope (and
+    /// drop it), so nothing changes for them.
+    Profile,
+}
+
+/// Longest display name a [`MessageKind::Profile`] carries, in characters.
+pub const MAX_PROFILE_NAME: usize = 100;
+
+/// The body of a [`MessageKind::Profile`]: the name, UTF-8.
+pub fn profile_body(name: &str) -> Vec<u8> {
+    name.as_bytes().to_vec()
+}
+
+/// Read a profile body made by [`profile_body`]: `None` unless it is UTF-8 of 1 to
+/// [`MAX_PROFILE_NAME`] characters without control characters (and not only spaces).
+pub fn parse_profile_body(body: &[u8]) -> Option<String> {
+    let name = std::str::from_utf8(body).ok()?.trim();
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_PROFILE_NAME
+        && !name.chars().any(char::is_control);
+    ok.then(|| name.to_owned())
 }
 
 /// The body of a [`MessageKind::Receipt`]: the ids of the messages it confirms, 16 bytes
@@ -491,6 +516,39 @@ mod tests {
         assert_eq!(parse_receipt_body(&body), Some(ids.to_vec()));
         assert_eq!(parse_receipt_body(&body[..31]), None);
         assert_eq!(parse_receipt_body(&[]), None);
+    }
+
+    #[test]
+    fn profile_bodies_hold_one_clean_name() {
+        assert_eq!(
+            parse_profile_body(&profile_body("Zoë Müller")).as_deref(),
+            Some("Zoë Müller")
+        );
+        assert_eq!(parse_profile_body(b"  Bob  ").as_deref(), Some("Bob"));
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"a\nb",
+            b"\xff",
+            "x".repeat(101).as_bytes(),
+        ] {
+            assert_eq!(parse_profile_body(bad), None, "{bad:?}");
+        }
+    }
+
+    /// What a build from before `Profile` knew: it cannot read the new kind, so it refuses
+    /// (and drops) such an envelope instead of misreading it.
+    #[test]
+    fn a_build_without_profile_refuses_the_kind() {
+        #[derive(Debug, Deserialize)]
+        enum Before {
+            Text,
+            Receipt,
+        }
+        let old = |kind| postcard::from_bytes::<Before>(&postcard::to_stdvec(&kind).unwrap());
+        assert!(matches!(old(MessageKind::Text), Ok(Before::Text)));
+        assert!(matches!(old(MessageKind::Receipt), Ok(Before::Receipt)));
+        assert!(old(MessageKind::Profile).is_err());
     }
 
     #[test]

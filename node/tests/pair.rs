@@ -302,7 +302,11 @@ async fn a_send_whose_answer_is_lost_is_retried_and_shown_once() {
     // The retry finds it queued already: a duplicate, so sent.
     alice.sync().await.unwrap();
     assert_eq!(alice.status("bob", "once").0, Status::Sent);
-    assert_eq!(world.mailbox.store().stats().envelopes, 1, "stored once");
+    assert_eq!(
+        world.mailbox.store().stats().envelopes,
+        2,
+        "stored once, after alice's name"
+    );
 
     // The answer to bob's acknowledgement is lost: he pulls it again and shows it once.
     bob.link.lose(Lose::Acks);
@@ -340,7 +344,8 @@ async fn a_message_lost_on_the_way_leaves_a_gap_marker() {
         max_count: 10,
     };
     let (queued, _) = ClientSession::batch(thief.request(pull).await.unwrap()).unwrap();
-    let second = crypto::EnvelopeHeader::parse(&queued[1]).unwrap().id;
+    // The first envelope is alice's name, before her first message.
+    let second = crypto::EnvelopeHeader::parse(&queued[2]).unwrap().id;
     let ack = ClientSession::ack(bob.identity().fingerprint(), vec![second]);
     assert_eq!(
         ClientSession::acked(thief.request(ack).await.unwrap()),
@@ -421,7 +426,8 @@ async fn a_stranger_waits_in_requests_and_gets_no_receipt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_keeps_a_message_pending_until_the_recipient_catches_up() {
     let mut small = policy();
-    small.quota.envelopes = 1;
+    // Room for alice's name (before her first message) and the first message.
+    small.quota.envelopes = 2;
     let mut world = World::new(small);
     let (mut alice, mut bob) = alice_and_bob(&mut world).await;
     alice.send("bob", "first").await;
@@ -446,7 +452,8 @@ async fn a_full_queue_keeps_a_message_pending_until_the_recipient_catches_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_full_queue_holds_back_only_its_recipient() {
     let mut small = policy();
-    small.quota.envelopes = 2;
+    // Alice's name, then two messages.
+    small.quota.envelopes = 3;
     let mut world = World::new(small);
     let (mut alice, mut bob) = alice_and_bob(&mut world).await;
     let mut carol = Peer::new(&mut world, "carol").await;
@@ -456,7 +463,7 @@ async fn one_full_queue_holds_back_only_its_recipient() {
     carol.send("alice", "hi alice").await;
     carol.sync().await.unwrap();
     alice.sync().await.unwrap();
-    // Bob's queue takes two envelopes: the third waits, and what comes after it does not.
+    // Bob's queue takes alice's name and two messages: the third waits, and what comes after it does not.
     for text in ["one", "two", "three"] {
         alice.send("bob", text).await;
     }
@@ -501,7 +508,8 @@ async fn a_message_refused_for_good_is_marked_failed_and_leaves_the_outbox() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_over_its_rate_is_retried_once_the_mailbox_clock_has_moved() {
     let mut slow = policy();
-    slow.rate = (1.0, 1.0);
+    // A burst of two: alice's name before her first message, and the message.
+    slow.rate = (1.0, 2.0);
     let mut world = World::new(slow);
     let (mut alice, mut bob) = alice_and_bob(&mut world).await;
     alice.send("bob", "now").await;

@@ -109,6 +109,8 @@ impl IdentityItem {
 /// Messages from a sender who is not a contact (yet) of the active identity.
 #[derive(Clone, Debug, Default)]
 pub struct RequestItem {
+    /// The name the sender gave (a claim: the fingerprint is what identifies them).
+    pub display_name: Option<String>,
     /// The sender's public-key fingerprint, 64 hex digits.
     pub fingerprint: String,
     /// The same fingerprint grouped for reading aloud: `"a1b2 c3d4 ..."`.
@@ -117,6 +119,17 @@ pub struct RequestItem {
     pub count: usize,
     /// The last message's text (first line, shortened by the node).
     pub preview: String,
+}
+
+/// A sender the active identity blocked.
+#[derive(Clone, Debug, Default)]
+pub struct BlockedItem {
+    /// The name they gave, if any.
+    pub display_name: Option<String>,
+    /// Their fingerprint, 64 hex digits.
+    pub fingerprint: String,
+    /// The same fingerprint grouped for reading.
+    pub fingerprint_grouped: String,
 }
 
 /// What the settings dialog shows.
@@ -199,6 +212,10 @@ pub struct NodePage {
     pub draft: String,
     /// Messages from unknown senders to the active identity.
     pub requests: Vec<RequestItem>,
+    /// The fingerprint of the request whose deletion is to be confirmed.
+    pub confirm_delete_request: Option<String>,
+    /// Senders the active identity blocked.
+    pub blocked: Vec<BlockedItem>,
     /// The active identity's invite code.
     pub invite: Option<String>,
     /// The active identity's public key, PEM (for "Copy key").

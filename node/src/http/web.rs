@@ -30,6 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/contacts/verify", post(verify_contact))
         .route("/ui/requests/accept", post(accept_request))
         .route("/ui/requests/delete", post(delete_request))
+        .route("/ui/requests/block", post(block_request))
+        .route("/ui/blocked/unblock", post(unblock))
         .route("/ui/settings", post(save_settings))
         .route("/ui/settings/test", post(test_settings))
         .route("/ui/send", post(send))
@@ -45,6 +47,8 @@ struct Selection {
     settings: Option<String>,
     invite: Option<String>,
     confirm: Option<String>,
+    /// The request (a fingerprint) whose deletion `confirm=request` asks to confirm.
+    request: Option<String>,
 }
 
 impl Selection {
@@ -164,10 +168,24 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
             }
         })
         .collect();
+    page.confirm_delete_request = sel
+        .request
+        .clone()
+        .filter(|_| sel.confirm.as_deref() == Some("request"));
+    page.blocked = node
+        .blocked(id)?
+        .into_iter()
+        .map(|b| ui::BlockedItem {
+            display_name: b.display_name,
+            fingerprint: b.fingerprint.to_string(),
+            fingerprint_grouped: b.fingerprint.grouped(),
+        })
+        .collect();
     page.requests = node
         .requests(id)?
         .into_iter()
         .map(|r| ui::RequestItem {
+            display_name: r.display_name.clone(),
             preview: r
                 .messages
                 .last()
@@ -404,20 +422,58 @@ async fn accept_request(State(s): State<AppState>, Form(f): Form<AcceptRequest>)
     }
 }
 
+/// A request's action: whose, and the conversation open when it was taken (kept).
 #[derive(Deserialize)]
-struct DeleteRequest {
+struct RequestAction {
     identity: String,
     fingerprint: String,
+    #[serde(default)]
+    contact: Option<String>,
 }
 
-async fn delete_request(State(s): State<AppState>, Form(f): Form<DeleteRequest>) -> Response {
-    let sel = Selection::of(&f.identity, None);
+impl RequestAction {
+    /// The page to return to: the open conversation, if it still is one.
+    fn back(&self, node: &Node) -> String {
+        let contact = self
+            .contact
+            .as_deref()
+            .filter(|c| node.contact(&self.identity, c).is_ok());
+        location(&self.identity, contact)
+    }
+}
+
+async fn delete_request(State(s): State<AppState>, Form(f): Form<RequestAction>) -> Response {
+    let sel = Selection::of(&f.identity, f.contact.as_deref());
     match s
         .node
-        .delete_request(f.identity.clone(), f.fingerprint)
+        .delete_request(f.identity.clone(), f.fingerprint.clone())
         .await
     {
-        Ok(()) => Redirect::to(&location(&f.identity, None)).into_response(),
+        Ok(()) => Redirect::to(&f.back(&s.node)).into_response(),
+        Err(e) => failed(&s.node, sel, e, String::new()).await,
+    }
+}
+
+async fn block_request(State(s): State<AppState>, Form(f): Form<RequestAction>) -> Response {
+    let sel = Selection::of(&f.identity, f.contact.as_deref());
+    match s
+        .node
+        .block_request(f.identity.clone(), f.fingerprint.clone())
+        .await
+    {
+        Ok(_) => Redirect::to(&f.back(&s.node)).into_response(),
+        Err(e) => failed(&s.node, sel, e, String::new()).await,
+    }
+}
+
+async fn unblock(State(s): State<AppState>, Form(f): Form<RequestAction>) -> Response {
+    let sel = Selection::of(&f.identity, f.contact.as_deref());
+    match s
+        .node
+        .unblock(f.identity.clone(), f.fingerprint.clone())
+        .await
+    {
+        Ok(()) => Redirect::to(&f.back(&s.node)).into_response(),
         Err(e) => failed(&s.node, sel, e, String::new()).await,
     }
 }

@@ -100,6 +100,68 @@ async fn unknown_senders_land_in_requests_and_can_be_accepted_or_deleted() -> an
     );
     let again = alice.request(Method::DELETE, &path).send().await?;
     assert_eq!(again.status().as_u16(), 404);
+
+    // The spammer writes again, and is blocked: 201 with its Location, listed.
+    let spam = sealed_chain(
+        &spammer,
+        public_key(&alice, "alice").await?,
+        &["buy", "more"],
+    )
+    .await?;
+    client
+        .send(spammer.fingerprint(), spam[0].bytes.clone())
+        .await?;
+    eventually(WAIT, "the spammer's second request", || async {
+        let r = alice.get("/api/identities/alice/requests").await?;
+        Ok((r["requests"].as_array().map_or(0, Vec::len) == 1).then_some(()))
+    })
+    .await?;
+    let resp = alice
+        .request(Method::POST, &format!("{path}/block"))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 201);
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        location,
+        format!("/api/identities/alice/blocked/{spammer_fp}")
+    );
+    let blocked = alice.get("/api/identities/alice/blocked").await?;
+    assert_eq!(
+        blocked["blocked"][0]["fingerprint"],
+        spammer_fp.as_str(),
+        "{blocked}"
+    );
+    // What the spammer sends now is dropped: the stranger's next message, sent after it,
+    // arrives, and no request came back.
+    client
+        .send(spammer.fingerprint(), spam[1].bytes.clone())
+        .await?;
+    let next = sealed_chain(
+        &stranger,
+        public_key(&alice, "alice").await?,
+        &["x", "and again"],
+    )
+    .await?;
+    client
+        .send(stranger.fingerprint(), next[1].bytes.clone())
+        .await?;
+    eventually(WAIT, "the stranger's next message", || async {
+        Ok((transcript(&alice, "alice", "stranger").await?.len() >= 2).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        alice.get("/api/identities/alice/requests").await?["requests"],
+        json!([]),
+        "the blocked spammer left no request"
+    );
+    let unblocked = alice.request(Method::DELETE, &location).send().await?;
+    assert_eq!(unblocked.status().as_u16(), 204);
     client.close().await;
     Ok(())
 }

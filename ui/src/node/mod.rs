@@ -36,7 +36,8 @@ use crate::settings::{SettingsDialog, settings_dialog};
 use crate::{IdentityItem, NodePage, page_href};
 use chat::{ChatPanel, chat_panel};
 use sidebar::{
-    ActiveIdentity, advanced_section, contacts_section, identities_section, requests_section,
+    ActiveIdentity, RequestsView, advanced_section, contacts_section, identities_section,
+    requests_section,
 };
 
 /// Renders the node's web page as a complete HTML document.
@@ -88,6 +89,8 @@ fn node_body(page: NodePage) -> impl IntoView {
         flash_error,
         draft,
         requests,
+        confirm_delete_request,
+        blocked,
         invite,
         public_key,
         older,
@@ -134,6 +137,7 @@ fn node_body(page: NodePage) -> impl IntoView {
         confirm_delete: confirm_delete_contact,
         invite_href,
     });
+    let request_count = requests.len();
     let identities = identities_section(
         identities,
         active_identity.clone(),
@@ -146,7 +150,7 @@ fn node_body(page: NodePage) -> impl IntoView {
         {dialog}
         <a class="skip-link" href="#chat">"Skip to chat"</a>
         <div class="app">
-            {topbar(connection, outbox, last_error, settings_href)}
+            {topbar(connection, outbox, last_error, settings_href, request_count)}
             {flash_error
                 .map(|error| {
                     view! {
@@ -159,9 +163,14 @@ fn node_body(page: NodePage) -> impl IntoView {
             <div class="layout">
                 <aside class="sidebar" aria-label="Identities and contacts">
                     {identities}
-                    {requests_section(active_identity.clone(), requests)}
+                    {requests_section(RequestsView {
+                        identity: active_identity.clone(),
+                        contact: active_contact.clone(),
+                        requests,
+                        confirm_delete: confirm_delete_request,
+                    })}
                     {contacts_section(active_identity, contacts, active_contact)}
-                    {active.map(|identity| advanced_section(identity, public_key))}
+                    {active.map(|identity| advanced_section(identity, public_key, blocked))}
                 </aside>
                 {chat}
             </div>
@@ -184,7 +193,15 @@ fn topbar(
     outbox: usize,
     last_error: Option<String>,
     settings_href: String,
+    requests: usize,
 ) -> impl IntoView {
+    let requests_link = (requests > 0).then(|| {
+        view! {
+            <a class="topbar-link requests-link" id="requests-link" href="#requests">
+                "Requests: " {requests}
+            </a>
+        }
+    });
     let (label, class) = connection_label(&connection);
     let outbox_text = match outbox {
         0 => "All sent".to_owned(),
@@ -209,6 +226,7 @@ fn topbar(
                         }
                     })}
             </div>
+            {requests_link}
             <a class="topbar-link" id="open-settings" href=settings_href>
                 "Settings"
             </a>

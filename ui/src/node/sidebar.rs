@@ -6,19 +6,10 @@
 use leptos::prelude::*;
 
 use super::{contact_href, verified_mark};
-use crate::{ContactItem, IdentityItem, RequestItem, page_href};
+use crate::{BlockedItem, ContactItem, IdentityItem, RequestItem, page_href};
 
 fn identity_href(id: &str) -> String {
     page_href(Some(id), None, &[])
-}
-
-/// The first four groups (16 hex digits) of a grouped fingerprint.
-fn short_fingerprint(grouped: &str) -> String {
-    grouped
-        .split_whitespace()
-        .take(4)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// What the sidebar shows for the active identity only.
@@ -151,7 +142,9 @@ fn delete_identity_form(id: String, shown: String) -> impl IntoView {
 pub(super) fn advanced_section(
     identity: IdentityItem,
     public_key: Option<String>,
+    blocked: Vec<BlockedItem>,
 ) -> impl IntoView {
+    let blocked = blocked_list(&identity.id, blocked);
     view! {
         <details class="panel advanced" id="advanced">
             <summary>"Advanced"</summary>
@@ -186,6 +179,7 @@ pub(super) fn advanced_section(
                         ></textarea>
                     }
                 })}
+            {blocked}
         </details>
     }
 }
@@ -285,28 +279,49 @@ pub(super) fn contacts_section(
     .into_any()
 }
 
-/// Messages from unknown senders: accept (as a named contact) or delete. Not
-/// rendered when there are none.
-pub(super) fn requests_section(
-    identity: Option<String>,
-    requests: Vec<RequestItem>,
-) -> Option<AnyView> {
+/// What the requests section needs besides the requests.
+pub(super) struct RequestsView {
+    pub(super) identity: Option<String>,
+    /// The open conversation, which every action returns to.
+    pub(super) contact: Option<String>,
+    pub(super) requests: Vec<RequestItem>,
+    /// The request whose deletion is being confirmed.
+    pub(super) confirm_delete: Option<String>,
+}
+
+/// Messages from unknown senders, at the top of the list with their count: who they say
+/// they are, their full fingerprint, Accept (under a name), Block, and Delete after a
+/// confirmation. Not rendered when there are none.
+pub(super) fn requests_section(view: RequestsView) -> Option<AnyView> {
+    let RequestsView {
+        identity,
+        contact,
+        requests,
+        confirm_delete,
+    } = view;
     let identity = identity?;
     if requests.is_empty() {
         return None;
     }
+    let count = requests.len();
     let items = requests
         .into_iter()
         .enumerate()
-        .map(|(index, request)| request_item(&identity, index, request))
+        .map(|(index, request)| {
+            let confirm = confirm_delete.as_deref() == Some(request.fingerprint.as_str());
+            request_item(&identity, contact.as_deref(), index, request, confirm)
+        })
         .collect_view();
     Some(
         view! {
             <section class="panel requests" id="requests" aria-labelledby="requests-heading">
-                <h2 id="requests-heading">"Requests"</h2>
+                <h2 id="requests-heading">
+                    "Requests " <span class="count" id="requests-count">{count}</span>
+                </h2>
                 <p class="help">
-                    "Messages from people who are not your contacts. Compare the fingerprint \
-                     before you accept."
+                    "People who are not your contacts wrote to you. Anyone can claim any \
+                     name: if you know them, compare the fingerprint with them before you \
+                     accept."
                 </p>
                 <ul class="list request-list">{items}</ul>
             </section>
@@ -315,33 +330,87 @@ pub(super) fn requests_section(
     )
 }
 
-fn request_item(identity: &str, index: usize, request: RequestItem) -> impl IntoView + use<> {
+/// Hidden fields that bring a request's action back to the page it came from.
+fn return_fields(identity: &str, contact: Option<&str>) -> impl IntoView + use<> {
+    let identity = identity.to_owned();
+    let contact = contact.map(str::to_owned);
+    view! {
+        <input type="hidden" name="identity" value=identity />
+        {contact.map(|c| view! { <input type="hidden" name="contact" value=c /> })}
+    }
+}
+
+fn request_item(
+    identity: &str,
+    contact: Option<&str>,
+    index: usize,
+    request: RequestItem,
+    confirm: bool,
+) -> impl IntoView + use<> {
     let RequestItem {
+        display_name,
         fingerprint,
         fingerprint_grouped,
         count,
         preview,
     } = request;
-    let short = short_fingerprint(&fingerprint_grouped);
     let count_text = if count == 1 {
         "1 message".to_owned()
     } else {
         format!("{count} messages")
     };
+    let who = display_name
+        .clone()
+        .unwrap_or_else(|| "Someone who gave no name".to_owned());
     let name_id = format!("request-name-{index}");
-    let (data_fingerprint, title) = (fingerprint.clone(), fingerprint.clone());
-    let accept_fingerprint = fingerprint.clone();
+    let data_fingerprint = fingerprint.clone();
+    let delete_href = page_href(
+        Some(identity),
+        contact,
+        &[("confirm", "request"), ("request", fingerprint.as_str())],
+    );
+    let cancel_href = page_href(Some(identity), contact, &[]);
+    let delete_step = if confirm {
+        view! {
+            <form
+                class="confirm stack request-delete"
+                method="post"
+                action="/ui/requests/delete"
+                aria-label="Confirm deleting this request"
+            >
+                {return_fields(identity, contact)}
+                <input type="hidden" name="fingerprint" value=fingerprint.clone() />
+                <p>{format!("Delete {count_text} from {who}? This cannot be undone.")}</p>
+                <div class="confirm-actions">
+                    <button type="submit" class="danger small" autofocus=true>
+                        "Delete"
+                    </button>
+                    <a href=cancel_href>"Cancel"</a>
+                </div>
+            </form>
+        }
+        .into_any()
+    } else {
+        view! {
+            <a class="danger-link request-delete-link" href=delete_href>
+                "Delete…"
+            </a>
+        }
+        .into_any()
+    };
     view! {
         <li class="request" data-fingerprint=data_fingerprint>
             <p class="request-from">
-                <code class="fingerprint" title=title>{short}</code>
+                <strong class="request-name">{who}</strong>
                 <span class="request-count">{count_text}</span>
             </p>
+            <p class="help">"Fingerprint"</p>
+            <code class="fingerprint request-fingerprint">{fingerprint_grouped}</code>
             <p class="preview">{preview}</p>
-            <form class="request-accept" method="post" action="/ui/requests/accept">
+            <form class="request-accept stack" method="post" action="/ui/requests/accept">
                 <input type="hidden" name="identity" value=identity.to_owned() />
-                <input type="hidden" name="fingerprint" value=accept_fingerprint />
-                <label for=name_id.clone()>"Name"</label>
+                <input type="hidden" name="fingerprint" value=fingerprint.clone() />
+                <label for=name_id.clone()>"Save as"</label>
                 <input
                     id=name_id
                     name="name"
@@ -349,16 +418,53 @@ fn request_item(identity: &str, index: usize, request: RequestItem) -> impl Into
                     required
                     maxlength="100"
                     autocomplete="off"
+                    value=display_name
                 />
                 <button type="submit" class="small">"Accept"</button>
             </form>
-            <form class="request-delete" method="post" action="/ui/requests/delete">
-                <input type="hidden" name="identity" value=identity.to_owned() />
-                <input type="hidden" name="fingerprint" value=fingerprint />
-                <button type="submit" class="small danger">"Delete"</button>
-            </form>
+            <div class="request-actions">
+                <form class="request-block inline-form" method="post" action="/ui/requests/block">
+                    {return_fields(identity, contact)}
+                    <input type="hidden" name="fingerprint" value=fingerprint />
+                    <button type="submit" class="small secondary">"Block"</button>
+                </form>
+                {delete_step}
+            </div>
         </li>
     }
+}
+
+/// The senders the active identity blocked, each with Unblock (in the Advanced section).
+pub(super) fn blocked_list(
+    identity: &str,
+    blocked: Vec<BlockedItem>,
+) -> Option<impl IntoView + use<>> {
+    if blocked.is_empty() {
+        return None;
+    }
+    let identity = identity.to_owned();
+    let rows = blocked
+        .into_iter()
+        .map(|b| {
+            let who = b.display_name.unwrap_or_else(|| "No name".to_owned());
+            let identity = identity.clone();
+            view! {
+                <li class="blocked">
+                    <strong>{who}</strong>
+                    <code class="fingerprint">{b.fingerprint_grouped}</code>
+                    <form class="inline-form" method="post" action="/ui/blocked/unblock">
+                        <input type="hidden" name="identity" value=identity />
+                        <input type="hidden" name="fingerprint" value=b.fingerprint />
+                        <button type="submit" class="small secondary">"Unblock"</button>
+                    </form>
+                </li>
+            }
+        })
+        .collect_view();
+    Some(view! {
+        <h2 id="blocked-heading">"Blocked"</h2>
+        <ul class="list blocked-list" aria-labelledby="blocked-heading">{rows}</ul>
+    })
 }
 
 #[cfg(test)]
@@ -417,7 +523,7 @@ mod tests {
         assert!(html.contains(">Delete…</a>"));
         // Only under the active identity.
         assert_eq!(html.matches(">Invite someone</a>").count(), 1);
-        assert_eq!(html.matches(">Delete…</a>").count(), 1);
+        assert_eq!(html.matches("confirm=identity").count(), 1);
         // The fingerprint and the key are behind "Advanced", folded.
         let advanced = element_with(&html, r#"id="advanced""#, "details");
         assert!(!advanced.contains(" open"), "{advanced}");
@@ -465,28 +571,81 @@ mod tests {
     }
 
     #[test]
-    fn requests_list_with_accept_and_delete_forms() {
+    fn requests_show_who_they_say_they_are_with_accept_block_and_delete() {
         let html = node_page(&full_page());
+        // Counted in the header and at the top of the list (above the contacts).
+        let link = element_with(&html, r#"id="requests-link""#, "a");
+        assert!(link.contains(r##"href="#requests""##), "{link}");
+        assert!(
+            link.contains("Requests: <!>1") || link.contains("Requests: 1"),
+            "{link}"
+        );
+        let requests_at = html.find(r#"id="requests""#).expect("requests");
+        assert!(requests_at < html.find(r#"id="contacts-heading""#).expect("contacts"));
         let section = element_with(&html, r#"id="requests""#, "section");
-        assert!(section.contains(">Requests</h2>"), "{section}");
-        assert!(section.contains("fefe fefe fefe fefe"), "{section}");
+        assert!(
+            section.contains(r#"<span id="requests-count" class="count">1</span>"#),
+            "{section}"
+        );
+        // The name they gave, and the whole fingerprint, grouped.
+        assert!(section.contains(">Dave Müller</strong>"), "{section}");
+        assert!(
+            section.contains(&"fefe ".repeat(16).trim_end().to_owned()),
+            "{section}"
+        );
         assert!(section.contains("2 messages"));
         assert!(section.contains("hello, it&#39;s dave") || section.contains("hello, it's dave"));
+        // Accept, with their name filled in.
         let accept = element_with(section, r#"action="/ui/requests/accept""#, "form");
         assert!(accept.contains(r#"method="post""#));
-        assert!(accept.contains(r#"<input type="hidden" name="identity" value="alice">"#));
         let fingerprint = format!(
             r#"<input type="hidden" name="fingerprint" value="{}">"#,
             "fe".repeat(32)
         );
         assert!(accept.contains(&fingerprint), "{accept}");
-        assert!(tag_with(accept, r#"name="name""#).contains("required"));
-        assert!(accept.contains(r#"for="request-name-0""#));
+        let name = tag_with(accept, r#"name="name""#);
+        assert!(
+            name.contains(r#"value="Dave Müller""#) && name.contains("required"),
+            "{name}"
+        );
         assert!(accept.contains(">Accept</button>"));
-        let delete = element_with(section, r#"action="/ui/requests/delete""#, "form");
-        assert!(delete.contains(r#"<input type="hidden" name="identity" value="alice">"#));
-        assert!(delete.contains(&fingerprint));
-        assert!(delete.contains(">Delete</button>"));
+        // Block, which keeps the open chat.
+        let block = element_with(section, r#"action="/ui/requests/block""#, "form");
+        assert!(block.contains(&fingerprint), "{block}");
+        assert!(
+            block.contains(r#"<input type="hidden" name="contact" value="bob">"#),
+            "{block}"
+        );
+        assert!(block.contains(">Block</button>"));
+        // Delete is a step: first a link, then a confirmation.
+        assert!(
+            !section.contains(r#"action="/ui/requests/delete""#),
+            "{section}"
+        );
+        let link = element_with(section, r#"class="danger-link request-delete-link""#, "a");
+        assert!(
+            link.contains(&format!(
+                r#"href="/?identity=alice&amp;contact=bob&amp;confirm=request&amp;request={}""#,
+                "fe".repeat(32)
+            )),
+            "{link}"
+        );
+        let mut page = full_page();
+        page.confirm_delete_request = Some("fe".repeat(32));
+        let html = node_page(&page);
+        let delete = element_with(&html, r#"action="/ui/requests/delete""#, "form");
+        assert!(delete.contains(&fingerprint), "{delete}");
+        assert!(delete.contains(r#"<input type="hidden" name="contact" value="bob">"#));
+        assert!(
+            delete.contains("Delete 2 messages from Dave Müller?"),
+            "{delete}"
+        );
+        assert!(delete.contains(r#"<a href="/?identity=alice&amp;contact=bob">Cancel</a>"#));
+        // No name given: said so.
+        let mut page = full_page();
+        page.requests[0].display_name = None;
+        let html = node_page(&page);
+        assert!(html.contains("Someone who gave no name"));
         let one = NodePage {
             requests: vec![RequestItem {
                 count: 1,
@@ -495,6 +654,26 @@ mod tests {
             ..chat_page()
         };
         assert!(node_page(&one).contains(">1 message<"));
+    }
+
+    #[test]
+    fn blocked_senders_are_listed_under_advanced_with_unblock() {
+        let mut page = full_page();
+        page.blocked = vec![BlockedItem {
+            display_name: Some("Spammer".to_owned()),
+            fingerprint: "ee".repeat(32),
+            fingerprint_grouped: "eeee ".repeat(16).trim_end().to_owned(),
+        }];
+        let html = node_page(&page);
+        let advanced = element_with(&html, r#"id="advanced""#, "details");
+        assert!(advanced.contains(">Blocked</h2>"), "{advanced}");
+        let unblock = element_with(advanced, r#"action="/ui/blocked/unblock""#, "form");
+        assert!(unblock.contains(&format!(
+            r#"name="fingerprint" value="{}""#,
+            "ee".repeat(32)
+        )));
+        assert!(unblock.contains(">Unblock</button>"));
+        assert!(!node_page(&full_page()).contains(">Blocked</h2>"));
     }
 
     #[test]

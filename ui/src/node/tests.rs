@@ -104,6 +104,7 @@ pub(super) fn full_page() -> NodePage {
     page.contacts[0].safety_number = "12345".repeat(12);
     page.contacts[0].warning = Some("bob uses another mailbox".to_owned());
     page.requests = vec![RequestItem {
+        display_name: Some("Dave Müller".to_owned()),
         fingerprint: "fe".repeat(32),
         fingerprint_grouped: "fefe ".repeat(16).trim_end().to_owned(),
         count: 2,

@@ -194,6 +194,8 @@ impl Node {
             let mut prefixes = vec![
                 keys::contacts_of(&id),
                 keys::requests_of(&id),
+                keys::sender_names_of(&id),
+                keys::blocked_of(&id),
                 keys::conversations_of(&id),
             ];
             prefixes.push([b"chain/".as_slice(), id.as_bytes(), b"\0"].concat());

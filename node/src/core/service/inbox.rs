@@ -8,6 +8,13 @@ use tracing::{debug, warn};
 
 use super::*;
 
+/// The name a stranger gave, and when their message giving it was sent.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SenderName {
+    name: String,
+    sent_ms: u64,
+}
+
 /// A contact's text message on its way into their conversation.
 struct Incoming {
     record: MessageRecord,
@@ -33,11 +40,114 @@ impl Node {
                 None => by_sender.push(MessageRequest {
                     fingerprint,
                     public_key: r.public_key,
+                    display_name: self.sender_name(id, &fingerprint.to_string())?,
                     messages: vec![r.message],
                 }),
             }
         }
         Ok(by_sender)
+    }
+
+    /// The name a stranger gave in their profile message, if any.
+    fn sender_name(&self, id: &str, fingerprint: &str) -> Result<Option<String>, NodeError> {
+        Ok(self
+            .store
+            .get::<SenderName>(keys::sender_name(id, fingerprint))?
+            .map(|n| n.name))
+    }
+
+    /// A stranger's profile message: keep the name they give for their request (the
+    /// newest one, so a replayed older message changes nothing), within the same bound as
+    /// their messages. Blocking; the caller holds the inbox lock.
+    fn take_sender_name(&self, id: &str, message: &VerifiedMessage) -> Result<(), NodeError> {
+        let Some(name) = crypto::envelope::parse_profile_body(message.body()) else {
+            return Ok(());
+        };
+        let fingerprint = message.sender().fingerprint().to_string();
+        let key = keys::sender_name(id, &fingerprint);
+        let sent_ms = message.sent_at_ms();
+        match self.store.get::<SenderName>(key.clone())? {
+            Some(known) if known.sent_ms > sent_ms => return Ok(()),
+            Some(_) => {}
+            None if self.store.keys(&keys::sender_names_of(id))?.len() >= MAX_REQUEST_MESSAGES => {
+                debug!("too many strangers' names: a profile message is dropped");
+                return Ok(());
+            }
+            None => {}
+        }
+        let mut c = Changes::default();
+        c.put(key, &SenderName { name, sent_ms });
+        self.store.apply(c)?;
+        Ok(())
+    }
+
+    /// Block an unknown sender: their requests go, and whatever they send from now on is
+    /// dropped unread (acknowledged, so the mailbox does not keep it either).
+    pub async fn block_request(
+        self: &Arc<Self>,
+        id: String,
+        fingerprint: String,
+    ) -> Result<BlockedRecord, NodeError> {
+        self.identity(&id)?;
+        let node = self.clone();
+        blocking(move || {
+            let _inbox = node.inbox_lock();
+            let requests = node
+                .store
+                .scan::<RequestRecord>(&keys::requests_from(&id, &fingerprint))?;
+            let Some((_, first)) = requests.first() else {
+                return Err(NodeError::NotFound(format!(
+                    "no request from {fingerprint}"
+                )));
+            };
+            let record = BlockedRecord {
+                fingerprint: PublicKey::from_pem(&first.public_key)?.fingerprint(),
+                display_name: node.sender_name(&id, &fingerprint)?,
+                blocked_ms: now_ms(),
+            };
+            let mut c = Changes::default();
+            for (key, _) in requests {
+                c.delete(key);
+            }
+            c.delete(keys::sender_name(&id, &fingerprint));
+            c.put(keys::blocked(&id, &fingerprint), &record);
+            node.store.apply(c)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// The senders `id` blocked.
+    pub fn blocked(&self, id: &str) -> Result<Vec<BlockedRecord>, NodeError> {
+        self.identity(id)?;
+        Ok(self
+            .store
+            .scan::<BlockedRecord>(&keys::blocked_of(id))?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// Let a blocked sender write again (what they sent meanwhile is gone).
+    pub async fn unblock(
+        self: &Arc<Self>,
+        id: String,
+        fingerprint: String,
+    ) -> Result<(), NodeError> {
+        self.identity(&id)?;
+        let node = self.clone();
+        blocking(move || {
+            let _inbox = node.inbox_lock();
+            let key = keys::blocked(&id, &fingerprint);
+            if !node.store.contains(&key)? {
+                return Err(NodeError::NotFound(format!("{fingerprint} is not blocked")));
+            }
+            let mut c = Changes::default();
+            c.delete(key);
+            node.store.apply(c)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Accept an unknown sender as contact `name`: their messages move into the
@@ -50,6 +160,11 @@ impl Node {
         fingerprint: String,
         name: String,
     ) -> Result<ContactRecord, NodeError> {
+        // No name given: the one they gave, if they did.
+        let name = match self.sender_name(&id, &fingerprint)? {
+            Some(theirs) if name.trim().is_empty() => theirs,
+            _ => name,
+        };
         check_display_name("The name", &name)?;
         let records = self
             .store
@@ -92,6 +207,11 @@ impl Node {
             .scan::<RequestRecord>(&keys::requests_from(id, &fingerprint))?;
         records.sort_by_key(|(_, r)| r.message.seq);
         let merged = records.len();
+        // A contact now: their own name for themselves and any block go.
+        let mut c = Changes::default();
+        c.delete(keys::sender_name(id, &fingerprint));
+        c.delete(keys::blocked(id, &fingerprint));
+        self.store.apply(c)?;
         for (key, record) in records {
             let mut c = Changes::default();
             c.delete(key);
@@ -133,6 +253,7 @@ impl Node {
             for k in found {
                 c.delete(k);
             }
+            c.delete(keys::sender_name(&id, &fingerprint));
             node.store.apply(c)?;
             Ok(())
         })
@@ -186,6 +307,13 @@ impl Node {
             return Ok(false);
         }
         let sender_fp = message.sender().fingerprint();
+        if self
+            .store
+            .contains(&keys::blocked(id, &sender_fp.to_string()))?
+        {
+            debug!("a message from a blocked sender is dropped");
+            return Ok(true);
+        }
         let contact = self
             .store
             .scan::<ContactRecord>(&keys::contacts_of(id))?
@@ -200,6 +328,12 @@ impl Node {
             }
             // A stranger's receipt confirms nothing of ours, and leaves nothing behind.
             (MessageKind::Receipt, None) => Ok(true),
+            // A contact has the name this identity gave them.
+            (MessageKind::Profile, Some(_)) => Ok(true),
+            (MessageKind::Profile, None) => {
+                self.take_sender_name(id, message)?;
+                Ok(true)
+            }
             (MessageKind::Text, Some(contact)) => {
                 self.append_incoming(
                     Changes::default(),

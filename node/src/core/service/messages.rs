@@ -128,6 +128,24 @@ impl Node {
                 sent_at: SystemTime::now(),
                 body: text.clone().into_bytes(),
             };
+            // A first message goes after the sender's name, for a recipient who does not
+            // know them yet (their request then shows it).
+            let profile = if draft.seq == 1 {
+                let me = node.identity_record(&id)?;
+                let name = me.display_name.unwrap_or(me.id);
+                Some(identity.seal(
+                    &recipient,
+                    &Draft {
+                        kind: MessageKind::Profile,
+                        seq: 0,
+                        prev: None,
+                        sent_at: draft.sent_at,
+                        body: crypto::envelope::profile_body(&name),
+                    },
+                )?)
+            } else {
+                None
+            };
             let sealed = identity.seal(&recipient, &draft)?;
             let now = now_ms();
             let message = MessageRecord {
@@ -151,6 +169,18 @@ impl Node {
                     last_hash: Some(sealed.hash),
                 },
             );
+            if let Some(profile) = profile {
+                node.queue_envelope(
+                    &mut c,
+                    OutboxRecord {
+                        identity: id.clone(),
+                        contact: contact.clone(),
+                        message_id: profile.header.id,
+                        kind: OutboxKind::Profile,
+                    },
+                    profile.bytes,
+                )?;
+            }
             node.queue_envelope(
                 &mut c,
                 OutboxRecord {

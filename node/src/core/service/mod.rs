@@ -115,8 +115,22 @@ pub struct MessageRequest {
     pub fingerprint: Fingerprint,
     /// Public key, PEM.
     pub public_key: String,
+    /// The name they gave (a claim: only the fingerprint identifies them).
+    pub display_name: Option<String>,
     /// Their messages, oldest first.
     pub messages: Vec<MessageRecord>,
+}
+
+/// A sender whose messages an identity drops unread.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BlockedRecord {
+    /// Their fingerprint.
+    pub fingerprint: Fingerprint,
+    /// The name they gave, if any.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// When blocked, ms since the epoch.
+    pub blocked_ms: u64,
 }
 
 /// The node.

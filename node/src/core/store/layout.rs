@@ -115,6 +115,23 @@ pub mod keys {
     pub fn requests_of(id: &str) -> Vec<u8> {
         key(&[b"request/", id.as_bytes(), b""])
     }
+    /// `sender-name/<identity>\0<fingerprint>`: the name a stranger's profile message gave
+    /// (a JSON string), shown with their request.
+    pub fn sender_name(id: &str, fingerprint: &str) -> Vec<u8> {
+        key(&[b"sender-name/", id.as_bytes(), fingerprint.as_bytes()])
+    }
+    /// `sender-name/<identity>\0`
+    pub fn sender_names_of(id: &str) -> Vec<u8> {
+        key(&[b"sender-name/", id.as_bytes(), b""])
+    }
+    /// `blocked/<identity>\0<fingerprint>`: a sender whose messages are dropped unread.
+    pub fn blocked(id: &str, fingerprint: &str) -> Vec<u8> {
+        key(&[b"blocked/", id.as_bytes(), fingerprint.as_bytes()])
+    }
+    /// `blocked/<identity>\0`
+    pub fn blocked_of(id: &str) -> Vec<u8> {
+        key(&[b"blocked/", id.as_bytes(), b""])
+    }
     /// `read/<identity>\0<contact>`: the key of the newest entry the user has seen.
     pub fn read_mark(id: &str, contact: &str) -> Vec<u8> {
         key(&[b"read/", id.as_bytes(), contact.as_bytes()])

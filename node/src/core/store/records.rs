@@ -209,6 +209,8 @@ pub enum OutboxKind {
     Text,
     /// A delivery receipt (not shown).
     Receipt,
+    /// The sender's display name, before a first message (not shown).
+    Profile,
 }
 
 /// A sealed envelope waiting for the mailbox (the envelope itself is kept beside it, as raw

@@ -256,6 +256,8 @@ pub struct BackupJson {
 /// Messages from a sender who is not a contact.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RequestJson {
+    /// The name the sender gave (a claim: compare the fingerprint).
+    pub display_name: Option<String>,
     /// The sender's fingerprint, hex.
     pub fingerprint: String,
     /// Their messages, oldest first.
@@ -267,6 +269,7 @@ pub struct RequestJson {
 impl From<&MessageRequest> for RequestJson {
     fn from(r: &MessageRequest) -> Self {
         Self {
+            display_name: r.display_name.clone(),
             fingerprint: r.fingerprint.to_string(),
             messages: r.messages.iter().map(MessageJson::from).collect(),
             public_key: r.public_key.clone(),
@@ -279,6 +282,35 @@ impl From<&MessageRequest> for RequestJson {
 pub struct RequestsJson {
     /// One per sender.
     pub requests: Vec<RequestJson>,
+}
+
+/// A blocked sender.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BlockedJson {
+    /// When blocked (RFC 3339).
+    #[schema(format = DateTime)]
+    pub blocked_at: String,
+    /// The name they gave, if any.
+    pub display_name: Option<String>,
+    /// Their fingerprint, hex.
+    pub fingerprint: String,
+}
+
+impl From<&BlockedRecord> for BlockedJson {
+    fn from(b: &BlockedRecord) -> Self {
+        Self {
+            blocked_at: rfc3339(b.blocked_ms),
+            display_name: b.display_name.clone(),
+            fingerprint: b.fingerprint.to_string(),
+        }
+    }
+}
+
+/// The senders an identity blocked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BlockedListJson {
+    /// By fingerprint.
+    pub blocked: Vec<BlockedJson>,
 }
 
 /// The connection to the mailbox.

@@ -67,6 +67,10 @@ pub(super) async fn create_identity(
     body: Result<Json<NewIdentity>, JsonRejection>,
 ) -> Result<Created<IdentityJson>, ApiError> {
     let Json(body) = body.map_err(json_error)?;
+    // An id given empty is a bad id, not a request to derive one.
+    if let Some(id) = body.id.as_deref().filter(|id| id.is_empty()) {
+        crate::core::service::check_name("an identity id", id)?;
+    }
     let id = body.id.unwrap_or_default();
     let r = match (body.backup, body.passphrase) {
         (None, None) => s.node.create_identity(id, body.display_name).await?,

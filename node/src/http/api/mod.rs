@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::error::NodeError;
-use crate::core::service::{Cursor, MessageRequest, Node, blocking};
+use crate::core::service::{BlockedRecord, Cursor, MessageRequest, Node, blocking};
 use crate::core::store::{ContactRecord, Entry, IdentityRecord, MessageRecord};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -77,6 +77,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_requests))
         .routes(routes!(accept_request))
         .routes(routes!(delete_request))
+        .routes(routes!(block_request))
+        .routes(routes!(list_blocked))
+        .routes(routes!(unblock))
         .routes(routes!(events))
         .routes(routes!(status))
         .routes(routes!(get_settings, put_settings))

@@ -32,8 +32,10 @@ pub(super) async fn list_requests(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Accept {
-    /// The contact's name, `[A-Za-z0-9._-]{1,64}`.
-    name: String,
+    /// The contact's name: any display name (see adding a contact). Optional when the
+    /// sender gave one (`display_name` of their request).
+    #[serde(default)]
+    name: Option<String>,
 }
 
 /// Accept a sender as a contact; their messages move into the conversation.
@@ -65,7 +67,7 @@ pub(super) async fn accept_request(
     let Json(body) = body.map_err(json_error)?;
     let c = s
         .node
-        .accept_request(id.clone(), fingerprint, body.name)
+        .accept_request(id.clone(), fingerprint, body.name.unwrap_or_default())
         .await?;
     Ok(Created(
         contact_url(&id, &c.name),
@@ -93,5 +95,76 @@ pub(super) async fn delete_request(
     Path((id, fingerprint)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     s.node.delete_request(id, fingerprint).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Block a sender: their requests go, and what they send later is dropped unread.
+#[utoipa::path(
+    post,
+    path = "/identities/{id}/requests/{fingerprint}/block",
+    tag = "requests",
+    params(
+        ("id" = String, Path, description = "The identity's id"),
+        ("fingerprint" = String, Path, description = "The sender's fingerprint, hex"),
+    ),
+    responses(
+        (status = 201, description = "Blocked", body = BlockedJson,
+            headers(("Location" = String, description = "The new resource's URL"))),
+        (status = 404, description = "No such identity or request (`not_found`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn block_request(
+    State(s): State<AppState>,
+    Path((id, fingerprint)): Path<(String, String)>,
+) -> Result<Created<BlockedJson>, ApiError> {
+    let b = s.node.block_request(id.clone(), fingerprint).await?;
+    Ok(Created(
+        format!("{PREFIX}/identities/{id}/blocked/{}", b.fingerprint),
+        BlockedJson::from(&b),
+    ))
+}
+
+/// The senders an identity blocked.
+#[utoipa::path(
+    get,
+    path = "/identities/{id}/blocked",
+    tag = "requests",
+    params(("id" = String, Path, description = "The identity's id")),
+    responses(
+        (status = 200, description = "The blocked senders", body = BlockedListJson),
+        (status = 404, description = "No such identity (`not_found`)", body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn list_blocked(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BlockedListJson>, ApiError> {
+    let blocked = s.node.blocked(&id)?.iter().map(BlockedJson::from).collect();
+    Ok(Json(BlockedListJson { blocked }))
+}
+
+/// Let a blocked sender write again.
+#[utoipa::path(
+    delete,
+    path = "/identities/{id}/blocked/{fingerprint}",
+    tag = "requests",
+    params(
+        ("id" = String, Path, description = "The identity's id"),
+        ("fingerprint" = String, Path, description = "The sender's fingerprint, hex"),
+    ),
+    responses(
+        (status = 204, description = "Unblocked"),
+        (status = 404, description = "No such identity, or not blocked (`not_found`)",
+            body = ErrorJson),
+        (status = 500, description = "Storage failed (`internal`)", body = ErrorJson),
+    )
+)]
+pub(super) async fn unblock(
+    State(s): State<AppState>,
+    Path((id, fingerprint)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.node.unblock(id, fingerprint).await?;
     Ok(StatusCode::NO_CONTENT)
 }

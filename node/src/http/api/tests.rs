@@ -47,6 +47,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/identities/{id}/requests"),
     ("post", "/identities/{id}/requests/{fingerprint}/accept"),
     ("delete", "/identities/{id}/requests/{fingerprint}"),
+    ("post", "/identities/{id}/requests/{fingerprint}/block"),
+    ("get", "/identities/{id}/blocked"),
+    ("delete", "/identities/{id}/blocked/{fingerprint}"),
     ("get", "/events"),
     ("get", "/status"),
     ("get", "/settings"),
@@ -387,11 +390,12 @@ fn the_bodies_are_pinned() {
     let request = MessageRequest {
         fingerprint: crypto::Fingerprint([0xcd; 32]),
         public_key: "-----BEGIN PUBLIC KEY-----".into(),
+        display_name: Some("Zoë".into()),
         messages: vec![message(None)],
     };
     check(
         RequestJson::from(&request),
-        r#"{"fingerprint":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","messages":[{"direction":"out","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}],"public_key":"-----BEGIN PUBLIC KEY-----"}"#,
+        r#"{"display_name":"Zoë","fingerprint":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","messages":[{"direction":"out","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}],"public_key":"-----BEGIN PUBLIC KEY-----"}"#,
     );
     check(
         SettingsJson {

@@ -1,0 +1,150 @@
+//! Requests a newcomer can trust (issue 16 item 2): a stranger's first message comes after
+//! their name, which the request shows beside the fingerprint; Accept takes that name;
+//! Block drops what they send from then on.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use crypto::{Draft, MessageKind};
+
+use node::core::error::NodeError;
+use node::core::service::Node;
+use node::core::store::OutboxKind;
+
+/// Take every envelope out of `from`'s outbox (as if the mailbox stored it).
+fn drain(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
+    let mut out = Vec::new();
+    for outgoing in from.outbox().unwrap() {
+        out.push((outgoing.record.kind, outgoing.envelope.unwrap()));
+        from.outbox_done(outgoing.key, &outgoing.record, None)
+            .unwrap();
+    }
+    out
+}
+
+fn deliver(to: &Node, id: &str, envelopes: &[(OutboxKind, Vec<u8>)]) {
+    let identity = to.identity(id).unwrap();
+    for (_, env) in envelopes {
+        to.receive(id, &identity.open(env).unwrap()).unwrap();
+    }
+}
+
+/// Alice, and Zoë who knows alice's key and wrote to her `texts`.
+async fn zoe_writes(texts: &[&str]) -> (Arc<Node>, Arc<Node>, Vec<(OutboxKind, Vec<u8>)>) {
+    let (alice, ka) = common::memory_node();
+    let (zoe, kz) = common::memory_node();
+    std::mem::forget((ka, kz));
+    alice.create_identity("alice".into(), None).await.unwrap();
+    zoe.create_identity(String::new(), Some("Zoë Müller".into()))
+        .await
+        .unwrap();
+    let pem = alice.identity("alice").unwrap().public_key().to_pem();
+    zoe.add_contact("zoe-muller".into(), "alice".into(), pem)
+        .await
+        .unwrap();
+    for text in texts {
+        zoe.send_text("zoe-muller".into(), "alice".into(), (*text).into())
+            .await
+            .unwrap();
+    }
+    let sent = drain(&zoe);
+    (alice, zoe, sent)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_message_comes_after_the_senders_name_and_accept_takes_it() {
+    let (alice, _zoe, sent) = zoe_writes(&["hello", "again"]).await;
+    let kinds: Vec<OutboxKind> = sent.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        kinds,
+        [OutboxKind::Profile, OutboxKind::Text, OutboxKind::Text],
+        "the name once, before the first message only"
+    );
+    deliver(&alice, "alice", &sent);
+    let requests = alice.requests("alice").unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].display_name.as_deref(), Some("Zoë Müller"));
+    assert_eq!(requests[0].messages.len(), 2, "the name is not a message");
+    // Accepted without a name: the one she gave.
+    let fingerprint = requests[0].fingerprint.to_string();
+    let c = alice
+        .accept_request("alice".into(), fingerprint, String::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.name.as_str(), c.shown_name()),
+        ("zoe-muller", "Zoë Müller")
+    );
+    assert!(alice.requests("alice").unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_older_name_does_not_replace_a_newer_one() {
+    let (alice, zoe, sent) = zoe_writes(&["hello"]).await;
+    deliver(&alice, "alice", &sent);
+    let me = zoe.identity("zoe-muller").unwrap();
+    let to = alice.identity("alice").unwrap().public_key().clone();
+    let profile = |name: &str, secs: u64| {
+        let draft = Draft {
+            kind: MessageKind::Profile,
+            seq: 0,
+            prev: None,
+            sent_at: SystemTime::now() + Duration::from_secs(secs),
+            body: crypto::envelope::profile_body(name),
+        };
+        (OutboxKind::Profile, me.seal(&to, &draft).unwrap().bytes)
+    };
+    let (older, newer) = (profile("Zoë M.", 10), profile("Zoë Müller-Lee", 20));
+    deliver(&alice, "alice", &[newer]);
+    // An older one, replayed by the mailbox, changes nothing.
+    deliver(&alice, "alice", &[older]);
+    let requests = alice.requests("alice").unwrap();
+    assert_eq!(requests[0].display_name.as_deref(), Some("Zoë Müller-Lee"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_sender_is_dropped_until_unblocked() {
+    let (alice, zoe, sent) = zoe_writes(&["buy now"]).await;
+    deliver(&alice, "alice", &sent);
+    let fingerprint = alice.requests("alice").unwrap()[0].fingerprint.to_string();
+    let blocked = alice
+        .block_request("alice".into(), fingerprint.clone())
+        .await
+        .unwrap();
+    assert_eq!(blocked.display_name.as_deref(), Some("Zoë Müller"));
+    assert!(
+        alice.requests("alice").unwrap().is_empty(),
+        "her request went"
+    );
+    assert_eq!(alice.blocked("alice").unwrap().len(), 1);
+    // What she sends now is dropped unread (taken, so the mailbox does not keep it).
+    zoe.send_text("zoe-muller".into(), "alice".into(), "buy now!!".into())
+        .await
+        .unwrap();
+    let later = drain(&zoe);
+    deliver(&alice, "alice", &later);
+    assert!(alice.requests("alice").unwrap().is_empty());
+    // Blocking again, without a request, is a 404; unblocking lets her write again.
+    let again = alice
+        .block_request("alice".into(), fingerprint.clone())
+        .await;
+    assert!(matches!(again, Err(NodeError::NotFound(_))), "{again:?}");
+    alice
+        .unblock("alice".into(), fingerprint.clone())
+        .await
+        .unwrap();
+    assert!(alice.blocked("alice").unwrap().is_empty());
+    let again = alice.unblock("alice".into(), fingerprint).await;
+    assert!(matches!(again, Err(NodeError::NotFound(_))), "{again:?}");
+    zoe.send_text("zoe-muller".into(), "alice".into(), "hello?".into())
+        .await
+        .unwrap();
+    deliver(&alice, "alice", &drain(&zoe));
+    let requests = alice.requests("alice").unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].messages[0].text, "hello?");
+}
