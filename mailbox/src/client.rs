@@ -29,7 +29,7 @@ pub enum ClientError {
     },
     /// The mailbox presented another certificate than the pinned one.
     #[error(
-        "the mailbox's certificate ({actual}) does not match the pinned fingerprint ({expected}): refusing to connect"
+        "The mailbox's certificate has changed, so the node does not connect: it presents {actual}, which does not match the pinned fingerprint {expected}"
     )]
     PinMismatch {
         /// The pinned fingerprint.

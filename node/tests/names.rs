@@ -141,3 +141,58 @@ async fn a_contact_from_an_invite_takes_its_name_unless_given_one() {
         "{e:?}"
     );
 }
+
+/// Issue 16 item 7: what a person reads is a sentence, with no field prefixes or byte counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_read_like_sentences() {
+    let (node, _keys) = common::memory_node();
+    node.create_identity("alice".into(), None).await.unwrap();
+    let pem = node.identity("alice").unwrap().public_key().to_pem();
+    let (other, _k) = common::memory_node();
+    other.create_identity("bob".into(), None).await.unwrap();
+    let bob_pem = other.identity("bob").unwrap().public_key().to_pem();
+    node.add_contact("alice".into(), "bob".into(), bob_pem)
+        .await
+        .unwrap();
+    let long = "x".repeat(195 * 1024 - 10);
+    let cases = [
+        (
+            node.send_text("alice".into(), "bob".into(), long).await,
+            "This message is too long: 195 KB of 64 KB.",
+        ),
+        (
+            node.send_text("alice".into(), "bob".into(), "  ".into())
+                .await,
+            "This message is empty: write something first.",
+        ),
+    ];
+    for (result, words) in cases {
+        assert_eq!(result.unwrap_err().to_string(), words);
+    }
+    let e = node
+        .add_contact("alice".into(), "me".into(), pem)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("This is your own key"), "{e}");
+    let e = node
+        .add_contact_from_invite("alice".into(), None, "hello")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "Not an invite code (it should start with sm1-)");
+    let e = node
+        .add_contact(
+            "alice".into(),
+            "x".into(),
+            "-----BEGIN PUBLIC KEY-----".into(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("This is not a public key we can use: "),
+        "{e}"
+    );
+    assert!(!e.contains("public_key:"), "{e}");
+}

@@ -345,10 +345,28 @@
         lastError = el('span', 'last-error');
         box.append(lastError);
       }
-      lastError.textContent = 'Last error: ' + mailbox.last_error;
+      showError(lastError, String(mailbox.last_error));
     } else if (lastError) {
       lastError.remove();
     }
+  }
+
+  /** An error as one short line, the rest behind "Details" (as the server renders it). */
+  function showError(box, text) {
+    const SHORT = 80;
+    const line = el('span', 'last-error-text');
+    if (text.length <= SHORT) {
+      line.textContent = text;
+      box.replaceChildren(line);
+      return;
+    }
+    const cuts = [': ', '. ', '; '].map(function (sep) { return text.indexOf(sep); })
+      .filter(function (at) { return at >= 0 && at <= SHORT; });
+    line.textContent = cuts.length ? text.slice(0, Math.min.apply(null, cuts)) + '.'
+      : text.slice(0, SHORT - 1) + '…';
+    const details = el('details', 'error-details');
+    details.append(el('summary', null, 'Details'), el('p', null, text));
+    box.replaceChildren(line, details);
   }
 
   function onRequest(data) {

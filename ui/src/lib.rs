@@ -121,6 +121,17 @@ pub struct RequestItem {
     pub preview: String,
 }
 
+/// What was typed into a form the node refused, to put back into it.
+#[derive(Clone, Debug, Default)]
+pub struct Kept {
+    /// The Add a profile form's name.
+    pub profile_name: Option<String>,
+    /// The Add a contact form's invite code or key.
+    pub contact_key: Option<String>,
+    /// The Add a contact form's name.
+    pub contact_name: Option<String>,
+}
+
 /// A sender the active identity blocked.
 #[derive(Clone, Debug, Default)]
 pub struct BlockedItem {
@@ -145,6 +156,13 @@ pub struct SettingsView {
     pub previews: bool,
     /// The browsers signed in to the node (none when it requires no token).
     pub sessions: Vec<SessionItem>,
+    /// The mailbox address as typed, when it differs from the one in use (refused, or
+    /// only tested): shown in the field instead.
+    pub typed_mailbox: Option<String>,
+    /// Why the typed mailbox address was refused, shown next to the field.
+    pub mailbox_error: Option<String>,
+    /// The confirmation of a save, e.g. `"Saved: the node now uses mailbox …"`.
+    pub saved: Option<String>,
 }
 
 /// A browser signed in to the node, in the settings dialog.
@@ -210,6 +228,8 @@ pub struct NodePage {
     pub flash_error: Option<String>,
     /// Text to put back in the compose box (typed text is never lost).
     pub draft: String,
+    /// What was typed into the other forms, put back after a refusal.
+    pub kept: Kept,
     /// Messages from unknown senders to the active identity.
     pub requests: Vec<RequestItem>,
     /// The fingerprint of the request whose deletion is to be confirmed.

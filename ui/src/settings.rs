@@ -43,12 +43,21 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
         test_result,
         previews,
         sessions,
+        typed_mailbox,
+        mailbox_error,
+        saved,
     } = settings;
     let identity_id = identity.as_ref().map(|item| item.id.clone());
     let close_href = page_href(identity_id.as_deref(), contact.as_deref(), &[]);
-    let save_fields = selection_fields(identity_id.clone(), contact.clone());
-    let test_fields = selection_fields(identity_id.clone(), contact);
+    let save_fields = selection_fields(identity_id.clone(), contact);
     let sessions_view = (!sessions.is_empty()).then(|| sessions_section(sessions, identity_id));
+    let invalid = mailbox_error.is_some().then_some("true");
+    let described = if mailbox_error.is_some() {
+        "settings-mailbox-error settings-mailbox-help"
+    } else {
+        "settings-mailbox-help"
+    };
+    let shown_mailbox = typed_mailbox.unwrap_or_else(|| mailbox.clone());
     view! {
         <div class="modal-layer">
             <dialog open class="modal" id="settings" aria-labelledby="settings-heading">
@@ -60,6 +69,9 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
                 </header>
                 <section class="modal-section" aria-labelledby="mailbox-heading">
                     <h3 id="mailbox-heading">"Mailbox"</h3>
+                    <p class="help">
+                        "In use: " <code class="in-use" id="settings-in-use">{mailbox}</code>
+                    </p>
                     <form class="stack" id="settings-form" method="post" action="/ui/settings">
                         {save_fields}
                         <label for="settings-mailbox">"Mailbox address"</label>
@@ -67,13 +79,22 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
                             id="settings-mailbox"
                             name="mailbox"
                             type="text"
-                            value=mailbox
+                            value=shown_mailbox
                             required
                             autocomplete="off"
                             autocapitalize="off"
                             spellcheck="false"
-                            aria-describedby="settings-mailbox-help"
+                            aria-invalid=invalid
+                            aria-describedby=described
                         />
+                        {mailbox_error
+                            .map(|error| {
+                                view! {
+                                    <p class="field-error" id="settings-mailbox-error">
+                                        {error}
+                                    </p>
+                                }
+                            })}
                         <p class="help" id="settings-mailbox-help">
                             "host:port, optionally followed by # and the 64 hex digits of the \
                              mailbox certificate's fingerprint (otherwise it is pinned on first use)."
@@ -82,17 +103,27 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
                             <input type="checkbox" name="previews" value="true" checked=previews />
                             " Show message text in notifications"
                         </label>
-                        <button type="submit">"Save"</button>
+                        <div class="form-actions">
+                            <button type="submit" id="save-settings">"Save"</button>
+                            <button
+                                type="submit"
+                                class="secondary"
+                                id="test-connection"
+                                formaction="/ui/settings/test"
+                            >
+                                "Test connection"
+                            </button>
+                        </div>
                     </form>
-                    <form
-                        class="inline-form"
-                        id="test-connection"
-                        method="post"
-                        action="/ui/settings/test"
-                    >
-                        {test_fields}
-                        <button type="submit" class="secondary">"Test connection"</button>
-                    </form>
+                    {saved
+                        .map(|words| {
+                            view! {
+                                <p class="saved" id="settings-saved" role="status">
+                                    <span aria-hidden="true">"✓ "</span>
+                                    {words}
+                                </p>
+                            }
+                        })}
                     {test_result
                         .map(|result| {
                             view! {

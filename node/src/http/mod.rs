@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod events;
+pub mod flash;
 mod guard;
 pub mod signin;
 pub mod web;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub access: Arc<auth::Access>,
     /// Becomes true when the node is stopping: long-lived responses (the event stream) end.
     pub closing: watch::Receiver<bool>,
+    /// What refused forms leave for the page they redirect to.
+    pub flashes: Arc<flash::Flashes>,
 }
 
 /// The whole HTTP surface: the API under `/api`, the pages, the guard, the body limit.
@@ -64,6 +67,7 @@ impl AppState {
             allowed_hosts: Arc::new(allowed_hosts),
             access: Arc::new(access),
             closing,
+            flashes: Arc::default(),
         }
     }
 }

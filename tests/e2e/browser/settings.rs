@@ -59,7 +59,7 @@ async fn settings_persist(world: World, page: &Browser) -> anyhow::Result<()> {
     field.send_keys(&written).await?;
     page.click("#settings-form input[name=previews]").await?;
     mark(page).await?;
-    page.click("#settings-form button[type=submit]").await?;
+    page.click("#save-settings").await?;
     wait_new_page(page).await?;
     page.wait_for("dialog#settings[open] #settings-form", PAGE)
         .await?;
@@ -68,6 +68,14 @@ async fn settings_persist(world: World, page: &Browser) -> anyhow::Result<()> {
         "saving failed: {}",
         page.text(".flash").await?
     );
+    // The save is confirmed with the value saved, and no form URL is left behind.
+    let saved = page.text("#settings-saved").await?;
+    ensure!(
+        saved.contains("Saved") && saved.contains(&pinned),
+        "confirmation {saved:?}"
+    );
+    let url = page.url().await?;
+    ensure!(!url.contains("/ui/"), "the address bar shows {url}");
     let check = |(shown, previews): (String, bool), when: &str| -> anyhow::Result<()> {
         ensure!(
             shown == pinned,
@@ -105,13 +113,63 @@ async fn settings_persist(world: World, page: &Browser) -> anyhow::Result<()> {
     page.wait_for("#connection .conn.conn-online", WAIT).await?;
 
     // Test connection: the answer is in words.
-    page.click("#test-connection button[type=submit]").await?;
+    page.click("#test-connection").await?;
     let result = page.wait_for("#test-result", WAIT).await?;
     let words = result.text().await?;
     ensure!(words.contains("Connected"), "test result {words:?}");
     ensure!(
         page.count("dialog#settings[open]").await? == 1,
         "the dialog closed"
+    );
+
+    // It tests what is typed, not what is saved, and says so; the typing stays.
+    let nowhere = format!("127.0.0.1:{}", tests::free_udp_port()?);
+    let field = page.find("#settings-mailbox").await?;
+    field.clear().await?;
+    field.send_keys(&nowhere).await?;
+    mark(page).await?;
+    page.click("#test-connection").await?;
+    wait_new_page(page).await?;
+    let words = page.wait_for("#test-result", WAIT).await?.text().await?;
+    ensure!(
+        words.contains(&nowhere) && words.contains("not saved") && words.contains("Could not"),
+        "test result {words:?}"
+    );
+    let kept = page.value("#settings-mailbox").await?;
+    ensure!(kept == nowhere, "the field holds {kept:?}");
+    let in_use = page.text("#settings-in-use").await?;
+    ensure!(in_use == pinned, "in use: {in_use:?}");
+
+    // An invalid value: the reason next to the field, in the dialog, the typing kept.
+    let field = page.find("#settings-mailbox").await?;
+    field.clear().await?;
+    field.send_keys("not a mailbox").await?;
+    mark(page).await?;
+    page.click("#save-settings").await?;
+    wait_new_page(page).await?;
+    let error = page
+        .wait_for("dialog#settings[open] #settings-mailbox-error", PAGE)
+        .await?
+        .text()
+        .await?;
+    ensure!(error.starts_with("This address is not valid"), "{error:?}");
+    ensure!(page.count(".flash").await? == 0, "the error is not inline");
+    let kept = page.value("#settings-mailbox").await?;
+    ensure!(kept == "not a mailbox", "the field holds {kept:?}");
+    let invalid = page
+        .find("#settings-mailbox")
+        .await?
+        .attr("aria-invalid")
+        .await?;
+    ensure!(
+        invalid.as_deref() == Some("true"),
+        "aria-invalid {invalid:?}"
+    );
+    let url = page.url().await?;
+    ensure!(!url.contains("/ui/"), "the address bar shows {url}");
+    ensure!(
+        alice.get("/api/settings").await?["mailbox"] == pinned.as_str(),
+        "nothing was saved"
     );
     Ok(())
 }

@@ -230,7 +230,7 @@ async fn a_certificate_learnt_on_first_use_is_kept_and_another_one_is_refused() 
     let pinned_is_the_first = |status: &Value| {
         let error = status["mailbox"]["last_error"].as_str().unwrap_or_default();
         assert!(
-            error.contains(&format!("pinned fingerprint ({})", first.fingerprint))
+            error.contains(&format!("pinned fingerprint {}", first.fingerprint))
                 && error.contains(&second.fingerprint),
             "the node compares the new certificate with the one it learnt: {status}"
         );

@@ -88,6 +88,7 @@ fn node_body(page: NodePage) -> impl IntoView {
         last_error,
         flash_error,
         draft,
+        kept,
         requests,
         confirm_delete_request,
         blocked,
@@ -143,6 +144,7 @@ fn node_body(page: NodePage) -> impl IntoView {
         active_identity.clone(),
         ActiveIdentity {
             confirm_delete: confirm_delete_identity,
+            kept_name: kept.profile_name,
             contact: active_contact.clone(),
         },
     );
@@ -169,7 +171,12 @@ fn node_body(page: NodePage) -> impl IntoView {
                         requests,
                         confirm_delete: confirm_delete_request,
                     })}
-                    {contacts_section(active_identity, contacts, active_contact)}
+                    {contacts_section(
+                        active_identity,
+                        contacts,
+                        active_contact,
+                        (kept.contact_key, kept.contact_name),
+                    )}
                     {active.map(|identity| advanced_section(identity, public_key, blocked))}
                 </aside>
                 {chat}
@@ -216,21 +223,56 @@ fn topbar(
                     {label}
                 </span>
                 <span class="outbox">{outbox_text}</span>
-                {last_error
-                    .map(|error| {
-                        view! {
-                            <span class="last-error">
-                                "Last error: "
-                                {error}
-                            </span>
-                        }
-                    })}
+                {last_error.map(last_error_view)}
             </div>
             {requests_link}
             <a class="topbar-link" id="open-settings" href=settings_href>
                 "Settings"
             </a>
         </header>
+    }
+}
+
+/// The longest error line the header shows; longer errors are cut at their first clause.
+const SHORT_ERROR: usize = 80;
+
+/// An error as one short line, and the whole text when that is longer (the script cuts
+/// live errors the same way).
+fn error_summary(text: &str) -> (String, Option<String>) {
+    if text.chars().count() <= SHORT_ERROR {
+        return (text.to_owned(), None);
+    }
+    let cut = [": ", ". ", "; "]
+        .iter()
+        .filter_map(|sep| text.find(sep))
+        .min()
+        .filter(|&at| text[..at].chars().count() <= SHORT_ERROR);
+    let short = match cut {
+        Some(at) => format!("{}.", &text[..at]),
+        None => format!(
+            "{}…",
+            text.chars().take(SHORT_ERROR - 1).collect::<String>()
+        ),
+    };
+    (short, Some(text.to_owned()))
+}
+
+/// The last connection error in the header: one short line, the rest behind "Details".
+fn last_error_view(error: String) -> impl IntoView {
+    let (short, details) = error_summary(&error);
+    view! {
+        <span class="last-error">
+            <span class="last-error-text">{short}</span>
+            {details
+                .map(|full| {
+                    view! {
+                        <details class="error-details">
+                            <summary>"Details"</summary>
+                            <p>{full}</p>
+                        </details>
+                    }
+                })}
+        </span>
     }
 }
 

@@ -15,6 +15,8 @@ fn identity_href(id: &str) -> String {
 /// What the sidebar shows for the active identity only.
 pub(super) struct ActiveIdentity {
     pub(super) confirm_delete: bool,
+    /// The name typed into Add a profile, when the node refused it.
+    pub(super) kept_name: Option<String>,
     /// The conversation open, so the invite dialog's "Close" returns to it.
     pub(super) contact: Option<String>,
 }
@@ -27,8 +29,10 @@ pub(super) fn identities_section(
     let empty = identities.is_empty();
     let ActiveIdentity {
         confirm_delete,
+        kept_name,
         contact,
     } = extra;
+    let unfold = empty || kept_name.is_some();
     let mut confirm = None;
     let items = identities
         .into_iter()
@@ -61,7 +65,7 @@ pub(super) fn identities_section(
             {empty.then(|| view! { <p class="hint">"No profile yet."</p> })}
             <ul class="list">{items}</ul>
             {confirm}
-            <details class="add" open=empty>
+            <details class="add" open=unfold>
                 <summary>"Add a profile"</summary>
                 <form class="stack" id="add-identity" method="post" action="/ui/identities">
                     <label for="new-name">"Your name"</label>
@@ -73,6 +77,7 @@ pub(super) fn identities_section(
                         maxlength="100"
                         autocomplete="name"
                         aria-describedby="new-name-help"
+                        value=kept_name
                     />
                     <p class="help" id="new-name-help">
                         "What people see when you write to them. Each profile has a key of its \
@@ -188,7 +193,9 @@ pub(super) fn contacts_section(
     identity: Option<String>,
     contacts: Vec<ContactItem>,
     active: Option<String>,
+    kept: (Option<String>, Option<String>),
 ) -> impl IntoView {
+    let (kept_key, kept_name) = kept;
     let Some(identity) = identity else {
         return view! {
             <section class="panel contacts" aria-labelledby="contacts-heading">
@@ -199,6 +206,8 @@ pub(super) fn contacts_section(
         .into_any();
     };
     let empty = contacts.is_empty();
+    let unfold = empty || kept_key.is_some() || kept_name.is_some();
+    let kept_key = crate::textarea_content(kept_key.as_deref().unwrap_or_default());
     let items = contacts
         .into_iter()
         .map(|contact| {
@@ -242,7 +251,7 @@ pub(super) fn contacts_section(
             <ul class="list" id="contact-list" data-identity=identity.clone()>
                 {items}
             </ul>
-            <details class="add" open=empty>
+            <details class="add" open=unfold>
                 <summary>"Add a contact"</summary>
                 <form class="stack" id="add-contact" method="post" action="/ui/contacts">
                     <input type="hidden" name="identity" value=identity />
@@ -255,6 +264,7 @@ pub(super) fn contacts_section(
                         spellcheck="false"
                         placeholder="sm1-…"
                         aria-describedby="contact-key-help"
+                        inner_html=kept_key
                     ></textarea>
                     <p class="help" id="contact-key-help">
                         "Paste the code they sent you (a public key in PEM works too)."
@@ -267,6 +277,7 @@ pub(super) fn contacts_section(
                         maxlength="100"
                         autocomplete="off"
                         aria-describedby="contact-name-help"
+                        value=kept_name
                     />
                     <p class="help" id="contact-name-help">
                         "Leave it empty to use the name in their invite."

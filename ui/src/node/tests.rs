@@ -135,6 +135,7 @@ pub(super) fn full_page() -> NodePage {
                 current: false,
             },
         ],
+        ..SettingsView::default()
     };
     page.confirm_delete_identity = true;
     page.confirm_delete_contact = true;
@@ -295,8 +296,32 @@ fn connection_state_outbox_and_last_error_are_in_the_header() {
     page.outbox = 0;
     assert!(node_page(&page).contains(">All sent<"));
     assert!(
-        html.contains("Last error: <!>mailbox unreachable")
-            || html.contains("Last error: mailbox unreachable")
+        html.contains(r#"<span class="last-error-text">mailbox unreachable</span>"#),
+        "{html}"
+    );
+    assert!(
+        !html.contains("error-details"),
+        "a short error has no details"
+    );
+    // A long one (a certificate mismatch) is one short line, the rest behind Details.
+    page.last_error = Some(format!(
+        "The mailbox's certificate has changed, so the node does not connect: it presents \
+         {}, which does not match the pinned fingerprint {}",
+        "ab".repeat(32),
+        "cd".repeat(32)
+    ));
+    let html = node_page(&page);
+    let error = element_with(&html, r#"class="last-error""#, "span");
+    assert!(
+        error.contains(
+            r#"<span class="last-error-text">The mailbox's certificate has changed, so the node does not connect.</span>"#
+        ) || error.contains("The mailbox&#39;s certificate has changed, so the node does not connect.</span>"),
+        "{error}"
+    );
+    assert!(html.contains("<summary>Details</summary>"), "{html}");
+    assert!(
+        html.contains(&"cd".repeat(32)),
+        "the whole text is behind Details"
     );
 }
 
@@ -429,9 +454,9 @@ fn the_settings_dialog_renders_only_when_asked() {
     assert!(previews.contains(r#"type="checkbox""#) && previews.contains("checked"));
     assert!(save.contains("Show message text in notifications"));
     assert!(save.contains(">Save</button>"));
-    // Test connection, and its result in words.
-    let test = element_with(dialog, r#"action="/ui/settings/test""#, "form");
-    assert!(test.contains(r#"<input type="hidden" name="identity" value="alice">"#));
+    // Test connection tests what is typed: a button of the same form.
+    let test = element_with(save, r#"id="test-connection""#, "button");
+    assert!(test.contains(r#"formaction="/ui/settings/test""#), "{test}");
     assert!(test.contains(">Test connection</button>"));
     let result = element_with(dialog, r#"id="test-result""#, "p");
     assert!(result.contains(r#"role="status""#));
@@ -504,6 +529,66 @@ fn the_invite_dialog_has_the_code_its_qr_code_and_a_copy_fallback() {
         ..NodePage::default()
     };
     assert!(!node_page(&page).contains("<dialog"));
+}
+
+#[test]
+fn the_settings_dialog_confirms_a_save_and_shows_a_refusal_next_to_the_field() {
+    let mut page = full_page();
+    page.settings.saved = Some("Saved: the node now uses the mailbox mb:1.".to_owned());
+    let html = node_page(&page);
+    let saved = element_with(&html, r#"id="settings-saved""#, "p");
+    assert!(saved.contains(r#"role="status""#), "{saved}");
+    assert!(saved.contains("Saved: the node now uses the mailbox mb:1."));
+    assert!(!html.contains("aria-invalid"));
+    let in_use = element_with(&html, r#"id="settings-in-use""#, "code");
+    assert!(in_use.contains(&format!("127.0.0.1:7000#{}", "ab".repeat(32))));
+
+    page.settings.saved = None;
+    page.settings.typed_mailbox = Some("not a mailbox".to_owned());
+    page.settings.mailbox_error = Some("This address is not valid: no port.".to_owned());
+    let html = node_page(&page);
+    let field = tag_with(&html, r#"id="settings-mailbox""#);
+    assert!(
+        field.contains(r#"value="not a mailbox""#),
+        "the typing is kept: {field}"
+    );
+    assert!(field.contains(r#"aria-invalid="true""#), "{field}");
+    assert!(
+        field.contains(r#"aria-describedby="settings-mailbox-error settings-mailbox-help""#),
+        "{field}"
+    );
+    let error = element_with(&html, r#"id="settings-mailbox-error""#, "p");
+    assert!(
+        error.contains("This address is not valid: no port."),
+        "{error}"
+    );
+    // Inline, in the dialog: not the page's alert.
+    let dialog = element_with(&html, "<dialog", "dialog");
+    assert!(dialog.contains(r#"id="settings-mailbox-error""#));
+    assert!(!html.contains(r#"class="flash""#));
+}
+
+#[test]
+fn refused_forms_get_their_typing_back() {
+    let mut page = chat_page();
+    page.kept = crate::Kept {
+        profile_name: Some("Zoë".to_owned()),
+        contact_key: Some("sm1-broken</textarea>".to_owned()),
+        contact_name: Some("Bob B".to_owned()),
+    };
+    let html = node_page(&page);
+    assert!(tag_with(&html, r#"id="new-name""#).contains(r#"value="Zoë""#));
+    assert!(tag_with(&html, r#"id="contact-name""#).contains(r#"value="Bob B""#));
+    assert!(
+        html.contains("\nsm1-broken&lt;/textarea&gt;</textarea>"),
+        "{html}"
+    );
+    // Their forms are unfolded.
+    assert_eq!(
+        html.matches(r#"<details open class="add">"#).count(),
+        2,
+        "{html}"
+    );
 }
 
 #[test]

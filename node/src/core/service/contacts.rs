@@ -14,8 +14,12 @@ impl Node {
         name: String,
         public_key_pem: String,
     ) -> Result<ContactRecord, NodeError> {
-        let key = PublicKey::from_pem(&public_key_pem)
-            .map_err(|e| NodeError::invalid("invalid_public_key", format!("public_key: {e}")))?;
+        let key = PublicKey::from_pem(&public_key_pem).map_err(|e| {
+            NodeError::invalid(
+                "invalid_public_key",
+                format!("This is not a public key we can use: {e}."),
+            )
+        })?;
         self.add_contact_key(id, name, key, None).await
     }
 
@@ -28,7 +32,7 @@ impl Node {
         code: &str,
     ) -> Result<ContactRecord, NodeError> {
         let invite = Invite::decode(code)
-            .map_err(|e| NodeError::invalid("invalid_invite", format!("invite: {e}")))?;
+            .map_err(|e| NodeError::invalid("invalid_invite", sentence(&e.to_string())))?;
         let name = name
             .filter(|n| !n.trim().is_empty())
             .or(invite.display_name)

@@ -26,8 +26,12 @@ impl Node {
         passphrase: String,
     ) -> Result<IdentityRecord, NodeError> {
         let identity = blocking(move || {
-            Identity::from_encrypted_pem(&backup, &passphrase)
-                .map_err(|e| NodeError::invalid("invalid_backup", format!("backup: {e}")))
+            Identity::from_encrypted_pem(&backup, &passphrase).map_err(|e| {
+                NodeError::invalid(
+                    "invalid_backup",
+                    format!("This backup cannot be opened: {e}."),
+                )
+            })
         })
         .await?;
         let fingerprint = identity.fingerprint();
@@ -53,7 +57,7 @@ impl Node {
         if passphrase.chars().count() < 8 {
             return Err(NodeError::invalid(
                 "weak_passphrase",
-                "passphrase: use at least 8 characters",
+                "This passphrase is too short: use at least 8 characters.",
             ));
         }
         let identity = self.identity(&id)?;

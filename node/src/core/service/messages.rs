@@ -102,14 +102,16 @@ impl Node {
         if text.trim().is_empty() {
             return Err(NodeError::invalid(
                 "empty_text",
-                "text: a message cannot be empty",
+                "This message is empty: write something first.",
             ));
         }
         if text.len() > self.max_body_bytes {
+            // Kilobytes rounded up, so a message just over the limit does not read as equal.
+            let kb = |bytes: usize| bytes.div_ceil(1024);
             return Err(NodeError::TooLarge(format!(
-                "text: {} bytes is over the limit of {} bytes",
-                text.len(),
-                self.max_body_bytes
+                "This message is too long: {} KB of {} KB.",
+                kb(text.len()),
+                kb(self.max_body_bytes)
             )));
         }
         let recipient = PublicKey::from_pem(&record.public_key)?;

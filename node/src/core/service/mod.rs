@@ -197,6 +197,19 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// `words` as a sentence: a capital first letter and a full stop.
+pub fn sentence(words: &str) -> String {
+    let mut chars = words.trim().chars();
+    let mut out: String = match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '?', '!', ')']) {
+        out.push('.');
+    }
+    out
+}
+
 /// Longest display name, in characters.
 pub const MAX_DISPLAY_NAME: usize = 100;
 
@@ -207,19 +220,19 @@ pub fn check_display_name(what: &'static str, name: &str) -> Result<String, Node
     if name.is_empty() {
         return Err(NodeError::invalid(
             "invalid_name",
-            format!("{what} is empty: give a name"),
+            format!("{what} is empty: give a name."),
         ));
     }
     if name.chars().count() > MAX_DISPLAY_NAME {
         return Err(NodeError::invalid(
             "invalid_name",
-            format!("{what} is too long: at most {MAX_DISPLAY_NAME} characters"),
+            format!("{what} is too long: at most {MAX_DISPLAY_NAME} characters."),
         ));
     }
     if name.chars().any(char::is_control) {
         return Err(NodeError::invalid(
             "invalid_name",
-            format!("{what} cannot hold line breaks or control characters"),
+            format!("{what} cannot hold line breaks or control characters."),
         ));
     }
     Ok(name.to_owned())

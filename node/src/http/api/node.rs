@@ -94,7 +94,12 @@ pub(super) async fn put_settings(
         ),
         (None, Some(code)) => Some(
             crate::core::invite::Invite::decode(&code)
-                .map_err(|e| ApiError::invalid("invalid_invite", format!("invite: {e}")))?
+                .map_err(|e| {
+                    ApiError::invalid(
+                        "invalid_invite",
+                        crate::core::service::sentence(&e.to_string()),
+                    )
+                })?
                 .mailbox
                 .ok_or_else(|| {
                     ApiError::invalid("invalid_invite", "invite: it names no mailbox")

@@ -15,6 +15,13 @@ use crate::core::service::{Node, blocking};
 use crate::core::store::{Direction, Entry};
 use crate::http::AppState;
 use crate::http::error::ApiError;
+use crate::http::flash::Flash;
+
+mod requests;
+mod settings;
+
+use requests::{block_request, delete_request, unblock};
+use settings::{save_settings, test_settings};
 
 /// How many messages a page shows; "Show older" pages back from there.
 const PAGE: usize = 100;
@@ -49,6 +56,8 @@ struct Selection {
     confirm: Option<String>,
     /// The request (a fingerprint) whose deletion `confirm=request` asks to confirm.
     request: Option<String>,
+    /// What a refused form left (see [`super::flash`]).
+    flash: Option<String>,
 }
 
 impl Selection {
@@ -95,6 +104,30 @@ pub fn message_item(entry: &Entry) -> ui::MessageItem {
     }
 }
 
+impl Selection {
+    /// The page's URL for this selection, with `flash` when given. Every value is encoded.
+    fn url(&self, flash: Option<&str>) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        let pairs = [
+            ("identity", self.identity.as_deref()),
+            ("contact", self.contact.as_deref()),
+            ("settings", self.settings.as_deref()),
+            ("confirm", self.confirm.as_deref()),
+            ("request", self.request.as_deref()),
+            ("flash", flash),
+        ];
+        for (key, value) in pairs {
+            if let Some(value) = value {
+                query.append_pair(key, value);
+            }
+        }
+        match query.finish() {
+            q if q.is_empty() => "/".to_owned(),
+            q => format!("/?{q}"),
+        }
+    }
+}
+
 fn location(identity: &str, contact: Option<&str>) -> String {
     // Ids and names are [A-Za-z0-9._-]: nothing to escape in a query.
     match contact {
@@ -132,7 +165,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
             mailbox: status.mailbox.clone(),
             test_result: None,
             previews: node.previews(),
-            sessions: Vec::new(),
+            ..ui::SettingsView::default()
         },
         ..ui::NodePage::default()
     };
@@ -227,8 +260,18 @@ async fn page(
     let current =
         super::guard::session_cookie(&headers).map(|id| super::auth::Access::handle_of(&id));
     let access = s.access.clone();
+    let flash = sel.flash.as_deref().and_then(|id| s.flashes.take(id));
     let page = blocking(move || {
         let mut page = build_page(&node, &sel)?;
+        if let Some(flash) = flash {
+            page.flash_error = flash.error;
+            page.draft = flash.draft;
+            page.kept = flash.kept;
+            page.settings.typed_mailbox = flash.typed_mailbox;
+            page.settings.mailbox_error = flash.mailbox_error;
+            page.settings.test_result = flash.test_result;
+            page.settings.saved = flash.saved;
+        }
         if page.show_settings && access.required() {
             page.settings.sessions = access
                 .sessions(&node)?
@@ -257,23 +300,24 @@ async fn page(
     Ok(Html(ui::node_page(&page)))
 }
 
-/// The page again with an error, the user's text kept, and the error's status code.
-async fn failed(
-    node: &std::sync::Arc<Node>,
-    sel: Selection,
-    error: impl Into<ApiError>,
-    draft: String,
-) -> Response {
-    let error = error.into();
-    let (status, _) = error.status_and_code();
-    let n = node.clone();
-    match blocking(move || build_page(&n, &sel)).await {
-        Ok(mut page) => {
-            page.flash_error = Some(error.to_string());
-            page.draft = draft;
-            (status, Html(ui::node_page(&page))).into_response()
-        }
-        Err(e) => ApiError::from(e).into_response(),
+/// A refused form: back to the page (303, so no POST URL stays in the address bar and a
+/// reload does not post again) with the error and what was typed.
+fn failed(s: &AppState, sel: &Selection, error: impl Into<ApiError>, mut flash: Flash) -> Response {
+    flash.error = Some(error.into().to_string());
+    back_with(s, sel, flash)
+}
+
+/// Back to the page of `sel`, leaving `flash` for it.
+fn back_with(s: &AppState, sel: &Selection, flash: Flash) -> Response {
+    let id = s.flashes.put(flash);
+    Redirect::to(&sel.url(Some(&id))).into_response()
+}
+
+/// A flash keeping the compose box's text.
+fn with_draft(draft: String) -> Flash {
+    Flash {
+        draft,
+        ..Flash::default()
     }
 }
 
@@ -288,11 +332,21 @@ struct NewIdentity {
 async fn create_identity(State(s): State<AppState>, Form(f): Form<NewIdentity>) -> Response {
     match s
         .node
-        .create_identity(f.id.clone(), Some(f.display_name))
+        .create_identity(f.id.clone(), Some(f.display_name.clone()))
         .await
     {
         Ok(r) => Redirect::to(&location(&r.id, None)).into_response(),
-        Err(e) => failed(&s.node, Selection::default(), e, String::new()).await,
+        Err(e) => {
+            let kept = ui::Kept {
+                profile_name: Some(f.display_name),
+                ..ui::Kept::default()
+            };
+            let flash = Flash {
+                kept,
+                ..Flash::default()
+            };
+            failed(&s, &Selection::default(), e, flash)
+        }
     }
 }
 
@@ -319,11 +373,11 @@ async fn delete_identity(State(s): State<AppState>, Form(f): Form<DeleteIdentity
             "confirmation_required",
             format!("Type {shown} to confirm: deleting a profile destroys its key"),
         );
-        return failed(&s.node, sel, e, String::new()).await;
+        return failed(&s, &sel, e, Flash::default());
     }
     match s.node.delete_identity(f.identity).await {
         Ok(()) => Redirect::to("/").into_response(),
-        Err(e) => failed(&s.node, sel, e, String::new()).await,
+        Err(e) => failed(&s, &sel, e, Flash::default()),
     }
 }
 
@@ -349,7 +403,18 @@ async fn add_contact(State(s): State<AppState>, Form(f): Form<NewContact>) -> Re
     };
     match added {
         Ok(c) => Redirect::to(&location(&f.identity, Some(&c.name))).into_response(),
-        Err(e) => failed(&s.node, sel, e, String::new()).await,
+        Err(e) => {
+            let kept = ui::Kept {
+                contact_key: Some(f.key_or_invite),
+                contact_name: Some(f.name),
+                ..ui::Kept::default()
+            };
+            let flash = Flash {
+                kept,
+                ..Flash::default()
+            };
+            failed(&s, &sel, e, flash)
+        }
     }
 }
 
@@ -376,11 +441,11 @@ async fn delete_contact(State(s): State<AppState>, Form(f): Form<DeleteContact>)
             "confirmation_required",
             format!("Type {shown} to confirm deleting this contact"),
         );
-        return failed(&s.node, sel, e, String::new()).await;
+        return failed(&s, &sel, e, Flash::default());
     }
     match s.node.delete_contact(f.identity.clone(), f.contact).await {
         Ok(()) => Redirect::to(&location(&f.identity, None)).into_response(),
-        Err(e) => failed(&s.node, sel, e, String::new()).await,
+        Err(e) => failed(&s, &sel, e, Flash::default()),
     }
 }
 
@@ -399,7 +464,7 @@ async fn verify_contact(State(s): State<AppState>, Form(f): Form<Verify>) -> Res
         .await
     {
         Ok(_) => Redirect::to(&location(&f.identity, Some(&f.contact))).into_response(),
-        Err(e) => failed(&s.node, sel, e, String::new()).await,
+        Err(e) => failed(&s, &sel, e, Flash::default()),
     }
 }
 
@@ -418,136 +483,7 @@ async fn accept_request(State(s): State<AppState>, Form(f): Form<AcceptRequest>)
         .await
     {
         Ok(c) => Redirect::to(&location(&f.identity, Some(&c.name))).into_response(),
-        Err(e) => failed(&s.node, sel, e, String::new()).await,
-    }
-}
-
-/// A request's action: whose, and the conversation open when it was taken (kept).
-#[derive(Deserialize)]
-struct RequestAction {
-    identity: String,
-    fingerprint: String,
-    #[serde(default)]
-    contact: Option<String>,
-}
-
-impl RequestAction {
-    /// The page to return to: the open conversation, if it still is one.
-    fn back(&self, node: &Node) -> String {
-        let contact = self
-            .contact
-            .as_deref()
-            .filter(|c| node.contact(&self.identity, c).is_ok());
-        location(&self.identity, contact)
-    }
-}
-
-async fn delete_request(State(s): State<AppState>, Form(f): Form<RequestAction>) -> Response {
-    let sel = Selection::of(&f.identity, f.contact.as_deref());
-    match s
-        .node
-        .delete_request(f.identity.clone(), f.fingerprint.clone())
-        .await
-    {
-        Ok(()) => Redirect::to(&f.back(&s.node)).into_response(),
-        Err(e) => failed(&s.node, sel, e, String::new()).await,
-    }
-}
-
-async fn block_request(State(s): State<AppState>, Form(f): Form<RequestAction>) -> Response {
-    let sel = Selection::of(&f.identity, f.contact.as_deref());
-    match s
-        .node
-        .block_request(f.identity.clone(), f.fingerprint.clone())
-        .await
-    {
-        Ok(_) => Redirect::to(&f.back(&s.node)).into_response(),
-        Err(e) => failed(&s.node, sel, e, String::new()).await,
-    }
-}
-
-async fn unblock(State(s): State<AppState>, Form(f): Form<RequestAction>) -> Response {
-    let sel = Selection::of(&f.identity, f.contact.as_deref());
-    match s
-        .node
-        .unblock(f.identity.clone(), f.fingerprint.clone())
-        .await
-    {
-        Ok(()) => Redirect::to(&f.back(&s.node)).into_response(),
-        Err(e) => failed(&s.node, sel, e, String::new()).await,
-    }
-}
-
-#[derive(Deserialize)]
-struct SaveSettings {
-    #[serde(default)]
-    identity: Option<String>,
-    #[serde(default)]
-    contact: Option<String>,
-    mailbox: String,
-    #[serde(default)]
-    previews: Option<String>,
-}
-
-fn settings_selection(identity: &Option<String>, contact: &Option<String>) -> Selection {
-    Selection {
-        identity: identity.clone(),
-        contact: contact.clone(),
-        settings: Some("1".into()),
-        ..Selection::default()
-    }
-}
-
-async fn save_settings(State(s): State<AppState>, Form(f): Form<SaveSettings>) -> Response {
-    let sel = settings_selection(&f.identity, &f.contact);
-    let address: config::MailboxAddress = match f.mailbox.trim().parse() {
-        Ok(a) => a,
-        Err(e) => {
-            let e = ApiError::invalid("invalid_mailbox", format!("mailbox: {e}"));
-            return failed(&s.node, sel, e, String::new()).await;
-        }
-    };
-    let node = s.node.clone();
-    let previews = f.previews.is_some();
-    let saved = blocking(move || {
-        node.set_mailbox(address)?;
-        node.set_previews(previews)
-    })
-    .await;
-    if let Err(e) = saved {
-        return failed(&s.node, sel, e, String::new()).await;
-    }
-    // Only valid names go into the Location header (a newline there would be refused).
-    let valid = |n: &Option<String>| {
-        n.clone()
-            .filter(|n| crate::core::service::check_name("a name", n).is_ok())
-    };
-    let back = match (valid(&f.identity), valid(&f.contact)) {
-        (Some(i), c) => format!("{}&settings=1", location(&i, c.as_deref())),
-        (None, _) => "/?settings=1".to_owned(),
-    };
-    Redirect::to(&back).into_response()
-}
-
-#[derive(Deserialize)]
-struct TestSettings {
-    #[serde(default)]
-    identity: Option<String>,
-    #[serde(default)]
-    contact: Option<String>,
-}
-
-async fn test_settings(State(s): State<AppState>, Form(f): Form<TestSettings>) -> Response {
-    let sel = settings_selection(&f.identity, &f.contact);
-    let target = s.node.mailbox();
-    let result = crate::sync::test_connection(&s.node, &target).await;
-    let node = s.node.clone();
-    match blocking(move || build_page(&node, &sel)).await {
-        Ok(mut page) => {
-            page.settings.test_result = Some(result);
-            Html(ui::node_page(&page)).into_response()
-        }
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => failed(&s, &sel, e, Flash::default()),
     }
 }
 
@@ -566,6 +502,6 @@ async fn send(State(s): State<AppState>, Form(f): Form<Send>) -> Response {
         .await
     {
         Ok(_) => Redirect::to(&location(&f.identity, Some(&f.contact))).into_response(),
-        Err(e) => failed(&s.node, sel, e, f.text).await,
+        Err(e) => failed(&s, &sel, e, with_draft(f.text)),
     }
 }
