@@ -163,6 +163,23 @@
     return null;
   }
 
+  /** Sets a contact's unread badge to `count` (none at 0). */
+  function setUnread(name, count) {
+    const link = contactLink(name);
+    if (!link) return;
+    let badge = link.querySelector('.unread');
+    if (count <= 0) {
+      if (badge) badge.remove();
+      return;
+    }
+    if (!badge) {
+      badge = el('span', 'unread', '0');
+      (link.querySelector('.item-row') || link).append(badge);
+    }
+    badge.textContent = String(count);
+    badge.setAttribute('aria-label', count + ' unread');
+  }
+
   /** Adds one to a contact's unread badge, creating it when missing. */
   function bumpUnread(name) {
     const link = contactLink(name);
@@ -380,42 +397,148 @@
     reloadIfIdle('New message request.');
   }
 
+  // ---------- the node itself ----------
+
+  // The page lives on its node: when the node stops, the event stream breaks. The page
+  // then says so, keeps what is typed, and lets no form or link lead to a browser error
+  // page; it reconnects by itself and fetches what arrived meanwhile, without a reload.
+  let nodeGone = false;
+
+  function showNodeGone(gone) {
+    nodeGone = gone;
+    document.documentElement.dataset.node = gone ? 'gone' : 'here';
+    let banner = document.getElementById('node-gone');
+    if (gone && !banner) {
+      banner = el('p', 'node-gone', 'The node is not running. What you type stays here; ' +
+        'the page reconnects by itself when the node is back.');
+      banner.id = 'node-gone';
+      banner.setAttribute('role', 'alert');
+      const app = document.querySelector('.app');
+      if (app) app.prepend(banner);
+    } else if (!gone && banner) {
+      banner.remove();
+    }
+    if (gone) {
+      const conn = document.querySelector('#connection .conn');
+      if (conn) {
+        conn.className = 'conn conn-gone';
+        const dot = el('span', 'dot');
+        dot.setAttribute('aria-hidden', 'true');
+        conn.replaceChildren(dot, document.createTextNode('Node not running'));
+      }
+    }
+  }
+
+  // While the node is gone, forms and links would end on a browser error page.
+  document.addEventListener('submit', function (event) {
+    if (!nodeGone) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    if (event.target instanceof Element && event.target.id === 'compose') {
+      showComposeError('The node is not running, so this message was not sent. It stays ' +
+        'here: send it again once the node is back.');
+      return;
+    }
+    const banner = document.getElementById('node-gone');
+    if (banner) banner.textContent = 'The node is not running, so nothing was sent. What you ' +
+      'typed stays here; try again once the page says the node is back.';
+  }, true);
+  document.addEventListener('click', function (event) {
+    if (!nodeGone) return;
+    const link = event.target instanceof Element ? event.target.closest('a[href]') : null;
+    const inPage = link && link.hash && link.pathname === location.pathname &&
+      link.search === location.search;
+    if (!link || link.origin !== location.origin || inPage) return;
+    event.preventDefault();
+  }, true);
+
+  /** What changed while the stream was down: the connection, the open conversation, badges. */
+  async function catchUp() {
+    const get = async function (url) {
+      const response = await fetch(url, { credentials: 'same-origin', headers: { accept: 'application/json' } });
+      if (!response.ok) throw new Error('HTTP ' + response.status);
+      return response.json();
+    };
+    try {
+      onConnection(await get('/api/status'));
+      if (messages && openIdentity && openContact) {
+        const page = await get('/api/identities/' + encodeURIComponent(openIdentity) +
+          '/contacts/' + encodeURIComponent(openContact) + '/messages?limit=100');
+        const entries = (page.messages || []).slice().reverse();
+        for (const entry of entries) {
+          if (entry.kind === 'gap' || !entry.id) continue;
+          if (findBubble(entry.id)) {
+            onStatus({ identity: openIdentity, contact: openContact, id: entry.id,
+              status: entry.status, error: entry.error });
+          } else {
+            appendEntry(entry);
+          }
+        }
+        markRead();
+      }
+      if (listIdentity) {
+        const list = await get('/api/identities/' + encodeURIComponent(listIdentity) + '/contacts');
+        for (const contact of list.contacts || []) {
+          const link = contactLink(contact.key);
+          if (!link) continue;
+          const open = listIdentity === openIdentity && contact.key === openContact;
+          setUnread(contact.key, open ? 0 : Number(contact.unread) || 0);
+          if (contact.preview) {
+            const preview = link.querySelector('.preview') || link.appendChild(el('span', 'preview'));
+            preview.textContent = contact.preview;
+          }
+        }
+      }
+    } catch (_) {
+      reloadIfIdle('The connection to the node was restored.');
+    }
+  }
+
   if ('EventSource' in window) {
-    const source = new EventSource('/api/events');
-    let lost = false;
     // A readiness mark for people's tools and the browser tests: live updates are flowing.
     const root = document.documentElement;
     root.dataset.stream = 'connecting';
-    source.addEventListener('message', function (event) {
-      const data = parse(event);
-      if (data) onMessage(data);
-    });
-    source.addEventListener('status', function (event) {
-      const data = parse(event);
-      if (data) onStatus(data);
-    });
-    source.addEventListener('connection', function (event) {
-      onConnection(parse(event));
-    });
-    source.addEventListener('request', function (event) {
-      onRequest(parse(event));
-    });
-    // The node dropped events for us (we fell behind): what we show may be stale.
-    source.addEventListener('resync', function () {
-      reloadIfIdle('The page may be out of date.');
-    });
-    // After a lost connection events were missed; the browser reconnects by itself.
-    source.addEventListener('error', function () {
-      lost = true;
-      root.dataset.stream = 'closed';
-    });
-    source.addEventListener('open', function () {
-      root.dataset.stream = 'open';
-      if (lost) {
-        lost = false;
-        reloadIfIdle('The connection to the node was restored.');
-      }
-    });
+    let lost = false;
+    const connect = function () {
+      const source = new EventSource('/api/events');
+      source.addEventListener('message', function (event) {
+        const data = parse(event);
+        if (data) onMessage(data);
+      });
+      source.addEventListener('status', function (event) {
+        const data = parse(event);
+        if (data) onStatus(data);
+      });
+      source.addEventListener('connection', function (event) {
+        onConnection(parse(event));
+      });
+      source.addEventListener('request', function (event) {
+        onRequest(parse(event));
+      });
+      // The node dropped events for us (we fell behind): what we show may be stale.
+      source.addEventListener('resync', function () {
+        reloadIfIdle('The page may be out of date.');
+      });
+      // The stream broke: the node stopped (or restarts). The browser retries by itself;
+      // if it gave up, so do we not: a new stream in a few seconds.
+      source.addEventListener('error', function () {
+        lost = true;
+        root.dataset.stream = 'closed';
+        showNodeGone(true);
+        if (source.readyState === EventSource.CLOSED) {
+          setTimeout(connect, 2000);
+        }
+      });
+      source.addEventListener('open', function () {
+        root.dataset.stream = 'open';
+        if (lost) {
+          lost = false;
+          showNodeGone(false);
+          catchUp();
+        }
+      });
+    };
+    connect();
   }
 
   // ---------- sending ----------
@@ -468,10 +591,13 @@
           credentials: 'same-origin',
         });
       } catch (_) {
-        // The request never got an answer: let the browser post the form
-        // (submit() fires no submit event, so this handler does not run again).
+        // No answer: the node is gone. Nothing is posted (a browser error page would lose
+        // the text); the text stays, and the page says what happened.
+        sending = false;
         composeText.readOnly = false;
-        compose.submit();
+        if (button) button.disabled = false;
+        showComposeError('The node is not running, so this message was not sent. It stays ' +
+          'here: send it again once the node is back.');
         return;
       }
       let body = null;

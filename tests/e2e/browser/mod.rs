@@ -11,6 +11,7 @@
 //! [`Browsers::finish`], which takes the screenshots.
 
 mod chat;
+mod outage;
 mod pages;
 mod settings;
 

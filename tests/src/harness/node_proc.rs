@@ -41,6 +41,12 @@ impl Node {
         Self::spawn_with(data_dir, Some(mailbox), env)
     }
 
+    /// Start a node with `data_dir` listening on `listen` (say, the address it had before a
+    /// restart, so that its open pages find it again).
+    pub fn start_on(data_dir: &Path, mailbox: &str, listen: &str) -> anyhow::Result<Self> {
+        Self::spawn_on(data_dir, Some(mailbox), &[], listen)
+    }
+
     fn spawn(data_dir: &Path, mailbox: Option<&str>) -> anyhow::Result<Self> {
         Self::spawn_with(data_dir, mailbox, &[])
     }
@@ -50,12 +56,21 @@ impl Node {
         mailbox: Option<&str>,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::spawn_on(data_dir, mailbox, env, "127.0.0.1:0")
+    }
+
+    fn spawn_on(
+        data_dir: &Path,
+        mailbox: Option<&str>,
+        env: &[(&str, &str)],
+        listen: &str,
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(binary("node")?);
         cmd.envs(env.iter().copied());
         cmd.arg("run")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"]);
+            .args(["--listen", listen]);
         if let Some(mailbox) = mailbox {
             cmd.args(["--mailbox", mailbox]);
         }

@@ -67,10 +67,14 @@ pub struct ContactJson {
     /// The name people see.
     #[schema(example = "Bob Smith")]
     pub name: String,
+    /// The last message's first line (at most 80 characters), if any.
+    pub preview: Option<String>,
     /// Their public key, SPKI PEM.
     pub public_key: String,
     /// The number both sides compare to verify each other's keys.
     pub safety_number: Option<String>,
+    /// Messages from them not seen yet.
+    pub unread: usize,
     /// Marked verified after comparing safety numbers.
     pub verified: bool,
     /// Words when their invite named another mailbox than the one in use.
@@ -362,14 +366,17 @@ pub(super) fn settings_json(node: &Node) -> SettingsJson {
 pub use config::time::rfc3339;
 
 pub(super) fn contact_json(node: &Node, id: &str, c: &ContactRecord) -> ContactJson {
+    let summary = node.summary(id, &c.name).unwrap_or_default();
     ContactJson {
         added_at: rfc3339(c.added_ms),
         fingerprint: c.fingerprint.to_string(),
         key: c.name.clone(),
         mailbox: c.mailbox.clone(),
         name: c.shown_name().to_owned(),
+        preview: summary.1,
         public_key: c.public_key.clone(),
         safety_number: node.safety_number(id, c).ok(),
+        unread: summary.0,
         verified: c.verified,
         warning: node.mailbox_warning(c),
     }

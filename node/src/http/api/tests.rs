@@ -440,7 +440,7 @@ fn the_status_body_is_pinned() {
 }
 
 #[tokio::test]
-async fn the_contact_json_is_unchanged_but_for_its_key() {
+async fn the_contact_json_is_unchanged_but_for_its_key_unread_and_preview() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = std::sync::Arc::new(
         Node::with_store(
@@ -472,6 +472,8 @@ async fn the_contact_json_is_unchanged_but_for_its_key() {
         "added_at": rfc3339(c.added_ms),
         "mailbox": c.mailbox,
         "warning": node.mailbox_warning(&c),
+        "unread": 0,
+        "preview": null,
     })
     .to_string();
     let typed = serde_json::to_string(&contact_json(&node, "alice", &c)).expect("serializes");
