@@ -561,8 +561,14 @@
 
   if (compose && composeText && openIdentity && openContact) {
     // Enter sends; Shift+Enter adds a line; keys that finish an IME
-    // composition (e.g. choosing a Japanese candidate) are left alone.
+    // composition (e.g. choosing a Japanese candidate) are left alone. On a
+    // touch screen Enter adds a line, as people expect there: Send sends.
+    const touch = window.matchMedia && window.matchMedia('(pointer: coarse)').matches;
+    const hint = document.getElementById('compose-hint');
+    if (touch && hint) hint.textContent = 'Enter adds a line; Send sends';
+    document.documentElement.dataset.enter = touch ? 'newline' : 'send';
     composeText.addEventListener('keydown', function (event) {
+      if (touch) return;
       if (event.key !== 'Enter' || event.shiftKey || event.isComposing || event.keyCode === 229) return;
       event.preventDefault();
       if (typeof compose.requestSubmit === 'function') compose.requestSubmit();

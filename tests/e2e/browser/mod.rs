@@ -13,6 +13,7 @@
 mod chat;
 mod outage;
 mod pages;
+mod phone;
 mod settings;
 
 use std::time::{Duration, Instant};

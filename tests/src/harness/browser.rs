@@ -125,6 +125,13 @@ impl Chromedriver {
         if let Some(binary) = find_program(&["chromium", "chromium-browser", "google-chrome"]) {
             chrome["binary"] = binary.display().to_string().into();
         }
+        if options.phone {
+            chrome["mobileEmulation"] = serde_json::json!({
+                "deviceMetrics": { "width": 390, "height": 844, "pixelRatio": 3.0, "touch": true },
+                "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
+                    (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36",
+            });
+        }
         if !options.javascript {
             chrome["prefs"] =
                 serde_json::json!({ "profile.managed_default_content_settings.javascript": 2 });
@@ -201,18 +208,34 @@ impl Drop for Chromedriver {
 pub struct BrowserOptions {
     /// Whether pages may run scripts.
     pub javascript: bool,
+    /// A phone: Chromium's mobile emulation, 390 x 844 CSS pixels with touch.
+    pub phone: bool,
 }
 
 impl Default for BrowserOptions {
     fn default() -> Self {
-        Self { javascript: true }
+        Self {
+            javascript: true,
+            phone: false,
+        }
     }
 }
 
 impl BrowserOptions {
     /// A browser with JavaScript turned off (Chromium's content setting), as some users run.
     pub fn without_javascript() -> Self {
-        Self { javascript: false }
+        Self {
+            javascript: false,
+            ..Self::default()
+        }
+    }
+
+    /// A phone's browser: a small touch screen.
+    pub fn phone() -> Self {
+        Self {
+            phone: true,
+            ..Self::default()
+        }
     }
 }
 

@@ -245,8 +245,13 @@ fn chat_header(
     let delete_href = page_href(Some(identity), Some(&name), &[("confirm", "contact")]);
     let open = warning.is_some() || confirm_delete;
     let confirm = confirm_delete.then(|| delete_contact_form(identity, &name, &shown));
+    let back_href = page_href(Some(identity), None, &[]);
     view! {
         <header class="chat-header">
+            <a class="back-link" id="back-to-list" href=back_href>
+                <span aria-hidden="true">"← "</span>
+                "All conversations"
+            </a>
             <h2 id="chat-title">"Chat with " {shown.clone()} {verified.then(verified_mark)}</h2>
             <details class="contact-details" id="contact-details" open=open>
                 <summary>"Contact details"</summary>

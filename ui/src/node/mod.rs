@@ -139,6 +139,12 @@ fn node_body(page: NodePage) -> impl IntoView {
         invite_href,
     });
     let request_count = requests.len();
+    // On a phone the list and the open chat are two screens (see the stylesheet).
+    let layout_class = if active_contact.is_some() {
+        "layout chat-open"
+    } else {
+        "layout"
+    };
     let identities = identities_section(
         identities,
         active_identity.clone(),
@@ -162,7 +168,7 @@ fn node_body(page: NodePage) -> impl IntoView {
                         </div>
                     }
                 })}
-            <div class="layout">
+            <div class=layout_class>
                 <aside class="sidebar" aria-label="Identities and contacts">
                     {identities}
                     {requests_section(RequestsView {
