@@ -257,6 +257,8 @@ pub fn run(
                     EntryJson::Gap(gap) => {
                         format!("-- {} message(s) missing here --", gap.missing)
                     }
+                    EntryJson::Note(note) if note.warning => format!("!! {} !!", note.text),
+                    EntryJson::Note(note) => format!("-- {} --", note.text),
                     EntryJson::Message(m) => {
                         let who = match m.direction {
                             MessageDirection::Out => "you",

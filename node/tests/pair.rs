@@ -216,6 +216,7 @@ impl Peer {
             .map(|e| match e {
                 Entry::Message(m) => m.text.clone(),
                 Entry::Gap { missing, .. } => format!("<gap {missing}>"),
+                Entry::Note { text, .. } => format!("<note {text}>"),
             })
             .collect()
     }

@@ -148,3 +148,85 @@ async fn a_blocked_sender_is_dropped_until_unblocked() {
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].messages[0].text, "hello?");
 }
+
+/// Issue 16 item 9: marking verified is noted in the conversation; a changed key is a
+/// warning there, the contact is no longer verified, and the new key's messages follow.
+#[tokio::test(flavor = "multi_thread")]
+async fn verification_and_a_changed_key_are_noted_in_the_conversation() {
+    use node::core::store::Entry;
+    let (alice, zoe, sent) = zoe_writes(&["hello"]).await;
+    deliver(&alice, "alice", &sent);
+    let fingerprint = alice.requests("alice").unwrap()[0].fingerprint.to_string();
+    alice
+        .accept_request("alice".into(), fingerprint, String::new())
+        .await
+        .unwrap();
+    for verified in [true, true, false] {
+        alice
+            .set_verified("alice".into(), "zoe-muller".into(), verified)
+            .await
+            .unwrap();
+    }
+    let notes = |node: &Node| -> Vec<(String, bool)> {
+        let mut entries = node.messages("alice", "zoe-muller", None, 50).unwrap();
+        entries.reverse();
+        entries
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Note { text, warning, .. } => Some((text, warning)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        notes(&alice),
+        [
+            (
+                "You marked Zoë Müller as verified: your safety numbers matched.".to_owned(),
+                false
+            ),
+            ("You marked Zoë Müller as not verified.".to_owned(), false),
+        ],
+        "one note per change"
+    );
+    alice
+        .set_verified("alice".into(), "zoe-muller".into(), true)
+        .await
+        .unwrap();
+
+    // Zoë starts again with a new key (a new profile of hers, same name) and writes.
+    zoe.create_identity("zoe-new".into(), Some("Zoë Müller".into()))
+        .await
+        .unwrap();
+    let pem = alice.identity("alice").unwrap().public_key().to_pem();
+    zoe.add_contact("zoe-new".into(), "alice".into(), pem)
+        .await
+        .unwrap();
+    zoe.send_text("zoe-new".into(), "alice".into(), "new phone".into())
+        .await
+        .unwrap();
+    deliver(&alice, "alice", &drain(&zoe));
+    let request = alice.requests("alice").unwrap().remove(0);
+    assert_eq!(request.display_name.as_deref(), Some("Zoë Müller"));
+    let c = alice
+        .replace_contact_key(
+            "alice".into(),
+            "zoe-muller".into(),
+            request.fingerprint.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.fingerprint, request.fingerprint);
+    assert!(!c.verified, "a new key is not verified");
+    assert!(alice.requests("alice").unwrap().is_empty());
+    let last = notes(&alice).pop().unwrap();
+    assert!(
+        last.1 && last.0.starts_with("Zoë Müller's key changed"),
+        "{last:?}"
+    );
+    let mut entries = alice.messages("alice", "zoe-muller", None, 1).unwrap();
+    match entries.pop() {
+        Some(Entry::Message(m)) => assert_eq!(m.text, "new phone"),
+        other => panic!("the new key's message follows the warning: {other:?}"),
+    }
+}

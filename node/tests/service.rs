@@ -77,6 +77,7 @@ fn texts(entries: &[Entry]) -> Vec<String> {
         .map(|e| match e {
             Entry::Message(m) => m.text.clone(),
             Entry::Gap { missing, .. } => format!("<gap {missing}>"),
+            Entry::Note { text, .. } => format!("<note {text}>"),
         })
         .collect()
 }
@@ -220,7 +221,7 @@ async fn late_messages_fill_their_gap_in_the_senders_order() {
         .into_iter()
         .filter_map(|e| match e {
             Entry::Message(m) => Some(m.status),
-            Entry::Gap { .. } => None,
+            Entry::Gap { .. } | Entry::Note { .. } => None,
         })
         .collect();
     assert_eq!(statuses, [Status::Delivered; 5]);
@@ -604,7 +605,7 @@ fn warnings(entries: &[Entry]) -> Vec<Option<String>> {
         .rev()
         .filter_map(|e| match e {
             Entry::Message(m) => Some(m.error.clone()),
-            Entry::Gap { .. } => None,
+            Entry::Gap { .. } | Entry::Note { .. } => None,
         })
         .collect()
 }
@@ -782,7 +783,7 @@ async fn adding_a_sender_who_wrote_first_merges_their_requests_in_order() {
         .into_iter()
         .filter_map(|e| match e {
             Entry::Message(m) => Some(m.status),
-            Entry::Gap { .. } => None,
+            Entry::Gap { .. } | Entry::Note { .. } => None,
         })
         .collect();
     assert_eq!(statuses, [Status::Delivered; 3]);

@@ -109,6 +109,24 @@
    * outgoing messages, the status).
    */
   function buildEntry(entry) {
+    if (entry.kind === 'note') {
+      const li = el('li', entry.warning ? 'note note-warning' : 'note');
+      li.dataset.messageId = 'note-' + Date.parse(entry.at);
+      li.setAttribute('role', 'note');
+      const text = el('p', 'note-text');
+      const mark = el('span', null, entry.warning ? '⚠ ' : 'ℹ ');
+      mark.setAttribute('aria-hidden', 'true');
+      text.append(mark, document.createTextNode(entry.text));
+      const meta = el('p', 'msg-meta');
+      const time = el('time', 'time', entry.at || '');
+      if (entry.at) {
+        time.setAttribute('datetime', entry.at);
+        localizeTime(time);
+      }
+      meta.append(time);
+      li.append(text, meta);
+      return li;
+    }
     if (entry.kind === 'gap') {
       const missing = Number(entry.missing) || 0;
       const words = missing === 1 ? '1 message is missing here' : missing + ' messages are missing here';
@@ -299,7 +317,7 @@
   });
 
   function onMessage(data) {
-    const incoming = data.kind !== 'gap' && data.direction === 'in';
+    const incoming = data.kind === 'message' && data.direction === 'in';
     const isOpen = !!messages && data.identity === openIdentity && data.contact === openContact;
     if (isOpen && data.late) {
       // It belongs above entries already shown: the server knows its place.
@@ -310,7 +328,7 @@
     } else if (incoming && data.identity === listIdentity) {
       bumpUnread(data.contact);
     }
-    if (data.kind !== 'gap' && data.identity === listIdentity) {
+    if (data.kind === 'message' && data.identity === listIdentity) {
       setPreview(data.contact, data.text);
     }
     if (incoming && document.hidden) {
@@ -466,7 +484,7 @@
           '/contacts/' + encodeURIComponent(openContact) + '/messages?limit=100');
         const entries = (page.messages || []).slice().reverse();
         for (const entry of entries) {
-          if (entry.kind === 'gap' || !entry.id) continue;
+          if (entry.kind !== 'message' || !entry.id) continue;
           if (findBubble(entry.id)) {
             onStatus({ identity: openIdentity, contact: openContact, id: entry.id,
               status: entry.status, error: entry.error });

@@ -119,6 +119,9 @@ pub struct RequestItem {
     pub count: usize,
     /// The last message's text (first line, shortened by the node).
     pub preview: String,
+    /// A contact of the same name, by key and name: the request may be their new key (or
+    /// someone posing as them).
+    pub same_name_as: Option<(String, String)>,
 }
 
 /// What was typed into a form the node refused, to put back into it.
@@ -130,6 +133,8 @@ pub struct Kept {
     pub contact_key: Option<String>,
     /// The Add a contact form's name.
     pub contact_name: Option<String>,
+    /// Why the key backup was refused (its form opens again, with this next to it).
+    pub backup_error: Option<String>,
 }
 
 /// A sender the active identity blocked.
@@ -202,6 +207,17 @@ pub struct MessageItem {
     /// A warning about an incoming message, in words (it does not follow the one before it;
     /// the sender's chain started again), shown under its text.
     pub warning: Option<String>,
+    /// Set on a note of the node's instead of a message (its words are `text`).
+    pub note: Option<NoteLevel>,
+}
+
+/// How a note in a conversation reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoteLevel {
+    /// News (the contact was marked verified).
+    Info,
+    /// A warning (their key changed).
+    Warning,
 }
 
 /// Everything the node's web page shows.

@@ -152,7 +152,49 @@ async fn from_scratch(world: &World, alice: &Browser, bob: &Browser) -> anyhow::
     // name the invite carries.
     add_contact_in_page(bob, "alice", "alice", &alice_invite).await?;
     add_contact_in_page(alice, "bob-muller", "Bob Müller", &bob_invite).await?;
+
+    // They compare the one number the pages show them, and mark each other verified.
+    let alice_number = safety_number_in_page(alice).await?;
+    let bob_number = safety_number_in_page(bob).await?;
+    ensure!(
+        alice_number == bob_number,
+        "safety numbers differ: {alice_number:?} and {bob_number:?}"
+    );
+    mark_verified_in_page(alice, "Bob Müller").await?;
+    mark_verified_in_page(bob, "alice").await?;
     chat_live(world, alice, bob, "bob-muller").await
+}
+
+/// Open the contact's details and read the safety number (and see its QR code).
+async fn safety_number_in_page(page: &Browser) -> anyhow::Result<String> {
+    page.click("#contact-details > summary").await?;
+    let number = page.wait_for("#safety-number", PAGE).await?.text().await?;
+    ensure!(
+        page.count("svg[aria-label='QR code of the safety number']")
+            .await?
+            == 1,
+        "no QR code of the safety number"
+    );
+    Ok(number.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+/// Mark the open contact verified: the conversation notes it, and the name gets its mark.
+async fn mark_verified_in_page(page: &Browser, name: &str) -> anyhow::Result<()> {
+    page.click("#verify-contact button[type=submit]").await?;
+    let note = page
+        .wait_for("#messages li.note", PAGE)
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        note.contains(&format!("You marked {name} as verified")),
+        "the note says {note:?}"
+    );
+    ensure!(
+        page.count("#chat-title .verified").await? == 1,
+        "no verified mark"
+    );
+    Ok(())
 }
 
 /// The chat of the test above, between people set up through the API instead of the forms

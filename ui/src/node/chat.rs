@@ -231,11 +231,17 @@ fn chat_header(
     } else {
         // The spaces between the groups keep them apart when copied or read
         // aloud; the stylesheet lays the groups out in a grid.
+        let digits: String = groups.concat();
+        let qr = crate::qr::qr_svg(&digits, "QR code of the safety number");
         let groups = groups
             .into_iter()
             .map(|group| view! { <span>{group}</span> " " })
             .collect_view();
-        view! { <p class="safety-number">{groups}</p> }.into_any()
+        view! {
+            <p class="safety-number" id="safety-number">{groups}</p>
+            {qr.map(|svg| view! { <div class="qr-box safety-qr">{svg}</div> })}
+        }
+        .into_any()
     };
     let (verify_value, verify_label, verify_class) = if verified {
         ("false", "Mark as not verified", "small secondary")
@@ -268,9 +274,9 @@ fn chat_header(
                     <h3 id="safety-heading">"Safety number"</h3>
                     {safety}
                     <p class="help">
-                        "Compare it with " {shown.clone()}
-                        " in person or on a call. When every digit matches, mark the contact \
-                         as verified."
+                        "This is the one thing to compare. Read it out to " {shown.clone()}
+                        " in person or on a call (or scan each other's code); when every digit \
+                         matches, mark them as verified."
                     </p>
                     <form
                         class="inline-form"
@@ -383,7 +389,27 @@ fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
         status,
         gap,
         warning,
+        note,
     } = message;
+    if let Some(level) = note {
+        let (class, mark) = match level {
+            crate::NoteLevel::Info => ("note", "ℹ "),
+            crate::NoteLevel::Warning => ("note note-warning", "⚠ "),
+        };
+        let datetime = (!time_iso.is_empty()).then_some(time_iso);
+        return view! {
+            <li class=class data-message-id=id role="note">
+                <p class="note-text">
+                    <span aria-hidden="true">{mark}</span>
+                    {text}
+                </p>
+                <p class="msg-meta">
+                    <time class="time" datetime=datetime>{time}</time>
+                </p>
+            </li>
+        }
+        .into_any();
+    }
     if let Some(missing) = gap {
         let words = if missing == 1 {
             "1 message is missing here".to_owned()

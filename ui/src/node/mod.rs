@@ -36,8 +36,8 @@ use crate::settings::{SettingsDialog, settings_dialog};
 use crate::{IdentityItem, NodePage, page_href};
 use chat::{ChatPanel, chat_panel};
 use sidebar::{
-    ActiveIdentity, RequestsView, advanced_section, contacts_section, identities_section,
-    requests_section,
+    ActiveIdentity, BackupView, RequestsView, advanced_section, contacts_section,
+    identities_section, requests_section,
 };
 
 /// Renders the node's web page as a complete HTML document.
@@ -183,7 +183,14 @@ fn node_body(page: NodePage) -> impl IntoView {
                         active_contact,
                         (kept.contact_key, kept.contact_name),
                     )}
-                    {active.map(|identity| advanced_section(identity, public_key, blocked))}
+                    {active
+                        .map(|identity| {
+                            let backup = BackupView {
+                                open: confirm_delete_identity,
+                                error: kept.backup_error,
+                            };
+                            advanced_section(identity, public_key, blocked, backup)
+                        })}
                 </aside>
                 {chat}
             </div>

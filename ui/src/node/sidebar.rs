@@ -121,7 +121,9 @@ fn delete_identity_form(id: String, shown: String) -> impl IntoView {
             <h3 id="delete-identity-heading">"Delete profile " {shown.clone()} "?"</h3>
             <p class="help">
                 "Its key, contacts and messages are removed from this node. This cannot be \
-                 undone: back up the key first if you may need it again."
+                 undone: "
+                <a href="#backup-key">"back up the key"</a>
+                " first if you may need it again."
             </p>
             <input type="hidden" name="identity" value=id />
             <label for="confirm-identity">"Type " <code>{shown}</code> " to confirm"</label>
@@ -148,11 +150,15 @@ pub(super) fn advanced_section(
     identity: IdentityItem,
     public_key: Option<String>,
     blocked: Vec<BlockedItem>,
+    backup: BackupView,
 ) -> impl IntoView {
     let blocked = blocked_list(&identity.id, blocked);
+    let open = backup.open || backup.error.is_some();
+    let backup_form = backup_form(&identity.id, backup.error);
     view! {
-        <details class="panel advanced" id="advanced">
+        <details class="panel advanced" id="advanced" open=open>
             <summary>"Advanced"</summary>
+            {backup_form}
             <h2 id="own-fingerprint-heading">"Your fingerprint"</h2>
             <p class="help">
                 "The short form of your key. Safety numbers are easier to compare; this is for \
@@ -364,7 +370,28 @@ fn request_item(
         fingerprint_grouped,
         count,
         preview,
+        same_name_as,
     } = request;
+    let new_key = same_name_as.map(|(key, shown)| {
+        view! {
+            <div class="request-same-name warning" role="note">
+                <p>
+                    {format!(
+                        "⚠ {shown} is already your contact, with another key. If they told you \
+                         they changed their key, this is it; if not, someone may pose as them."
+                    )}
+                </p>
+                <form class="inline-form" method="post" action="/ui/requests/accept">
+                    <input type="hidden" name="identity" value=identity.to_owned() />
+                    <input type="hidden" name="fingerprint" value=fingerprint.clone() />
+                    <input type="hidden" name="replaces" value=key />
+                    <button type="submit" class="small secondary">
+                        {format!("It is {shown}'s new key")}
+                    </button>
+                </form>
+            </div>
+        }
+    });
     let count_text = if count == 1 {
         "1 message".to_owned()
     } else {
@@ -418,6 +445,7 @@ fn request_item(
             <p class="help">"Fingerprint"</p>
             <code class="fingerprint request-fingerprint">{fingerprint_grouped}</code>
             <p class="preview">{preview}</p>
+            {new_key}
             <form class="request-accept stack" method="post" action="/ui/requests/accept">
                 <input type="hidden" name="identity" value=identity.to_owned() />
                 <input type="hidden" name="fingerprint" value=fingerprint.clone() />
@@ -442,6 +470,64 @@ fn request_item(
                 {delete_step}
             </div>
         </li>
+    }
+}
+
+/// What the key backup form shows.
+pub(super) struct BackupView {
+    /// Unfold the Advanced section (the deletion step points here).
+    pub(super) open: bool,
+    /// Why the last backup was refused.
+    pub(super) error: Option<String>,
+}
+
+/// "Back up your key": the passphrase twice; the node answers with the encrypted file.
+fn backup_form(identity: &str, error: Option<String>) -> impl IntoView + use<> {
+    let invalid = error.is_some().then_some("true");
+    view! {
+        <h2 id="backup-heading">"Back up your key"</h2>
+        <p class="help">
+            "Without a backup, a lost computer or a deleted profile cannot be brought back. The \
+             file is encrypted with the passphrase you choose here: keep both, apart."
+        </p>
+        <form
+            class="stack"
+            id="backup-key"
+            method="post"
+            action="/ui/identities/backup"
+            aria-labelledby="backup-heading"
+        >
+            <input type="hidden" name="identity" value=identity.to_owned() />
+            <label for="backup-passphrase">"Passphrase (at least 8 characters)"</label>
+            <input
+                id="backup-passphrase"
+                name="passphrase"
+                type="password"
+                required
+                minlength="8"
+                autocomplete="new-password"
+                aria-invalid=invalid
+            />
+            <label for="backup-repeat">"The same passphrase again"</label>
+            <input
+                id="backup-repeat"
+                name="repeat"
+                type="password"
+                required
+                minlength="8"
+                autocomplete="new-password"
+                aria-invalid=invalid
+            />
+            {error
+                .map(|error| {
+                    view! {
+                        <p class="field-error" id="backup-error" role="alert">
+                            {error}
+                        </p>
+                    }
+                })}
+            <button type="submit" class="small">"Download the backup"</button>
+        </form>
     }
 }
 
@@ -523,7 +609,10 @@ mod tests {
 
     #[test]
     fn the_active_identity_has_an_invite_link_a_delete_link_and_advanced_details() {
-        let html = node_page(&full_page());
+        let html = node_page(&NodePage {
+            confirm_delete_identity: false,
+            ..full_page()
+        });
         let invite = element_with(&html, r#"id="open-invite""#, "a");
         assert!(
             invite.contains(r#"href="/?identity=alice&amp;contact=bob&amp;invite=1""#),
@@ -537,7 +626,10 @@ mod tests {
         assert_eq!(html.matches("confirm=identity").count(), 1);
         // The fingerprint and the key are behind "Advanced", folded.
         let advanced = element_with(&html, r#"id="advanced""#, "details");
-        assert!(!advanced.contains(" open"), "{advanced}");
+        assert!(
+            !tag_with(advanced, r#"id="advanced""#).contains(" open"),
+            "{advanced}"
+        );
         assert!(
             advanced.contains("<summary>Advanced</summary>"),
             "{advanced}"

@@ -39,6 +39,7 @@ pub(super) fn message(id: &str, outgoing: bool, text: &str, status: &str) -> Mes
         status: status.to_owned(),
         gap: None,
         warning: None,
+        note: None,
     }
 }
 
@@ -109,6 +110,7 @@ pub(super) fn full_page() -> NodePage {
         fingerprint_grouped: "fefe ".repeat(16).trim_end().to_owned(),
         count: 2,
         preview: "hello, it's dave".to_owned(),
+        same_name_as: None,
     }];
     page.invite = Some("sm1-eyJuYW1lIjoiYWxpY2UifQ".to_owned());
     page.public_key =
@@ -211,7 +213,7 @@ fn forms_post_to_the_node_with_labelled_fields() {
     assert!(html.contains(r#"action="/ui/contacts""#));
     assert!(html.contains(r#"action="/ui/send""#));
     assert!(html.contains(r#"action="/ui/contacts/verify""#));
-    assert_eq!(html.matches(r#"method="post""#).count(), 4);
+    assert_eq!(html.matches(r#"method="post""#).count(), 5);
     // A profile needs only a name; a contact only their invite (the name is optional).
     assert!(!html.contains(r#"name="id""#), "{html}");
     let name = tag_with(&html, r#"name="display_name""#);
@@ -575,6 +577,7 @@ fn refused_forms_get_their_typing_back() {
         profile_name: Some("Zoë".to_owned()),
         contact_key: Some("sm1-broken</textarea>".to_owned()),
         contact_name: Some("Bob B".to_owned()),
+        backup_error: None,
     };
     let html = node_page(&page);
     assert!(tag_with(&html, r#"id="new-name""#).contains(r#"value="Zoë""#));
@@ -689,4 +692,87 @@ fn new_user_text_is_escaped() {
     );
     assert!(html.contains(r#"before=%3Cscript%3Ealert%281%29%3C%2Fscript%3E""#));
     assert_self_contained(&html);
+}
+
+#[test]
+fn notes_safety_codes_new_keys_and_the_backup_form() {
+    // A note in the conversation: news, and a warning.
+    let mut page = chat_page();
+    page.messages.push(MessageItem {
+        id: "note-5".to_owned(),
+        text: "You marked bob as verified: your safety numbers matched.".to_owned(),
+        time: "2026-11-25 21:41 UTC".to_owned(),
+        time_iso: "2026-11-25T21:41:00.000Z".to_owned(),
+        note: Some(crate::NoteLevel::Info),
+        ..MessageItem::default()
+    });
+    page.messages.push(MessageItem {
+        id: "note-6".to_owned(),
+        text: "bob's key changed.".to_owned(),
+        note: Some(crate::NoteLevel::Warning),
+        ..MessageItem::default()
+    });
+    page.contacts[0].safety_number = "12345".repeat(12);
+    let html = node_page(&page);
+    let info = element_with(&html, r#"data-message-id="note-5""#, "li");
+    assert!(
+        info.contains(r#"class="note""#) && info.contains(r#"role="note""#),
+        "{info}"
+    );
+    assert!(info.contains("You marked bob as verified"), "{info}");
+    let warning = element_with(&html, r#"data-message-id="note-6""#, "li");
+    assert!(
+        warning.contains(r#"class="note note-warning""#),
+        "{warning}"
+    );
+    // The safety number, grouped, and as a QR code.
+    let number = element_with(&html, r#"id="safety-number""#, "p");
+    assert!(number.contains("<span>12345</span>"), "{number}");
+    assert!(html.contains(r#"aria-label="QR code of the safety number""#));
+    assert!(html.contains("the one thing to compare"));
+
+    // A request whose name is a contact's: it may be their new key.
+    let mut page = full_page();
+    page.requests[0].same_name_as = Some(("bob".to_owned(), "Bob".to_owned()));
+    let html = node_page(&page);
+    let same = element_with(&html, r#"class="request-same-name warning""#, "div");
+    assert!(
+        same.contains("Bob is already your contact, with another key"),
+        "{same}"
+    );
+    assert!(same.contains(r#"<input type="hidden" name="replaces" value="bob">"#));
+    assert!(same.contains("It is Bob&#39;s new key") || same.contains("It is Bob's new key"));
+
+    // The key backup: the passphrase twice, folded under Advanced unless needed.
+    let html = node_page(&chat_page());
+    let advanced = element_with(&html, r#"id="advanced""#, "details");
+    assert!(
+        !tag_with(advanced, r#"id="advanced""#).contains(" open"),
+        "{advanced}"
+    );
+    let form = element_with(advanced, r#"id="backup-key""#, "form");
+    assert!(form.contains(r#"action="/ui/identities/backup""#), "{form}");
+    for field in ["backup-passphrase", "backup-repeat"] {
+        let input = tag_with(form, &format!(r#"id="{field}""#));
+        assert!(
+            input.contains(r#"type="password""#) && input.contains("required"),
+            "{input}"
+        );
+        assert!(form.contains(&format!(r#"for="{field}""#)));
+    }
+    // The deletion step points to it and unfolds it; a refusal shows next to it.
+    let mut page = chat_page();
+    page.confirm_delete_identity = true;
+    let html = node_page(&page);
+    assert!(tag_with(&html, r#"id="advanced""#).contains(" open "));
+    assert!(
+        html.contains(r##"<a href="#backup-key">back up the key</a>"##),
+        "{html}"
+    );
+    let mut page = chat_page();
+    page.kept.backup_error = Some("The two passphrases differ.".to_owned());
+    let html = node_page(&page);
+    let error = element_with(&html, r#"id="backup-error""#, "p");
+    assert!(error.contains("The two passphrases differ."), "{error}");
+    assert!(tag_with(&html, r#"id="advanced""#).contains(" open "));
 }

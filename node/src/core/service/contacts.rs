@@ -101,20 +101,6 @@ impl Node {
         .await
     }
 
-    /// Give a contact another display name (its key stays).
-    pub async fn rename_contact(
-        self: &Arc<Self>,
-        id: String,
-        contact: String,
-        name: String,
-    ) -> Result<ContactRecord, NodeError> {
-        let name = check_display_name("The name", &name)?;
-        self.change_contact(id, contact, move |record| {
-            record.display_name = (name != record.name).then_some(name);
-        })
-        .await
-    }
-
     /// An identity's contacts, by name.
     pub fn contacts(&self, id: &str) -> Result<Vec<ContactRecord>, NodeError> {
         self.identity(id)?;
@@ -135,34 +121,157 @@ impl Node {
             .ok_or_else(|| NodeError::NotFound(format!("no contact {name}")))
     }
 
-    /// Mark a contact verified (or not) after comparing safety numbers.
+    /// Give a contact another display name (its key stays).
+    pub async fn rename_contact(
+        self: &Arc<Self>,
+        id: String,
+        contact: String,
+        name: String,
+    ) -> Result<ContactRecord, NodeError> {
+        let name = check_display_name("The name", &name)?;
+        self.change_contact(id, contact, move |record| {
+            record.display_name = (name != record.name).then_some(name);
+            None
+        })
+        .await
+    }
+
+    /// Mark a contact verified (or not) after comparing safety numbers; a change is noted
+    /// in the conversation.
     pub async fn set_verified(
         self: &Arc<Self>,
         id: String,
         name: String,
         verified: bool,
     ) -> Result<ContactRecord, NodeError> {
-        self.change_contact(id, name, move |record| record.verified = verified)
-            .await
+        self.change_contact(id, name, move |record| {
+            if record.verified == verified {
+                return None;
+            }
+            record.verified = verified;
+            let who = record.shown_name();
+            Some(if verified {
+                format!("You marked {who} as verified: your safety numbers matched.")
+            } else {
+                format!("You marked {who} as not verified.")
+            })
+        })
+        .await
     }
 
     /// Change contact `name` of `id` with `change`, under the inbox lock (a merge or an
-    /// arriving message does not see half of it).
+    /// arriving message does not see half of it). `change` may return a note for the
+    /// conversation, written in the same batch.
     async fn change_contact(
         self: &Arc<Self>,
         id: String,
         name: String,
-        change: impl FnOnce(&mut ContactRecord) + Send + 'static,
+        change: impl FnOnce(&mut ContactRecord) -> Option<String> + Send + 'static,
     ) -> Result<ContactRecord, NodeError> {
         self.contact(&id, &name)?;
         let node = self.clone();
         blocking(move || {
             let _inbox = node.inbox_lock();
             let mut record = node.contact(&id, &name)?;
-            change(&mut record);
+            let note = change(&mut record);
             let mut c = Changes::default();
             c.put(keys::contact(&id, &name), &record);
+            let note = match note {
+                Some(text) => Some(node.put_note(&mut c, &id, &name, text, false)?),
+                None => None,
+            };
             node.store.apply(c)?;
+            if let Some(entry) = note {
+                node.emit_entry(&id, &name, entry);
+            }
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Put a note into `contact`'s conversation (part of `c`); returns the entry, to emit
+    /// once `c` is applied. Blocking.
+    pub(super) fn put_note(
+        &self,
+        c: &mut Changes,
+        id: &str,
+        contact: &str,
+        text: String,
+        warning: bool,
+    ) -> Result<Entry, NodeError> {
+        let entry = Entry::Note {
+            text,
+            at_ms: now_ms(),
+            warning,
+        };
+        c.put(keys::message(id, contact, self.store.next_seq()?), &entry);
+        Ok(entry)
+    }
+
+    /// Tell the pages about a new entry of `contact`'s conversation.
+    pub(super) fn emit_entry(&self, id: &str, contact: &str, entry: Entry) {
+        self.emit(NodeEvent::Message {
+            identity: id.to_owned(),
+            contact: contact.to_owned(),
+            entry,
+            late: false,
+        });
+    }
+
+    /// A contact's key changed: the key of a request from a stranger becomes `contact`'s
+    /// (who is then not verified any more), a warning goes into the conversation, both
+    /// chains start again, and the request's messages follow. Blocking work under the inbox
+    /// lock.
+    pub async fn replace_contact_key(
+        self: &Arc<Self>,
+        id: String,
+        contact: String,
+        fingerprint: String,
+    ) -> Result<ContactRecord, NodeError> {
+        self.contact(&id, &contact)?;
+        let node = self.clone();
+        blocking(move || {
+            let _inbox = node.inbox_lock();
+            let mut record = node.contact(&id, &contact)?;
+            let requests = node
+                .store
+                .scan::<RequestRecord>(&keys::requests_from(&id, &fingerprint))?;
+            let Some((_, first)) = requests.first() else {
+                return Err(NodeError::NotFound(format!(
+                    "no request from {fingerprint}"
+                )));
+            };
+            let key = PublicKey::from_pem(&first.public_key)?;
+            if node
+                .contacts(&id)?
+                .iter()
+                .any(|c| c.fingerprint == key.fingerprint())
+            {
+                return Err(NodeError::Conflict(
+                    "This key is already one of your contacts.".into(),
+                ));
+            }
+            record.public_key = key.to_pem();
+            record.fingerprint = key.fingerprint();
+            record.verified = false;
+            let who = record.shown_name().to_owned();
+            let mut c = Changes::default();
+            c.put(keys::contact(&id, &contact), &record);
+            c.delete(keys::chain(&id, &contact));
+            c.delete(keys::inchain(&id, &contact));
+            let note = node.put_note(
+                &mut c,
+                &id,
+                &contact,
+                format!(
+                    "{who}'s key changed. If you did not expect it, ask them why; compare \
+                     your safety number with them again before you trust it."
+                ),
+                true,
+            )?;
+            node.store.apply(c)?;
+            node.emit_entry(&id, &contact, note);
+            node.merge_requests(&id, &record)?;
             Ok(record)
         })
         .await

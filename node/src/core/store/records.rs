@@ -132,6 +132,16 @@ pub enum Entry {
         /// before late messages could fill them).
         first: Option<u64>,
     },
+    /// Something the node says in the conversation: the contact was marked verified, their
+    /// key changed.
+    Note {
+        /// The words.
+        text: String,
+        /// When, ms since the epoch.
+        at_ms: u64,
+        /// A warning (their key changed), not just news.
+        warning: bool,
+    },
 }
 
 /// The on-disk form of an [`Entry`].
@@ -144,6 +154,12 @@ enum TaggedEntry {
         detected_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         first: Option<u64>,
+    },
+    Note {
+        text: String,
+        at_ms: u64,
+        #[serde(default)]
+        warning: bool,
     },
 }
 
@@ -168,6 +184,15 @@ impl From<Entry> for TaggedEntry {
                 detected_ms,
                 first,
             },
+            Entry::Note {
+                text,
+                at_ms,
+                warning,
+            } => Self::Note {
+                text,
+                at_ms,
+                warning,
+            },
         }
     }
 }
@@ -186,6 +211,15 @@ impl From<StoredEntry> for Entry {
                 missing,
                 detected_ms,
                 first,
+            },
+            StoredEntry::Tagged(TaggedEntry::Note {
+                text,
+                at_ms,
+                warning,
+            }) => Self::Note {
+                text,
+                at_ms,
+                warning,
             },
         }
     }

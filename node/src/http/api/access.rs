@@ -133,7 +133,7 @@ pub(super) async fn revoke_session(
 
 /// Whether this request may export a key (with the token, or a sign-in of the last
 /// minutes).
-pub(super) fn may_export_keys(auth: Option<Extension<Auth>>) -> Result<(), ApiError> {
+pub(crate) fn may_export_keys(auth: Option<Extension<Auth>>) -> Result<(), ApiError> {
     match auth {
         Some(Extension(auth)) if auth.may_export_keys(config::now_ms()) => Ok(()),
         _ => Err(crate::http::guard::reauth_required()),

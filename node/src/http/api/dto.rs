@@ -202,18 +202,44 @@ pub struct GapJson {
     pub missing: u64,
 }
 
-/// A conversation entry: a message, or a gap marker; `kind` tells which.
+/// The `kind` of a note entry: always `note`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NoteKind {
+    /// A note.
+    Note,
+}
+
+/// A note of the node's in the conversation: the contact was marked verified, or their key
+/// changed (`warning`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NoteJson {
+    /// When (RFC 3339).
+    #[schema(format = DateTime)]
+    pub at: String,
+    #[schema(inline)]
+    pub kind: NoteKind,
+    /// The words.
+    pub text: String,
+    /// A warning, not just news.
+    pub warning: bool,
+}
+
+/// A conversation entry: a message, a gap marker or a note; `kind` tells which.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 #[schema(discriminator(property_name = "kind", mapping(
     ("message" = "#/components/schemas/MessageJson"),
     ("gap" = "#/components/schemas/GapJson"),
+    ("note" = "#/components/schemas/NoteJson"),
 )))]
 pub enum EntryJson {
     /// A message.
     Message(MessageJson),
     /// A gap marker.
     Gap(GapJson),
+    /// A note.
+    Note(NoteJson),
 }
 
 impl From<&Entry> for EntryJson {
@@ -228,6 +254,16 @@ impl From<&Entry> for EntryJson {
                 detected_at: rfc3339(*detected_ms),
                 kind: GapKind::Gap,
                 missing: *missing,
+            }),
+            Entry::Note {
+                text,
+                at_ms,
+                warning,
+            } => Self::Note(NoteJson {
+                at: rfc3339(*at_ms),
+                kind: NoteKind::Note,
+                text: text.clone(),
+                warning: *warning,
             }),
         }
     }

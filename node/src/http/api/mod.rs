@@ -40,6 +40,7 @@ mod requests;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use access::may_export_keys;
 use access::*;
 pub use access::{SessionJson, SessionsJson, SignInJson};
 use contacts::*;

@@ -36,6 +36,10 @@ pub(super) struct Accept {
     /// sender gave one (`display_name` of their request).
     #[serde(default)]
     name: Option<String>,
+    /// Instead of a new contact: the key of an existing contact whose key this is now (they
+    /// changed it). The contact is then not verified, and the conversation says so.
+    #[serde(default)]
+    contact: Option<String>,
 }
 
 /// Accept a sender as a contact; their messages move into the conversation.
@@ -49,6 +53,8 @@ pub(super) struct Accept {
     ),
     request_body = Accept,
     responses(
+        (status = 200, description = "The existing contact, with the new key (`contact`)",
+            body = ContactJson),
         (status = 201, description = "The new contact", body = ContactJson,
             headers(("Location" = String, description = "The new resource's URL"))),
         (status = 400, description = "Bad input: `invalid_json`, `invalid_name`", body = ErrorJson),
@@ -63,16 +69,20 @@ pub(super) async fn accept_request(
     State(s): State<AppState>,
     Path((id, fingerprint)): Path<(String, String)>,
     body: Result<Json<Accept>, JsonRejection>,
-) -> Result<Created<ContactJson>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let Json(body) = body.map_err(json_error)?;
+    if let Some(contact) = body.contact {
+        let c = s
+            .node
+            .replace_contact_key(id.clone(), contact, fingerprint)
+            .await?;
+        return Ok(Json(contact_json(&s.node, &id, &c)).into_response());
+    }
     let c = s
         .node
         .accept_request(id.clone(), fingerprint, body.name.unwrap_or_default())
         .await?;
-    Ok(Created(
-        contact_url(&id, &c.name),
-        contact_json(&s.node, &id, &c),
-    ))
+    Ok(Created(contact_url(&id, &c.name), contact_json(&s.node, &id, &c)).into_response())
 }
 
 /// Drop a sender's messages.

@@ -17,6 +17,7 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::http::flash::Flash;
 
+mod backup;
 mod requests;
 mod settings;
 
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/", get(page))
         .route("/ui/identities", post(create_identity))
         .route("/ui/identities/delete", post(delete_identity))
+        .route("/ui/identities/backup", post(backup::backup))
         .route("/ui/contacts", post(add_contact))
         .route("/ui/contacts/delete", post(delete_contact))
         .route("/ui/contacts/verify", post(verify_contact))
@@ -84,6 +86,7 @@ pub fn message_item(entry: &Entry) -> ui::MessageItem {
             warning: (m.direction == Direction::In)
                 .then(|| m.error.clone())
                 .flatten(),
+            note: None,
         },
         Entry::Gap {
             missing,
@@ -99,6 +102,22 @@ pub fn message_item(entry: &Entry) -> ui::MessageItem {
             gap: Some(*missing),
             time: config::time::short_utc(*detected_ms),
             time_iso: config::time::rfc3339(*detected_ms),
+            ..ui::MessageItem::default()
+        },
+        Entry::Note {
+            text,
+            at_ms,
+            warning,
+        } => ui::MessageItem {
+            id: format!("note-{at_ms}"),
+            text: text.clone(),
+            time: config::time::short_utc(*at_ms),
+            time_iso: config::time::rfc3339(*at_ms),
+            note: Some(if *warning {
+                ui::NoteLevel::Warning
+            } else {
+                ui::NoteLevel::Info
+            }),
             ..ui::MessageItem::default()
         },
     }
@@ -218,6 +237,12 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
         .requests(id)?
         .into_iter()
         .map(|r| ui::RequestItem {
+            same_name_as: r.display_name.as_deref().and_then(|theirs| {
+                contacts
+                    .iter()
+                    .find(|c| c.shown_name().to_lowercase() == theirs.to_lowercase())
+                    .map(|c| (c.name.clone(), c.shown_name().to_owned()))
+            }),
             display_name: r.display_name.clone(),
             preview: r
                 .messages
@@ -236,7 +261,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
             entries.truncate(PAGE);
             page.older = entries.iter().rev().find_map(|e| match e {
                 Entry::Message(m) => Some(m.id.to_string()),
-                Entry::Gap { .. } => None,
+                Entry::Gap { .. } | Entry::Note { .. } => None,
             });
         }
         entries.reverse();
@@ -472,16 +497,28 @@ async fn verify_contact(State(s): State<AppState>, Form(f): Form<Verify>) -> Res
 struct AcceptRequest {
     identity: String,
     fingerprint: String,
+    #[serde(default)]
     name: String,
+    /// The contact whose new key this is (they changed it), instead of a new contact.
+    #[serde(default)]
+    replaces: Option<String>,
 }
 
 async fn accept_request(State(s): State<AppState>, Form(f): Form<AcceptRequest>) -> Response {
     let sel = Selection::of(&f.identity, None);
-    match s
-        .node
-        .accept_request(f.identity.clone(), f.fingerprint, f.name)
-        .await
-    {
+    let accepted = match f.replaces {
+        Some(contact) => {
+            s.node
+                .replace_contact_key(f.identity.clone(), contact, f.fingerprint)
+                .await
+        }
+        None => {
+            s.node
+                .accept_request(f.identity.clone(), f.fingerprint, f.name)
+                .await
+        }
+    };
+    match accepted {
         Ok(c) => Redirect::to(&location(&f.identity, Some(&c.name))).into_response(),
         Err(e) => failed(&s, &sel, e, Flash::default()),
     }
