@@ -188,6 +188,7 @@
     let badge = link.querySelector('.unread');
     if (count <= 0) {
       if (badge) badge.remove();
+      updateTitle();
       return;
     }
     if (!badge) {
@@ -196,6 +197,7 @@
     }
     badge.textContent = String(count);
     badge.setAttribute('aria-label', count + ' unread');
+    updateTitle();
   }
 
   /** Adds one to a contact's unread badge, creating it when missing. */
@@ -210,6 +212,7 @@
     const count = (parseInt(badge.textContent, 10) || 0) + 1;
     badge.textContent = String(count);
     badge.setAttribute('aria-label', count + ' unread');
+    updateTitle();
   }
 
   /** Shows a contact's last message under its name. */
@@ -226,13 +229,22 @@
 
   // ---------- the tab title and notifications ----------
 
-  const baseTitle = document.title;
+  // The server's title counts what waits unseen as "(N) "; the script keeps it current.
+  const baseTitle = document.title.replace(/^\(\d+\) /, '');
   let unseen = 0;
   // A reload was put off while the tab was in the background.
   let reloadWhenVisible = false;
 
+  /** The title with what waits unseen: other conversations' badges, requests, and what
+   * came into the open one while the tab was in the background. */
   function updateTitle() {
-    document.title = unseen > 0 ? '(' + unseen + ') ' + baseTitle : baseTitle;
+    let waiting = unseen;
+    document.querySelectorAll('#contact-list .unread').forEach(function (badge) {
+      waiting += parseInt(badge.textContent, 10) || 0;
+    });
+    const requests = document.getElementById('requests-count');
+    if (requests) waiting += parseInt(requests.textContent, 10) || 0;
+    document.title = waiting > 0 ? '(' + waiting + ') ' + baseTitle : baseTitle;
   }
 
   document.addEventListener('visibilitychange', function () {
@@ -708,6 +720,14 @@
       if (!('Notification' in window)) return;
       Promise.resolve(Notification.requestPermission()).then(showPermission, showPermission);
     });
+  }
+
+  // ---------- focus ----------
+
+  // A dialog's "Close" comes back with the opener's id as the fragment: focus it again.
+  if (location.hash === '#open-settings' || location.hash === '#open-invite') {
+    const opener = document.getElementById(location.hash.slice(1));
+    if (opener) opener.focus();
   }
 
   // ---------- the settings and invite dialogs ----------

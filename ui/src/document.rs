@@ -19,6 +19,8 @@ pub(crate) struct Shell {
     pub script: bool,
     /// Rendered as `<body data-previews="true|false">` for the script.
     pub previews: Option<bool>,
+    /// A colour theme chosen over the system's: `"light"` or `"dark"` (`<html data-theme>`).
+    pub theme: Option<&'static str>,
 }
 
 /// Renders a complete HTML document with the shared `<head>` and `body`
@@ -34,16 +36,18 @@ where
         refresh_secs,
         script,
         previews,
+        theme,
     } = shell;
+    let color_scheme = theme.unwrap_or("light dark");
     let previews = previews.map(|on| if on { "true" } else { "false" });
     Owner::new().with(move || {
         view! {
             <!DOCTYPE html>
-            <html lang="en">
+            <html lang="en" data-theme=theme>
                 <head>
                     <meta charset="utf-8" />
                     <meta name="viewport" content="width=device-width, initial-scale=1" />
-                    <meta name="color-scheme" content="light dark" />
+                    <meta name="color-scheme" content=color_scheme />
                     // same-origin, not no-referrer: under no-referrer browsers send `Origin: null`
                     // on form posts, which the node refuses as cross-origin.
                     <meta name="referrer" content="same-origin" />

@@ -19,7 +19,11 @@ pub(crate) fn invite_dialog(
     contact: Option<String>,
     invite: Option<String>,
 ) -> impl IntoView {
-    let close_href = page_href(Some(&identity.id), contact.as_deref(), &[]);
+    // "#open-invite": the page focuses the opener again (app.js).
+    let close_href = format!(
+        "{}#open-invite",
+        page_href(Some(&identity.id), contact.as_deref(), &[])
+    );
     let body = match invite {
         Some(code) => {
             let qr = match qr_svg(&code, QR_LABEL) {

@@ -168,6 +168,8 @@ pub struct SettingsView {
     pub mailbox_error: Option<String>,
     /// The confirmation of a save, e.g. `"Saved: the node now uses mailbox …"`.
     pub saved: Option<String>,
+    /// The colour theme: `"system"` (or empty), `"light"` or `"dark"`.
+    pub theme: String,
 }
 
 /// A browser signed in to the node, in the settings dialog.

@@ -46,9 +46,31 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
         typed_mailbox,
         mailbox_error,
         saved,
+        theme,
     } = settings;
+    let themes = [
+        ("system", "As the system"),
+        ("light", "Light"),
+        ("dark", "Dark"),
+    ]
+    .into_iter()
+    .map(|(value, label)| {
+        let checked = value == theme || (value == "system" && theme.is_empty());
+        let id = format!("theme-{value}");
+        view! {
+            <label class="check">
+                <input type="radio" id=id name="theme" value=value checked=checked />
+                {format!(" {label}")}
+            </label>
+        }
+    })
+    .collect_view();
     let identity_id = identity.as_ref().map(|item| item.id.clone());
-    let close_href = page_href(identity_id.as_deref(), contact.as_deref(), &[]);
+    // "#open-settings": the page focuses the opener again (app.js).
+    let close_href = format!(
+        "{}#open-settings",
+        page_href(identity_id.as_deref(), contact.as_deref(), &[])
+    );
     let save_fields = selection_fields(identity_id.clone(), contact);
     let sessions_view = (!sessions.is_empty()).then(|| sessions_section(sessions, identity_id));
     let invalid = mailbox_error.is_some().then_some("true");
@@ -103,6 +125,10 @@ pub(crate) fn settings_dialog(dialog: SettingsDialog) -> impl IntoView {
                             <input type="checkbox" name="previews" value="true" checked=previews />
                             " Show message text in notifications"
                         </label>
+                        <fieldset class="themes">
+                            <legend>"Colours"</legend>
+                            {themes}
+                        </fieldset>
                         <div class="form-actions">
                             <button type="submit" id="save-settings">"Save"</button>
                             <button

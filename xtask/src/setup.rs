@@ -1,7 +1,8 @@
 //! What `cargo xtask test` needs from the machine besides Rust, brought where it can be: the
 //! `openssl` command (the crypto interoperability tests), Chromium and chromedriver (the
-//! browser tests). As root, or with password-less sudo, on a machine with apt-get, they are
-//! installed; elsewhere one line says what to install.
+//! browser tests), npm (for axe-core, the accessibility checker the browser tests run in the
+//! pages, installed under `target/axe`). As root, or with password-less sudo, on a machine
+//! with apt-get, the system packages are installed; elsewhere one line says what to install.
 
 use std::process::{Command, Stdio};
 
@@ -16,9 +17,44 @@ pub fn ensure_test_tools() -> anyhow::Result<()> {
     if crate::find_program(&["chromedriver"]).is_none() {
         missing.extend(["chromium", "chromium-driver"]);
     }
-    if missing.is_empty() {
+    if crate::find_program(&["npm"]).is_none() {
+        missing.push("npm");
+    }
+    if !missing.is_empty() {
+        install(&missing)?;
+    }
+    ensure_axe()
+}
+
+/// The axe-core version the browser tests run (from the npm registry).
+pub const AXE_CORE: &str = "axe-core@4.14.1";
+
+/// axe-core under `target/axe` (the browser tests read `node_modules/axe-core/axe.min.js`
+/// there), installed with npm when missing.
+fn ensure_axe() -> anyhow::Result<()> {
+    let prefix = crate::target_dir().join("axe");
+    if prefix.join("node_modules/axe-core/axe.min.js").is_file() {
         return Ok(());
     }
+    println!(
+        "test: installing {AXE_CORE} under {} (npm)",
+        prefix.display()
+    );
+    std::fs::create_dir_all(&prefix)?;
+    let mut npm = Command::new("npm");
+    npm.arg("install").arg("--prefix").arg(&prefix).args([
+        "--no-save",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        AXE_CORE,
+    ]);
+    crate::run(npm)
+}
+
+/// Install the Debian packages `missing` (as root or through password-less sudo), or say
+/// what to install.
+fn install(missing: &[&str]) -> anyhow::Result<()> {
     let packages = missing.join(" ");
     let Some(mut apt) = apt_get() else {
         bail!(
@@ -31,7 +67,7 @@ pub fn ensure_test_tools() -> anyhow::Result<()> {
     update.args(["update", "-qq"]);
     crate::run(update)?;
     apt.args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(&missing);
+        .args(missing);
     crate::run(apt)
 }
 

@@ -14,6 +14,42 @@ use super::service::Node;
 pub const MAILBOX: &str = "mailbox";
 /// The setting saying whether notifications show a message's first line.
 pub const PREVIEWS: &str = "notification_previews";
+/// The key of the page's colour theme.
+pub const THEME: &str = "theme";
+
+/// The page's colour theme: the system's, or light or dark whatever the system says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    /// As the system (the browser) prefers.
+    #[default]
+    System,
+    /// Light.
+    Light,
+    /// Dark.
+    Dark,
+}
+
+impl Theme {
+    /// Its name, as stored and as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::Light => "light",
+            Self::Dark => "dark",
+        }
+    }
+
+    /// The theme named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "system" => Some(Self::System),
+            "light" => Some(Self::Light),
+            "dark" => Some(Self::Dark),
+            _ => None,
+        }
+    }
+}
 
 /// The mailbox setting's live value: what is in use now, for whoever follows it.
 #[derive(Debug)]
@@ -81,5 +117,19 @@ impl Node {
     /// Turn message previews in notifications on or off. Blocking.
     pub fn set_previews(&self, on: bool) -> Result<(), NodeError> {
         self.save_setting(PREVIEWS, if on { "true" } else { "false" })
+    }
+
+    /// The page's colour theme (the system's unless chosen).
+    pub fn theme(&self) -> Theme {
+        self.setting(THEME)
+            .ok()
+            .flatten()
+            .and_then(|name| Theme::from_name(&name))
+            .unwrap_or_default()
+    }
+
+    /// Choose the page's colour theme. Blocking.
+    pub fn set_theme(&self, theme: Theme) -> Result<(), NodeError> {
+        self.save_setting(THEME, theme.as_str())
     }
 }

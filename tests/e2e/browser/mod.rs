@@ -10,6 +10,7 @@
 //! Checks use `anyhow::ensure!` rather than `assert!`, so that a failure still reaches
 //! [`Browsers::finish`], which takes the screenshots.
 
+mod accessible;
 mod chat;
 mod outage;
 mod pages;

@@ -55,19 +55,24 @@ async fn settings_are_read_and_changed_through_the_api() -> anyhow::Result<()> {
     let settings = node.get("/api/settings").await?;
     assert_eq!(
         settings,
-        json!({ "mailbox": mailbox.pinned_address(), "previews": true })
+        json!({ "mailbox": mailbox.pinned_address(), "previews": true, "theme": "system" })
     );
     let put = |body: Value| {
         node.request(Method::PUT, "/api/settings")
             .json(&body)
             .send()
     };
-    let changed: Value = put(json!({ "previews": false })).await?.json().await?;
+    let changed: Value = put(json!({ "previews": false, "theme": "dark" }))
+        .await?
+        .json()
+        .await?;
     assert_eq!(
         changed,
-        json!({ "mailbox": mailbox.pinned_address(), "previews": false })
+        json!({ "mailbox": mailbox.pinned_address(), "previews": false, "theme": "dark" })
     );
     assert_eq!(node.get("/api/settings").await?, changed);
+    let sepia = put(json!({ "theme": "sepia" })).await?;
+    assert_eq!(sepia.status(), 400, "an unknown theme");
     for bad in [json!({}), json!({ "mailbox": "a:1", "invite": "x" })] {
         let resp = put(bad.clone()).await?;
         assert_eq!(resp.status(), 400, "{bad}");
@@ -76,7 +81,10 @@ async fn settings_are_read_and_changed_through_the_api() -> anyhow::Result<()> {
     }
     let elsewhere = format!("127.0.0.1:9#{}", "ab".repeat(32));
     let moved: Value = put(json!({ "mailbox": elsewhere })).await?.json().await?;
-    assert_eq!(moved, json!({ "mailbox": elsewhere, "previews": false }));
+    assert_eq!(
+        moved,
+        json!({ "mailbox": elsewhere, "previews": false, "theme": "dark" })
+    );
     Ok(())
 }
 

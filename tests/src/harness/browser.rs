@@ -39,6 +39,22 @@ pub fn free_tcp_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// axe-core's script, from `target/axe` where `cargo xtask test` installs it.
+pub fn axe_script() -> anyhow::Result<String> {
+    let bin = bin_dir();
+    let path = bin
+        .parent()
+        .unwrap_or(&bin)
+        .join("axe/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no axe-core at {}: run `cargo xtask test` (it installs it), or `npm install \
+             --prefix target/axe axe-core@4.14.1`",
+            path.display()
+        )
+    })
+}
+
 /// Where failing browser tests leave their screenshots: `target/test-screenshots/`.
 pub fn screenshot_dir() -> PathBuf {
     let bin = bin_dir();
@@ -362,6 +378,45 @@ impl Browser {
             .send_keys(keys)
             .await
             .with_context(|| format!("{}: type into {selector:?}", self.label))
+    }
+
+    /// The serious and critical accessibility violations axe-core finds in the page now
+    /// (WCAG 2.x A and AA, and best practices), one line each: rule, help and where. The
+    /// script is read from `target/axe` (`cargo xtask test` installs it there).
+    pub async fn accessibility_violations(&self) -> anyhow::Result<Vec<String>> {
+        let axe = axe_script()?;
+        // Injected by WebDriver, which the page's Content-Security-Policy does not govern.
+        self.client
+            .execute(&format!("{axe}\n;window.axe = axe; return true;"), vec![])
+            .await
+            .with_context(|| format!("{}: load axe-core", self.label))?;
+        let found = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { runOnly: { type: 'tag', values:
+                     ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } })
+                   .then(function (r) {
+                     done(r.violations
+                       .filter(function (v) { return v.impact === 'serious' || v.impact === 'critical'; })
+                       .map(function (v) {
+                         return v.id + ': ' + v.help + ' (' + v.nodes.map(function (n) {
+                           return n.target.join(' ');
+                         }).join(', ') + ')';
+                       }));
+                   }, function (e) { done(['axe failed: ' + e]); });",
+                vec![],
+            )
+            .await
+            .with_context(|| format!("{}: run axe-core", self.label))?;
+        Ok(found
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Run `script` (a function body; `arguments[i]` are `args`) in the page.

@@ -33,6 +33,8 @@ pub(super) struct ChatPanel<'a> {
     pub(super) confirm_delete: bool,
     /// The link that opens the "Invite someone" dialog.
     pub(super) invite_href: Option<String>,
+    /// A dialog (or another step) has the focus.
+    pub(super) in_dialog: bool,
 }
 
 pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
@@ -46,6 +48,7 @@ pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
         draft,
         confirm_delete,
         invite_href,
+        in_dialog,
     } = panel;
     let body = match (identity, contact) {
         (None, _) if !has_identities => empty_state(
@@ -97,6 +100,7 @@ pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
                 older,
                 draft,
                 confirm_delete,
+                in_dialog,
             })
             .into_any()
         }
@@ -134,6 +138,8 @@ struct Conversation {
     older: Option<String>,
     draft: String,
     confirm_delete: bool,
+    /// A dialog is open over the chat (it has the focus).
+    in_dialog: bool,
 }
 
 fn conversation(conversation: Conversation) -> impl IntoView {
@@ -144,10 +150,13 @@ fn conversation(conversation: Conversation) -> impl IntoView {
         older,
         draft,
         confirm_delete,
+        in_dialog,
     } = conversation;
     let name = contact.name.clone();
     let shown = contact.shown_name().to_owned();
     let empty = messages.is_empty();
+    // The composer has focus when a chat opens, unless a step of its own wants it.
+    let focus_compose = !confirm_delete && !in_dialog;
     let bubbles = messages
         .into_iter()
         .map(|message| message_bubble(message, &shown))
@@ -155,8 +164,8 @@ fn conversation(conversation: Conversation) -> impl IntoView {
     let older_href = older.map(|id| page_href(Some(&identity), Some(&name), &[("before", &id)]));
     view! {
         {chat_header(&identity, contact, confirm_delete)}
-        <div class="scroller">
-            <div class="scroller-inner">
+        <div class="scroller" tabindex="0" role="region" aria-label="Messages">
+            <div class="scroller-inner" id="message-log" role="log" aria-live="polite">
                 {older_href
                     .map(|href| {
                         view! {
@@ -196,6 +205,7 @@ fn conversation(conversation: Conversation) -> impl IntoView {
                     required
                     placeholder="Write a message"
                     aria-describedby="compose-hint compose-error"
+                    autofocus=focus_compose
                     inner_html=textarea_content(&draft)
                 ></textarea>
                 <p class="compose-hint js-only" id="compose-hint">

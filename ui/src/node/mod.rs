@@ -49,6 +49,11 @@ pub fn node_page(page: &NodePage) -> String {
         body_class: "node",
         script: true,
         previews: Some(page.settings.previews),
+        theme: match page.settings.theme.as_str() {
+            "light" => Some("light"),
+            "dark" => Some("dark"),
+            _ => None,
+        },
         ..Shell::default()
     };
     render_document(shell, move || node_body(page))
@@ -67,12 +72,25 @@ fn page_title(page: &NodePage) -> String {
             None => c.as_str(),
         }
     });
-    match (contact, profile) {
+    let title = match (contact, profile) {
         (Some(contact), Some(profile)) => {
             format!("{contact} · {profile} · Secure Messenger")
         }
         (None, Some(profile)) => format!("{profile} · Secure Messenger"),
         _ => "Secure Messenger".to_owned(),
+    };
+    // What waits unseen: unread messages of the other conversations, and requests.
+    let unread: usize = page
+        .contacts
+        .iter()
+        .filter(|c| page.active_contact.as_deref() != Some(c.name.as_str()))
+        .map(|c| c.unread)
+        .sum::<usize>()
+        + page.requests.len();
+    if unread > 0 {
+        format!("({unread}) {title}")
+    } else {
+        title
     }
 }
 
@@ -137,6 +155,7 @@ fn node_body(page: NodePage) -> impl IntoView {
         draft,
         confirm_delete: confirm_delete_contact,
         invite_href,
+        in_dialog: dialog.is_some() || confirm_delete_identity || confirm_delete_request.is_some(),
     });
     let request_count = requests.len();
     // On a phone the list and the open chat are two screens (see the stylesheet).

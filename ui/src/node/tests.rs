@@ -441,7 +441,7 @@ fn the_settings_dialog_renders_only_when_asked() {
     assert!(dialog.contains(r#"<h2 id="settings-heading">Settings</h2>"#));
     let close = element_with(dialog, r#"id="close-settings""#, "a");
     assert!(
-        close.contains(r#"href="/?identity=alice&amp;contact=bob""#),
+        close.contains(r#"href="/?identity=alice&amp;contact=bob#open-settings""#),
         "{close}"
     );
     assert!(close.ends_with(">Close</a>"));
@@ -519,9 +519,10 @@ fn the_invite_dialog_has_the_code_its_qr_code_and_a_copy_fallback() {
     assert!(svg.contains(r#"aria-label="QR code of your invite""#));
     assert!(svg.contains("<path d=\"M4,4h7v1h-7z"));
     assert!(!svg.contains("style") && !svg.contains("xmlns"));
+    // Closing returns to the chat, and the focus to the opener.
     let close = element_with(dialog, r#"id="close-invite""#, "a");
     assert!(
-        close.contains(r#"href="/?identity=alice&amp;contact=bob""#),
+        close.contains(r#"href="/?identity=alice&amp;contact=bob#open-invite""#),
         "{close}"
     );
     assert_self_contained(&html);
@@ -637,7 +638,7 @@ fn the_settings_dialog_works_without_an_identity() {
     assert!(dialog.contains(r#"action="/ui/settings""#));
     assert!(!dialog.contains(r#"name="identity""#), "{dialog}");
     assert!(!dialog.contains("<svg"));
-    assert!(tag_with(dialog, r#"id="close-settings""#).contains(r#"href="/""#));
+    assert!(tag_with(dialog, r#"id="close-settings""#).contains(r##"href="/#open-settings""##));
     assert_self_contained(&html);
 }
 
@@ -775,4 +776,41 @@ fn notes_safety_codes_new_keys_and_the_backup_form() {
     let error = element_with(&html, r#"id="backup-error""#, "p");
     assert!(error.contains("The two passphrases differ."), "{error}");
     assert!(tag_with(&html, r#"id="advanced""#).contains(" open "));
+}
+
+#[test]
+fn announced_focused_counted_and_themed() {
+    let mut page = chat_page();
+    page.contacts[1].unread = 2;
+    page.requests = full_page().requests;
+    page.settings.theme = "dark".to_owned();
+    let html = node_page(&page);
+    // Arriving messages are announced; the composer has the focus.
+    let log = tag_with(&html, r#"id="message-log""#);
+    assert!(
+        log.contains(r#"role="log""#) && log.contains(r#"aria-live="polite""#),
+        "{log}"
+    );
+    assert!(tag_with(&html, r#"id="compose-text""#).contains("autofocus"));
+    // The title counts carol's two and the request (not the open chat).
+    assert!(
+        html.contains("<title>(3) bob · alice · Secure Messenger</title>"),
+        "{html}"
+    );
+    // The chosen theme, and its radio.
+    assert!(
+        html.contains(r#"<html lang="en" data-theme="dark">"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<meta name="color-scheme" content="dark">"#));
+    // With a dialog open, the dialog has the focus, not the composer.
+    page.show_settings = true;
+    let html = node_page(&page);
+    assert!(!tag_with(&html, r#"id="compose-text""#).contains("autofocus"));
+    assert!(tag_with(&html, r#"id="theme-dark""#).contains("checked"));
+    assert!(!tag_with(&html, r#"id="theme-system""#).contains("checked"));
+    // The system's theme: no data-theme.
+    let html = node_page(&chat_page());
+    assert!(html.contains(r#"<html lang="en">"#), "{html}");
+    assert!(html.contains(r#"<meta name="color-scheme" content="light dark">"#));
 }

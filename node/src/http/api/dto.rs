@@ -385,6 +385,9 @@ pub struct SettingsJson {
     pub mailbox: String,
     /// Whether notifications show a message's first line.
     pub previews: bool,
+    /// The page's colour theme: `system`, `light` or `dark`.
+    #[schema(example = "system")]
+    pub theme: String,
 }
 
 /// The settings as they are now.
@@ -392,6 +395,7 @@ pub(super) fn settings_json(node: &Node) -> SettingsJson {
     SettingsJson {
         mailbox: node.mailbox_in_use().to_string(),
         previews: node.previews(),
+        theme: node.theme().as_str().to_owned(),
     }
 }
 

@@ -65,6 +65,10 @@ pub(super) struct Settings {
     /// Whether notifications show a message's first line.
     #[serde(default)]
     previews: Option<bool>,
+    /// The page's colour theme: `system`, `light` or `dark`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "dark")]
+    theme: Option<crate::core::settings::Theme>,
 }
 
 /// Change settings; the mailbox is saved, and the node syncs with it from now on.
@@ -105,22 +109,25 @@ pub(super) async fn put_settings(
                     ApiError::invalid("invalid_invite", "invite: it names no mailbox")
                 })?,
         ),
-        (None, None) if body.previews.is_some() => None,
+        (None, None) if body.previews.is_some() || body.theme.is_some() => None,
         _ => {
             return Err(ApiError::invalid(
                 "missing_mailbox",
-                "give one of mailbox or invite, or previews",
+                "give one of mailbox or invite, or previews or theme",
             ));
         }
     };
     let node = s.node.clone();
-    let previews = body.previews;
+    let (previews, theme) = (body.previews, body.theme);
     let settings = blocking(move || {
         if let Some(address) = address {
             node.set_mailbox(address)?;
         }
         if let Some(on) = previews {
             node.set_previews(on)?;
+        }
+        if let Some(theme) = theme {
+            node.set_theme(theme)?;
         }
         Ok(settings_json(&node))
     })

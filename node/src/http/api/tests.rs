@@ -401,8 +401,9 @@ fn the_bodies_are_pinned() {
         SettingsJson {
             mailbox: "127.0.0.1:50000".into(),
             previews: false,
+            theme: "dark".into(),
         },
-        r#"{"mailbox":"127.0.0.1:50000","previews":false}"#,
+        r#"{"mailbox":"127.0.0.1:50000","previews":false,"theme":"dark"}"#,
     );
     check(
         ErrorJson {

@@ -184,6 +184,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
             mailbox: status.mailbox.clone(),
             test_result: None,
             previews: node.previews(),
+            theme: node.theme().as_str().to_owned(),
             ..ui::SettingsView::default()
         },
         ..ui::NodePage::default()

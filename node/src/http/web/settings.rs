@@ -21,6 +21,8 @@ pub(super) struct SaveSettings {
     mailbox: String,
     #[serde(default)]
     previews: Option<String>,
+    #[serde(default)]
+    theme: Option<String>,
 }
 
 impl SaveSettings {
@@ -63,9 +65,16 @@ pub(super) async fn save_settings(
     };
     let node = s.node.clone();
     let previews = f.previews.is_some();
+    let theme = f
+        .theme
+        .as_deref()
+        .and_then(crate::core::settings::Theme::from_name);
     let saved = blocking(move || {
         node.set_mailbox(address)?;
         node.set_previews(previews)?;
+        if let Some(theme) = theme {
+            node.set_theme(theme)?;
+        }
         Ok(node.status().mailbox)
     })
     .await;
