@@ -15,6 +15,9 @@ pub struct Node {
     pub page: String,
     /// Its access token (none when it requires none).
     pub token: Option<String>,
+    /// The sign-in link it printed at start, as a person copies it from the terminal (none
+    /// when it requires no token).
+    pub start_link: Option<String>,
     /// A client that sends the token.
     pub http: reqwest::Client,
 }
@@ -79,10 +82,12 @@ impl Node {
         let open = env
             .iter()
             .any(|(k, v)| *k == "NODE_REQUIRE_TOKEN" && *v == "false");
+        let mut start_link = None;
         let (page, token) = if open {
             (url.clone(), None)
         } else {
             let link = proc.expect_line("sign in at ", Duration::from_secs(5))?;
+            start_link = Some(link.clone());
             let page = link
                 .split("/login?")
                 .next()
@@ -112,6 +117,7 @@ impl Node {
             url,
             page,
             token,
+            start_link,
             http,
         })
     }
