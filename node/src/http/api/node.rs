@@ -106,7 +106,7 @@ pub(super) async fn put_settings(
                 })?
                 .mailbox
                 .ok_or_else(|| {
-                    ApiError::invalid("invalid_invite", "invite: it names no mailbox")
+                    ApiError::invalid("invalid_invite", "This invite names no mailbox.")
                 })?,
         ),
         (None, None) if body.previews.is_some() || body.theme.is_some() => None,
