@@ -157,7 +157,9 @@ pub struct MailboxConfig {
     /// A connection with no traffic for this long is closed. Default 60 s.
     #[serde(with = "duration")]
     pub idle_timeout: Duration,
-    /// When not empty, only these identities (fingerprints, 64 hex) may log in.
+    /// The members: when not empty, only these identities (fingerprints, 64 hex) may be
+    /// recipients here, PULL and ACK; anyone may log in to deliver to them. In the
+    /// environment, comma-separated.
     pub allowlist: Vec<String>,
 }
 
@@ -524,11 +526,26 @@ fn set_key<T: Layered>(config: &T, key: &str, raw: &str) -> Result<T, String> {
         return Err("configuration does not serialize to a mapping".to_owned());
     };
     let text = Value::String(raw.to_owned());
+    // A list setting (the allowlist) is given comma-separated: `<fp>,<fp>` (empty: none).
+    let is_list = matches!(
+        map.get(Value::String(key.to_owned())),
+        Some(Value::Sequence(_))
+    );
     // A YAML number or boolean is tried as such first (`70000` for a size); anything else
     // is taken verbatim as text, so `a#b` or `x # y` are not cut at a YAML comment.
-    let candidates = match serde_norway::from_str::<Value>(raw) {
-        Ok(v @ (Value::Number(_) | Value::Bool(_))) => vec![v, text],
-        _ => vec![text],
+    let candidates = if is_list {
+        vec![Value::Sequence(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| Value::String(item.to_owned()))
+                .collect(),
+        )]
+    } else {
+        match serde_norway::from_str::<Value>(raw) {
+            Ok(v @ (Value::Number(_) | Value::Bool(_))) => vec![v, text],
+            _ => vec![text],
+        }
     };
     let mut first_error = None;
     for candidate in candidates {

@@ -532,3 +532,25 @@ fn to_yaml_lists_every_key() {
         assert!(yaml.contains(key), "{yaml}");
     }
 }
+
+/// Issue 17: list settings come from the environment too, comma-separated.
+#[test]
+fn the_allowlist_can_come_from_the_environment() {
+    let (a, b) = ("ab".repeat(32), "cd".repeat(32));
+    let loaded: Loaded<MailboxConfig> = load(
+        None,
+        env(&[("MAILBOX_ALLOWLIST", &format!("{a}, {b},"))]),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(loaded.config.allowlist, [a.clone(), b]);
+    assert_eq!(loaded.overridden, ["allowlist"]);
+    // Empty: no allowlist (everyone may be a recipient).
+    let loaded: Loaded<MailboxConfig> = load(None, env(&[("MAILBOX_ALLOWLIST", "")]), &[]).unwrap();
+    assert!(loaded.config.allowlist.is_empty());
+    // The environment wins over the file, as for every setting.
+    let file = yaml_file(&format!("allowlist: [{}]\n", "ef".repeat(32)));
+    let loaded: Loaded<MailboxConfig> =
+        load(Some(file.path()), env(&[("MAILBOX_ALLOWLIST", &a)]), &[]).unwrap();
+    assert_eq!(loaded.config.allowlist, [a]);
+}

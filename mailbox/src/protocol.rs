@@ -171,7 +171,8 @@ pub enum ErrorCode {
     LoginFailed,
     /// The request needs a logged-in identity.
     NotLoggedIn,
-    /// This mailbox admits only listed identities, and this one is not listed.
+    /// This mailbox serves only its members (its allowlist), and the recipient of a SEND, or
+    /// who asks to PULL or ACK, is not one. Nothing is stored.
     NotAllowed,
     /// The envelope's clear header is not valid.
     BadEnvelope,

@@ -1,7 +1,8 @@
 //! The mailbox's decisions, free of I/O: [`Mailbox`] is the endpoint role (in quinn-proto's
 //! sense) over a [`QueueStore`].
 //!
-//! It owns admission (connections per address, the allowlist), login per connection id,
+//! It owns admission (connections per address), membership (the allowlist: who may be a
+//! recipient, PULL and ACK; anyone may log in to SEND to a member), login per connection id,
 //! rate limits and quotas, the SEND/PULL/ACK rules, the mapping of store outcomes to
 //! answers, and the push registry. It reads no clock, draws no randomness, spawns nothing
 //! and touches no socket or file: the time (`now_ms`, milliseconds since the Unix epoch)
@@ -195,8 +196,21 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn admitted(&self, fingerprint: &Fingerprint) -> bool {
+    /// Whether `fingerprint` is a member: may be a recipient here, and PULL and ACK. With
+    /// no allowlist everyone is; anyone may log in to SEND to a member, like mail servers.
+    fn member(&self, fingerprint: &Fingerprint) -> bool {
         self.policy.allowlist.is_empty() || self.policy.allowlist.contains(fingerprint)
+    }
+
+    /// Refuse `who` unless a member (`what` says what they asked for).
+    fn require_member(&self, who: &Fingerprint, what: &str) -> Result<(), Response> {
+        if self.member(who) {
+            return Ok(());
+        }
+        Err(Response::error(
+            ErrorCode::NotAllowed,
+            format!("{what}: {who} is not a member of this mailbox"),
+        ))
     }
 
     /// Answer one request stream of `conn` at `now_ms` (admitted by [`Self::admit_request`]).
@@ -304,8 +318,7 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
     ) -> Result<Response, Response> {
         let context = self.with_session(conn, |s| s.login_context())?;
         // The signature check (a public-key operation) runs without the lock.
-        let fingerprint =
-            context.verify(public_key, signature, &self.decoy, |fp| self.admitted(fp))?;
+        let fingerprint = context.verify(public_key, signature, &self.decoy)?;
         let mut state = self.state();
         if state.conns.get(&conn).is_none_or(|c| c.session.is_none()) {
             return Err(Response::error(ErrorCode::Internal, "unknown connection"));
@@ -346,6 +359,8 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         envelope: Vec<u8>,
     ) -> Result<Response, Response> {
         self.with_session(conn, |s| s.require_login(&sender))?;
+        // Only a member may be a recipient: nothing is stored for anyone else.
+        self.require_member(&recipient, "the recipient")?;
         if envelope.len() > self.policy.max_envelope_bytes {
             return Err(Response::error(
                 ErrorCode::TooLarge,
@@ -477,6 +492,7 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         max_count: u32,
     ) -> Result<Response, Response> {
         self.with_session(conn, |s| s.require_login(&recipient))?;
+        self.require_member(&recipient, "pulling")?;
         let max = max_count.clamp(1, MAX_BATCH_COUNT) as usize;
         match self.store.pull(&recipient, max, MAX_BATCH_BYTES) {
             Ok((envelopes, more)) => Ok(Response::Batch { envelopes, more }),
@@ -497,6 +513,7 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         ids: Vec<MessageId>,
     ) -> Result<Response, Response> {
         self.with_session(conn, |s| s.require_login(&recipient))?;
+        self.require_member(&recipient, "acknowledging")?;
         if ids.len() > MAX_ACK_IDS {
             return Err(Response::error(
                 ErrorCode::TooLarge,

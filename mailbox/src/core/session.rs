@@ -91,11 +91,10 @@ impl ServerSession {
         public_key: &[u8],
         signature: &[u8],
         decoy: &crypto::PublicKey,
-        admitted: impl FnOnce(&Fingerprint) -> bool,
     ) -> Response {
         let verified = self
             .login_context()
-            .and_then(|context| context.verify(public_key, signature, decoy, admitted));
+            .and_then(|context| context.verify(public_key, signature, decoy));
         match verified {
             Ok(fingerprint) => {
                 self.logged_in(fingerprint);
@@ -130,24 +129,16 @@ impl LoginContext {
         public_key: &[u8],
         signature: &[u8],
         decoy: &crypto::PublicKey,
-        admitted: impl FnOnce(&Fingerprint) -> bool,
     ) -> Result<Fingerprint, Response> {
         let parsed = crypto::PublicKey::from_der(public_key);
         let key = parsed.as_ref().unwrap_or(decoy);
         let verified =
             crypto::verify_login(key, &self.challenge, &self.exporter, signature).is_ok();
         let fingerprint = key.fingerprint();
-        let allowed = admitted(&fingerprint);
         if parsed.is_err() || !verified {
             return Err(Response::error(
                 ErrorCode::LoginFailed,
                 "login refused: the key or the proof is not valid",
-            ));
-        }
-        if !allowed {
-            return Err(Response::error(
-                ErrorCode::NotAllowed,
-                "this mailbox does not admit that identity",
             ));
         }
         Ok(fingerprint)
@@ -183,14 +174,11 @@ mod tests {
         conn2.hello(&[1]);
         let proof1 = alice.sign_login(&[1; 32], &[2; 32]).unwrap();
         // Replayed on another connection: refused.
-        let replayed = conn2.login(&der, &proof1, &decoy, |_| true);
+        let replayed = conn2.login(&der, &proof1, &decoy);
         assert_eq!(code(replayed), Some(ErrorCode::LoginFailed));
         assert!(conn2.require_login(&alice.fingerprint()).is_err());
-        // Not admitted: refused with its own code, after verifying.
-        let refused = conn1.login(&der, &proof1, &decoy, |_| false);
-        assert_eq!(code(refused), Some(ErrorCode::NotAllowed));
         assert_eq!(
-            conn1.login(&der, &proof1, &decoy, |_| true),
+            conn1.login(&der, &proof1, &decoy),
             Response::LoggedIn {
                 fingerprint: alice.fingerprint()
             }
@@ -198,7 +186,7 @@ mod tests {
         assert!(conn1.require_login(&alice.fingerprint()).is_ok());
         assert!(conn1.require_login(&Fingerprint([9; 32])).is_err());
         // Garbage key: the same refusal as a bad proof.
-        let garbage = conn1.login(b"garbage", &proof1, &decoy, |_| true);
+        let garbage = conn1.login(b"garbage", &proof1, &decoy);
         assert_eq!(code(garbage), Some(ErrorCode::LoginFailed));
     }
 
@@ -206,10 +194,7 @@ mod tests {
     fn hello_first_then_version_negotiation() {
         let decoy = identity(1).public_key().clone();
         let mut s = ServerSession::new([1; 32], [2; 32]);
-        assert_eq!(
-            code(s.login(&[], &[], &decoy, |_| true)),
-            Some(ErrorCode::HelloFirst)
-        );
+        assert_eq!(code(s.login(&[], &[], &decoy)), Some(ErrorCode::HelloFirst));
         match s.hello(&[7, 8]) {
             Response::Error { code, message } => {
                 assert_eq!(code, ErrorCode::UnsupportedVersion);

@@ -772,15 +772,45 @@ fn handshakes_that_never_complete_do_not_lock_an_address_out() {
     );
 }
 
+/// Issue 17: an allowlisted mailbox serves its members, like a mail server: anyone may log
+/// in to deliver to a member; only a member may be a recipient, PULL or ACK; a SEND to
+/// anyone else is refused and stores nothing.
 #[test]
-fn an_allowlist_admits_only_the_listed_identities() {
-    let [alice, bob, ..] = people();
+fn an_allowlisted_mailbox_takes_mail_for_its_members_only() {
+    let [alice, bob, carol, ..] = people();
     let mut listed = policy();
     listed.allowlist.insert(alice.fingerprint());
     let mut world = World::new(listed);
-    let mut peer = world.connect_as(&[alice]);
-    assert_eq!(refused(world.login(&mut peer, bob)), ErrorCode::NotAllowed);
-    assert_eq!(peer.session.logged_in(), [alice.fingerprint()]);
+    // Bob, a stranger here, logs in and delivers to alice.
+    let mut stranger = world.connect_as(&[]);
+    assert_eq!(world.login(&mut stranger, bob), Ok(bob.fingerprint()));
+    let to_alice = seal(bob, alice, 1);
+    assert_eq!(world.send(&stranger, bob, &to_alice), Ok(true));
+    // Mail for someone who is not a member is refused, and nothing is kept.
+    let to_carol = seal(bob, carol, 1);
+    assert_eq!(
+        refused(world.send(&stranger, bob, &to_carol)),
+        ErrorCode::NotAllowed
+    );
+    assert_eq!(
+        world.mailbox.store().stats().envelopes,
+        1,
+        "only alice's is stored"
+    );
+    // The stranger's own queue is not served here.
+    assert_eq!(
+        refused(world.pull(&stranger, bob, 10)),
+        ErrorCode::NotAllowed
+    );
+    assert_eq!(
+        refused(world.ack(&stranger, bob, vec![to_carol.header.id])),
+        ErrorCode::NotAllowed
+    );
+    // The member pulls and acknowledges hers.
+    let member = world.connect_as(&[alice]);
+    let (queued, _) = world.pull(&member, alice, 10).unwrap();
+    assert_eq!(ids(&queued), [to_alice.header.id]);
+    assert_eq!(world.ack(&member, alice, ids(&queued)), Ok(1));
 }
 
 #[test]
