@@ -34,7 +34,7 @@ fn login(c: &mut Criterion) {
     g.bench_function("accepted", |b| {
         b.iter(|| {
             assert!(matches!(
-                session().login(&der, &good, &dummy, |_| true),
+                session().login(&der, &good, &dummy),
                 Response::LoggedIn { .. }
             ))
         })
@@ -42,7 +42,7 @@ fn login(c: &mut Criterion) {
     g.bench_function("refused/bad-proof", |b| {
         b.iter(|| {
             assert!(matches!(
-                session().login(&der, &bad, &dummy, |_| true),
+                session().login(&der, &bad, &dummy),
                 Response::Error { .. }
             ))
         })
@@ -50,7 +50,7 @@ fn login(c: &mut Criterion) {
     g.bench_function("refused/garbage-key", |b| {
         b.iter(|| {
             assert!(matches!(
-                session().login(b"not a key", &good, &dummy, |_| true),
+                session().login(b"not a key", &good, &dummy),
                 Response::Error { .. }
             ))
         })
