@@ -55,14 +55,6 @@ fn login(c: &mut Criterion) {
             ))
         })
     });
-    g.bench_function("refused/not-admitted", |b| {
-        b.iter(|| {
-            assert!(matches!(
-                session().login(&der, &good, &dummy, |_| false),
-                Response::Error { .. }
-            ))
-        })
-    });
     g.finish();
 }
 
