@@ -95,12 +95,6 @@ const FIGURES: &[Figure] = &[
         unit: Unit::Micros,
         target: "same as accepted",
     },
-    Figure {
-        name: "login: refused, not admitted",
-        bench: "login/refused_not-admitted",
-        unit: Unit::Micros,
-        target: "same as accepted",
-    },
 ];
 
 fn mean_ns(criterion: &Path, bench: &str) -> Option<f64> {
