@@ -17,7 +17,7 @@ use mailbox::client::{ClientError, ConnectionError, ProtocolError, REQUEST_TIMEO
 use mailbox::core::{Admission, ClientSession, ConnId, Mailbox, Policy, Received};
 use mailbox::protocol::{self, CHALLENGE_LEN, Event, Request, Response};
 use mailbox::store::{MemoryQueue, QueueStore as _};
-use node::core::service::Node;
+use node::core::service::{Destination, Node};
 use node::core::store::{Entry, MessageRecord, Status};
 use node::sync::engine::Engine;
 use node::sync::round::{self, Link};
@@ -200,7 +200,14 @@ impl Peer {
     async fn sync(&mut self) -> Result<(), node::sync::SyncError> {
         round::login_new(&self.node, &self.link, &mut self.engine).await?;
         let now = self.link.now_ms.load(Ordering::SeqCst);
-        round::drain_outbox(&self.node, &self.link, &mut self.engine, now).await?;
+        round::drain_outbox(
+            &self.node,
+            &self.link,
+            &mut self.engine,
+            &Destination::Home,
+            now,
+        )
+        .await?;
         round::pull_all(&self.node, &self.link).await
     }
 

@@ -425,12 +425,14 @@ async fn unread_counts_and_previews_follow_what_was_seen() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn invites_add_contacts_and_warn_about_another_mailbox() {
+async fn invites_add_contacts_with_their_own_mailbox() {
     let (a, b) = pair().await;
-    a.node
-        .update_status(|s| s.mailbox = format!("mbx.example:50000#{}", "ab".repeat(32)));
-    b.node
-        .update_status(|s| s.mailbox = format!("other.example:50000#{}", "cd".repeat(32)));
+    let (mine, theirs) = (
+        format!("mbx.example:50000#{}", "ab".repeat(32)),
+        format!("other.example:50000#{}", "cd".repeat(32)),
+    );
+    a.node.set_mailbox(mine.parse().unwrap()).unwrap();
+    b.node.set_mailbox(theirs.parse().unwrap()).unwrap();
     let invite = a.node.invite("alice").unwrap();
     b.node
         .delete_contact("bob".into(), "alice".into())
@@ -445,8 +447,10 @@ async fn invites_add_contacts_and_warn_about_another_mailbox() {
         contact.fingerprint,
         a.node.identity("alice").unwrap().fingerprint()
     );
-    let warning = b.node.mailbox_warning(&contact).unwrap();
-    assert!(warning.contains("another mailbox"), "{warning}");
+    // Alice's own mailbox is where bob's messages to her go; nothing failed, no warning.
+    let theirs = b.node.contact_mailbox(&contact).unwrap();
+    assert_eq!(theirs.host, "mbx.example");
+    assert_eq!(b.node.mailbox_warning(&contact), None);
     // The same key twice is refused.
     assert!(
         b.node

@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod pins;
+pub mod remote;
 pub mod round;
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use self::engine::{Action, Engine, Input};
 use self::pins::{pin_setting, pinned};
 use self::round::{drain_outbox, login_new, pull_all};
 use crate::core::error::NodeError;
-use crate::core::service::{Node, blocking, now_ms};
+use crate::core::service::{Destination, Node, blocking, now_ms};
 
 /// Why a sync step failed: the mailbox (or the way to it), or this node's own store.
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +36,18 @@ pub enum SyncError {
     Local(#[from] NodeError),
 }
 
-/// Run forever, following the mailbox address in `address`.
-pub async fn run(
-    node: Arc<Node>,
-    mut address: watch::Receiver<MailboxAddress>,
-    interval: Duration,
-) {
+/// Run forever: the sync with our own mailbox (following the address in `address`), and
+/// the delivery to our contacts' own mailboxes ([`remote`]).
+pub async fn run(node: Arc<Node>, address: watch::Receiver<MailboxAddress>, interval: Duration) {
+    tokio::join!(
+        home(node.clone(), address, interval),
+        remote::run(node, interval)
+    );
+}
+
+/// Sync with our own mailbox forever, following the address in `address`: log in, deliver
+/// what goes there, pull.
+async fn home(node: Arc<Node>, mut address: watch::Receiver<MailboxAddress>, interval: Duration) {
     let mut engine = Engine::new(interval, rand::rngs::StdRng::from_rng(&mut rand::rng()));
     let mut client: Option<Client> = None;
     let mut action = engine.start();
@@ -69,7 +76,7 @@ pub async fn run(
             },
             Action::DrainOutbox => match need(client.as_ref()) {
                 Ok(c) => step(
-                    drain_outbox(&node, c, &mut engine, now_ms()).await,
+                    drain_outbox(&node, c, &mut engine, &Destination::Home, now_ms()).await,
                     Input::OutboxDrained,
                 ),
                 Err(e) => step(Err(e), Input::OutboxDrained),
@@ -161,6 +168,17 @@ pub async fn test_connection(node: &Arc<Node>, target: &MailboxAddress) -> Strin
 }
 
 async fn connect(node: &Arc<Node>, target: &MailboxAddress) -> Result<Client, ClientError> {
+    let (client, learnt) = connect_to(node, target).await?;
+    node.update_status(|s| s.mailbox = learnt.to_string());
+    Ok(client)
+}
+
+/// Connect to the mailbox at `target` with the pin in force for it (named, or learnt on
+/// first use, which is then kept). Returns the client and the address with its pin.
+async fn connect_to(
+    node: &Arc<Node>,
+    target: &MailboxAddress,
+) -> Result<(Client, MailboxAddress), ClientError> {
     let mut address = target.clone();
     address.fingerprint = pinned(node, target);
     let client = Client::connect(&address).await?;
@@ -174,6 +192,5 @@ async fn connect(node: &Arc<Node>, target: &MailboxAddress) -> Result<Client, Cl
         let _ = blocking(move || n.save_setting(&name, &value)).await;
         info!(pin = %hex::encode(client.server_fingerprint), "learnt the mailbox certificate (trust on first use)");
     }
-    node.update_status(|s| s.mailbox = learnt.to_string());
-    Ok(client)
+    Ok((client, learnt))
 }

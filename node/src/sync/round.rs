@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use super::SyncError;
 use super::engine::{Engine, Hold, Received, SendVerdict, acknowledge, pull_again, send_verdict};
-use crate::core::service::{Node, blocking};
+use crate::core::service::{Destination, Node, blocking};
 use crate::core::store::Status;
 
 /// Most envelopes asked for per PULL.
@@ -81,20 +81,25 @@ pub async fn login_new<L: Link, R: Rng>(
     Ok(())
 }
 
-/// SEND everything in the outbox, oldest first, that no refusal holds back. A refusal for
-/// now holds back only whom it concerns (a recipient whose queue is full, a sender over its
-/// rate: their later envelopes wait, in order, for their own backoff) or, for the
-/// connection's trouble, ends the drain; a refusal for good marks the message failed.
+/// SEND everything in the outbox for the mailbox `to` (this link's), oldest first, that no
+/// refusal holds back. A refusal for now holds back only whom it concerns (a recipient
+/// whose queue is full, a sender over its rate: their later envelopes wait, in order, for
+/// their own backoff) or, for the connection's trouble, ends the drain; a refusal for good
+/// marks the message failed.
 pub async fn drain_outbox<L: Link, R: Rng>(
     node: &Arc<Node>,
     link: &L,
     engine: &mut Engine<R>,
+    to: &Destination,
     now_ms: u64,
 ) -> Result<(), SyncError> {
     let n = node.clone();
     let items = blocking(move || n.outbox()).await?;
     for outgoing in items {
         let (key, item) = (outgoing.key, outgoing.record);
+        if !node.destination(&item).is(to) {
+            continue;
+        }
         let sender = node.identity(&item.identity).ok().map(|i| i.fingerprint());
         let recipient = outgoing
             .envelope

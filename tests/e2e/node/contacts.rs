@@ -167,7 +167,7 @@ async fn unknown_senders_land_in_requests_and_can_be_accepted_or_deleted() -> an
 }
 
 #[tokio::test]
-async fn invite_codes_add_contacts_and_warn_about_another_mailbox() -> anyhow::Result<()> {
+async fn invite_codes_add_contacts_who_keep_their_own_mailbox() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mailbox = Mailbox::start(&dir.path().join("mailbox"))?;
     let alice = Node::start(&dir.path().join("alice"), &mailbox.pinned_address())?;
@@ -279,14 +279,31 @@ async fn invite_codes_add_contacts_and_warn_about_another_mailbox() -> anyhow::R
         .await?;
     assert_eq!(status, 201, "{carol_at_bob}");
     assert_eq!(carol_at_bob["mailbox"], elsewhere.as_str());
-    let warning = carol_at_bob["warning"].as_str().unwrap_or_default();
-    assert!(
-        warning.contains("will not reach"),
-        "a warning that messages will not reach carol: {carol_at_bob}"
-    );
-    // It stays on the contact.
-    let again = bob.get("/api/identities/bob/contacts/carol").await?;
-    assert_eq!(again["warning"], carol_at_bob["warning"]);
+    assert_eq!(carol_at_bob["warning"], Value::Null, "nothing failed yet");
+    // Bob writes to carol: her own mailbox is where it goes; it cannot be reached, so the
+    // message waits, and the contact says why.
+    send(&bob, "bob", "carol", "are you there?").await?;
+    let warned = eventually(
+        WAIT,
+        "a warning that carol's mailbox cannot be reached",
+        || async {
+            let c = bob.get("/api/identities/bob/contacts/carol").await?;
+            Ok(c["warning"].as_str().map(str::to_owned))
+        },
+    )
+    .await?;
+    assert!(warned.contains("cannot be reached now"), "{warned}");
+    assert_eq!(bob.status().await?["outbox"], 1, "the message waits");
+    // Alice's own mailbox answers, so what bob sends her still goes.
+    send(&bob, "bob", "alice", "still here").await?;
+    eventually(WAIT, "bob's message to alice", || async {
+        Ok(transcript(&alice, "alice", "bob")
+            .await?
+            .iter()
+            .any(|l| l == "< still here")
+            .then_some(()))
+    })
+    .await?;
     Ok(())
 }
 

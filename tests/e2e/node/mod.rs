@@ -7,6 +7,7 @@ mod api;
 mod bad_input;
 mod contacts;
 mod delivery;
+mod mailboxes;
 mod recovery;
 mod security;
 

@@ -314,20 +314,30 @@ impl Node {
         Ok(crypto::safety_number(&me, &contact.fingerprint))
     }
 
-    /// Words for a contact whose invite named another mailbox than the one in use.
+    /// Words for a contact whose mailbox (another than ours) cannot be reached now: their
+    /// messages wait in the outbox.
     pub fn mailbox_warning(&self, contact: &ContactRecord) -> Option<String> {
-        let theirs: config::MailboxAddress = contact.mailbox.as_deref()?.parse().ok()?;
-        let ours: config::MailboxAddress = self.status().mailbox.parse().ok()?;
-        let same = theirs.same_endpoint(&ours)
-            && (theirs.fingerprint.is_none()
-                || ours.fingerprint.is_none()
-                || theirs.fingerprint == ours.fingerprint);
-        (!same).then(|| {
+        let theirs = self.contact_mailbox(contact)?;
+        let status = self.status();
+        let remote = status.remote.iter().find(|r| {
+            r.address
+                .parse::<config::MailboxAddress>()
+                .is_ok_and(|a| a.same_endpoint(&theirs))
+        })?;
+        remote.last_error.as_ref().map(|_| {
             format!(
-                "{} uses another mailbox ({theirs}); messages will not reach them until you both use the same mailbox",
-                contact.shown_name()
+                "{}'s mailbox ({}) cannot be reached now: your messages to them wait and go \
+                 when it answers",
+                contact.shown_name(),
+                theirs.without_fingerprint()
             )
         })
+    }
+
+    /// A contact's own mailbox, when it is not ours (where their messages go).
+    pub fn contact_mailbox(&self, contact: &ContactRecord) -> Option<config::MailboxAddress> {
+        let theirs: config::MailboxAddress = contact.mailbox.as_deref()?.parse().ok()?;
+        (!theirs.same_endpoint(&self.mailbox())).then_some(theirs)
     }
 
     /// Whether `name` and `fingerprint` are both free among `id`'s contacts.

@@ -67,6 +67,19 @@ pub struct SyncStatus {
     pub last_sync_ms: Option<u64>,
     /// The mailbox address in use, with the certificate fingerprint once known.
     pub mailbox: String,
+    /// The other mailboxes the node delivers to (its contacts' own), by address.
+    pub remote: Vec<RemoteStatus>,
+}
+
+/// The connection to a contact's mailbox (another than ours), as the user sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteStatus {
+    /// Its address (`host:port`, with the pin).
+    pub address: String,
+    /// What its delivery says of the connection.
+    pub state: ConnectionState,
+    /// The last error in words.
+    pub last_error: Option<String>,
 }
 
 /// Something the UI should show without a reload.
@@ -121,6 +134,26 @@ pub struct MessageRequest {
     pub messages: Vec<MessageRecord>,
 }
 
+/// Where an outbox entry is delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// The node's own mailbox (the one it pulls from).
+    Home,
+    /// The recipient's mailbox, another one.
+    Remote(config::MailboxAddress),
+}
+
+impl Destination {
+    /// Whether this is `other`, comparing mailboxes by endpoint.
+    pub fn is(&self, other: &Destination) -> bool {
+        match (self, other) {
+            (Self::Home, Self::Home) => true,
+            (Self::Remote(a), Self::Remote(b)) => a.same_endpoint(b),
+            _ => false,
+        }
+    }
+}
+
 /// A sender whose messages an identity drops unread.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BlockedRecord {
@@ -156,6 +189,8 @@ pub struct Node {
     inbox_lock: std::sync::Mutex<()>,
     /// Wakes the sync loop: something to send, or a new identity to log in.
     wake: Notify,
+    /// Wakes the delivery to other mailboxes (`sync::remote`) likewise.
+    wake_remote: Notify,
     events: broadcast::Sender<NodeEvent>,
 }
 
@@ -343,6 +378,7 @@ impl Node {
             outbox_texts: std::sync::Mutex::new(outbox_texts),
             inbox_lock: std::sync::Mutex::new(()),
             wake: Notify::new(),
+            wake_remote: Notify::new(),
             events: broadcast::channel(1024).0,
         })
     }
@@ -355,11 +391,17 @@ impl Node {
     /// Wake the sync driver: something to send, or a new identity to log in.
     pub fn wake(&self) {
         self.wake.notify_one();
+        self.wake_remote.notify_one();
     }
 
     /// Resolves at the next [`Self::wake`] (or at once if one is pending).
     pub async fn woken(&self) {
         self.wake.notified().await;
+    }
+
+    /// The same for the delivery to other mailboxes.
+    pub async fn woken_remote(&self) {
+        self.wake_remote.notified().await;
     }
 
     /// The largest text a user may send, in bytes.
@@ -416,7 +458,9 @@ impl Node {
             let mut status = self.status.write().unwrap_or_else(|p| p.into_inner());
             let before = status.clone();
             f(&mut status);
-            before.state != status.state || before.last_error != status.last_error
+            before.state != status.state
+                || before.last_error != status.last_error
+                || before.remote != status.remote
         };
         if changed {
             self.emit(NodeEvent::Connection);

@@ -42,6 +42,36 @@ impl Node {
         Ok(())
     }
 
+    /// Where an outbox entry goes: its contact's mailbox, when their invite (or notice)
+    /// named one other than ours; our own otherwise (a contact added by key alone, a
+    /// stranger, or one who uses our mailbox too).
+    pub fn destination(&self, item: &OutboxRecord) -> Destination {
+        let theirs = self
+            .store
+            .get::<ContactRecord>(keys::contact(&item.identity, &item.contact))
+            .ok()
+            .flatten()
+            .and_then(|c| c.mailbox)
+            .and_then(|m| m.parse::<config::MailboxAddress>().ok());
+        match theirs {
+            Some(theirs) if !theirs.same_endpoint(&self.mailbox()) => Destination::Remote(theirs),
+            _ => Destination::Home,
+        }
+    }
+
+    /// The mailboxes other than ours that outbox entries wait for, each once.
+    pub fn remote_destinations(&self) -> Result<Vec<config::MailboxAddress>, NodeError> {
+        let mut out: Vec<config::MailboxAddress> = Vec::new();
+        for (_, record) in self.store.scan::<OutboxRecord>(b"outbox/")? {
+            if let Destination::Remote(address) = self.destination(&record)
+                && !out.iter().any(|a| a.same_endpoint(&address))
+            {
+                out.push(address);
+            }
+        }
+        Ok(out)
+    }
+
     /// The outbox, oldest first.
     pub fn outbox(&self) -> Result<Vec<Outgoing>, NodeError> {
         let mut out = Vec::new();

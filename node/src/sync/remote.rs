@@ -1,0 +1,172 @@
+//! Delivery to other mailboxes: each contact whose invite (or notice) names a mailbox other
+//! than ours gets their envelopes there, as the recipient's own server, like mail. One
+//! connection per such mailbox, opened when something waits for it and closed after
+//! [`IDLE`] with nothing to send; each with its own pin, backoff and status, so an
+//! unreachable mailbox holds back only its own contacts. We only SEND there: what comes
+//! for us is in our own mailbox.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use config::MailboxAddress;
+use mailbox::client::{Client, ClientError};
+use rand::SeedableRng as _;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::engine::{Action, Engine, Input};
+use super::round::{drain_outbox, login_new};
+use super::{connect_to, need, step};
+use crate::core::service::{Destination, Node, RemoteStatus, blocking, now_ms};
+
+/// A connection to another mailbox with nothing to send for this long is closed.
+pub const IDLE: Duration = Duration::from_secs(60);
+
+/// Deliver to the mailboxes the outbox waits for, forever: a task per mailbox, started when
+/// something waits for it and ending when idle.
+pub async fn run(node: Arc<Node>, interval: Duration) {
+    // Dropping the set (when the sync stops) stops every delivery.
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut running: Vec<(MailboxAddress, Arc<Notify>, tokio::task::AbortHandle)> = Vec::new();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        running.retain(|(_, _, handle)| !handle.is_finished());
+        let n = node.clone();
+        let wanted = blocking(move || n.remote_destinations())
+            .await
+            .unwrap_or_default();
+        for target in wanted {
+            match running.iter().find(|(a, _, _)| a.same_endpoint(&target)) {
+                Some((_, poke, _)) => poke.notify_one(),
+                None => {
+                    let poke = Arc::new(Notify::new());
+                    let handle = tasks.spawn(deliver(
+                        node.clone(),
+                        target.clone(),
+                        poke.clone(),
+                        interval,
+                    ));
+                    running.push((target, poke, handle));
+                }
+            }
+        }
+        // Statuses of mailboxes no longer in use go.
+        node.update_status(|s| {
+            s.remote.retain(|r| {
+                running.iter().any(|(a, _, _)| {
+                    r.address
+                        .parse::<MailboxAddress>()
+                        .is_ok_and(|b| a.same_endpoint(&b))
+                })
+            });
+        });
+        tokio::select! {
+            () = node.woken_remote() => {}
+            () = tokio::time::sleep(interval) => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+}
+
+/// Deliver what waits for `target` until nothing has waited for [`IDLE`].
+async fn deliver(node: Arc<Node>, target: MailboxAddress, poke: Arc<Notify>, interval: Duration) {
+    let to = Destination::Remote(target.clone());
+    let mut engine = Engine::new(interval, rand::rngs::StdRng::from_rng(&mut rand::rng()));
+    let mut client: Option<Client> = None;
+    let mut action = engine.start();
+    let mut last_work = Instant::now();
+    loop {
+        let input = match action {
+            Action::Connect => {
+                if let Some(old) = client.take() {
+                    old.close().await;
+                }
+                match connect_to(&node, &target).await {
+                    Ok((c, _)) => {
+                        client = Some(c);
+                        Input::Connected
+                    }
+                    Err(e) => Input::ConnectFailed(e.to_string()),
+                }
+            }
+            Action::Login => match need(client.as_ref()) {
+                Ok(c) => step(login_new(&node, c, &mut engine).await, Input::LoggedIn),
+                Err(e) => step(Err(e), Input::LoggedIn),
+            },
+            Action::DrainOutbox => match need(client.as_ref()) {
+                Ok(c) => {
+                    last_work = Instant::now();
+                    step(
+                        drain_outbox(&node, c, &mut engine, &to, now_ms()).await,
+                        Input::OutboxDrained,
+                    )
+                }
+                Err(e) => step(Err(e), Input::OutboxDrained),
+            },
+            // Nothing to pull here: our own messages are in our own mailbox.
+            Action::Pull => Input::Pulled,
+            Action::Wait(d) => {
+                if !waiting_for(&node, &to).await {
+                    if last_work.elapsed() >= IDLE {
+                        debug!(mailbox = %target, "nothing more to deliver there; closing");
+                        if let Some(c) = client.take() {
+                            c.close().await;
+                        }
+                        return;
+                    }
+                } else {
+                    last_work = Instant::now();
+                }
+                let idle_left = IDLE.saturating_sub(last_work.elapsed());
+                tokio::select! {
+                    () = tokio::time::sleep(d.min(idle_left.max(Duration::from_millis(10)))) => Input::Timer,
+                    () = poke.notified() => Input::Wake,
+                    lost = closed(client.as_ref()) => Input::Lost(lost.to_string()),
+                }
+            }
+            Action::Backoff(d) => {
+                tokio::select! {
+                    () = tokio::time::sleep(d) => Input::Timer,
+                    () = poke.notified() => Input::Wake,
+                }
+            }
+        };
+        if let Input::ConnectFailed(e) | Input::Lost(e) = &input {
+            warn!(mailbox = %target, error = %e, "delivery to a contact's mailbox interrupted; will retry");
+        }
+        action = engine.handle(input, now_ms());
+        let status = RemoteStatus {
+            address: target.to_string(),
+            state: engine.state(),
+            last_error: engine.last_error().map(str::to_owned),
+        };
+        node.update_status(
+            |s| match s.remote.iter_mut().find(|r| r.address == status.address) {
+                Some(r) => *r = status,
+                None => s.remote.push(status),
+            },
+        );
+    }
+}
+
+/// Whether the outbox holds something for `to`.
+async fn waiting_for(node: &Arc<Node>, to: &Destination) -> bool {
+    let (n, to) = (node.clone(), to.clone());
+    blocking(move || Ok(n.outbox()?.iter().any(|o| n.destination(&o.record).is(&to))))
+        .await
+        .unwrap_or(false)
+}
+
+/// Resolves when the connection ends (a mailbox pushes nothing to a sender that is not a
+/// member there, so any event is only read and dropped).
+async fn closed(client: Option<&Client>) -> ClientError {
+    let Some(client) = client else {
+        return std::future::pending().await;
+    };
+    loop {
+        if let Err(e) = client.next_event().await {
+            return e;
+        }
+    }
+}

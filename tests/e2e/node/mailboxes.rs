@@ -1,0 +1,123 @@
+//! Everyone their own mailbox (issue 17): a node delivers each contact's envelopes to that
+//! contact's own mailbox (named in their invite) and pulls only from its own; an
+//! unreachable mailbox holds back only its own contacts.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// `node`'s identity `id`, with its invite (which names the node's mailbox).
+async fn invite(node: &Node, id: &str) -> anyhow::Result<String> {
+    let body = eventually(
+        WAIT,
+        "an invite naming the mailbox with its pin",
+        || async {
+            let body = node.get(&format!("/api/identities/{id}/invite")).await?;
+            let status = node.status().await?;
+            let pinned = status["mailbox"]["address"]
+                .as_str()
+                .is_some_and(|a| a.contains('#'));
+            Ok(pinned.then_some(body))
+        },
+    )
+    .await?;
+    Ok(body["invite"].as_str().context("invite")?.to_owned())
+}
+
+async fn add_by_invite(node: &Node, id: &str, code: &str) -> anyhow::Result<Value> {
+    let (status, body) = node
+        .post(
+            &format!("/api/identities/{id}/contacts"),
+            json!({ "invite": code }),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "{status} {body}");
+    Ok(body)
+}
+
+#[tokio::test]
+async fn each_delivers_to_the_others_mailbox_and_an_outage_holds_back_only_its_own()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let a = Mailbox::start(&dir.path().join("a"))?;
+    let b = Mailbox::start(&dir.path().join("b"))?;
+    let c = Mailbox::start(&dir.path().join("c"))?;
+    let alice = Node::start(&dir.path().join("alice"), &a.pinned_address())?;
+    let bob = Node::start(&dir.path().join("bob"), &b.pinned_address())?;
+    let carol = Node::start(&dir.path().join("carol"), &c.pinned_address())?;
+    tokio::try_join!(
+        alice.create_identity("alice"),
+        bob.create_identity("bob"),
+        carol.create_identity("carol")
+    )?;
+    // Each knows only its own mailbox and the others' invites.
+    let (to_alice, to_bob, to_carol) = tokio::try_join!(
+        invite(&alice, "alice"),
+        invite(&bob, "bob"),
+        invite(&carol, "carol")
+    )?;
+    let bob_at_alice = add_by_invite(&alice, "alice", &to_bob).await?;
+    assert_eq!(bob_at_alice["mailbox"], b.pinned_address());
+    add_by_invite(&alice, "alice", &to_carol).await?;
+    add_by_invite(&bob, "bob", &to_alice).await?;
+    add_by_invite(&carol, "carol", &to_alice).await?;
+
+    // Messages and receipts both ways, across the two mailboxes.
+    send(&alice, "alice", "bob", "hello from mailbox A").await?;
+    all_delivered(&alice, "alice", "bob", 1, WAIT).await?;
+    send(&bob, "bob", "alice", "hello from mailbox B").await?;
+    all_delivered(&bob, "bob", "alice", 1, WAIT).await?;
+    assert_eq!(
+        transcript(&alice, "alice", "bob").await?,
+        ["> hello from mailbox A", "< hello from mailbox B"]
+    );
+    assert_eq!(
+        transcript(&bob, "bob", "alice").await?,
+        ["< hello from mailbox A", "> hello from mailbox B"]
+    );
+    // Bob's envelopes never touched alice's mailbox as a stop: each mailbox held only its
+    // own members' mail (alice's mailbox is empty once she has pulled).
+    let status = alice.status().await?;
+    assert_eq!(status["mailbox"]["state"], "online", "{status}");
+
+    // Bob's mailbox stops: alice's message to him waits; hers to carol still goes.
+    let mut b = b;
+    b.proc.terminate(WAIT)?;
+    send(&alice, "alice", "bob", "while B is down").await?;
+    send(&alice, "alice", "carol", "hello carol").await?;
+    all_delivered(&alice, "alice", "carol", 1, WAIT).await?;
+    assert_eq!(
+        transcript(&carol, "carol", "alice").await?,
+        ["< hello carol"]
+    );
+    let waiting = eventually(
+        WAIT,
+        "bob's contact to say his mailbox is unreachable",
+        || async {
+            let c = alice.get("/api/identities/alice/contacts/bob").await?;
+            Ok(c["warning"].as_str().map(str::to_owned))
+        },
+    )
+    .await?;
+    assert!(waiting.contains("cannot be reached now"), "{waiting}");
+    assert_eq!(
+        alice.status().await?["outbox"],
+        1,
+        "only bob's message waits"
+    );
+
+    // Back: what waited arrives, once, in order.
+    let _b = b.restart_on_same_port()?;
+    // A new message wakes the delivery at once (otherwise its backoff ends by itself).
+    send(&alice, "alice", "bob", "and after").await?;
+    all_delivered(&alice, "alice", "bob", 3, Duration::from_secs(45)).await?;
+    assert_eq!(
+        transcript(&bob, "bob", "alice").await?,
+        [
+            "< hello from mailbox A",
+            "> hello from mailbox B",
+            "< while B is down",
+            "< and after"
+        ]
+    );
+    Ok(())
+}
