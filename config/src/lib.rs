@@ -211,6 +211,11 @@ pub struct NodeConfig {
     /// (a safety net: the mailbox pushes arrivals). Default 30 s.
     #[serde(with = "duration")]
     pub pull_interval: Duration,
+    /// After moving to another mailbox, how long the node keeps pulling from the old one
+    /// (contacts who have not seen the move notice yet still send there). Default 7 days,
+    /// a mailbox's default retention.
+    #[serde(with = "duration")]
+    pub move_grace: Duration,
     /// The access token the API (as a bearer token) and sign-in require. When not set, the
     /// node generates one at first start into `access-token` in its data directory (mode
     /// 0600); a configured one wins over that file.
@@ -236,6 +241,7 @@ impl Default for NodeConfig {
             data_dir: default_data_dir("node"),
             max_body_bytes: 65_536,
             pull_interval: Duration::from_secs(30),
+            move_grace: Duration::from_secs(7 * 24 * 60 * 60),
             access_token: None,
             require_token: true,
             passphrase_env: None,

@@ -65,6 +65,7 @@ fn defaults_are_the_documented_values() {
     assert_eq!(n.data_dir, default_data_dir("node"));
     assert_eq!(n.max_body_bytes, 65_536);
     assert_eq!(n.pull_interval, Duration::from_secs(30));
+    assert_eq!(n.move_grace, Duration::from_secs(7 * 24 * 3600));
 
     for component in ["mailbox", "node"] {
         let dir = default_data_dir(component);
@@ -482,6 +483,7 @@ fn to_yaml_reloads_to_the_same_config() {
             data_dir: PathBuf::from("123"),
             max_body_bytes: 1,
             pull_interval: Duration::from_millis(1500),
+            move_grace: Duration::from_secs(60),
             access_token: Some("t0k3n".into()),
             require_token: false,
             passphrase_env: Some("MY_PASSPHRASE".into()),

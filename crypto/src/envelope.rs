@@ -21,8 +21,9 @@
 //! `SHA-256(HASH_TAG || header || signed)`; sender and recipient compute the same.
 //!
 //! Every field is checked on opening; trailing bytes anywhere are refused. `kind` is a
-//! [`MessageKind`]: a text, a receipt, or the sender's display name (`Profile`, sent before a
-//! first message; builds from before it refuse and drop it).
+//! [`MessageKind`]: a text, a receipt, the sender's display name (`Profile`, sent before a
+//! first message), or the sender's new mailbox (`MailboxMoved`); builds from before a kind
+//! refuse and drop it.
 //!
 //! The RSA operations run on a [`Backend`]; the bytes are the same whichever makes or opens
 //! an envelope.
@@ -108,6 +109,10 @@ pub enum MessageKind {
     /// conversation's chain, like a receipt. Builds from before it refuse the envelope (and
     /// drop it), so nothing changes for them.
     Profile,
+    /// "My mailbox is now …": the sender moved to another mailbox (the body is its address,
+    /// UTF-8, `host:port#fingerprint`). Sequence number 0, outside the chain; signed like
+    /// every message, so only the contact can move themselves.
+    MailboxMoved,
 }
 
 /// Longest display name a [`MessageKind::Profile`] carries, in characters.

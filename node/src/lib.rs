@@ -153,6 +153,7 @@ pub async fn start(
         .then(|| access.sign_in_url(&access.new_code(config::now_ms())));
     let state = http::AppState::new(node.clone(), addr, access, closing_rx);
     let app = http::router(state);
+    node.set_move_grace(config.move_grace);
     let sync = tokio::spawn(sync::run(
         node.clone(),
         node.follow_mailbox(),

@@ -41,7 +41,8 @@ pub enum SyncError {
 pub async fn run(node: Arc<Node>, address: watch::Receiver<MailboxAddress>, interval: Duration) {
     tokio::join!(
         home(node.clone(), address, interval),
-        remote::run(node, interval)
+        remote::run(node.clone(), interval),
+        remote::pull_old(node, interval)
     );
 }
 

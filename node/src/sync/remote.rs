@@ -3,7 +3,8 @@
 //! connection per such mailbox, opened when something waits for it and closed after
 //! [`IDLE`] with nothing to send; each with its own pin, backoff and status, so an
 //! unreachable mailbox holds back only its own contacts. We only SEND there: what comes
-//! for us is in our own mailbox.
+//! for us is in our own mailbox, and, for a while after a move, in the old one
+//! ([`pull_old`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::engine::{Action, Engine, Input};
-use super::round::{drain_outbox, login_new};
+use super::round::{drain_outbox, login_new, pull_all};
 use super::{connect_to, need, step};
 use crate::core::service::{Destination, Node, RemoteStatus, blocking, now_ms};
 
@@ -168,5 +169,83 @@ async fn closed(client: Option<&Client>) -> ClientError {
         if let Err(e) = client.next_event().await {
             return e;
         }
+    }
+}
+
+/// After a move, pull the mailbox moved away from until its grace period ends: contacts who
+/// have not seen the move notice yet still send there, and nothing they send is lost.
+pub async fn pull_old(node: Arc<Node>, interval: Duration) {
+    loop {
+        let n = node.clone();
+        let old = blocking(move || Ok(n.old_mailbox())).await.ok().flatten();
+        match old {
+            Some((address, until_ms)) if !address.same_endpoint(&node.mailbox()) => {
+                pull_until(&node, &address, until_ms, interval).await;
+            }
+            // A cheap look at one setting: a move is noticed within a second.
+            _ => tokio::time::sleep(interval.min(Duration::from_secs(1))).await,
+        }
+    }
+}
+
+/// Pull `target` (log in, pull every identity's queue, wait for pushes) until `until_ms`.
+async fn pull_until(node: &Arc<Node>, target: &MailboxAddress, until_ms: u64, interval: Duration) {
+    let mut engine = Engine::new(interval, rand::rngs::StdRng::from_rng(&mut rand::rng()));
+    let mut client: Option<Client> = None;
+    let mut action = engine.start();
+    while now_ms() < until_ms {
+        let left = Duration::from_millis(until_ms.saturating_sub(now_ms()));
+        let input = match action {
+            Action::Connect => {
+                if let Some(old) = client.take() {
+                    old.close().await;
+                }
+                match connect_to(node, target).await {
+                    Ok((c, _)) => {
+                        client = Some(c);
+                        Input::Connected
+                    }
+                    Err(e) => Input::ConnectFailed(e.to_string()),
+                }
+            }
+            Action::Login => match need(client.as_ref()) {
+                Ok(c) => step(login_new(node, c, &mut engine).await, Input::LoggedIn),
+                Err(e) => step(Err(e), Input::LoggedIn),
+            },
+            // Nothing goes to the old mailbox any more.
+            Action::DrainOutbox => Input::OutboxDrained,
+            Action::Pull => match need(client.as_ref()) {
+                Ok(c) => step(pull_all(node, c).await, Input::Pulled),
+                Err(e) => step(Err(e), Input::Pulled),
+            },
+            Action::Wait(d) => {
+                tokio::select! {
+                    () = tokio::time::sleep(d.min(left)) => Input::Timer,
+                    event = pushed(client.as_ref()) => match event {
+                        Ok(()) => Input::Pushed,
+                        Err(e) => Input::Lost(e.to_string()),
+                    },
+                }
+            }
+            Action::Backoff(d) => {
+                tokio::time::sleep(d.min(left)).await;
+                Input::Timer
+            }
+        };
+        if let Input::ConnectFailed(e) | Input::Lost(e) = &input {
+            warn!(mailbox = %target, error = %e, "pulling the old mailbox interrupted; will retry");
+        }
+        action = engine.handle(input, now_ms());
+    }
+    if let Some(c) = client.take() {
+        c.close().await;
+    }
+    debug!(mailbox = %target, "the old mailbox's grace period is over");
+}
+
+async fn pushed(client: Option<&Client>) -> Result<(), ClientError> {
+    match client {
+        Some(c) => c.next_event().await.map(|_| ()),
+        None => std::future::pending().await,
     }
 }

@@ -121,3 +121,67 @@ async fn each_delivers_to_the_others_mailbox_and_an_outage_holds_back_only_its_o
     );
     Ok(())
 }
+
+/// Bob moves from mailbox B to C while alice keeps writing: every message arrives once, in
+/// order (those sent to B before alice saw his notice are pulled from B), and after the
+/// notice alice's node sends to C.
+#[tokio::test]
+async fn moving_house_loses_nothing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let a = Mailbox::start(&dir.path().join("a"))?;
+    let b = Mailbox::start(&dir.path().join("b"))?;
+    let c = Mailbox::start(&dir.path().join("c"))?;
+    let alice = Node::start(&dir.path().join("alice"), &a.pinned_address())?;
+    let bob = Node::start(&dir.path().join("bob"), &b.pinned_address())?;
+    tokio::try_join!(alice.create_identity("alice"), bob.create_identity("bob"))?;
+    let (to_alice, to_bob) = tokio::try_join!(invite(&alice, "alice"), invite(&bob, "bob"))?;
+    add_by_invite(&alice, "alice", &to_bob).await?;
+    add_by_invite(&bob, "bob", &to_alice).await?;
+
+    send(&alice, "alice", "bob", "one").await?;
+    all_delivered(&alice, "alice", "bob", 1, WAIT).await?;
+    // Bob moves to C; alice goes on writing before his notice reaches her.
+    let resp = bob
+        .request(Method::PUT, "/api/settings")
+        .json(&json!({ "mailbox": c.pinned_address() }))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    // Alice's own mailbox is down for a while, so his notice waits there, and what she
+    // writes meanwhile goes to B: bob's node pulls it from there.
+    let mut a = a;
+    a.proc.terminate(WAIT)?;
+    for text in ["two", "three"] {
+        send(&alice, "alice", "bob", text).await?;
+    }
+    eventually(WAIT, "bob to pull what came to his old mailbox", || async {
+        Ok((transcript(&bob, "bob", "alice").await?.len() == 3).then_some(()))
+    })
+    .await?;
+    let _a = a.restart_on_same_port()?;
+    eventually(WAIT, "alice to take bob's move notice", || async {
+        let contact = alice.get("/api/identities/alice/contacts/bob").await?;
+        Ok((contact["mailbox"] == c.pinned_address()).then_some(()))
+    })
+    .await?;
+    send(&alice, "alice", "bob", "four").await?;
+    all_delivered(&alice, "alice", "bob", 4, WAIT).await?;
+    assert_eq!(
+        transcript(&bob, "bob", "alice").await?,
+        ["< one", "< two", "< three", "< four"],
+        "each once, in order"
+    );
+    // The conversation on alice's side says where bob went.
+    let page = alice
+        .get("/api/identities/alice/contacts/bob/messages?limit=10")
+        .await?;
+    let noted =
+        page["messages"].as_array().into_iter().flatten().any(|e| {
+            e["kind"] == "note" && e["text"].as_str().is_some_and(|t| t.contains("moved"))
+        });
+    assert!(noted, "{page}");
+    // Nothing is left on B for bob: his node pulled the old mailbox too.
+    let status = bob.status().await?;
+    assert_eq!(status["mailbox"]["address"], c.pinned_address(), "{status}");
+    Ok(())
+}

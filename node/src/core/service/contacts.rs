@@ -79,6 +79,7 @@ impl Node {
             verified: false,
             added_ms: now_ms(),
             mailbox,
+            mailbox_ms: None,
         };
         let node = self.clone();
         blocking(move || {

@@ -330,6 +330,12 @@ impl Node {
             (MessageKind::Receipt, None) => Ok(true),
             // A contact has the name this identity gave them.
             (MessageKind::Profile, Some(_)) => Ok(true),
+            (MessageKind::MailboxMoved, Some(contact)) => {
+                self.take_move(id, &contact, message)?;
+                Ok(true)
+            }
+            // Only a contact moves: a stranger's notice means nothing here.
+            (MessageKind::MailboxMoved, None) => Ok(true),
             (MessageKind::Profile, None) => {
                 self.take_sender_name(id, message)?;
                 Ok(true)

@@ -9,6 +9,7 @@ mod contacts;
 mod identities;
 mod inbox;
 mod messages;
+mod moving;
 
 pub use messages::{Cursor, Page};
 mod outbox;
@@ -191,6 +192,8 @@ pub struct Node {
     wake: Notify,
     /// Wakes the delivery to other mailboxes (`sync::remote`) likewise.
     wake_remote: Notify,
+    /// After a move, how long the old mailbox is still pulled, in ms.
+    move_grace_ms: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<NodeEvent>,
 }
 
@@ -379,6 +382,7 @@ impl Node {
             inbox_lock: std::sync::Mutex::new(()),
             wake: Notify::new(),
             wake_remote: Notify::new(),
+            move_grace_ms: std::sync::atomic::AtomicU64::new(moving::DEFAULT_MOVE_GRACE_MS),
             events: broadcast::channel(1024).0,
         })
     }

@@ -303,6 +303,7 @@ mod tests {
                     verified: true,
                     added_ms: 4,
                     mailbox: Some("h:1".into()),
+                    mailbox_ms: None,
                 })
                 .unwrap(),
                 r#"{"name":"bob","public_key":"PEM","fingerprint":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","verified":true,"added_ms":4,"mailbox":"h:1"}"#,

@@ -37,9 +37,13 @@ pub struct ContactRecord {
     pub verified: bool,
     /// When added, ms since the epoch.
     pub added_ms: u64,
-    /// The mailbox their invite named, if they were added by invite.
+    /// Their mailbox: the one their invite named, or their latest move notice.
     #[serde(default)]
     pub mailbox: Option<String>,
+    /// When they sent the move notice `mailbox` comes from (ms since the epoch, as they
+    /// signed it): an older notice, replayed, changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox_ms: Option<u64>,
 }
 
 impl ContactRecord {
@@ -245,6 +249,8 @@ pub enum OutboxKind {
     Receipt,
     /// The sender's display name, before a first message (not shown).
     Profile,
+    /// A notice to a contact: our mailbox moved (not shown).
+    Notice,
 }
 
 /// A sealed envelope waiting for the mailbox (the envelope itself is kept beside it, as raw

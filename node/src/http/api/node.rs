@@ -121,7 +121,7 @@ pub(super) async fn put_settings(
     let (previews, theme) = (body.previews, body.theme);
     let settings = blocking(move || {
         if let Some(address) = address {
-            node.set_mailbox(address)?;
+            node.move_mailbox(address)?;
         }
         if let Some(on) = previews {
             node.set_previews(on)?;

@@ -70,7 +70,7 @@ pub(super) async fn save_settings(
         .as_deref()
         .and_then(crate::core::settings::Theme::from_name);
     let saved = blocking(move || {
-        node.set_mailbox(address)?;
+        node.move_mailbox(address)?;
         node.set_previews(previews)?;
         if let Some(theme) = theme {
             node.set_theme(theme)?;
