@@ -117,20 +117,43 @@ pub enum MessageKind {
 
 /// Longest display name a [`MessageKind::Profile`] carries, in characters.
 pub const MAX_PROFILE_NAME: usize = 100;
+/// Longest mailbox address a [`MessageKind::Profile`] carries, in bytes.
+pub const MAX_PROFILE_MAILBOX: usize = 400;
 
-/// The body of a [`MessageKind::Profile`]: the name, UTF-8.
-pub fn profile_body(name: &str) -> Vec<u8> {
-    name.as_bytes().to_vec()
+/// What a [`MessageKind::Profile`] says of its sender: the name they go by, and the mailbox
+/// their messages reach them at (its address text; the node reads it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// The display name.
+    pub name: String,
+    /// Their mailbox, `host:port#fingerprint`.
+    pub mailbox: Option<String>,
 }
 
-/// Read a profile body made by [`profile_body`]: `None` unless it is UTF-8 of 1 to
-/// [`MAX_PROFILE_NAME`] characters without control characters (and not only spaces).
-pub fn parse_profile_body(body: &[u8]) -> Option<String> {
-    let name = std::str::from_utf8(body).ok()?.trim();
+/// The body of a [`MessageKind::Profile`]: the profile, postcard-encoded.
+pub fn profile_body(profile: &Profile) -> Vec<u8> {
+    // A struct of strings always encodes.
+    postcard::to_stdvec(profile).unwrap_or_default()
+}
+
+/// Read a profile body made by [`profile_body`]: `None` unless its name is 1 to
+/// [`MAX_PROFILE_NAME`] characters without control characters (and not only spaces), and
+/// its mailbox, if any, at most [`MAX_PROFILE_MAILBOX`] bytes without control characters.
+pub fn parse_profile_body(body: &[u8]) -> Option<Profile> {
+    let (mut profile, rest): (Profile, _) = postcard::take_from_bytes(body).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let name = profile.name.trim();
     let ok = !name.is_empty()
         && name.chars().count() <= MAX_PROFILE_NAME
         && !name.chars().any(char::is_control);
-    ok.then(|| name.to_owned())
+    let mailbox_ok = profile
+        .mailbox
+        .as_deref()
+        .is_none_or(|m| m.len() <= MAX_PROFILE_MAILBOX && !m.chars().any(char::is_control));
+    profile.name = name.to_owned();
+    (ok && mailbox_ok).then_some(profile)
 }
 
 /// The body of a [`MessageKind::Receipt`]: the ids of the messages it confirms, 16 bytes
@@ -524,20 +547,38 @@ mod tests {
     }
 
     #[test]
-    fn profile_bodies_hold_one_clean_name() {
+    fn profile_bodies_hold_one_clean_name_and_a_mailbox() {
+        let zoe = Profile {
+            name: "Zoë Müller".into(),
+            mailbox: Some("mbx.example:4433".into()),
+        };
+        assert_eq!(parse_profile_body(&profile_body(&zoe)), Some(zoe));
+        let body = |name: &str, mailbox: Option<&str>| {
+            profile_body(&Profile {
+                name: name.into(),
+                mailbox: mailbox.map(Into::into),
+            })
+        };
         assert_eq!(
-            parse_profile_body(&profile_body("Zoë Müller")).as_deref(),
-            Some("Zoë Müller")
+            parse_profile_body(&body("  Bob  ", None))
+                .map(|p| p.name)
+                .as_deref(),
+            Some("Bob")
         );
-        assert_eq!(parse_profile_body(b"  Bob  ").as_deref(), Some("Bob"));
+        let mut trailing = body("Bob", None);
+        trailing.push(0);
+        let (long_name, long_mailbox) = ("x".repeat(101), "m".repeat(401));
         for bad in [
-            &b""[..],
-            b"   ",
-            b"a\nb",
-            b"\xff",
-            "x".repeat(101).as_bytes(),
+            Vec::new(),
+            b"Bob".to_vec(),
+            trailing,
+            body("   ", None),
+            body("a\nb", None),
+            body("a", Some("x\u{0}")),
+            body(&long_name, None),
+            body("a", Some(&long_mailbox)),
         ] {
-            assert_eq!(parse_profile_body(bad), None, "{bad:?}");
+            assert_eq!(parse_profile_body(&bad), None, "{bad:?}");
         }
     }
 

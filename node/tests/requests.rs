@@ -94,7 +94,10 @@ async fn a_replayed_older_name_does_not_replace_a_newer_one() {
             seq: 0,
             prev: None,
             sent_at: SystemTime::now() + Duration::from_secs(secs),
-            body: crypto::envelope::profile_body(name),
+            body: crypto::envelope::profile_body(&crypto::envelope::Profile {
+                name: name.into(),
+                mailbox: None,
+            }),
         };
         (OutboxKind::Profile, me.seal(&to, &draft).unwrap().bytes)
     };

@@ -185,3 +185,51 @@ async fn moving_house_loses_nothing() -> anyhow::Result<()> {
     assert_eq!(status["mailbox"]["address"], c.pinned_address(), "{status}");
     Ok(())
 }
+
+/// A stranger on another mailbox writes first: their request says where they are reached,
+/// so once accepted, receipts and replies go to their mailbox.
+#[tokio::test]
+async fn a_request_from_another_mailbox_is_answered_there() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let a = Mailbox::start(&dir.path().join("a"))?;
+    let c = Mailbox::start(&dir.path().join("c"))?;
+    let alice = Node::start(&dir.path().join("alice"), &a.pinned_address())?;
+    let carol = Node::start(&dir.path().join("carol"), &c.pinned_address())?;
+    tokio::try_join!(
+        alice.create_identity("alice"),
+        carol.create_identity("carol")
+    )?;
+    // Carol has alice's invite; alice knows nothing of carol (and carol's own mailbox is
+    // learnt from her messages only once her node has its pin).
+    invite(&carol, "carol").await?;
+    let to_alice = invite(&alice, "alice").await?;
+    add_by_invite(&carol, "carol", &to_alice).await?;
+    send(&carol, "carol", "alice", "hello, we met at the fair").await?;
+    let fingerprint = eventually(WAIT, "carol's request", || async {
+        let r = alice.get("/api/identities/alice/requests").await?;
+        Ok(r["requests"][0]["fingerprint"].as_str().map(str::to_owned))
+    })
+    .await?;
+    let (status, accepted) = alice
+        .post(
+            &format!("/api/identities/alice/requests/{fingerprint}/accept"),
+            json!({}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{accepted}");
+    assert_eq!(accepted["name"], "carol", "the name she gave");
+    assert_eq!(
+        accepted["mailbox"],
+        c.pinned_address(),
+        "where she is reached"
+    );
+    let key = accepted["key"].as_str().context("key")?.to_owned();
+    send(&alice, "alice", &key, "nice to hear from you").await?;
+    all_delivered(&alice, "alice", &key, 1, WAIT).await?;
+    all_delivered(&carol, "carol", "alice", 1, WAIT).await?;
+    assert_eq!(
+        transcript(&carol, "carol", "alice").await?,
+        ["> hello, we met at the fair", "< nice to hear from you"]
+    );
+    Ok(())
+}

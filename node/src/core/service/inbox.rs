@@ -13,6 +13,9 @@ use super::*;
 struct SenderName {
     name: String,
     sent_ms: u64,
+    /// The mailbox they said they are reached at (their messages come through it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mailbox: Option<String>,
 }
 
 /// A contact's text message on its way into their conversation.
@@ -56,13 +59,27 @@ impl Node {
             .map(|n| n.name))
     }
 
+    /// The mailbox a stranger said they are reached at, if they did (and it is an address).
+    pub(super) fn sender_mailbox(
+        &self,
+        id: &str,
+        fingerprint: &str,
+    ) -> Result<Option<String>, NodeError> {
+        Ok(self
+            .store
+            .get::<SenderName>(keys::sender_name(id, fingerprint))?
+            .and_then(|n| n.mailbox)
+            .filter(|m| m.parse::<config::MailboxAddress>().is_ok()))
+    }
+
     /// A stranger's profile message: keep the name they give for their request (the
     /// newest one, so a replayed older message changes nothing), within the same bound as
     /// their messages. Blocking; the caller holds the inbox lock.
     fn take_sender_name(&self, id: &str, message: &VerifiedMessage) -> Result<(), NodeError> {
-        let Some(name) = crypto::envelope::parse_profile_body(message.body()) else {
+        let Some(profile) = crypto::envelope::parse_profile_body(message.body()) else {
             return Ok(());
         };
+        let (name, mailbox) = (profile.name, profile.mailbox);
         let fingerprint = message.sender().fingerprint().to_string();
         let key = keys::sender_name(id, &fingerprint);
         let sent_ms = message.sent_at_ms();
@@ -76,7 +93,14 @@ impl Node {
             None => {}
         }
         let mut c = Changes::default();
-        c.put(key, &SenderName { name, sent_ms });
+        c.put(
+            key,
+            &SenderName {
+                name,
+                sent_ms,
+                mailbox,
+            },
+        );
         self.store.apply(c)?;
         Ok(())
     }
@@ -180,7 +204,11 @@ impl Node {
             .into_iter()
             .find(|c| c.fingerprint == key.fingerprint());
         match known {
-            None => self.add_contact_key(id, name, key, None).await,
+            // Their profile said where they are reached: replies and receipts go there.
+            None => {
+                let mailbox = self.sender_mailbox(&id, &fingerprint)?;
+                self.add_contact_key(id, name, key, mailbox).await
+            }
             Some(contact) => {
                 let node = self.clone();
                 blocking(move || {
@@ -328,8 +356,12 @@ impl Node {
             }
             // A stranger's receipt confirms nothing of ours, and leaves nothing behind.
             (MessageKind::Receipt, None) => Ok(true),
-            // A contact has the name this identity gave them.
-            (MessageKind::Profile, Some(_)) => Ok(true),
+            // A contact has the name this identity gave them; where they are reached is
+            // taken from their (signed) profile only if nothing said it before.
+            (MessageKind::Profile, Some(contact)) => {
+                self.take_profile_mailbox(id, &contact, message)?;
+                Ok(true)
+            }
             (MessageKind::MailboxMoved, Some(contact)) => {
                 self.take_move(id, &contact, message)?;
                 Ok(true)

@@ -142,7 +142,10 @@ impl Node {
                         seq: 0,
                         prev: None,
                         sent_at: draft.sent_at,
-                        body: crypto::envelope::profile_body(&name),
+                        body: crypto::envelope::profile_body(&crypto::envelope::Profile {
+                            name,
+                            mailbox: Some(node.mailbox_in_use().to_string()),
+                        }),
                     },
                 )?)
             } else {

@@ -146,4 +146,32 @@ impl Node {
         self.wake();
         Ok(())
     }
+
+    /// A contact added by key alone (no mailbox known) whose profile names their mailbox:
+    /// deliver to them there. An invite's or a notice's mailbox is not overridden. Blocking;
+    /// the caller holds the inbox lock.
+    pub(super) fn take_profile_mailbox(
+        &self,
+        id: &str,
+        contact: &ContactRecord,
+        message: &VerifiedMessage,
+    ) -> Result<(), NodeError> {
+        if contact.mailbox.is_some() {
+            return Ok(());
+        }
+        let Some(address) = crypto::envelope::parse_profile_body(message.body())
+            .and_then(|p| p.mailbox)
+            .and_then(|m| m.parse::<MailboxAddress>().ok())
+        else {
+            return Ok(());
+        };
+        let mut record = contact.clone();
+        record.mailbox = Some(address.to_string());
+        record.mailbox_ms = Some(message.sent_at_ms());
+        let mut c = Changes::default();
+        c.put(keys::contact(id, &contact.name), &record);
+        self.store.apply(c)?;
+        self.wake();
+        Ok(())
+    }
 }
