@@ -87,9 +87,12 @@ pub struct ContactItem {
     /// The safety number to compare with the contact: 60 digits in 12 groups
     /// of 5 (grouped again here if given without spaces).
     pub safety_number: String,
-    /// A problem with the contact in words, e.g. that they use another mailbox
-    /// and messages will not reach them.
+    /// A problem with the contact in words, e.g. that their mailbox cannot be reached
+    /// now and messages to them wait.
     pub warning: Option<String>,
+    /// Where messages to them go, in words: their own mailbox and whether it answers, or
+    /// ours.
+    pub mailbox: Option<String>,
 }
 
 impl ContactItem {

@@ -232,6 +232,7 @@ fn chat_header(
         verified,
         safety_number,
         warning,
+        mailbox,
         ..
     } = contact;
     let fingerprint = (!fingerprint_grouped.is_empty()).then_some(fingerprint_grouped);
@@ -280,6 +281,10 @@ fn chat_header(
                                     {warning}
                                 </p>
                             }
+                        })}
+                    {mailbox
+                        .map(|words| {
+                            view! { <p class="contact-mailbox" id="contact-mailbox">{words}</p> }
                         })}
                     <h3 id="safety-heading">"Safety number"</h3>
                     {safety}

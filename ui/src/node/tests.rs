@@ -814,3 +814,20 @@ fn announced_focused_counted_and_themed() {
     assert!(html.contains(r#"<html lang="en">"#), "{html}");
     assert!(html.contains(r#"<meta name="color-scheme" content="light dark">"#));
 }
+
+#[test]
+fn contact_details_say_where_messages_go() {
+    let mut page = chat_page();
+    page.contacts[0].mailbox = Some("Their own mailbox, mb.example:4433: reachable.".to_owned());
+    let html = node_page(&page);
+    let line = element_with(&html, r#"id="contact-mailbox""#, "p");
+    assert!(
+        line.contains("Their own mailbox, mb.example:4433: reachable."),
+        "{line}"
+    );
+    let details = element_with(&html, r#"id="contact-details""#, "details");
+    assert!(
+        details.contains(r#"id="contact-mailbox""#),
+        "in the contact's details"
+    );
+}

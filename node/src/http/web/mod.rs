@@ -123,6 +123,33 @@ pub fn message_item(entry: &Entry) -> ui::MessageItem {
     }
 }
 
+/// Where messages to contact `c` go, in words: their own mailbox and how it answers, or
+/// ours.
+fn mailbox_words(
+    node: &Node,
+    c: &crate::core::store::ContactRecord,
+    status: &crate::core::service::SyncStatus,
+) -> String {
+    let Some(theirs) = node.contact_mailbox(c) else {
+        return "Messages to them go through your mailbox.".to_owned();
+    };
+    let shown = theirs.without_fingerprint();
+    let remote = status.remote.iter().find(|r| {
+        r.address
+            .parse::<config::MailboxAddress>()
+            .is_ok_and(|a| a.same_endpoint(&theirs))
+    });
+    match remote {
+        Some(r) if r.last_error.is_some() => {
+            format!("Their own mailbox, {shown}: cannot be reached now; messages wait.")
+        }
+        Some(r) if r.state == crate::core::service::ConnectionState::Online => {
+            format!("Their own mailbox, {shown}: reachable.")
+        }
+        _ => format!("Their own mailbox, {shown}: messages go there when you write."),
+    }
+}
+
 impl Selection {
     /// The page's URL for this selection, with `flash` when given. Every value is encoded.
     fn url(&self, flash: Option<&str>) -> String {
@@ -218,6 +245,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
                 verified: c.verified,
                 safety_number: node.safety_number(id, c).unwrap_or_default(),
                 warning: node.mailbox_warning(c),
+                mailbox: Some(mailbox_words(node, c, &status)),
             }
         })
         .collect();
