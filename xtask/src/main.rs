@@ -35,7 +35,9 @@ const USAGE: &str =
     "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|outage|soak|store-history|fuzz>
 
   demo         start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
-               (http://127.0.0.1:8001), who know each other; Ctrl-C stops them
+               (http://127.0.0.1:8001), who know each other; Ctrl-C stops them.
+               --two-mailboxes: bob keeps his own mailbox (127.0.0.1:50001), and each
+               node delivers to the other's
   test         run every test (unit, integration, end-to-end, browser)
   ci           what CI runs: cargo fmt --check, cargo clippy -D warnings, cargo doc
                -D warnings, then test
@@ -63,7 +65,7 @@ const USAGE: &str =
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("demo") => demo(),
+        Some("demo") => demo(args.iter().skip(1).any(|a| a == "--two-mailboxes")),
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
         Some("screenshots") => screenshots::screenshots(),
@@ -323,10 +325,17 @@ impl Service {
     }
 }
 
-fn demo() -> anyhow::Result<()> {
+/// The demo: a mailbox and alice and bob, who know each other; with `two_mailboxes`, bob
+/// keeps his own mailbox (QUIC 127.0.0.1:50001, dashboard 8091) and each was added from
+/// the other's invite, so each node delivers to the other's mailbox.
+fn demo(two_mailboxes: bool) -> anyhow::Result<()> {
     build_binaries()?;
     let bin = target_dir().join("debug");
-    let data = root().join(".demo");
+    let data = if two_mailboxes {
+        root().join(".demo").join("two-mailboxes")
+    } else {
+        root().join(".demo")
+    };
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -350,10 +359,29 @@ fn demo() -> anyhow::Result<()> {
         services.push(Service::start("mailbox", mailbox)?);
         let fingerprint = services[0].expect("certificate fingerprint: ")?;
         let address = format!("127.0.0.1:50000#{fingerprint}");
+        let bobs = if two_mailboxes {
+            let mut second = Command::new(bin.join("mailbox"));
+            second
+                .arg("serve")
+                .arg("--data-dir")
+                .arg(data.join("mailbox-b"))
+                .args([
+                    "--listen",
+                    "127.0.0.1:50001",
+                    "--dashboard",
+                    "127.0.0.1:8091",
+                ]);
+            let mut service = Service::start("bob's mailbox", second)?;
+            let fingerprint = service.expect("certificate fingerprint: ")?;
+            services.push(service);
+            format!("127.0.0.1:50001#{fingerprint}")
+        } else {
+            address.clone()
+        };
 
-        let people = [("alice", 8000u16), ("bob", 8001u16)];
+        let people = [("alice", 8000u16, &address), ("bob", 8001u16, &bobs)];
         let mut persons = Vec::new();
-        for (name, port) in people {
+        for (name, port, address) in people {
             let mut node = Command::new(bin.join("node"));
             node.arg("run")
                 .arg("--data-dir")
@@ -362,7 +390,7 @@ fn demo() -> anyhow::Result<()> {
                     "--listen",
                     &format!("127.0.0.1:{port}"),
                     "--mailbox",
-                    &address,
+                    address,
                 ]);
             let mut service = Service::start(
                 if name == "alice" {
@@ -377,7 +405,7 @@ fn demo() -> anyhow::Result<()> {
             services.push(service);
             persons.push(Person::new(name, base, &data.join(name), link)?);
         }
-        introduce(&persons)?;
+        introduce(&persons, two_mailboxes)?;
 
         println!();
         println!("Secure Messenger demo is running. Open each link once (it signs that browser");
@@ -387,6 +415,9 @@ fn demo() -> anyhow::Result<()> {
             println!("  {:<7} {}", person.name, with_next(&person.link, &chat)?);
         }
         println!("  mailbox http://127.0.0.1:8090 (dashboard), QUIC 127.0.0.1:50000");
+        if two_mailboxes {
+            println!("  bob's own mailbox http://127.0.0.1:8091 (dashboard), QUIC 127.0.0.1:50001");
+        }
         println!("  data in {} (kept between runs)", data.display());
         println!("Press Ctrl-C to stop.");
         while !stop.load(Ordering::SeqCst) {
@@ -468,8 +499,9 @@ fn with_next(link: &str, next: &str) -> anyhow::Result<String> {
     Ok(url.to_string())
 }
 
-/// Make each identity if missing, and give each the other as a contact.
-fn introduce(people: &[Person]) -> anyhow::Result<()> {
+/// Make each identity if missing, and give each the other as a contact: by public key, or
+/// `by_invite` (which names the other's mailbox, where messages to them then go).
+fn introduce(people: &[Person], by_invite: bool) -> anyhow::Result<()> {
     for p in people {
         let name = p.name;
         let exists = p
@@ -498,16 +530,27 @@ fn introduce(people: &[Person]) -> anyhow::Result<()> {
             if known.status() != reqwest::StatusCode::NOT_FOUND {
                 continue;
             }
-            let pem = o
-                .http
-                .get(o.url(&format!("/api/identities/{other}/public-key")))
-                .send()?
-                .error_for_status()?
-                .text()?;
+            let body = if by_invite {
+                let invite: serde_json::Value = o
+                    .http
+                    .get(o.url(&format!("/api/identities/{other}/invite")))
+                    .send()?
+                    .error_for_status()?
+                    .json()?;
+                json!({ "name": other, "invite": invite["invite"] })
+            } else {
+                let pem = o
+                    .http
+                    .get(o.url(&format!("/api/identities/{other}/public-key")))
+                    .send()?
+                    .error_for_status()?
+                    .text()?;
+                json!({ "name": other, "public_key": pem })
+            };
             let added = p
                 .http
                 .post(p.url(&format!("/api/identities/{name}/contacts")))
-                .json(&json!({ "name": other, "public_key": pem }))
+                .json(&body)
                 .send()?;
             if !added.status().is_success() {
                 bail!("cannot add {other} to {name}: {}", added.text()?);

@@ -77,7 +77,7 @@ pub fn screenshots() -> anyhow::Result<()> {
             services.push(service);
             people.push(Person::new(name, url, &scratch.join(name), link)?);
         }
-        introduce(&people)?;
+        introduce(&people, false)?;
         let (alice, bob) = (&people[0], &people[1]);
         converse(alice, bob)?;
         // Alice compared safety numbers with bob: the conversation notes it.
