@@ -79,6 +79,17 @@ async fn a_move_is_announced_and_a_contacts_notice_moves_delivery() {
     let (old, until) = bob.old_mailbox().unwrap();
     assert!(old.same_endpoint(&address(2)));
     assert!(until > node::core::service::now_ms() + 6 * 24 * 3_600_000);
+    // Alice, added by key, was reached through bob's mailbox (hers too): she stays on it,
+    // so the notice and what follows reach her there.
+    let alice_at_bob = bob.contact("bob", "alice").unwrap();
+    let hers = bob.contact_mailbox(&alice_at_bob).unwrap();
+    assert!(hers.same_endpoint(&address(2)), "{hers}");
+    let queued = bob.outbox().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(
+        bob.destination(&queued[0].record)
+            .is(&Destination::Remote(address(2)))
+    );
     let notices = drain(&bob);
     assert_eq!(
         notices.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
@@ -95,6 +106,20 @@ async fn a_move_is_announced_and_a_contacts_notice_moves_delivery() {
         }
         other => panic!("a note of the move: {other:?}"),
     }
+    // The same notice, replayed after alice deleted bob and added him again from his
+    // invite, is a duplicate: nothing of it is taken again.
+    alice
+        .delete_contact("alice".into(), "bob".into())
+        .await
+        .unwrap();
+    let invite = bob.invite("bob").unwrap();
+    alice
+        .add_contact_from_invite("alice".into(), Some("bob".into()), &invite)
+        .await
+        .unwrap();
+    deliver(&alice, "alice", &notices);
+    let c = alice.contact("alice", "bob").unwrap();
+    assert_eq!(c.mailbox_ms, None, "the replayed notice was not taken");
     // Moving to where one is already sends nothing.
     let bob_ = bob.clone();
     tokio::task::spawn_blocking(move || bob_.move_mailbox(address(3)))

@@ -30,6 +30,7 @@ pub async fn run(node: Arc<Node>, interval: Duration) {
     // Dropping the set (when the sync stops) stops every delivery.
     let mut tasks: JoinSet<()> = JoinSet::new();
     let mut running: Vec<(MailboxAddress, Arc<Notify>, tokio::task::AbortHandle)> = Vec::new();
+    let mut woken = true;
     loop {
         while tasks.try_join_next().is_some() {}
         running.retain(|(_, _, handle)| !handle.is_finished());
@@ -39,7 +40,9 @@ pub async fn run(node: Arc<Node>, interval: Duration) {
             .unwrap_or_default();
         for target in wanted {
             match running.iter().find(|(a, _, _)| a.same_endpoint(&target)) {
-                Some((_, poke, _)) => poke.notify_one(),
+                // Something new may wait for it: cut its wait (or backoff) short.
+                Some((_, poke, _)) if woken => poke.notify_one(),
+                Some(_) => {}
                 None => {
                     let poke = Arc::new(Notify::new());
                     let handle = tasks.spawn(deliver(
@@ -62,11 +65,11 @@ pub async fn run(node: Arc<Node>, interval: Duration) {
                 })
             });
         });
-        tokio::select! {
-            () = node.woken_remote() => {}
-            () = tokio::time::sleep(interval) => {}
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
+        woken = tokio::select! {
+            () = node.woken_remote() => true,
+            () = tokio::time::sleep(interval) => false,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => false,
+        };
     }
 }
 
@@ -96,13 +99,10 @@ async fn deliver(node: Arc<Node>, target: MailboxAddress, poke: Arc<Notify>, int
                 Err(e) => step(Err(e), Input::LoggedIn),
             },
             Action::DrainOutbox => match need(client.as_ref()) {
-                Ok(c) => {
-                    last_work = Instant::now();
-                    step(
-                        drain_outbox(&node, c, &mut engine, &to, now_ms()).await,
-                        Input::OutboxDrained,
-                    )
-                }
+                Ok(c) => step(
+                    drain_outbox(&node, c, &mut engine, &to, now_ms()).await,
+                    Input::OutboxDrained,
+                ),
                 Err(e) => step(Err(e), Input::OutboxDrained),
             },
             // Nothing to pull here: our own messages are in our own mailbox.
@@ -127,6 +127,11 @@ async fn deliver(node: Arc<Node>, target: MailboxAddress, poke: Arc<Notify>, int
                 }
             }
             Action::Backoff(d) => {
+                // Nothing waits for this mailbox any more (sent elsewhere, deleted): stop
+                // trying it.
+                if !waiting_for(&node, &to).await {
+                    return;
+                }
                 tokio::select! {
                     () = tokio::time::sleep(d) => Input::Timer,
                     () = poke.notified() => Input::Wake,
@@ -194,6 +199,14 @@ async fn pull_until(node: &Arc<Node>, target: &MailboxAddress, until_ms: u64, in
     let mut client: Option<Client> = None;
     let mut action = engine.start();
     while now_ms() < until_ms {
+        // Moved back there, or moved again (another old mailbox now): stop; `pull_old`
+        // takes what the setting says next.
+        let n = node.clone();
+        let current = blocking(move || Ok(n.old_mailbox())).await.ok().flatten();
+        let still = current.is_some_and(|(a, u)| a.same_endpoint(target) && u == until_ms);
+        if !still || target.same_endpoint(&node.mailbox()) {
+            break;
+        }
         let left = Duration::from_millis(until_ms.saturating_sub(now_ms()));
         let input = match action {
             Action::Connect => {

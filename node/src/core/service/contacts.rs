@@ -200,13 +200,26 @@ impl Node {
         text: String,
         warning: bool,
     ) -> Result<Entry, NodeError> {
+        Ok(self.put_note_at(c, id, contact, text, warning)?.1)
+    }
+
+    /// [`Self::put_note`], also giving the entry's key.
+    pub(super) fn put_note_at(
+        &self,
+        c: &mut Changes,
+        id: &str,
+        contact: &str,
+        text: String,
+        warning: bool,
+    ) -> Result<(Vec<u8>, Entry), NodeError> {
         let entry = Entry::Note {
             text,
             at_ms: now_ms(),
             warning,
         };
-        c.put(keys::message(id, contact, self.store.next_seq()?), &entry);
-        Ok(entry)
+        let key = keys::message(id, contact, self.store.next_seq()?);
+        c.put(key.clone(), &entry);
+        Ok((key, entry))
     }
 
     /// Tell the pages about a new entry of `contact`'s conversation.

@@ -48,10 +48,22 @@ impl Node {
     /// the grace period. Blocking (RSA).
     pub fn move_mailbox(&self, address: MailboxAddress) -> Result<(), NodeError> {
         let old = self.mailbox_in_use();
-        self.set_mailbox(address.clone())?;
         if old.same_endpoint(&address) {
-            return Ok(());
+            return self.set_mailbox(address);
         }
+        // Contacts with no mailbox of their own on record were reached through ours: they
+        // stay on the old one (which is theirs too), or our move would cut them off.
+        let mut c = Changes::default();
+        for identity in self.identities()? {
+            for mut contact in self.contacts(&identity.id)? {
+                if contact.mailbox.is_none() {
+                    contact.mailbox = Some(old.to_string());
+                    c.put(keys::contact(&identity.id, &contact.name), &contact);
+                }
+            }
+        }
+        self.store.apply(c)?;
+        self.set_mailbox(address.clone())?;
         let grace = self.move_grace_ms.load(Ordering::Relaxed);
         let record = OldMailbox {
             address: old.to_string(),
@@ -130,7 +142,7 @@ impl Node {
         record.mailbox_ms = Some(sent_ms);
         let mut c = Changes::default();
         c.put(keys::contact(id, &contact.name), &record);
-        let note = self.put_note(
+        let (note_key, note) = self.put_note_at(
             &mut c,
             id,
             &contact.name,
@@ -141,6 +153,9 @@ impl Node {
             ),
             false,
         )?;
+        // Known by its id from now on: the same notice, replayed (after the contact was
+        // deleted and added again, say), is a duplicate.
+        c.put_raw(keys::message_id(id, &message.id()), note_key);
         self.store.apply(c)?;
         self.emit_entry(id, &contact.name, note);
         self.wake();
