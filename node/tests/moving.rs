@@ -6,29 +6,14 @@
 
 mod common;
 
+use common::{deliver, drain_all as drain};
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crypto::{Draft, Identity, MessageKind};
 use node::core::service::{Destination, Node};
 use node::core::store::{Entry, OutboxKind};
-
-fn drain(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
-    let mut out = Vec::new();
-    for outgoing in from.outbox().unwrap() {
-        out.push((outgoing.record.kind, outgoing.envelope.unwrap()));
-        from.outbox_done(outgoing.key, &outgoing.record, None)
-            .unwrap();
-    }
-    out
-}
-
-fn deliver(to: &Node, id: &str, envelopes: &[(OutboxKind, Vec<u8>)]) {
-    let identity = to.identity(id).unwrap();
-    for (_, env) in envelopes {
-        to.receive(id, &identity.open(env).unwrap()).unwrap();
-    }
-}
 
 fn address(port: u16) -> config::MailboxAddress {
     format!("mbx{port}.example:{port}#{}", "ab".repeat(32))

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{deliver, drain_all as drain};
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,24 +16,6 @@ use crypto::{Draft, MessageKind};
 use node::core::error::NodeError;
 use node::core::service::Node;
 use node::core::store::OutboxKind;
-
-/// Take every envelope out of `from`'s outbox (as if the mailbox stored it).
-fn drain(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
-    let mut out = Vec::new();
-    for outgoing in from.outbox().unwrap() {
-        out.push((outgoing.record.kind, outgoing.envelope.unwrap()));
-        from.outbox_done(outgoing.key, &outgoing.record, None)
-            .unwrap();
-    }
-    out
-}
-
-fn deliver(to: &Node, id: &str, envelopes: &[(OutboxKind, Vec<u8>)]) {
-    let identity = to.identity(id).unwrap();
-    for (_, env) in envelopes {
-        to.receive(id, &identity.open(env).unwrap()).unwrap();
-    }
-}
 
 /// Alice, and Zoë who knows alice's key and wrote to her `texts`.
 async fn zoe_writes(texts: &[&str]) -> (Arc<Node>, Arc<Node>, Vec<(OutboxKind, Vec<u8>)>) {

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{deliver, drain_all};
+
 use std::sync::Arc;
 
 use std::time::SystemTime;
@@ -48,26 +50,6 @@ fn drain(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
     let mut all = drain_all(from);
     all.retain(|(kind, _)| *kind != OutboxKind::Profile);
     all
-}
-
-/// Take every envelope out of `from`'s outbox and return them.
-fn drain_all(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
-    let mut out = Vec::new();
-    for outgoing in from.outbox().unwrap() {
-        out.push((outgoing.record.kind, outgoing.envelope.unwrap()));
-        from.outbox_done(outgoing.key, &outgoing.record, None)
-            .unwrap();
-    }
-    out
-}
-
-/// Deliver envelopes to identity `id` of `to`.
-fn deliver(to: &Node, id: &str, envelopes: &[(OutboxKind, Vec<u8>)]) {
-    let identity = to.identity(id).unwrap();
-    for (_, env) in envelopes {
-        let message = identity.open(env).unwrap();
-        to.receive(id, &message).unwrap();
-    }
 }
 
 fn texts(entries: &[Entry]) -> Vec<String> {

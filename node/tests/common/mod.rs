@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use node::core::service::Node;
-use node::core::store::Store;
+use node::core::store::{OutboxKind, Store};
 
 /// A node over an in-memory store, its key files in a temporary directory (kept as long as
 /// the returned guard lives).
@@ -19,4 +19,24 @@ pub fn memory_node() -> (Arc<Node>, tempfile::TempDir) {
     )
     .unwrap();
     (Arc::new(node), keys)
+}
+
+/// Take every envelope out of `from`'s outbox (as if the mailbox stored it) and return them,
+/// oldest first, with their kinds.
+pub fn drain_all(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
+    let mut out = Vec::new();
+    for outgoing in from.outbox().unwrap() {
+        out.push((outgoing.record.kind, outgoing.envelope.unwrap()));
+        from.outbox_done(outgoing.key, &outgoing.record, None)
+            .unwrap();
+    }
+    out
+}
+
+/// Deliver envelopes to identity `id` of `to`.
+pub fn deliver(to: &Node, id: &str, envelopes: &[(OutboxKind, Vec<u8>)]) {
+    let identity = to.identity(id).unwrap();
+    for (_, env) in envelopes {
+        to.receive(id, &identity.open(env).unwrap()).unwrap();
+    }
 }
