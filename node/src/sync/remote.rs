@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::engine::{Action, Engine, Input};
-use super::round::{drain_outbox, login_new, pull_all};
+use super::round::{drain_outbox, login_new, login_some, pull_all};
 use super::{connect_to, need, step};
 use crate::core::service::{Destination, Node, RemoteStatus, blocking, now_ms};
 
@@ -95,7 +95,12 @@ async fn deliver(node: Arc<Node>, target: MailboxAddress, poke: Arc<Notify>, int
                 }
             }
             Action::Login => match need(client.as_ref()) {
-                Ok(c) => step(login_new(&node, c, &mut engine).await, Input::LoggedIn),
+                Ok(c) => {
+                    let senders = senders_for(&node, &to).await;
+                    let logged =
+                        login_some(&node, c, &mut engine, |id| senders.iter().any(|s| s == id));
+                    step(logged.await, Input::LoggedIn)
+                }
                 Err(e) => step(Err(e), Input::LoggedIn),
             },
             Action::DrainOutbox => match need(client.as_ref()) {
@@ -154,6 +159,24 @@ async fn deliver(node: Arc<Node>, target: MailboxAddress, poke: Arc<Notify>, int
             },
         );
     }
+}
+
+/// The identities with something in the outbox for `to`.
+async fn senders_for(node: &Arc<Node>, to: &Destination) -> Vec<String> {
+    let (n, to) = (node.clone(), to.clone());
+    blocking(move || {
+        let mut ids: Vec<String> = n
+            .outbox()?
+            .into_iter()
+            .filter(|o| n.destination(&o.record).is(&to))
+            .map(|o| o.record.identity)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// Whether the outbox holds something for `to`.

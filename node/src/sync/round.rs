@@ -51,8 +51,21 @@ pub async fn login_new<L: Link, R: Rng>(
     link: &L,
     engine: &mut Engine<R>,
 ) -> Result<(), SyncError> {
+    login_some(node, link, engine, |_| true).await
+}
+
+/// Log in the identities `wanted` names (by id) that are not logged in on this connection:
+/// at a contact's mailbox, only those with something to send there, so its operator learns
+/// no other identity of this node.
+pub async fn login_some<L: Link, R: Rng>(
+    node: &Arc<Node>,
+    link: &L,
+    engine: &mut Engine<R>,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<(), SyncError> {
     let (challenge, exporter) = link.login_material();
-    let loaded = node.loaded_identities();
+    let mut loaded = node.loaded_identities();
+    loaded.retain(|(id, _)| wanted(id));
     let identities: Vec<(usize, Fingerprint)> = loaded
         .iter()
         .enumerate()

@@ -49,6 +49,8 @@ async fn each_delivers_to_the_others_mailbox_and_an_outage_holds_back_only_its_o
         bob.create_identity("bob"),
         carol.create_identity("carol")
     )?;
+    // A second profile of alice's that writes to nobody.
+    alice.create_identity("work").await?;
     // Each knows only its own mailbox and the others' invites.
     let (to_alice, to_bob, to_carol) = tokio::try_join!(
         invite(&alice, "alice"),
@@ -74,10 +76,20 @@ async fn each_delivers_to_the_others_mailbox_and_an_outage_holds_back_only_its_o
         transcript(&bob, "bob", "alice").await?,
         ["< hello from mailbox A", "> hello from mailbox B"]
     );
-    // Bob's envelopes never touched alice's mailbox as a stop: each mailbox held only its
-    // own members' mail (alice's mailbox is empty once she has pulled).
     let status = alice.status().await?;
     assert_eq!(status["mailbox"]["state"], "online", "{status}");
+    // At bob's mailbox alice's node logged in only the profile that writes there (and bob
+    // his own): its operator learns nothing of alice's "work".
+    let metrics = reqwest::get(format!("{}/metrics", b.dashboard))
+        .await?
+        .text()
+        .await?;
+    let logged_in = metrics
+        .lines()
+        .find(|l| l.starts_with("mailbox_logged_in_identities "))
+        .context("no mailbox_logged_in_identities")?
+        .to_owned();
+    assert!(logged_in.ends_with(" 2"), "{logged_in}");
 
     // Bob's mailbox stops: alice's message to him waits; hers to carol still goes.
     let mut b = b;
