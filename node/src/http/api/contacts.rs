@@ -19,12 +19,16 @@ pub(super) async fn list_contacts(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ContactsJson>, ApiError> {
-    let contacts = s
-        .node
-        .contacts(&id)?
-        .iter()
-        .map(|c| contact_json(&s.node, &id, c))
-        .collect();
+    // Each contact's unread count and preview read its conversation: off the executor.
+    let node = s.node.clone();
+    let contacts = blocking(move || {
+        Ok(node
+            .contacts(&id)?
+            .iter()
+            .map(|c| contact_json(&node, &id, c))
+            .collect())
+    })
+    .await?;
     Ok(Json(ContactsJson { contacts }))
 }
 
@@ -90,7 +94,7 @@ pub(super) async fn add_contact(
     };
     Ok(Created(
         contact_url(&id, &c.name),
-        contact_json(&s.node, &id, &c),
+        contact_json_of(&s.node, &id, c).await?,
     ))
 }
 
@@ -114,7 +118,7 @@ pub(super) async fn get_contact(
     Path((id, contact)): Path<(String, String)>,
 ) -> Result<Json<ContactJson>, ApiError> {
     let c = s.node.contact(&id, &contact)?;
-    Ok(Json(contact_json(&s.node, &id, &c)))
+    Ok(Json(contact_json_of(&s.node, &id, c).await?))
 }
 
 /// A change to a contact: any of its fields.
@@ -170,7 +174,7 @@ pub(super) async fn patch_contact(
     if let Some(verified) = body.verified {
         c = s.node.set_verified(id.clone(), contact, verified).await?;
     }
-    Ok(Json(contact_json(&s.node, &id, &c)))
+    Ok(Json(contact_json_of(&s.node, &id, c).await?))
 }
 
 /// Delete a contact and the conversation with it.

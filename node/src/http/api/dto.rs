@@ -405,6 +405,17 @@ pub(super) fn settings_json(node: &Node) -> SettingsJson {
 
 pub use config::time::rfc3339;
 
+/// [`contact_json`] off the async executor (it reads the conversation for the unread count
+/// and the preview).
+pub(super) async fn contact_json_of(
+    node: &std::sync::Arc<Node>,
+    id: &str,
+    c: ContactRecord,
+) -> Result<ContactJson, ApiError> {
+    let (node, id) = (node.clone(), id.to_owned());
+    Ok(blocking(move || Ok(contact_json(&node, &id, &c))).await?)
+}
+
 pub(super) fn contact_json(node: &Node, id: &str, c: &ContactRecord) -> ContactJson {
     let summary = node.summary(id, &c.name).unwrap_or_default();
     ContactJson {

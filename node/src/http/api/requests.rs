@@ -76,13 +76,14 @@ pub(super) async fn accept_request(
             .node
             .replace_contact_key(id.clone(), contact, fingerprint)
             .await?;
-        return Ok(Json(contact_json(&s.node, &id, &c)).into_response());
+        return Ok(Json(contact_json_of(&s.node, &id, c).await?).into_response());
     }
     let c = s
         .node
         .accept_request(id.clone(), fingerprint, body.name.unwrap_or_default())
         .await?;
-    Ok(Created(contact_url(&id, &c.name), contact_json(&s.node, &id, &c)).into_response())
+    let url = contact_url(&id, &c.name);
+    Ok(Created(url, contact_json_of(&s.node, &id, c).await?).into_response())
 }
 
 /// Drop a sender's messages.

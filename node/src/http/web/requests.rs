@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{Selection, failed, location};
+use crate::core::error::NodeError;
 use crate::core::service::Node;
 use crate::http::AppState;
 use crate::http::flash::Flash;
@@ -30,44 +31,46 @@ impl RequestAction {
     }
 }
 
+impl RequestAction {
+    /// After the node's answer to this action: back to the page it came from, or the
+    /// error with it.
+    fn answer<T>(&self, s: &AppState, done: Result<T, NodeError>) -> Response {
+        match done {
+            Ok(_) => Redirect::to(&self.back(&s.node)).into_response(),
+            Err(e) => {
+                let sel = Selection::of(&self.identity, self.contact.as_deref());
+                failed(s, &sel, e, Flash::default())
+            }
+        }
+    }
+}
+
 pub(super) async fn delete_request(
     State(s): State<AppState>,
     Form(f): Form<RequestAction>,
 ) -> Response {
-    let sel = Selection::of(&f.identity, f.contact.as_deref());
-    match s
+    let done = s
         .node
         .delete_request(f.identity.clone(), f.fingerprint.clone())
-        .await
-    {
-        Ok(()) => Redirect::to(&f.back(&s.node)).into_response(),
-        Err(e) => failed(&s, &sel, e, Flash::default()),
-    }
+        .await;
+    f.answer(&s, done)
 }
 
 pub(super) async fn block_request(
     State(s): State<AppState>,
     Form(f): Form<RequestAction>,
 ) -> Response {
-    let sel = Selection::of(&f.identity, f.contact.as_deref());
-    match s
+    let done = s
         .node
         .block_request(f.identity.clone(), f.fingerprint.clone())
-        .await
-    {
-        Ok(_) => Redirect::to(&f.back(&s.node)).into_response(),
-        Err(e) => failed(&s, &sel, e, Flash::default()),
-    }
+        .await;
+    f.answer(&s, done)
 }
 
 pub(super) async fn unblock(State(s): State<AppState>, Form(f): Form<RequestAction>) -> Response {
-    let sel = Selection::of(&f.identity, f.contact.as_deref());
-    match s
+    let done = s
         .node
         .unblock(f.identity.clone(), f.fingerprint.clone())
-        .await
-    {
-        Ok(()) => Redirect::to(&f.back(&s.node)).into_response(),
-        Err(e) => failed(&s, &sel, e, Flash::default()),
-    }
+        .await;
+    f.answer(&s, done)
 }
