@@ -2,6 +2,9 @@
 //!
 //! # Format, version 1
 //!
+//! (Version 2, forward-secret, is in [`crate::envelope_v2`]; [`EnvelopeHeader::parse`] reads
+//! the clear header of both.)
+//!
 //! ```text
 //! offset  size  field                                   in the clear?
 //! 0       1     format version (1)                      yes  ┐
@@ -39,10 +42,14 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
+use crate::device::DeviceId;
+use crate::envelope_v2::{FORMAT_V2, HEADER_V2_LEN};
 use crate::error::{Error, OpenError};
 use crate::keys::{Fingerprint, Identity, PublicKey};
+use crate::session::SessionId;
 
-/// The envelope format version this build writes and reads.
+/// The version byte of the first envelope format (RSA-OAEP per message; see
+/// [`crate::envelope_v2`] for version 2). This build reads and writes both.
 pub const FORMAT_VERSION: u8 = 1;
 /// Length of the clear header: version, recipient fingerprint, message id.
 pub const HEADER_LEN: usize = 1 + 32 + 16;
@@ -189,10 +196,12 @@ impl EnvelopeHeader {
     /// Refuses an unknown version and anything too short to hold a header and a body.
     pub fn parse(envelope: &[u8]) -> Result<Self, OpenError> {
         let version = *envelope.first().ok_or(OpenError::Malformed)?;
-        if version != FORMAT_VERSION {
-            return Err(OpenError::UnknownVersion(version));
-        }
-        if envelope.len() < HEADER_LEN + 2 + MIN_WRAPPED + NONCE_LEN + 16 {
+        let shortest = match version {
+            FORMAT_VERSION => HEADER_LEN + 2 + MIN_WRAPPED + NONCE_LEN + 16,
+            FORMAT_V2 => HEADER_V2_LEN + 1,
+            _ => return Err(OpenError::UnknownVersion(version)),
+        };
+        if envelope.len() < shortest {
             return Err(OpenError::Malformed);
         }
         let mut recipient = [0u8; 32];
@@ -206,7 +215,7 @@ impl EnvelopeHeader {
         })
     }
 
-    fn to_bytes(self) -> [u8; HEADER_LEN] {
+    pub(crate) fn to_bytes(self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         out[0] = self.version;
         out[1..33].copy_from_slice(&self.recipient.0);
@@ -239,25 +248,52 @@ pub struct Sealed {
     pub header: EnvelopeHeader,
     /// Its hash, to link the sender's next message to this one.
     pub hash: MessageHash,
+    /// The message's own id (the same as `header.id` in version 1; see
+    /// [`VerifiedMessage::id`]).
+    pub message_id: MessageId,
 }
 
 /// A message that decrypted and whose signature verified. Only this crate constructs one.
 #[derive(Clone, Debug)]
 pub struct VerifiedMessage {
-    header: EnvelopeHeader,
-    sender: PublicKey,
-    sent_at_ms: u64,
-    kind: MessageKind,
-    seq: u64,
-    prev: Option<MessageHash>,
-    body: Vec<u8>,
-    hash: MessageHash,
+    pub(crate) header: EnvelopeHeader,
+    pub(crate) sender: PublicKey,
+    pub(crate) sent_at_ms: u64,
+    pub(crate) kind: MessageKind,
+    pub(crate) seq: u64,
+    pub(crate) prev: Option<MessageHash>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) hash: MessageHash,
+    /// The message's own id: the envelope id in version 1, the inner id in version 2.
+    pub(crate) message_id: MessageId,
+    /// Version 2: the sender's device.
+    pub(crate) sender_device: Option<DeviceId>,
+    /// Version 2: the session it came in.
+    pub(crate) session: Option<SessionId>,
 }
 
 impl VerifiedMessage {
-    /// The message id.
+    /// The message's id: what receipts name and receivers deduplicate on. In version 1 it
+    /// is the envelope id; in version 2 the id inside, which stays the same when a message
+    /// is re-sealed after a session reset (the envelope id does not).
     pub fn id(&self) -> MessageId {
+        self.message_id
+    }
+    /// The envelope's id (its clear header's): what the mailbox acknowledges.
+    pub fn envelope_id(&self) -> MessageId {
         self.header.id
+    }
+    /// Whether it came forward-secret (envelope version 2, through an Olm session).
+    pub fn forward_secret(&self) -> bool {
+        self.session.is_some()
+    }
+    /// The sender's device (version 2).
+    pub fn sender_device(&self) -> Option<DeviceId> {
+        self.sender_device
+    }
+    /// The session it came in (version 2).
+    pub fn session_id(&self) -> Option<SessionId> {
+        self.session
     }
     /// The clear header it came with.
     pub fn header(&self) -> &EnvelopeHeader {
@@ -457,6 +493,7 @@ fn seal_parts<R: CryptoRng + ?Sized>(
         bytes,
         header,
         hash,
+        message_id: header.id,
     })
 }
 
@@ -477,6 +514,9 @@ impl Identity {
         envelope: &[u8],
     ) -> Result<VerifiedMessage, OpenError> {
         let header = EnvelopeHeader::parse(envelope)?;
+        if header.version == FORMAT_V2 {
+            return Err(OpenError::ForwardSecret);
+        }
         if header.recipient != self.fingerprint() {
             return Err(OpenError::WrongRecipient);
         }
@@ -526,6 +566,9 @@ impl Identity {
             prev: signed.prev,
             body: signed.body,
             hash: message_hash(&header_bytes, &inner.signed),
+            message_id: header.id,
+            sender_device: None,
+            session: None,
         })
     }
 }

@@ -85,6 +85,47 @@ pub enum OpenError {
     /// The sender's signature does not verify.
     #[error("sender signature does not verify")]
     BadSignature,
+    /// A version 2 envelope given to [`crate::Identity::open`]: it opens with the
+    /// identity's device ([`crate::Device::open`]).
+    #[error("a forward-secret envelope: open it with the identity's device")]
+    ForwardSecret,
+    /// Sealed to another device of this identity (one it had before a restore).
+    #[error("envelope is sealed to another device")]
+    WrongDevice,
+    /// The session named in the header is not the one given, or a pre-key message's keys
+    /// do not make the session id in its header.
+    #[error("envelope names another session")]
+    SessionMismatch,
+    /// The Olm message does not decrypt in its session (altered, too old, replayed, or the
+    /// session is broken).
+    #[error("Olm message does not decrypt in its session")]
+    Undecryptable,
+    /// Not a pre-key message, so it cannot start a session.
+    #[error("not a pre-key message: it cannot start a session")]
+    NotPreKey,
+    /// Signed by someone other than the session's peer (or from another of their devices).
+    #[error("signed by someone other than the session's peer")]
+    WrongSender,
+}
+
+/// Why a device certificate or prekey bundle was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BundleError {
+    /// Not the structure it should be.
+    #[error("certificate or prekey malformed")]
+    Malformed,
+    /// The certificate's signature does not verify under the RSA key given.
+    #[error("device certificate not signed by the expected identity")]
+    BadCertificate,
+    /// The certificate is signed by the expected key but names another owner.
+    #[error("device certificate names another identity")]
+    WrongOwner,
+    /// A key in the certificate is not a valid public key.
+    #[error("device certificate holds an invalid key")]
+    BadKey,
+    /// The prekey is not signed by the certified device.
+    #[error("prekey not signed by the certified device")]
+    BadPrekey,
 }
 
 /// Everything else that can go wrong in this crate.
@@ -122,4 +163,16 @@ pub enum Error {
     /// AES-256-GCM encryption of an envelope failed.
     #[error("AES-256-GCM encryption failed")]
     Aead,
+    /// A device was asked to act for an identity it does not belong to.
+    #[error("the device belongs to another identity")]
+    WrongIdentity,
+    /// Sealing in a session with someone other than the recipient.
+    #[error("the session is with someone other than the recipient")]
+    WrongPeer,
+    /// The Olm library refused (e.g. a non-contributory key in a bundle).
+    #[error("Olm: {0}")]
+    Olm(String),
+    /// A stored device or session did not decode or decrypt under the pickle key.
+    #[error("stored device or session state does not decrypt under this pickle key")]
+    Pickle,
 }

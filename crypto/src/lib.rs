@@ -51,22 +51,31 @@
 #[cfg(feature = "aws-lc")]
 mod aws_lc;
 mod backend;
+mod device;
 pub mod envelope;
+pub mod envelope_v2;
 mod error;
 mod hex_serde;
 mod keys;
 mod login;
+mod session;
 
 pub use backend::Backend;
+pub use device::{
+    Bundle, CertifiedDevice, Device, DeviceCertificate, DeviceId, MAX_CERTIFICATE_LEN, PREKEY_LEN,
+    PickleKey, SignedPrekey, VerifiedBundle,
+};
 pub use envelope::{
     DEFAULT_MAX_BODY, Draft, EnvelopeHeader, FORMAT_VERSION, HEADER_LEN, MessageHash, MessageId,
     MessageKind, Sealed, VerifiedMessage,
 };
-pub use error::{Error, KeyError, OpenError};
+pub use envelope_v2::{EnvelopeV2, FORMAT_V2, HEADER_V2_LEN};
+pub use error::{BundleError, Error, KeyError, OpenError};
 pub use keys::{
     Fingerprint, IDENTITY_BITS, Identity, MAX_KEY_BITS, MIN_KEY_BITS, PublicKey, safety_number,
 };
 pub use login::{LOGIN_CHALLENGE_LEN, verify_login, verify_login_using};
+pub use session::{Session, SessionId};
 
 /// Re-exported so callers can pass a seeded RNG (tests, golden data) without naming a
 /// second copy of `rand`.

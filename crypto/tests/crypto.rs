@@ -410,15 +410,22 @@ fn refusals(sealer: Backend, opener: Backend) {
         OpenError::Aead
     );
 
+    // Version 2 is opened by a device, not by the RSA key; version 3 is unknown.
+    let mut v2 = sealed.bytes.clone();
+    v2[0] = 2;
+    assert_eq!(
+        bob.open_using(opener, &v2).unwrap_err(),
+        OpenError::ForwardSecret
+    );
     let mut future = sealed.bytes.clone();
-    future[0] = 2;
+    future[0] = 3;
     assert_eq!(
         bob.open_using(opener, &future).unwrap_err(),
-        OpenError::UnknownVersion(2)
+        OpenError::UnknownVersion(3)
     );
     assert_eq!(
         EnvelopeHeader::parse(&future).unwrap_err(),
-        OpenError::UnknownVersion(2)
+        OpenError::UnknownVersion(3)
     );
 
     for cut in (0..sealed.bytes.len())
