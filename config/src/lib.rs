@@ -161,6 +161,20 @@ pub struct MailboxConfig {
     /// recipients here, PULL and ACK; anyone may log in to deliver to them. In the
     /// environment, comma-separated.
     pub allowlist: Vec<String>,
+    /// Identities whose device keys (for forward-secret sessions) the mailbox keeps at
+    /// most; a new one past it is refused `mailbox_full`. About 10 KB each. Default 100 000.
+    pub max_key_owners: u64,
+    /// One-time keys the mailbox keeps per identity, at most. Default 100.
+    pub max_one_time_keys: usize,
+    /// One-time keys served an hour per claiming identity, and per owner (a burst of as
+    /// many); past it claims get the owner's fallback key, so nobody drains an identity's
+    /// keys. Default 30. Finite and above zero.
+    #[serde(deserialize_with = "positive_rate")]
+    pub key_claims_per_hour: f64,
+    /// Key publications an hour per identity (a burst of as many). Default 60. Finite and
+    /// above zero.
+    #[serde(deserialize_with = "positive_rate")]
+    pub key_publishes_per_hour: f64,
 }
 
 impl Default for MailboxConfig {
@@ -190,6 +204,10 @@ impl Default for MailboxConfig {
             max_streams_per_connection: 32,
             idle_timeout: Duration::from_secs(60),
             allowlist: Vec::new(),
+            max_key_owners: 100_000,
+            max_one_time_keys: 100,
+            key_claims_per_hour: 30.0,
+            key_publishes_per_hour: 60.0,
         }
     }
 }

@@ -297,6 +297,32 @@ impl Client {
         Ok(ClientSession::acked(self.request(&request).await?)?)
     }
 
+    /// Publish a logged-in identity's device certificate and new prekeys (durable when this
+    /// returns); how many one-time keys it has there now, `None` if the mailbox keeps no
+    /// keys.
+    pub async fn publish_keys(
+        &self,
+        owner_der: &[u8],
+        certificate: &crypto::DeviceCertificate,
+        prekeys: &[crypto::SignedPrekey],
+    ) -> Result<Option<u32>, ClientError> {
+        let request = ClientSession::publish_keys(owner_der, certificate, prekeys);
+        Ok(ClientSession::keys_published(
+            self.request(&request).await?,
+        )?)
+    }
+
+    /// Claim one key of `owner` as the logged-in `claimer`: a bundle to verify against the
+    /// owner's RSA key, or `None` if there is none to claim.
+    pub async fn claim_key(
+        &self,
+        claimer: Fingerprint,
+        owner: Fingerprint,
+    ) -> Result<Option<crypto::Bundle>, ClientError> {
+        let request = ClientSession::claim_key(claimer, owner);
+        Ok(ClientSession::key_claimed(self.request(&request).await?)?)
+    }
+
     /// Wait for the next event the mailbox pushes (an arrival for a logged-in identity).
     /// Fails when the connection is lost.
     pub async fn next_event(&self) -> Result<Event, ClientError> {

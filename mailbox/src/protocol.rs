@@ -76,7 +76,37 @@ pub enum Request {
         /// The message ids.
         ids: Vec<MessageId>,
     },
+    /// Publish a logged-in member's device keys here (its own mailbox), for others to
+    /// start forward-secret sessions with it. With no keys, it only asks how many one-time
+    /// keys are left (the answer), and refreshes the certificate.
+    PublishKeys {
+        /// The owner's SPKI DER public key: it must be logged in on this connection, and
+        /// the certificate signed by it.
+        #[serde(with = "serde_bytes")]
+        owner_key: Vec<u8>,
+        /// The device certificate (`crypto::DeviceCertificate`'s bytes).
+        #[serde(with = "serde_bytes")]
+        certificate: Vec<u8>,
+        /// New one-time keys (`crypto::SignedPrekey`'s bytes each), at most
+        /// [`MAX_PUBLISHED_KEYS`].
+        #[serde(with = "byte_strings")]
+        one_time: Vec<Vec<u8>>,
+        /// A new fallback key, if any.
+        #[serde(with = "serde_bytes")]
+        fallback: Option<Vec<u8>>,
+    },
+    /// Take one key of `owner` (a member here) to start a session with it.
+    ClaimKey {
+        /// The identity asking: must be logged in on this connection (claims are limited
+        /// per claimer).
+        claimer: Fingerprint,
+        /// Whose key.
+        owner: Fingerprint,
+    },
 }
+
+/// The most one-time keys one [`Request::PublishKeys`] carries.
+pub const MAX_PUBLISHED_KEYS: usize = 100;
 
 /// A list of byte strings, each (de)serialized as one (postcard writes a byte string and a
 /// sequence of `u8` alike: a length, then the bytes), copied whole instead of a byte at a
@@ -140,6 +170,21 @@ pub enum Response {
         /// Words for people.
         message: String,
     },
+    /// Answer to PublishKeys: durable.
+    KeysPublished {
+        /// How many one-time keys of the owner are here now.
+        one_time: u32,
+    },
+    /// Answer to ClaimKey: the owner's certificate and one key (a one-time key, deleted
+    /// here before this answer, or the fallback key). The claimer checks both signatures.
+    KeyClaimed {
+        /// The device certificate.
+        #[serde(with = "serde_bytes")]
+        certificate: Vec<u8>,
+        /// The signed prekey.
+        #[serde(with = "serde_bytes")]
+        prekey: Vec<u8>,
+    },
 }
 
 impl Response {
@@ -152,6 +197,8 @@ impl Response {
             Self::Batch { .. } => "Batch",
             Self::Acked { .. } => "Acked",
             Self::Error { .. } => "Error",
+            Self::KeysPublished { .. } => "KeysPublished",
+            Self::KeyClaimed { .. } => "KeyClaimed",
         }
     }
 }
@@ -187,6 +234,9 @@ pub enum ErrorCode {
     /// The mailbox is full (its total cap, or its disk): try again later. Pulls and
     /// acknowledgements go on.
     MailboxFull,
+    /// The identity whose key was claimed has published none here (or none may be served
+    /// now): seal to it without a session, or ask again later.
+    NoKeys,
 }
 
 impl ErrorCode {
@@ -205,6 +255,7 @@ impl ErrorCode {
         Self::RateLimited,
         Self::Internal,
         Self::MailboxFull,
+        Self::NoKeys,
     ];
 
     /// The code as a stable snake_case word.
@@ -223,6 +274,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
             Self::MailboxFull => "mailbox_full",
+            Self::NoKeys => "no_keys",
         }
     }
 }
@@ -276,8 +328,8 @@ pub enum Event {
     },
 }
 
-const REQUEST_TYPES: u8 = 5;
-const RESPONSE_TYPES: u8 = 6;
+const REQUEST_TYPES: u8 = 7;
+const RESPONSE_TYPES: u8 = 8;
 const EVENT_TYPES: u8 = 1;
 
 /// Encode one frame: length prefix and postcard payload.
@@ -350,11 +402,12 @@ mod tests {
             ErrorCode::RateLimited => 10,
             ErrorCode::Internal => 11,
             ErrorCode::MailboxFull => 12,
+            ErrorCode::NoKeys => 13,
         };
         for (i, code) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(position(*code), i, "{code:?}");
         }
-        assert_eq!(ErrorCode::ALL.len(), 13);
+        assert_eq!(ErrorCode::ALL.len(), 14);
     }
 
     #[test]
@@ -391,10 +444,49 @@ mod tests {
                 recipient: Fingerprint([4; 32]),
                 ids: vec![MessageId([5; 16])],
             },
+            Request::PublishKeys {
+                owner_key: vec![1; 3],
+                certificate: vec![2; 4],
+                one_time: vec![vec![3; 98], vec![4; 98]],
+                fallback: Some(vec![5; 98]),
+            },
+            Request::ClaimKey {
+                claimer: Fingerprint([6; 32]),
+                owner: Fingerprint([7; 32]),
+            },
         ];
         for r in requests {
             assert_eq!(decode_request(&encode(&r)).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn pinned_encoding_of_the_key_frames() {
+        // Added after version 1's five requests and six responses: an older mailbox
+        // answers them `unknown_frame`, an older node never sends them.
+        let publish = encode(&Request::PublishKeys {
+            owner_key: vec![1; 2],
+            certificate: vec![2; 1],
+            one_time: vec![vec![3; 2]],
+            fallback: None,
+        });
+        assert_eq!(publish, [0, 0, 0, 11, 5, 2, 1, 1, 1, 2, 1, 2, 3, 3, 0]);
+        let claim = encode(&Request::ClaimKey {
+            claimer: Fingerprint([6; 32]),
+            owner: Fingerprint([7; 32]),
+        });
+        assert_eq!(claim, [&[0, 0, 0, 65, 6][..], &[6; 32], &[7; 32]].concat());
+        let claimed = Response::KeyClaimed {
+            certificate: vec![8; 2],
+            prekey: vec![9; 1],
+        };
+        let bytes = encode(&claimed);
+        assert_eq!(bytes, [0, 0, 0, 6, 7, 2, 8, 8, 1, 9]);
+        assert_eq!(decode_response(&bytes), Ok(claimed));
+        assert_eq!(
+            encode(&Response::KeysPublished { one_time: 50 }),
+            [0, 0, 0, 2, 6, 50]
+        );
     }
 
     #[test]

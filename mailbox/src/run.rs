@@ -116,10 +116,11 @@ pub async fn start(
         &dir.join("queue"),
         store::SledOptions::for_retention(config.retention),
     )?;
+    let keys = store::SledKeys::open(&dir.join("keys"))?;
     let decoy = decoy_key(dir).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let server = Arc::new(server::Server::new(
-        core::Mailbox::new(queue, policy, decoy, metrics),
+        core::Mailbox::new(queue, policy, decoy, metrics).with_keys(keys),
         config.push_timeout,
     ));
 

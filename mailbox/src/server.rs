@@ -18,7 +18,7 @@ use tracing::{debug, info};
 use crate::core::{Admission, ConnId, Mailbox, Received};
 use crate::metrics::Metrics;
 use crate::protocol::{self, CHALLENGE_LEN, EXPORTER_LABEL};
-use crate::store::QueueStore;
+use crate::store::{QueueStore, SledKeys};
 
 /// How long a request may take to arrive, or an answer to be taken.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,7 +29,7 @@ const PUSHES_NOT_TAKEN: u32 = 2;
 /// The core and the connections it names, shared by every connection task.
 #[derive(Debug)]
 pub struct Server<S> {
-    core: Mailbox<S, Arc<Metrics>>,
+    core: Mailbox<S, Arc<Metrics>, SledKeys>,
     /// Each connection's pusher, by the id the core knows it by.
     conns: Mutex<HashMap<ConnId, Arc<Notify>>>,
     in_flight: AtomicU64,
@@ -39,7 +39,7 @@ pub struct Server<S> {
 impl<S: QueueStore> Server<S> {
     /// A driver around `core`; a peer that does not take a push within `push_timeout` is
     /// disconnected.
-    pub fn new(core: Mailbox<S, Arc<Metrics>>, push_timeout: Duration) -> Self {
+    pub fn new(core: Mailbox<S, Arc<Metrics>, SledKeys>, push_timeout: Duration) -> Self {
         Self {
             core,
             conns: Mutex::default(),
@@ -49,7 +49,7 @@ impl<S: QueueStore> Server<S> {
     }
 
     /// The core.
-    pub fn core(&self) -> &Mailbox<S, Arc<Metrics>> {
+    pub fn core(&self) -> &Mailbox<S, Arc<Metrics>, SledKeys> {
         &self.core
     }
 

@@ -40,6 +40,7 @@ fn generated_seeds_are_accepted_by_their_parsers() {
         let text = std::str::from_utf8(&bytes);
         let accepted = match name {
             "envelope" => bob.open(&bytes).is_ok(),
+            "envelope_v2" => crypto::EnvelopeV2::parse(&bytes).is_ok(),
             "frame" => {
                 mailbox::protocol::decode_request(&bytes).is_ok()
                     || mailbox::protocol::decode_response(&bytes).is_ok()

@@ -27,6 +27,7 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[
     ("frame", frame),
     ("envelope", envelope),
+    ("envelope_v2", envelope_v2),
     ("invite", invite),
     ("config", config),
     ("pem", pem),
@@ -104,6 +105,50 @@ pub fn open_on(backends: &[Backend], data: &[u8]) {
     if let Ok(message) = first {
         assert_eq!(message.sender(), alice.public_key(), "a forged sender");
         assert_eq!(message.header().recipient, bob.fingerprint());
+    }
+}
+
+/// The committed golden version 2 envelope and the device it is sealed to (crypto's
+/// `golden_envelope_v2` test data: a throwaway device, pickled under a fixed test key).
+const GOLDEN_V2: &str = include_str!("../../crypto/tests/data/golden-envelope-v2.hex");
+const GOLDEN_V2_DEVICE: &str =
+    include_str!("../../crypto/tests/data/golden-envelope-v2-device.hex");
+/// The fingerprint of the golden envelope's sender (crypto's seeded test alice).
+const GOLDEN_V2_SENDER: &str = "8ec644c19c1802890091d6628d692a261eaee5b145597f607d4d01968c4ba1d9";
+
+fn golden_v2_device() -> Option<crypto::Device> {
+    let pickle = hex::decode(GOLDEN_V2_DEVICE.trim()).ok()?;
+    crypto::Device::from_pickle(&pickle, &crypto::PickleKey::from_bytes([0x42; 32])).ok()
+}
+
+/// The version 2 opener: the clear part's parser, then the golden device accepting the
+/// input as a session's first message. Whatever opens must be signed by the golden sender
+/// and start a session with it; whatever fails must leave the device as it was (a second
+/// attempt gives the same answer). Under libFuzzer vodozemac skips its MAC checks
+/// (`cfg(fuzzing)`), so mutated Olm messages reach the inner decoding and the RSA signature,
+/// which must then refuse them.
+pub fn envelope_v2(data: &[u8]) {
+    let Ok(envelope) = crypto::EnvelopeV2::parse(data) else {
+        return;
+    };
+    let Some(mut device) = golden_v2_device() else {
+        panic!("the golden device does not load");
+    };
+    let first = device.accept(&envelope);
+    match &first {
+        Ok((session, message)) => {
+            assert_eq!(message.sender().fingerprint().to_string(), GOLDEN_V2_SENDER);
+            assert_eq!(session.peer(), message.sender().fingerprint());
+            assert_eq!(session.id(), envelope.session_id());
+        }
+        Err(_) => {
+            let again = device.accept(&envelope);
+            assert_eq!(
+                again.err(),
+                first.as_ref().err().cloned(),
+                "a failed accept changed the device"
+            );
+        }
     }
 }
 
@@ -207,6 +252,14 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let long = sealed("ünïcödé ".repeat(40).as_bytes(), 2);
     out.push(("envelope", "short".to_owned(), short.bytes.clone()));
     out.push(("envelope", "long".to_owned(), long.bytes.clone()));
+    if let Some(golden) = GOLDEN_V2.lines().next().and_then(|l| hex::decode(l).ok()) {
+        let mut other_id = golden.clone();
+        if let Some(id) = other_id.get_mut(33..49) {
+            id.fill(0x5a);
+        }
+        out.push(("envelope_v2", "golden".to_owned(), golden));
+        out.push(("envelope_v2", "other-envelope-id".to_owned(), other_id));
+    }
 
     let recipient = bob.fingerprint();
     let requests = [

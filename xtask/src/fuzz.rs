@@ -19,7 +19,14 @@ use serde_json::json;
 const CARGO_FUZZ: &str = "0.13.2";
 
 /// The targets, in the order they run: `tests/fuzz/fuzz_targets/<name>.rs`.
-pub const TARGETS: &[&str] = &["frame", "envelope", "invite", "config", "pem"];
+pub const TARGETS: &[&str] = &[
+    "frame",
+    "envelope",
+    "envelope_v2",
+    "invite",
+    "config",
+    "pem",
+];
 
 /// What one target's run did.
 struct Outcome {

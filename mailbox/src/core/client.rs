@@ -32,6 +32,9 @@ pub enum SessionError {
     /// What was given to send is not an envelope.
     #[error("not an envelope: {0}")]
     NotAnEnvelope(crypto::OpenError),
+    /// A claimed key's certificate or prekey does not even parse.
+    #[error("the mailbox served a malformed key: {0}")]
+    BadBundle(crypto::BundleError),
 }
 
 /// One connection's protocol state on the client side.
@@ -148,6 +151,64 @@ impl ClientSession {
     pub fn acked(response: Response) -> Result<u32, SessionError> {
         match response {
             Response::Acked { deleted } => Ok(deleted),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A PublishKeys of `owner`'s device certificate and new keys (none: only ask how many
+    /// one-time keys are left).
+    pub fn publish_keys(
+        owner_der: &[u8],
+        certificate: &crypto::DeviceCertificate,
+        prekeys: &[crypto::SignedPrekey],
+    ) -> Request {
+        let one_time = prekeys.iter().filter(|k| !k.is_fallback());
+        Request::PublishKeys {
+            owner_key: owner_der.to_vec(),
+            certificate: certificate.to_bytes(),
+            one_time: one_time.map(|k| k.to_bytes().to_vec()).collect(),
+            fallback: prekeys
+                .iter()
+                .find(|k| k.is_fallback())
+                .map(|k| k.to_bytes().to_vec()),
+        }
+    }
+
+    /// The answer to a PublishKeys: how many one-time keys the owner has there now. `None`
+    /// from a mailbox that keeps no keys (one from before them: `unknown_frame`).
+    pub fn keys_published(response: Response) -> Result<Option<u32>, SessionError> {
+        match response {
+            Response::KeysPublished { one_time } => Ok(Some(one_time)),
+            Response::Error {
+                code: ErrorCode::UnknownFrame,
+                ..
+            } => Ok(None),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A ClaimKey of one of `owner`'s keys by the logged-in `claimer`.
+    pub fn claim_key(claimer: Fingerprint, owner: Fingerprint) -> Request {
+        Request::ClaimKey { claimer, owner }
+    }
+
+    /// The answer to a ClaimKey: the bundle, still to be verified against the owner's RSA
+    /// key; `None` when the owner has no keys there (or the mailbox keeps none).
+    pub fn key_claimed(response: Response) -> Result<Option<crypto::Bundle>, SessionError> {
+        match response {
+            Response::KeyClaimed {
+                certificate,
+                prekey,
+            } => Ok(Some(crypto::Bundle {
+                certificate: crypto::DeviceCertificate::from_bytes(&certificate)
+                    .map_err(SessionError::BadBundle)?,
+                prekey: crypto::SignedPrekey::from_bytes(&prekey)
+                    .map_err(SessionError::BadBundle)?,
+            })),
+            Response::Error {
+                code: ErrorCode::NoKeys | ErrorCode::UnknownFrame,
+                ..
+            } => Ok(None),
             other => Err(unexpected(other)),
         }
     }

@@ -27,7 +27,7 @@ fn decrement(map: &mut HashMap<IpAddr, usize>, key: &IpAddr) {
     }
 }
 
-impl<S: QueueStore, O: Observer> Mailbox<S, O> {
+impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
     /// A connection attempt from `ip`, whose address QUIC has `validated` (the peer
     /// answered a Retry) or not. Only established connections count towards
     /// [`Policy::max_connections_per_address`]: a handshake that never completes (an Initial

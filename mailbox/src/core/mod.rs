@@ -29,6 +29,7 @@
 
 mod client;
 mod connections;
+mod keys;
 mod policy;
 mod session;
 #[cfg(test)]
@@ -50,7 +51,7 @@ use crate::limits::RateLimiter;
 use crate::protocol::{
     self, CHALLENGE_LEN, ErrorCode, Event, MAX_BATCH_BYTES, MAX_BATCH_COUNT, Request, Response,
 };
-use crate::store::{Incoming, Origin, QueueStore, Stored};
+use crate::store::{Incoming, KeyStore, MemoryKeys, Origin, QueueStore, Stored};
 
 /// The most message ids one ACK may name.
 pub const MAX_ACK_IDS: usize = 1024;
@@ -101,10 +102,12 @@ pub fn check_send(
 }
 
 /// The mailbox: every decision, no I/O. Shared by all connection tasks (`&self`); its state
-/// sits behind one lock that is never held while the store works.
+/// sits behind one lock that is never held while a store works. `S` keeps the envelope
+/// queues, `K` the device keys (in memory unless [`Mailbox::with_keys`] gives another).
 #[derive(Debug)]
-pub struct Mailbox<S, O = ()> {
+pub struct Mailbox<S, O = (), K = MemoryKeys> {
     store: S,
+    keys: K,
     policy: Policy,
     observer: O,
     decoy: crypto::PublicKey,
@@ -128,6 +131,12 @@ struct State {
     validated_handshakes: HashMap<IpAddr, usize>,
     senders: RateLimiter<Fingerprint>,
     addresses: RateLimiter<IpAddr>,
+    /// Key publications per owner.
+    publishers: RateLimiter<Fingerprint>,
+    /// One-time keys taken per claimer, and per owner: past either, claims get the
+    /// fallback key.
+    claimers: RateLimiter<Fingerprint>,
+    claimed: RateLimiter<Fingerprint>,
     /// The connections each identity is logged in on: the push registry.
     listeners: HashMap<Fingerprint, Vec<ConnId>>,
     /// Pushes waiting, per connection: one flag per identity logged in on it, however many
@@ -148,8 +157,8 @@ struct Conn {
 }
 
 impl<S: QueueStore, O: Observer> Mailbox<S, O> {
-    /// A mailbox over `store` with `policy`. `decoy` stands in for unparseable keys at login
-    /// so that every refused login costs the same.
+    /// A mailbox over `store` with `policy`, keeping device keys in memory. `decoy` stands
+    /// in for unparseable keys at login so that every refused login costs the same.
     pub fn new(store: S, policy: Policy, decoy: crypto::PublicKey, observer: O) -> Self {
         let state = State {
             next_conn: 0,
@@ -159,12 +168,16 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
             validated_handshakes: HashMap::new(),
             senders: RateLimiter::new(policy.rate.0, policy.rate.1),
             addresses: RateLimiter::new(policy.address_rate.0, policy.address_rate.1),
+            publishers: per_hour(policy.key_publishes_per_hour),
+            claimers: per_hour(policy.key_claims_per_hour),
+            claimed: per_hour(policy.key_claims_per_hour),
             listeners: HashMap::new(),
             pending: HashMap::new(),
             ready: VecDeque::new(),
         };
         Self {
             store,
+            keys: MemoryKeys::default(),
             policy,
             observer,
             decoy,
@@ -175,6 +188,28 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
         }
     }
 
+    /// The same mailbox keeping device keys in `keys`.
+    pub fn with_keys<K: KeyStore>(self, keys: K) -> Mailbox<S, O, K> {
+        Mailbox {
+            store: self.store,
+            keys,
+            policy: self.policy,
+            observer: self.observer,
+            decoy: self.decoy,
+            state: self.state,
+            stopping: self.stopping,
+            disk_free: self.disk_free,
+            full: self.full,
+        }
+    }
+}
+
+/// A limiter of `n` an hour, `n` at once.
+fn per_hour(n: f64) -> RateLimiter<Fingerprint> {
+    RateLimiter::new(n / 3600.0, n)
+}
+
+impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
@@ -290,6 +325,18 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
                 max_count,
             } => self.pull(conn, recipient, max_count),
             Request::Ack { recipient, ids } => self.ack(conn, recipient, ids).await,
+            Request::PublishKeys {
+                owner_key,
+                certificate,
+                one_time,
+                fallback,
+            } => {
+                self.publish_keys(conn, now_ms, &owner_key, certificate, one_time, fallback)
+                    .await
+            }
+            Request::ClaimKey { claimer, owner } => {
+                self.claim_key(conn, now_ms, claimer, owner).await
+            }
         }
         .unwrap_or_else(|refusal| refusal)
     }

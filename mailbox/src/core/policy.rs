@@ -38,6 +38,15 @@ pub struct Policy {
     pub max_total_envelopes: u64,
     /// Free disk space below which SENDs are refused.
     pub min_free_disk_bytes: u64,
+    /// Identities whose device keys are kept, at most.
+    pub max_key_owners: u64,
+    /// One-time keys kept per identity, at most.
+    pub max_one_time_keys: usize,
+    /// One-time keys served per claimer, and per owner, an hour (a burst of as many); past
+    /// it claims get the fallback key, so nobody drains an identity's keys.
+    pub key_claims_per_hour: f64,
+    /// Key publications per identity an hour (a burst of as many).
+    pub key_publishes_per_hour: f64,
 }
 
 /// Why a configuration does not make a [`Policy`].
@@ -79,6 +88,10 @@ impl Policy {
             max_total_bytes: config.max_total_bytes,
             max_total_envelopes: config.max_total_envelopes,
             min_free_disk_bytes: config.min_free_disk_bytes,
+            max_key_owners: config.max_key_owners,
+            max_one_time_keys: config.max_one_time_keys,
+            key_claims_per_hour: config.key_claims_per_hour,
+            key_publishes_per_hour: config.key_publishes_per_hour,
         })
     }
 

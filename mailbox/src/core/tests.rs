@@ -901,3 +901,5 @@ fn per_address_limits_count_ipv6_by_64_prefix() {
     assert_eq!(key("192.0.2.7"), ip("192.0.2.7"));
     assert_eq!(key("::ffff:192.0.2.7"), ip("192.0.2.7"));
 }
+
+mod keys;

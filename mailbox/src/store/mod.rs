@@ -58,14 +58,22 @@
 //!   (`ids.rs`), its group commit (`commit.rs`) and the move from the earlier layouts
 //!   (`migrate.rs`).
 //! - `memory.rs`: [`MemoryQueue`].
+//! - `device_keys/`: the other store, [`KeyStore`]: device certificates and prekeys for
+//!   forward-secret sessions ([`MemoryKeys`], and `SledKeys` in `<data dir>/keys`).
 
+pub mod device_keys;
 #[cfg(feature = "server")]
 mod keys;
 mod memory;
 #[cfg(feature = "server")]
 mod sled_queue;
 
+#[cfg(feature = "server")]
+pub use device_keys::SledKeys;
+pub use device_keys::{Claimed, KeyLimits, KeyStore, MemoryKeys, Publication, Published};
 pub use memory::MemoryQueue;
+#[cfg(feature = "server")]
+pub(crate) use sled_queue::open_when_unlocked;
 #[cfg(feature = "server")]
 pub use sled_queue::{SledOptions, SledQueue};
 

@@ -9,6 +9,7 @@
 
 mod dashboard;
 mod durability;
+mod keys;
 
 use std::collections::HashMap;
 use std::fmt::Debug;

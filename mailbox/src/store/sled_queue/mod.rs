@@ -21,6 +21,7 @@ use tokio::sync::{oneshot, watch};
 use super::keys::time_key;
 use super::{Incoming, QueueStats, QueueStore, Quota, StoreError, Stored, pull_from};
 use commit::Committer;
+pub(crate) use partition::open_when_unlocked;
 use partition::{Partition, Partitions, read_lock};
 use syncer::syncer;
 

@@ -67,7 +67,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// sled's I/O pool can keep a just-dropped database (and its file lock) alive for a moment
 /// after the last handle goes, so a store reopened in the same process (tests, a restart in
 /// place) could be refused. Another process holding the store still gets the error, late.
-pub(super) fn open_when_unlocked(config: &sled::Config) -> Result<sled::Db, sled::Error> {
+pub(crate) fn open_when_unlocked(config: &sled::Config) -> Result<sled::Db, sled::Error> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match config.open() {
