@@ -91,6 +91,27 @@ impl PickleKey {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Write the key to a new file (mode 0600; an existing file is not overwritten): 64 hex
+    /// digits and a newline.
+    pub fn write_new_file(&self, path: &std::path::Path) -> Result<(), Error> {
+        let text = Zeroizing::new(hex::encode(self.0.as_slice()) + "\n");
+        crate::keys::write_new_private_file(path, &text)
+    }
+
+    /// Read a key written by [`PickleKey::write_new_file`].
+    pub fn read_file(path: &std::path::Path) -> Result<Self, Error> {
+        let text = crate::keys::read_key_file(path)?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(text.trim(), key.as_mut_slice()).map_err(|_| Error::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a pickle key (64 hex digits)",
+            ),
+        })?;
+        Ok(Self(key))
+    }
 }
 
 impl fmt::Debug for PickleKey {

@@ -483,7 +483,7 @@ pub fn safety_number(a: &Fingerprint, b: &Fingerprint) -> String {
 }
 
 /// Create a new file with mode 0600 holding `contents`; refuses to overwrite.
-fn write_new_private_file(path: &Path, contents: &str) -> Result<(), Error> {
+pub(crate) fn write_new_private_file(path: &Path, contents: &str) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -499,7 +499,7 @@ fn write_new_private_file(path: &Path, contents: &str) -> Result<(), Error> {
 }
 
 /// Read a key file into memory that is zeroized on drop.
-fn read_key_file(path: &Path) -> Result<Zeroizing<String>, Error> {
+pub(crate) fn read_key_file(path: &Path) -> Result<Zeroizing<String>, Error> {
     std::fs::read_to_string(path)
         .map(Zeroizing::new)
         .map_err(|source| Error::Io {

@@ -209,6 +209,11 @@ impl<R: Rng> Engine<R> {
             .collect()
     }
 
+    /// Whether `fingerprint` is logged in on this connection.
+    pub fn is_logged_in(&self, fingerprint: Fingerprint) -> bool {
+        self.logged_in.contains(&fingerprint)
+    }
+
     /// `fingerprint` is logged in on this connection.
     pub fn logged_in(&mut self, fingerprint: Fingerprint) {
         self.logged_in.insert(fingerprint);

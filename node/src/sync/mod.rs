@@ -6,6 +6,7 @@
 //! nothing, and the message-id index means nothing is shown twice.
 
 pub mod engine;
+pub mod keys;
 pub mod pins;
 pub mod remote;
 pub mod round;
@@ -77,7 +78,13 @@ async fn home(node: Arc<Node>, mut address: watch::Receiver<MailboxAddress>, int
             },
             Action::DrainOutbox => match need(client.as_ref()) {
                 Ok(c) => step(
-                    drain_outbox(&node, c, &mut engine, &Destination::Home, now_ms()).await,
+                    async {
+                        let home = Destination::Home;
+                        keys::publish_keys(&node, c, now_ms()).await?;
+                        keys::claim_keys(&node, c, &engine, &home, now_ms()).await?;
+                        drain_outbox(&node, c, &mut engine, &home, now_ms()).await
+                    }
+                    .await,
                     Input::OutboxDrained,
                 ),
                 Err(e) => step(Err(e), Input::OutboxDrained),

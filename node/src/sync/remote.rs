@@ -105,7 +105,11 @@ async fn deliver(node: Arc<Node>, target: MailboxAddress, poke: Arc<Notify>, int
             },
             Action::DrainOutbox => match need(client.as_ref()) {
                 Ok(c) => step(
-                    drain_outbox(&node, c, &mut engine, &to, now_ms()).await,
+                    async {
+                        super::keys::claim_keys(&node, c, &engine, &to, now_ms()).await?;
+                        drain_outbox(&node, c, &mut engine, &to, now_ms()).await
+                    }
+                    .await,
                     Input::OutboxDrained,
                 ),
                 Err(e) => step(Err(e), Input::OutboxDrained),
@@ -161,15 +165,21 @@ async fn deliver(node: Arc<Node>, target: MailboxAddress, poke: Arc<Notify>, int
     }
 }
 
-/// The identities with something in the outbox for `to`.
+/// The identities with something in the outbox for `to`, or a key to claim there.
 async fn senders_for(node: &Arc<Node>, to: &Destination) -> Vec<String> {
     let (n, to) = (node.clone(), to.clone());
     blocking(move || {
+        let claims = n
+            .claims_pending(now_ms())?
+            .into_iter()
+            .filter(|(id, c)| n.destination_of(id, &c.name).is(&to))
+            .map(|(id, _)| id);
         let mut ids: Vec<String> = n
             .outbox()?
             .into_iter()
             .filter(|o| n.destination(&o.record).is(&to))
             .map(|o| o.record.identity)
+            .chain(claims)
             .collect();
         ids.sort();
         ids.dedup();
@@ -179,12 +189,18 @@ async fn senders_for(node: &Arc<Node>, to: &Destination) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// Whether the outbox holds something for `to`.
+/// Whether the outbox holds something for `to`, or a key waits to be claimed there.
 async fn waiting_for(node: &Arc<Node>, to: &Destination) -> bool {
     let (n, to) = (node.clone(), to.clone());
-    blocking(move || Ok(n.outbox()?.iter().any(|o| n.destination(&o.record).is(&to))))
-        .await
-        .unwrap_or(false)
+    blocking(move || {
+        let claims = n
+            .claims_pending(now_ms())?
+            .iter()
+            .any(|(id, c)| n.destination_of(id, &c.name).is(&to));
+        Ok(claims || n.outbox()?.iter().any(|o| n.destination(&o.record).is(&to)))
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Resolves when the connection ends (a mailbox pushes nothing to a sender that is not a

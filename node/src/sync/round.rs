@@ -227,6 +227,19 @@ fn receive(
     message_id: &MessageId,
     envelope: &[u8],
 ) -> Received {
+    if crypto::EnvelopeHeader::parse(envelope).is_ok_and(|h| h.version == crypto::FORMAT_V2) {
+        // Forward-secret: opened with the identity's device and sessions, and deduplicated
+        // on the envelope id before anything is decrypted.
+        return match node.receive_v2(id, envelope) {
+            Ok(Some(true)) => Received::Stored,
+            Ok(Some(false)) => Received::Known,
+            Ok(None) => Received::Refused,
+            Err(e) => {
+                warn!(error = %e, "could not store a message; it stays queued");
+                Received::Failed
+            }
+        };
+    }
     // A retry or a replay of what is already here: only the ACK is left, without the RSA
     // work (the id is bound into the envelope, so another envelope under a known id could
     // only be a forgery, which `receive` would drop as well).

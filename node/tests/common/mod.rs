@@ -33,10 +33,14 @@ pub fn drain_all(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
     out
 }
 
-/// Deliver envelopes to identity `id` of `to`.
+/// Deliver envelopes to identity `id` of `to` (either version).
 pub fn deliver(to: &Node, id: &str, envelopes: &[(OutboxKind, Vec<u8>)]) {
     let identity = to.identity(id).unwrap();
     for (_, env) in envelopes {
-        to.receive(id, &identity.open(env).unwrap()).unwrap();
+        if crypto::EnvelopeHeader::parse(env).unwrap().version == crypto::FORMAT_V2 {
+            to.receive_v2(id, env).unwrap().unwrap();
+        } else {
+            to.receive(id, &identity.open(env).unwrap()).unwrap();
+        }
     }
 }

@@ -208,6 +208,10 @@ impl Node {
             prefixes.push([b"gap/".as_slice(), id.as_bytes(), b"\0"].concat());
             prefixes.push([b"late/".as_slice(), id.as_bytes(), b"\0"].concat());
             prefixes.push(keys::message_ids_of(&id));
+            prefixes.extend(keys::olm_prefixes_of(&id));
+            c.delete(keys::olm_device(&id));
+            c.delete(keys::olm_certificate(&id));
+            c.delete(keys::olm_keys(&id));
             for prefix in prefixes {
                 for k in node.store.keys(&prefix)? {
                     c.delete(k);
@@ -228,6 +232,14 @@ impl Node {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
             let _ = std::fs::remove_file(node.keys_dir.join(format!("{}.pem", record.fingerprint)));
+            let _ = std::fs::remove_file(
+                node.keys_dir
+                    .join(format!("{}.olm-key", record.fingerprint)),
+            );
+            node.pickle_keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
             Ok(())
         })
         .await

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crypto::{Draft, Identity, MessageKind, PublicKey, VerifiedMessage};
 use tracing::{debug, warn};
 
+use super::ratchet::Olm;
 use super::*;
 
 /// The name a stranger gave, and when their message giving it was sent.
@@ -16,6 +17,18 @@ struct SenderName {
     /// The mailbox they said they are reached at (their messages come through it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mailbox: Option<String>,
+}
+
+/// What became of a message taken in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Taken {
+    /// Kept (or used: a receipt, a notice).
+    Stored,
+    /// Taken in before: only the acknowledgement is left.
+    Known,
+    /// Not kept (a stranger past the bounds, a blocked sender): nothing of it stays, not
+    /// even the session state it came in.
+    Dropped,
 }
 
 /// A contact's text message on its way into their conversation.
@@ -240,6 +253,7 @@ impl Node {
         c.delete(keys::sender_name(id, &fingerprint));
         c.delete(keys::blocked(id, &fingerprint));
         self.store.apply(c)?;
+        let mut olm = self.olm(id)?;
         for (key, record) in records {
             let mut c = Changes::default();
             c.delete(key);
@@ -247,6 +261,7 @@ impl Node {
             let prev = (record.message.seq <= 1 || record.prev.is_some()).then_some(record.prev);
             self.append_incoming(
                 c,
+                &mut olm,
                 id,
                 contact,
                 Incoming {
@@ -288,17 +303,21 @@ impl Node {
         .await
     }
 
-    /// Seal a receipt for `ids` to `to` and put it in the outbox (part of `c`). Blocking.
+    /// Seal a receipt for `ids` to `to` and put it in the outbox (part of `c`, with the
+    /// session state it used: the caller writes `olm` into `c`). Blocking.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn queue_receipt(
         &self,
         c: &mut Changes,
+        olm: &mut Olm<'_>,
         identity: &Identity,
         to: &PublicKey,
         id: &str,
         contact: &str,
         ids: &[MessageId],
     ) -> Result<(), NodeError> {
-        let sealed = identity.seal(
+        let sealed = olm.seal(
+            identity,
             to,
             &Draft {
                 kind: MessageKind::Receipt,
@@ -313,7 +332,7 @@ impl Node {
             OutboxRecord {
                 identity: id.to_owned(),
                 contact: contact.to_owned(),
-                message_id: sealed.header.id,
+                message_id: sealed.message_id,
                 kind: OutboxKind::Receipt,
             },
             sealed.bytes,
@@ -325,14 +344,62 @@ impl Node {
         Ok(self.store.contains(&keys::message_id(id, mid))?)
     }
 
-    /// Take in a verified message for identity `id`, exactly once. Blocking (it may seal a
-    /// receipt). Returns false for a duplicate: only the ACK is left to do.
+    /// Take in a verified message (envelope version 1) for identity `id`, exactly once.
+    /// Blocking (it may seal a receipt). Returns false for a duplicate: only the ACK is left
+    /// to do.
     pub fn receive(&self, id: &str, message: &VerifiedMessage) -> Result<bool, NodeError> {
         // Who is a contact, and where their chain stands, do not change under us.
         let _inbox = self.inbox_lock();
+        let mut olm = self.olm(id)?;
+        let taken = self.receive_in(id, message, &mut olm)?;
+        Ok(taken != Taken::Known)
+    }
+
+    /// Open a version 2 envelope for identity `id` and take its message in, exactly once:
+    /// the session state that opened it is stored with the message and its receipt (or,
+    /// for what is not kept, not at all). Blocking. `None` when the envelope is refused
+    /// (nothing changed: it is acknowledged and dropped, and nobody is told why).
+    pub fn receive_v2(&self, id: &str, envelope: &[u8]) -> Result<Option<bool>, NodeError> {
+        let _inbox = self.inbox_lock();
+        let mut olm = self.olm(id)?;
+        let Ok(header) = crypto::EnvelopeHeader::parse(envelope) else {
+            return Ok(None);
+        };
+        // An Olm message decrypts once: a copy of one taken in is only acknowledged.
+        if olm.seen(&header.id)? {
+            return Ok(Some(false));
+        }
+        let message = match olm.open(envelope) {
+            Ok(message) => message,
+            Err(e) => {
+                debug!(reason = %e, "refused an envelope");
+                return Ok(None);
+            }
+        };
+        let taken = self.receive_in(id, &message, &mut olm)?;
+        if taken != Taken::Dropped {
+            // What the branches did not store with a message (a duplicate's session step,
+            // a receipt's, a notice's) goes now.
+            let mut c = Changes::default();
+            olm.write(&mut c);
+            if !c.is_empty() {
+                self.store.apply(c)?;
+            }
+        }
+        Ok(Some(taken != Taken::Known))
+    }
+
+    /// Take in a verified message; the caller holds the inbox lock. Where a message is
+    /// stored, `olm`'s state is stored with it.
+    fn receive_in(
+        &self,
+        id: &str,
+        message: &VerifiedMessage,
+        olm: &mut Olm<'_>,
+    ) -> Result<Taken, NodeError> {
         let mid = message.id();
         if self.knows_message(id, &mid)? {
-            return Ok(false);
+            return Ok(Taken::Known);
         }
         let sender_fp = message.sender().fingerprint();
         if self
@@ -340,7 +407,7 @@ impl Node {
             .contains(&keys::blocked(id, &sender_fp.to_string()))?
         {
             debug!("a message from a blocked sender is dropped");
-            return Ok(true);
+            return Ok(Taken::Dropped);
         }
         let contact = self
             .store
@@ -351,30 +418,31 @@ impl Node {
         match (message.kind(), contact) {
             (MessageKind::Receipt, Some(contact)) => {
                 let ids = crypto::envelope::parse_receipt_body(message.body()).unwrap_or_default();
-                self.take_receipt(id, &contact, &mid, &ids)?;
-                Ok(true)
+                self.take_receipt(id, &contact, &mid, &ids, olm)?;
+                Ok(Taken::Stored)
             }
             // A stranger's receipt confirms nothing of ours, and leaves nothing behind.
-            (MessageKind::Receipt, None) => Ok(true),
+            (MessageKind::Receipt, None) => Ok(Taken::Dropped),
             // A contact has the name this identity gave them; where they are reached is
             // taken from their (signed) profile only if nothing said it before.
             (MessageKind::Profile, Some(contact)) => {
                 self.take_profile_mailbox(id, &contact, message)?;
-                Ok(true)
+                Ok(Taken::Stored)
             }
             (MessageKind::MailboxMoved, Some(contact)) => {
                 self.take_move(id, &contact, message)?;
-                Ok(true)
+                Ok(Taken::Stored)
             }
             // Only a contact moves: a stranger's notice means nothing here.
-            (MessageKind::MailboxMoved, None) => Ok(true),
+            (MessageKind::MailboxMoved, None) => Ok(Taken::Dropped),
             (MessageKind::Profile, None) => {
                 self.take_sender_name(id, message)?;
-                Ok(true)
+                Ok(Taken::Stored)
             }
             (MessageKind::Text, Some(contact)) => {
                 self.append_incoming(
                     Changes::default(),
+                    olm,
                     id,
                     &contact,
                     Incoming {
@@ -383,7 +451,7 @@ impl Node {
                         prev: Some(message.prev()),
                     },
                 )?;
-                Ok(true)
+                Ok(Taken::Stored)
             }
             (MessageKind::Text, None) => {
                 // Anyone who knows a fingerprint can write to it: what strangers may leave
@@ -405,7 +473,7 @@ impl Node {
                          from one stranger, {MAX_REQUEST_MESSAGES} in all): a message from \
                          an unknown sender is dropped"
                     );
-                    return Ok(true);
+                    return Ok(Taken::Dropped);
                 }
                 let key = keys::request(id, &sender_hex, self.store.next_seq()?);
                 let mut c = Changes::default();
@@ -419,13 +487,14 @@ impl Node {
                     },
                 );
                 c.put_raw(keys::message_id(id, &mid), key);
+                olm.write(&mut c);
                 self.store.apply(c)?;
                 debug!("a message from an unknown sender went to requests");
                 self.emit(NodeEvent::Request {
                     identity: id.to_owned(),
                     fingerprint: sender_fp,
                 });
-                Ok(true)
+                Ok(Taken::Stored)
             }
         }
     }
@@ -437,6 +506,7 @@ impl Node {
         contact: &ContactRecord,
         mid: &MessageId,
         confirmed: &[MessageId],
+        olm: &mut Olm<'_>,
     ) -> Result<(), NodeError> {
         let mut c = Changes::default();
         // Remember the id so a replay is a duplicate; the receipt itself is not shown.
@@ -460,6 +530,7 @@ impl Node {
                 c.put(key, &Entry::Message(m));
             }
         }
+        olm.write(&mut c);
         self.store.apply(c)?;
         for mid in updates {
             self.emit(NodeEvent::Status {
@@ -481,6 +552,7 @@ impl Node {
     fn append_incoming(
         &self,
         mut c: Changes,
+        olm: &mut Olm<'_>,
         id: &str,
         contact: &ContactRecord,
         incoming: Incoming,
@@ -570,7 +642,8 @@ impl Node {
         c.put_raw(keys::message_id(id, &record.id), key);
         let identity = self.identity(id)?;
         let to = PublicKey::from_pem(&contact.public_key)?;
-        self.queue_receipt(&mut c, &identity, &to, id, name, &[record.id])?;
+        self.queue_receipt(&mut c, olm, &identity, &to, id, name, &[record.id])?;
+        olm.write(&mut c);
         self.store.apply(c)?;
         if let Some(entry) = gap {
             self.emit(NodeEvent::Message {

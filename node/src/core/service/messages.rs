@@ -130,12 +130,16 @@ impl Node {
                 sent_at: SystemTime::now(),
                 body: text.clone().into_bytes(),
             };
+            // Sealed in the session with them if there is one (forward-secret), and stored
+            // with it below.
+            let mut olm = node.olm(&id)?;
             // A first message goes after the sender's name, for a recipient who does not
             // know them yet (their request then shows it).
             let profile = if draft.seq == 1 {
                 let me = node.identity_record(&id)?;
                 let name = me.display_name.unwrap_or(me.id);
-                Some(identity.seal(
+                Some(olm.seal(
+                    &identity,
                     &recipient,
                     &Draft {
                         kind: MessageKind::Profile,
@@ -151,10 +155,10 @@ impl Node {
             } else {
                 None
             };
-            let sealed = identity.seal(&recipient, &draft)?;
+            let sealed = olm.seal(&identity, &recipient, &draft)?;
             let now = now_ms();
             let message = MessageRecord {
-                id: sealed.header.id,
+                id: sealed.message_id,
                 direction: Direction::Out,
                 text,
                 sent_ms: now,
@@ -166,7 +170,7 @@ impl Node {
             let msg_key = keys::message(&id, &contact, node.store.next_seq()?);
             let mut c = Changes::default();
             c.put(msg_key.clone(), &Entry::Message(message.clone()));
-            c.put_raw(keys::message_id(&id, &sealed.header.id), msg_key);
+            c.put_raw(keys::message_id(&id, &sealed.message_id), msg_key);
             c.put(
                 keys::chain(&id, &contact),
                 &ChainRecord {
@@ -180,7 +184,7 @@ impl Node {
                     OutboxRecord {
                         identity: id.clone(),
                         contact: contact.clone(),
-                        message_id: profile.header.id,
+                        message_id: profile.message_id,
                         kind: OutboxKind::Profile,
                     },
                     profile.bytes,
@@ -196,8 +200,10 @@ impl Node {
                 },
                 sealed.bytes,
             )?;
+            olm.write(&mut c);
             let mut texts = node.outbox_texts();
             node.store.apply(c)?;
+            drop(olm);
             *texts += 1;
             drop(texts);
             node.emit(NodeEvent::Message {

@@ -10,9 +10,11 @@ mod identities;
 mod inbox;
 mod messages;
 mod moving;
+mod outbox;
+mod ratchet;
 
 pub use messages::{Cursor, Page};
-mod outbox;
+pub use ratchet::{KeysRecord, KeysToPublish, PeerRecord};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -182,6 +184,11 @@ pub struct Node {
     mailbox: crate::core::settings::MailboxSetting,
     /// Held while a message is sealed and its chain advanced.
     chain_lock: std::sync::Mutex<()>,
+    /// Held while Olm devices and sessions are read, changed and written (after the chain
+    /// or inbox lock, never before).
+    olm_lock: std::sync::Mutex<()>,
+    /// Each identity's pickle key, once read from its file.
+    pickle_keys: std::sync::Mutex<HashMap<String, crypto::PickleKey>>,
     /// How many texts wait in the outbox (receipts are not counted). Its lock is held
     /// while a text enters or leaves the outbox, so the count follows the store.
     outbox_texts: std::sync::Mutex<usize>,
@@ -378,6 +385,8 @@ impl Node {
             status: RwLock::new(SyncStatus::default()),
             mailbox: Default::default(),
             chain_lock: std::sync::Mutex::new(()),
+            olm_lock: std::sync::Mutex::new(()),
+            pickle_keys: std::sync::Mutex::new(HashMap::new()),
             outbox_texts: std::sync::Mutex::new(outbox_texts),
             inbox_lock: std::sync::Mutex::new(()),
             wake: Notify::new(),

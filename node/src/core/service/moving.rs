@@ -88,7 +88,9 @@ impl Node {
             let identity = self.identity(&record.id)?;
             for contact in self.contacts(&record.id)? {
                 let to = PublicKey::from_pem(&contact.public_key)?;
-                let sealed = identity.seal(
+                let mut olm = self.olm(&record.id)?;
+                let sealed = olm.seal(
+                    &identity,
                     &to,
                     &Draft {
                         kind: MessageKind::MailboxMoved,
@@ -104,11 +106,12 @@ impl Node {
                     OutboxRecord {
                         identity: record.id.clone(),
                         contact: contact.name.clone(),
-                        message_id: sealed.header.id,
+                        message_id: sealed.message_id,
                         kind: OutboxKind::Notice,
                     },
                     sealed.bytes,
                 )?;
+                olm.write(&mut c);
                 self.store.apply(c)?;
                 notices += 1;
             }

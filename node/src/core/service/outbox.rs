@@ -46,9 +46,14 @@ impl Node {
     /// named one other than ours; our own otherwise (a contact added by key alone, a
     /// stranger, or one who uses our mailbox too).
     pub fn destination(&self, item: &OutboxRecord) -> Destination {
+        self.destination_of(&item.identity, &item.contact)
+    }
+
+    /// Where identity `id`'s messages to `contact` are delivered (see [`Self::destination`]).
+    pub fn destination_of(&self, id: &str, contact: &str) -> Destination {
         let theirs = self
             .store
-            .get::<ContactRecord>(keys::contact(&item.identity, &item.contact))
+            .get::<ContactRecord>(keys::contact(id, contact))
             .ok()
             .flatten()
             .and_then(|c| c.mailbox)
@@ -59,14 +64,36 @@ impl Node {
         }
     }
 
-    /// The mailboxes other than ours that outbox entries wait for, each once.
+    /// The mailboxes other than ours that outbox entries, or claims of contacts' keys,
+    /// wait for, each once.
     pub fn remote_destinations(&self) -> Result<Vec<config::MailboxAddress>, NodeError> {
         let mut out: Vec<config::MailboxAddress> = Vec::new();
-        for (_, record) in self.store.scan::<OutboxRecord>(b"outbox/")? {
-            if let Destination::Remote(address) = self.destination(&record)
+        let outbox = self
+            .store
+            .scan::<OutboxRecord>(b"outbox/")?
+            .into_iter()
+            .map(|(_, r)| self.destination(&r));
+        let claims = self
+            .claims_pending(now_ms())?
+            .into_iter()
+            .map(|(id, contact)| self.destination_of(&id, &contact.name));
+        for destination in outbox.chain(claims) {
+            if let Destination::Remote(address) = destination
                 && !out.iter().any(|a| a.same_endpoint(&address))
             {
                 out.push(address);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every identity's contacts that have no session yet and whose mailbox has not said
+    /// lately that it has no key for them, as `(identity, contact)`.
+    pub fn claims_pending(&self, now: u64) -> Result<Vec<(String, ContactRecord)>, NodeError> {
+        let mut out = Vec::new();
+        for record in self.identities()? {
+            for contact in self.contacts_without_session(&record.id, now)? {
+                out.push((record.id.clone(), contact));
             }
         }
         Ok(out)

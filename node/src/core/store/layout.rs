@@ -149,6 +149,40 @@ pub mod keys {
     pub fn late_unread(id: &str, contact: &str) -> Vec<u8> {
         key(&[b"late/", id.as_bytes(), contact.as_bytes()])
     }
+    /// `olm-device/<identity>`: the identity's Olm device, pickled under its pickle key
+    /// (raw bytes).
+    pub fn olm_device(id: &str) -> Vec<u8> {
+        key(&[b"olm-device/", id.as_bytes()])
+    }
+    /// `olm-cert/<identity>`: its device certificate (raw bytes).
+    pub fn olm_certificate(id: &str) -> Vec<u8> {
+        key(&[b"olm-cert/", id.as_bytes()])
+    }
+    /// `olm-keys/<identity>`: what is known of its keys on its mailbox (JSON).
+    pub fn olm_keys(id: &str) -> Vec<u8> {
+        key(&[b"olm-keys/", id.as_bytes()])
+    }
+    /// `olm-session/<identity>\0<session id, 32 bytes>`: one Olm session, pickled.
+    pub fn olm_session(id: &str, session: &crypto::SessionId) -> Vec<u8> {
+        key(&[b"olm-session/", id.as_bytes(), &session.0])
+    }
+    /// `olm-peer/<identity>\0<fingerprint>`: the sessions with one correspondent (JSON).
+    pub fn olm_peer(id: &str, fingerprint: &str) -> Vec<u8> {
+        key(&[b"olm-peer/", id.as_bytes(), fingerprint.as_bytes()])
+    }
+    /// `olm-seen/<identity>\0<envelope id, 16 bytes>`: a version 2 envelope taken in (its
+    /// Olm message cannot decrypt twice: a second copy is acknowledged unopened).
+    pub fn olm_seen(id: &str, envelope: &MessageId) -> Vec<u8> {
+        key(&[b"olm-seen/", id.as_bytes(), &envelope.0])
+    }
+    /// The prefixes of an identity's sessions, correspondents and seen envelopes (with
+    /// [`olm_device`], [`olm_certificate`] and [`olm_keys`]: its whole Olm state).
+    pub fn olm_prefixes_of(id: &str) -> Vec<Vec<u8>> {
+        [&b"olm-session/"[..], b"olm-peer/", b"olm-seen/"]
+            .into_iter()
+            .map(|prefix| key(&[prefix, id.as_bytes(), b""]))
+            .collect()
+    }
     /// `setting/<name>`
     pub fn setting(name: &str) -> Vec<u8> {
         key(&[b"setting/", name.as_bytes()])

@@ -100,6 +100,10 @@ impl Changes {
     pub fn delete(&mut self, key: Vec<u8>) {
         self.batch.push((key, None));
     }
+    /// Whether there is nothing to apply.
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
 }
 
 impl Store {

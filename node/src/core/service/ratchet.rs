@@ -1,0 +1,472 @@
+//! Forward secrecy: each identity's Olm device, its sessions with correspondents, and the
+//! choice between envelope versions.
+//!
+//! Every seal and open goes through an [`Olm`]: one batch's worth of ratchet work for one
+//! identity, under the node's ratchet lock (taken after the chain or inbox lock, never
+//! before). It loads the device and sessions it needs from the store, changes them in
+//! memory, and [`Olm::write`] puts what changed into the caller's batch, so the state that
+//! made an envelope is stored with it (no ciphertext leaves before its state is durable)
+//! and the state that opened one is stored with the message (and its receipt).
+//!
+//! A correspondent is sealed to with the session that last decrypted one of their messages
+//! (Matrix's rule: crossed first messages converge), or the newest one this side started;
+//! with none, in envelope version 1. Up to [`MAX_SESSIONS`] sessions are kept per
+//! correspondent.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::MutexGuard;
+
+use crypto::{
+    Device, Draft, EnvelopeV2, Identity, MessageId, OpenError, PickleKey, PublicKey, Sealed,
+    Session, SessionId, VerifiedBundle, VerifiedMessage,
+};
+use tracing::warn;
+
+use super::*;
+
+/// Sessions kept per correspondent (the newest used first).
+pub const MAX_SESSIONS: usize = 5;
+/// One-time keys a device keeps published on its mailbox; it tops up below half.
+pub const ONE_TIME_KEYS: usize = 50;
+/// How often the fallback key is replaced.
+pub const FALLBACK_ROTATION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// How long before the node asks its mailbox again how many one-time keys are left.
+pub const KEYS_RECHECK_MS: u64 = 60 * 60 * 1000;
+/// How long before the node asks a contact's mailbox again for a key after it had none
+/// (the contact may not have published yet: both sides often start together).
+pub const NO_KEYS_RECHECK_MS: u64 = 60 * 1000;
+
+/// What the node knows of one correspondent's sessions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerRecord {
+    /// Session ids, the one to seal with first.
+    pub sessions: Vec<SessionId>,
+    /// They have sent a version 2 envelope: they will never be sent version 1 again.
+    #[serde(default)]
+    pub sent_v2: bool,
+    /// When their mailbox last had no key to claim, ms since the epoch.
+    #[serde(default)]
+    pub no_keys_ms: Option<u64>,
+}
+
+/// What an identity knows of its keys on its own mailbox.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeysRecord {
+    /// One-time keys left there, as it last said.
+    pub remaining: Option<u32>,
+    /// When it last said so (or said it keeps no keys), ms since the epoch.
+    pub checked_ms: Option<u64>,
+    /// It keeps no keys (an older mailbox).
+    #[serde(default)]
+    pub unsupported: bool,
+    /// When the fallback key was last replaced.
+    pub fallback_ms: u64,
+}
+
+/// A publication to make on the identity's mailbox: its key, certificate and new keys.
+#[derive(Clone, Debug)]
+pub struct KeysToPublish {
+    /// The owner's SPKI DER.
+    pub owner_der: Vec<u8>,
+    /// The device certificate.
+    pub certificate: crypto::DeviceCertificate,
+    /// New one-time keys and perhaps a new fallback key (none: only ask how many are left).
+    pub prekeys: Vec<crypto::SignedPrekey>,
+}
+
+/// One batch's worth of ratchet work for one identity (see the module docs).
+pub(crate) struct Olm<'a> {
+    node: &'a Node,
+    _lock: MutexGuard<'a, ()>,
+    id: String,
+    key: PickleKey,
+    device: Device,
+    device_dirty: bool,
+    sessions: HashMap<SessionId, Session>,
+    dirty: HashSet<SessionId>,
+    removed: Vec<SessionId>,
+    peers: HashMap<String, PeerRecord>,
+    dirty_peers: HashSet<String>,
+    seen: Vec<MessageId>,
+}
+
+impl std::fmt::Debug for Olm<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Olm")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Start ratchet work for identity `id`. Blocking (it may make the identity's device:
+    /// an RSA signature). Callers holding the chain or inbox lock take it after those.
+    pub(crate) fn olm(&self, id: &str) -> Result<Olm<'_>, NodeError> {
+        let identity = self.identity(id)?;
+        let lock = self.olm_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let key = self.pickle_key(id, &identity)?;
+        let stored = self.store.get_raw(&keys::olm_device(id))?;
+        let loaded = stored.and_then(|bytes| match Device::from_pickle(&bytes, &key) {
+            Ok(device) => Some(device),
+            Err(e) => {
+                warn!(error = %e, "an identity's device does not load: it gets a new one");
+                None
+            }
+        });
+        let (device, device_dirty) = match loaded {
+            Some(device) => (device, false),
+            None => (self.new_device(id, &identity)?, true),
+        };
+        let mut olm = Olm {
+            node: self,
+            _lock: lock,
+            id: id.to_owned(),
+            key,
+            device,
+            device_dirty,
+            sessions: HashMap::new(),
+            dirty: HashSet::new(),
+            removed: Vec::new(),
+            peers: HashMap::new(),
+            dirty_peers: HashSet::new(),
+            seen: Vec::new(),
+        };
+        if olm.device_dirty {
+            // A new device is stored at once with its certificate: whatever comes next
+            // (a publication, a seal) builds on it.
+            let mut c = Changes::default();
+            olm.write(&mut c);
+            self.store.apply(c)?;
+        }
+        Ok(olm)
+    }
+
+    /// The identity's pickle key: from its file beside the identity's key file, made the
+    /// first time.
+    fn pickle_key(&self, id: &str, identity: &Identity) -> Result<PickleKey, NodeError> {
+        let mut keys = self.pickle_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = keys.get(id) {
+            return Ok(key.clone());
+        }
+        let path = self.pickle_key_path(identity);
+        let key = match PickleKey::read_file(&path) {
+            Ok(key) => key,
+            Err(_) if !path.exists() => {
+                let key = PickleKey::generate();
+                key.write_new_file(&path)?;
+                key
+            }
+            Err(e) => return Err(e.into()),
+        };
+        keys.insert(id.to_owned(), key.clone());
+        Ok(key)
+    }
+
+    pub(super) fn pickle_key_path(&self, identity: &Identity) -> PathBuf {
+        self.keys_dir
+            .join(format!("{}.olm-key", identity.fingerprint()))
+    }
+
+    /// A new device for `id`: keys to publish, its certificate stored beside it.
+    fn new_device(&self, id: &str, identity: &Identity) -> Result<Device, NodeError> {
+        let mut device = Device::new(identity.fingerprint(), SystemTime::now());
+        device.generate_one_time_keys(ONE_TIME_KEYS);
+        device.rotate_fallback_key();
+        let certificate = device.certify(identity)?;
+        let mut c = Changes::default();
+        c.put_raw(keys::olm_certificate(id), certificate.to_bytes());
+        c.put(
+            keys::olm_keys(id),
+            &KeysRecord {
+                fallback_ms: now_ms(),
+                ..KeysRecord::default()
+            },
+        );
+        self.store.apply(c)?;
+        Ok(device)
+    }
+
+    /// What identity `id` should publish on its mailbox now, if anything: its unpublished
+    /// keys, new one-time keys when fewer than half are left, a new fallback key weekly, or
+    /// (hourly) nothing but the question how many are left. Blocking.
+    pub fn keys_to_publish(&self, id: &str, now: u64) -> Result<Option<KeysToPublish>, NodeError> {
+        let identity = self.identity(id)?;
+        let mut olm = self.olm(id)?;
+        let record: KeysRecord = self.store.get(keys::olm_keys(id))?.unwrap_or_default();
+        let stale = record
+            .checked_ms
+            .is_none_or(|t| now.saturating_sub(t) >= KEYS_RECHECK_MS);
+        if record.unsupported && !stale {
+            return Ok(None);
+        }
+        let mut changed = false;
+        if let Some(remaining) = record.remaining
+            && (remaining as usize) < ONE_TIME_KEYS / 2
+            && olm
+                .device
+                .unpublished_prekeys()
+                .iter()
+                .all(|k| k.is_fallback())
+        {
+            olm.device
+                .generate_one_time_keys(ONE_TIME_KEYS - remaining as usize);
+            changed = true;
+        }
+        let mut record = record;
+        if now.saturating_sub(record.fallback_ms) >= FALLBACK_ROTATION_MS {
+            // The one before the last goes; the last stays for sessions started on it.
+            olm.device.forget_previous_fallback();
+            olm.device.rotate_fallback_key();
+            record.fallback_ms = now;
+            changed = true;
+        }
+        let prekeys = olm.device.unpublished_prekeys();
+        if changed {
+            olm.device_dirty = true;
+            let mut c = Changes::default();
+            olm.write(&mut c);
+            c.put(keys::olm_keys(id), &record);
+            self.store.apply(c)?;
+        }
+        if prekeys.is_empty() && !stale {
+            return Ok(None);
+        }
+        let Some(certificate) = self
+            .store
+            .get_raw(&keys::olm_certificate(id))?
+            .and_then(|b| crypto::DeviceCertificate::from_bytes(&b).ok())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(KeysToPublish {
+            owner_der: identity.public_key().der().to_vec(),
+            certificate,
+            prekeys,
+        }))
+    }
+
+    /// The mailbox stored a publication (`remaining` one-time keys there now; `None`: it
+    /// keeps no keys). The keys it stored are published from now on. Blocking.
+    pub fn keys_published(
+        &self,
+        id: &str,
+        published: &[crypto::SignedPrekey],
+        remaining: Option<u32>,
+        now: u64,
+    ) -> Result<(), NodeError> {
+        let mut olm = self.olm(id)?;
+        let mut record: KeysRecord = self.store.get(keys::olm_keys(id))?.unwrap_or_default();
+        record.checked_ms = Some(now);
+        record.unsupported = remaining.is_none();
+        record.remaining = remaining;
+        // Only what was sent is marked: keys made since then stay unpublished.
+        if remaining.is_some() && olm.device.unpublished_prekeys() == published {
+            olm.device.mark_published();
+            olm.device_dirty = true;
+        }
+        let mut c = Changes::default();
+        olm.write(&mut c);
+        c.put(keys::olm_keys(id), &record);
+        self.store.apply(c)?;
+        Ok(())
+    }
+
+    /// The contacts of `id` that have no session yet and whose mailbox has not said lately
+    /// that it has no key for them: the node claims one for each. Blocking.
+    pub fn contacts_without_session(
+        &self,
+        id: &str,
+        now: u64,
+    ) -> Result<Vec<ContactRecord>, NodeError> {
+        let mut out = Vec::new();
+        for (_, contact) in self.store.scan::<ContactRecord>(&keys::contacts_of(id))? {
+            let peer: PeerRecord = self
+                .store
+                .get(keys::olm_peer(id, &contact.fingerprint.to_string()))?
+                .unwrap_or_default();
+            let asked_lately = peer
+                .no_keys_ms
+                .is_some_and(|t| now.saturating_sub(t) < NO_KEYS_RECHECK_MS);
+            if peer.sessions.is_empty() && !asked_lately {
+                out.push(contact);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A claim at `contact`'s mailbox answered: with a bundle, start a session with them
+    /// (after checking it against their key); without, remember they have none for now.
+    /// Blocking.
+    pub fn take_claimed(
+        &self,
+        id: &str,
+        contact: &ContactRecord,
+        bundle: Option<crypto::Bundle>,
+        now: u64,
+    ) -> Result<(), NodeError> {
+        let key = PublicKey::from_pem(&contact.public_key)?;
+        let mut olm = self.olm(id)?;
+        match bundle.map(|b| b.verify(&key)) {
+            Some(Ok(verified)) => olm.start(&verified)?,
+            Some(Err(e)) => {
+                warn!(error = %e, "a contact's mailbox served a key that does not verify");
+                olm.peer_mut(&contact.fingerprint.to_string())?.no_keys_ms = Some(now);
+            }
+            None => olm.peer_mut(&contact.fingerprint.to_string())?.no_keys_ms = Some(now),
+        }
+        let mut c = Changes::default();
+        olm.write(&mut c);
+        self.store.apply(c)?;
+        Ok(())
+    }
+}
+
+impl Olm<'_> {
+    /// A correspondent's record, read once per batch.
+    fn peer(&mut self, fingerprint: &str) -> Result<&mut PeerRecord, NodeError> {
+        if !self.peers.contains_key(fingerprint) {
+            let peer: PeerRecord = self
+                .node
+                .store
+                .get(keys::olm_peer(&self.id, fingerprint))?
+                .unwrap_or_default();
+            self.peers.insert(fingerprint.to_owned(), peer);
+        }
+        Ok(self.peers.entry(fingerprint.to_owned()).or_default())
+    }
+
+    /// A correspondent's record, to change (it is written with the batch).
+    fn peer_mut(&mut self, fingerprint: &str) -> Result<&mut PeerRecord, NodeError> {
+        self.dirty_peers.insert(fingerprint.to_owned());
+        self.peer(fingerprint)
+    }
+
+    /// A session, from memory or the store (`None` if unknown or unreadable).
+    fn session(&mut self, id: SessionId) -> Result<Option<&mut Session>, NodeError> {
+        if !self.sessions.contains_key(&id) {
+            let Some(bytes) = self.node.store.get_raw(&keys::olm_session(&self.id, &id))? else {
+                return Ok(None);
+            };
+            match Session::from_pickle(&bytes, &self.key) {
+                Ok(session) => {
+                    self.sessions.insert(id, session);
+                }
+                Err(e) => {
+                    warn!(error = %e, "a stored session does not load");
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(self.sessions.get_mut(&id))
+    }
+
+    /// Put `session` first for its peer (the one to seal with), keeping at most
+    /// [`MAX_SESSIONS`].
+    fn put_first(&mut self, session: SessionId, peer: &str) -> Result<(), NodeError> {
+        let record = self.peer_mut(peer)?;
+        record.sessions.retain(|s| *s != session);
+        record.sessions.insert(0, session);
+        let dropped = record
+            .sessions
+            .split_off(record.sessions.len().min(MAX_SESSIONS));
+        self.removed.extend(dropped);
+        Ok(())
+    }
+
+    /// Start a session from a verified bundle: the one to seal with from now on.
+    fn start(&mut self, bundle: &VerifiedBundle) -> Result<(), NodeError> {
+        let session = self.device.outbound(bundle)?;
+        let (id, peer) = (session.id(), session.peer().to_string());
+        self.sessions.insert(id, session);
+        self.dirty.insert(id);
+        self.peer_mut(&peer)?.no_keys_ms = None;
+        self.put_first(id, &peer)
+    }
+
+    /// Seal `draft` for `to`: in the session to use with them if there is one (envelope
+    /// version 2), otherwise in version 1. CPU: one RSA signature, and an RSA wrap for
+    /// version 1.
+    pub(crate) fn seal(
+        &mut self,
+        identity: &Identity,
+        to: &PublicKey,
+        draft: &Draft,
+    ) -> Result<Sealed, NodeError> {
+        let peer = to.fingerprint().to_string();
+        let first = self.peer(&peer)?.sessions.first().copied();
+        let device = self.device.id();
+        if let Some(id) = first
+            && let Some(session) = self.session(id)?
+        {
+            let mut random = [0u8; 16];
+            rand::Rng::fill_bytes(&mut rand::rng(), &mut random);
+            let sealed = identity.seal_v2(device, session, to, draft, MessageId(random))?;
+            self.dirty.insert(id);
+            return Ok(sealed);
+        }
+        Ok(identity.seal(to, draft)?)
+    }
+
+    /// Whether a version 2 envelope with this envelope id was taken in already.
+    pub(crate) fn seen(&self, envelope: &MessageId) -> Result<bool, NodeError> {
+        Ok(self
+            .node
+            .store
+            .contains(&keys::olm_seen(&self.id, envelope))?)
+    }
+
+    /// Open a version 2 envelope: in the session it names, or, for a pre-key message of a
+    /// new session, with the device. Marks the envelope seen. Nothing changes on an error.
+    pub(crate) fn open(&mut self, envelope: &[u8]) -> Result<VerifiedMessage, OpenError> {
+        let parsed = EnvelopeV2::parse(envelope)?;
+        let known = self
+            .session(parsed.session_id())
+            .map_err(|_| OpenError::Undecryptable)?
+            .is_some();
+        let message = if known {
+            let session = self
+                .sessions
+                .get_mut(&parsed.session_id())
+                .ok_or(OpenError::Undecryptable)?;
+            self.device.open(&parsed, session)?
+        } else {
+            let (session, message) = self.device.accept(&parsed)?;
+            self.sessions.insert(session.id(), session);
+            self.device_dirty = true;
+            message
+        };
+        let session = parsed.session_id();
+        self.dirty.insert(session);
+        let peer = message.sender().fingerprint().to_string();
+        self.put_first(session, &peer)
+            .map_err(|_| OpenError::Undecryptable)?;
+        if let Ok(record) = self.peer_mut(&peer) {
+            record.sent_v2 = true;
+        }
+        self.seen.push(parsed.header().id);
+        Ok(message)
+    }
+
+    /// Put what changed into `c` (and forget it was changed).
+    pub(crate) fn write(&mut self, c: &mut Changes) {
+        if std::mem::take(&mut self.device_dirty) {
+            c.put_raw(keys::olm_device(&self.id), self.device.pickle(&self.key));
+        }
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(session) = self.sessions.get(&id) {
+                c.put_raw(keys::olm_session(&self.id, &id), session.pickle(&self.key));
+            }
+        }
+        for id in std::mem::take(&mut self.removed) {
+            c.delete(keys::olm_session(&self.id, &id));
+        }
+        for peer in std::mem::take(&mut self.dirty_peers) {
+            if let Some(record) = self.peers.get(&peer) {
+                c.put(keys::olm_peer(&self.id, &peer), record);
+            }
+        }
+        for envelope in std::mem::take(&mut self.seen) {
+            c.put_raw(keys::olm_seen(&self.id, &envelope), Vec::new());
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Forward secrecy between two nodes (the `Pair` harness): keys published and claimed
+//! through the mailbox core, conversations in envelope version 2, and what a thief of
+//! today's state can read of what was captured before.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+#[path = "common/pair.rs"]
+mod pair;
+
+use crypto::{Device, EnvelopeHeader, EnvelopeV2, PickleKey, Session};
+use mailbox::store::QueueStore as _;
+use node::core::store::keys;
+use pair::*;
+
+/// Everything queued for `peer` at the mailbox now (what a mailbox operator, or anyone
+/// recording its disk, holds), without taking it.
+fn queued_for(world: &World, peer: &Peer) -> Vec<Vec<u8>> {
+    let fp = peer.identity().fingerprint();
+    world.mailbox.store().pull(&fp, 1000, usize::MAX).unwrap().0
+}
+
+fn version(envelope: &[u8]) -> u8 {
+    EnvelopeHeader::parse(envelope).unwrap().version
+}
+
+/// Both publish their keys, then (a minute on, when a contact whose mailbox had no key is
+/// asked again) each claims the other's: from then on they talk in v2.
+async fn with_sessions(world: &mut World) -> (Peer, Peer) {
+    let (mut alice, mut bob) = alice_and_bob(world).await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    world.advance(std::time::Duration::from_secs(61));
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    (alice, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yesterdays_captured_envelopes_do_not_open_with_todays_keys() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    // Before any keys are published: version 1, the control.
+    alice.send("bob", "before keys").await;
+    alice.sync().await.unwrap();
+    let mut captured: Vec<Vec<u8>> = queued_for(&world, &bob);
+    bob.sync().await.unwrap();
+    world.advance(std::time::Duration::from_secs(61));
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    alice.sync().await.unwrap();
+
+    // Yesterday: a conversation, every envelope recorded at the mailbox on its way.
+    // The conversation as both see it.
+    let mut expected = vec!["before keys".to_owned()];
+    for round in 0..3 {
+        for n in 0..2 {
+            let text = format!("to bob {round}.{n}");
+            alice.send("bob", &text).await;
+            expected.push(text);
+        }
+        alice.sync().await.unwrap();
+        captured.extend(queued_for(&world, &bob));
+        bob.sync().await.unwrap();
+        let reply = format!("to alice {round}");
+        bob.send("alice", &reply).await;
+        expected.push(reply);
+        bob.sync().await.unwrap();
+        captured.extend(queued_for(&world, &alice));
+        alice.sync().await.unwrap();
+    }
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), expected);
+    assert_eq!(alice.texts("bob"), expected);
+    let v2: Vec<&Vec<u8>> = captured.iter().filter(|e| version(e) == 2).collect();
+    assert!(
+        v2.len() >= 12,
+        "texts and receipts went forward-secret: {}",
+        v2.len()
+    );
+
+    // Today: the thief takes everything bob's node holds: his RSA key, his pickle key,
+    // his device and every session.
+    let bob_fp = bob.identity().fingerprint();
+    let rsa = bob.identity();
+    let pickle_key = PickleKey::read_file(
+        &bob._keys
+            .path()
+            .join("keys")
+            .join(format!("{bob_fp}.olm-key")),
+    )
+    .unwrap();
+    let store = bob.node.store();
+    let device = store.get_raw(&keys::olm_device("bob")).unwrap().unwrap();
+    let sessions: Vec<Vec<u8>> = store
+        .keys(&keys::olm_prefixes_of("bob")[0])
+        .unwrap()
+        .iter()
+        .map(|k| store.get_raw(k).unwrap().unwrap())
+        .collect();
+    assert!(!sessions.is_empty());
+    let mut opened = Vec::new();
+    for envelope in captured.iter().filter(|e| version(e) == 2) {
+        let header = EnvelopeHeader::parse(envelope).unwrap();
+        if header.recipient != bob_fp {
+            continue;
+        }
+        let parsed = EnvelopeV2::parse(envelope).unwrap();
+        let mut stolen = Device::from_pickle(&device, &pickle_key).unwrap();
+        for pickle in &sessions {
+            let mut session = Session::from_pickle(pickle, &pickle_key).unwrap();
+            if stolen.open(&parsed, &mut session).is_ok() {
+                opened.push(header.id);
+            }
+        }
+        if stolen.accept(&parsed).is_ok() {
+            opened.push(header.id);
+        }
+        assert!(
+            rsa.open(envelope).is_err(),
+            "the RSA key alone opens no v2 envelope"
+        );
+    }
+    assert!(
+        opened.is_empty(),
+        "{} captured envelopes opened",
+        opened.len()
+    );
+    // The thief's tools work: what alice sends after the theft, before bob's next reply,
+    // does open with the stolen state (until the next round trip; see below).
+    alice.send("bob", "after the theft").await;
+    alice.sync().await.unwrap();
+    let after = queued_for(&world, &bob);
+    let readable = after.iter().filter(|envelope| {
+        let parsed = EnvelopeV2::parse(envelope).unwrap();
+        let stolen = Device::from_pickle(&device, &pickle_key).unwrap();
+        sessions.iter().any(|pickle| {
+            let mut session = Session::from_pickle(pickle, &pickle_key).unwrap();
+            stolen
+                .open(&parsed, &mut session)
+                .is_ok_and(|m| m.body() == b"after the theft")
+        })
+    });
+    assert_eq!(readable.count(), 1);
+    // The control: what went in version 1 opens with the RSA key alone.
+    let control = captured
+        .iter()
+        .filter(|e| version(e) == 1 && EnvelopeHeader::parse(e).unwrap().recipient == bob_fp)
+        .filter_map(|e| rsa.open(e).ok())
+        .filter(|m| m.body() == b"before keys")
+        .count();
+    assert_eq!(control, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_goes_forward_secret_once_keys_are_claimed() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = with_sessions(&mut world).await;
+    alice.send("bob", "hello").await;
+    alice.sync().await.unwrap();
+    let queued = queued_for(&world, &bob);
+    assert!(
+        queued.iter().all(|e| version(e) == 2),
+        "profile and text in v2"
+    );
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["hello"]);
+    // The receipt goes back in the session too, and marks the message delivered.
+    bob.sync().await.unwrap();
+    let receipts = queued_for(&world, &alice);
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(version(&receipts[0]), 2);
+    alice.sync().await.unwrap();
+    assert_eq!(
+        alice.status("bob", "hello").0,
+        node::core::store::Status::Delivered
+    );
+    // Bob answers in the session alice started (the one that last decrypted).
+    bob.send("alice", "hi").await;
+    bob.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    assert_eq!(alice.texts("bob"), ["hello", "hi"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_v2_envelope_is_shown_once() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = with_sessions(&mut world).await;
+    alice.send("bob", "once").await;
+    alice.sync().await.unwrap();
+    let copies = queued_for(&world, &bob);
+    bob.sync().await.unwrap();
+    // A mailbox that replays what it delivered: acknowledged, not shown twice, and the
+    // session goes on.
+    for envelope in &copies {
+        assert_eq!(bob.node.receive_v2("bob", envelope).unwrap(), Some(false));
+    }
+    assert_eq!(bob.texts("alice"), ["once"]);
+    alice.send("bob", "twice").await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["once", "twice"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_v2_envelope_neither_shows_nor_wedges_the_session() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = with_sessions(&mut world).await;
+    alice.send("bob", "first").await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    alice.send("bob", "second").await;
+    alice.sync().await.unwrap();
+    let honest = queued_for(&world, &bob).pop().unwrap();
+    for at in [0, 20, 40, 60, 80, 97, 100, honest.len() - 1] {
+        let mut bad = honest.clone();
+        bad[at] ^= 0x10;
+        assert_eq!(bob.node.receive_v2("bob", &bad).unwrap(), None, "byte {at}");
+    }
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["first", "second"]);
+}
