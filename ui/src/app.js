@@ -79,6 +79,10 @@
 
   // ---------- the open conversation ----------
 
+  /** The "not forward-secret" mark's explanation (ui/src/node/chat.rs says the same). */
+  const NOT_FORWARD_SECRET = 'Sent before a forward-secret session with this contact ' +
+    'existed: whoever steals this key later could read it from a recording.';
+
   const messages = document.getElementById('messages');
   const openIdentity = messages ? messages.dataset.identity : null;
   const openContact = messages ? messages.dataset.contact : null;
@@ -157,6 +161,11 @@
       const status = el('span');
       fillStatus(status, entry.status || 'pending', entry.error);
       meta.append(status);
+    }
+    if (entry.forward_secret === false) {
+      const mark = el('span', 'not-fs', 'not forward-secret');
+      mark.title = NOT_FORWARD_SECRET;
+      meta.append(mark);
     }
     li.append(meta);
     return li;

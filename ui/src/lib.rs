@@ -214,6 +214,8 @@ pub struct MessageItem {
     pub warning: Option<String>,
     /// Set on a note of the node's instead of a message (its words are `text`).
     pub note: Option<NoteLevel>,
+    /// The message went forward-secret; one that did not is marked as such.
+    pub forward_secret: bool,
 }
 
 /// How a note in a conversation reads.

@@ -176,6 +176,7 @@ mod tests {
             status: Status::Received,
             seq: 2,
             error: None,
+            forward_secret: true,
         }
     }
 
@@ -189,7 +190,7 @@ mod tests {
                 late: false,
             },
             "message",
-            r#"{"identity":"alice","contact":"bob","direction":"in","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":2,"status":"received","text":"hi <b>"}"#,
+            r#"{"identity":"alice","contact":"bob","direction":"in","forward_secret":true,"id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":2,"status":"received","text":"hi <b>"}"#,
         );
         check(
             NodeEvent::Message {
@@ -213,7 +214,7 @@ mod tests {
                 late: true,
             },
             "message",
-            r#"{"identity":"alice","contact":"bob","direction":"in","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":2,"status":"received","text":"hi <b>","late":true}"#,
+            r#"{"identity":"alice","contact":"bob","direction":"in","forward_secret":true,"id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":2,"status":"received","text":"hi <b>","late":true}"#,
         );
         check(
             NodeEvent::Status {

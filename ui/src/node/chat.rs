@@ -394,6 +394,10 @@ fn status_mark(status: &str) -> &'static str {
     }
 }
 
+/// What the "not forward-secret" mark says when pointed at (the script uses the same words).
+pub const NOT_FORWARD_SECRET: &str = "Sent before a forward-secret session with this contact \
+    existed: whoever steals this key later could read it from a recording.";
+
 fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
     let MessageItem {
         id,
@@ -405,6 +409,7 @@ fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
         gap,
         warning,
         note,
+        forward_secret,
     } = message;
     if let Some(level) = note {
         let (class, mark) = match level {
@@ -456,6 +461,13 @@ fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
         }
     });
     let datetime = (!time_iso.is_empty()).then_some(time_iso);
+    let not_forward_secret = (!forward_secret).then(|| {
+        view! {
+            <span class="not-fs" title=NOT_FORWARD_SECRET>
+                "not forward-secret"
+            </span>
+        }
+    });
     view! {
         <li class=class data-message-id=id>
             <span class="visually-hidden">{who} ": "</span>
@@ -464,6 +476,7 @@ fn message_bubble(message: MessageItem, contact: &str) -> AnyView {
             <p class="msg-meta">
                 <time class="time" datetime=datetime>{time}</time>
                 {status_view}
+                {not_forward_secret}
             </p>
         </li>
     }
@@ -576,6 +589,22 @@ mod tests {
         page.messages = vec![message("x", true, "line one\n  line two", "sent")];
         let html = node_page(&page);
         assert!(html.contains(">line one\n  line two<"), "{html}");
+    }
+
+    #[test]
+    fn messages_that_did_not_go_forward_secret_say_so() {
+        let mut page = chat_page();
+        let mut old = message("m1", false, "sealed to the RSA key", "received");
+        old.forward_secret = false;
+        page.messages = vec![old, message("m2", true, "in a session", "sent")];
+        let html = node_page(&page);
+        assert_eq!(html.matches(r#"class="not-fs""#).count(), 1, "{html}");
+        let mark = element_with(&html, r#"class="not-fs""#, "span");
+        assert!(mark.contains("not forward-secret"), "{mark}");
+        assert!(
+            mark.contains("title=\"Sent before a forward-secret session"),
+            "{mark}"
+        );
     }
 
     #[test]

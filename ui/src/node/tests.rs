@@ -40,6 +40,7 @@ pub(super) fn message(id: &str, outgoing: bool, text: &str, status: &str) -> Mes
         gap: None,
         warning: None,
         note: None,
+        forward_secret: true,
     }
 }
 

@@ -166,6 +166,7 @@ impl Node {
                 status: Status::Pending,
                 seq: draft.seq,
                 error: None,
+                forward_secret: sealed.header.version == crypto::FORMAT_V2,
             };
             let msg_key = keys::message(&id, &contact, node.store.next_seq()?);
             let mut c = Changes::default();

@@ -493,6 +493,7 @@ fn incoming_record(message: &VerifiedMessage, now: u64) -> MessageRecord {
         status: Status::Received,
         seq: message.seq(),
         error: None,
+        forward_secret: message.forward_secret(),
     }
 }
 

@@ -264,11 +264,20 @@ mod tests {
             status: Status::Pending,
             seq: 1,
             error: None,
+            forward_secret: false,
         };
         let cases: Vec<(String, &str)> = vec![
             (
                 serde_json::to_string(&Entry::Message(m.clone())).unwrap(),
                 r#"{"kind":"message","id":"00000000000000000000000000000000","direction":"out","text":"hi","sent_ms":1,"stored_ms":2,"status":"pending","seq":1,"error":null}"#,
+            ),
+            (
+                serde_json::to_string(&Entry::Message(MessageRecord {
+                    forward_secret: true,
+                    ..m.clone()
+                }))
+                .unwrap(),
+                r#"{"kind":"message","id":"00000000000000000000000000000000","direction":"out","text":"hi","sent_ms":1,"stored_ms":2,"status":"pending","seq":1,"error":null,"forward_secret":true}"#,
             ),
             (
                 serde_json::to_string(&Entry::Gap {

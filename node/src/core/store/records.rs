@@ -114,6 +114,12 @@ pub struct MessageRecord {
     /// incoming one (it does not follow the one before it; the sender's chain restarted).
     #[serde(default)]
     pub error: Option<String>,
+    /// It went in envelope version 2, through an Olm session: a thief of today's keys
+    /// cannot read it from a recording. False for version 1 (and every message stored
+    /// before version 2 existed, which all went in version 1). Written only when true, so
+    /// records of version 1 messages are as they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forward_secret: bool,
 }
 
 /// One item of a conversation.

@@ -160,6 +160,9 @@ pub struct MessageJson {
     /// Why sending failed, in words (only when it did).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// It went forward-secret (envelope version 2, in an Olm session). False: it went
+    /// under the recipient's RSA key, which a thief of that key could later open it with.
+    pub forward_secret: bool,
     /// The message id, hex.
     pub id: String,
     #[schema(inline)]
@@ -180,6 +183,7 @@ impl From<&MessageRecord> for MessageJson {
         Self {
             direction: m.direction.into(),
             error: m.error.clone(),
+            forward_secret: m.forward_secret,
             id: m.id.to_string(),
             kind: MessageKind::Message,
             sent_at: rfc3339(m.sent_ms),

@@ -333,6 +333,7 @@ fn message(error: Option<&str>) -> MessageRecord {
         status: Status::Failed,
         seq: 7,
         error: error.map(str::to_owned),
+        forward_secret: false,
     }
 }
 
@@ -347,11 +348,11 @@ fn check(body: impl Serialize, expect: &str) {
 fn the_bodies_are_pinned() {
     check(
         MessageJson::from(&message(None)),
-        r#"{"direction":"out","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}"#,
+        r#"{"direction":"out","forward_secret":false,"id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}"#,
     );
     check(
         MessageJson::from(&message(Some("the mailbox refused it"))),
-        r#"{"direction":"out","error":"the mailbox refused it","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}"#,
+        r#"{"direction":"out","error":"the mailbox refused it","forward_secret":false,"id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}"#,
     );
     let gap = Entry::Gap {
         missing: 3,
@@ -395,7 +396,7 @@ fn the_bodies_are_pinned() {
     };
     check(
         RequestJson::from(&request),
-        r#"{"display_name":"Zoë","fingerprint":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","messages":[{"direction":"out","id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}],"public_key":"-----BEGIN PUBLIC KEY-----"}"#,
+        r#"{"display_name":"Zoë","fingerprint":"cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd","messages":[{"direction":"out","forward_secret":false,"id":"00112233445566778899aabbccddeeff","kind":"message","sent_at":"2025-11-25T21:40:00.123Z","seq":7,"status":"failed","text":"hello \"there\""}],"public_key":"-----BEGIN PUBLIC KEY-----"}"#,
     );
     check(
         SettingsJson {

@@ -87,6 +87,7 @@ pub fn message_item(entry: &Entry) -> ui::MessageItem {
                 .then(|| m.error.clone())
                 .flatten(),
             note: None,
+            forward_secret: m.forward_secret,
         },
         Entry::Gap {
             missing,
