@@ -27,11 +27,12 @@ use vodozemac::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature};
 use zeroize::Zeroizing;
 
 use crate::backend::Backend;
-use crate::error::{BundleError, Error};
+use crate::error::{BundleError, Error, KeyError};
 use crate::keys::{Fingerprint, Identity, PublicKey};
 use crate::session::Session;
 
 const CERT_TAG: &[u8] = b"secure-messenger/device-certificate/v1\0";
+const PICKLE_KEY_LABEL: &str = "ENCRYPTED PICKLE KEY";
 const PREKEY_TAG: &[u8] = b"secure-messenger/device-prekey/v1\0";
 /// The largest encoded certificate accepted (a 4096-bit signature and the fields fit well).
 pub const MAX_CERTIFICATE_LEN: usize = 1024;
@@ -92,25 +93,38 @@ impl PickleKey {
         &self.0
     }
 
-    /// Write the key to a new file (mode 0600; an existing file is not overwritten): 64 hex
-    /// digits and a newline.
-    pub fn write_new_file(&self, path: &std::path::Path) -> Result<(), Error> {
-        let text = Zeroizing::new(hex::encode(self.0.as_slice()) + "\n");
+    /// Write the key to a new file (mode 0600; an existing file is not overwritten): with a
+    /// passphrase, encrypted as identity keys are (PBES2, scrypt and AES-256-CBC, in a PEM
+    /// block `ENCRYPTED PICKLE KEY`); without, 64 hex digits and a newline.
+    pub fn write_new_file(
+        &self,
+        path: &std::path::Path,
+        passphrase: Option<&str>,
+    ) -> Result<(), Error> {
+        let text = match passphrase {
+            Some(passphrase) => {
+                crate::keys::encrypt_pem(self.0.as_slice(), passphrase, PICKLE_KEY_LABEL)?
+            }
+            None => Zeroizing::new(hex::encode(self.0.as_slice()) + "\n"),
+        };
         crate::keys::write_new_private_file(path, &text)
     }
 
-    /// Read a key written by [`PickleKey::write_new_file`].
-    pub fn read_file(path: &std::path::Path) -> Result<Self, Error> {
+    /// Read a key written by [`PickleKey::write_new_file`]: an encrypted one needs the
+    /// passphrase ([`KeyError::PassphraseRequired`] without it).
+    pub fn read_file(path: &std::path::Path, passphrase: Option<&str>) -> Result<Self, Error> {
         let text = crate::keys::read_key_file(path)?;
-        let mut key = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text.trim(), key.as_mut_slice()).map_err(|_| Error::Io {
-            path: path.to_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "not a pickle key (64 hex digits)",
-            ),
-        })?;
-        Ok(Self(key))
+        let bytes = if text.trim_start().starts_with("-----BEGIN") {
+            let passphrase = passphrase.ok_or(KeyError::PassphraseRequired)?;
+            crate::keys::decrypt_pem(&text, passphrase, PICKLE_KEY_LABEL)?
+        } else {
+            Zeroizing::new(hex::decode(text.trim()).unwrap_or_default())
+        };
+        let key: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::Malformed(format!("{}: not a pickle key", path.display())))?;
+        Ok(Self(Zeroizing::new(key)))
     }
 }
 

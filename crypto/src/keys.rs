@@ -346,28 +346,11 @@ impl Identity {
     /// UTF-8 bytes, exactly as OpenSSL uses the bytes it is given (no Unicode normalisation).
     /// The text holds no secret in the clear, but is zeroized on drop all the same.
     pub fn to_encrypted_pem(&self, passphrase: &str) -> Result<Zeroizing<String>, Error> {
-        let rng = &mut rand::rng();
-        let rsa_err = |e: &dyn fmt::Display| Error::Rsa(e.to_string());
-        let mut salt = [0u8; PBES2_SALT_LEN];
-        let mut iv = [0u8; AES_CBC_IV_LEN];
-        rng.fill_bytes(&mut salt);
-        rng.fill_bytes(&mut iv);
-        let cost =
-            scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P).map_err(|e| rsa_err(&e))?;
-        let params = pbes2::Parameters::generate_scrypt_aes256cbc(cost, &salt, iv)
-            .map_err(|e| rsa_err(&e))?;
-
-        let plain = self.key.to_pkcs8_der().map_err(|e| rsa_err(&e))?;
-        let ciphertext = params
-            .encrypt(passphrase, plain.as_bytes())
-            .map_err(|e| rsa_err(&e))?;
-        let info = EncryptedPrivateKeyInfo {
-            encryption_algorithm: params.into(),
-            encrypted_data: OctetStringRef::new(&ciphertext).map_err(|e| rsa_err(&e))?,
-        };
-        SecretDocument::encode_msg(&info)
-            .and_then(|doc| doc.to_pem(ENCRYPTED_PRIVATE_LABEL, LineEnding::LF))
-            .map_err(|e| rsa_err(&e))
+        let plain = self
+            .key
+            .to_pkcs8_der()
+            .map_err(|e| Error::Rsa(e.to_string()))?;
+        encrypt_pem(plain.as_bytes(), passphrase, ENCRYPTED_PRIVATE_LABEL)
     }
 
     /// Read an encrypted PKCS#8 PEM (ours, or OpenSSL's
@@ -506,6 +489,52 @@ pub(crate) fn read_key_file(path: &Path) -> Result<Zeroizing<String>, Error> {
             path: path.to_owned(),
             source,
         })
+}
+
+/// `secret` encrypted under `passphrase` as the DER of an `EncryptedPrivateKeyInfo` (PBES2:
+/// scrypt N = 2^14, r = 8, p = 1, and AES-256-CBC, with a fresh salt and IV) in a PEM block
+/// labelled `label`: the container of encrypted PKCS#8 keys, for any secret.
+pub(crate) fn encrypt_pem(
+    secret: &[u8],
+    passphrase: &str,
+    label: &'static str,
+) -> Result<Zeroizing<String>, Error> {
+    let rng = &mut rand::rng();
+    let err = |e: &dyn fmt::Display| Error::Rsa(e.to_string());
+    let mut salt = [0u8; PBES2_SALT_LEN];
+    let mut iv = [0u8; AES_CBC_IV_LEN];
+    rng.fill_bytes(&mut salt);
+    rng.fill_bytes(&mut iv);
+    let cost = scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P).map_err(|e| err(&e))?;
+    let params =
+        pbes2::Parameters::generate_scrypt_aes256cbc(cost, &salt, iv).map_err(|e| err(&e))?;
+    let ciphertext = params.encrypt(passphrase, secret).map_err(|e| err(&e))?;
+    let info = EncryptedPrivateKeyInfo {
+        encryption_algorithm: params.into(),
+        encrypted_data: OctetStringRef::new(&ciphertext).map_err(|e| err(&e))?,
+    };
+    SecretDocument::encode_msg(&info)
+        .and_then(|doc| doc.to_pem(label, LineEnding::LF))
+        .map_err(|e| err(&e))
+}
+
+/// The secret in a PEM block made by [`encrypt_pem`] with `label`; a wrong passphrase (or a
+/// damaged file) is [`KeyError::WrongPassphrase`], a hostile key-derivation cost
+/// [`KeyError::Malformed`].
+pub(crate) fn decrypt_pem(
+    pem: &str,
+    passphrase: &str,
+    label: &'static str,
+) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let der = decode_pem(pem, label)?;
+    let info = EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+        .map_err(|e| KeyError::Malformed(e.to_string()))?;
+    check_kdf_cost(&info.encryption_algorithm)?;
+    let plain = info
+        .encryption_algorithm
+        .decrypt(passphrase, info.encrypted_data.as_bytes())
+        .map_err(|_| KeyError::WrongPassphrase)?;
+    Ok(Zeroizing::new(plain))
 }
 
 /// Refuse PBES2 parameters whose key derivation would cost far more than any key file we or

@@ -531,3 +531,37 @@ fn golden_envelope_v2() {
     // session, and it chains the conversation, so both sides must keep computing it alike.
     assert_eq!(opened.hash(), hash);
 }
+
+/// The pickle key file: 0600, plain hex without a passphrase, encrypted like identity keys
+/// with one; the wrong passphrase or none is refused, and nothing is overwritten.
+#[test]
+fn pickle_key_files_are_private_and_encrypted_with_a_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = PickleKey::generate();
+    let plain = dir.path().join("plain.olm-key");
+    key.write_new_file(&plain, None).unwrap();
+    assert_eq!(
+        PickleKey::read_file(&plain, None).unwrap().as_bytes(),
+        key.as_bytes()
+    );
+    assert!(key.write_new_file(&plain, None).is_err(), "not overwritten");
+
+    let locked = dir.path().join("locked.olm-key");
+    key.write_new_file(&locked, Some("correct horse")).unwrap();
+    let text = std::fs::read_to_string(&locked).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED PICKLE KEY-----"),
+        "{text}"
+    );
+    assert!(!text.contains(&hex::encode(key.as_bytes())));
+    let read = PickleKey::read_file(&locked, Some("correct horse")).unwrap();
+    assert_eq!(read.as_bytes(), key.as_bytes());
+    assert!(PickleKey::read_file(&locked, Some("wrong")).is_err());
+    assert!(PickleKey::read_file(&locked, None).is_err());
+    #[cfg(unix)]
+    for path in [&plain, &locked] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", path.display());
+    }
+}

@@ -88,6 +88,7 @@ async fn yesterdays_captured_envelopes_do_not_open_with_todays_keys() {
             .path()
             .join("keys")
             .join(format!("{bob_fp}.olm-key")),
+        None,
     )
     .unwrap();
     let store = bob.node.store();
@@ -219,4 +220,30 @@ async fn a_tampered_v2_envelope_neither_shows_nor_wedges_the_session() {
     }
     bob.sync().await.unwrap();
     assert_eq!(bob.texts("alice"), ["first", "second"]);
+}
+
+/// With a passphrase the pickle key file is encrypted like the identity keys, and a node
+/// reopened with the passphrase goes on with the same device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_passphrase_the_pickle_key_file_is_encrypted() {
+    use node::core::service::{Node, Passphrase};
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let passphrase = Some(Passphrase::new("pass phrase".into()));
+        std::sync::Arc::new(Node::open(dir.path(), 65_536, passphrase).unwrap())
+    };
+    let node = open();
+    node.create_identity("alice".into(), None).await.unwrap();
+    let first = node.keys_to_publish("alice", 0).unwrap().unwrap();
+    let fp = node.identity("alice").unwrap().fingerprint();
+    let text =
+        std::fs::read_to_string(dir.path().join("keys").join(format!("{fp}.olm-key"))).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED PICKLE KEY-----"),
+        "{text}"
+    );
+    drop(node);
+    let again = open();
+    let second = again.keys_to_publish("alice", 0).unwrap().unwrap();
+    assert_eq!(first.certificate, second.certificate, "the same device");
 }

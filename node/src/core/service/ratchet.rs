@@ -149,11 +149,13 @@ impl Node {
             return Ok(key.clone());
         }
         let path = self.pickle_key_path(identity);
-        let key = match PickleKey::read_file(&path) {
+        // Encrypted with the identity keys' passphrase when there is one.
+        let passphrase = self.passphrase.as_ref().map(Passphrase::expose);
+        let key = match PickleKey::read_file(&path, passphrase) {
             Ok(key) => key,
             Err(_) if !path.exists() => {
                 let key = PickleKey::generate();
-                key.write_new_file(&path)?;
+                key.write_new_file(&path, passphrase)?;
                 key
             }
             Err(e) => return Err(e.into()),
