@@ -120,6 +120,12 @@ pub enum MessageKind {
     /// UTF-8, `host:port#fingerprint`). Sequence number 0, outside the chain; signed like
     /// every message, so only the contact can move themselves.
     MailboxMoved,
+    /// "Send me again what I have not confirmed": sent in a fresh forward-secret session
+    /// after a session broke (the body: the envelope ids that did not open, as in a
+    /// receipt, or empty), or by a new device of the sender (a restored identity). The
+    /// contact re-seals every message without a receipt in that session. Sequence number 0,
+    /// outside the chain.
+    SessionReset,
 }
 
 /// Longest display name a [`MessageKind::Profile`] carries, in characters.

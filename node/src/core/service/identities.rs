@@ -209,6 +209,7 @@ impl Node {
             prefixes.push([b"late/".as_slice(), id.as_bytes(), b"\0"].concat());
             prefixes.push(keys::message_ids_of(&id));
             prefixes.extend(keys::olm_prefixes_of(&id));
+            prefixes.push(keys::resends_of(&id));
             c.delete(keys::olm_device(&id));
             c.delete(keys::olm_certificate(&id));
             c.delete(keys::olm_keys(&id));

@@ -179,6 +179,9 @@ impl Node {
                     last_hash: Some(sealed.hash),
                 },
             );
+            if sealed.header.version == crypto::FORMAT_V2 {
+                Node::keep_for_resend(&mut c, &id, &message.id, &contact, &draft);
+            }
             if let Some(profile) = profile {
                 node.queue_envelope(
                     &mut c,

@@ -12,6 +12,8 @@ mod messages;
 mod moving;
 mod outbox;
 mod ratchet;
+mod requests;
+mod reset;
 
 pub use messages::{Cursor, Page};
 pub use ratchet::{KeysRecord, KeysToPublish, PeerRecord};

@@ -32,6 +32,8 @@ pub const ONE_TIME_KEYS: usize = 50;
 pub const FALLBACK_ROTATION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 /// How long before the node asks its mailbox again how many one-time keys are left.
 pub const KEYS_RECHECK_MS: u64 = 60 * 60 * 1000;
+/// How often a broken session may be reset, per correspondent.
+pub const RESET_INTERVAL_MS: u64 = 60 * 60 * 1000;
 /// How long before the node asks a contact's mailbox again for a key after it had none
 /// (the contact may not have published yet: both sides often start together).
 pub const NO_KEYS_RECHECK_MS: u64 = 60 * 1000;
@@ -47,6 +49,13 @@ pub struct PeerRecord {
     /// When their mailbox last had no key to claim, ms since the epoch.
     #[serde(default)]
     pub no_keys_ms: Option<u64>,
+    /// A session with them broke (an envelope in it did not open): claim a fresh key,
+    /// start a new session and ask them to send again what has no receipt.
+    #[serde(default)]
+    pub reset_wanted: bool,
+    /// When the last such reset was made (at most one an hour).
+    #[serde(default)]
+    pub reset_ms: Option<u64>,
 }
 
 /// What an identity knows of its keys on its own mailbox.
@@ -88,6 +97,9 @@ pub(crate) struct Olm<'a> {
     peers: HashMap<String, PeerRecord>,
     dirty_peers: HashSet<String>,
     seen: Vec<MessageId>,
+    /// The last open started a session with another device of a correspondent than the
+    /// one they used before.
+    new_device: bool,
 }
 
 impl std::fmt::Debug for Olm<'_> {
@@ -130,6 +142,7 @@ impl Node {
             peers: HashMap::new(),
             dirty_peers: HashSet::new(),
             seen: Vec::new(),
+            new_device: false,
         };
         if olm.device_dirty {
             // A new device is stored at once with its certificate: whatever comes next
@@ -289,7 +302,7 @@ impl Node {
             let asked_lately = peer
                 .no_keys_ms
                 .is_some_and(|t| now.saturating_sub(t) < NO_KEYS_RECHECK_MS);
-            if peer.sessions.is_empty() && !asked_lately {
+            if (peer.sessions.is_empty() || peer.reset_wanted) && !asked_lately {
                 out.push(contact);
             }
         }
@@ -307,18 +320,50 @@ impl Node {
         now: u64,
     ) -> Result<(), NodeError> {
         let key = PublicKey::from_pem(&contact.public_key)?;
+        let identity = self.identity(id)?;
         let mut olm = self.olm(id)?;
+        let mut c = Changes::default();
         match bundle.map(|b| b.verify(&key)) {
-            Some(Ok(verified)) => olm.start(&verified)?,
+            Some(Ok(verified)) => {
+                olm.start(&verified)?;
+                let peer = olm.peer_mut(&contact.fingerprint.to_string())?;
+                if std::mem::take(&mut peer.reset_wanted) {
+                    peer.reset_ms = Some(now);
+                }
+                // The new session's first message: it tells them which device to seal to
+                // (a restored identity's is new) and asks again for what has no receipt.
+                let sealed = olm.seal(
+                    &identity,
+                    &key,
+                    &Draft {
+                        kind: crypto::MessageKind::SessionReset,
+                        seq: 0,
+                        prev: None,
+                        sent_at: SystemTime::now(),
+                        body: Vec::new(),
+                    },
+                )?;
+                self.queue_envelope(
+                    &mut c,
+                    OutboxRecord {
+                        identity: id.to_owned(),
+                        contact: contact.name.clone(),
+                        message_id: sealed.message_id,
+                        kind: OutboxKind::Notice,
+                    },
+                    sealed.bytes,
+                )?;
+            }
             Some(Err(e)) => {
                 warn!(error = %e, "a contact's mailbox served a key that does not verify");
                 olm.peer_mut(&contact.fingerprint.to_string())?.no_keys_ms = Some(now);
             }
             None => olm.peer_mut(&contact.fingerprint.to_string())?.no_keys_ms = Some(now),
         }
-        let mut c = Changes::default();
         olm.write(&mut c);
         self.store.apply(c)?;
+        drop(olm);
+        self.wake();
         Ok(())
     }
 }
@@ -394,6 +439,58 @@ impl Olm<'_> {
         to: &PublicKey,
         draft: &Draft,
     ) -> Result<Sealed, NodeError> {
+        self.seal_as(identity, to, draft, None)
+    }
+
+    /// Whether there is a session to seal to `fingerprint` with.
+    pub(crate) fn has_session(&mut self, fingerprint: &str) -> Result<bool, NodeError> {
+        let first = self.peer(fingerprint)?.sessions.first().copied();
+        Ok(match first {
+            Some(id) => self.session(id)?.is_some(),
+            None => false,
+        })
+    }
+
+    /// A session with its peer broke: an envelope that names it did not open. Unless one
+    /// was made within the hour, a reset is wanted (the sync loop claims a fresh key and
+    /// asks them to send again). Returns whether it is. Envelopes of sessions this node
+    /// does not know name nobody it could ask.
+    pub(crate) fn broken(&mut self, envelope: &[u8], now: u64) -> Result<bool, NodeError> {
+        let Ok(parsed) = EnvelopeV2::parse(envelope) else {
+            return Ok(false);
+        };
+        let Some(peer) = self
+            .session(parsed.session_id())?
+            .map(|s| s.peer().to_string())
+        else {
+            return Ok(false);
+        };
+        let record = self.peer(&peer)?;
+        let recent = record
+            .reset_ms
+            .is_some_and(|t| now.saturating_sub(t) < RESET_INTERVAL_MS);
+        if recent || record.reset_wanted {
+            return Ok(false);
+        }
+        self.peer_mut(&peer)?.reset_wanted = true;
+        Ok(true)
+    }
+
+    /// Whether the last open started a session with another device of its sender than
+    /// the one they used before (and forget it).
+    pub(crate) fn take_new_device(&mut self) -> bool {
+        std::mem::take(&mut self.new_device)
+    }
+
+    /// [`Olm::seal`] with a given message id in version 2 (a message sealed again keeps its
+    /// id); a fresh random one when `None`.
+    pub(crate) fn seal_as(
+        &mut self,
+        identity: &Identity,
+        to: &PublicKey,
+        draft: &Draft,
+        message_id: Option<MessageId>,
+    ) -> Result<Sealed, NodeError> {
         let peer = to.fingerprint().to_string();
         let first = self.peer(&peer)?.sessions.first().copied();
         let device = self.device.id();
@@ -402,7 +499,8 @@ impl Olm<'_> {
         {
             let mut random = [0u8; 16];
             rand::Rng::fill_bytes(&mut rand::rng(), &mut random);
-            let sealed = identity.seal_v2(device, session, to, draft, MessageId(random))?;
+            let id_inside = message_id.unwrap_or(MessageId(random));
+            let sealed = identity.seal_v2(device, session, to, draft, id_inside)?;
             self.dirty.insert(id);
             return Ok(sealed);
         }
@@ -433,6 +531,18 @@ impl Olm<'_> {
             self.device.open(&parsed, session)?
         } else {
             let (session, message) = self.device.accept(&parsed)?;
+            let peer = message.sender().fingerprint().to_string();
+            // The device they used until now, if any: another one means a new device.
+            let before = self
+                .peer(&peer)
+                .ok()
+                .and_then(|p| p.sessions.first().copied());
+            if let Some(before) = before
+                && let Ok(Some(old)) = self.session(before)
+                && Some(old.peer_device()) != message.sender_device()
+            {
+                self.new_device = true;
+            }
             self.sessions.insert(session.id(), session);
             self.device_dirty = true;
             message

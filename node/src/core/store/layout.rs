@@ -170,6 +170,15 @@ pub mod keys {
     pub fn olm_peer(id: &str, fingerprint: &str) -> Vec<u8> {
         key(&[b"olm-peer/", id.as_bytes(), fingerprint.as_bytes()])
     }
+    /// `resend/<identity>\0<message id, 16 bytes>`: an outgoing forward-secret text without
+    /// a receipt yet ([`crate::core::store::ResendRecord`]).
+    pub fn resend(id: &str, mid: &MessageId) -> Vec<u8> {
+        key(&[b"resend/", id.as_bytes(), &mid.0])
+    }
+    /// `resend/<identity>\0`
+    pub fn resends_of(id: &str) -> Vec<u8> {
+        key(&[b"resend/", id.as_bytes(), b""])
+    }
     /// `olm-seen/<identity>\0<envelope id, 16 bytes>`: a version 2 envelope taken in (its
     /// Olm message cannot decrypt twice: a second copy is acknowledged unopened).
     pub fn olm_seen(id: &str, envelope: &MessageId) -> Vec<u8> {

@@ -255,8 +255,26 @@ pub enum OutboxKind {
     Receipt,
     /// The sender's display name, before a first message (not shown).
     Profile,
-    /// A notice to a contact: our mailbox moved (not shown).
+    /// A notice to a contact: our mailbox moved, or a session was reset (not shown).
     Notice,
+    /// A text sent before, sealed again in a new session after a reset (its status stays
+    /// as it is).
+    Resend,
+}
+
+/// What it takes to seal an outgoing forward-secret text again with the same message id,
+/// sequence number and hash (after a session reset, or to a contact's new device): kept
+/// until its receipt comes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResendRecord {
+    /// The contact's name.
+    pub contact: String,
+    /// The sequence number it was sent with.
+    pub seq: u64,
+    /// The hash of the message before it, as signed.
+    pub prev: Option<MessageHash>,
+    /// When it was signed as sent, ms since the epoch.
+    pub sent_at_ms: u64,
 }
 
 /// A sealed envelope waiting for the mailbox (the envelope itself is kept beside it, as raw
