@@ -414,3 +414,95 @@ async fn a_restored_identity_is_a_new_device_and_gets_what_waited_for_it() {
         );
     }
 }
+
+fn first_session(peer: &Peer, other: &Peer) -> crypto::SessionId {
+    let fp = other.identity().fingerprint().to_string();
+    let record: node::core::service::PeerRecord = peer
+        .node
+        .store()
+        .get(keys::olm_peer(peer.id, &fp))
+        .unwrap()
+        .unwrap();
+    record.sessions[0]
+}
+
+/// Both claim at once (each starts a session with the other's key): after one exchange
+/// they seal in the same session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossed_sessions_converge() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = with_sessions(&mut world).await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    alice.send("bob", "one").await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    bob.send("alice", "two").await;
+    bob.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    assert_eq!(first_session(&alice, &bob), first_session(&bob, &alice));
+    assert_eq!(alice.texts("bob"), ["one", "two"]);
+}
+
+/// A mailbox that keeps no one-time keys (all claimed) serves the fallback key, and the
+/// conversation still goes forward-secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_one_time_keys_fall_back() {
+    let mut no_one_time = policy();
+    no_one_time.max_one_time_keys = 0;
+    let mut world = World::new(no_one_time);
+    let (mut alice, mut bob) = with_sessions(&mut world).await;
+    alice.send("bob", "via the fallback key").await;
+    alice.sync().await.unwrap();
+    assert!(queued_for(&world, &bob).iter().all(|e| version(e) == 2));
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["via the fallback key"]);
+}
+
+/// Out of order within a session's chain: each shows once, in the sender's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_messages_out_of_order_show_in_the_senders_order() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = with_sessions(&mut world).await;
+    for text in ["one", "two", "three"] {
+        alice.send("bob", text).await;
+    }
+    alice.sync().await.unwrap();
+    bob.link.reorder(Reorder::Reverse);
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["one", "two", "three"]);
+    assert!(warnings(&bob, "alice").is_empty());
+}
+
+/// Keys are topped up below half, at most hourly, and the fallback key is replaced weekly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_topped_up_below_half_and_the_fallback_replaced_weekly() {
+    use node::core::service::KeysRecord;
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = with_sessions(&mut world).await;
+    let record =
+        |p: &Peer| -> KeysRecord { p.node.store().get(keys::olm_keys(p.id)).unwrap().unwrap() };
+    // Alice claimed one of bob's 50; claimers from elsewhere take 29 more: the hourly
+    // count sees 20 left.
+    let bob_fp = bob.identity().fingerprint();
+    for _ in 0..29 {
+        use mailbox::store::KeyStore as _;
+        world
+            .mailbox
+            .keys()
+            .claim(bob_fp, true)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    world.advance(std::time::Duration::from_secs(3601));
+    bob.sync().await.unwrap();
+    assert_eq!(record(&bob).remaining, Some(20));
+    bob.sync().await.unwrap();
+    assert_eq!(record(&bob).remaining, Some(50), "topped up to 50");
+    // A week on, a new fallback key is published.
+    let before = record(&alice).fallback_ms;
+    world.advance(std::time::Duration::from_secs(7 * 24 * 3600));
+    alice.sync().await.unwrap();
+    assert!(record(&alice).fallback_ms > before);
+}

@@ -70,6 +70,10 @@ pub struct KeysRecord {
     pub unsupported: bool,
     /// When the fallback key was last replaced.
     pub fallback_ms: u64,
+    /// When one-time keys were last made to top up (at most hourly: a mailbox that keeps
+    /// fewer than half is not sent a batch every round).
+    #[serde(default)]
+    pub topped_ms: Option<u64>,
 }
 
 /// A publication to make on the identity's mailbox: its key, certificate and new keys.
@@ -215,19 +219,25 @@ impl Node {
             return Ok(None);
         }
         let mut changed = false;
+        let mut record = record;
+        let topped_lately = record
+            .topped_ms
+            .is_some_and(|t| now.saturating_sub(t) < KEYS_RECHECK_MS);
+        let all_published = olm
+            .device
+            .unpublished_prekeys()
+            .iter()
+            .all(|k| k.is_fallback());
         if let Some(remaining) = record.remaining
             && (remaining as usize) < ONE_TIME_KEYS / 2
-            && olm
-                .device
-                .unpublished_prekeys()
-                .iter()
-                .all(|k| k.is_fallback())
+            && !topped_lately
+            && all_published
         {
             olm.device
                 .generate_one_time_keys(ONE_TIME_KEYS - remaining as usize);
+            record.topped_ms = Some(now);
             changed = true;
         }
-        let mut record = record;
         if now.saturating_sub(record.fallback_ms) >= FALLBACK_ROTATION_MS {
             // The one before the last goes; the last stays for sessions started on it.
             olm.device.forget_previous_fallback();
