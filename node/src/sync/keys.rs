@@ -13,7 +13,7 @@ use tracing::{debug, warn};
 use super::SyncError;
 use super::engine::Engine;
 use super::round::Link;
-use crate::core::service::{Destination, Node, blocking};
+use crate::core::service::{Destination, Node, blocking, no_keys_recheck_ms};
 
 /// Publish each identity's keys on this link's mailbox (the node's own) when due.
 pub async fn publish_keys<L: Link>(
@@ -46,7 +46,9 @@ pub async fn publish_keys<L: Link>(
 }
 
 /// Claim a key for each contact whose messages go to `to` and who has no session yet, as
-/// the identity they are a contact of (when it is logged in on this link).
+/// the identity they are a contact of (when it is logged in on this link). When a claim
+/// found no key, wake the node again when the next try is due (the contact may publish in
+/// a moment: both sides often start together), rather than at the next pull interval.
 pub async fn claim_keys<L: Link, R: Rng>(
     node: &Arc<Node>,
     link: &L,
@@ -54,6 +56,28 @@ pub async fn claim_keys<L: Link, R: Rng>(
     to: &Destination,
     now_ms: u64,
 ) -> Result<(), SyncError> {
+    let missed = claim_each(node, link, engine, to, now_ms).await?;
+    if let Some(tries) = missed {
+        let wait = std::time::Duration::from_millis(no_keys_recheck_ms(tries.saturating_sub(1)));
+        let node = node.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            node.wake();
+        });
+    }
+    Ok(())
+}
+
+/// The claims of [`claim_keys`]; the fewest misses in a row among contacts that had no
+/// key, if any had none.
+async fn claim_each<L: Link, R: Rng>(
+    node: &Arc<Node>,
+    link: &L,
+    engine: &Engine<R>,
+    to: &Destination,
+    now_ms: u64,
+) -> Result<Option<u32>, SyncError> {
+    let mut missed: Option<u32> = None;
     let n = node.clone();
     let pending = blocking(move || n.claims_pending(now_ms)).await?;
     for (id, contact) in pending {
@@ -83,7 +107,10 @@ pub async fn claim_keys<L: Link, R: Rng>(
             Err(other) => return Err(SyncError::Mailbox(other.into())),
         };
         let n = node.clone();
-        blocking(move || n.take_claimed(&id, &contact, bundle, now_ms)).await?;
+        let tries = blocking(move || n.take_claimed(&id, &contact, bundle, now_ms)).await?;
+        if let Some(tries) = tries {
+            missed = Some(missed.map_or(tries, |m| m.min(tries)));
+        }
     }
-    Ok(())
+    Ok(missed)
 }

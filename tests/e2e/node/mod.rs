@@ -49,8 +49,19 @@ async fn pair() -> anyhow::Result<Pair> {
 }
 
 /// Alice's and bob's nodes under `dir`, using the mailbox at `mailbox`, each knowing the
-/// other.
+/// other, with a forward-secret session each way (their messages go in envelope version 2).
 async fn alice_and_bob(dir: &Path, mailbox: &str) -> anyhow::Result<(Node, Node)> {
+    let (alice, bob) = knowing_each_other(dir, mailbox).await?;
+    tokio::try_join!(
+        forward_secret(&alice, "alice", "bob"),
+        forward_secret(&bob, "bob", "alice")
+    )?;
+    Ok((alice, bob))
+}
+
+/// Alice's and bob's nodes, each knowing the other, without waiting for the mailbox (there
+/// may be none yet: then they have no session, and their first messages go in version 1).
+async fn knowing_each_other(dir: &Path, mailbox: &str) -> anyhow::Result<(Node, Node)> {
     let alice = Node::start(&dir.join("alice"), mailbox)?;
     let bob = Node::start(&dir.join("bob"), mailbox)?;
     tokio::try_join!(alice.create_identity("alice"), bob.create_identity("bob"))?;
@@ -58,6 +69,21 @@ async fn alice_and_bob(dir: &Path, mailbox: &str) -> anyhow::Result<(Node, Node)
     bob.add_contact_from("bob", "alice", &alice, "alice")
         .await?;
     Ok((alice, bob))
+}
+
+/// Wait until `id` on `node` has a forward-secret session with `contact` (keys published
+/// and claimed through the mailbox).
+async fn forward_secret(node: &Node, id: &str, contact: &str) -> anyhow::Result<()> {
+    let path = format!("/api/identities/{id}/contacts/{contact}");
+    eventually(
+        WAIT,
+        &format!("{id} to have a session with {contact}"),
+        || async {
+            let json = node.get(&path).await?;
+            Ok((json["forward_secret"] == true).then_some(()))
+        },
+    )
+    .await
 }
 
 /// Send `text` from `id` to `contact`; it must be accepted at once as pending.
@@ -71,6 +97,15 @@ async fn send(node: &Node, id: &str, contact: &str, text: &str) -> anyhow::Resul
     anyhow::ensure!(status == 201, "send {text:?}: {status} {body}");
     anyhow::ensure!(body["status"] == "pending", "send {text:?}: {body}");
     Ok(body)
+}
+
+/// Whether every message of a conversation went forward-secret (envelope version 2).
+async fn all_forward_secret(node: &Node, id: &str, contact: &str) -> anyhow::Result<bool> {
+    let entries = conversation(node, id, contact).await?;
+    Ok(entries
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .all(|e| e["forward_secret"] == true))
 }
 
 /// A whole conversation, oldest first (the API lists newest first).

@@ -10,7 +10,7 @@ async fn messages_sent_while_no_mailbox_runs_are_delivered_in_order_once_it_star
     let dir = tempfile::tempdir()?;
     // Nothing listens on this port yet; no pin: the nodes trust the certificate first seen.
     let address = format!("127.0.0.1:{}", free_udp_port()?);
-    let (alice, bob) = alice_and_bob(dir.path(), &address).await?;
+    let (alice, bob) = knowing_each_other(dir.path(), &address).await?;
 
     let texts = ["first", "second", "third"];
     for text in texts {
@@ -199,6 +199,10 @@ async fn a_receiving_node_killed_while_it_stores_a_batch_shows_each_message_exac
         expected,
         "each message once, in order"
     );
+    assert!(
+        all_forward_secret(&bob, "bob", "alice").await?,
+        "every message went in a session (v2)"
+    );
     all_delivered(&p.alice, "alice", "bob", 30, WAIT).await?;
     // Nothing is left in the mailbox: bob's node acknowledged every message in the end (and
     // alice's every receipt).
@@ -379,6 +383,10 @@ async fn repeated_node_kills_lose_and_duplicate_no_message() -> anyhow::Result<(
         "only posted messages: {numbers:?}"
     );
     all_delivered(&alice, "alice", "bob", numbers.len(), WAIT * 2).await?;
+    assert!(
+        all_forward_secret(&bob, "bob", "alice").await?,
+        "every message went in a session (v2)"
+    );
     println!(
         "{kills} node kills: {} posts answered, {} shown at bob, none twice",
         answered.len(),

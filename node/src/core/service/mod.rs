@@ -16,7 +16,7 @@ mod requests;
 mod reset;
 
 pub use messages::{Cursor, Page};
-pub use ratchet::{KeysRecord, KeysToPublish, PeerRecord};
+pub use ratchet::{KeysRecord, KeysToPublish, PeerRecord, no_keys_recheck_ms};
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -34,9 +34,13 @@ pub const FALLBACK_ROTATION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 pub const KEYS_RECHECK_MS: u64 = 60 * 60 * 1000;
 /// How often a broken session may be reset, per correspondent.
 pub const RESET_INTERVAL_MS: u64 = 60 * 60 * 1000;
-/// How long before the node asks a contact's mailbox again for a key after it had none
-/// (the contact may not have published yet: both sides often start together).
-pub const NO_KEYS_RECHECK_MS: u64 = 60 * 1000;
+/// How long before the node asks a contact's mailbox again for a key after it had none:
+/// 5 s after the first miss (both sides often start together, and the contact may not have
+/// published yet), doubling with each miss in a row, at most an hour (a contact whose
+/// mailbox keeps no keys).
+pub fn no_keys_recheck_ms(tries: u32) -> u64 {
+    (5_000u64 << tries.min(20)).min(KEYS_RECHECK_MS)
+}
 
 /// What the node knows of one correspondent's sessions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,6 +53,9 @@ pub struct PeerRecord {
     /// When their mailbox last had no key to claim, ms since the epoch.
     #[serde(default)]
     pub no_keys_ms: Option<u64>,
+    /// How many claims in a row found no key (the next one waits longer).
+    #[serde(default)]
+    pub no_keys_tries: u32,
     /// A session with them broke (an envelope in it did not open): claim a fresh key,
     /// start a new session and ask them to send again what has no receipt.
     #[serde(default)]
@@ -296,6 +303,15 @@ impl Node {
         Ok(())
     }
 
+    /// Whether `id` has a session with `contact` (its messages to them go forward-secret).
+    pub fn has_session(&self, id: &str, contact: &ContactRecord) -> Result<bool, NodeError> {
+        let peer: PeerRecord = self
+            .store
+            .get(keys::olm_peer(id, &contact.fingerprint.to_string()))?
+            .unwrap_or_default();
+        Ok(!peer.sessions.is_empty())
+    }
+
     /// The contacts of `id` that have no session yet and whose mailbox has not said lately
     /// that it has no key for them: the node claims one for each. Blocking.
     pub fn contacts_without_session(
@@ -309,9 +325,10 @@ impl Node {
                 .store
                 .get(keys::olm_peer(id, &contact.fingerprint.to_string()))?
                 .unwrap_or_default();
+            let wait = no_keys_recheck_ms(peer.no_keys_tries.saturating_sub(1));
             let asked_lately = peer
                 .no_keys_ms
-                .is_some_and(|t| now.saturating_sub(t) < NO_KEYS_RECHECK_MS);
+                .is_some_and(|t| now.saturating_sub(t) < wait);
             if (peer.sessions.is_empty() || peer.reset_wanted) && !asked_lately {
                 out.push(contact);
             }
@@ -320,19 +337,20 @@ impl Node {
     }
 
     /// A claim at `contact`'s mailbox answered: with a bundle, start a session with them
-    /// (after checking it against their key); without, remember they have none for now.
-    /// Blocking.
+    /// (after checking it against their key); without, remember they have none for now
+    /// and say how many claims in a row found none. Blocking.
     pub fn take_claimed(
         &self,
         id: &str,
         contact: &ContactRecord,
         bundle: Option<crypto::Bundle>,
         now: u64,
-    ) -> Result<(), NodeError> {
+    ) -> Result<Option<u32>, NodeError> {
         let key = PublicKey::from_pem(&contact.public_key)?;
         let identity = self.identity(id)?;
         let mut olm = self.olm(id)?;
         let mut c = Changes::default();
+        let mut missed = None;
         match bundle.map(|b| b.verify(&key)) {
             Some(Ok(verified)) => {
                 olm.start(&verified)?;
@@ -366,15 +384,18 @@ impl Node {
             }
             Some(Err(e)) => {
                 warn!(error = %e, "a contact's mailbox served a key that does not verify");
-                olm.peer_mut(&contact.fingerprint.to_string())?.no_keys_ms = Some(now);
+                missed = Some(olm.missed(&contact.fingerprint.to_string(), now)?);
             }
-            None => olm.peer_mut(&contact.fingerprint.to_string())?.no_keys_ms = Some(now),
+            None => missed = Some(olm.missed(&contact.fingerprint.to_string(), now)?),
         }
         olm.write(&mut c);
         self.store.apply(c)?;
         drop(olm);
-        self.wake();
-        Ok(())
+        if missed.is_none() {
+            // A session's first message waits in the outbox.
+            self.wake();
+        }
+        Ok(missed)
     }
 }
 
@@ -436,8 +457,19 @@ impl Olm<'_> {
         let (id, peer) = (session.id(), session.peer().to_string());
         self.sessions.insert(id, session);
         self.dirty.insert(id);
-        self.peer_mut(&peer)?.no_keys_ms = None;
+        let record = self.peer_mut(&peer)?;
+        record.no_keys_ms = None;
+        record.no_keys_tries = 0;
         self.put_first(id, &peer)
+    }
+
+    /// A claim of `peer`'s key found none (or one that does not verify): how many in a
+    /// row now.
+    fn missed(&mut self, peer: &str, now: u64) -> Result<u32, NodeError> {
+        let record = self.peer_mut(peer)?;
+        record.no_keys_ms = Some(now);
+        record.no_keys_tries = record.no_keys_tries.saturating_add(1);
+        Ok(record.no_keys_tries)
     }
 
     /// Seal `draft` for `to`: in the session to use with them if there is one (envelope

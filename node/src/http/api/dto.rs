@@ -58,6 +58,9 @@ pub struct ContactJson {
     pub added_at: String,
     /// Their key's fingerprint, hex.
     pub fingerprint: String,
+    /// There is a forward-secret session with them: messages to them go in envelope
+    /// version 2. False until their key is claimed (or when their mailbox keeps none).
+    pub forward_secret: bool,
     /// The key it is found under in URLs, `[A-Za-z0-9._-]{1,64}` (the name itself when
     /// that is a key).
     #[schema(example = "bob-smith")]
@@ -425,6 +428,7 @@ pub(super) fn contact_json(node: &Node, id: &str, c: &ContactRecord) -> ContactJ
     ContactJson {
         added_at: rfc3339(c.added_ms),
         fingerprint: c.fingerprint.to_string(),
+        forward_secret: node.has_session(id, c).unwrap_or(false),
         key: c.name.clone(),
         mailbox: c.mailbox.clone(),
         name: c.shown_name().to_owned(),
