@@ -72,6 +72,9 @@ async fn yesterdays_captured_envelopes_do_not_open_with_todays_keys() {
     bob.sync().await.unwrap();
     assert_eq!(bob.texts("alice"), expected);
     assert_eq!(alice.texts("bob"), expected);
+    // From version 1 to version 2 in one conversation, the chain holds.
+    assert!(warnings(&bob, "alice").is_empty());
+    assert!(warnings(&alice, "bob").is_empty());
     let v2: Vec<&Vec<u8>> = captured.iter().filter(|e| version(e) == 2).collect();
     assert!(
         v2.len() >= 12,
@@ -505,4 +508,57 @@ async fn keys_are_topped_up_below_half_and_the_fallback_replaced_weekly() {
     world.advance(std::time::Duration::from_secs(7 * 24 * 3600));
     alice.sync().await.unwrap();
     assert!(record(&alice).fallback_ms > before);
+}
+
+/// A mailbox from before the key frames: nodes publish and claim nothing there and go on
+/// talking in version 1, and say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_older_mailbox_the_conversation_goes_on_in_v1() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    for peer in [&alice, &bob] {
+        *peer.link.keys.lock().unwrap() = KeyFrames::Unknown;
+    }
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    alice.send("bob", "still here").await;
+    alice.sync().await.unwrap();
+    assert!(queued_for(&world, &bob).iter().all(|e| version(e) == 1));
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["still here"]);
+    let shown = bob.conversation("alice");
+    assert!(matches!(
+        &shown[0],
+        node::core::store::Entry::Message(m) if !m.forward_secret
+    ));
+}
+
+/// A mailbox that serves someone else's keys as bob's: the bundle does not verify under
+/// bob's key, no session starts, and nothing is sealed to the forger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_bundle_starts_no_session() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    let mallory = Peer::new(&mut world, "mallory").await;
+    // Mallory's device: a real certificate and prekey, but under mallory's key.
+    let forged = {
+        let identity = mallory.identity();
+        let mut device = Device::new(identity.fingerprint(), std::time::UNIX_EPOCH);
+        device.generate_one_time_keys(1);
+        mailbox::protocol::Response::KeyClaimed {
+            certificate: device.certify(&identity).unwrap().to_bytes(),
+            prekey: device.unpublished_prekeys()[0].to_bytes().to_vec(),
+        }
+    };
+    bob.sync().await.unwrap();
+    *alice.link.keys.lock().unwrap() = KeyFrames::Forged(forged);
+    alice.sync().await.unwrap();
+    let alice_contact = alice.node.contact("alice", "bob").unwrap();
+    assert!(!alice.node.has_session("alice", &alice_contact).unwrap());
+    alice.send("bob", "hello").await;
+    alice.sync().await.unwrap();
+    // What went out is version 1, under bob's own RSA key: he reads it.
+    assert!(queued_for(&world, &bob).iter().all(|e| version(e) == 1));
+    bob.sync().await.unwrap();
+    assert_eq!(bob.texts("alice"), ["hello"]);
 }

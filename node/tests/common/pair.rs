@@ -70,6 +70,7 @@ impl World {
             session: ClientSession::new(exporter),
             lose: Mutex::new(Lose::Nothing),
             reorder: Mutex::new(Reorder::Nothing),
+            keys: Mutex::new(KeyFrames::Served),
         };
         let welcome = link.request(link.session.hello()).await.unwrap();
         link.session.handle_welcome(welcome).unwrap();
@@ -96,6 +97,8 @@ pub(crate) struct MemLink {
     pub(crate) lose: Mutex<Lose>,
     /// How batches are reordered on the way back (a network or a mailbox that reorders).
     pub(crate) reorder: Mutex<Reorder>,
+    /// What becomes of key publications and claims.
+    pub(crate) keys: Mutex<KeyFrames>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +109,17 @@ pub(crate) enum Reorder {
     /// The oldest envelope of a batch stays behind: it stays queued (the node never saw
     /// it, so never acknowledges it) and comes later.
     HoldOldest,
+}
+
+/// How the mailbox treats the key frames.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum KeyFrames {
+    /// As the mailbox core answers.
+    Served,
+    /// A mailbox from before them: `unknown_frame`.
+    Unknown,
+    /// A lying mailbox: every claim is answered with this bundle instead.
+    Forged(Response),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +145,22 @@ impl Link for MemLink {
     }
 
     async fn request(&self, request: Request) -> Result<Response, ClientError> {
+        let key_frame = matches!(
+            request,
+            Request::PublishKeys { .. } | Request::ClaimKey { .. }
+        );
+        match (&*self.keys.lock().unwrap(), key_frame) {
+            (KeyFrames::Unknown, true) => {
+                return Ok(Response::error(
+                    protocol::ErrorCode::UnknownFrame,
+                    "unknown frame type",
+                ));
+            }
+            (KeyFrames::Forged(answer), true) if matches!(request, Request::ClaimKey { .. }) => {
+                return Ok(answer.clone());
+            }
+            _ => {}
+        }
         let frame = protocol::encode(&request);
         let now = self.now_ms.load(Ordering::SeqCst);
         let answer = self

@@ -442,7 +442,7 @@ fn the_status_body_is_pinned() {
 }
 
 #[tokio::test]
-async fn the_contact_json_is_unchanged_but_for_its_key_unread_and_preview() {
+async fn the_contact_json_is_unchanged_but_for_its_key_unread_preview_and_forward_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
     let node = std::sync::Arc::new(
         Node::with_store(
@@ -468,6 +468,7 @@ async fn the_contact_json_is_unchanged_but_for_its_key_unread_and_preview() {
         "key": c.name,
         "name": c.name,
         "fingerprint": c.fingerprint,
+        "forward_secret": false,
         "safety_number": node.safety_number("alice", &c).ok(),
         "verified": c.verified,
         "public_key": c.public_key,
