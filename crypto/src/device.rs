@@ -544,8 +544,5 @@ impl Device {
 }
 
 fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, BundleError> {
-    match postcard::take_from_bytes::<T>(bytes) {
-        Ok((value, [])) => Ok(value),
-        _ => Err(BundleError::Malformed),
-    }
+    crate::envelope::decode_whole(bytes).ok_or(BundleError::Malformed)
 }

@@ -368,9 +368,14 @@ fn message_hash(header: &[u8; HEADER_LEN], signed: &[u8]) -> MessageHash {
 }
 
 fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, OpenError> {
+    decode_whole(bytes).ok_or(OpenError::InnerMalformed)
+}
+
+/// The postcard value that is all of `bytes` (trailing bytes refused), if it decodes.
+pub(crate) fn decode_whole<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
     match postcard::take_from_bytes::<T>(bytes) {
-        Ok((value, [])) => Ok(value),
-        _ => Err(OpenError::InnerMalformed),
+        Ok((value, [])) => Some(value),
+        _ => None,
     }
 }
 

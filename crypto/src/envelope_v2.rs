@@ -45,7 +45,7 @@ use crate::envelope::{
 };
 use crate::error::{Error, OpenError};
 use crate::keys::{Fingerprint, Identity, PublicKey};
-use crate::session::{Session, SessionId};
+use crate::session::{Session, SessionId, session_id_of};
 
 /// The forward-secret envelope format's version byte.
 pub const FORMAT_V2: u8 = 2;
@@ -138,17 +138,6 @@ impl EnvelopeV2 {
     pub fn is_pre_key(&self) -> bool {
         matches!(self.olm, OlmMessage::PreKey(_))
     }
-}
-
-fn session_id_of(keys: &vodozemac::olm::SessionKeys) -> SessionId {
-    SessionId(
-        Sha256::new()
-            .chain_update(keys.identity_key.as_bytes())
-            .chain_update(keys.base_key.as_bytes())
-            .chain_update(keys.one_time_key.as_bytes())
-            .finalize()
-            .into(),
-    )
 }
 
 fn message_hash_v2(recipient: Fingerprint, signed: &[u8]) -> MessageHash {
@@ -386,8 +375,5 @@ fn verify_inner(
 }
 
 fn decode_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, OpenError> {
-    match postcard::take_from_bytes::<T>(bytes) {
-        Ok((value, [])) => Ok(value),
-        _ => Err(OpenError::InnerMalformed),
-    }
+    crate::envelope::decode_whole(bytes).ok_or(OpenError::InnerMalformed)
 }

@@ -126,11 +126,14 @@ impl Session {
     }
 }
 
-/// vodozemac's session id, as raw bytes: SHA-256 of the initiator's identity key, its base
-/// key and the one-time key.
 fn session_id(olm: &vodozemac::olm::Session) -> SessionId {
+    session_id_of(&olm.session_keys())
+}
+
+/// vodozemac's session id, as raw bytes: SHA-256 of the initiator's identity key, its base
+/// key and the one-time key (the session's, or a pre-key message's).
+pub(crate) fn session_id_of(keys: &vodozemac::olm::SessionKeys) -> SessionId {
     use sha2::{Digest, Sha256};
-    let keys = olm.session_keys();
     SessionId(
         Sha256::new()
             .chain_update(keys.identity_key.as_bytes())

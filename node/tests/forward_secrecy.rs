@@ -562,3 +562,54 @@ async fn a_forged_bundle_starts_no_session() {
     bob.sync().await.unwrap();
     assert_eq!(bob.texts("alice"), ["hello"]);
 }
+
+/// A stranger's session stays only as long as their request: deleting it (or blocking
+/// them) takes their sessions too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_request_takes_the_strangers_sessions_with_it() {
+    let mut world = World::new(policy());
+    let mut bob = Peer::new(&mut world, "bob").await;
+    let mut carol = Peer::new(&mut world, "carol").await;
+    carol.knows(&bob).await;
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    carol.send("bob", "hello, stranger").await;
+    carol.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    let carol_fp = carol.identity().fingerprint().to_string();
+    let peer_key = keys::olm_peer("bob", &carol_fp);
+    assert!(
+        bob.node.store().contains(&peer_key).unwrap(),
+        "kept with the request"
+    );
+    assert_eq!(bob.node.requests("bob").unwrap().len(), 1);
+    bob.node
+        .delete_request("bob".into(), carol_fp.clone())
+        .await
+        .unwrap();
+    assert!(!bob.node.store().contains(&peer_key).unwrap());
+    assert!(sessions_of(&bob).is_empty(), "no session left behind");
+}
+
+/// Keys count as published once offered: a publication whose answer is lost is not
+/// offered again (so the mailbox never holds a one-time key twice); the fallback key goes
+/// with every publication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offered_one_time_keys_are_never_offered_twice() {
+    let mut world = World::new(policy());
+    let alice = Peer::new(&mut world, "alice").await;
+    let first = alice.node.keys_to_publish("alice", 0).unwrap().unwrap();
+    let one_time = |p: &node::core::service::KeysToPublish| {
+        p.prekeys.iter().filter(|k| !k.is_fallback()).count()
+    };
+    assert_eq!(one_time(&first), 50);
+    assert_eq!(first.prekeys.iter().filter(|k| k.is_fallback()).count(), 1);
+    // The answer never came; an hour on, the node asks again: no one-time key twice.
+    let again = alice
+        .node
+        .keys_to_publish("alice", 3_600_001)
+        .unwrap()
+        .unwrap();
+    assert_eq!(one_time(&again), 0);
+    assert_eq!(again.prekeys.iter().filter(|k| k.is_fallback()).count(), 1);
+}

@@ -40,7 +40,7 @@ pub async fn publish_keys<L: Link>(
         };
         debug!(identity = %id, ?remaining, "keys published");
         let n = node.clone();
-        blocking(move || n.keys_published(&id, &todo.prekeys, remaining, now_ms)).await?;
+        blocking(move || n.keys_published(&id, remaining, now_ms)).await?;
     }
     Ok(())
 }

@@ -97,7 +97,7 @@ impl Node {
         if olm.seen(&header.id)? {
             return Ok(Some(false));
         }
-        let message = match olm.open(envelope) {
+        let message = match olm.open(envelope)? {
             Ok(message) => message,
             Err(e) => {
                 debug!(reason = %e, "refused an envelope");
@@ -111,11 +111,17 @@ impl Node {
                 return Ok(None);
             }
         };
-        if olm.take_new_device() {
-            self.note_new_device(id, &message, &mut olm)?;
-        }
+        let new_device = olm.take_new_device();
         let taken = self.receive_in(id, &message, &mut olm)?;
-        if taken != Taken::Dropped {
+        let from_contact = self.contact_of(id, &message)?.is_some();
+        // A stranger's session step is kept only with something of theirs that was kept
+        // (a request, a name): a copy or a blocked sender leaves nothing behind.
+        let keep = match taken {
+            Taken::Stored => true,
+            Taken::Known => from_contact,
+            Taken::Dropped => false,
+        };
+        if keep {
             // What the branches did not store with a message (a duplicate's session step,
             // a receipt's, a notice's) goes now.
             let mut c = Changes::default();
@@ -124,26 +130,18 @@ impl Node {
                 self.store.apply(c)?;
             }
         }
+        // After the message and the state that opened it are stored.
+        if new_device && taken == Taken::Stored {
+            self.note_new_device(id, &message)?;
+        }
         Ok(Some(taken != Taken::Known))
     }
 
     /// A contact's message came from a device of theirs this node had not seen (they
     /// restored their identity, or reinstalled): a note says so; the safety number, which
     /// is their RSA key's, is unchanged.
-    fn note_new_device(
-        &self,
-        id: &str,
-        message: &VerifiedMessage,
-        olm: &mut Olm<'_>,
-    ) -> Result<(), NodeError> {
-        let sender = message.sender().fingerprint();
-        let Some(contact) = self
-            .store
-            .scan::<ContactRecord>(&keys::contacts_of(id))?
-            .into_iter()
-            .map(|(_, c)| c)
-            .find(|c| c.fingerprint == sender)
-        else {
+    fn note_new_device(&self, id: &str, message: &VerifiedMessage) -> Result<(), NodeError> {
+        let Some(contact) = self.contact_of(id, message)? else {
             return Ok(());
         };
         let shown = contact.shown_name().to_owned();
@@ -158,10 +156,24 @@ impl Node {
             ),
             false,
         )?;
-        olm.write(&mut c);
         self.store.apply(c)?;
         self.emit_entry(id, &contact.name, entry);
         Ok(())
+    }
+
+    /// The contact of `id` who signed `message`, if they are one.
+    fn contact_of(
+        &self,
+        id: &str,
+        message: &VerifiedMessage,
+    ) -> Result<Option<ContactRecord>, NodeError> {
+        let sender = message.sender().fingerprint();
+        Ok(self
+            .store
+            .scan::<ContactRecord>(&keys::contacts_of(id))?
+            .into_iter()
+            .map(|(_, c)| c)
+            .find(|c| c.fingerprint == sender))
     }
 
     /// Take in a verified message; the caller holds the inbox lock. Where a message is
@@ -174,6 +186,21 @@ impl Node {
     ) -> Result<Taken, NodeError> {
         let mid = message.id();
         if self.knows_message(id, &mid)? {
+            // A text sent again after a reset that was taken in before: its receipt may
+            // be what got lost, so it gets one again (a copy of the same envelope does not
+            // come this far: it is known by its envelope id).
+            if message.forward_secret()
+                && message.kind() == MessageKind::Text
+                && let Some(contact) = self.contact_of(id, message)?
+            {
+                let mut c = Changes::default();
+                let identity = self.identity(id)?;
+                let to = PublicKey::from_pem(&contact.public_key)?;
+                self.queue_receipt(&mut c, olm, &identity, &to, id, &contact.name, &[mid])?;
+                olm.write(&mut c);
+                self.store.apply(c)?;
+                self.wake();
+            }
             return Ok(Taken::Known);
         }
         let sender_fp = message.sender().fingerprint();
@@ -218,10 +245,12 @@ impl Node {
                 Ok(Taken::Stored)
             }
             (MessageKind::SessionReset, None) => Ok(Taken::Dropped),
-            (MessageKind::Profile, None) => {
-                self.take_sender_name(id, message)?;
-                Ok(Taken::Stored)
-            }
+            // A stranger's session is kept only with something of theirs that is kept.
+            (MessageKind::Profile, None) => Ok(if self.take_sender_name(id, message)? {
+                Taken::Stored
+            } else {
+                Taken::Dropped
+            }),
             (MessageKind::Text, Some(contact)) => {
                 self.append_incoming(
                     Changes::default(),

@@ -180,7 +180,8 @@ impl Node {
                 },
             );
             if sealed.header.version == crypto::FORMAT_V2 {
-                Node::keep_for_resend(&mut c, &id, &message.id, &contact, &draft);
+                let to = recipient.fingerprint();
+                Node::keep_for_resend(&mut c, &id, &message.id, &contact, to, &draft);
             }
             if let Some(profile) = profile {
                 node.queue_envelope(

@@ -63,7 +63,17 @@ pub struct PeerRecord {
     /// When the last such reset was made (at most one an hour).
     #[serde(default)]
     pub reset_ms: Option<u64>,
+    /// When their unconfirmed texts were last sealed again for them.
+    #[serde(default)]
+    pub resent_ms: Option<u64>,
+    /// The envelope ids that did not open since the last reset (at most
+    /// [`MAX_FAILED_IDS`]), named in the next `SessionReset`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<MessageId>,
 }
+
+/// How many envelope ids that did not open a `SessionReset` names at most.
+pub const MAX_FAILED_IDS: usize = 64;
 
 /// What an identity knows of its keys on its own mailbox.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -81,6 +91,10 @@ pub struct KeysRecord {
     /// fewer than half is not sent a batch every round).
     #[serde(default)]
     pub topped_ms: Option<u64>,
+    /// The current fallback key, signed (hex of its wire form): sent with every
+    /// publication, since a mailbox replaces it with the same key harmlessly.
+    #[serde(default)]
+    pub fallback: Option<String>,
 }
 
 /// A publication to make on the identity's mailbox: its key, certificate and new keys.
@@ -111,6 +125,8 @@ pub(crate) struct Olm<'a> {
     /// The last open started a session with another device of a correspondent than the
     /// one they used before.
     new_device: bool,
+    /// Correspondents whose sessions and record go.
+    forgotten: Vec<String>,
 }
 
 impl std::fmt::Debug for Olm<'_> {
@@ -129,6 +145,7 @@ impl Node {
         let lock = self.olm_lock.lock().unwrap_or_else(|p| p.into_inner());
         let key = self.pickle_key(id, &identity)?;
         let stored = self.store.get_raw(&keys::olm_device(id))?;
+        let had_one = stored.is_some();
         let loaded = stored.and_then(|bytes| match Device::from_pickle(&bytes, &key) {
             Ok(device) => Some(device),
             Err(e) => {
@@ -138,7 +155,20 @@ impl Node {
         });
         let (device, device_dirty) = match loaded {
             Some(device) => (device, false),
-            None => (self.new_device(id, &identity)?, true),
+            None => {
+                if had_one {
+                    // Its sessions were pickled under the same key: none of them loads
+                    // either. They go, so that contacts' keys are claimed afresh.
+                    let mut c = Changes::default();
+                    for prefix in &keys::olm_prefixes_of(id)[..2] {
+                        for key in self.store.keys(prefix)? {
+                            c.delete(key);
+                        }
+                    }
+                    self.store.apply(c)?;
+                }
+                (self.new_device(id, &identity)?, true)
+            }
         };
         let mut olm = Olm {
             node: self,
@@ -154,6 +184,7 @@ impl Node {
             dirty_peers: HashSet::new(),
             seen: Vec::new(),
             new_device: false,
+            forgotten: Vec::new(),
         };
         if olm.device_dirty {
             // A new device is stored at once with its certificate: whatever comes next
@@ -252,7 +283,18 @@ impl Node {
             record.fallback_ms = now;
             changed = true;
         }
-        let prekeys = olm.device.unpublished_prekeys();
+        // New keys count as published from now on, before they are sent: if the answer is
+        // lost they are never sent again, so a mailbox can never hold (and serve) a
+        // one-time key twice. At worst a lost batch leaves fewer keys, which the next
+        // top-up makes good. The fallback key is kept and sent with every publication.
+        let new = olm.device.unpublished_prekeys();
+        if !new.is_empty() {
+            if let Some(fallback) = new.iter().find(|k| k.is_fallback()) {
+                record.fallback = Some(hex::encode(fallback.to_bytes()));
+            }
+            olm.device.mark_published();
+            changed = true;
+        }
         if changed {
             olm.device_dirty = true;
             let mut c = Changes::default();
@@ -260,8 +302,18 @@ impl Node {
             c.put(keys::olm_keys(id), &record);
             self.store.apply(c)?;
         }
-        if prekeys.is_empty() && !stale {
+        if new.is_empty() && !stale {
             return Ok(None);
+        }
+        let mut prekeys: Vec<crypto::SignedPrekey> =
+            new.into_iter().filter(|k| !k.is_fallback()).collect();
+        if let Some(fallback) = record
+            .fallback
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| crypto::SignedPrekey::from_bytes(&b).ok())
+        {
+            prekeys.push(fallback);
         }
         let Some(certificate) = self
             .store
@@ -278,26 +330,19 @@ impl Node {
     }
 
     /// The mailbox stored a publication (`remaining` one-time keys there now; `None`: it
-    /// keeps no keys). The keys it stored are published from now on. Blocking.
+    /// keeps no keys). Blocking.
     pub fn keys_published(
         &self,
         id: &str,
-        published: &[crypto::SignedPrekey],
         remaining: Option<u32>,
         now: u64,
     ) -> Result<(), NodeError> {
-        let mut olm = self.olm(id)?;
+        let _olm = self.olm(id)?;
         let mut record: KeysRecord = self.store.get(keys::olm_keys(id))?.unwrap_or_default();
         record.checked_ms = Some(now);
         record.unsupported = remaining.is_none();
         record.remaining = remaining;
-        // Only what was sent is marked: keys made since then stay unpublished.
-        if remaining.is_some() && olm.device.unpublished_prekeys() == published {
-            olm.device.mark_published();
-            olm.device_dirty = true;
-        }
         let mut c = Changes::default();
-        olm.write(&mut c);
         c.put(keys::olm_keys(id), &record);
         self.store.apply(c)?;
         Ok(())
@@ -358,6 +403,7 @@ impl Node {
                 if std::mem::take(&mut peer.reset_wanted) {
                     peer.reset_ms = Some(now);
                 }
+                let failed = std::mem::take(&mut peer.failed);
                 // The new session's first message: it tells them which device to seal to
                 // (a restored identity's is new) and asks again for what has no receipt.
                 let sealed = olm.seal(
@@ -368,7 +414,7 @@ impl Node {
                         seq: 0,
                         prev: None,
                         sent_at: SystemTime::now(),
-                        body: Vec::new(),
+                        body: crypto::envelope::receipt_body(&failed),
                     },
                 )?;
                 self.queue_envelope(
@@ -507,15 +553,31 @@ impl Olm<'_> {
         else {
             return Ok(false);
         };
-        let record = self.peer(&peer)?;
+        let record = self.peer_mut(&peer)?;
+        if record.failed.len() < MAX_FAILED_IDS && !record.failed.contains(&parsed.header().id) {
+            record.failed.push(parsed.header().id);
+        }
         let recent = record
             .reset_ms
             .is_some_and(|t| now.saturating_sub(t) < RESET_INTERVAL_MS);
         if recent || record.reset_wanted {
             return Ok(false);
         }
-        self.peer_mut(&peer)?.reset_wanted = true;
+        record.reset_wanted = true;
         Ok(true)
+    }
+
+    /// Whether unconfirmed texts may be sealed again for `fingerprint` now: at most once
+    /// a minute ([`Olm::resent`] says when they were).
+    pub(crate) fn may_resend(&mut self, fingerprint: &str, now: u64) -> Result<bool, NodeError> {
+        let last = self.peer(fingerprint)?.resent_ms;
+        Ok(last.is_none_or(|t| now.saturating_sub(t) >= 60_000))
+    }
+
+    /// Unconfirmed texts were sealed again for `fingerprint` at `now`.
+    pub(crate) fn resent(&mut self, fingerprint: &str, now: u64) -> Result<(), NodeError> {
+        self.peer_mut(fingerprint)?.resent_ms = Some(now);
+        Ok(())
     }
 
     /// Whether the last open started a session with another device of its sender than
@@ -534,9 +596,29 @@ impl Olm<'_> {
         message_id: Option<MessageId>,
     ) -> Result<Sealed, NodeError> {
         let peer = to.fingerprint().to_string();
-        let first = self.peer(&peer)?.sessions.first().copied();
         let device = self.device.id();
-        if let Some(id) = first
+        // The first session that loads; those that do not are dropped from the list (so
+        // that, with none left, a fresh key is claimed).
+        let listed = self.peer(&peer)?.sessions.clone();
+        let mut usable = None;
+        for id in &listed {
+            if self.session(*id)?.is_some() {
+                usable = Some(*id);
+                break;
+            }
+        }
+        let unusable: Vec<SessionId> = listed
+            .iter()
+            .take_while(|id| Some(**id) != usable)
+            .copied()
+            .collect();
+        if !unusable.is_empty() {
+            self.peer_mut(&peer)?
+                .sessions
+                .retain(|id| !unusable.contains(id));
+            self.removed.extend(unusable);
+        }
+        if let Some(id) = usable
             && let Some(session) = self.session(id)?
         {
             let mut random = [0u8; 16];
@@ -559,46 +641,61 @@ impl Olm<'_> {
 
     /// Open a version 2 envelope: in the session it names, or, for a pre-key message of a
     /// new session, with the device. Marks the envelope seen. Nothing changes on an error.
-    pub(crate) fn open(&mut self, envelope: &[u8]) -> Result<VerifiedMessage, OpenError> {
-        let parsed = EnvelopeV2::parse(envelope)?;
-        let known = self
-            .session(parsed.session_id())
-            .map_err(|_| OpenError::Undecryptable)?
-            .is_some();
-        let message = if known {
-            let session = self
-                .sessions
-                .get_mut(&parsed.session_id())
-                .ok_or(OpenError::Undecryptable)?;
-            self.device.open(&parsed, session)?
+    pub(crate) fn open(
+        &mut self,
+        envelope: &[u8],
+    ) -> Result<Result<VerifiedMessage, OpenError>, NodeError> {
+        let parsed = match EnvelopeV2::parse(envelope) {
+            Ok(parsed) => parsed,
+            Err(e) => return Ok(Err(e)),
+        };
+        // A store that cannot be read is the node's failure, not the envelope's: the
+        // caller keeps it queued.
+        let known = self.session(parsed.session_id())?.is_some();
+        let opened = if known {
+            match self.sessions.get_mut(&parsed.session_id()) {
+                Some(session) => self.device.open(&parsed, session),
+                None => Err(OpenError::Undecryptable),
+            }
         } else {
-            let (session, message) = self.device.accept(&parsed)?;
-            let peer = message.sender().fingerprint().to_string();
+            self.device.accept(&parsed).map(|(session, message)| {
+                self.sessions.insert(session.id(), session);
+                message
+            })
+        };
+        let message = match opened {
+            Ok(message) => message,
+            Err(e) => return Ok(Err(e)),
+        };
+        let peer = message.sender().fingerprint().to_string();
+        if !known {
             // The device they used until now, if any: another one means a new device.
-            let before = self
-                .peer(&peer)
-                .ok()
-                .and_then(|p| p.sessions.first().copied());
+            let before = self.peer(&peer)?.sessions.first().copied();
             if let Some(before) = before
-                && let Ok(Some(old)) = self.session(before)
+                && let Some(old) = self.session(before)?
                 && Some(old.peer_device()) != message.sender_device()
             {
                 self.new_device = true;
             }
-            self.sessions.insert(session.id(), session);
             self.device_dirty = true;
-            message
-        };
+        }
         let session = parsed.session_id();
         self.dirty.insert(session);
-        let peer = message.sender().fingerprint().to_string();
-        self.put_first(session, &peer)
-            .map_err(|_| OpenError::Undecryptable)?;
-        if let Ok(record) = self.peer_mut(&peer) {
-            record.sent_v2 = true;
-        }
+        self.put_first(session, &peer)?;
+        self.peer_mut(&peer)?.sent_v2 = true;
         self.seen.push(parsed.header().id);
-        Ok(message)
+        Ok(Ok(message))
+    }
+
+    /// Drop everything kept for a correspondent (a stranger whose request was deleted or
+    /// blocked): their sessions and record go with the next write.
+    pub(crate) fn forget(&mut self, fingerprint: &str) -> Result<(), NodeError> {
+        let sessions = self.peer(fingerprint)?.sessions.clone();
+        self.removed.extend(sessions);
+        self.peers.remove(fingerprint);
+        self.dirty_peers.remove(fingerprint);
+        self.forgotten.push(fingerprint.to_owned());
+        Ok(())
     }
 
     /// Put what changed into `c` (and forget it was changed).
@@ -621,6 +718,9 @@ impl Olm<'_> {
         }
         for envelope in std::mem::take(&mut self.seen) {
             c.put_raw(keys::olm_seen(&self.id, &envelope), Vec::new());
+        }
+        for peer in std::mem::take(&mut self.forgotten) {
+            c.delete(keys::olm_peer(&self.id, &peer));
         }
     }
 }

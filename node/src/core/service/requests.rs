@@ -65,25 +65,26 @@ impl Node {
 
     /// A stranger's profile message: keep the name they give for their request (the
     /// newest one, so a replayed older message changes nothing), within the same bound as
-    /// their messages. Blocking; the caller holds the inbox lock.
+    /// their messages. Returns whether it was kept. Blocking; the caller holds the inbox
+    /// lock.
     pub(super) fn take_sender_name(
         &self,
         id: &str,
         message: &VerifiedMessage,
-    ) -> Result<(), NodeError> {
+    ) -> Result<bool, NodeError> {
         let Some(profile) = crypto::envelope::parse_profile_body(message.body()) else {
-            return Ok(());
+            return Ok(false);
         };
         let (name, mailbox) = (profile.name, profile.mailbox);
         let fingerprint = message.sender().fingerprint().to_string();
         let key = keys::sender_name(id, &fingerprint);
         let sent_ms = message.sent_at_ms();
         match self.store.get::<SenderName>(key.clone())? {
-            Some(known) if known.sent_ms > sent_ms => return Ok(()),
+            Some(known) if known.sent_ms > sent_ms => return Ok(false),
             Some(_) => {}
             None if self.store.keys(&keys::sender_names_of(id))?.len() >= MAX_REQUEST_MESSAGES => {
                 debug!("too many strangers' names: a profile message is dropped");
-                return Ok(());
+                return Ok(false);
             }
             None => {}
         }
@@ -97,7 +98,7 @@ impl Node {
             },
         );
         self.store.apply(c)?;
-        Ok(())
+        Ok(true)
     }
 
     /// Block an unknown sender: their requests go, and whatever they send from now on is
@@ -130,6 +131,10 @@ impl Node {
             }
             c.delete(keys::sender_name(&id, &fingerprint));
             c.put(keys::blocked(&id, &fingerprint), &record);
+            // Their sessions go too: a blocked sender leaves nothing behind.
+            let mut olm = node.olm(&id)?;
+            olm.forget(&fingerprint)?;
+            olm.write(&mut c);
             node.store.apply(c)?;
             Ok(record)
         })
@@ -274,11 +279,15 @@ impl Node {
                     "no request from {fingerprint}"
                 )));
             }
+            let _inbox = node.inbox_lock();
             let mut c = Changes::default();
             for k in found {
                 c.delete(k);
             }
             c.delete(keys::sender_name(&id, &fingerprint));
+            let mut olm = node.olm(&id)?;
+            olm.forget(&fingerprint)?;
+            olm.write(&mut c);
             node.store.apply(c)?;
             Ok(())
         })

@@ -19,6 +19,7 @@ impl Node {
         id: &str,
         message_id: &MessageId,
         contact: &str,
+        to: Fingerprint,
         draft: &Draft,
     ) {
         let sent_at_ms = draft
@@ -30,6 +31,7 @@ impl Node {
             keys::resend(id, message_id),
             &ResendRecord {
                 contact: contact.to_owned(),
+                to,
                 seq: draft.seq,
                 prev: draft.prev,
                 sent_at_ms,
@@ -51,12 +53,22 @@ impl Node {
             // Sealed in version 1 their hash would change: nothing to do without a session.
             return Ok(0);
         }
+        // At most once a minute per contact: a contact who sends resets in a loop does
+        // not make this node sign every unconfirmed text again each time.
+        if !olm.may_resend(&contact.fingerprint.to_string(), now_ms())? {
+            return Ok(0);
+        }
         let identity = self.identity(id)?;
         let to = PublicKey::from_pem(&contact.public_key)?;
         let mut c = Changes::default();
         let mut again = 0;
         for (key, record) in self.store.scan::<ResendRecord>(&keys::resends_of(id))? {
             if record.contact != contact.name {
+                continue;
+            }
+            if record.to != contact.fingerprint {
+                // Sealed to a key the contact no longer has.
+                c.delete(key);
                 continue;
             }
             let mid = key
@@ -92,6 +104,9 @@ impl Node {
                 sealed.bytes,
             )?;
             again += 1;
+        }
+        if again > 0 {
+            olm.resent(&contact.fingerprint.to_string(), now_ms())?;
         }
         olm.write(&mut c);
         self.store.apply(c)?;

@@ -269,6 +269,9 @@ pub enum OutboxKind {
 pub struct ResendRecord {
     /// The contact's name.
     pub contact: String,
+    /// The key it was sealed to (a contact whose key is replaced is not sent the old
+    /// key's messages).
+    pub to: Fingerprint,
     /// The sequence number it was sent with.
     pub seq: u64,
     /// The hash of the message before it, as signed.
