@@ -613,3 +613,25 @@ async fn offered_one_time_keys_are_never_offered_twice() {
     assert_eq!(one_time(&again), 0);
     assert_eq!(again.prekeys.iter().filter(|k| k.is_fallback()).count(), 1);
 }
+
+/// A contact who has written in version 2 is answered in version 2, even by a node that
+/// never claimed their key (it answers in the session they started).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_who_wrote_in_v2_is_answered_in_v2() {
+    let mut world = World::new(policy());
+    let (mut alice, mut bob) = alice_and_bob(&mut world).await;
+    bob.sync().await.unwrap();
+    // From now on bob's mailbox link keeps no keys: he cannot claim alice's.
+    *bob.link.keys.lock().unwrap() = KeyFrames::Unknown;
+    alice.sync().await.unwrap();
+    alice.send("bob", "in a session").await;
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    let contact = bob.node.contact("bob", "alice").unwrap();
+    assert!(bob.node.has_session("bob", &contact).unwrap());
+    bob.send("alice", "answered in it").await;
+    bob.sync().await.unwrap();
+    assert!(queued_for(&world, &alice).iter().all(|e| version(e) == 2));
+    alice.sync().await.unwrap();
+    assert_eq!(alice.texts("bob"), ["in a session", "answered in it"]);
+}
