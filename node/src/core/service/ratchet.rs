@@ -67,7 +67,7 @@ pub struct PeerRecord {
     #[serde(default)]
     pub resent_ms: Option<u64>,
     /// The envelope ids that did not open since the last reset (at most
-    /// [`MAX_FAILED_IDS`]), named in the next `SessionReset`.
+    /// 64), named in the next `SessionReset`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<MessageId>,
 }
