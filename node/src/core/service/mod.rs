@@ -11,12 +11,14 @@ mod inbox;
 mod messages;
 mod moving;
 mod outbox;
+mod prekeys;
 mod ratchet;
 mod requests;
 mod reset;
 
 pub use messages::{Cursor, Page};
-pub use ratchet::{KeysRecord, KeysToPublish, PeerRecord, no_keys_recheck_ms};
+pub use prekeys::{KeysRecord, KeysToPublish};
+pub use ratchet::{PeerRecord, no_keys_recheck_ms};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
