@@ -1,11 +1,14 @@
 //! Model-based test of the device key store: random publications and claims applied to the
-//! sled engine and to the in-memory one give the same answers after every step, across
-//! reopens of the sled store.
+//! sled engine, or to the JetStream one, and to the in-memory one give the same answers
+//! after every step, across reopens of the store.
 
 #![allow(clippy::unwrap_used)]
 
 use crypto::{DeviceId, Fingerprint, PREKEY_LEN};
-use mailbox::store::{KeyLimits, KeyStore, MemoryKeys, Publication, SledKeys};
+use mailbox::store::jetstream::local::LocalNats;
+use mailbox::store::{
+    JetStreamKeys, KeyLimits, KeyStore, MemoryKeys, NatsOptions, Publication, SledKeys,
+};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -37,10 +40,10 @@ const LIMITS: KeyLimits = KeyLimits {
     max_one_time: 4,
 };
 
-async fn run(ops: Vec<Op>) {
-    let dir = tempfile::tempdir().unwrap();
+/// Apply `ops` to the engine `open` gives (opened again at each `Reopen`) and to a model.
+async fn run<K: KeyStore>(ops: Vec<Op>, open: impl AsyncFn() -> K) {
     let memory = MemoryKeys::default();
-    let mut sled = Some(SledKeys::open(dir.path()).unwrap());
+    let mut sled = Some(open().await);
     for (step, op) in ops.into_iter().enumerate() {
         let store = sled.as_ref().unwrap();
         match &op {
@@ -76,7 +79,7 @@ async fn run(ops: Vec<Op>) {
             }
             Op::Reopen => {
                 drop(sled.take());
-                sled = Some(SledKeys::open(dir.path()).unwrap());
+                sled = Some(open().await);
             }
         }
         assert_eq!(
@@ -96,6 +99,32 @@ proptest! {
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(run(ops));
+        let dir = tempfile::tempdir().unwrap();
+        rt.block_on(run(ops, async || SledKeys::open(dir.path()).unwrap()));
     }
+}
+
+/// The same against JetStream: one nats-server for every case, a bucket of its own each.
+#[test]
+fn jetstream_and_memory_key_stores_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = LocalNats::start(dir.path(), 1).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let case = std::sync::atomic::AtomicU64::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(16));
+    runner
+        .run(&proptest::collection::vec(op(), 1..50), |ops| {
+            let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut options = NatsOptions::new(&nats.urls(), std::time::Duration::from_secs(3600));
+            options.key_bucket = format!("model-keys-{n}");
+            rt.block_on(run(ops, async || {
+                JetStreamKeys::open(&options).await.unwrap()
+            }));
+            Ok(())
+        })
+        .unwrap();
 }

@@ -1,8 +1,8 @@
 //! Model-based test of the queue store: random sequences of operations applied to the sled
-//! engine and to the in-memory one must give the same answers, the same pulls and the same
-//! figures after every step, across reopens of the sled store. Small partitions make the
-//! sled engine cross its partition and retention paths often, and two sending addresses
-//! share a tight bound.
+//! engine, or to the JetStream one, and to the in-memory one must give the same answers,
+//! the same pulls and the same figures after every step, across reopens of the store. Small
+//! partitions make the sled engine cross its partition and retention paths often, and two
+//! sending addresses share a tight bound.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use crypto::{Fingerprint, MessageId};
-use mailbox::store::{Incoming, MemoryQueue, Origin, QueueStore, Quota, SledOptions, SledQueue};
+use mailbox::store::jetstream::local::LocalNats;
+use mailbox::store::{
+    Incoming, JetStreamQueue, MemoryQueue, NatsOptions, Origin, QueueStore, Quota, SledOptions,
+    SledQueue,
+};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -72,10 +76,9 @@ fn open(dir: &Path) -> SledQueue {
     SledQueue::open_with(dir, OPTIONS).unwrap()
 }
 
-async fn run(ops: Vec<Op>) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut sled = Some(open(dir.path()));
-    let memory = MemoryQueue::default();
+/// Apply `ops` to the engine `open` gives (opened again at each `Reopen`) and to `memory`.
+async fn run<S: QueueStore>(ops: Vec<Op>, open: impl AsyncFn() -> S, memory: MemoryQueue) {
+    let mut sled = Some(open().await);
     let mut now = 1_000u64;
     for (step, op) in ops.into_iter().enumerate() {
         let s = sled.as_ref().unwrap();
@@ -113,9 +116,11 @@ async fn run(ops: Vec<Op>) {
             Op::Pull { recipient, max } => {
                 let a = s
                     .pull(&Fingerprint([*recipient; 32]), usize::from(*max), 1 << 20)
+                    .await
                     .unwrap();
                 let b = memory
                     .pull(&Fingerprint([*recipient; 32]), usize::from(*max), 1 << 20)
+                    .await
                     .unwrap();
                 assert_eq!(a, b, "step {step}: {op:?}");
             }
@@ -127,7 +132,7 @@ async fn run(ops: Vec<Op>) {
             }
             Op::Reopen => {
                 drop(sled.take());
-                sled = Some(open(dir.path()));
+                sled = Some(open().await);
             }
         }
         assert_eq!(
@@ -147,6 +152,37 @@ proptest! {
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(run(ops));
+        let dir = tempfile::tempdir().unwrap();
+        rt.block_on(run(ops, async || open(dir.path()), MemoryQueue::default()));
     }
+}
+
+/// The same against JetStream (one nats-server for every case, a stream of its own each;
+/// a reopen is a front-end's restart, which reads its index back from the stream). Its
+/// duplicate window outlasts the test: the model remembers every id.
+#[test]
+fn jetstream_and_memory_stores_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = LocalNats::start(dir.path(), 1).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let case = std::sync::atomic::AtomicU64::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(24));
+    runner
+        .run(&proptest::collection::vec(op(), 1..60), |ops| {
+            let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut options = NatsOptions::new(&nats.urls(), Duration::from_secs(3600));
+            options.stream = format!("MODEL{n}");
+            options.prefix = format!("model{n}");
+            rt.block_on(run(
+                ops,
+                async || JetStreamQueue::open(&options).await.unwrap(),
+                MemoryQueue::remembering_ids(),
+            ));
+            Ok(())
+        })
+        .unwrap();
 }

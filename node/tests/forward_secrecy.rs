@@ -15,9 +15,15 @@ use pair::*;
 
 /// Everything queued for `peer` at the mailbox now (what a mailbox operator, or anyone
 /// recording its disk, holds), without taking it.
-fn queued_for(world: &World, peer: &Peer) -> Vec<Vec<u8>> {
+async fn queued_for(world: &World, peer: &Peer) -> Vec<Vec<u8>> {
     let fp = peer.identity().fingerprint();
-    world.mailbox.store().pull(&fp, 1000, usize::MAX).unwrap().0
+    world
+        .mailbox
+        .store()
+        .pull(&fp, 1000, usize::MAX)
+        .await
+        .unwrap()
+        .0
 }
 
 fn version(envelope: &[u8]) -> u8 {
@@ -43,7 +49,7 @@ async fn yesterdays_captured_envelopes_do_not_open_with_todays_keys() {
     // Before any keys are published: version 1, the control.
     alice.send("bob", "before keys").await;
     alice.sync().await.unwrap();
-    let mut captured: Vec<Vec<u8>> = queued_for(&world, &bob);
+    let mut captured: Vec<Vec<u8>> = queued_for(&world, &bob).await;
     bob.sync().await.unwrap();
     world.advance(std::time::Duration::from_secs(61));
     alice.sync().await.unwrap();
@@ -60,13 +66,13 @@ async fn yesterdays_captured_envelopes_do_not_open_with_todays_keys() {
             expected.push(text);
         }
         alice.sync().await.unwrap();
-        captured.extend(queued_for(&world, &bob));
+        captured.extend(queued_for(&world, &bob).await);
         bob.sync().await.unwrap();
         let reply = format!("to alice {round}");
         bob.send("alice", &reply).await;
         expected.push(reply);
         bob.sync().await.unwrap();
-        captured.extend(queued_for(&world, &alice));
+        captured.extend(queued_for(&world, &alice).await);
         alice.sync().await.unwrap();
     }
     bob.sync().await.unwrap();
@@ -134,7 +140,7 @@ async fn yesterdays_captured_envelopes_do_not_open_with_todays_keys() {
     // does open with the stolen state (until the next round trip; see below).
     alice.send("bob", "after the theft").await;
     alice.sync().await.unwrap();
-    let after = queued_for(&world, &bob);
+    let after = queued_for(&world, &bob).await;
     let readable = after.iter().filter(|envelope| {
         let parsed = EnvelopeV2::parse(envelope).unwrap();
         let stolen = Device::from_pickle(&device, &pickle_key).unwrap();
@@ -162,7 +168,7 @@ async fn a_conversation_goes_forward_secret_once_keys_are_claimed() {
     let (mut alice, mut bob) = with_sessions(&mut world).await;
     alice.send("bob", "hello").await;
     alice.sync().await.unwrap();
-    let queued = queued_for(&world, &bob);
+    let queued = queued_for(&world, &bob).await;
     assert!(
         queued.iter().all(|e| version(e) == 2),
         "profile and text in v2"
@@ -171,7 +177,7 @@ async fn a_conversation_goes_forward_secret_once_keys_are_claimed() {
     assert_eq!(bob.texts("alice"), ["hello"]);
     // The receipt goes back in the session too, and marks the message delivered.
     bob.sync().await.unwrap();
-    let receipts = queued_for(&world, &alice);
+    let receipts = queued_for(&world, &alice).await;
     assert_eq!(receipts.len(), 1);
     assert_eq!(version(&receipts[0]), 2);
     alice.sync().await.unwrap();
@@ -192,7 +198,7 @@ async fn a_redelivered_v2_envelope_is_shown_once() {
     let (mut alice, mut bob) = with_sessions(&mut world).await;
     alice.send("bob", "once").await;
     alice.sync().await.unwrap();
-    let copies = queued_for(&world, &bob);
+    let copies = queued_for(&world, &bob).await;
     bob.sync().await.unwrap();
     // A mailbox that replays what it delivered: acknowledged, not shown twice, and the
     // session goes on.
@@ -215,7 +221,7 @@ async fn a_tampered_v2_envelope_neither_shows_nor_wedges_the_session() {
     bob.sync().await.unwrap();
     alice.send("bob", "second").await;
     alice.sync().await.unwrap();
-    let honest = queued_for(&world, &bob).pop().unwrap();
+    let honest = queued_for(&world, &bob).await.pop().unwrap();
     for at in [0, 20, 40, 60, 80, 97, 100, honest.len() - 1] {
         let mut bad = honest.clone();
         bad[at] ^= 0x10;
@@ -337,7 +343,7 @@ async fn a_broken_session_resets_and_every_undelivered_message_arrives_once() {
     // Another broken envelope within the hour asks for no second reset.
     alice.send("bob", "a6").await;
     alice.sync().await.unwrap();
-    let mut bad = queued_for(&world, &bob).pop().unwrap();
+    let mut bad = queued_for(&world, &bob).await.pop().unwrap();
     let last = bad.len() - 1;
     bad[last] ^= 1;
     assert_eq!(bob.node.receive_v2("bob", &bad).unwrap(), None);
@@ -457,7 +463,12 @@ async fn exhausted_one_time_keys_fall_back() {
     let (mut alice, mut bob) = with_sessions(&mut world).await;
     alice.send("bob", "via the fallback key").await;
     alice.sync().await.unwrap();
-    assert!(queued_for(&world, &bob).iter().all(|e| version(e) == 2));
+    assert!(
+        queued_for(&world, &bob)
+            .await
+            .iter()
+            .all(|e| version(e) == 2)
+    );
     bob.sync().await.unwrap();
     assert_eq!(bob.texts("alice"), ["via the fallback key"]);
 }
@@ -523,7 +534,12 @@ async fn behind_an_older_mailbox_the_conversation_goes_on_in_v1() {
     bob.sync().await.unwrap();
     alice.send("bob", "still here").await;
     alice.sync().await.unwrap();
-    assert!(queued_for(&world, &bob).iter().all(|e| version(e) == 1));
+    assert!(
+        queued_for(&world, &bob)
+            .await
+            .iter()
+            .all(|e| version(e) == 1)
+    );
     bob.sync().await.unwrap();
     assert_eq!(bob.texts("alice"), ["still here"]);
     let shown = bob.conversation("alice");
@@ -558,7 +574,12 @@ async fn a_forged_bundle_starts_no_session() {
     alice.send("bob", "hello").await;
     alice.sync().await.unwrap();
     // What went out is version 1, under bob's own RSA key: he reads it.
-    assert!(queued_for(&world, &bob).iter().all(|e| version(e) == 1));
+    assert!(
+        queued_for(&world, &bob)
+            .await
+            .iter()
+            .all(|e| version(e) == 1)
+    );
     bob.sync().await.unwrap();
     assert_eq!(bob.texts("alice"), ["hello"]);
 }
@@ -631,7 +652,12 @@ async fn a_contact_who_wrote_in_v2_is_answered_in_v2() {
     assert!(bob.node.has_session("bob", &contact).unwrap());
     bob.send("alice", "answered in it").await;
     bob.sync().await.unwrap();
-    assert!(queued_for(&world, &alice).iter().all(|e| version(e) == 2));
+    assert!(
+        queued_for(&world, &alice)
+            .await
+            .iter()
+            .all(|e| version(e) == 2)
+    );
     alice.sync().await.unwrap();
     assert_eq!(alice.texts("bob"), ["in a session", "answered in it"]);
 }

@@ -143,6 +143,7 @@ async fn messages_that_arrive_out_of_order_are_shown_in_the_senders_order() {
             .mailbox
             .store()
             .pull(&bob_fp, 10, 1 << 20)
+            .await
             .unwrap()
             .0
             .is_empty()

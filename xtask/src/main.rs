@@ -142,6 +142,7 @@ fn has_nextest() -> bool {
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     setup::ensure_test_tools()?;
+    let nats = setup::ensure_nats()?;
     // Build every target at once: the same feature set as the test run below, so the
     // binaries the end-to-end tests start are built once, and are current.
     let mut build = cargo();
@@ -157,7 +158,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     } else {
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    cmd.args(extra);
+    cmd.args(extra).env("NATS_SERVER", &nats);
     run(cmd)?;
     // The crypto crate again with its pure-Rust backend alone (the rsa crate): the same
     // tests, golden envelope included, without aws-lc-rs.

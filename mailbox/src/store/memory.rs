@@ -20,9 +20,20 @@ struct Memory {
     /// Recipient, sequence, stored at.
     ids: HashMap<MessageId, (Fingerprint, u64, u64)>,
     next_seq: u64,
+    /// Every id ever stored, when ids are remembered past their acknowledgement.
+    ever: Option<std::collections::HashSet<MessageId>>,
 }
 
 impl MemoryQueue {
+    /// A queue that, like an engine with a duplicate window longer than a test (JetStream),
+    /// answers a SEND of an id it stored before as a duplicate even once that envelope is
+    /// acknowledged or expired (after the checks of what is queued and of the quotas).
+    pub fn remembering_ids() -> Self {
+        let queue = Self::default();
+        queue.lock().ever = Some(Default::default());
+        queue
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -53,6 +64,11 @@ impl QueueStore for MemoryQueue {
         {
             return Ok(Stored::OriginFull);
         }
+        if let Some(ever) = &mut m.ever
+            && !ever.insert(incoming.id)
+        {
+            return Ok(Stored::Duplicate);
+        }
         m.next_seq += 1;
         let seq = m.next_seq;
         m.queues
@@ -64,7 +80,7 @@ impl QueueStore for MemoryQueue {
         Ok(Stored::New)
     }
 
-    fn pull(
+    async fn pull(
         &self,
         recipient: &Fingerprint,
         max_count: usize,

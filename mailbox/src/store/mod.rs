@@ -61,7 +61,11 @@
 //! - `device_keys/`: the other store, [`KeyStore`]: device certificates and prekeys for
 //!   forward-secret sessions ([`MemoryKeys`], and `SledKeys` in `<data dir>/keys`).
 
+#[cfg(test)]
+pub(crate) mod contract;
 pub mod device_keys;
+#[cfg(feature = "server")]
+pub mod jetstream;
 #[cfg(feature = "server")]
 mod keys;
 mod memory;
@@ -71,6 +75,8 @@ mod sled_queue;
 #[cfg(feature = "server")]
 pub use device_keys::SledKeys;
 pub use device_keys::{Claimed, KeyLimits, KeyStore, MemoryKeys, Publication, Published};
+#[cfg(feature = "server")]
+pub use jetstream::{JetStreamKeys, JetStreamQueue, NatsOptions};
 pub use memory::MemoryQueue;
 #[cfg(feature = "server")]
 pub(crate) use sled_queue::open_when_unlocked;
@@ -96,6 +102,10 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// NATS JetStream failed or could not be reached (the clustered engines): the request
+    /// can be retried.
+    #[error("NATS: {0}")]
+    Nats(String),
     /// The committer thread is gone (the store is shutting down).
     #[error("storage is shutting down")]
     Closed,
@@ -205,7 +215,7 @@ pub trait QueueStore: Send + Sync + 'static {
         recipient: &Fingerprint,
         max_count: usize,
         max_bytes: usize,
-    ) -> Result<(Vec<Vec<u8>>, bool), StoreError>;
+    ) -> impl Future<Output = Result<(Vec<Vec<u8>>, bool), StoreError>> + Send;
     /// Delete acknowledged envelopes of `recipient` and forget their ids; ids of other
     /// recipients are ignored. Returns how many were deleted.
     fn ack(
@@ -218,6 +228,12 @@ pub trait QueueStore: Send + Sync + 'static {
     fn expire(&self, cutoff_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Queue figures (cheap).
     fn stats(&self) -> QueueStats;
+    /// `recipient` is now logged in on a connection here (`true`), or on none any more
+    /// (`false`). An engine that several front-ends share forwards the arrivals other
+    /// front-ends store for it; a local engine has nothing to do.
+    fn listen(&self, recipient: Fingerprint, on: bool) {
+        let _ = (recipient, on);
+    }
 }
 
 /// The oldest of `values`, at most `max_count` and `max_bytes` (but at least one), and

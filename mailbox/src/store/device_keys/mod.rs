@@ -32,7 +32,7 @@ mod memory;
 #[cfg(feature = "server")]
 mod sled_keys;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use memory::MemoryKeys;
 #[cfg(feature = "server")]

@@ -23,7 +23,7 @@ const LIMITS: KeyLimits = KeyLimits {
 };
 
 /// The contract every engine keeps.
-pub(super) async fn contract<K: KeyStore>(store: K) {
+pub(crate) async fn contract<K: KeyStore>(store: K) {
     let (bob, carol, dave) = (
         Fingerprint([2; 32]),
         Fingerprint([3; 32]),

@@ -231,7 +231,7 @@ impl QueueStore for SledQueue {
         .await
     }
 
-    fn pull(
+    async fn pull(
         &self,
         recipient: &Fingerprint,
         max_count: usize,

@@ -9,172 +9,17 @@ use super::super::keys::{self, bucket_name, id_key, queue_key, time_key};
 use super::*;
 use std::path::Path;
 
-fn env(recipient: Fingerprint, id: u8, now_ms: u64, body: &[u8]) -> Incoming {
-    Incoming {
-        recipient,
-        id: MessageId([id; 16]),
-        origin: Origin([9; 16]),
-        envelope: body.to_vec(),
-        now_ms,
-    }
-}
-
-/// The contract every engine keeps.
-async fn semantics<S: QueueStore>(q: S) {
-    let bob = Fingerprint([2u8; 32]);
-    let carol = Fingerprint([3u8; 32]);
-    let open = Quota::UNLIMITED;
-    assert_eq!(
-        q.store(env(bob, 1, 100, b"one"), open).await.unwrap(),
-        Stored::New
-    );
-    assert_eq!(
-        q.store(env(bob, 2, 200, b"two"), open).await.unwrap(),
-        Stored::New
-    );
-    assert_eq!(
-        q.store(env(bob, 1, 300, b"one"), open).await.unwrap(),
-        Stored::Duplicate
-    );
-    assert_eq!(
-        q.stats(),
-        QueueStats {
-            envelopes: 2,
-            bytes: 6
-        }
-    );
-    assert_eq!(
-        q.pull(&bob, 10, 1 << 20).unwrap(),
-        (vec![b"one".to_vec(), b"two".to_vec()], false)
-    );
-    assert_eq!(
-        q.pull(&bob, 1, 1 << 20).unwrap(),
-        (vec![b"one".to_vec()], true)
-    );
-    assert_eq!(
-        q.pull(&bob, 10, 4).unwrap(),
-        (vec![b"one".to_vec()], true),
-        "byte bound"
-    );
-    assert_eq!(
-        q.pull(&bob, 10, 1).unwrap(),
-        (vec![b"one".to_vec()], true),
-        "at least one"
-    );
-    assert_eq!(q.pull(&carol, 10, 1 << 20).unwrap(), (vec![], false));
-    // carol cannot ack bob's envelopes
-    assert_eq!(q.ack(carol, vec![MessageId([1; 16])]).await.unwrap(), 0);
-    assert_eq!(
-        q.ack(bob, vec![MessageId([1; 16]), MessageId([1; 16])])
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(
-        q.ack(bob, vec![MessageId([1; 16])]).await.unwrap(),
-        0,
-        "idempotent"
-    );
-    assert_eq!(
-        q.pull(&bob, 10, 1 << 20).unwrap(),
-        (vec![b"two".to_vec()], false)
-    );
-    // forgotten once acknowledged: a late retry is stored again (and acknowledged again)
-    assert_eq!(
-        q.store(env(bob, 1, 400, b"one"), open).await.unwrap(),
-        Stored::New
-    );
-    assert_eq!(q.ack(bob, vec![MessageId([1; 16])]).await.unwrap(), 1);
-    // quota: two envelopes at most, counting what is queued (one now)
-    let quota = Quota {
-        envelopes: 2,
-        ..Quota::UNLIMITED
-    };
-    assert_eq!(
-        q.store(env(bob, 3, 500, b"three"), quota).await.unwrap(),
-        Stored::New
-    );
-    assert_eq!(
-        q.store(env(bob, 4, 500, b"four"), quota).await.unwrap(),
-        Stored::OverQuota
-    );
-    let tight = Quota {
-        envelopes: 100,
-        bytes: 10,
-        ..Quota::UNLIMITED
-    };
-    assert_eq!(
-        q.store(env(carol, 5, 500, b"0123456789x"), tight)
-            .await
-            .unwrap(),
-        Stored::OverQuota
-    );
-    assert_eq!(
-        q.store(env(carol, 5, 500, b"0123456789"), tight)
-            .await
-            .unwrap(),
-        Stored::New
-    );
-    // one sending address: 18 bytes queued now, at most 20 from it; another address is
-    // not held back
-    let from_origin = Quota {
-        origin_bytes: 20,
-        ..Quota::UNLIMITED
-    };
-    assert_eq!(
-        q.store(env(carol, 6, 500, b"abc"), from_origin)
-            .await
-            .unwrap(),
-        Stored::OriginFull
-    );
-    let mut elsewhere = env(carol, 6, 500, b"abc");
-    elsewhere.origin = Origin([8; 16]);
-    assert_eq!(
-        q.store(elsewhere.clone(), from_origin).await.unwrap(),
-        Stored::New
-    );
-    // and in envelopes: this address has 3 queued
-    let three = Quota {
-        origin_envelopes: 3,
-        ..Quota::UNLIMITED
-    };
-    assert_eq!(
-        q.store(env(carol, 7, 500, b"a"), three).await.unwrap(),
-        Stored::OriginFull
-    );
-    assert_eq!(q.ack(carol, vec![MessageId([6; 16])]).await.unwrap(), 1);
-    // retention: everything stored before 250 goes, and its id is forgotten
-    assert_eq!(
-        q.expire(250).await.unwrap(),
-        1,
-        "only 'two' was still queued"
-    );
-    assert_eq!(
-        q.pull(&bob, 10, 1 << 20).unwrap(),
-        (vec![b"three".to_vec()], false)
-    );
-    assert_eq!(
-        q.store(env(bob, 1, 600, b"one"), open).await.unwrap(),
-        Stored::New
-    );
-    assert_eq!(
-        q.stats(),
-        QueueStats {
-            envelopes: 3,
-            bytes: 18
-        }
-    );
-}
+use crate::store::contract::{Forgets, env, semantics};
 
 #[tokio::test]
 async fn sled_queue_semantics() {
     let dir = tempfile::tempdir().unwrap();
-    semantics(SledQueue::open(dir.path()).unwrap()).await;
+    semantics(SledQueue::open(dir.path()).unwrap(), Forgets::AtOnce).await;
 }
 
 #[tokio::test]
 async fn memory_queue_semantics() {
-    semantics(MemoryQueue::default()).await;
+    semantics(MemoryQueue::default(), Forgets::AtOnce).await;
 }
 
 #[tokio::test]
@@ -275,7 +120,7 @@ async fn retention_deletes_whole_partitions_and_trims_the_last() {
     assert_eq!(q.partitions(), 2);
     assert_eq!(partition_dirs(dir.path()), 2, "its directory is deleted");
     assert_eq!(
-        q.pull(&bob, 10, 1 << 20).unwrap(),
+        q.pull(&bob, 10, 1 << 20).await.unwrap(),
         (vec![vec![4; 10], vec![5; 10]], false)
     );
     assert_eq!(
@@ -364,7 +209,7 @@ async fn queues_keep_their_order_across_reopens_and_clock_steps_back() {
             .await
             .unwrap();
     }
-    let (all, more) = q.pull(&bob, 100, 1 << 20).unwrap();
+    let (all, more) = q.pull(&bob, 100, 1 << 20).await.unwrap();
     assert!(!more);
     assert_eq!(all, (1..=5u8).map(|i| vec![i]).collect::<Vec<_>>());
 }
@@ -445,7 +290,7 @@ async fn the_first_layout_is_moved_into_partitions() {
         }
     );
     assert_eq!(
-        q.pull(&Fingerprint([2; 32]), 10, 1 << 20).unwrap(),
+        q.pull(&Fingerprint([2; 32]), 10, 1 << 20).await.unwrap(),
         (vec![b"one".to_vec()], false)
     );
     assert_eq!(
@@ -463,7 +308,7 @@ async fn the_first_layout_is_moved_into_partitions() {
         "queued ids are carried over"
     );
     assert_eq!(
-        q.pull(&Fingerprint([2; 32]), 10, 1 << 20).unwrap(),
+        q.pull(&Fingerprint([2; 32]), 10, 1 << 20).await.unwrap(),
         (vec![b"one".to_vec(), b"two".to_vec()], false),
         "moved envelopes stay ahead of new ones"
     );
@@ -531,7 +376,7 @@ async fn the_bucket_layout_is_moved_into_partitions() {
         .await
         .unwrap();
     assert_eq!(
-        q.pull(&bob, 10, 1 << 20).unwrap().0,
+        q.pull(&bob, 10, 1 << 20).await.unwrap().0,
         vec![
             b"one".to_vec(),
             b"two".to_vec(),
@@ -544,7 +389,7 @@ async fn the_bucket_layout_is_moved_into_partitions() {
     assert_eq!(q.stats().envelopes, 4, "moved once, not again");
     assert_eq!(q.expire(1150).await.unwrap(), 2);
     assert_eq!(
-        q.pull(&bob, 10, 1 << 20).unwrap().0,
+        q.pull(&bob, 10, 1 << 20).await.unwrap().0,
         vec![b"three".to_vec(), b"four".to_vec()]
     );
 }
@@ -594,7 +439,7 @@ async fn a_poisoned_store_refuses_everything_and_says_so() {
     assert!(fatal(
         q.ack(bob, vec![MessageId([1; 16])]).await.unwrap_err()
     ));
-    assert!(fatal(q.pull(&bob, 10, 1 << 20).unwrap_err()));
+    assert!(fatal(q.pull(&bob, 10, 1 << 20).await.unwrap_err()));
     assert!(fatal(q.expire(u64::MAX).await.unwrap_err()));
 }
 

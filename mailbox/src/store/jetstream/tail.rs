@@ -1,0 +1,184 @@
+//! What keeps a front-end's index current: the stream's tail (headers only, from the first
+//! sequence at start), the `gone` notices of the other front-ends, and the arrivals for
+//! recipients logged in here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use crypto::{Fingerprint, MessageId};
+use futures_util::StreamExt as _;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::index::{Entry, Inserted};
+use super::{Inner, nats_error, parse_origin};
+use crate::store::StoreError;
+
+/// Apply the sequences other front-ends delete (8 bytes each, big-endian, per notice).
+pub(super) async fn watch_gone(inner: Arc<Inner>) -> Result<JoinHandle<()>, StoreError> {
+    let mut notices = inner
+        .client
+        .subscribe(format!("{}.gone", inner.prefix))
+        .await
+        .map_err(|e| nats_error("subscribing to deletions", e))?;
+    Ok(tokio::spawn(async move {
+        while let Some(notice) = notices.next().await {
+            let mut index = inner.index();
+            for chunk in notice.payload.chunks_exact(8) {
+                let mut seq = [0u8; 8];
+                seq.copy_from_slice(chunk);
+                index.remove(u64::from_be_bytes(seq));
+            }
+        }
+    }))
+}
+
+/// Follow the stream into the index, from its first message. The receiver resolves once
+/// everything stored before the start is in (or with the error that kept it from it).
+pub(super) fn follow(
+    inner: Arc<Inner>,
+) -> (JoinHandle<()>, oneshot::Receiver<Result<(), StoreError>>) {
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut loading = Some(tx);
+        loop {
+            let from = inner.index().tail() + 1;
+            let result = run(&inner, from, &mut loading).await;
+            match (result, loading.take()) {
+                (Err(e), Some(tx)) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                (Err(e), None) => {
+                    tracing::warn!(error = %e, "following the queue stream failed; resuming");
+                }
+                (Ok(()), tx) => loading = tx,
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    (task, rx)
+}
+
+async fn run(
+    inner: &Inner,
+    from: u64,
+    loading: &mut Option<oneshot::Sender<Result<(), StoreError>>>,
+) -> Result<(), StoreError> {
+    let info = inner
+        .stream
+        .get_info()
+        .await
+        .map_err(|e| nats_error("reading the queue stream's state", e))?;
+    if (info.state.messages == 0 || info.state.last_sequence < from)
+        && let Some(tx) = loading.take()
+    {
+        let _ = tx.send(Ok(()));
+    }
+    let consumer = inner
+        .stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: format!("{}.q.*", inner.prefix),
+            headers_only: true,
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats_error("following the queue stream", e))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| nats_error("following the queue stream", e))?;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| nats_error("following the queue stream", e))?;
+        let (seq, pending) = match message.info() {
+            Ok(info) => (info.stream_sequence, info.pending),
+            Err(e) => return Err(nats_error("a message of the queue stream", e)),
+        };
+        let copy = {
+            let mut index = inner.index();
+            let inserted = match parse(&inner.prefix, &message) {
+                Some(entry) => index.insert(seq, entry),
+                None => {
+                    tracing::warn!(seq, "a message in the queue stream is not an envelope");
+                    Inserted::Known
+                }
+            };
+            index.advance(seq);
+            inserted == Inserted::Copy
+        };
+        inner.tail.send_replace(seq);
+        if copy {
+            // A second copy of a queued id (stored through two front-ends at once, past
+            // JetStream's duplicate window): one copy stays.
+            if let Err(e) = inner.delete(vec![seq]).await {
+                tracing::warn!(error = %e, "cannot delete a second copy");
+            }
+        }
+        if pending == 0
+            && let Some(tx) = loading.take()
+        {
+            let _ = tx.send(Ok(()));
+        }
+    }
+    Ok(())
+}
+
+/// An index entry from a message's subject and headers (headers-only delivery adds
+/// `Nats-Msg-Size`, the payload's length).
+fn parse(prefix: &str, message: &async_nats::Message) -> Option<Entry> {
+    let recipient: Fingerprint = message
+        .subject
+        .as_str()
+        .strip_prefix(prefix)?
+        .strip_prefix(".q.")?
+        .parse()
+        .ok()?;
+    let headers = message.headers.as_ref()?;
+    let header = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+    let id: MessageId = header("Nats-Msg-Id")?.parse().ok()?;
+    let at: u64 = header("Sm-At")?.parse().ok()?;
+    let origin = parse_origin(&header("Sm-Origin")?)?;
+    let len = match header("Nats-Msg-Size") {
+        Some(size) => size.parse().ok()?,
+        None => message.payload.len() as u64,
+    };
+    Some(Entry {
+        recipient,
+        id,
+        at,
+        len,
+        origin,
+    })
+}
+
+/// Forward arrivals for `recipient` (logged in here) to the driver, each once the index
+/// holds it (at most 2 s later), so that the PULL the push brings finds it.
+pub(super) async fn forward_arrivals(inner: Arc<Inner>, recipient: Fingerprint) {
+    let subject = format!("{}.arrived.{recipient}", inner.prefix);
+    let mut arrivals = match inner.client.subscribe(subject).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot subscribe to arrivals");
+            return;
+        }
+    };
+    while let Some(arrival) = arrivals.next().await {
+        let Ok(seq) = <[u8; 8]>::try_from(arrival.payload.as_ref()) else {
+            continue;
+        };
+        let seq = u64::from_be_bytes(seq);
+        let mut tail = inner.tail.subscribe();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            tail.wait_for(|&t| t >= seq || inner.index().contains(seq)),
+        )
+        .await;
+        if inner.arrivals.try_send(recipient).is_err() {
+            tracing::debug!("arrivals are backed up; one push is dropped");
+        }
+    }
+}

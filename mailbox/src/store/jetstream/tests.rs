@@ -1,0 +1,98 @@
+//! The JetStream engines against a real nats-server (`local::LocalNats`; `cargo xtask test`
+//! installs the binary where it is missing): the queue contract, the key store contract,
+//! and what only several front-ends over one stream can show.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use crypto::{Fingerprint, MessageId};
+
+use super::local::LocalNats;
+use super::*;
+use crate::store::contract::{Forgets, env, semantics};
+
+/// One nats-server, and options naming a stream and bucket of their own.
+fn nats(dir: &std::path::Path) -> (LocalNats, NatsOptions) {
+    let nats = LocalNats::start(&dir.join("nats"), 1).unwrap();
+    let options = NatsOptions::new(&nats.urls(), Duration::from_secs(7 * 24 * 3600));
+    (nats, options)
+}
+
+#[tokio::test]
+async fn jetstream_queue_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, options) = nats(dir.path());
+    semantics(
+        JetStreamQueue::open(&options).await.unwrap(),
+        Forgets::AfterWindow,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn jetstream_key_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, options) = nats(dir.path());
+    crate::store::device_keys::tests::contract(JetStreamKeys::open(&options).await.unwrap()).await;
+}
+
+/// A second front-end over the same stream sees what the first stored (its index loads at
+/// start and follows the tail), hears of its arrivals, and its ACK deletes what the first
+/// stored; the first learns of the deletion.
+#[tokio::test]
+async fn two_front_ends_share_one_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, options) = nats(dir.path());
+    let bob = Fingerprint([2; 32]);
+    let a = JetStreamQueue::open(&options).await.unwrap();
+    assert_eq!(
+        a.store(env(bob, 1, 100, b"one"), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::New
+    );
+    let b = JetStreamQueue::open(&options).await.unwrap();
+    assert_eq!(b.stats().envelopes, 1, "loaded at start");
+    let mut arrivals = b.take_arrivals().unwrap();
+    b.listen(bob, true);
+    // The subscription is made by a task: give it a moment, then store through A.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        a.store(env(bob, 2, 200, b"two"), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::New
+    );
+    let arrived = tokio::time::timeout(Duration::from_secs(5), arrivals.recv())
+        .await
+        .unwrap();
+    assert_eq!(arrived, Some(bob));
+    assert_eq!(
+        b.pull(&bob, 10, 1 << 20).await.unwrap(),
+        (vec![b"one".to_vec(), b"two".to_vec()], false),
+        "the arrival came once B's index held it"
+    );
+    // A SEND of the same id through B is a duplicate (B's index knows it).
+    assert_eq!(
+        b.store(env(bob, 2, 300, b"two"), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::Duplicate
+    );
+    assert_eq!(
+        b.ack(bob, vec![MessageId([1; 16]), MessageId([2; 16])])
+            .await
+            .unwrap(),
+        2
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while a.stats().envelopes > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A heard of the deletions"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(a.pull(&bob, 10, 1 << 20).await.unwrap(), (vec![], false));
+}
