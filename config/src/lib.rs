@@ -37,6 +37,7 @@ mod address;
 #[cfg(feature = "bin")]
 pub mod bin;
 mod duration;
+mod store;
 pub mod time;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -48,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
 pub use address::{AddressError, MailboxAddress};
+pub use store::{StoreSetting, StoreSettingError};
 pub use time::now_ms;
 
 /// Directory name under the platform data directory shared by both binaries.
@@ -175,6 +177,32 @@ pub struct MailboxConfig {
     /// above zero.
     #[serde(deserialize_with = "positive_rate")]
     pub key_publishes_per_hour: f64,
+    /// Where envelopes and device keys are kept: `sled` (embedded in the data directory;
+    /// the default) or a comma-separated list of NATS URLs
+    /// (`nats://127.0.0.1:4222,nats://127.0.0.1:4223`): a JetStream cluster that several
+    /// front-ends share, each of them stateless.
+    pub store: StoreSetting,
+    /// With a NATS store: the JetStream stream of the queue. Default `SM_QUEUE`.
+    pub nats_stream: String,
+    /// With a NATS store: the first token of the mailbox's subjects. Default `sm`.
+    pub nats_subject_prefix: String,
+    /// With a NATS store: the key-value bucket of device keys. Default `sm-keys`.
+    pub nats_key_bucket: String,
+    /// With a NATS store: replicas of the stream and the bucket (1 to 5). Default: 3 when
+    /// the cluster has three servers or more, else 1.
+    pub nats_replicas: Option<usize>,
+    /// With a NATS store: a CA certificate (PEM) to trust for TLS to the servers, when they
+    /// use a private one (TLS is then required).
+    pub nats_tls_ca: Option<PathBuf>,
+    /// With a NATS store: how long a front-end waits for JetStream at start. Default 30 s.
+    #[serde(with = "duration")]
+    pub nats_start_timeout: Duration,
+    /// The TLS certificate nodes pin (PEM), with `tls_key`: the front-ends of one cluster
+    /// share one, so a node's pinned fingerprint holds for each. Default: one made and kept
+    /// in the data directory.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM, PKCS#8).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for MailboxConfig {
@@ -208,6 +236,15 @@ impl Default for MailboxConfig {
             max_one_time_keys: 100,
             key_claims_per_hour: 30.0,
             key_publishes_per_hour: 60.0,
+            store: StoreSetting::Sled,
+            nats_stream: "SM_QUEUE".to_owned(),
+            nats_subject_prefix: "sm".to_owned(),
+            nats_key_bucket: "sm-keys".to_owned(),
+            nats_replicas: None,
+            nats_tls_ca: None,
+            nats_start_timeout: Duration::from_secs(30),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -468,7 +468,10 @@ fn example_files_mention_every_key_with_its_env_var_and_flag() {
             }
         }
     }
-    check::<MailboxConfig>("mailbox.yaml", &["listen", "dashboard", "data_dir"]);
+    check::<MailboxConfig>(
+        "mailbox.yaml",
+        &["listen", "dashboard", "data_dir", "store"],
+    );
     check::<NodeConfig>("node.yaml", &["listen", "mailbox", "data_dir"]);
 }
 

@@ -37,6 +37,9 @@ struct Common {
     /// Dashboard listen address (HTTP), e.g. 127.0.0.1:8090.
     #[arg(long, value_name = "ADDR")]
     dashboard: Option<String>,
+    /// Where envelopes and keys are kept: `sled`, or NATS URLs (nats://host:port,...).
+    #[arg(long, value_name = "STORE")]
+    store: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -71,6 +74,7 @@ fn load(common: &Common) -> anyhow::Result<MailboxConfig> {
         ("data_dir", &common.data_dir),
         ("listen", &common.listen),
         ("dashboard", &common.dashboard),
+        ("store", &common.store),
     ] {
         if let Some(v) = value {
             flags.push((key, v.clone()));
@@ -136,7 +140,7 @@ fn real_main() -> anyhow::Result<()> {
                 data_dir,
                 ..Common::default()
             })?;
-            let fp = mailbox::fingerprint(&config.data_dir)?;
+            let fp = mailbox::fingerprint(&config)?;
             println!("{}", hex::encode(fp));
             Ok(())
         }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use config::{MailboxConfig, ensure_private_dir};
+use config::{MailboxConfig, StoreSetting, ensure_private_dir};
 use tracing::info;
 
 use crate::{core, dashboard, metrics, server, store, tls};
@@ -37,6 +37,14 @@ pub enum StartError {
     /// shutting down.
     #[error("a start-up task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// A setting is not usable (named, with the reason).
+    #[error("setting {key}: {reason}")]
+    Setting {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A socket could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -57,11 +65,12 @@ pub struct Running {
     /// SHA-256 of its certificate.
     pub fingerprint: [u8; 32],
     endpoint: quinn::Endpoint,
-    server: Arc<server::Server<store::SledQueue>>,
+    server: Arc<server::Server<store::AnyQueue>>,
     quic_task: tokio::task::JoinHandle<()>,
     http_task: tokio::task::JoinHandle<()>,
     retention_task: tokio::task::JoinHandle<()>,
-    disk_task: tokio::task::JoinHandle<()>,
+    disk_task: Option<tokio::task::JoinHandle<()>>,
+    arrivals_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -76,7 +85,9 @@ impl Running {
     pub async fn shutdown(self) {
         self.server.core().stop();
         self.retention_task.abort();
-        self.disk_task.abort();
+        for task in [&self.disk_task, &self.arrivals_task].into_iter().flatten() {
+            task.abort();
+        }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while self.server.in_flight() > 0 && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -88,14 +99,100 @@ impl Running {
     }
 }
 
-/// The certificate fingerprint of the mailbox whose data directory is `data_dir`, making the
-/// certificate if there is none yet.
-pub fn fingerprint(data_dir: &Path) -> Result<[u8; 32], StartError> {
-    ensure_private_dir(data_dir).map_err(|source| StartError::DataDir {
-        path: data_dir.to_owned(),
+/// The certificate fingerprint of the mailbox `config` describes, making the certificate if
+/// there is none yet.
+pub fn fingerprint(config: &MailboxConfig) -> Result<[u8; 32], StartError> {
+    ensure_private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
         source,
     })?;
-    Ok(tls::ServerIdentity::load_or_create(data_dir)?.fingerprint())
+    Ok(server_identity(config)?.fingerprint())
+}
+
+/// The certificate: from `tls_cert` and `tls_key` (shared by the front-ends of a cluster),
+/// or the one kept in the data directory.
+fn server_identity(config: &MailboxConfig) -> Result<tls::ServerIdentity, StartError> {
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Ok(tls::ServerIdentity::load_or_create_files(cert, key)?),
+        (None, None) => Ok(tls::ServerIdentity::load_or_create(&config.data_dir)?),
+        (Some(_), None) => Err(StartError::Setting {
+            key: "tls_key",
+            reason: "tls_cert is set, so its key must be too".to_owned(),
+        }),
+        (None, Some(_)) => Err(StartError::Setting {
+            key: "tls_cert",
+            reason: "tls_key is set, so the certificate must be too".to_owned(),
+        }),
+    }
+}
+
+/// The NATS options the settings give, each name checked.
+fn nats_options(config: &MailboxConfig, urls: &[String]) -> Result<store::NatsOptions, StartError> {
+    let bad = |key, reason: &str| StartError::Setting {
+        key,
+        reason: reason.to_owned(),
+    };
+    let token = |s: &str| {
+        !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>'))
+    };
+    if !token(&config.nats_stream) {
+        return Err(bad(
+            "nats_stream",
+            "a stream name has no spaces, dots, `*` or `>`",
+        ));
+    }
+    if !token(&config.nats_subject_prefix) {
+        return Err(bad(
+            "nats_subject_prefix",
+            "one subject token: no spaces, dots, `*` or `>`",
+        ));
+    }
+    if config.nats_key_bucket.is_empty()
+        || !config
+            .nats_key_bucket
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err(bad("nats_key_bucket", "letters, digits, `-` and `_` only"));
+    }
+    if config.nats_replicas.is_some_and(|r| !(1..=5).contains(&r)) {
+        return Err(bad("nats_replicas", "JetStream keeps 1 to 5 replicas"));
+    }
+    let mut options = store::NatsOptions::new(&urls.join(","), config.retention);
+    options.stream = config.nats_stream.clone();
+    options.prefix = config.nats_subject_prefix.clone();
+    options.key_bucket = config.nats_key_bucket.clone();
+    options.replicas = config.nats_replicas;
+    options.tls_ca = config.nats_tls_ca.clone();
+    options.start_timeout = config.nats_start_timeout;
+    Ok(options)
+}
+
+/// The engines the `store` setting names.
+async fn open_store(
+    config: &MailboxConfig,
+) -> Result<(store::AnyQueue, store::AnyKeys), StartError> {
+    match &config.store {
+        StoreSetting::Sled => {
+            let dir = &config.data_dir;
+            let queue = store::SledQueue::open_with(
+                &dir.join("queue"),
+                store::SledOptions::for_retention(config.retention),
+            )?;
+            let keys = store::SledKeys::open(&dir.join("keys"))?;
+            Ok((store::AnyQueue::Sled(queue), store::AnyKeys::Sled(keys)))
+        }
+        StoreSetting::Nats(urls) => {
+            let options = nats_options(config, urls)?;
+            let queue = store::JetStreamQueue::open(&options).await?;
+            let keys = store::JetStreamKeys::open(&options).await?;
+            info!(stream = %options.stream, "the store is JetStream");
+            Ok((
+                store::AnyQueue::JetStream(queue),
+                store::AnyKeys::JetStream(keys),
+            ))
+        }
+    }
 }
 
 /// Start a mailbox: open the store, load or make the certificate, bind QUIC and HTTP, and
@@ -110,13 +207,14 @@ pub async fn start(
         path: dir.clone(),
         source,
     })?;
-    let identity = tls::ServerIdentity::load_or_create(dir)?;
+    let identity = server_identity(config)?;
     let fingerprint = identity.fingerprint();
-    let queue = store::SledQueue::open_with(
-        &dir.join("queue"),
-        store::SledOptions::for_retention(config.retention),
-    )?;
-    let keys = store::SledKeys::open(&dir.join("keys"))?;
+    let (queue, keys) = open_store(config).await?;
+    let arrivals = match &queue {
+        store::AnyQueue::JetStream(q) => q.take_arrivals(),
+        store::AnyQueue::Sled(_) => None,
+    };
+    let local_disk = matches!(queue, store::AnyQueue::Sled(_));
     let decoy = decoy_key(dir).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let server = Arc::new(server::Server::new(
@@ -163,7 +261,10 @@ pub async fn start(
     });
     let quic_task = tokio::spawn(server::serve(endpoint.clone(), server.clone()));
     let retention_task = tokio::spawn(retention(server.clone(), config.retention_check));
-    let disk_task = tokio::spawn(watch_disk(server.clone(), dir.to_owned()));
+    // The free-disk watermark is the sled store's; a cluster's disks are NATS's.
+    let disk_task = local_disk.then(|| tokio::spawn(watch_disk(server.clone(), dir.to_owned())));
+    let arrivals_task =
+        arrivals.map(|arrivals| tokio::spawn(forward_arrivals(server.clone(), arrivals)));
     info!(%quic_addr, %dashboard_addr, "mailbox serving");
     Ok(Running {
         quic_addr,
@@ -175,6 +276,7 @@ pub async fn start(
         http_task,
         retention_task,
         disk_task,
+        arrivals_task,
     })
 }
 
@@ -211,6 +313,17 @@ async fn watch_disk<S: store::QueueStore>(server: Arc<server::Server<S>>, dir: s
                 tracing::warn!(path = %dir.display(), error = %e, "cannot measure the free disk space")
             }
         }
+    }
+}
+
+/// Push what other front-ends stored for recipients logged in here.
+async fn forward_arrivals<S: store::QueueStore>(
+    server: Arc<server::Server<S>>,
+    mut arrivals: tokio::sync::mpsc::Receiver<crypto::Fingerprint>,
+) {
+    while let Some(recipient) = arrivals.recv().await {
+        server.core().handle_arrival(recipient);
+        server.push();
     }
 }
 

@@ -18,7 +18,7 @@ use tracing::{debug, info};
 use crate::core::{Admission, ConnId, Mailbox, Received};
 use crate::metrics::Metrics;
 use crate::protocol::{self, CHALLENGE_LEN, EXPORTER_LABEL};
-use crate::store::{QueueStore, SledKeys};
+use crate::store::{AnyKeys, QueueStore};
 
 /// How long a request may take to arrive, or an answer to be taken.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,7 +29,7 @@ const PUSHES_NOT_TAKEN: u32 = 2;
 /// The core and the connections it names, shared by every connection task.
 #[derive(Debug)]
 pub struct Server<S> {
-    core: Mailbox<S, Arc<Metrics>, SledKeys>,
+    core: Mailbox<S, Arc<Metrics>, AnyKeys>,
     /// Each connection's pusher, by the id the core knows it by.
     conns: Mutex<HashMap<ConnId, Arc<Notify>>>,
     in_flight: AtomicU64,
@@ -39,7 +39,7 @@ pub struct Server<S> {
 impl<S: QueueStore> Server<S> {
     /// A driver around `core`; a peer that does not take a push within `push_timeout` is
     /// disconnected.
-    pub fn new(core: Mailbox<S, Arc<Metrics>, SledKeys>, push_timeout: Duration) -> Self {
+    pub fn new(core: Mailbox<S, Arc<Metrics>, AnyKeys>, push_timeout: Duration) -> Self {
         Self {
             core,
             conns: Mutex::default(),
@@ -49,7 +49,7 @@ impl<S: QueueStore> Server<S> {
     }
 
     /// The core.
-    pub fn core(&self) -> &Mailbox<S, Arc<Metrics>, SledKeys> {
+    pub fn core(&self) -> &Mailbox<S, Arc<Metrics>, AnyKeys> {
         &self.core
     }
 
@@ -69,7 +69,7 @@ impl<S: QueueStore> Server<S> {
 
     /// Wake the pusher of every connection the core has flagged pushes for. No task is
     /// spawned per push: what waits is the core's flags, one per identity and connection.
-    fn push(&self) {
+    pub(crate) fn push(&self) {
         while let Some(conn) = self.core.poll_push() {
             if let Some(wake) = self.conns().get(&conn) {
                 wake.notify_one();
@@ -91,13 +91,15 @@ async fn pusher<S: QueueStore>(
         wake.notified().await;
         while let Some(event) = server.core.next_push(id) {
             let frame = protocol::encode(&event);
-            // One push in flight at a time: the next is taken once the peer has read this
-            // one; arrivals meanwhile are the core's flags, not streams.
+            // One push written at a time; arrivals meanwhile are the core's flags, not
+            // streams. A push is not waited on until the peer acknowledges it (its ACK can
+            // be delayed 25 ms, which would space pushes that far apart): the peer's stream
+            // credit bounds what is in flight, and a peer that reads none runs out of it,
+            // so `open_uni` waits and the push timeout closes the connection.
             let pushed = tokio::time::timeout(server.push_timeout, async {
                 let mut stream = conn.open_uni().await.ok()?;
                 stream.write_all(&frame).await.ok()?;
-                stream.finish().ok()?;
-                stream.stopped().await.ok().map(|_| ())
+                stream.finish().ok()
             })
             .await;
             match pushed {

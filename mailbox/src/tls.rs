@@ -83,6 +83,61 @@ impl ServerIdentity {
         })
     }
 
+    /// The certificate in `cert` and its key in `key` (PEM or DER files, the key PKCS#8):
+    /// the front-ends of one cluster share them, so that nodes pin one fingerprint. When
+    /// neither file exists, a certificate is made and written to both (PEM; the key 0600).
+    pub fn load_or_create_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        use rustls::pki_types::pem::PemObject as _;
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| TlsError::Io { path, source }
+        };
+        match (cert.exists(), key.exists()) {
+            (false, false) => {
+                let made = rcgen::generate_simple_self_signed(vec![
+                    "secure-messenger-mailbox".to_owned(),
+                ])?;
+                write_private(key, made.signing_key.serialize_pem().as_bytes()).map_err(io(key))?;
+                std::fs::write(cert, made.cert.pem()).map_err(io(cert))?;
+            }
+            (true, true) => {}
+            (true, false) | (false, true) => {
+                let missing = if cert.exists() { key } else { cert };
+                return Err(TlsError::Io {
+                    path: missing.to_owned(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "tls_cert and tls_key go together, and only one of them exists",
+                    ),
+                });
+            }
+        }
+        let cert_bytes = std::fs::read(cert).map_err(io(cert))?;
+        let key_bytes = std::fs::read(key).map_err(io(key))?;
+        let pem_error = |path: &Path| {
+            let path = path.to_owned();
+            move |e: rustls::pki_types::pem::Error| TlsError::Io {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+            }
+        };
+        let is_pem = |bytes: &[u8]| bytes.trim_ascii_start().starts_with(b"-----BEGIN");
+        let cert_der = if is_pem(&cert_bytes) {
+            CertificateDer::from_pem_slice(&cert_bytes).map_err(pem_error(cert))?
+        } else {
+            CertificateDer::from(cert_bytes)
+        };
+        let key_der = if is_pem(&key_bytes) {
+            PrivatePkcs8KeyDer::from_pem_slice(&key_bytes).map_err(pem_error(key))?
+        } else {
+            PrivatePkcs8KeyDer::from(key_bytes)
+        };
+        Ok(Self {
+            cert: cert_der,
+            key: key_der,
+        })
+    }
+
     /// The QUIC server configuration.
     pub fn server_config(
         &self,

@@ -145,7 +145,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         state.ready.retain(|c| *c != conn);
         drop(state);
         for who in gone {
-            self.store.listen(who, false);
+            self.store.unlisten(who);
         }
         if closed.session.is_some() {
             self.observer.observe(Tally::Disconnected);

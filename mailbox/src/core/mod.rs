@@ -310,7 +310,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
             Request::Login {
                 public_key,
                 signature,
-            } => self.login(conn, &public_key, &signature),
+            } => self.login(conn, &public_key, &signature).await,
             Request::Send {
                 sender,
                 recipient,
@@ -357,7 +357,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         }
     }
 
-    fn login(
+    async fn login(
         &self,
         conn: ConnId,
         public_key: &[u8],
@@ -366,38 +366,49 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         let context = self.with_session(conn, |s| s.login_context())?;
         // The signature check (a public-key operation) runs without the lock.
         let fingerprint = context.verify(public_key, signature, &self.decoy)?;
+        let first = self.register_login(conn, fingerprint)?;
+        if let Some(first) = first {
+            if first {
+                // Arrivals through other front-ends are forwarded before the answer.
+                self.store.listen(fingerprint).await;
+            }
+            self.observer.observe(Tally::LoggedIn);
+        }
+        Ok(Response::LoggedIn { fingerprint })
+    }
+
+    /// Log `fingerprint` in on `conn`: `Some(first)` when it is a new login (`first`: the
+    /// identity's first connection here), `None` when it was logged in on it already.
+    fn register_login(
+        &self,
+        conn: ConnId,
+        fingerprint: Fingerprint,
+    ) -> Result<Option<bool>, Response> {
         let mut state = self.state();
         if state.conns.get(&conn).is_none_or(|c| c.session.is_none()) {
             return Err(Response::error(ErrorCode::Internal, "unknown connection"));
         }
         let max = self.policy.max_logins_per_identity;
         let listeners = state.listeners.entry(fingerprint).or_default();
-        if !listeners.contains(&conn) {
-            // Each connection an identity is logged in on is pushed every arrival.
-            if listeners.len() >= max {
-                drop(state);
-                self.observer
-                    .observe(Tally::Refused(ErrorCode::RateLimited));
-                return Err(Response::error(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "this identity is logged in on {max} connections already; close one \
-                         first"
-                    ),
-                ));
-            }
-            let first = listeners.is_empty();
-            listeners.push(conn);
-            if let Some(session) = state.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) {
-                session.logged_in(fingerprint);
-            }
-            drop(state);
-            if first {
-                self.store.listen(fingerprint, true);
-            }
-            self.observer.observe(Tally::LoggedIn);
+        if listeners.contains(&conn) {
+            return Ok(None);
         }
-        Ok(Response::LoggedIn { fingerprint })
+        // Each connection an identity is logged in on is pushed every arrival.
+        if listeners.len() >= max {
+            drop(state);
+            self.observer
+                .observe(Tally::Refused(ErrorCode::RateLimited));
+            return Err(Response::error(
+                ErrorCode::RateLimited,
+                format!("this identity is logged in on {max} connections already; close one first"),
+            ));
+        }
+        let first = listeners.is_empty();
+        listeners.push(conn);
+        if let Some(session) = state.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) {
+            session.logged_in(fingerprint);
+        }
+        Ok(Some(first))
     }
 
     async fn send(

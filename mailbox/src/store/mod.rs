@@ -61,6 +61,8 @@
 //! - `device_keys/`: the other store, [`KeyStore`]: device certificates and prekeys for
 //!   forward-secret sessions ([`MemoryKeys`], and `SledKeys` in `<data dir>/keys`).
 
+#[cfg(feature = "server")]
+mod any;
 #[cfg(test)]
 pub(crate) mod contract;
 pub mod device_keys;
@@ -72,6 +74,8 @@ mod memory;
 #[cfg(feature = "server")]
 mod sled_queue;
 
+#[cfg(feature = "server")]
+pub use any::{AnyKeys, AnyQueue};
 #[cfg(feature = "server")]
 pub use device_keys::SledKeys;
 pub use device_keys::{Claimed, KeyLimits, KeyStore, MemoryKeys, Publication, Published};
@@ -228,11 +232,16 @@ pub trait QueueStore: Send + Sync + 'static {
     fn expire(&self, cutoff_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Queue figures (cheap).
     fn stats(&self) -> QueueStats;
-    /// `recipient` is now logged in on a connection here (`true`), or on none any more
-    /// (`false`). An engine that several front-ends share forwards the arrivals other
-    /// front-ends store for it; a local engine has nothing to do.
-    fn listen(&self, recipient: Fingerprint, on: bool) {
-        let _ = (recipient, on);
+    /// `recipient` is now logged in on a connection here. An engine that several
+    /// front-ends share forwards the arrivals other front-ends store for it from the time
+    /// this resolves (before the login is answered); a local engine has nothing to do.
+    fn listen(&self, recipient: Fingerprint) -> impl Future<Output = ()> + Send {
+        let _ = recipient;
+        async {}
+    }
+    /// `recipient` is logged in on no connection here any more.
+    fn unlisten(&self, recipient: Fingerprint) {
+        let _ = recipient;
     }
 }
 

@@ -7,6 +7,7 @@
 //! protocol's rules (logins, queues out of reach, duplicates, batches, quotas, rate limits,
 //! sizes, the allowlist) are tested in memory against the core: `mailbox/src/core/tests.rs`.
 
+mod cluster;
 mod dashboard;
 mod durability;
 mod keys;

@@ -2,6 +2,7 @@
 //! protocol helpers, waits, browsers, and a lossy network.
 
 mod browser;
+mod cluster;
 mod mailbox_proc;
 mod net;
 mod node_proc;
@@ -10,6 +11,7 @@ mod speak;
 mod wait;
 
 pub use browser::*;
+pub use cluster::*;
 pub use mailbox_proc::*;
 pub use net::*;
 pub use node_proc::*;

@@ -21,6 +21,47 @@ pub(crate) struct Entry {
     pub(crate) origin: Origin,
 }
 
+/// The length of an [`Entry`] and its sequence as [`Entry::encode`] writes them.
+pub(crate) const ENCODED_ENTRY: usize = 8 + 16 + 8 + 8 + 16;
+
+impl Entry {
+    /// `seq` and this entry without its recipient (an arrival notice's payload; the
+    /// recipient is in its subject): sequence, id, time, length, origin.
+    pub(crate) fn encode(&self, seq: u64) -> [u8; ENCODED_ENTRY] {
+        let mut out = [0u8; ENCODED_ENTRY];
+        out[..8].copy_from_slice(&seq.to_be_bytes());
+        out[8..24].copy_from_slice(&self.id.0);
+        out[24..32].copy_from_slice(&self.at.to_be_bytes());
+        out[32..40].copy_from_slice(&self.len.to_be_bytes());
+        out[40..].copy_from_slice(&self.origin.0);
+        out
+    }
+
+    /// What [`Self::encode`] wrote, for `recipient`.
+    pub(crate) fn decode(recipient: Fingerprint, bytes: &[u8]) -> Option<(u64, Self)> {
+        let bytes: &[u8; ENCODED_ENTRY] = bytes.try_into().ok()?;
+        let u64_at = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[i..i + 8]);
+            u64::from_be_bytes(b)
+        };
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&bytes[8..24]);
+        let mut origin = [0u8; 16];
+        origin.copy_from_slice(&bytes[40..]);
+        Some((
+            u64_at(0),
+            Self {
+                recipient,
+                id: MessageId(id),
+                at: u64_at(24),
+                len: u64_at(32),
+                origin: Origin(origin),
+            },
+        ))
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Usage {
     count: u64,
@@ -157,11 +198,6 @@ impl Index {
         self.tail
     }
 
-    /// Whether `seq` is queued (as far as this front-end knows).
-    pub(crate) fn contains(&self, seq: u64) -> bool {
-        self.entries.contains_key(&seq)
-    }
-
     /// `seq` is deleted (here or by another front-end).
     pub(crate) fn remove(&mut self, seq: u64) -> Option<Entry> {
         if seq > self.tail {
@@ -287,6 +323,14 @@ mod tests {
         // Once the tail is past it, the note is dropped.
         index.advance(3);
         assert!(index.deleted_ahead.is_empty());
+    }
+
+    #[test]
+    fn an_entry_survives_its_encoding() {
+        let e = entry(3, 4, 1_234, 56);
+        let bytes = e.encode(789);
+        assert_eq!(Entry::decode(e.recipient, &bytes), Some((789, e)));
+        assert_eq!(Entry::decode(e.recipient, &bytes[1..]), None);
     }
 
     #[test]

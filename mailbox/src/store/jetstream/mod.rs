@@ -15,7 +15,8 @@
 //! - A key-value bucket (`sm-keys`) with one entry per identity: its device certificate,
 //!   one-time keys and fallback key ([`JetStreamKeys`]).
 //! - Two core NATS subjects, not stored: `<prefix>.arrived.<recipient hex>` (a front-end
-//!   stored an envelope: front-ends where the recipient is logged in push it) and
+//!   stored an envelope: front-ends where the recipient is logged in add it to their index
+//!   from the notice, without waiting for their tail, and push it) and
 //!   `<prefix>.gone` (sequences a front-end deleted).
 //!
 //! # What each front-end keeps
@@ -48,7 +49,7 @@ use async_nats::jetstream::{self, stream};
 use async_nats::{HeaderMap, ServerAddr};
 use crypto::{Fingerprint, MessageId};
 use futures_util::StreamExt as _;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use self::index::{Entry, Index, Inserted};
 use super::{Incoming, Origin, QueueStats, QueueStore, Quota, StoreError, Stored};
@@ -190,8 +191,6 @@ pub(crate) struct Inner {
     stream: stream::Stream,
     prefix: String,
     index: Mutex<Index>,
-    /// The tail's position, for arrivals to wait on.
-    tail: watch::Sender<u64>,
     arrivals: mpsc::Sender<Fingerprint>,
     arrivals_rx: Mutex<Option<mpsc::Receiver<Fingerprint>>>,
     /// One subscription task per recipient logged in here.
@@ -230,7 +229,6 @@ impl JetStreamQueue {
             stream,
             prefix: options.prefix.clone(),
             index: Mutex::new(Index::default()),
-            tail: watch::channel(0).0,
             arrivals,
             arrivals_rx: Mutex::new(Some(arrivals_rx)),
             listening: Mutex::new(Default::default()),
@@ -374,6 +372,7 @@ impl QueueStore for JetStreamQueue {
             len,
             origin: incoming.origin,
         };
+        let notice = entry.encode(ack.sequence);
         let inserted = inner.index().insert(ack.sequence, entry);
         if inserted == Inserted::Copy {
             // Stored at the same moment through another front-end, past JetStream's
@@ -382,11 +381,7 @@ impl QueueStore for JetStreamQueue {
             return Ok(Stored::Duplicate);
         }
         let arrived = format!("{}.arrived.{}", inner.prefix, incoming.recipient);
-        if let Err(e) = inner
-            .client
-            .publish(arrived, ack.sequence.to_be_bytes().to_vec().into())
-            .await
-        {
+        if let Err(e) = inner.client.publish(arrived, notice.to_vec().into()).await {
             tracing::warn!(error = %e, "cannot tell the other front-ends of an arrival");
         }
         Ok(Stored::New)
@@ -461,13 +456,38 @@ impl QueueStore for JetStreamQueue {
         self.inner.index().stats()
     }
 
-    fn listen(&self, recipient: Fingerprint, on: bool) {
-        let mut listening = lock(&self.inner.listening);
-        if on {
-            listening.entry(recipient).or_insert_with(|| {
-                tokio::spawn(tail::forward_arrivals(self.inner.clone(), recipient))
-            });
-        } else if let Some(task) = listening.remove(&recipient) {
+    async fn listen(&self, recipient: Fingerprint) {
+        if lock(&self.inner.listening).contains_key(&recipient) {
+            return;
+        }
+        let subject = format!("{}.arrived.{recipient}", self.inner.prefix);
+        let subscribed = self.inner.client.subscribe(subject).await;
+        // Once flushed, the server has the subscription: what is stored after the login's
+        // answer is forwarded.
+        let flushed = self.inner.client.flush().await;
+        let arrivals = match (subscribed, flushed) {
+            (Ok(arrivals), Ok(())) => arrivals,
+            (Err(e), _) => {
+                tracing::warn!(error = %e, "cannot subscribe to arrivals; nodes rely on polling");
+                return;
+            }
+            (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot subscribe to arrivals; nodes rely on polling");
+                return;
+            }
+        };
+        let task = tokio::spawn(tail::forward_arrivals(
+            self.inner.clone(),
+            recipient,
+            arrivals,
+        ));
+        if let Some(raced) = lock(&self.inner.listening).insert(recipient, task) {
+            raced.abort();
+        }
+    }
+
+    fn unlisten(&self, recipient: Fingerprint) {
+        if let Some(task) = lock(&self.inner.listening).remove(&recipient) {
             task.abort();
         }
     }

@@ -110,7 +110,6 @@ async fn run(
             index.advance(seq);
             inserted == Inserted::Copy
         };
-        inner.tail.send_replace(seq);
         if copy {
             // A second copy of a queued id (stored through two front-ends at once, past
             // JetStream's duplicate window): one copy stays.
@@ -156,27 +155,17 @@ fn parse(prefix: &str, message: &async_nats::Message) -> Option<Entry> {
 }
 
 /// Forward arrivals for `recipient` (logged in here) to the driver, each once the index
-/// holds it (at most 2 s later), so that the PULL the push brings finds it.
-pub(super) async fn forward_arrivals(inner: Arc<Inner>, recipient: Fingerprint) {
-    let subject = format!("{}.arrived.{recipient}", inner.prefix);
-    let mut arrivals = match inner.client.subscribe(subject).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot subscribe to arrivals");
-            return;
-        }
-    };
+/// holds it (the notice carries its entry), so that the PULL the push brings finds it.
+pub(super) async fn forward_arrivals(
+    inner: Arc<Inner>,
+    recipient: Fingerprint,
+    mut arrivals: async_nats::Subscriber,
+) {
     while let Some(arrival) = arrivals.next().await {
-        let Ok(seq) = <[u8; 8]>::try_from(arrival.payload.as_ref()) else {
+        let Some((seq, entry)) = Entry::decode(recipient, &arrival.payload) else {
             continue;
         };
-        let seq = u64::from_be_bytes(seq);
-        let mut tail = inner.tail.subscribe();
-        let _ = tokio::time::timeout(
-            Duration::from_secs(2),
-            tail.wait_for(|&t| t >= seq || inner.index().contains(seq)),
-        )
-        .await;
+        inner.index().insert(seq, entry);
         if inner.arrivals.try_send(recipient).is_err() {
             tracing::debug!("arrivals are backed up; one push is dropped");
         }

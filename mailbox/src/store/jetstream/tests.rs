@@ -55,9 +55,7 @@ async fn two_front_ends_share_one_queue() {
     let b = JetStreamQueue::open(&options).await.unwrap();
     assert_eq!(b.stats().envelopes, 1, "loaded at start");
     let mut arrivals = b.take_arrivals().unwrap();
-    b.listen(bob, true);
-    // The subscription is made by a task: give it a moment, then store through A.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.listen(bob).await;
     assert_eq!(
         a.store(env(bob, 2, 200, b"two"), Quota::UNLIMITED)
             .await

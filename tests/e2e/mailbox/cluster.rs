@@ -1,0 +1,85 @@
+//! Front-ends over one NATS JetStream cluster (3 servers on loopback, R3): any front-end
+//! serves any identity, an arrival stored through one is pushed through another at once,
+//! and an ACK through either deletes.
+
+use super::*;
+use tests::Cluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_ends_of_one_cluster_share_queues_and_pushes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cluster = Cluster::start(dir.path(), 3, 2)?;
+    let (a, b) = (&cluster.front_ends[0], &cluster.front_ends[1]);
+    assert_eq!(
+        a.fingerprint, b.fingerprint,
+        "the front-ends share one certificate"
+    );
+    let [alice, bob] = identities().await?;
+    let on_a = a.connect_as(&[&alice]).await?;
+    let on_b = b.connect_as(&[&bob]).await?;
+
+    // Each SEND through A is pushed to bob's connection at B; the time from the SEND to
+    // the push is the cross-front-end push latency.
+    let sealed = seal_texts(&alice, &bob, (0..40).map(|i| format!("m{i}")).collect()).await?;
+    let mut latencies = Vec::new();
+    for s in &sealed {
+        let started = Instant::now();
+        assert!(
+            on_a.send(fp(&alice), s.bytes.clone()).await?,
+            "stored as new"
+        );
+        let event = timeout(WAIT, on_b.next_event())
+            .await
+            .context("a push at B for a SEND through A")??;
+        latencies.push(started.elapsed());
+        assert_eq!(
+            event,
+            Event::Arrived {
+                recipient: fp(&bob)
+            }
+        );
+    }
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    println!(
+        "SEND through A to push at B: p50 {p50:?}, max {:?}",
+        latencies.last()
+    );
+    assert!(
+        p50 <= Duration::from_millis(20),
+        "push latency across front-ends: p50 {p50:?}"
+    );
+
+    // B serves what A stored, in order; an ACK through A (as after a failover) deletes it.
+    let (batch, more) = on_b.pull(fp(&bob), MAX_BATCH_COUNT).await?;
+    assert!(!more);
+    let sent: Vec<Vec<u8>> = sealed.iter().map(|s| s.bytes.clone()).collect();
+    assert_eq!(batch, sent, "everything, unchanged, in order");
+    let bob_on_a = a.connect_as(&[&bob]).await?;
+    assert_eq!(bob_on_a.ack(fp(&bob), ids_of(&batch)).await?, 40);
+    eventually(WAIT, "B to learn of the deletions", || async {
+        let (left, _) = on_b.pull(fp(&bob), MAX_BATCH_COUNT).await?;
+        Ok(left.is_empty().then_some(()))
+    })
+    .await?;
+
+    // A new front-end started now loads the queue as it stands (empty for bob) and serves.
+    let late = cluster.start_front_end(&[])?;
+    assert_eq!(late.fingerprint, a.fingerprint);
+    let bob_late = late.connect_as(&[&bob]).await?;
+    assert_eq!(
+        bob_late.pull(fp(&bob), MAX_BATCH_COUNT).await?,
+        (vec![], false)
+    );
+    let reply = seal_text(&bob, &alice, "reply").await?;
+    assert!(bob_late.send(fp(&bob), reply.bytes.clone()).await?);
+    let event = timeout(WAIT, on_a.next_event()).await??;
+    assert_eq!(
+        event,
+        Event::Arrived {
+            recipient: fp(&alice)
+        }
+    );
+    assert_eq!(on_a.pull(fp(&alice), 10).await?, (vec![reply.bytes], false));
+    Ok(())
+}
