@@ -8,10 +8,14 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Where a mailbox lives: `host:port` with an optional
-/// `#<64 hex digits>` pinning the SHA-256 of the server certificate (DER).
+/// `#<64 hex digits>` pinning the SHA-256 of the server certificate (DER). A clustered
+/// mailbox lists its front-ends, `host:port,host:port#<64 hex>`: a node tries them in order
+/// and fails over to the next; the one fingerprint covers them all (they share a
+/// certificate).
 ///
 /// Examples: `127.0.0.1:50000`, `mail.example.org:50000`, `[::1]:50000`,
-/// `127.0.0.1:50000#9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08`.
+/// `127.0.0.1:50000#9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08`,
+/// `a.example.org:50000,b.example.org:50000#9f86…0a08`.
 ///
 /// `host` is stored without IPv6 brackets (`::1`, not `[::1]`), so it can be
 /// handed to name resolution as is; [`Display`](fmt::Display) puts the
@@ -25,16 +29,24 @@ pub struct MailboxAddress {
     pub port: u16,
     /// SHA-256 of the server certificate (DER), if pinned.
     pub fingerprint: Option<[u8; 32]>,
+    /// Further front-ends of the same mailbox (host without brackets, port), tried in
+    /// order after `host:port`.
+    pub also: Vec<(String, u16)>,
 }
 
 impl MailboxAddress {
     /// The same address with no certificate fingerprint.
     pub fn without_fingerprint(&self) -> Self {
         Self {
-            host: self.host.clone(),
-            port: self.port,
             fingerprint: None,
+            ..self.clone()
         }
+    }
+
+    /// Every front-end, `host:port` first: `(host without brackets, port)`.
+    pub fn endpoints(&self) -> impl Iterator<Item = (&str, u16)> {
+        std::iter::once((self.host.as_str(), self.port))
+            .chain(self.also.iter().map(|(h, p)| (h.as_str(), *p)))
     }
 
     /// Whether `other` names the same endpoint: the same port and host, the host compared
@@ -103,59 +115,13 @@ impl FromStr for MailboxAddress {
             Some((hostport, fp)) => (hostport, Some(fp)),
             None => (s, None),
         };
-        let bad_host = |reason: &str| AddressError::BadHost {
-            address: s.to_owned(),
-            reason: reason.to_owned(),
-        };
-
-        let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
-            let (inside, after) = rest
-                .split_once(']')
-                .ok_or_else(|| bad_host("`[` without a closing `]`"))?;
-            if inside.parse::<Ipv6Addr>().is_err() {
-                return Err(bad_host(&format!("`{inside}` is not an IPv6 address")));
-            }
-            let port = match after.strip_prefix(':') {
-                Some(port) => port,
-                None if after.is_empty() => return Err(AddressError::MissingPort(s.to_owned())),
-                None => return Err(bad_host("unexpected text after `]`")),
-            };
-            (inside, port)
-        } else {
-            let (host, port) = hostport
-                .rsplit_once(':')
-                .ok_or_else(|| AddressError::MissingPort(s.to_owned()))?;
-            if host.contains(':') {
-                if host.parse::<Ipv6Addr>().is_ok() {
-                    return Err(bad_host(
-                        "an IPv6 address must be in brackets, e.g. [::1]:50000",
-                    ));
-                }
-                return Err(bad_host("contains `:`"));
-            }
-            (host, port)
-        };
-
-        if host.is_empty() {
-            return Err(bad_host("it is empty"));
+        let mut endpoints = Vec::new();
+        for one in hostport.split(',') {
+            endpoints.push(parse_endpoint(s, one.trim())?);
         }
-        if host
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '[' | ']' | '/' | '@'))
-        {
-            return Err(bad_host(
-                "it contains whitespace or one of `[`, `]`, `/`, `@`",
-            ));
-        }
-
-        let port = match port.parse::<u16>() {
-            Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => p,
-            _ => {
-                return Err(AddressError::BadPort {
-                    address: s.to_owned(),
-                    port: port.to_owned(),
-                });
-            }
+        let mut endpoints = endpoints.into_iter();
+        let Some((host, port)) = endpoints.next() else {
+            return Err(AddressError::Empty);
         };
 
         let fingerprint = match fingerprint {
@@ -168,19 +134,85 @@ impl FromStr for MailboxAddress {
         };
 
         Ok(Self {
-            host: host.to_owned(),
+            host,
             port,
             fingerprint,
+            also: endpoints.collect(),
         })
     }
 }
 
+/// One `host:port` of the address `s`.
+fn parse_endpoint(s: &str, hostport: &str) -> Result<(String, u16), AddressError> {
+    let bad_host = |reason: &str| AddressError::BadHost {
+        address: s.to_owned(),
+        reason: reason.to_owned(),
+    };
+
+    let (host, port) = if let Some(rest) = hostport.strip_prefix('[') {
+        let (inside, after) = rest
+            .split_once(']')
+            .ok_or_else(|| bad_host("`[` without a closing `]`"))?;
+        if inside.parse::<Ipv6Addr>().is_err() {
+            return Err(bad_host(&format!("`{inside}` is not an IPv6 address")));
+        }
+        let port = match after.strip_prefix(':') {
+            Some(port) => port,
+            None if after.is_empty() => return Err(AddressError::MissingPort(s.to_owned())),
+            None => return Err(bad_host("unexpected text after `]`")),
+        };
+        (inside, port)
+    } else {
+        let (host, port) = hostport
+            .rsplit_once(':')
+            .ok_or_else(|| AddressError::MissingPort(s.to_owned()))?;
+        if host.contains(':') {
+            if host.parse::<Ipv6Addr>().is_ok() {
+                return Err(bad_host(
+                    "an IPv6 address must be in brackets, e.g. [::1]:50000",
+                ));
+            }
+            return Err(bad_host("contains `:`"));
+        }
+        (host, port)
+    };
+
+    if host.is_empty() {
+        return Err(bad_host("it is empty"));
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '[' | ']' | '/' | '@'))
+    {
+        return Err(bad_host(
+            "it contains whitespace or one of `[`, `]`, `/`, `@`",
+        ));
+    }
+
+    let port = match port.parse::<u16>() {
+        Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => p,
+        _ => {
+            return Err(AddressError::BadPort {
+                address: s.to_owned(),
+                port: port.to_owned(),
+            });
+        }
+    };
+
+    Ok((host.to_owned(), port))
+}
+
 impl fmt::Display for MailboxAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)?;
-        } else {
-            write!(f, "{}:{}", self.host, self.port)?;
+        for (i, (host, port)) in self.endpoints().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            if host.contains(':') {
+                write!(f, "[{host}]:{port}")?;
+            } else {
+                write!(f, "{host}:{port}")?;
+            }
         }
         if let Some(fp) = &self.fingerprint {
             write!(f, "#{}", to_hex(fp))?;

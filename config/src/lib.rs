@@ -292,6 +292,7 @@ impl Default for NodeConfig {
                 host: Ipv4Addr::LOCALHOST.to_string(),
                 port: 50000,
                 fingerprint: None,
+                also: Vec::new(),
             },
             data_dir: default_data_dir("node"),
             max_body_bytes: 65_536,

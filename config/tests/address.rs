@@ -227,3 +227,35 @@ fn serde_uses_the_string_form() {
     let err = serde_norway::from_str::<MailboxAddress>("50000").unwrap_err();
     assert!(err.to_string().contains("mailbox address"), "{err}");
 }
+
+#[test]
+fn a_clustered_mailbox_lists_its_front_ends_under_one_pin() {
+    let text = format!("a.example.org:50000, [::1]:50001,10.0.0.3:50002#{FP_LOWER}");
+    let address: MailboxAddress = text.parse().unwrap();
+    assert_eq!(
+        address.endpoints().collect::<Vec<_>>(),
+        [
+            ("a.example.org", 50000),
+            ("::1", 50001),
+            ("10.0.0.3", 50002)
+        ]
+    );
+    assert_eq!(address.fingerprint, Some(fp_bytes()));
+    assert_eq!(
+        address.to_string(),
+        format!("a.example.org:50000,[::1]:50001,10.0.0.3:50002#{FP_LOWER}")
+    );
+    assert_eq!(
+        address.to_string().parse::<MailboxAddress>().unwrap(),
+        address
+    );
+    // Each front-end is checked like a single address.
+    assert!(matches!(
+        "a.example.org:50000,b.example.org".parse::<MailboxAddress>(),
+        Err(AddressError::MissingPort(_))
+    ));
+    assert!(matches!(
+        "a.example.org:50000,".parse::<MailboxAddress>(),
+        Err(AddressError::MissingPort(_))
+    ));
+}

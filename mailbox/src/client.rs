@@ -78,7 +78,14 @@ pub enum ConnectError {
     /// The TLS exporter (which login proofs are bound to) gave nothing.
     #[error("the TLS exporter is unavailable")]
     Exporter,
+    /// One front-end of several did not answer in time (the next one is tried).
+    #[error("{0} did not answer within {FAILOVER_AFTER:?}")]
+    TimedOut(String),
 }
+
+/// How long a front-end of a clustered mailbox (an address with several) may take to
+/// answer before the next is tried.
+pub const FAILOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How an established connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -178,11 +185,64 @@ impl Client {
         Self::connect_with(address, false).await
     }
 
+    /// Connect to the first of `address`'s front-ends that answers (in order; each has
+    /// [`FAILOVER_AFTER`] when there are several). When none does, the error of the first
+    /// that presented another certificate, else of the first.
     async fn connect_with(
         address: &MailboxAddress,
         take_pushes: bool,
     ) -> Result<Self, ClientError> {
-        let target = format!("{}:{}", address.host, address.port);
+        let endpoints: Vec<(String, u16)> = address
+            .endpoints()
+            .map(|(host, port)| (host.to_owned(), port))
+            .collect();
+        let several = endpoints.len() > 1;
+        let mut failed: Option<ClientError> = None;
+        for (host, port) in endpoints {
+            let attempt = Self::connect_endpoint(&host, port, address.fingerprint, take_pushes);
+            let result = if several {
+                tokio::time::timeout(FAILOVER_AFTER, attempt)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ClientError::Connect(ConnectError::TimedOut(format!(
+                            "{host}:{port}"
+                        ))))
+                    })
+            } else {
+                attempt.await
+            };
+            match result {
+                Ok(client) => return Ok(client),
+                Err(e) => {
+                    tracing::debug!(%host, port, error = %e, "a front-end did not serve");
+                    let keep = match &failed {
+                        None => true,
+                        Some(ClientError::PinMismatch { .. }) => false,
+                        Some(_) => matches!(e, ClientError::PinMismatch { .. }),
+                    };
+                    if keep {
+                        failed = Some(e);
+                    }
+                }
+            }
+        }
+        Err(failed.unwrap_or(ClientError::Resolve {
+            target: address.to_string(),
+            source: None,
+        }))
+    }
+
+    async fn connect_endpoint(
+        host: &str,
+        port: u16,
+        fingerprint: Option<[u8; 32]>,
+        take_pushes: bool,
+    ) -> Result<Self, ClientError> {
+        let target = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
         let remote: SocketAddr = tokio::net::lookup_host(&target)
             .await
             .map_err(|e| ClientError::Resolve {
@@ -194,7 +254,7 @@ impl Client {
                 target: target.clone(),
                 source: None,
             })?;
-        let verifier = Arc::new(PinVerifier::new(address.fingerprint));
+        let verifier = Arc::new(PinVerifier::new(fingerprint));
         let unspecified = if remote.is_ipv6() {
             IpAddr::V6(Ipv6Addr::UNSPECIFIED)
         } else {
@@ -213,7 +273,7 @@ impl Client {
         let conn = match connecting.await {
             Ok(conn) => conn,
             Err(e) => {
-                if let (Some(expected), Some(actual)) = (address.fingerprint, verifier.seen())
+                if let (Some(expected), Some(actual)) = (fingerprint, verifier.seen())
                     && expected != actual
                 {
                     return Err(ClientError::PinMismatch {

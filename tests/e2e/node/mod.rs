@@ -5,6 +5,7 @@
 
 mod api;
 mod bad_input;
+mod cluster;
 mod contacts;
 mod delivery;
 mod mailboxes;
