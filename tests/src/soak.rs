@@ -142,6 +142,8 @@ pub async fn soak(
                     Ok(false) => {}
                     Err(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);
+                        // A store that is failing over: not a tight loop of refusals.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
             }
@@ -207,9 +209,12 @@ pub async fn soak(
     for task in tasks {
         task.await.context("a soak task failed")?;
     }
-    // Drain what is left.
+    // Drain what is left (for at most two minutes: what is not drained by then counts as
+    // lost).
+    let draining = Instant::now();
     for (client, me) in &receivers {
-        while receive(client.clone(), *me).await? {}
+        while draining.elapsed() < Duration::from_secs(120) && receive(client.clone(), *me).await? {
+        }
     }
     let sent_ids = sent_ids.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let received = received.lock().unwrap_or_else(|p| p.into_inner()).clone();

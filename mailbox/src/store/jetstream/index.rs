@@ -261,6 +261,21 @@ impl Index {
         seqs
     }
 
+    /// The longest run of `recipient`'s oldest queued envelopes that `acked` (sorted) covers,
+    /// as its last sequence, when the tail has passed it (so no envelope below it is
+    /// unknown here): everything of `recipient` up to it can go in one purge.
+    pub(crate) fn acked_prefix(&self, recipient: &Fingerprint, acked: &[u64]) -> Option<u64> {
+        let (_, queue) = self.queues.get(recipient)?;
+        let mut end = None;
+        for (queued, acked) in queue.iter().zip(acked) {
+            if queued != acked || *queued > self.tail {
+                break;
+            }
+            end = Some(*queued);
+        }
+        end
+    }
+
     /// The sequences stored before `cutoff_ms`, oldest first, at most `max`.
     pub(crate) fn expired(&self, cutoff_ms: u64, max: usize) -> Vec<u64> {
         self.by_time
@@ -377,6 +392,19 @@ mod tests {
             vec![5],
             "another recipient's id is not found"
         );
+        assert_eq!(
+            index.acked_prefix(&Fingerprint([1; 32]), &[1, 5]),
+            None,
+            "tail at 0"
+        );
+        index.advance(5);
+        assert_eq!(index.acked_prefix(&Fingerprint([1; 32]), &[1, 5]), Some(5));
+        assert_eq!(
+            index.acked_prefix(&Fingerprint([1; 32]), &[5]),
+            None,
+            "1 is not acked"
+        );
+        assert_eq!(index.acked_prefix(&Fingerprint([1; 32]), &[1]), Some(1));
         assert_eq!(index.expired(160, 10), vec![1, 2]);
         assert_eq!(index.expired(160, 1), vec![1]);
     }

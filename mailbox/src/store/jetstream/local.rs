@@ -218,6 +218,47 @@ impl LocalNats {
     }
 }
 
+impl LocalNats {
+    /// Wait until every replica of `stream` is current (a restarted server has caught up
+    /// with the leader), at most `timeout`; returns whether they are. Also the stream's
+    /// leader, by server name (`n0`, `n1`, ...).
+    pub async fn wait_current(
+        &self,
+        stream: &str,
+        timeout: Duration,
+    ) -> io::Result<(bool, Option<String>)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let addrs = self
+            .urls()
+            .split(',')
+            .map(|u| {
+                u.parse::<async_nats::ServerAddr>()
+                    .map_err(io::Error::other)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let client = async_nats::connect(addrs).await.map_err(io::Error::other)?;
+        let js = async_nats::jetstream::new(client);
+        loop {
+            if let Ok(info) = js.get_stream(stream).await.map(|s| s.cached_info().clone())
+                && let Some(cluster) = &info.cluster
+                && cluster.leader.is_some()
+                && cluster.replicas.iter().all(|r| r.current && !r.offline)
+            {
+                return Ok((true, cluster.leader.clone()));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Ok((false, None));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The index of the server named `name` (a stream leader, say).
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.servers.iter().position(|s| s.name == name)
+    }
+}
+
 impl Drop for LocalNats {
     fn drop(&mut self) {
         for i in 0..self.servers.len() {

@@ -14,16 +14,19 @@
 //!   replicas has it).
 //! - A key-value bucket (`sm-keys`) with one entry per identity: its device certificate,
 //!   one-time keys and fallback key ([`JetStreamKeys`]).
-//! - Two core NATS subjects, not stored: `<prefix>.arrived.<recipient hex>` (a front-end
+//! - A stream of deletion notices, `SM_QUEUE_GONE` over `<prefix>.gone` (in memory, kept
+//!   an hour): the sequences a front-end deleted (acknowledged or expired), which the
+//!   others drop from their index; it is a stream, so a front-end that lost its connection
+//!   a moment reads what it missed.
+//! - A core NATS subject, not stored: `<prefix>.arrived.<recipient hex>` (a front-end
 //!   stored an envelope: front-ends where the recipient is logged in add it to their index
-//!   from the notice, without waiting for their tail, and push it) and
-//!   `<prefix>.gone` (sequences a front-end deleted).
+//!   from the notice, without waiting for their tail, and push it).
 //!
 //! # What each front-end keeps
 //!
 //! An index (`index.rs`) of every queued envelope (sequence, recipient, id, time, length,
 //! origin: no bytes), read from the stream at start (headers only) and kept current by
-//! tailing it and by the `gone` notices. Duplicate checks, quotas, the figures, which
+//! tailing it and by the deletion notices. Duplicate checks, quotas, the figures, which
 //! sequences a PULL reads, an ACK deletes and retention expires are all answered from it,
 //! so an ACK costs a deletion per id it names and no search, on any front-end (an ACK after
 //! a failover still deletes). Reads and deletions go to the stream's leader (consistent);
@@ -189,6 +192,7 @@ pub(crate) struct Inner {
     client: async_nats::Client,
     js: jetstream::Context,
     stream: stream::Stream,
+    stream_name: String,
     prefix: String,
     index: Mutex<Index>,
     arrivals: mpsc::Sender<Fingerprint>,
@@ -227,6 +231,7 @@ impl JetStreamQueue {
             client,
             js,
             stream,
+            stream_name: options.stream.clone(),
             prefix: options.prefix.clone(),
             index: Mutex::new(Index::default()),
             arrivals,
@@ -235,7 +240,19 @@ impl JetStreamQueue {
             tasks: Mutex::new(Vec::new()),
         });
         let tasks = Arc::new(Tasks(inner.clone()));
-        let gone = tail::watch_gone(inner.clone()).await?;
+        let gone_config = stream::Config {
+            name: format!("{}_GONE", options.stream),
+            subjects: vec![format!("{}.gone", options.prefix)],
+            storage: stream::StorageType::Memory,
+            num_replicas: replicas,
+            max_age: Duration::from_secs(3600),
+            ..Default::default()
+        };
+        let gone_stream = until_ready("the deletions stream", options.start_timeout, || {
+            inner.js.get_or_create_stream(gone_config.clone())
+        })
+        .await?;
+        let gone = tail::watch_gone(inner.clone(), gone_stream).await?;
         lock(&inner.tasks).push(gone);
         let (task, loaded) = tail::follow(inner.clone());
         lock(&inner.tasks).push(task);
@@ -302,35 +319,104 @@ impl Inner {
                 }
             }
         }
-        if !gone.is_empty()
-            && let Err(e) = self
-                .client
-                .publish(format!("{}.gone", self.prefix), gone.into())
-                .await
-        {
-            tracing::warn!(error = %e, "cannot tell the other front-ends of deletions");
-        }
+        self.tell_gone(gone).await;
         match first_error {
             Some(e) => Err(e),
             None => Ok(deleted),
         }
     }
 
-    /// Delete one sequence: `true` if this call deleted it, `false` if it was gone.
+    /// Delete one sequence (its bytes are not overwritten: like sled's log, the file keeps
+    /// them until the space is reused): `true` if this call deleted it, `false` if it was
+    /// gone.
     async fn delete_one(&self, seq: u64) -> Result<bool, StoreError> {
-        match self.stream.delete_message(seq).await {
-            Ok(deleted) => Ok(deleted),
-            Err(e) => match e.kind() {
-                stream::DeleteMessageErrorKind::JetStream(js)
-                    if js.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND
-                        || js.code() == 404 =>
-                {
-                    Ok(false)
-                }
-                _ => Err(nats_error("deleting an envelope", e)),
-            },
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            success: bool,
+            error: Option<ApiError>,
+        }
+        #[derive(serde::Deserialize)]
+        struct ApiError {
+            #[serde(default)]
+            code: u16,
+            #[serde(default)]
+            err_code: u64,
+            #[serde(default)]
+            description: String,
+        }
+        let answer: Answer = self
+            .js
+            .request(
+                format!("STREAM.MSG.DELETE.{}", self.stream_name),
+                &DeleteRequest {
+                    seq,
+                    no_erase: true,
+                },
+            )
+            .await
+            .map_err(|e| nats_error("deleting an envelope", e))?;
+        match answer.error {
+            None => Ok(answer.success),
+            // 10037: no message found.
+            Some(e) if e.err_code == 10037 || e.code == 404 => Ok(false),
+            Some(e) => Err(StoreError::Nats(format!(
+                "deleting an envelope: {} ({})",
+                e.description, e.err_code
+            ))),
         }
     }
+
+    /// Delete `seqs` of `recipient`: the run of its oldest envelopes among them with one
+    /// purge of its subject up to there (one replicated operation for a whole batch), the
+    /// rest one by one.
+    async fn delete_acked(
+        &self,
+        recipient: &Fingerprint,
+        seqs: Vec<u64>,
+    ) -> Result<u64, StoreError> {
+        let Some(end) = self.index().acked_prefix(recipient, &seqs) else {
+            return self.delete(seqs).await;
+        };
+        let purged = self
+            .stream
+            .purge()
+            .filter(subject(&self.prefix, recipient))
+            .sequence(end + 1)
+            .await
+            .map_err(|e| nats_error("deleting envelopes", e))?;
+        let (done, rest): (Vec<u64>, Vec<u64>) = seqs.into_iter().partition(|&s| s <= end);
+        let mut gone = Vec::with_capacity(done.len() * 8);
+        {
+            let mut index = self.index();
+            for seq in done {
+                index.remove(seq);
+                gone.extend_from_slice(&seq.to_be_bytes());
+            }
+        }
+        self.tell_gone(gone).await;
+        Ok(purged.purged + self.delete(rest).await?)
+    }
+
+    /// Tell the other front-ends that these sequences (8 bytes each) are gone.
+    async fn tell_gone(&self, gone: Vec<u8>) {
+        // Through JetStream, so that a front-end that was disconnected a moment reads it
+        // when it is back; its acknowledgement is not waited for.
+        if !gone.is_empty()
+            && let Err(e) = self
+                .js
+                .publish(format!("{}.gone", self.prefix), gone.into())
+                .await
+        {
+            tracing::warn!(error = %e, "cannot tell the other front-ends of deletions");
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct DeleteRequest {
+    seq: u64,
+    no_erase: bool,
 }
 
 impl QueueStore for JetStreamQueue {
@@ -426,8 +512,20 @@ impl QueueStore for JetStreamQueue {
                 None => vanished.push(seq),
             }
         }
-        if !vanished.is_empty() {
-            // Deleted by another front-end, or by the stream's age limit.
+        if let Some(&highest) = vanished.iter().max() {
+            // Deleted by another front-end (its notice on the way), or by the stream's age
+            // limit; or the stream has a new leader still applying its log. Only the last is
+            // not a deletion, and that leader's last sequence is below what it misses.
+            let info = inner
+                .stream
+                .get_info()
+                .await
+                .map_err(|e| nats_error("reading the queue stream's state", e))?;
+            if info.state.last_sequence < highest {
+                return Err(StoreError::Nats(
+                    "the queue's leader is catching up; retry".to_owned(),
+                ));
+            }
             let mut index = inner.index();
             for seq in vanished {
                 index.remove(seq);
@@ -438,7 +536,7 @@ impl QueueStore for JetStreamQueue {
 
     async fn ack(&self, recipient: Fingerprint, ids: Vec<MessageId>) -> Result<u64, StoreError> {
         let seqs = self.inner.index().find(&recipient, &ids);
-        self.inner.delete(seqs).await
+        self.inner.delete_acked(&recipient, seqs).await
     }
 
     async fn expire(&self, cutoff_ms: u64) -> Result<u64, StoreError> {

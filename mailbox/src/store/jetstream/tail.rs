@@ -15,23 +15,57 @@ use super::index::{Entry, Inserted};
 use super::{Inner, nats_error, parse_origin};
 use crate::store::StoreError;
 
-/// Apply the sequences other front-ends delete (8 bytes each, big-endian, per notice).
-pub(super) async fn watch_gone(inner: Arc<Inner>) -> Result<JoinHandle<()>, StoreError> {
-    let mut notices = inner
-        .client
-        .subscribe(format!("{}.gone", inner.prefix))
-        .await
-        .map_err(|e| nats_error("subscribing to deletions", e))?;
+/// Apply the sequences other front-ends delete, read from the deletions stream (8 bytes
+/// each, big-endian, per notice) from now on: what was deleted before is not in the queue
+/// stream any more, so the tail never adds it. Resumes where it stopped after an error.
+pub(super) async fn watch_gone(
+    inner: Arc<Inner>,
+    gone: async_nats::jetstream::stream::Stream,
+) -> Result<JoinHandle<()>, StoreError> {
+    let first = gone_consumer(&gone, DeliverPolicy::New).await?;
     Ok(tokio::spawn(async move {
-        while let Some(notice) = notices.next().await {
-            let mut index = inner.index();
-            for chunk in notice.payload.chunks_exact(8) {
-                let mut seq = [0u8; 8];
-                seq.copy_from_slice(chunk);
-                index.remove(u64::from_be_bytes(seq));
+        let mut messages = Some(first);
+        let mut last = 0u64;
+        loop {
+            if let Some(mut notices) = messages.take() {
+                while let Some(Ok(notice)) = notices.next().await {
+                    if let Ok(info) = notice.info() {
+                        last = info.stream_sequence;
+                    }
+                    let mut index = inner.index();
+                    for chunk in notice.payload.chunks_exact(8) {
+                        let mut seq = [0u8; 8];
+                        seq.copy_from_slice(chunk);
+                        index.remove(u64::from_be_bytes(seq));
+                    }
+                }
+                tracing::warn!("following deletions stopped; resuming");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let from = DeliverPolicy::ByStartSequence {
+                start_sequence: last + 1,
+            };
+            match gone_consumer(&gone, from).await {
+                Ok(notices) => messages = Some(notices),
+                Err(e) => tracing::warn!(error = %e, "cannot follow deletions"),
             }
         }
     }))
+}
+
+async fn gone_consumer(
+    gone: &async_nats::jetstream::stream::Stream,
+    deliver_policy: DeliverPolicy,
+) -> Result<pull::Ordered, StoreError> {
+    gone.create_consumer(pull::OrderedConfig {
+        deliver_policy,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| nats_error("following deletions", e))?
+    .messages()
+    .await
+    .map_err(|e| nats_error("following deletions", e))
 }
 
 /// Follow the stream into the index, from its first message. The receiver resolves once
