@@ -41,4 +41,4 @@ pub mod store;
 pub mod tls;
 
 #[cfg(feature = "server")]
-pub use run::{Running, StartError, fingerprint, start};
+pub use run::{Migrated, Running, StartError, fingerprint, migrate, start};

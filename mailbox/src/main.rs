@@ -55,6 +55,15 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Copy this (stopped) mailbox's queued envelopes and device keys from its sled store
+    /// into a NATS JetStream cluster, for front-ends with `store: <those URLs>`.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+        /// The cluster: comma-separated NATS URLs (nats://host:port,...).
+        #[arg(long, value_name = "URLS")]
+        to: String,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -133,6 +142,27 @@ fn real_main() -> anyhow::Result<()> {
             tokio::runtime::Runtime::new()
                 .context("cannot start the async runtime")?
                 .block_on(serve(config, logs))
+        }
+        Command::Migrate { common, to } => {
+            let config = load(&common)?;
+            let to = match to.parse::<config::StoreSetting>() {
+                Ok(config::StoreSetting::Nats(urls)) => urls,
+                _ => {
+                    anyhow::bail!("--to: {to:?} is not a list of NATS URLs (nats://host:port,...)")
+                }
+            };
+            let migrated = tokio::runtime::Runtime::new()
+                .context("cannot start the async runtime")?
+                .block_on(mailbox::migrate(&config, &to))?;
+            println!(
+                "copied {} queued envelopes ({} new to the cluster) and the device keys of {} \
+                 identities from {}; the sled data stays there until you delete it",
+                migrated.envelopes,
+                migrated.new,
+                migrated.owners,
+                config.data_dir.display()
+            );
+            Ok(())
         }
         Command::Fingerprint { data_dir, config } => {
             let config = load(&Common {

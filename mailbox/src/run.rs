@@ -168,6 +168,54 @@ fn nats_options(config: &MailboxConfig, urls: &[String]) -> Result<store::NatsOp
     Ok(options)
 }
 
+/// What `mailbox migrate` copied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// Queued envelopes read from the sled store.
+    pub envelopes: u64,
+    /// Of those, stored in the cluster now (the rest were there already).
+    pub new: u64,
+    /// Identities whose device keys were copied.
+    pub owners: u64,
+}
+
+/// Copy the sled mailbox in `config`'s data directory (stopped) into the NATS cluster at
+/// `to` (the other NATS settings from `config`): every queued envelope, with its id, stored
+/// time and origin, each recipient's in order, and every identity's device keys. Running
+/// it again stores nothing twice. The sled data stays until it is deleted.
+pub async fn migrate(config: &MailboxConfig, to: &[String]) -> Result<Migrated, StartError> {
+    let dir = &config.data_dir;
+    let queue = store::SledQueue::open_with(
+        &dir.join("queue"),
+        store::SledOptions::for_retention(config.retention),
+    )?;
+    let keys = store::SledKeys::open(&dir.join("keys"))?;
+    let options = nats_options(config, to)?;
+    let target = store::JetStreamQueue::open(&options).await?;
+    let target_keys = store::JetStreamKeys::open(&options).await?;
+    let mut migrated = Migrated::default();
+    let mut chunk = Vec::with_capacity(512);
+    let mut export = queue.export();
+    loop {
+        let next = export.next().transpose()?;
+        let done = next.is_none();
+        chunk.extend(next);
+        if chunk.len() >= 512 || (done && !chunk.is_empty()) {
+            migrated.envelopes += chunk.len() as u64;
+            migrated.new += target.import(std::mem::take(&mut chunk)).await?;
+            info!(envelopes = migrated.envelopes, "migrating");
+        }
+        if done {
+            break;
+        }
+    }
+    for (owner, owner_keys) in keys.export()? {
+        target_keys.import(owner, &owner_keys).await?;
+        migrated.owners += 1;
+    }
+    Ok(migrated)
+}
+
 /// The engines the `store` setting names.
 async fn open_store(
     config: &MailboxConfig,

@@ -245,18 +245,27 @@ fn system_figures(target_dir: &Path) -> anyhow::Result<Vec<Value>> {
     Ok(figures)
 }
 
-/// `cargo xtask soak`: build release binaries and run `sm-bench soak` (five minutes).
-pub fn soak(target_dir: &Path, cargo: impl Fn() -> std::process::Command) -> anyhow::Result<()> {
+/// `cargo xtask soak` and `cargo xtask cluster-soak`: build release binaries and run
+/// `sm-bench <scenario>` (`soak`: five minutes; `cluster-soak`: ten, and nats-server).
+pub fn soak(
+    target_dir: &Path,
+    cargo: impl Fn() -> std::process::Command,
+    scenario: &str,
+) -> anyhow::Result<()> {
     release_build(&cargo)?;
     let release = target_dir.join("release");
-    let status = std::process::Command::new(release.join("sm-bench"))
-        .arg("soak")
+    let mut command = std::process::Command::new(release.join("sm-bench"));
+    if scenario.starts_with("cluster") {
+        command.env("NATS_SERVER", crate::setup::ensure_nats()?);
+    }
+    let status = command
+        .arg(scenario)
         .env("SM_BIN_DIR", &release)
         .env("SM_BENCH_DIR", target_dir.join("bench").join("work"))
         .env("RUST_LOG", "warn")
         .status()
         .context("cannot start sm-bench")?;
-    anyhow::ensure!(status.success(), "the soak failed ({status})");
+    anyhow::ensure!(status.success(), "{scenario} failed ({status})");
     Ok(())
 }
 

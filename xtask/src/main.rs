@@ -32,7 +32,7 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 
 const USAGE: &str =
-    "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|outage|soak|store-history|fuzz>
+    "usage: cargo xtask <demo|test|ci|screenshots|bench|crash|outage|soak|cluster-soak|store-history|fuzz>
 
   demo         start a mailbox and two nodes, alice (http://127.0.0.1:8000) and bob
                (http://127.0.0.1:8001), who know each other; Ctrl-C stops them.
@@ -55,6 +55,9 @@ const USAGE: &str =
   soak         5 minutes of mixed SEND/PULL/ACK from 64 connections against a release
                mailbox (cargo xtask test does 10 s): fails on any error or loss, or
                on an RSS level moving over 10% from minute 1 to the end
+  cluster-soak 10 minutes (SM_SOAK_SECONDS) of that traffic through a front-end over 3
+               NATS servers, one killed with SIGKILL every 20 s and restarted; fails on
+               a lost answered SEND (cargo xtask test kills 2 under 26 s of load)
   store-history [MILLIONS]: the queue store's API alone past MILLIONS (default 50)
                stored-and-acknowledged envelopes, printing each million's rate and the
                trees a lookup walks (not in CI)
@@ -72,7 +75,8 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&root(), &target_dir(), cargo),
         Some("crash") => crash(),
         Some("outage") => outage(),
-        Some("soak") => bench::soak(&target_dir(), cargo),
+        Some("soak") => bench::soak(&target_dir(), cargo, "soak"),
+        Some("cluster-soak") => bench::soak(&target_dir(), cargo, "cluster-soak"),
         Some("store-history") => {
             bench::store_history(&target_dir(), cargo, args.get(1).map(String::as_str))
         }

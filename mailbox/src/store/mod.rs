@@ -78,14 +78,16 @@ mod sled_queue;
 pub use any::{AnyKeys, AnyQueue};
 #[cfg(feature = "server")]
 pub use device_keys::SledKeys;
-pub use device_keys::{Claimed, KeyLimits, KeyStore, MemoryKeys, Publication, Published};
+pub use device_keys::{
+    Claimed, KeyLimits, KeyStore, MemoryKeys, OwnerKeys, Publication, Published,
+};
 #[cfg(feature = "server")]
 pub use jetstream::{JetStreamKeys, JetStreamQueue, NatsOptions};
 pub use memory::MemoryQueue;
 #[cfg(feature = "server")]
 pub(crate) use sled_queue::open_when_unlocked;
 #[cfg(feature = "server")]
-pub use sled_queue::{SledOptions, SledQueue};
+pub use sled_queue::{Export, SledOptions, SledQueue};
 
 use std::path::PathBuf;
 

@@ -151,3 +151,48 @@ async fn a_nats_server_killed_under_load_loses_no_answered_send() -> anyhow::Res
     );
     Ok(())
 }
+
+/// `mailbox migrate` copies a stopped sled mailbox's queue (each recipient's in order, ids
+/// kept) into a cluster; running it again copies nothing twice; a front-end over the
+/// cluster serves what was queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sled_mailbox_migrates_into_a_cluster() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut sled = Mailbox::start(&dir.path().join("sled"))?;
+    let [alice, bob] = identities().await?;
+    let sealed = seal_texts(&alice, &bob, (0..5).map(|i| format!("m{i}")).collect()).await?;
+    let client = sled.connect_as(&[&alice]).await?;
+    for s in &sealed {
+        assert!(client.send(fp(&alice), s.bytes.clone()).await?);
+    }
+    client.close().await;
+    sled.proc.terminate(WAIT)?;
+
+    let mut cluster = Cluster::start(&dir.path().join("cluster"), 1, 0)?;
+    let migrate = || {
+        std::process::Command::new(tests::binary("mailbox")?)
+            .args(["migrate", "--data-dir"])
+            .arg(&sled.data_dir)
+            .args(["--to", &cluster.nats.urls()])
+            .output()
+            .context("run mailbox migrate")
+    };
+    let first = migrate()?;
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(said.contains("copied 5 queued envelopes (5 new"), "{said}");
+    let again = migrate()?;
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.contains("copied 5 queued envelopes (0 new"), "{said}");
+
+    let front_end = cluster.start_front_end(&[])?;
+    cluster.front_ends.push(front_end);
+    let bob_client = cluster.front_ends[0].connect_as(&[&bob]).await?;
+    let sent: Vec<Vec<u8>> = sealed.iter().map(|s| s.bytes.clone()).collect();
+    assert_eq!(bob_client.pull(fp(&bob), 10).await?, (sent, false));
+    Ok(())
+}

@@ -106,14 +106,17 @@ pub trait KeyStore: Send + Sync + 'static {
     fn owners(&self) -> u64;
 }
 
-/// One owner's keys, as both engines reason about them.
+/// One owner's keys, as every engine reasons about them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct OwnerKeys {
-    pub(crate) device: Option<DeviceId>,
-    pub(crate) certificate: Vec<u8>,
-    /// Oldest first.
-    pub(crate) one_time: Vec<[u8; PREKEY_LEN]>,
-    pub(crate) fallback: Option<[u8; PREKEY_LEN]>,
+pub struct OwnerKeys {
+    /// The device, once it published.
+    pub device: Option<DeviceId>,
+    /// Its certificate.
+    pub certificate: Vec<u8>,
+    /// One-time keys, oldest first.
+    pub one_time: Vec<[u8; PREKEY_LEN]>,
+    /// The fallback key.
+    pub fallback: Option<[u8; PREKEY_LEN]>,
 }
 
 impl OwnerKeys {

@@ -91,6 +91,22 @@ impl SledKeys {
     }
 }
 
+impl SledKeys {
+    /// Every identity's keys (for `mailbox migrate`).
+    pub fn export(&self) -> Result<Vec<(Fingerprint, OwnerKeys)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.inner.db.scan_prefix(b"c") {
+            let (key, _) = entry?;
+            let Ok(owner) = <[u8; 32]>::try_from(&key[1..]) else {
+                continue;
+            };
+            let owner = Fingerprint(owner);
+            out.push((owner, self.inner.load(&owner)?.0));
+        }
+        Ok(out)
+    }
+}
+
 impl Inner {
     /// An owner's keys, and the sled keys of their one-time keys (oldest first).
     fn load(&self, owner: &Fingerprint) -> Result<(OwnerKeys, Vec<sled::IVec>), StoreError> {

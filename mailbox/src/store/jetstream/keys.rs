@@ -111,6 +111,19 @@ impl JetStreamKeys {
     }
 }
 
+impl JetStreamKeys {
+    /// Store `keys` as `owner`'s, replacing what is there (for `mailbox migrate`).
+    pub async fn import(&self, owner: Fingerprint, keys: &OwnerKeys) -> Result<(), StoreError> {
+        for _ in 0..ATTEMPTS {
+            let (_, revision) = self.inner.load(&owner).await?;
+            if self.inner.write(&owner, keys, revision).await? {
+                return Ok(());
+            }
+        }
+        Err(lost_races())
+    }
+}
+
 impl Inner {
     /// `owner`'s keys and the entry's revision (0: none yet), read from the leader.
     async fn load(&self, owner: &Fingerprint) -> Result<(OwnerKeys, u64), StoreError> {

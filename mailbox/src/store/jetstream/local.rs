@@ -253,6 +253,14 @@ impl LocalNats {
         }
     }
 
+    /// The process ids of the servers running now.
+    pub fn pids(&self) -> Vec<u32> {
+        self.servers
+            .iter()
+            .filter_map(|s| s.child.as_ref().map(Child::id))
+            .collect()
+    }
+
     /// The index of the server named `name` (a stream leader, say).
     pub fn position(&self, name: &str) -> Option<usize> {
         self.servers.iter().position(|s| s.name == name)

@@ -267,6 +267,51 @@ impl JetStreamQueue {
         })
     }
 
+    /// Store `envelopes` in their order, as they were stored elsewhere (their ids, times and
+    /// origins kept; no quota): `mailbox migrate`. The publications are pipelined (sent in
+    /// order on one connection, so the stream keeps that order). Returns how many were new.
+    pub async fn import(&self, envelopes: Vec<Incoming>) -> Result<u64, StoreError> {
+        let inner = &self.inner;
+        let mut pending = Vec::with_capacity(envelopes.len());
+        for incoming in envelopes {
+            if inner.index().admit(&incoming, Quota::UNLIMITED).is_some() {
+                continue;
+            }
+            inner.index().release(
+                &incoming.recipient,
+                &incoming.origin,
+                incoming.envelope.len() as u64,
+            );
+            let entry = Entry {
+                recipient: incoming.recipient,
+                id: incoming.id,
+                at: incoming.now_ms,
+                len: incoming.envelope.len() as u64,
+                origin: incoming.origin,
+            };
+            let ack = inner
+                .js
+                .publish_with_headers(
+                    subject(&inner.prefix, &incoming.recipient),
+                    headers(&incoming),
+                    incoming.envelope.into(),
+                )
+                .await
+                .map_err(|e| nats_error("storing an envelope", e))?;
+            pending.push((entry, ack));
+        }
+        let mut new = 0;
+        for (entry, ack) in pending {
+            let ack = ack
+                .await
+                .map_err(|e| nats_error("storing an envelope", e))?;
+            if !ack.duplicate && inner.index().insert(ack.sequence, entry) == Inserted::New {
+                new += 1;
+            }
+        }
+        Ok(new)
+    }
+
     /// Recipients that envelopes stored at other front-ends arrived for (once each is in
     /// this front-end's index); given once, to the driver that pushes them.
     pub fn take_arrivals(&self) -> Option<mpsc::Receiver<Fingerprint>> {
@@ -277,6 +322,15 @@ impl JetStreamQueue {
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves its data consistent (none panics midway on input).
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A message's headers: the id JetStream deduplicates on, the stored time, the origin.
+fn headers(incoming: &Incoming) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", incoming.id.to_string().as_str());
+    headers.insert("Sm-At", incoming.now_ms.to_string().as_str());
+    headers.insert("Sm-Origin", hex::encode(incoming.origin.0).as_str());
+    headers
 }
 
 fn subject(prefix: &str, recipient: &Fingerprint) -> String {
@@ -426,10 +480,7 @@ impl QueueStore for JetStreamQueue {
             return Ok(refusal);
         }
         let len = incoming.envelope.len() as u64;
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", incoming.id.to_string().as_str());
-        headers.insert("Sm-At", incoming.now_ms.to_string().as_str());
-        headers.insert("Sm-Origin", hex::encode(incoming.origin.0).as_str());
+        let headers = headers(&incoming);
         let published = async {
             inner
                 .js

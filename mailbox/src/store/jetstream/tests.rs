@@ -94,3 +94,34 @@ async fn two_front_ends_share_one_queue() {
     }
     assert_eq!(a.pull(&bob, 10, 1 << 20).await.unwrap(), (vec![], false));
 }
+
+/// `mailbox migrate`'s key half: what a sled key store exports, a JetStream one imports,
+/// and claims then serve the same keys.
+#[tokio::test]
+async fn device_keys_move_from_sled_to_jetstream() {
+    use crate::store::{KeyLimits, KeyStore, Publication, SledKeys};
+    let dir = tempfile::tempdir().unwrap();
+    let (_nats, options) = nats(dir.path());
+    let sled = SledKeys::open(&dir.path().join("keys")).unwrap();
+    let bob = Fingerprint([2; 32]);
+    let limits = KeyLimits {
+        max_owners: 10,
+        max_one_time: 10,
+    };
+    let publication = Publication {
+        device: crypto::DeviceId([7; 16]),
+        certificate: vec![1, 2, 3],
+        one_time: vec![[4; crypto::PREKEY_LEN], [5; crypto::PREKEY_LEN]],
+        fallback: Some([6; crypto::PREKEY_LEN]),
+    };
+    sled.publish(bob, publication, limits).await.unwrap();
+    let cluster = JetStreamKeys::open(&options).await.unwrap();
+    for (owner, keys) in sled.export().unwrap() {
+        cluster.import(owner, &keys).await.unwrap();
+    }
+    for (one_time, expected) in [(true, 4), (true, 5), (true, 6), (false, 6)] {
+        let claimed = cluster.claim(bob, one_time).await.unwrap().unwrap();
+        assert_eq!(claimed.prekey, [expected; crypto::PREKEY_LEN]);
+        assert_eq!(claimed.certificate, vec![1, 2, 3]);
+    }
+}

@@ -2,12 +2,15 @@
 //! [`super`] for the layout and the durability rules).
 
 mod commit;
+mod export;
 mod ids;
 mod migrate;
 mod partition;
 mod syncer;
 #[cfg(test)]
 mod tests;
+
+pub use export::Export;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

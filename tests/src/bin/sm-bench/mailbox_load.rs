@@ -2,10 +2,10 @@
 
 use super::*;
 
-/// `conns` connections sending as fast as each one's answers allow, for `warmup` + `secs`.
-/// Returns (SENDs per second, latencies in µs sorted).
-async fn send_load(
-    mailbox: &Mailbox,
+/// `conns` connections (spread over `mailboxes`) sending as fast as each one's answers
+/// allow, for `warmup` + `secs`. Returns (SENDs per second, latencies in µs sorted).
+pub(super) async fn send_load(
+    mailboxes: &[&Mailbox],
     sender: &Arc<Identity>,
     template: &Arc<Vec<u8>>,
     conns: usize,
@@ -13,8 +13,8 @@ async fn send_load(
     measure: Duration,
 ) -> anyhow::Result<(f64, Vec<u64>)> {
     let mut clients = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        clients.push(connect_as(mailbox, sender).await?);
+    for c in 0..conns {
+        clients.push(connect_as(mailboxes[c % mailboxes.len()], sender).await?);
     }
     let fp = sender.fingerprint();
     let run = run_id();
@@ -72,7 +72,7 @@ pub(super) async fn send(dir: &Path) -> anyhow::Result<()> {
     let template = Arc::new(template(&sender, &recipient, 1024)?);
 
     let (rate, lat) = send_load(
-        &mailbox,
+        &[&mailbox],
         &sender,
         &template,
         64,
@@ -101,7 +101,7 @@ pub(super) async fn send(dir: &Path) -> anyhow::Result<()> {
     );
 
     let (_, lat) = send_load(
-        &mailbox,
+        &[&mailbox],
         &sender,
         &template,
         1,
@@ -158,7 +158,7 @@ async fn ack_flood(
     }
     let started = Instant::now();
     let (_, lat) = send_load(
-        mailbox,
+        &[mailbox],
         sender,
         template,
         1,

@@ -3,7 +3,9 @@
 //! generator: it talks QUIC and HTTP to the processes under test, which run on their own.
 //!
 //! `sm-bench <scenario>...` with scenarios `send`, `drain`, `idle`, `store`, `cold-start`,
-//! `node`, or `all` (all of those), and `soak` (issue 7: five minutes of mixed traffic). Each figure is printed as one JSON object on a line of its own starting
+//! `node`, or `all` (all of those), `soak` (issue 7: five minutes of mixed traffic) and
+//! `cluster` (issue 19: over a 3-server NATS JetStream cluster) and `cluster-soak` (its
+//! long run with killed servers). Each figure is printed as one JSON object on a line of its own starting
 //! with `{` (xtask collects those into its table); everything else is commentary. Working
 //! data goes under `$SM_BENCH_DIR` (default: a temporary directory) and is deleted after.
 //! Benchmarks inform; nothing here fails on a slow figure, only on a broken system.
@@ -24,13 +26,15 @@ use serde_json::{Value, json};
 use tests::soak::{rss_kib, template};
 use tests::{Mailbox, Node, login};
 
+mod cluster;
 mod history;
 mod mailbox_load;
 mod node_load;
 mod soak;
 
+use cluster::{cluster, cluster_soak};
 use history::history;
-use mailbox_load::{cold_start, drain, fill_store, idle, send, store};
+use mailbox_load::{cold_start, drain, fill_store, idle, send, send_load, store};
 use node_load::node;
 use soak::soak;
 
@@ -85,6 +89,8 @@ fn main() -> anyhow::Result<()> {
             "node" => rt.block_on(node(&dir)),
             "soak" => rt.block_on(soak(&dir)),
             "history" => rt.block_on(history(&dir)),
+            "cluster" => rt.block_on(cluster(&dir)),
+            "cluster-soak" => rt.block_on(cluster_soak(&dir)),
             other => bail!("unknown scenario {other:?}"),
         };
         result.with_context(|| format!("scenario {scenario}"))?;
