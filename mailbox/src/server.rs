@@ -79,8 +79,9 @@ impl<S: QueueStore> Server<S> {
 }
 
 /// One connection's pusher: takes the core's flagged pushes for `id` one at a time, each
-/// within the push timeout; a peer that does not take one in time (no stream credit, say)
-/// is disconnected, so a connection holds at most one push in flight.
+/// written within the push timeout; a peer that does not take one in time (no stream
+/// credit left, say) is disconnected, so what is in flight is bounded by the stream credit
+/// the peer grants, one small frame a stream.
 async fn pusher<S: QueueStore>(
     server: Arc<Server<S>>,
     id: ConnId,

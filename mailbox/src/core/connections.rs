@@ -131,22 +131,15 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
             decrement(&mut state.handshakes, &closed.address);
         }
         let mut logged_out = 0;
-        let mut gone = Vec::new();
-        state.listeners.retain(|who, conns| {
+        state.listeners.retain(|_, conns| {
             let before = conns.len();
             conns.retain(|c| *c != conn);
             logged_out += (before - conns.len()) as u64;
-            if conns.is_empty() {
-                gone.push(*who);
-            }
             !conns.is_empty()
         });
         state.pending.remove(&conn);
         state.ready.retain(|c| *c != conn);
         drop(state);
-        for who in gone {
-            self.store.unlisten(who);
-        }
         if closed.session.is_some() {
             self.observer.observe(Tally::Disconnected);
         }

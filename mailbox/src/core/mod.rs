@@ -310,7 +310,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
             Request::Login {
                 public_key,
                 signature,
-            } => self.login(conn, &public_key, &signature).await,
+            } => self.login(conn, &public_key, &signature),
             Request::Send {
                 sender,
                 recipient,
@@ -357,7 +357,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         }
     }
 
-    async fn login(
+    fn login(
         &self,
         conn: ConnId,
         public_key: &[u8],
@@ -366,24 +366,14 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         let context = self.with_session(conn, |s| s.login_context())?;
         // The signature check (a public-key operation) runs without the lock.
         let fingerprint = context.verify(public_key, signature, &self.decoy)?;
-        let first = self.register_login(conn, fingerprint)?;
-        if let Some(first) = first {
-            if first {
-                // Arrivals through other front-ends are forwarded before the answer.
-                self.store.listen(fingerprint).await;
-            }
+        if self.register_login(conn, fingerprint)? {
             self.observer.observe(Tally::LoggedIn);
         }
         Ok(Response::LoggedIn { fingerprint })
     }
 
-    /// Log `fingerprint` in on `conn`: `Some(first)` when it is a new login (`first`: the
-    /// identity's first connection here), `None` when it was logged in on it already.
-    fn register_login(
-        &self,
-        conn: ConnId,
-        fingerprint: Fingerprint,
-    ) -> Result<Option<bool>, Response> {
+    /// Log `fingerprint` in on `conn`: whether it is a new login (not one on it already).
+    fn register_login(&self, conn: ConnId, fingerprint: Fingerprint) -> Result<bool, Response> {
         let mut state = self.state();
         if state.conns.get(&conn).is_none_or(|c| c.session.is_none()) {
             return Err(Response::error(ErrorCode::Internal, "unknown connection"));
@@ -391,7 +381,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         let max = self.policy.max_logins_per_identity;
         let listeners = state.listeners.entry(fingerprint).or_default();
         if listeners.contains(&conn) {
-            return Ok(None);
+            return Ok(false);
         }
         // Each connection an identity is logged in on is pushed every arrival.
         if listeners.len() >= max {
@@ -403,12 +393,11 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
                 format!("this identity is logged in on {max} connections already; close one first"),
             ));
         }
-        let first = listeners.is_empty();
         listeners.push(conn);
         if let Some(session) = state.conns.get_mut(&conn).and_then(|c| c.session.as_mut()) {
             session.logged_in(fingerprint);
         }
-        Ok(Some(first))
+        Ok(true)
     }
 
     async fn send(

@@ -77,20 +77,6 @@ impl QueueStore for AnyQueue {
             Self::JetStream(q) => q.stats(),
         }
     }
-
-    async fn listen(&self, recipient: Fingerprint) {
-        match self {
-            Self::Sled(q) => q.listen(recipient).await,
-            Self::JetStream(q) => q.listen(recipient).await,
-        }
-    }
-
-    fn unlisten(&self, recipient: Fingerprint) {
-        match self {
-            Self::Sled(q) => q.unlisten(recipient),
-            Self::JetStream(q) => q.unlisten(recipient),
-        }
-    }
 }
 
 impl KeyStore for AnyKeys {

@@ -234,17 +234,6 @@ pub trait QueueStore: Send + Sync + 'static {
     fn expire(&self, cutoff_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Queue figures (cheap).
     fn stats(&self) -> QueueStats;
-    /// `recipient` is now logged in on a connection here. An engine that several
-    /// front-ends share forwards the arrivals other front-ends store for it from the time
-    /// this resolves (before the login is answered); a local engine has nothing to do.
-    fn listen(&self, recipient: Fingerprint) -> impl Future<Output = ()> + Send {
-        let _ = recipient;
-        async {}
-    }
-    /// `recipient` is logged in on no connection here any more.
-    fn unlisten(&self, recipient: Fingerprint) {
-        let _ = recipient;
-    }
 }
 
 /// The oldest of `values`, at most `max_count` and `max_bytes` (but at least one), and

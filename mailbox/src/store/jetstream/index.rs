@@ -89,8 +89,11 @@ pub(crate) enum Inserted {
     New,
     /// It was known already (the tail delivering what this front-end stored), or deleted.
     Known,
-    /// Another sequence holds the same id: this one is a second copy, to be deleted.
-    Copy,
+    /// Another sequence of the same recipient holds the same id (stored through two
+    /// front-ends at once, past JetStream's duplicate window): the lower sequence is kept
+    /// and this one, the higher, is to be deleted from the stream (every front-end picks
+    /// the same).
+    Copy(u64),
 }
 
 #[derive(Debug, Default)]
@@ -171,10 +174,24 @@ impl Index {
         if self.entries.contains_key(&seq) || self.deleted_ahead.contains(&seq) {
             return Inserted::Known;
         }
-        if self.ids.get(&entry.id).is_some_and(|&other| other != seq) {
-            return Inserted::Copy;
+        let mut copy = None;
+        if let Some(&other) = self.ids.get(&entry.id)
+            && other != seq
+        {
+            let same_recipient = self
+                .entries
+                .get(&other)
+                .is_some_and(|e| e.recipient == entry.recipient);
+            if same_recipient {
+                if other < seq {
+                    return Inserted::Copy(seq);
+                }
+                self.remove(other);
+                copy = Some(other);
+            }
+            // Another recipient's id: both stay queued; the id finds the first.
         }
-        self.ids.insert(entry.id, seq);
+        self.ids.entry(entry.id).or_insert(seq);
         let queue = self.queues.entry(entry.recipient).or_default();
         queue.0.add(entry.len);
         queue.1.insert(seq);
@@ -182,7 +199,7 @@ impl Index {
         self.by_time.insert((entry.at, seq));
         self.totals.add(entry.len);
         self.entries.insert(seq, entry);
-        Inserted::New
+        copy.map_or(Inserted::New, Inserted::Copy)
     }
 
     /// The tail delivered everything up to `seq`.
@@ -196,6 +213,11 @@ impl Index {
     /// The highest sequence the tail has delivered.
     pub(crate) fn tail(&self) -> u64 {
         self.tail
+    }
+
+    /// Whether `seq` is queued, as far as this front-end knows.
+    pub(crate) fn contains(&self, seq: u64) -> bool {
+        self.entries.contains_key(&seq)
     }
 
     /// `seq` is deleted (here or by another front-end).
@@ -352,8 +374,19 @@ mod tests {
     fn a_second_copy_of_an_id_is_reported() {
         let mut index = Index::default();
         assert_eq!(index.insert(1, entry(1, 7, 10, 5)), Inserted::New);
-        assert_eq!(index.insert(2, entry(1, 7, 11, 5)), Inserted::Copy);
+        assert_eq!(index.insert(2, entry(1, 7, 11, 5)), Inserted::Copy(2));
         assert_eq!(index.stats().envelopes, 1);
+        // The other order gives the same choice: the lower sequence stays.
+        let mut other = Index::default();
+        assert_eq!(other.insert(2, entry(1, 7, 11, 5)), Inserted::New);
+        assert_eq!(other.insert(1, entry(1, 7, 10, 5)), Inserted::Copy(2));
+        assert_eq!(
+            other.select(&Fingerprint([1; 32]), 10, 1 << 20),
+            (vec![1], false)
+        );
+        // The same id for another recipient is not a copy: both stay.
+        assert_eq!(other.insert(3, entry(2, 7, 12, 5)), Inserted::New);
+        assert_eq!(other.stats().envelopes, 2);
     }
 
     #[test]

@@ -19,8 +19,9 @@
 //!   others drop from their index; it is a stream, so a front-end that lost its connection
 //!   a moment reads what it missed.
 //! - A core NATS subject, not stored: `<prefix>.arrived.<recipient hex>` (a front-end
-//!   stored an envelope: front-ends where the recipient is logged in add it to their index
-//!   from the notice, without waiting for their tail, and push it).
+//!   stored an envelope: every other front-end adds it to its index from the notice,
+//!   without waiting for its tail, and pushes it where the recipient is logged in). One
+//!   subscription per front-end, made before it serves, whatever logs in.
 //!
 //! # What each front-end keeps
 //!
@@ -181,9 +182,6 @@ impl Drop for Tasks {
         for task in lock(&self.0.tasks).drain(..) {
             task.abort();
         }
-        for (_, task) in lock(&self.0.listening).drain() {
-            task.abort();
-        }
     }
 }
 
@@ -197,11 +195,14 @@ pub(crate) struct Inner {
     index: Mutex<Index>,
     arrivals: mpsc::Sender<Fingerprint>,
     arrivals_rx: Mutex<Option<mpsc::Receiver<Fingerprint>>>,
-    /// One subscription task per recipient logged in here.
-    listening: Mutex<std::collections::HashMap<Fingerprint, tokio::task::JoinHandle<()>>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Sequences a PULL found missing from the stream, since when.
+    missing: Mutex<std::collections::HashMap<u64, std::time::Instant>>,
 }
 
+/// How long a queued envelope may be missing from the stream before the index lets go of
+/// it (see `pull`).
+const MISSING_FOR: Duration = Duration::from_secs(30);
 /// Arrivals waiting for the driver, at most (past it, a push is dropped; nodes also poll).
 const ARRIVALS: usize = 4096;
 /// Deletions and reads in flight at once for one request.
@@ -222,10 +223,33 @@ impl JetStreamQueue {
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         };
-        let stream = until_ready("the queue stream", options.start_timeout, || {
+        let mut stream = until_ready("the queue stream", options.start_timeout, || {
             js.get_or_create_stream(config.clone())
         })
         .await?;
+        // A stream made earlier keeps its settings: bring its age limit (retention may have
+        // grown) and replicas to what this front-end is configured for.
+        // Replicas change only when set (`nats_replicas`): a front-end that sees fewer
+        // servers than the stream has never lowers them.
+        let existing = stream.cached_info().config.clone();
+        let mut config = config;
+        if options.replicas.is_none() {
+            config.num_replicas = existing.num_replicas;
+        }
+        if existing.max_age != config.max_age || existing.num_replicas != config.num_replicas {
+            tracing::info!(
+                max_age = ?config.max_age,
+                replicas = config.num_replicas,
+                "updating the queue stream's settings"
+            );
+            js.update_stream(config.clone())
+                .await
+                .map_err(|e| nats_error("updating the queue stream", e))?;
+            stream = js
+                .get_stream(&options.stream)
+                .await
+                .map_err(|e| nats_error("the queue stream", e))?;
+        }
         let (arrivals, arrivals_rx) = mpsc::channel(ARRIVALS);
         let inner = Arc::new(Inner {
             client,
@@ -236,8 +260,8 @@ impl JetStreamQueue {
             index: Mutex::new(Index::default()),
             arrivals,
             arrivals_rx: Mutex::new(Some(arrivals_rx)),
-            listening: Mutex::new(Default::default()),
             tasks: Mutex::new(Vec::new()),
+            missing: Mutex::new(Default::default()),
         });
         let tasks = Arc::new(Tasks(inner.clone()));
         let gone_config = stream::Config {
@@ -253,6 +277,8 @@ impl JetStreamQueue {
         })
         .await?;
         let gone = tail::watch_gone(inner.clone(), gone_stream).await?;
+        let arrivals = tail::forward_arrivals(inner.clone()).await?;
+        lock(&inner.tasks).push(arrivals);
         lock(&inner.tasks).push(gone);
         let (task, loaded) = tail::follow(inner.clone());
         lock(&inner.tasks).push(task);
@@ -305,8 +331,15 @@ impl JetStreamQueue {
             let ack = ack
                 .await
                 .map_err(|e| nats_error("storing an envelope", e))?;
-            if !ack.duplicate && inner.index().insert(ack.sequence, entry) == Inserted::New {
+            if !ack.duplicate {
                 new += 1;
+                let inserted = inner.index().insert(ack.sequence, entry);
+                if let Inserted::Copy(copy) = inserted {
+                    inner.delete(vec![copy]).await?;
+                    if copy == ack.sequence {
+                        new -= 1;
+                    }
+                }
             }
         }
         Ok(new)
@@ -393,8 +426,6 @@ impl Inner {
         #[derive(serde::Deserialize)]
         struct ApiError {
             #[serde(default)]
-            code: u16,
-            #[serde(default)]
             err_code: u64,
             #[serde(default)]
             description: String,
@@ -413,7 +444,7 @@ impl Inner {
         match answer.error {
             None => Ok(answer.success),
             // 10037: no message found.
-            Some(e) if e.err_code == 10037 || e.code == 404 => Ok(false),
+            Some(e) if e.err_code == 10037 => Ok(false),
             Some(e) => Err(StoreError::Nats(format!(
                 "deleting an envelope: {} ({})",
                 e.description, e.err_code
@@ -440,6 +471,15 @@ impl Inner {
             .await
             .map_err(|e| nats_error("deleting envelopes", e))?;
         let (done, rest): (Vec<u64>, Vec<u64>) = seqs.into_iter().partition(|&s| s <= end);
+        if purged.purged > done.len() as u64 {
+            // Everything below `end` was in the index (the tail had passed it): more means
+            // the index had lost envelopes that the purge has now deleted unacknowledged.
+            tracing::error!(
+                purged = purged.purged,
+                acknowledged = done.len(),
+                "an ACK's purge deleted envelopes this front-end did not know of"
+            );
+        }
         let mut gone = Vec::with_capacity(done.len() * 8);
         {
             let mut index = self.index();
@@ -511,11 +551,13 @@ impl QueueStore for JetStreamQueue {
         };
         let notice = entry.encode(ack.sequence);
         let inserted = inner.index().insert(ack.sequence, entry);
-        if inserted == Inserted::Copy {
+        if let Inserted::Copy(copy) = inserted {
             // Stored at the same moment through another front-end, past JetStream's
-            // window: one copy stays.
-            inner.delete(vec![ack.sequence]).await?;
-            return Ok(Stored::Duplicate);
+            // window: the lower sequence stays.
+            inner.delete(vec![copy]).await?;
+            if copy == ack.sequence {
+                return Ok(Stored::Duplicate);
+            }
         }
         let arrived = format!("{}.arrived.{}", inner.prefix, incoming.recipient);
         if let Err(e) = inner.client.publish(arrived, notice.to_vec().into()).await {
@@ -557,29 +599,65 @@ impl QueueStore for JetStreamQueue {
                 .await;
         let mut out = Vec::with_capacity(read.len());
         let mut vanished = Vec::new();
+        let mut found = Vec::new();
         for (seq, result) in seqs.into_iter().zip(read) {
             match result? {
-                Some(bytes) => out.push(bytes),
+                Some(bytes) => {
+                    out.push(bytes);
+                    found.push(seq);
+                }
                 None => vanished.push(seq),
             }
         }
-        if let Some(&highest) = vanished.iter().max() {
-            // Deleted by another front-end (its notice on the way), or by the stream's age
-            // limit; or the stream has a new leader still applying its log. Only the last is
-            // not a deletion, and that leader's last sequence is below what it misses.
-            let info = inner
-                .stream
-                .get_info()
-                .await
-                .map_err(|e| nats_error("reading the queue stream's state", e))?;
-            if info.state.last_sequence < highest {
-                return Err(StoreError::Nats(
-                    "the queue's leader is catching up; retry".to_owned(),
-                ));
+        {
+            let mut missing = lock(&inner.missing);
+            if !missing.is_empty() {
+                for seq in found {
+                    missing.remove(&seq);
+                }
             }
-            let mut index = inner.index();
-            for seq in vanished {
-                index.remove(seq);
+        }
+        if !vanished.is_empty() {
+            // Deleted by another front-end, its notice on the way: give it a moment.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let index = inner.index();
+            vanished.retain(|&seq| index.contains(seq));
+        }
+        if !vanished.is_empty() {
+            // Deleted by the stream's age limit, or a front-end's notice was lost; or a
+            // stream leader just elected is still applying its log. Which one cannot be
+            // told from here: an envelope is dropped from the index only once it has been
+            // missing for MISSING_FOR; until then the PULL fails (and is retried).
+            let now = std::time::Instant::now();
+            let mut dropped = Vec::new();
+            let mut waiting = false;
+            {
+                let mut missing = lock(&inner.missing);
+                for seq in vanished {
+                    let first = *missing.entry(seq).or_insert(now);
+                    if now.duration_since(first) >= MISSING_FOR {
+                        missing.remove(&seq);
+                        dropped.push(seq);
+                    } else {
+                        waiting = true;
+                    }
+                }
+            }
+            if !dropped.is_empty() {
+                tracing::warn!(
+                    count = dropped.len(),
+                    "queued envelopes were gone from the stream"
+                );
+                let mut index = inner.index();
+                for seq in dropped {
+                    index.remove(seq);
+                }
+            }
+            if waiting {
+                return Err(StoreError::Nats(
+                    "an envelope cannot be read yet (the stream may be electing a leader); retry"
+                        .to_owned(),
+                ));
             }
         }
         Ok((out, more))
@@ -603,42 +681,6 @@ impl QueueStore for JetStreamQueue {
 
     fn stats(&self) -> QueueStats {
         self.inner.index().stats()
-    }
-
-    async fn listen(&self, recipient: Fingerprint) {
-        if lock(&self.inner.listening).contains_key(&recipient) {
-            return;
-        }
-        let subject = format!("{}.arrived.{recipient}", self.inner.prefix);
-        let subscribed = self.inner.client.subscribe(subject).await;
-        // Once flushed, the server has the subscription: what is stored after the login's
-        // answer is forwarded.
-        let flushed = self.inner.client.flush().await;
-        let arrivals = match (subscribed, flushed) {
-            (Ok(arrivals), Ok(())) => arrivals,
-            (Err(e), _) => {
-                tracing::warn!(error = %e, "cannot subscribe to arrivals; nodes rely on polling");
-                return;
-            }
-            (_, Err(e)) => {
-                tracing::warn!(error = %e, "cannot subscribe to arrivals; nodes rely on polling");
-                return;
-            }
-        };
-        let task = tokio::spawn(tail::forward_arrivals(
-            self.inner.clone(),
-            recipient,
-            arrivals,
-        ));
-        if let Some(raced) = lock(&self.inner.listening).insert(recipient, task) {
-            raced.abort();
-        }
-    }
-
-    fn unlisten(&self, recipient: Fingerprint) {
-        if let Some(task) = lock(&self.inner.listening).remove(&recipient) {
-            task.abort();
-        }
     }
 }
 

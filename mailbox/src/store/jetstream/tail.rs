@@ -132,7 +132,7 @@ async fn run(
             Ok(info) => (info.stream_sequence, info.pending),
             Err(e) => return Err(nats_error("a message of the queue stream", e)),
         };
-        let copy = {
+        let inserted = {
             let mut index = inner.index();
             let inserted = match parse(&inner.prefix, &message) {
                 Some(entry) => index.insert(seq, entry),
@@ -142,12 +142,12 @@ async fn run(
                 }
             };
             index.advance(seq);
-            inserted == Inserted::Copy
+            inserted
         };
-        if copy {
+        if let Inserted::Copy(copy) = inserted {
             // A second copy of a queued id (stored through two front-ends at once, past
-            // JetStream's duplicate window): one copy stays.
-            if let Err(e) = inner.delete(vec![seq]).await {
+            // JetStream's duplicate window): the lower sequence stays.
+            if let Err(e) = inner.delete(vec![copy]).await {
                 tracing::warn!(error = %e, "cannot delete a second copy");
             }
         }
@@ -188,20 +188,33 @@ fn parse(prefix: &str, message: &async_nats::Message) -> Option<Entry> {
     })
 }
 
-/// Forward arrivals for `recipient` (logged in here) to the driver, each once the index
-/// holds it (the notice carries its entry), so that the PULL the push brings finds it.
-pub(super) async fn forward_arrivals(
-    inner: Arc<Inner>,
-    recipient: Fingerprint,
-    mut arrivals: async_nats::Subscriber,
-) {
-    while let Some(arrival) = arrivals.next().await {
-        let Some((seq, entry)) = Entry::decode(recipient, &arrival.payload) else {
-            continue;
-        };
-        inner.index().insert(seq, entry);
-        if inner.arrivals.try_send(recipient).is_err() {
-            tracing::debug!("arrivals are backed up; one push is dropped");
+/// Subscribe to every arrival notice and forward each to the driver once the index holds
+/// it (the notice carries its entry), so that the PULL its push brings finds it. The core
+/// pushes only where the recipient is logged in.
+pub(super) async fn forward_arrivals(inner: Arc<Inner>) -> Result<JoinHandle<()>, StoreError> {
+    let mut arrivals = inner
+        .client
+        .subscribe(format!("{}.arrived.*", inner.prefix))
+        .await
+        .map_err(|e| nats_error("subscribing to arrivals", e))?;
+    Ok(tokio::spawn(async move {
+        while let Some(arrival) = arrivals.next().await {
+            let Some(recipient) = arrival
+                .subject
+                .as_str()
+                .rsplit('.')
+                .next()
+                .and_then(|hex| hex.parse::<Fingerprint>().ok())
+            else {
+                continue;
+            };
+            let Some((seq, entry)) = Entry::decode(recipient, &arrival.payload) else {
+                continue;
+            };
+            inner.index().insert(seq, entry);
+            if inner.arrivals.try_send(recipient).is_err() {
+                tracing::debug!("arrivals are backed up; one push is dropped");
+            }
         }
-    }
+    }))
 }

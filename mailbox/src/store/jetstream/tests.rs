@@ -55,7 +55,6 @@ async fn two_front_ends_share_one_queue() {
     let b = JetStreamQueue::open(&options).await.unwrap();
     assert_eq!(b.stats().envelopes, 1, "loaded at start");
     let mut arrivals = b.take_arrivals().unwrap();
-    b.listen(bob).await;
     assert_eq!(
         a.store(env(bob, 2, 200, b"two"), Quota::UNLIMITED)
             .await

@@ -71,7 +71,7 @@ pub(super) async fn cluster(dir: &Path) -> anyhow::Result<()> {
     leader_kill(&mut cluster, &sender, &template).await
 }
 
-/// CPU time (user + system) the processes `pids` have used, in seconds (/proc/<pid>/stat,
+/// CPU time (user + system) the processes `pids` have used, in seconds (`/proc/<pid>/stat`,
 /// clock ticks of 1/100 s).
 fn cpu_seconds(pids: &[u32]) -> anyhow::Result<f64> {
     let mut ticks = 0u64;
@@ -81,8 +81,14 @@ fn cpu_seconds(pids: &[u32]) -> anyhow::Result<f64> {
         // of the line, stime the 15th.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        ticks += fields.get(11).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        ticks += fields.get(12).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        ticks += fields
+            .get(11)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+        ticks += fields
+            .get(12)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
     }
     Ok(ticks as f64 / 100.0)
 }
