@@ -184,12 +184,7 @@ pub struct Migrated {
 /// time and origin, each recipient's in order, and every identity's device keys. Running
 /// it again stores nothing twice. The sled data stays until it is deleted.
 pub async fn migrate(config: &MailboxConfig, to: &[String]) -> Result<Migrated, StartError> {
-    let dir = &config.data_dir;
-    let queue = store::SledQueue::open_with(
-        &dir.join("queue"),
-        store::SledOptions::for_retention(config.retention),
-    )?;
-    let keys = store::SledKeys::open(&dir.join("keys"))?;
+    let (queue, keys) = open_sled(config)?;
     let options = nats_options(config, to)?;
     let target = store::JetStreamQueue::open(&options).await?;
     let target_keys = store::JetStreamKeys::open(&options).await?;
@@ -216,18 +211,23 @@ pub async fn migrate(config: &MailboxConfig, to: &[String]) -> Result<Migrated, 
     Ok(migrated)
 }
 
+/// The sled stores in the data directory.
+fn open_sled(config: &MailboxConfig) -> Result<(store::SledQueue, store::SledKeys), StartError> {
+    let dir = &config.data_dir;
+    let queue = store::SledQueue::open_with(
+        &dir.join("queue"),
+        store::SledOptions::for_retention(config.retention),
+    )?;
+    Ok((queue, store::SledKeys::open(&dir.join("keys"))?))
+}
+
 /// The engines the `store` setting names.
 async fn open_store(
     config: &MailboxConfig,
 ) -> Result<(store::AnyQueue, store::AnyKeys), StartError> {
     match &config.store {
         StoreSetting::Sled => {
-            let dir = &config.data_dir;
-            let queue = store::SledQueue::open_with(
-                &dir.join("queue"),
-                store::SledOptions::for_retention(config.retention),
-            )?;
-            let keys = store::SledKeys::open(&dir.join("keys"))?;
+            let (queue, keys) = open_sled(config)?;
             Ok((store::AnyQueue::Sled(queue), store::AnyKeys::Sled(keys)))
         }
         StoreSetting::Nats(urls) => {

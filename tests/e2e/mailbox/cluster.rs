@@ -5,17 +5,6 @@
 use super::*;
 use tests::Cluster;
 
-/// Limits out of the way of a load test.
-const UNLIMITED: &[(&str, &str)] = &[
-    ("MAILBOX_RATE_PER_SECOND", "1000000"),
-    ("MAILBOX_RATE_BURST", "1000000"),
-    ("MAILBOX_ADDRESS_RATE_PER_SECOND", "1000000"),
-    ("MAILBOX_ADDRESS_RATE_BURST", "1000000"),
-    ("MAILBOX_MAX_LOGINS_PER_IDENTITY", "1000"),
-    ("MAILBOX_QUOTA_ENVELOPES", "10000000"),
-    ("MAILBOX_QUOTA_BYTES", "100000000000"),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn front_ends_of_one_cluster_share_queues_and_pushes() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

@@ -124,19 +124,7 @@ async fn acknowledged_sends_survive_kill_9_during_concurrent_sending() -> anyhow
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_load_from_64_connections_loses_nothing() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mailbox = Mailbox::start_with(
-        dir.path(),
-        &[
-            ("MAILBOX_RATE_PER_SECOND", "1000000"),
-            ("MAILBOX_RATE_BURST", "1000000"),
-            ("MAILBOX_ADDRESS_RATE_PER_SECOND", "1000000"),
-            ("MAILBOX_ADDRESS_RATE_BURST", "1000000"),
-            ("MAILBOX_MAX_LOGINS_PER_IDENTITY", "1000"),
-            ("MAILBOX_QUOTA_ENVELOPES", "10000000"),
-            ("MAILBOX_QUOTA_BYTES", "100000000000"),
-        ],
-        &[],
-    )?;
+    let mailbox = Mailbox::start_with(dir.path(), UNLIMITED, &[])?;
     let ids: [Arc<Identity>; 9] = identities().await?;
     let report = tests::soak::soak(
         &mailbox,

@@ -28,6 +28,17 @@ use tests::{
 };
 use tokio::time::timeout;
 
+/// Limits out of the way of a load test.
+const UNLIMITED: &[(&str, &str)] = &[
+    ("MAILBOX_RATE_PER_SECOND", "1000000"),
+    ("MAILBOX_RATE_BURST", "1000000"),
+    ("MAILBOX_ADDRESS_RATE_PER_SECOND", "1000000"),
+    ("MAILBOX_ADDRESS_RATE_BURST", "1000000"),
+    ("MAILBOX_MAX_LOGINS_PER_IDENTITY", "1000"),
+    ("MAILBOX_QUOTA_ENVELOPES", "10000000"),
+    ("MAILBOX_QUOTA_BYTES", "100000000000"),
+];
+
 /// Generous bound on anything that should be quick.
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -105,27 +105,8 @@ async fn drain_backlog(
     let me = recipient.fingerprint();
     let client = connect_as(&cluster.front_ends[1], recipient).await?;
     drain_all(&client, me).await?;
-    let run = run_id();
-    let counter = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for c in 0..64 {
-        let client = connect_as(&cluster.front_ends[c % 2], sender).await?;
-        let (counter, template, fp) = (counter.clone(), template.clone(), sender.fingerprint());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                if n >= COUNT {
-                    break;
-                }
-                client.send(fp, with_id(&template, run, n)).await?;
-            }
-            client.close().await;
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
+    let both = [&cluster.front_ends[0], &cluster.front_ends[1]];
+    fill(&both, sender, template, run_id(), COUNT).await?;
     let started = Instant::now();
     let drained = drain_all(&client, me).await?;
     let rate = drained as f64 / started.elapsed().as_secs_f64();

@@ -192,27 +192,7 @@ pub(super) async fn drain(dir: &Path) -> anyhow::Result<()> {
     let (sender, recipient) = (identity(1)?, identity(2)?);
     let template = Arc::new(template(&sender, &recipient, 1024)?);
     let run = run_id();
-    let fp = sender.fingerprint();
-    let counter = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..64 {
-        let client = connect_as(&mailbox, &sender).await?;
-        let (counter, template) = (counter.clone(), template.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                if n >= COUNT {
-                    break;
-                }
-                client.send(fp, with_id(&template, run, n)).await?;
-            }
-            client.close().await;
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
+    fill(&[&mailbox], &sender, &template, run, COUNT).await?;
     let queued = mailbox.metric("mailbox_queued_envelopes").await?;
     anyhow::ensure!(
         queued == Some(COUNT as f64),
@@ -243,6 +223,39 @@ pub(super) async fn drain(dir: &Path) -> anyhow::Result<()> {
         format!("{rate:.0}/s"),
         ">= 50,000/s",
     );
+    Ok(())
+}
+
+/// SEND `count` copies of `template` (ids `run`, 0..count) from 64 connections spread over
+/// `mailboxes`, as fast as answers come.
+pub(super) async fn fill(
+    mailboxes: &[&Mailbox],
+    sender: &Arc<Identity>,
+    template: &Arc<Vec<u8>>,
+    run: u64,
+    count: u64,
+) -> anyhow::Result<()> {
+    let fp = sender.fingerprint();
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..64 {
+        let client = connect_as(mailboxes[c % mailboxes.len()], sender).await?;
+        let (counter, template) = (counter.clone(), template.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    break;
+                }
+                client.send(fp, with_id(&template, run, n)).await?;
+            }
+            client.close().await;
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
     Ok(())
 }
 
