@@ -182,7 +182,9 @@ pub struct Migrated {
 /// Copy the sled mailbox in `config`'s data directory (stopped) into the NATS cluster at
 /// `to` (the other NATS settings from `config`): every queued envelope, with its id, stored
 /// time and origin, each recipient's in order, and every identity's device keys. Running
-/// it again stores nothing twice. The sled data stays until it is deleted.
+/// it again stores nothing twice of what is still queued in the cluster; what nodes have
+/// acknowledged there since (more than JetStream's two-minute window ago) is stored again,
+/// and nodes drop it as a duplicate. The sled data stays until it is deleted.
 pub async fn migrate(config: &MailboxConfig, to: &[String]) -> Result<Migrated, StartError> {
     let (queue, keys) = open_sled(config)?;
     let options = nats_options(config, to)?;
