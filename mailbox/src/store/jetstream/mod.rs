@@ -29,9 +29,12 @@
 //! origin: no bytes), read from the stream at start (headers only) and kept current by
 //! tailing it and by the deletion notices. Duplicate checks, quotas, the figures, which
 //! sequences a PULL reads, an ACK deletes and retention expires are all answered from it,
-//! so an ACK costs a deletion per id it names and no search, on any front-end (an ACK after
-//! a failover still deletes). Reads and deletions go to the stream's leader (consistent);
-//! a sequence found gone was deleted elsewhere and leaves the index.
+//! so an ACK needs no search, on any front-end (an ACK after a failover still deletes): the
+//! run of a queue's oldest envelopes it covers is one purge of the recipient's subject
+//! (once the tail has passed them, so nothing unknown here goes with them), the rest one
+//! delete each. Reads and deletions go to the stream's leader. A sequence a PULL finds
+//! missing stays in the index (a leader just elected may not have applied it yet): the
+//! PULL fails and is retried, and only after 30 s of misses is the entry dropped.
 //!
 //! Limits are counted per front-end from its index: exact with one front-end; with several,
 //! SENDs in flight at other front-ends (milliseconds' worth) are not counted yet, so a
