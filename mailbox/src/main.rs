@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use config::MailboxConfig;
+use config::{MailboxConfig, StoreSetting};
 
 /// sled allocates its nodes on the committer thread and frees them through epoch
 /// reclamation on whichever thread collects. Under glibc's malloc the heap grew steadily in
@@ -145,8 +145,8 @@ fn real_main() -> anyhow::Result<()> {
         }
         Command::Migrate { common, to } => {
             let config = load(&common)?;
-            let to = match to.parse::<config::StoreSetting>() {
-                Ok(config::StoreSetting::Nats(urls)) => urls,
+            let to = match to.parse::<StoreSetting>() {
+                Ok(StoreSetting::Nats(urls)) => urls,
                 _ => {
                     anyhow::bail!("--to: {to:?} is not a list of NATS URLs (nats://host:port,...)")
                 }
@@ -205,6 +205,15 @@ async fn serve(
         running.quic_addr,
         hex::encode(running.fingerprint)
     );
+    match &config.store {
+        StoreSetting::Sled => println!("store: sled in {}", config.data_dir.display()),
+        StoreSetting::Nats(urls) => println!(
+            "store: NATS JetStream, stream {} ({} server address{} given)",
+            config.nats_stream,
+            urls.len(),
+            if urls.len() == 1 { "" } else { "es" }
+        ),
+    }
     let failure = tokio::select! {
         () = config::bin::shutdown_signal() => None,
         reason = running.failed() => Some(reason),

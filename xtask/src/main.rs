@@ -144,6 +144,10 @@ fn has_nextest() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The end-to-end tests `cargo xtask test` runs a second time with `SM_TEST_STORE=jetstream`:
+/// every mailbox and node test but the cluster's own.
+const JETSTREAM_SUITE: &str = "(test(/^mailbox/) | test(/^node::/)) - test(/cluster/)";
+
 fn test(extra: &[String]) -> anyhow::Result<()> {
     setup::ensure_test_tools()?;
     let nats = setup::ensure_nats()?;
@@ -164,6 +168,38 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     }
     cmd.args(extra).env("NATS_SERVER", &nats);
     run(cmd)?;
+    // The mailbox's and the node's process-level suites once more, on the clustered engine:
+    // each mailbox they start is a front-end over a nats-server of its own (the cluster
+    // tests themselves ran above).
+    let mut jetstream = cargo();
+    if has_nextest() {
+        jetstream
+            .args([
+                "nextest",
+                "run",
+                "-p",
+                "tests",
+                "--test",
+                "e2e",
+                "--no-fail-fast",
+            ])
+            .args(["-E", JETSTREAM_SUITE]);
+    } else {
+        jetstream.args([
+            "test",
+            "-p",
+            "tests",
+            "--test",
+            "e2e",
+            "--no-fail-fast",
+            "--",
+        ]);
+        jetstream.args(["mailbox", "node::", "--skip", "cluster"]);
+    }
+    jetstream
+        .env("NATS_SERVER", &nats)
+        .env("SM_TEST_STORE", "jetstream");
+    run(jetstream)?;
     // The crypto crate again with its pure-Rust backend alone (the rsa crate): the same
     // tests, golden envelope included, without aws-lc-rs.
     let mut pure = cargo();

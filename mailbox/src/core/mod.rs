@@ -51,7 +51,7 @@ use crate::limits::RateLimiter;
 use crate::protocol::{
     self, CHALLENGE_LEN, ErrorCode, Event, MAX_BATCH_BYTES, MAX_BATCH_COUNT, Request, Response,
 };
-use crate::store::{Incoming, KeyStore, MemoryKeys, Origin, QueueStore, Stored};
+use crate::store::{Incoming, KeyStore, MemoryKeys, Origin, QueueStore, StoreError, Stored};
 
 /// The most message ids one ACK may name.
 pub const MAX_ACK_IDS: usize = 1024;
@@ -467,6 +467,13 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
                     "your address has as much queued here as it may; try again later",
                 ))
             }
+            Err(StoreError::Full(why)) => {
+                tracing::warn!(reason = %why, "the store is full: a SEND is refused");
+                Err(Response::error(
+                    ErrorCode::MailboxFull,
+                    "the mailbox's store is full; try again later",
+                ))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "store failed");
                 Err(Response::error(
@@ -614,7 +621,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
 
     /// Delete what was stored more than [`Policy::retention`] before `now_ms`; returns how
     /// many queued envelopes expired.
-    pub async fn expire(&self, now_ms: u64) -> Result<u64, crate::store::StoreError> {
+    pub async fn expire(&self, now_ms: u64) -> Result<u64, StoreError> {
         let retention_ms = u64::try_from(self.policy.retention.as_millis()).unwrap_or(u64::MAX);
         let expired = self
             .store

@@ -112,6 +112,10 @@ pub enum StoreError {
     /// can be retried.
     #[error("NATS: {0}")]
     Nats(String),
+    /// The engine has no room for more (JetStream's storage limits, which stand for the
+    /// disk of a cluster): the SEND is refused for now as `mailbox_full`.
+    #[error("the store is full: {0}")]
+    Full(String),
     /// The committer thread is gone (the store is shutting down).
     #[error("storage is shutting down")]
     Closed,

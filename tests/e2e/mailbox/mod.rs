@@ -476,35 +476,60 @@ async fn peers_that_take_no_pushes_are_bounded_and_closed() -> anyhow::Result<()
     Ok(())
 }
 
-/// A disk below the free-space watermark: the real mailbox measures it and refuses SENDs
-/// for now (`mailbox_full`, counted on the dashboard), while pulls go on.
+/// A full store refuses SENDs for now (`mailbox_full`, counted on the dashboard) while
+/// pulls go on. On sled, a disk below the free-space watermark the real mailbox measures; on
+/// JetStream, a nats-server whose storage limit (`max_file_store`, most of the disk by
+/// default) is reached: the front-end has no disk of its own to watch.
 #[tokio::test]
 async fn a_mailbox_whose_disk_is_nearly_full_refuses_sends_and_serves_pulls() -> anyhow::Result<()>
 {
     let dir = tempfile::tempdir()?;
-    // More free space than any disk has.
-    let mailbox = Mailbox::start_with(
-        dir.path(),
-        &[("MAILBOX_MIN_FREE_DISK_BYTES", "18000000000000000000")],
-        &[],
-    )?;
+    let jetstream = tests::Store::under_test() == tests::Store::JetStream;
+    let mailbox = if jetstream {
+        let nats = tests::LocalNats::start_limited(&dir.path().join("nats"), 1, Some(64 * 1024))?;
+        Mailbox::start_over(dir.path(), nats, UNLIMITED)?
+    } else {
+        // More free space than any disk has.
+        Mailbox::start_with(
+            dir.path(),
+            &[("MAILBOX_MIN_FREE_DISK_BYTES", "18000000000000000000")],
+            &[],
+        )?
+    };
     let [alice, bob] = identities().await?;
-    let sealed = seal_text(&alice, &bob, "no room").await?;
     let sender = mailbox.connect_as(&[&alice]).await?;
-    // The watcher's first measure comes at start; a SEND may race it, so ask until refused.
-    let refused = eventually(Duration::from_secs(5), "a mailbox_full refusal", || async {
-        Ok(match sender.send(fp(&alice), sealed.bytes.clone()).await {
+    // sled: the watcher's first measure comes at start, and a SEND may race it. JetStream:
+    // the limit is reached after some envelopes. Either way, send until refused.
+    let texts = (0..400).map(|n| format!("no room {n}")).collect();
+    let mut refused = None;
+    for next in seal_texts(&alice, &bob, texts).await? {
+        match sender.send(fp(&alice), next.bytes).await {
             Err(ClientError::Refused {
                 code: ErrorCode::MailboxFull,
                 message,
-            }) => Some(message),
-            _ => None,
-        })
-    })
-    .await?;
-    assert!(refused.contains("disk"), "{refused}");
+            }) => {
+                refused = Some(message);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let refused = refused.context("400 SENDs stored and none refused as mailbox_full")?;
+    assert!(
+        refused.contains(if jetstream { "store is full" } else { "disk" }),
+        "{refused}"
+    );
     let receiver = mailbox.connect_as(&[&bob]).await?;
-    assert_eq!(receiver.pull(fp(&bob), 10).await?.0.len(), 0, "pulls go on");
+    let (pulled, _) = receiver.pull(fp(&bob), 10).await?;
+    if jetstream {
+        assert!(
+            !pulled.is_empty(),
+            "what was stored before the limit is served"
+        );
+    } else {
+        assert!(pulled.is_empty(), "the watermark refused the first SEND");
+    }
     let html = mailbox.dashboard_get("/").await?.text().await?;
     assert!(html.contains("<code>mailbox_full</code>"), "{html}");
     Ok(())

@@ -111,10 +111,13 @@ async fn a_message_delivered_twice_is_shown_once() -> anyhow::Result<()> {
         Ok((delivered == Some(1.0)).then_some(()))
     })
     .await?;
-    assert!(
-        client.send(from, chain[0].bytes.clone()).await?,
-        "stored again: the mailbox kept nothing of it"
-    );
+    let again = client.send(from, chain[0].bytes.clone()).await?;
+    match tests::Store::under_test() {
+        tests::Store::Sled => assert!(again, "stored again: the mailbox kept nothing of it"),
+        // JetStream remembers an id for its duplicate window (docs/protocol.md): the copy
+        // is answered as a duplicate and not delivered; the node's own check is the same.
+        tests::Store::JetStream => assert!(!again, "a duplicate within JetStream's window"),
+    }
     assert!(client.send(from, chain[1].bytes.clone()).await?);
     eventually(WAIT, "alice's node to show the second", || async {
         Ok((transcript(&alice, "alice", "dave").await?.len() == 2).then_some(()))

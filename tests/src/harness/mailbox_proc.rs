@@ -1,5 +1,11 @@
 //! A real mailbox process on ephemeral ports, its dashboard and metrics, and QUIC clients
 //! of it.
+//!
+//! The engine under test: sled (the default), or JetStream when `SM_TEST_STORE=jetstream`.
+//! Then each mailbox a test starts (one that is not given `MAILBOX_STORE` itself) gets a
+//! nats-server of its own, kept across [`Mailbox::restart`]: the mailbox process is a
+//! front-end, and a killed one comes back to the same queue. `cargo xtask test` runs the
+//! mailbox suite once more that way.
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
@@ -23,6 +29,33 @@ pub struct Mailbox {
     env: Vec<(String, String)>,
     /// The extra arguments it was started with (for [`Mailbox::restart`]).
     args: Vec<String>,
+    /// The nats-server it stores in, when the suite runs on JetStream ([`Store::JetStream`]).
+    nats: Option<Arc<LocalNats>>,
+}
+
+/// The engine the mailbox suite runs on: `SM_TEST_STORE` (`sled`, the default, or
+/// `jetstream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The embedded sled store in the data directory.
+    Sled,
+    /// A nats-server of the test's own with JetStream.
+    JetStream,
+}
+
+impl Store {
+    /// The engine `SM_TEST_STORE` names.
+    ///
+    /// # Panics
+    /// On a value other than `sled` or `jetstream`: a run asked for an engine it would not
+    /// get.
+    pub fn under_test() -> Self {
+        match std::env::var("SM_TEST_STORE").as_deref() {
+            Err(_) | Ok("" | "sled") => Self::Sled,
+            Ok("jetstream") => Self::JetStream,
+            Ok(other) => panic!("SM_TEST_STORE={other:?}: expected sled or jetstream"),
+        }
+    }
 }
 
 impl Mailbox {
@@ -48,6 +81,25 @@ impl Mailbox {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            None,
+        )
+    }
+
+    /// Start a mailbox on ephemeral ports over the JetStream of `nats` (kept across
+    /// [`Mailbox::restart`]), with `data_dir` and the environment variables `env`.
+    pub fn start_over(
+        data_dir: &Path,
+        nats: LocalNats,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        Self::spawn(
+            data_dir.to_owned(),
+            EPHEMERAL.to_owned(),
+            env.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            Vec::new(),
+            Some(Arc::new(nats)),
         )
     }
 
@@ -60,6 +112,7 @@ impl Mailbox {
             listen.to_owned(),
             Vec::new(),
             Vec::new(),
+            None,
         )
     }
 
@@ -73,6 +126,7 @@ impl Mailbox {
             self.listen.clone(),
             self.env.clone(),
             self.args.clone(),
+            self.nats.clone(),
         )
     }
 
@@ -84,6 +138,7 @@ impl Mailbox {
             self.addr.clone(),
             self.env.clone(),
             self.args.clone(),
+            self.nats.clone(),
         )
     }
 
@@ -92,7 +147,15 @@ impl Mailbox {
         listen: String,
         env: Vec<(String, String)>,
         args: Vec<String>,
+        mut nats: Option<Arc<LocalNats>>,
     ) -> anyhow::Result<Self> {
+        let own_store =
+            env.iter().any(|(k, _)| k == "MAILBOX_STORE") || args.iter().any(|a| a == "--store");
+        if nats.is_none() && !own_store && Store::under_test() == Store::JetStream {
+            let server =
+                LocalNats::start(&data_dir.join("nats"), 1).context("start nats-server")?;
+            nats = Some(Arc::new(server));
+        }
         let mut cmd = Command::new(binary("mailbox")?);
         cmd.arg("serve")
             .arg("--data-dir")
@@ -105,6 +168,9 @@ impl Mailbox {
             }
         }
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        if let Some(nats) = &nats {
+            cmd.env("MAILBOX_STORE", nats.urls());
+        }
         let mut proc = Proc::spawn(cmd)?;
         let t = Duration::from_secs(20);
         let addr = proc
@@ -113,6 +179,10 @@ impl Mailbox {
             .to_owned();
         let fingerprint = proc.expect_line("certificate fingerprint: ", t)?;
         let dashboard = proc.expect_line("dashboard on ", t)?;
+        let store = proc.expect_line("store: ", t)?;
+        if nats.is_some() && !store.starts_with("NATS JetStream") {
+            bail!("the mailbox was given a nats-server and says its store is {store:?}");
+        }
         Ok(Self {
             proc,
             addr,
@@ -122,6 +192,7 @@ impl Mailbox {
             listen,
             env,
             args,
+            nats,
         })
     }
 

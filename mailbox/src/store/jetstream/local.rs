@@ -19,6 +19,8 @@ pub struct LocalNats {
     servers: Vec<Server>,
     /// Whether the binary knows `sync_interval: always` (2.10 and later).
     sync_always: bool,
+    /// Each server's JetStream file storage limit (`max_file_store`), if one is set.
+    max_file_store: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -68,6 +70,12 @@ impl LocalNats {
     /// Start `size` servers (1: a single server; 3 or more: a JetStream cluster) keeping
     /// their data under `dir`, and wait until each takes connections.
     pub fn start(dir: &Path, size: usize) -> io::Result<Self> {
+        Self::start_limited(dir, size, None)
+    }
+
+    /// [`LocalNats::start`] with each server's JetStream file storage limited to
+    /// `max_file_store` bytes (a full disk, made small).
+    pub fn start_limited(dir: &Path, size: usize, max_file_store: Option<u64>) -> io::Result<Self> {
         let (major, minor) = {
             let v = version()?;
             let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
@@ -86,6 +94,7 @@ impl LocalNats {
             dir: dir.to_owned(),
             servers,
             sync_always: (major, minor) >= (2, 10),
+            max_file_store,
         };
         for i in 0..size {
             nats.spawn(i)?;
@@ -99,13 +108,16 @@ impl LocalNats {
     fn config(&self, i: usize) -> String {
         let me = &self.servers[i];
         let store = self.dir.join(&me.name);
-        let sync = if self.sync_always {
-            "  sync_interval: always\n"
+        let mut settings = if self.sync_always {
+            "  sync_interval: always\n".to_owned()
         } else {
-            ""
+            String::new()
         };
+        if let Some(limit) = self.max_file_store {
+            settings.push_str(&format!("  max_file_store: {limit}\n"));
+        }
         let mut text = format!(
-            "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{store}\"\n{sync}}}\n",
+            "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{store}\"\n{settings}}}\n",
             name = me.name,
             port = me.client_port,
             store = store.display(),

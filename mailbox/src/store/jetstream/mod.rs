@@ -108,6 +108,24 @@ fn nats_error(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Nats(format!("{what}: {e}"))
 }
 
+/// A publication JetStream refused: [`StoreError::Full`] when it is out of room (its
+/// storage limit, `max_file_store`, which defaults to most of the disk; or the account's),
+/// else [`StoreError::Nats`].
+fn publish_error(e: &jetstream::context::PublishError) -> StoreError {
+    use jetstream::ErrorCode;
+    let code = std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<jetstream::Error>())
+        .map(jetstream::Error::error_code);
+    match code {
+        Some(
+            ErrorCode::INSUFFICIENT_RESOURCES
+            | ErrorCode::STORAGE_RESOURCES_EXCEEDED
+            | ErrorCode::ACCOUNT_RESOURCES_EXCEEDED,
+        ) => StoreError::Full(e.to_string()),
+        _ => nats_error("storing an envelope", e),
+    }
+}
+
 /// A connection to the cluster, and the replica count its size calls for.
 pub(crate) async fn connect(
     options: &NatsOptions,
@@ -533,9 +551,9 @@ impl QueueStore for JetStreamQueue {
                     incoming.envelope.into(),
                 )
                 .await
-                .map_err(|e| nats_error("storing an envelope", e))?
+                .map_err(|e| publish_error(&e))?
                 .await
-                .map_err(|e| nats_error("storing an envelope", e))
+                .map_err(|e| publish_error(&e))
         }
         .await;
         inner
