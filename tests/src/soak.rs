@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use config::MailboxAddress;
 use crypto::{Draft, Identity, MessageKind};
-use mailbox::client::Client;
+use mailbox::client::{Client, ClientError};
 use mailbox::protocol::MAX_BATCH_COUNT;
 
 use crate::{Mailbox, login};
@@ -68,6 +69,27 @@ pub fn template(from: &Identity, to: &Identity, len: usize) -> anyhow::Result<Ve
         .bytes)
 }
 
+/// Where a soak sends: the addresses its connections use (connection `i` uses
+/// `addresses[i % len]`, each of which may list several front-ends to fail over between),
+/// and the process whose RSS it samples, if one.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The addresses, pinned.
+    pub addresses: Vec<MailboxAddress>,
+    /// The mailbox process to sample, if there is one that lives through the run.
+    pub pid: Option<u32>,
+}
+
+impl Target {
+    /// One mailbox, its RSS sampled.
+    pub fn of(mailbox: &Mailbox) -> anyhow::Result<Self> {
+        Ok(Self {
+            addresses: vec![mailbox.address()?],
+            pid: Some(mailbox.proc.pid()),
+        })
+    }
+}
+
 /// Run mixed traffic against `mailbox` for `duration` (sampling its RSS every
 /// `sample_every`), then stop the senders and drain every queue.
 pub async fn soak(
@@ -76,10 +98,124 @@ pub async fn soak(
     duration: Duration,
     sample_every: Duration,
 ) -> anyhow::Result<SoakReport> {
+    soak_at(&Target::of(mailbox)?, identities, duration, sample_every).await
+}
+
+/// One connection of a soak, logged in as one identity, made again when it is lost (the
+/// mailbox was killed, or failed over).
+struct Conn {
+    address: MailboxAddress,
+    identity: Arc<Identity>,
+    client: Option<Arc<Client>>,
+}
+
+impl Conn {
+    async fn new(address: MailboxAddress, identity: Arc<Identity>) -> anyhow::Result<Self> {
+        let mut conn = Self {
+            address,
+            identity,
+            client: None,
+        };
+        conn.client().await?;
+        Ok(conn)
+    }
+
+    /// The connection, made (and logged in) if there is none.
+    async fn client(&mut self) -> anyhow::Result<Arc<Client>> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        let client = Client::connect(&self.address).await?;
+        login(&client, &self.identity).await?;
+        let client = Arc::new(client);
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// A request on it failed: a refusal leaves the connection as it is, anything else
+    /// (timeouts, a closed connection) makes the next request connect anew.
+    fn failed(&mut self, e: &ClientError) {
+        if !matches!(e, ClientError::Refused { .. }) {
+            self.client = None;
+        }
+    }
+
+    async fn close(self) {
+        if let Some(client) = self.client.and_then(|c| Arc::try_unwrap(c).ok()) {
+            client.close().await;
+        }
+    }
+}
+
+/// What the receivers share.
+#[derive(Default)]
+struct Tally {
+    received: Mutex<HashSet<crypto::MessageId>>,
+    duplicates: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Tally {
+    fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One PULL and the ACK of what it brought: whether there may be more, or `None` if the
+/// PULL failed.
+async fn receive(conn: &mut Conn, tally: &Tally) -> anyhow::Result<Option<bool>> {
+    let me = conn.identity.fingerprint();
+    let client = match conn.client().await {
+        Ok(c) => c,
+        Err(_) => {
+            tally.error();
+            return Ok(None);
+        }
+    };
+    let (batch, more) = match client.pull(me, MAX_BATCH_COUNT).await {
+        Ok(b) => b,
+        Err(e) => {
+            conn.failed(&e);
+            tally.error();
+            return Ok(None);
+        }
+    };
+    let mut ids = Vec::with_capacity(batch.len());
+    for envelope in &batch {
+        let id = crypto::EnvelopeHeader::parse(envelope)?.id;
+        if !tally
+            .received
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id)
+        {
+            tally.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+        ids.push(id);
+    }
+    if !ids.is_empty()
+        && let Err(e) = client.ack(me, ids).await
+    {
+        conn.failed(&e);
+        tally.error();
+    }
+    Ok(Some(more || !batch.is_empty()))
+}
+
+/// [`soak`] against a [`Target`]: connections that are lost are made again (through the
+/// address's other front-ends while one is down), so front-ends may be killed meanwhile.
+pub async fn soak_at(
+    target: &Target,
+    identities: &[Arc<Identity>],
+    duration: Duration,
+    sample_every: Duration,
+) -> anyhow::Result<SoakReport> {
     anyhow::ensure!(
         identities.len() > RECEIVERS,
         "need a sender and the receivers"
     );
+    anyhow::ensure!(!target.addresses.is_empty(), "no address to soak");
+    let address = |i: usize| target.addresses[i % target.addresses.len()].clone();
     let sender = identities[0].clone();
     let recipients = &identities[1..=RECEIVERS];
     let templates: Vec<Vec<u8>> = recipients
@@ -88,9 +224,7 @@ pub async fn soak(
         .collect::<anyhow::Result<_>>()?;
     let templates = Arc::new(templates);
     let sent_ids = Arc::new(Mutex::new(HashSet::<crypto::MessageId>::new()));
-    let received = Arc::new(Mutex::new(HashSet::<crypto::MessageId>::new()));
-    let duplicates = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
     let counter = Arc::new(AtomicU64::new(0));
     let answered = Arc::new(AtomicU64::new(0));
@@ -99,24 +233,21 @@ pub async fn soak(
         .map_or(0, |d| d.as_nanos() as u64);
 
     let mut receivers = Vec::new();
-    for r in recipients {
-        let client = mailbox.connect_as(&[r]).await?;
-        receivers.push((client, r.fingerprint()));
+    for (i, r) in recipients.iter().enumerate() {
+        receivers.push(Conn::new(address(i), r.clone()).await?);
     }
     let mut senders = Vec::new();
-    for _ in 0..CONNECTIONS - RECEIVERS {
-        let client = mailbox.connect().await?;
-        login(&client, &sender).await?;
-        senders.push(client);
+    for i in 0..CONNECTIONS - RECEIVERS {
+        senders.push(Conn::new(address(i), sender.clone()).await?);
     }
     let fp = sender.fingerprint();
 
     let mut tasks = Vec::new();
-    for (i, client) in senders.into_iter().enumerate() {
-        let (templates, sent_ids, errors, stop, counter, answered) = (
+    for (i, mut conn) in senders.into_iter().enumerate() {
+        let (templates, sent_ids, tally, stop, counter, answered) = (
             templates.clone(),
             sent_ids.clone(),
-            errors.clone(),
+            tally.clone(),
             stop.clone(),
             counter.clone(),
             answered.clone(),
@@ -124,6 +255,11 @@ pub async fn soak(
         tasks.push(tokio::spawn(async move {
             let mut k = i;
             while !stop.load(Ordering::Relaxed) {
+                let Ok(client) = conn.client().await else {
+                    tally.error();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
                 k = k.wrapping_add(1);
                 let mut envelope = templates[k % templates.len()].clone();
                 let n = counter.fetch_add(1, Ordering::Relaxed);
@@ -140,91 +276,76 @@ pub async fn soak(
                             .insert(id);
                     }
                     Ok(false) => {}
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
+                    Err(e) => {
+                        conn.failed(&e);
+                        tally.error();
                         // A store that is failing over: not a tight loop of refusals.
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
             }
-            client.close().await;
+            conn.close().await;
+            Ok::<_, anyhow::Error>(None)
         }));
     }
-    let (seen, twice, failed) = (received.clone(), duplicates.clone(), errors.clone());
-    let receive = move |client: Arc<Client>, me: crypto::Fingerprint| {
-        let (received, duplicates, errors) = (seen.clone(), twice.clone(), failed.clone());
-        async move {
-            let (batch, more) = match client.pull(me, MAX_BATCH_COUNT).await {
-                Ok(b) => b,
-                Err(_) => {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                    return Ok::<bool, anyhow::Error>(true);
-                }
-            };
-            let mut ids = Vec::with_capacity(batch.len());
-            for envelope in &batch {
-                let id = crypto::EnvelopeHeader::parse(envelope)?.id;
-                if !received
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id)
-                {
-                    duplicates.fetch_add(1, Ordering::Relaxed);
-                }
-                ids.push(id);
-            }
-            if !ids.is_empty() && client.ack(me, ids).await.is_err() {
-                errors.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(more || !batch.is_empty())
-        }
-    };
-    let receivers: Vec<(Arc<Client>, crypto::Fingerprint)> = receivers
-        .into_iter()
-        .map(|(c, me)| (Arc::new(c), me))
-        .collect();
-    for (client, me) in receivers.clone() {
-        let (stop, receive) = (stop.clone(), receive.clone());
+    for mut conn in receivers {
+        let (stop, tally) = (stop.clone(), tally.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match receive(client.clone(), me).await {
-                    Ok(true) => {}
-                    _ => tokio::time::sleep(Duration::from_millis(5)).await,
+                if receive(&mut conn, &tally).await? != Some(true) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             }
+            Ok(Some(conn))
         }));
     }
 
-    let pid = mailbox.proc.pid();
     let started = Instant::now();
-    let mut rss = vec![rss_kib(pid)?];
+    let rss = |pid: Option<u32>| pid.map(rss_kib).transpose();
+    let mut rss_samples: Vec<u64> = rss(target.pid)?.into_iter().collect();
     let mut sent_at = vec![answered.load(Ordering::Relaxed)];
     while started.elapsed() < duration {
         let left = duration.saturating_sub(started.elapsed());
         tokio::time::sleep(sample_every.min(left)).await;
-        rss.push(rss_kib(pid)?);
+        rss_samples.extend(rss(target.pid)?);
         sent_at.push(answered.load(Ordering::Relaxed));
     }
     stop.store(true, Ordering::Relaxed);
+    let mut receivers = Vec::new();
     for task in tasks {
-        task.await.context("a soak task failed")?;
+        receivers.extend(task.await.context("a soak task failed")??);
     }
     // Drain what is left (for at most two minutes: what is not drained by then counts as
     // lost).
     let draining = Instant::now();
-    for (client, me) in &receivers {
-        while draining.elapsed() < Duration::from_secs(120) && receive(client.clone(), *me).await? {
+    for conn in &mut receivers {
+        // Done after two empty answers 200 ms apart (a front-end learns of what others
+        // stored within milliseconds); failures are retried.
+        let mut empty = 0;
+        while empty < 2 && draining.elapsed() < Duration::from_secs(120) {
+            match receive(conn, &tally).await? {
+                Some(true) => empty = 0,
+                Some(false) => {
+                    empty += 1;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
         }
     }
     let sent_ids = sent_ids.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let received = received.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let received = tally
+        .received
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     Ok(SoakReport {
         sent: sent_ids.len() as u64,
         received: received.len() as u64,
-        duplicates: duplicates.load(Ordering::Relaxed),
+        duplicates: tally.duplicates.load(Ordering::Relaxed),
         lost: sent_ids.difference(&received).count() as u64,
-        errors: errors.load(Ordering::Relaxed),
-        rss_kib: rss,
+        errors: tally.errors.load(Ordering::Relaxed),
+        rss_kib: rss_samples,
         sent_at,
     })
 }

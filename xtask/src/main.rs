@@ -55,9 +55,10 @@ const USAGE: &str =
   soak         5 minutes of mixed SEND/PULL/ACK from 64 connections against a release
                mailbox (cargo xtask test does 10 s): fails on any error or loss, or
                on an RSS level moving over 10% from minute 1 to the end
-  cluster-soak 10 minutes (SM_SOAK_SECONDS) of that traffic through a front-end over 3
-               NATS servers, one killed with SIGKILL every 20 s and restarted; fails on
-               a lost answered SEND (cargo xtask test kills 2 under 26 s of load)
+  cluster-soak 10 minutes (SM_SOAK_SECONDS) of that traffic over 2 front-ends and 3
+               NATS servers; every 20 s a server or a front-end (in turn) is killed
+               with SIGKILL and restarted; fails on a lost answered SEND (cargo xtask
+               test kills 2 servers under 26 s of load)
   store-history [MILLIONS]: the queue store's API alone past MILLIONS (default 50)
                stored-and-acknowledged envelopes, printing each million's rate and the
                trees a lookup walks (not in CI)

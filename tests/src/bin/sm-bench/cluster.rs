@@ -210,59 +210,79 @@ async fn leader_kill(
     Ok(())
 }
 
-/// `cargo xtask cluster-soak`: 64 connections of mixed traffic through a front-end over 3
-/// NATS servers for `SM_SOAK_SECONDS` (600), while a server is killed (-9) every 20 s,
-/// restarted 8 s later and waited for until its replica is current. Fails if an answered
-/// SEND is lost. (Front-ends are not killed here: the soak's clients do not reconnect;
-/// `tests/e2e/node/cluster.rs` kills one under nodes, which fail over.)
+/// `cargo xtask cluster-soak`: 64 connections of mixed traffic over 2 front-ends and 3
+/// NATS servers for `SM_SOAK_SECONDS` (600). Every 20 s something is killed (-9), in turn a
+/// NATS server, then a front-end: a server is restarted 8 s later and waited for until its
+/// replica is current; a front-end is restarted on its port 8 s later. Half the
+/// connections list front-end A first, half B; a lost connection is made again through the
+/// other. Fails if an answered SEND is lost.
 pub(super) async fn cluster_soak(dir: &Path) -> anyhow::Result<()> {
     let seconds: u64 = std::env::var("SM_SOAK_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(600);
     let mut cluster = Cluster::start(dir, 3, 0)?;
-    let front_end = cluster.start_front_end(UNLIMITED)?;
-    cluster.front_ends.push(front_end);
+    for _ in 0..2 {
+        let front_end = cluster.start_front_end(UNLIMITED)?;
+        cluster.front_ends.push(front_end);
+    }
+    let (a, b) = (&cluster.front_ends[0], &cluster.front_ends[1]);
+    let target = tests::soak::Target {
+        addresses: vec![
+            format!("{},{}#{}", a.addr, b.addr, a.fingerprint).parse()?,
+            format!("{},{}#{}", b.addr, a.addr, a.fingerprint).parse()?,
+        ],
+        pid: None,
+    };
     let ids: Vec<Arc<Identity>> = (1..=9).map(identity).collect::<anyhow::Result<_>>()?;
     let Cluster {
         nats, front_ends, ..
     } = &mut cluster;
     let started = Instant::now();
-    let load = tests::soak::soak(
-        &front_ends[0],
+    let load = tests::soak::soak_at(
+        &target,
         &ids,
         Duration::from_secs(seconds),
         Duration::from_secs(10),
     );
     let chaos = async {
-        let mut kills = 0u64;
-        let mut slow_catch_ups = 0u64;
+        let (mut nats_kills, mut front_end_kills, mut slow_catch_ups) = (0u64, 0u64, 0u64);
         while started.elapsed() + Duration::from_secs(30) < Duration::from_secs(seconds) {
             tokio::time::sleep(Duration::from_secs(12)).await;
-            let victim = (kills % 3) as usize;
-            tokio::task::block_in_place(|| nats.kill(victim))?;
-            kills += 1;
-            tokio::time::sleep(Duration::from_secs(8)).await;
-            tokio::task::block_in_place(|| nats.restart(victim))?;
-            let (current, _) = nats
-                .wait_current("SM_QUEUE", Duration::from_secs(60))
-                .await?;
-            if !current {
-                slow_catch_ups += 1;
+            if (nats_kills + front_end_kills) % 2 == 0 {
+                let victim = (nats_kills % 3) as usize;
+                tokio::task::block_in_place(|| nats.kill(victim))?;
+                nats_kills += 1;
+                tokio::time::sleep(Duration::from_secs(8)).await;
+                tokio::task::block_in_place(|| nats.restart(victim))?;
+                let (current, _) = nats
+                    .wait_current("SM_QUEUE", Duration::from_secs(60))
+                    .await?;
+                if !current {
+                    slow_catch_ups += 1;
+                }
+            } else {
+                let victim = (front_end_kills % 2) as usize;
+                front_ends[victim].proc.kill();
+                front_end_kills += 1;
+                tokio::time::sleep(Duration::from_secs(8)).await;
+                let again =
+                    tokio::task::block_in_place(|| front_ends[victim].restart_on_same_port())?;
+                front_ends[victim] = again;
             }
         }
-        anyhow::Ok((kills, slow_catch_ups))
+        anyhow::Ok((nats_kills, front_end_kills, slow_catch_ups))
     };
     let (report, chaos) = tokio::join!(load, chaos);
-    let (kills, slow) = chaos?;
+    let (nats_kills, front_end_kills, slow) = chaos?;
     let report = report?;
     eprintln!("{report:?}");
     figure(
         "cluster soak: answered / delivered / lost / delivered twice / failed requests",
         report.lost as f64,
         format!(
-            "{} / {} / {} / {} / {} in {seconds} s, {kills} NATS servers killed ({slow} not \
-             caught up within 60 s)",
+            "{} / {} / {} / {} / {} in {seconds} s; killed: {nats_kills} NATS servers ({slow} \
+             not caught up within 60 s), {front_end_kills} front-ends",
             report.sent, report.received, report.lost, report.duplicates, report.errors
         ),
         "0 lost",
