@@ -92,25 +92,31 @@ impl ServerIdentity {
             let path = path.to_owned();
             move |source| TlsError::Io { path, source }
         };
-        match (cert.exists(), key.exists()) {
-            (false, false) => {
-                let made = rcgen::generate_simple_self_signed(vec![
-                    "secure-messenger-mailbox".to_owned(),
-                ])?;
-                write_private(key, made.signing_key.serialize_pem().as_bytes()).map_err(io(key))?;
-                std::fs::write(cert, made.cert.pem()).map_err(io(cert))?;
+        if !cert.exists() && !key.exists() {
+            let made =
+                rcgen::generate_simple_self_signed(vec!["secure-messenger-mailbox".to_owned()])?;
+            // Front-ends of one cluster may start at once: the key file is claimed whole
+            // or not at all, and the one that claims it writes the certificate.
+            match publish(key, made.signing_key.serialize_pem().as_bytes(), true) {
+                Ok(()) => publish(cert, made.cert.pem().as_bytes(), false).map_err(io(cert))?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(key)(e)),
             }
-            (true, true) => {}
-            (true, false) | (false, true) => {
-                let missing = if cert.exists() { key } else { cert };
-                return Err(TlsError::Io {
-                    path: missing.to_owned(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "tls_cert and tls_key go together, and only one of them exists",
-                    ),
-                });
-            }
+        }
+        // Another front-end may be between writing the key and the certificate.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while key.exists() && !cert.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if cert.exists() != key.exists() {
+            let missing = if cert.exists() { key } else { cert };
+            return Err(TlsError::Io {
+                path: missing.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "tls_cert and tls_key go together, and only one of them exists",
+                ),
+            });
         }
         let cert_bytes = std::fs::read(cert).map_err(io(cert))?;
         let key_bytes = std::fs::read(key).map_err(io(key))?;
@@ -180,6 +186,36 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+/// Write `bytes` to `path` if it does not exist, all at once: into a file of its own first,
+/// then linked to `path` (`AlreadyExists` if another process was first). `private` files
+/// are 0600.
+fn publish(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temp = path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    if private {
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let written = options.open(&temp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    linked
 }
 
 /// SHA-256 of a certificate's DER.
@@ -301,4 +337,65 @@ pub fn client_config(
     }
     config.transport_config(Arc::new(transport));
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Front-ends started at once over the same certificate files (none there yet) make
+    /// one certificate between them: the key file is claimed whole, once.
+    #[test]
+    fn front_ends_starting_at_once_share_one_certificate() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let barrier = std::sync::Barrier::new(8);
+        let made: Vec<Result<[u8; 32], String>> = std::thread::scope(|s| {
+            let starts: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        ServerIdentity::load_or_create_files(&cert, &key)
+                            .map(|identity| identity.fingerprint())
+                            .map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            starts
+                .into_iter()
+                .map(|h| h.join().expect("no panic"))
+                .collect()
+        });
+        let first = made[0].clone().expect("started");
+        for other in &made {
+            assert_eq!(other.as_ref(), Ok(&first), "{made:?}");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "no temporary files are left: {left:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&key).expect("key").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the key is private");
+        }
+    }
+
+    /// A certificate without its key (or a key without its certificate) is refused, naming
+    /// the missing file.
+    #[test]
+    fn half_a_pair_is_refused_naming_the_missing_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        ServerIdentity::load_or_create_files(&cert, &key).expect("made");
+        std::fs::remove_file(&key).expect("remove key");
+        let refused = ServerIdentity::load_or_create_files(&cert, &key)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("key.pem"), "{refused}");
+        assert!(refused.contains("go together"), "{refused}");
+    }
 }
