@@ -447,6 +447,27 @@ fn example_files_load_to_the_defaults() {
 }
 
 #[test]
+fn the_cluster_example_is_a_front_end_of_three_nats_servers() {
+    let loaded = load::<MailboxConfig>(Some(&example("cluster.yaml")), Env::new(), &[]).unwrap();
+    let urls: Vec<String> = (1..=3)
+        .map(|i| format!("nats://127.0.0.1:422{i}"))
+        .collect();
+    assert_eq!(loaded.config.store, config::StoreSetting::Nats(urls));
+    assert_eq!(
+        loaded.config.tls_cert.as_deref(),
+        Some(std::path::Path::new("/tmp/sm-cluster/cert.pem"))
+    );
+    assert!(loaded.config.tls_key.is_some());
+    let rest = MailboxConfig {
+        store: MailboxConfig::default().store,
+        tls_cert: None,
+        tls_key: None,
+        ..loaded.config
+    };
+    assert_eq!(rest, MailboxConfig::default(), "nothing else is changed");
+}
+
+#[test]
 fn example_files_mention_every_key_with_its_env_var_and_flag() {
     fn check<T: Layered>(name: &str, flags: &[&str]) {
         let text = std::fs::read_to_string(example(name)).unwrap();

@@ -85,7 +85,8 @@ impl ServerIdentity {
 
     /// The certificate in `cert` and its key in `key` (PEM or DER files, the key PKCS#8):
     /// the front-ends of one cluster share them, so that nodes pin one fingerprint. When
-    /// neither file exists, a certificate is made and written to both (PEM; the key 0600).
+    /// neither file exists, a certificate is made and written to both (PEM; the key 0600;
+    /// missing directories are made, 0700), once even when front-ends start at once.
     pub fn load_or_create_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
         use rustls::pki_types::pem::PemObject as _;
         let io = |path: &Path| {
@@ -95,6 +96,15 @@ impl ServerIdentity {
         if !cert.exists() && !key.exists() {
             let made =
                 rcgen::generate_simple_self_signed(vec!["secure-messenger-mailbox".to_owned()])?;
+            for dir in [key.parent(), cert.parent()].into_iter().flatten() {
+                if !dir.as_os_str().is_empty() {
+                    let mut builder = std::fs::DirBuilder::new();
+                    builder.recursive(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                    builder.create(dir).map_err(io(dir))?;
+                }
+            }
             // Front-ends of one cluster may start at once: the key file is claimed whole
             // or not at all, and the one that claims it writes the certificate.
             match publish(key, made.signing_key.serialize_pem().as_bytes(), true) {
@@ -348,7 +358,8 @@ mod tests {
     #[test]
     fn front_ends_starting_at_once_share_one_certificate() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let files = dir.path().join("cluster");
+        let (cert, key) = (files.join("cert.pem"), files.join("key.pem"));
         let barrier = std::sync::Barrier::new(8);
         let made: Vec<Result<[u8; 32], String>> = std::thread::scope(|s| {
             let starts: Vec<_> = (0..8)
@@ -370,7 +381,7 @@ mod tests {
         for other in &made {
             assert_eq!(other.as_ref(), Ok(&first), "{made:?}");
         }
-        let left: Vec<_> = std::fs::read_dir(dir.path())
+        let left: Vec<_> = std::fs::read_dir(&files)
             .expect("read dir")
             .map(|e| e.expect("entry").file_name())
             .collect();
