@@ -455,7 +455,7 @@ fn the_cluster_example_is_a_front_end_of_three_nats_servers() {
     assert_eq!(loaded.config.store, config::StoreSetting::Nats(urls));
     assert_eq!(
         loaded.config.tls_cert.as_deref(),
-        Some(std::path::Path::new("/tmp/sm-cluster/cert.pem"))
+        Some(Path::new("/tmp/sm-cluster/cert.pem"))
     );
     assert!(loaded.config.tls_key.is_some());
     let rest = MailboxConfig {
