@@ -201,6 +201,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Write `bytes` to `path` if it does not exist, all at once: into a file of its own first,
 /// then linked to `path` (`AlreadyExists` if another process was first). `private` files
 /// are 0600.
+#[cfg(feature = "server")]
 fn publish(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -349,7 +350,7 @@ pub fn client_config(
     Ok(config)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 mod tests {
     use super::*;
 

@@ -74,15 +74,7 @@ impl Mailbox {
         env: &[(&str, &str)],
         extra_args: &[&str],
     ) -> anyhow::Result<Self> {
-        Self::spawn(
-            data_dir.to_owned(),
-            EPHEMERAL.to_owned(),
-            env.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            extra_args.iter().map(|a| (*a).to_owned()).collect(),
-            None,
-        )
+        Self::start_ephemeral(data_dir, env, extra_args, None)
     }
 
     /// Start a mailbox on ephemeral ports over the JetStream of `nats` (kept across
@@ -92,14 +84,23 @@ impl Mailbox {
         nats: LocalNats,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::start_ephemeral(data_dir, env, &[], Some(Arc::new(nats)))
+    }
+
+    fn start_ephemeral(
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        extra_args: &[&str],
+        nats: Option<Arc<LocalNats>>,
+    ) -> anyhow::Result<Self> {
         Self::spawn(
             data_dir.to_owned(),
             EPHEMERAL.to_owned(),
             env.iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
-            Vec::new(),
-            Some(Arc::new(nats)),
+            extra_args.iter().map(|a| (*a).to_owned()).collect(),
+            nats,
         )
     }
 
