@@ -194,7 +194,8 @@ impl Node {
             // Under the inbox lock: nothing is taken in for it while it goes; and under
             // the ratchet lock (taken after it), no key work writes its state back.
             let _inbox = node.inbox_lock();
-            let _olm = node.olm_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let mut devices = node.olm_lock.lock().unwrap_or_else(|p| p.into_inner());
+            devices.remove(&id);
             let mut c = Changes::default();
             c.delete(keys::identity(&id));
             let mut prefixes = vec![

@@ -190,7 +190,7 @@ pub struct Node {
     chain_lock: std::sync::Mutex<()>,
     /// Held while Olm devices and sessions are read, changed and written (after the chain
     /// or inbox lock, never before).
-    olm_lock: std::sync::Mutex<()>,
+    olm_lock: std::sync::Mutex<ratchet::DeviceCache>,
     /// Each identity's pickle key, once read from its file.
     pickle_keys: std::sync::Mutex<HashMap<String, crypto::PickleKey>>,
     /// How many texts wait in the outbox (receipts are not counted). Its lock is held
@@ -389,7 +389,7 @@ impl Node {
             status: RwLock::new(SyncStatus::default()),
             mailbox: Default::default(),
             chain_lock: std::sync::Mutex::new(()),
-            olm_lock: std::sync::Mutex::new(()),
+            olm_lock: std::sync::Mutex::new(HashMap::new()),
             pickle_keys: std::sync::Mutex::new(HashMap::new()),
             outbox_texts: std::sync::Mutex::new(outbox_texts),
             inbox_lock: std::sync::Mutex::new(()),

@@ -51,12 +51,17 @@ impl Node {
 
     /// Where identity `id`'s messages to `contact` are delivered (see [`Self::destination`]).
     pub fn destination_of(&self, id: &str, contact: &str) -> Destination {
-        let theirs = self
-            .store
-            .get::<ContactRecord>(keys::contact(id, contact))
-            .ok()
-            .flatten()
-            .and_then(|c| c.mailbox)
+        match self.store.get::<ContactRecord>(keys::contact(id, contact)) {
+            Ok(Some(record)) => self.destination_for(&record),
+            _ => Destination::Home,
+        }
+    }
+
+    /// Where messages to the contact `record` are delivered.
+    fn destination_for(&self, record: &ContactRecord) -> Destination {
+        let theirs = record
+            .mailbox
+            .as_deref()
             .and_then(|m| m.parse::<config::MailboxAddress>().ok());
         match theirs {
             Some(theirs) if !theirs.same_endpoint(&self.mailbox()) => Destination::Remote(theirs),
@@ -65,23 +70,39 @@ impl Node {
     }
 
     /// The mailboxes other than ours that outbox entries, or claims of contacts' keys,
-    /// wait for, each once.
+    /// wait for, each once. Each sync round asks: the contacts on other mailboxes are
+    /// found first (few; usually none, and then the outbox is not read at all), and an
+    /// outbox entry is matched against them, not looked up.
     pub fn remote_destinations(&self) -> Result<Vec<config::MailboxAddress>, NodeError> {
+        let mut remote: HashMap<(String, String), config::MailboxAddress> = HashMap::new();
+        for identity in self.identities()? {
+            let contacts = self
+                .store
+                .scan::<ContactRecord>(&keys::contacts_of(&identity.id))?;
+            for (_, contact) in contacts {
+                if let Destination::Remote(address) = self.destination_for(&contact) {
+                    remote.insert((identity.id.clone(), contact.name), address);
+                }
+            }
+        }
         let mut out: Vec<config::MailboxAddress> = Vec::new();
+        if remote.is_empty() {
+            return Ok(out);
+        }
         let outbox = self
             .store
             .scan::<OutboxRecord>(b"outbox/")?
             .into_iter()
-            .map(|(_, r)| self.destination(&r));
+            .map(|(_, r)| (r.identity, r.contact));
         let claims = self
             .claims_pending(now_ms())?
             .into_iter()
-            .map(|(id, contact)| self.destination_of(&id, &contact.name));
-        for destination in outbox.chain(claims) {
-            if let Destination::Remote(address) = destination
-                && !out.iter().any(|a| a.same_endpoint(&address))
+            .map(|(id, contact)| (id, contact.name));
+        for pair in outbox.chain(claims) {
+            if let Some(address) = remote.get(&pair)
+                && !out.iter().any(|a| a.same_endpoint(address))
             {
-                out.push(address);
+                out.push(address.clone());
             }
         }
         Ok(out)

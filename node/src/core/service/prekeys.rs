@@ -58,7 +58,7 @@ impl Node {
             .topped_ms
             .is_some_and(|t| now.saturating_sub(t) < KEYS_RECHECK_MS);
         let all_published = olm
-            .device
+            .device()?
             .unpublished_prekeys()
             .iter()
             .all(|k| k.is_fallback());
@@ -67,15 +67,15 @@ impl Node {
             && !topped_lately
             && all_published
         {
-            olm.device
+            olm.device_mut()?
                 .generate_one_time_keys(ONE_TIME_KEYS - remaining as usize);
             record.topped_ms = Some(now);
             changed = true;
         }
         if now.saturating_sub(record.fallback_ms) >= FALLBACK_ROTATION_MS {
             // The one before the last goes; the last stays for sessions started on it.
-            olm.device.forget_previous_fallback();
-            olm.device.rotate_fallback_key();
+            olm.device_mut()?.forget_previous_fallback();
+            olm.device_mut()?.rotate_fallback_key();
             record.fallback_ms = now;
             changed = true;
         }
@@ -83,12 +83,12 @@ impl Node {
         // lost they are never sent again, so a mailbox can never hold (and serve) a
         // one-time key twice. At worst a lost batch leaves fewer keys, which the next
         // top-up makes good. The fallback key is kept and sent with every publication.
-        let new = olm.device.unpublished_prekeys();
+        let new = olm.device()?.unpublished_prekeys();
         if !new.is_empty() {
             if let Some(fallback) = new.iter().find(|k| k.is_fallback()) {
                 record.fallback = Some(hex::encode(fallback.to_bytes()));
             }
-            olm.device.mark_published();
+            olm.device_mut()?.mark_published();
             changed = true;
         }
         if changed {

@@ -78,10 +78,15 @@ pub const MAX_FAILED_IDS: usize = 64;
 /// One batch's worth of ratchet work for one identity (see the module docs).
 pub(crate) struct Olm<'a> {
     node: &'a Node,
-    _lock: MutexGuard<'a, ()>,
+    /// The ratchet lock, and under it the devices of the last work (see [`DeviceCache`]).
+    cache: MutexGuard<'a, DeviceCache>,
     id: String,
     key: PickleKey,
-    pub(super) device: Device,
+    /// The identity's device: `None` only once this is dropped (it goes back to the cache).
+    device: Option<Device>,
+    /// The stored pickle `device` is the state of, if it is (not when it was just made or
+    /// changed and not yet written).
+    pickle: Option<Vec<u8>>,
     pub(super) device_dirty: bool,
     sessions: HashMap<SessionId, Session>,
     dirty: HashSet<SessionId>,
@@ -94,6 +99,24 @@ pub(crate) struct Olm<'a> {
     new_device: bool,
     /// Correspondents whose sessions and record go.
     forgotten: Vec<String>,
+}
+
+/// Each identity's device as its last ratchet work left it, with the pickle it was read
+/// from or written as. Unpickling a device derives the public half of each of its one-time
+/// keys (milliseconds with 50 of them), so work on the same identity takes the device from
+/// here as long as the store still holds that very pickle; anything else (a failed write,
+/// a deleted identity, a device changed and not written) is read from the store again.
+pub(crate) type DeviceCache = HashMap<String, (Vec<u8>, Device)>;
+
+impl Drop for Olm<'_> {
+    fn drop(&mut self) {
+        if self.device_dirty {
+            return;
+        }
+        if let (Some(device), Some(pickle)) = (self.device.take(), self.pickle.take()) {
+            self.cache.insert(self.id.clone(), (pickle, device));
+        }
+    }
 }
 
 impl std::fmt::Debug for Olm<'_> {
@@ -109,19 +132,25 @@ impl Node {
     /// an RSA signature). Callers holding the chain or inbox lock take it after those.
     pub(crate) fn olm(&self, id: &str) -> Result<Olm<'_>, NodeError> {
         let identity = self.identity(id)?;
-        let lock = self.olm_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.olm_lock.lock().unwrap_or_else(|p| p.into_inner());
         let key = self.pickle_key(id, &identity)?;
         let stored = self.store.get_raw(&keys::olm_device(id))?;
         let had_one = stored.is_some();
-        let loaded = stored.and_then(|bytes| match Device::from_pickle(&bytes, &key) {
-            Ok(device) => Some(device),
-            Err(e) => {
-                warn!(error = %e, "an identity's device does not load: it gets a new one");
-                None
-            }
-        });
-        let (device, device_dirty) = match loaded {
-            Some(device) => (device, false),
+        let cached = cache
+            .remove(id)
+            .filter(|(pickle, _)| stored.as_ref() == Some(pickle));
+        let loaded = match cached {
+            Some(hit) => Some(hit),
+            None => stored.and_then(|bytes| match Device::from_pickle(&bytes, &key) {
+                Ok(device) => Some((bytes, device)),
+                Err(e) => {
+                    warn!(error = %e, "an identity's device does not load: it gets a new one");
+                    None
+                }
+            }),
+        };
+        let (device, pickle, device_dirty) = match loaded {
+            Some((pickle, device)) => (device, Some(pickle), false),
             None => {
                 if had_one {
                     // Its sessions were pickled under the same key: none of them loads
@@ -134,15 +163,16 @@ impl Node {
                     }
                     self.store.apply(c)?;
                 }
-                (self.new_device(id, &identity)?, true)
+                (self.new_device(id, &identity)?, None, true)
             }
         };
         let mut olm = Olm {
             node: self,
-            _lock: lock,
+            cache,
             id: id.to_owned(),
             key,
-            device,
+            device: Some(device),
+            pickle,
             device_dirty,
             sessions: HashMap::new(),
             dirty: HashSet::new(),
@@ -361,7 +391,7 @@ impl Olm<'_> {
 
     /// Start a session from a verified bundle: the one to seal with from now on.
     fn start(&mut self, bundle: &VerifiedBundle) -> Result<(), NodeError> {
-        let session = self.device.outbound(bundle)?;
+        let session = self.device()?.outbound(bundle)?;
         let (id, peer) = (session.id(), session.peer().to_string());
         self.sessions.insert(id, session);
         self.dirty.insert(id);
@@ -458,7 +488,7 @@ impl Olm<'_> {
         message_id: Option<MessageId>,
     ) -> Result<Sealed, NodeError> {
         let peer = to.fingerprint().to_string();
-        let device = self.device.id();
+        let device = self.device()?.id();
         // The first session that loads; those that do not are dropped from the list (so
         // that, with none left, a fresh key is claimed).
         let listed = self.peer(&peer)?.sessions.clone();
@@ -515,15 +545,20 @@ impl Olm<'_> {
         // caller keeps it queued.
         let known = self.session(parsed.session_id())?.is_some();
         let opened = if known {
-            match self.sessions.get_mut(&parsed.session_id()) {
-                Some(session) => self.device.open(&parsed, session),
-                None => Err(OpenError::Undecryptable),
+            match (
+                self.device.as_ref(),
+                self.sessions.get_mut(&parsed.session_id()),
+            ) {
+                (Some(device), Some(session)) => device.open(&parsed, session),
+                _ => Err(OpenError::Undecryptable),
             }
         } else {
-            self.device.accept(&parsed).map(|(session, message)| {
-                self.sessions.insert(session.id(), session);
-                message
-            })
+            self.device_mut()?
+                .accept(&parsed)
+                .map(|(session, message)| {
+                    self.sessions.insert(session.id(), session);
+                    message
+                })
         };
         let message = match opened {
             Ok(message) => message,
@@ -560,10 +595,24 @@ impl Olm<'_> {
         Ok(())
     }
 
+    /// The identity's device.
+    pub(super) fn device(&self) -> Result<&Device, NodeError> {
+        self.device.as_ref().ok_or_else(device_gone)
+    }
+
+    /// The identity's device, to change (set `device_dirty` after).
+    pub(super) fn device_mut(&mut self) -> Result<&mut Device, NodeError> {
+        self.device.as_mut().ok_or_else(device_gone)
+    }
+
     /// Put what changed into `c` (and forget it was changed).
     pub(crate) fn write(&mut self, c: &mut Changes) {
-        if std::mem::take(&mut self.device_dirty) {
-            c.put_raw(keys::olm_device(&self.id), self.device.pickle(&self.key));
+        if std::mem::take(&mut self.device_dirty)
+            && let Some(device) = &self.device
+        {
+            let pickle = device.pickle(&self.key);
+            c.put_raw(keys::olm_device(&self.id), pickle.clone());
+            self.pickle = Some(pickle);
         }
         for id in std::mem::take(&mut self.dirty) {
             if let Some(session) = self.sessions.get(&id) {
@@ -585,4 +634,11 @@ impl Olm<'_> {
             c.delete(keys::olm_peer(&self.id, &peer));
         }
     }
+}
+
+/// Only a dropped [`Olm`] has no device, and nothing can use one then.
+fn device_gone() -> NodeError {
+    NodeError::Io(std::io::Error::other(
+        "the identity's device is no longer held",
+    ))
 }

@@ -58,9 +58,22 @@ pub struct SledKv {
 }
 
 impl SledKv {
-    /// Open or create under `dir`.
+    /// Open or create under `dir`. sled's I/O threads can keep a database that was just
+    /// closed (and its file lock) alive for a moment, so a node reopened in the same
+    /// process is given up to 2 s; another process holding the store still gets the error.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::open(dir)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let db = loop {
+            match sled::open(dir) {
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                other => break other?,
+            }
+        };
         let tree = db.open_tree("node")?;
         let path = dir.join("db");
         let file = std::fs::File::open(&path).map_err(|source| StoreError::Sync {
