@@ -13,33 +13,50 @@ impl Node {
         status: Status,
         error: Option<String>,
     ) -> Result<(), NodeError> {
+        let mut c = Changes::default();
+        if let Some(event) = self.status_change(&mut c, identity, message_id, status, error)? {
+            self.store.apply(c)?;
+            if let Some(event) = event {
+                self.emit(event);
+            }
+        }
+        Ok(())
+    }
+
+    /// Put an outgoing message's new status into `c`: `None` if nothing changes, else the
+    /// event to emit once `c` is applied (if the message is in a conversation).
+    fn status_change(
+        &self,
+        c: &mut Changes,
+        identity: &str,
+        message_id: &MessageId,
+        status: Status,
+        error: Option<String>,
+    ) -> Result<Option<Option<NodeEvent>>, NodeError> {
         let Some(key) = self
             .store
             .get_raw(&keys::message_id(identity, message_id))?
         else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(Entry::Message(mut m)) = self.store.get::<Entry>(key.clone())? else {
-            return Ok(());
+            return Ok(None);
         };
         if m.status == Status::Delivered || (m.status == status && m.error == error) {
-            return Ok(());
+            return Ok(None);
         }
         m.status = status;
         m.error = error.clone();
-        let mut c = Changes::default();
         c.put(key.clone(), &Entry::Message(m));
-        self.store.apply(c)?;
-        if let Some((identity, contact)) = conversation_of(&key) {
-            self.emit(NodeEvent::Status {
+        Ok(Some(conversation_of(&key).map(|(identity, contact)| {
+            NodeEvent::Status {
                 identity,
                 contact,
                 id: *message_id,
                 status,
                 error,
-            });
-        }
-        Ok(())
+            }
+        })))
     }
 
     /// Where an outbox entry goes: its contact's mailbox, when their invite (or notice)
@@ -170,22 +187,30 @@ impl Node {
         item: &OutboxRecord,
         error: Option<String>,
     ) -> Result<(), NodeError> {
-        if item.kind == OutboxKind::Text {
+        // The message's status and the entry's removal in one write.
+        let mut c = Changes::default();
+        let event = if item.kind == OutboxKind::Text {
             let status = if error.is_some() {
                 Status::Failed
             } else {
                 Status::Sent
             };
-            self.set_status(&item.identity, &item.message_id, status, error)?;
-        }
+            self.status_change(&mut c, &item.identity, &item.message_id, status, error)?
+                .flatten()
+        } else {
+            None
+        };
         let mut texts = self.outbox_texts();
         let counted = item.kind == OutboxKind::Text && self.store.contains(&key)?;
-        let mut c = Changes::default();
         c.delete(keys::envelope_of(&key));
         c.delete(key);
         self.store.apply(c)?;
         if counted {
             *texts = texts.saturating_sub(1);
+        }
+        drop(texts);
+        if let Some(event) = event {
+            self.emit(event);
         }
         Ok(())
     }
