@@ -198,20 +198,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Write `bytes` to `path` if it does not exist, all at once: into a file of its own first,
-/// then linked to `path` (`AlreadyExists` if another process was first). `private` files
-/// are 0600.
+/// Write `bytes` to `path` if it does not exist, all at once: into a file of its own first
+/// (a random name beside it), then linked to `path` (`AlreadyExists` if another process
+/// was first). `private` files are 0600.
 #[cfg(feature = "server")]
 fn publish(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
     use std::io::Write as _;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temp = path.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -220,11 +213,20 @@ fn publish(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
     }
     #[cfg(not(unix))]
     let _ = private;
-    let written = options.open(&temp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    let linked = written.and_then(|()| std::fs::hard_link(&temp, path));
+    // Processes in separate containers may share a pid: the name is random, and a taken
+    // one is tried again.
+    let (temp, mut file) = loop {
+        let temp = path.with_file_name(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+        match options.open(&temp) {
+            Ok(file) => break (temp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    };
+    let linked = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| std::fs::hard_link(&temp, path));
     let _ = std::fs::remove_file(&temp);
     linked
 }

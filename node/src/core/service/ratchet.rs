@@ -553,6 +553,10 @@ impl Olm<'_> {
                 _ => Err(OpenError::Undecryptable),
             }
         } else {
+            // Accepting takes a one-time key out of the device: from here on it is not the
+            // stored one, and must not go back to the cache unwritten (even if what follows
+            // fails).
+            self.device_dirty = true;
             self.device_mut()?
                 .accept(&parsed)
                 .map(|(session, message)| {
@@ -574,7 +578,6 @@ impl Olm<'_> {
             {
                 self.new_device = true;
             }
-            self.device_dirty = true;
         }
         let session = parsed.session_id();
         self.dirty.insert(session);
