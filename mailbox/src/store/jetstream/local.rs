@@ -81,28 +81,56 @@ impl LocalNats {
             let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
             (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
         };
-        let mut servers = Vec::new();
-        for i in 0..size {
-            servers.push(Server {
-                name: format!("n{i}"),
-                client_port: free_port()?,
-                cluster_port: free_port()?,
-                child: None,
-            });
+        // Ports are chosen free, then bound by nats-server a moment later: another process
+        // (a parallel test) can take one in between. Then the whole set starts again on
+        // other ports, from an empty directory.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut servers = Vec::new();
+            for i in 0..size {
+                servers.push(Server {
+                    name: format!("n{i}"),
+                    client_port: free_port()?,
+                    cluster_port: free_port()?,
+                    child: None,
+                });
+            }
+            let mut nats = Self {
+                dir: dir.to_owned(),
+                servers,
+                sync_always: (major, minor) >= (2, 10),
+                max_file_store,
+            };
+            match nats.launch() {
+                Ok(()) => return Ok(nats),
+                Err(e) if attempt < 3 && nats.port_was_taken() => {
+                    drop(nats);
+                    let _ = std::fs::remove_dir_all(dir);
+                    tracing::debug!(error = %e, "a nats-server port was taken: starting again");
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let mut nats = Self {
-            dir: dir.to_owned(),
-            servers,
-            sync_always: (major, minor) >= (2, 10),
-            max_file_store,
-        };
-        for i in 0..size {
-            nats.spawn(i)?;
+    }
+
+    /// Start every server and wait until each takes connections.
+    fn launch(&mut self) -> io::Result<()> {
+        for i in 0..self.servers.len() {
+            self.spawn(i)?;
         }
-        for i in 0..size {
-            nats.wait_ready(i)?;
+        for i in 0..self.servers.len() {
+            self.wait_ready(i)?;
         }
-        Ok(nats)
+        Ok(())
+    }
+
+    /// Whether a server's log says one of its ports was in use.
+    fn port_was_taken(&self) -> bool {
+        self.servers.iter().any(|s| {
+            std::fs::read_to_string(self.dir.join(format!("{}.log", s.name)))
+                .is_ok_and(|log| log.contains("address already in use"))
+        })
     }
 
     fn config(&self, i: usize) -> String {
