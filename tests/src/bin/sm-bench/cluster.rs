@@ -20,16 +20,9 @@ pub(super) async fn cluster(dir: &Path) -> anyhow::Result<()> {
     let front_end_pid = [cluster.front_ends[0].proc.pid()];
     let before = (cpu_seconds(&front_end_pid)?, cpu_seconds(&nats_pids)?);
     let measuring = Instant::now();
-    let (rate, lat) = send_load(
-        &one,
-        &sender,
-        &template,
-        64,
-        Duration::from_secs(2),
-        Duration::from_secs(10),
-    )
-    .await?;
-    let sends = rate * 10.0 + rate * 2.0;
+    let (rate, lat) = full_load(&one, &sender, &template).await?;
+    // About as many were sent while warming up, at the same rate.
+    let sends = rate * (FULL_LOAD.0 + FULL_LOAD.1).as_secs_f64();
     let busy = measuring.elapsed().as_secs_f64();
     let front_end_cpu = cpu_seconds(&front_end_pid)? - before.0;
     let nats_cpu = cpu_seconds(&nats_pids)? - before.1;
@@ -52,15 +45,7 @@ pub(super) async fn cluster(dir: &Path) -> anyhow::Result<()> {
         "-",
     );
     let both = [&cluster.front_ends[0], &cluster.front_ends[1]];
-    let (rate, lat) = send_load(
-        &both,
-        &sender,
-        &template,
-        64,
-        Duration::from_secs(2),
-        Duration::from_secs(10),
-    )
-    .await?;
+    let (rate, lat) = full_load(&both, &sender, &template).await?;
     figure(
         "cluster: durable SENDs/s through 2 front-ends, 64 connections",
         rate,

@@ -2,9 +2,41 @@
 
 use super::*;
 
+/// Warm-up and measuring time of a full load (64 connections).
+pub(super) const FULL_LOAD: (Duration, Duration) =
+    (Duration::from_secs(2), Duration::from_secs(10));
+
+/// The full load: 64 connections over `mailboxes`, [`FULL_LOAD`] long.
+pub(super) async fn full_load(
+    mailboxes: &[&Mailbox],
+    sender: &Arc<Identity>,
+    template: &Arc<Vec<u8>>,
+) -> anyhow::Result<(f64, Vec<u64>)> {
+    send_load(mailboxes, sender, template, 64, FULL_LOAD.0, FULL_LOAD.1).await
+}
+
+/// One connection sending one at a time, for 3 s after half a second: latency at low load.
+async fn one_at_a_time(
+    mailbox: &Mailbox,
+    sender: &Arc<Identity>,
+    template: &Arc<Vec<u8>>,
+) -> anyhow::Result<Vec<u64>> {
+    let warmup = Duration::from_millis(500);
+    let (_, lat) = send_load(
+        &[mailbox],
+        sender,
+        template,
+        1,
+        warmup,
+        Duration::from_secs(3),
+    )
+    .await?;
+    Ok(lat)
+}
+
 /// `conns` connections (spread over `mailboxes`) sending as fast as each one's answers
 /// allow, for `warmup` + `secs`. Returns (SENDs per second, latencies in µs sorted).
-pub(super) async fn send_load(
+async fn send_load(
     mailboxes: &[&Mailbox],
     sender: &Arc<Identity>,
     template: &Arc<Vec<u8>>,
@@ -71,15 +103,7 @@ pub(super) async fn send(dir: &Path) -> anyhow::Result<()> {
     let (sender, recipient) = (identity(1)?, identity(2)?);
     let template = Arc::new(template(&sender, &recipient, 1024)?);
 
-    let (rate, lat) = send_load(
-        &[&mailbox],
-        &sender,
-        &template,
-        64,
-        Duration::from_secs(2),
-        Duration::from_secs(10),
-    )
-    .await?;
+    let (rate, lat) = full_load(&[&mailbox], &sender, &template).await?;
     figure(
         "mailbox: durable SENDs/s, 1 KiB, 64 connections",
         rate,
@@ -100,15 +124,7 @@ pub(super) async fn send(dir: &Path) -> anyhow::Result<()> {
         "-",
     );
 
-    let (_, lat) = send_load(
-        &[&mailbox],
-        &sender,
-        &template,
-        1,
-        Duration::from_millis(500),
-        Duration::from_secs(3),
-    )
-    .await?;
+    let lat = one_at_a_time(&mailbox, &sender, &template).await?;
     let p50 = percentile(&lat, 0.5);
     figure(
         "mailbox: SEND p50 latency at low load (1 connection, one at a time)",
@@ -157,15 +173,7 @@ async fn ack_flood(
         }));
     }
     let started = Instant::now();
-    let (_, lat) = send_load(
-        &[mailbox],
-        sender,
-        template,
-        1,
-        Duration::from_millis(500),
-        Duration::from_secs(3),
-    )
-    .await?;
+    let lat = one_at_a_time(mailbox, sender, template).await?;
     stop.store(true, Ordering::Relaxed);
     let rate = acks.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
     for task in tasks {

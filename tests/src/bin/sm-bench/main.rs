@@ -34,7 +34,7 @@ mod soak;
 
 use cluster::{cluster, cluster_soak};
 use history::history;
-use mailbox_load::{cold_start, drain, fill, fill_store, idle, send, send_load, store};
+use mailbox_load::{FULL_LOAD, cold_start, drain, fill, fill_store, full_load, idle, send, store};
 use node_load::node;
 use soak::soak;
 
