@@ -257,7 +257,12 @@ pub async fn start(
         path: dir.clone(),
         source,
     })?;
-    let identity = server_identity(config)?;
+    // File work, and possibly a wait of up to 5 s for another front-end writing the shared
+    // certificate: not on an executor thread.
+    let identity = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || server_identity(&config)).await??
+    };
     let fingerprint = identity.fingerprint();
     let (queue, keys) = open_store(config).await?;
     let arrivals = match &queue {
