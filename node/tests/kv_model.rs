@@ -14,6 +14,7 @@ use proptest::prelude::*;
 #[derive(Clone, Debug)]
 enum Op {
     Apply(Vec<(Vec<u8>, Option<Vec<u8>>)>),
+    ApplyLazily(Vec<(Vec<u8>, Option<Vec<u8>>)>),
     Get(Vec<u8>),
     Scan(Vec<u8>),
     ScanRev {
@@ -37,6 +38,11 @@ fn op() -> impl Strategy<Value = Op> {
             0..5
         )
         .prop_map(Op::Apply),
+        2 => proptest::collection::vec(
+            (key(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..6))),
+            0..5
+        )
+        .prop_map(Op::ApplyLazily),
         2 => key().prop_map(Op::Get),
         2 => key().prop_map(Op::Scan),
         2 => (key(), proptest::option::of(key()), 0..5usize)
@@ -67,6 +73,10 @@ fn run(ops: Vec<Op>) {
             Op::Apply(batch) => {
                 s.apply(batch.clone()).unwrap();
                 memory.apply(batch.clone()).unwrap();
+            }
+            Op::ApplyLazily(batch) => {
+                s.apply_lazily(batch.clone()).unwrap();
+                memory.apply_lazily(batch.clone()).unwrap();
             }
             Op::Get(k) => assert_eq!(s.get(k).unwrap(), memory.get(k).unwrap(), "step {step}"),
             Op::Scan(p) => assert_eq!(s.scan(p).unwrap(), memory.scan(p).unwrap(), "step {step}"),
@@ -114,6 +124,29 @@ proptest! {
     fn sled_and_memory_engines_agree(ops in proptest::collection::vec(op(), 1..50)) {
         run(ops);
     }
+}
+
+/// A lazy write is not synced by itself; the next durable write carries it, in order.
+#[test]
+fn a_lazy_write_waits_for_no_sync_and_the_next_durable_write_carries_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv = open(dir.path());
+    let before = kv.syncs();
+    kv.apply_lazily(vec![(b"lazy".to_vec(), Some(vec![1]))])
+        .unwrap();
+    assert_eq!(kv.syncs(), before, "no fdatasync for a lazy write");
+    assert_eq!(
+        kv.get(b"lazy").unwrap(),
+        Some(vec![1]),
+        "but readable at once"
+    );
+    kv.apply(vec![(b"durable".to_vec(), Some(vec![2]))])
+        .unwrap();
+    assert_eq!(kv.syncs(), before + 1);
+    drop(kv);
+    let kv = open(dir.path());
+    assert_eq!(kv.get(b"lazy").unwrap(), Some(vec![1]));
+    assert_eq!(kv.get(b"durable").unwrap(), Some(vec![2]));
 }
 
 /// Every write is fdatasynced before it returns (sled's flush alone does not survive a power

@@ -32,6 +32,12 @@ pub trait Kv: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Pairs, StoreError>;
     /// Apply a batch atomically; durable when this returns. Blocking.
     fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+    /// Apply a batch atomically, without waiting for it to be durable: a crash (of the
+    /// process or the machine) may lose it, whole, but never a later durable batch without
+    /// it. Only for changes whose loss redoes work (a resend) and loses nothing. Blocking.
+    fn apply_lazily(&self, batch: Batch) -> Result<(), StoreError> {
+        self.apply(batch)
+    }
     /// A fresh number, greater than every earlier one.
     fn next_seq(&self) -> Result<u64, StoreError>;
 }
@@ -137,6 +143,18 @@ fn prefix_range(prefix: &[u8], before: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<
     }
 }
 
+/// A sled batch of `batch`'s changes.
+fn sled_batch(batch: Batch) -> sled::Batch {
+    let mut b = sled::Batch::default();
+    for (k, v) in batch {
+        match v {
+            Some(v) => b.insert(k, v),
+            None => b.remove(k),
+        }
+    }
+    b
+}
+
 impl Kv for SledKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.tree.get(key)?.map(|v| v.to_vec()))
@@ -164,13 +182,7 @@ impl Kv for SledKv {
     }
 
     fn apply(&self, batch: Batch) -> Result<(), StoreError> {
-        let mut b = sled::Batch::default();
-        for (k, v) in batch {
-            match v {
-                Some(v) => b.insert(k, v),
-                None => b.remove(k),
-            }
-        }
+        let b = sled_batch(batch);
         let generation = {
             // A poisoned lock only means another writer panicked; sled itself is consistent.
             let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
@@ -179,6 +191,15 @@ impl Kv for SledKv {
             self.flushed.fetch_add(1, Ordering::SeqCst) + 1
         };
         self.sync(generation)
+    }
+
+    /// sled's log is written in order, so the next durable batch's flush carries this one
+    /// too; otherwise sled's own flush (every 500 ms) writes it.
+    fn apply_lazily(&self, batch: Batch) -> Result<(), StoreError> {
+        let b = sled_batch(batch);
+        let _guard = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        self.tree.apply_batch(b)?;
+        Ok(())
     }
 
     fn next_seq(&self) -> Result<u64, StoreError> {

@@ -143,6 +143,12 @@ impl Store {
         self.kv.apply(changes.batch)
     }
 
+    /// Apply changes atomically without waiting for them to be durable (see
+    /// [`Kv::apply_lazily`]). Blocking.
+    pub fn apply_lazily(&self, changes: Changes) -> Result<(), StoreError> {
+        self.kv.apply_lazily(changes.batch)
+    }
+
     /// A fresh, increasing number (for message and outbox keys).
     pub fn next_seq(&self) -> Result<u64, StoreError> {
         self.kv.next_seq()
