@@ -250,6 +250,11 @@ async fn an_unknown_sender_waits_in_requests_until_accepted() {
         texts(&a.node.messages("alice", "eve", None, 10).unwrap()),
         ["hi, it's eve"]
     );
+    assert!(
+        a.node.outbox().unwrap().is_empty(),
+        "receipts wait a moment"
+    );
+    assert_eq!(a.node.seal_due_receipts().unwrap(), 1);
     assert_eq!(a.node.outbox().unwrap().len(), 1, "a receipt once accepted");
     drop(b);
 }

@@ -24,7 +24,7 @@ use self::engine::{Action, Engine, Input};
 use self::pins::{pin_setting, pinned};
 use self::round::{drain_outbox, login_new, pull_all};
 use crate::core::error::NodeError;
-use crate::core::service::{Destination, Node, blocking, now_ms};
+use crate::core::service::{Destination, Node, RECEIPT_DELAY, blocking, now_ms};
 
 /// Why a sync step failed: the mailbox (or the way to it), or this node's own store.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +43,39 @@ pub async fn run(node: Arc<Node>, address: watch::Receiver<MailboxAddress>, inte
     tokio::join!(
         home(node.clone(), address, interval),
         remote::run(node.clone(), interval),
-        remote::pull_old(node, interval)
+        remote::pull_old(node.clone(), interval),
+        receipts(node)
     );
+}
+
+/// Seal the receipts due ([`Node::seal_due_receipts`]) forever: at start (what was due
+/// before a restart), then [`RECEIPT_DELAY`] after a message needs one, so the messages
+/// taken in meanwhile share it. A failure is retried after `RECEIPT_RETRY`.
+async fn receipts(node: Arc<Node>) {
+    const RECEIPT_RETRY: Duration = Duration::from_secs(5);
+    loop {
+        let n = node.clone();
+        let failed = match blocking(move || n.seal_due_receipts()).await {
+            Ok(0) => false,
+            Ok(_) => {
+                node.wake();
+                false
+            }
+            Err(e) => {
+                warn!(error = %e, "could not seal receipts; trying again");
+                true
+            }
+        };
+        if failed {
+            tokio::select! {
+                () = node.receipts_woken() => {}
+                () = tokio::time::sleep(RECEIPT_RETRY) => {}
+            }
+        } else {
+            node.receipts_woken().await;
+        }
+        tokio::time::sleep(RECEIPT_DELAY).await;
+    }
 }
 
 /// Sync with our own mailbox forever, following the address in `address`: log in, deliver

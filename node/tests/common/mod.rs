@@ -21,9 +21,10 @@ pub fn memory_node() -> (Arc<Node>, tempfile::TempDir) {
     (Arc::new(node), keys)
 }
 
-/// Take every envelope out of `from`'s outbox (as if the mailbox stored it) and return them,
-/// oldest first, with their kinds.
+/// Seal the receipts due, then take every envelope out of `from`'s outbox (as if the
+/// mailbox stored it) and return them, oldest first, with their kinds.
 pub fn drain_all(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
+    from.seal_due_receipts().unwrap();
     let mut out = Vec::new();
     for outgoing in from.outbox().unwrap() {
         out.push((outgoing.record.kind, outgoing.envelope.unwrap()));

@@ -233,9 +233,11 @@ impl Peer {
             .unwrap()
     }
 
-    /// One whole sync round, as the node's driver runs it: log in, publish keys and claim
-    /// contacts' keys (forward secrecy), deliver, pull.
+    /// One whole sync round, as the node's driver runs it: seal the receipts due, log in,
+    /// publish keys and claim contacts' keys (forward secrecy), deliver, pull.
     pub(crate) async fn sync(&mut self) -> Result<(), node::sync::SyncError> {
+        // The receipts task's delay has passed since the last round: what is due is sealed.
+        self.node.seal_due_receipts()?;
         round::login_new(&self.node, &self.link, &mut self.engine).await?;
         let now = self.link.now_ms.load(Ordering::SeqCst);
         node::sync::keys::publish_keys(&self.node, &self.link, now).await?;

@@ -311,7 +311,11 @@ impl Node {
             c.delete(keys::inchain(&id, &name));
             c.delete(keys::read_mark(&id, &name));
             c.delete(keys::late_unread(&id, &name));
-            for prefix in [keys::conversation(&id, &name), keys::gaps_of(&id, &name)] {
+            for prefix in [
+                keys::conversation(&id, &name),
+                keys::gaps_of(&id, &name),
+                keys::receipts_due_to(&id, &name),
+            ] {
                 for key in node.store.keys(&prefix)? {
                     c.delete(key);
                 }

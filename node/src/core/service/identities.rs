@@ -213,6 +213,7 @@ impl Node {
             prefixes.push(keys::message_ids_of(&id));
             prefixes.extend(keys::olm_prefixes_of(&id));
             prefixes.push(keys::resends_of(&id));
+            prefixes.push(keys::receipts_due_of(&id));
             c.delete(keys::olm_device(&id));
             c.delete(keys::olm_certificate(&id));
             c.delete(keys::olm_keys(&id));

@@ -2,6 +2,8 @@
 //! with the identity's sessions; receipts, gaps and the chain check). Messages from
 //! strangers go to requests (`requests.rs`).
 
+use std::collections::BTreeMap;
+
 use crypto::{Draft, Identity, MessageKind, PublicKey, VerifiedMessage};
 use tracing::{debug, warn};
 
@@ -65,6 +67,55 @@ impl Node {
             },
             sealed.bytes,
         )
+    }
+
+    /// Seal the receipts due: one receipt per contact for every message of theirs taken in
+    /// since the last call (at most [`MAX_RECEIPT_IDS`] ids each), queued in the outbox
+    /// with the session state that sealed it, in one durable write per receipt. Returns how
+    /// many were queued; the caller wakes the sync. Blocking.
+    ///
+    /// Taking messages in only notes that a receipt is due, and the node's receipts task
+    /// calls this [`RECEIPT_DELAY`] after the first one: a burst of messages costs one
+    /// receipt (one signature, one envelope through the mailbox, one write at each end)
+    /// instead of one per message.
+    pub fn seal_due_receipts(&self) -> Result<usize, NodeError> {
+        // (identity, contact) → the keys of the receipts due, with the ids they confirm.
+        type Due = BTreeMap<(String, String), Vec<(Vec<u8>, MessageId)>>;
+        let mut due = Due::new();
+        for key in self.store.keys(&keys::receipts_due())? {
+            match keys::parse_receipt_due(&key) {
+                Some((id, contact, mid)) => due.entry((id, contact)).or_default().push((key, mid)),
+                None => warn!("a receipt record with a malformed key is dropped"),
+            }
+        }
+        let mut sealed = 0;
+        for ((id, name), entries) in due {
+            let _inbox = self.inbox_lock();
+            let contact: Option<ContactRecord> = self.store.get(keys::contact(&id, &name))?;
+            let (Some(contact), Ok(identity)) = (contact, self.identity(&id)) else {
+                // The contact or the identity went meanwhile: nobody to tell.
+                let mut c = Changes::default();
+                for (key, _) in entries {
+                    c.delete(key);
+                }
+                self.store.apply_lazily(c)?;
+                continue;
+            };
+            let to = PublicKey::from_pem(&contact.public_key)?;
+            let mut olm = self.olm(&id)?;
+            for chunk in entries.chunks(MAX_RECEIPT_IDS) {
+                let ids: Vec<MessageId> = chunk.iter().map(|(_, mid)| *mid).collect();
+                let mut c = Changes::default();
+                self.queue_receipt(&mut c, &mut olm, &identity, &to, &id, &name, &ids)?;
+                for (key, _) in chunk {
+                    c.delete(key.clone());
+                }
+                olm.write(&mut c);
+                self.store.apply(c)?;
+                sealed += 1;
+            }
+        }
+        Ok(sealed)
     }
 
     /// Whether identity `id` took in a message with this id already.
@@ -194,12 +245,9 @@ impl Node {
                 && let Some(contact) = self.contact_of(id, message)?
             {
                 let mut c = Changes::default();
-                let identity = self.identity(id)?;
-                let to = PublicKey::from_pem(&contact.public_key)?;
-                self.queue_receipt(&mut c, olm, &identity, &to, id, &contact.name, &[mid])?;
-                olm.write(&mut c);
+                c.put_raw(keys::receipt_due(id, &contact.name, &mid), Vec::new());
                 self.store.apply(c)?;
-                self.wake();
+                self.receipts_due();
             }
             return Ok(Taken::Known);
         }
@@ -453,9 +501,9 @@ impl Node {
         }
         c.put(key.clone(), &Entry::Message(record.clone()));
         c.put_raw(keys::message_id(id, &record.id), key);
-        let identity = self.identity(id)?;
-        let to = PublicKey::from_pem(&contact.public_key)?;
-        self.queue_receipt(&mut c, olm, &identity, &to, id, name, &[record.id])?;
+        // Its receipt goes out with the others due to this contact (see
+        // [`Node::seal_due_receipts`]).
+        c.put_raw(keys::receipt_due(id, name, &record.id), Vec::new());
         olm.write(&mut c);
         self.store.apply(c)?;
         if let Some(entry) = gap {
@@ -472,7 +520,7 @@ impl Node {
             entry: Entry::Message(record),
             late,
         });
-        self.wake();
+        self.receipts_due();
         Ok(())
     }
 

@@ -39,6 +39,11 @@ use crate::core::store::{
 pub const MAX_REQUEST_MESSAGES_PER_SENDER: usize = 20;
 /// The most messages kept in requests from all unknown senders together (per identity).
 pub const MAX_REQUEST_MESSAGES: usize = 1_000;
+/// How long after a message is taken in its receipt is sealed, with every other one due
+/// by then ([`Node::seal_due_receipts`]): the delay before a sender sees "delivered".
+pub const RECEIPT_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+/// The most message ids one receipt names (16 bytes each).
+pub const MAX_RECEIPT_IDS: usize = 256;
 
 /// The connection state shown to the user.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -203,6 +208,8 @@ pub struct Node {
     wake: Notify,
     /// Wakes the delivery to other mailboxes (`sync::remote`) likewise.
     wake_remote: Notify,
+    /// Wakes the receipts task: a message taken in needs its receipt.
+    receipts: Notify,
     /// After a move, how long the old mailbox is still pulled, in ms.
     move_grace_ms: std::sync::atomic::AtomicU64,
     events: broadcast::Sender<NodeEvent>,
@@ -395,6 +402,7 @@ impl Node {
             inbox_lock: std::sync::Mutex::new(()),
             wake: Notify::new(),
             wake_remote: Notify::new(),
+            receipts: Notify::new(),
             move_grace_ms: std::sync::atomic::AtomicU64::new(moving::DEFAULT_MOVE_GRACE_MS),
             events: broadcast::channel(1024).0,
         })
@@ -409,6 +417,16 @@ impl Node {
     pub fn wake(&self) {
         self.wake.notify_one();
         self.wake_remote.notify_one();
+    }
+
+    /// A message taken in needs a receipt: wake the receipts task.
+    fn receipts_due(&self) {
+        self.receipts.notify_one();
+    }
+
+    /// Resolves when a receipt falls due (or at once if one did since the last call).
+    pub async fn receipts_woken(&self) {
+        self.receipts.notified().await;
     }
 
     /// Resolves at the next [`Self::wake`] (or at once if one is pending).

@@ -1,0 +1,139 @@
+//! Receipts go out together: taking a message in notes that its receipt is due, and
+//! [`Node::seal_due_receipts`] seals one receipt per contact for all of them (the node's
+//! receipts task calls it `RECEIPT_DELAY` after the first). In-memory nodes handing
+//! envelopes to each other, and a sled store for what must survive a restart.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{deliver, drain_all};
+use node::core::service::{MAX_RECEIPT_IDS, Node};
+use node::core::store::{Entry, OutboxKind, Status, Store};
+
+/// alice and bob, each on a node of their own, knowing each other; bob's node is `bob`.
+/// Returns alice's node and the guard of its key files.
+async fn pair_with(bob: Arc<Node>) -> (Arc<Node>, tempfile::TempDir) {
+    let (alice, keys) = common::memory_node();
+    alice.create_identity("alice".into(), None).await.unwrap();
+    if bob.identity("bob").is_err() {
+        bob.create_identity("bob".into(), None).await.unwrap();
+    }
+    let a_pem = alice.identity("alice").unwrap().public_key().to_pem();
+    let b_pem = bob.identity("bob").unwrap().public_key().to_pem();
+    alice
+        .add_contact("alice".into(), "bob".into(), b_pem)
+        .await
+        .unwrap();
+    bob.add_contact("bob".into(), "alice".into(), a_pem)
+        .await
+        .unwrap();
+    (alice, keys)
+}
+
+async fn send(from: &Arc<Node>, texts: impl IntoIterator<Item = String>) {
+    for text in texts {
+        from.send_text("alice".into(), "bob".into(), text)
+            .await
+            .unwrap();
+    }
+}
+
+fn statuses(alice: &Node) -> Vec<Status> {
+    alice
+        .messages("alice", "bob", None, 1_000)
+        .unwrap()
+        .iter()
+        .map(|e| match e {
+            Entry::Message(m) => m.status,
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+/// The outbox's envelopes, left in place.
+fn outbox_kinds(node: &Node) -> Vec<OutboxKind> {
+    node.outbox()
+        .unwrap()
+        .iter()
+        .map(|o| o.record.kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_taken_in_together_get_one_receipt_that_confirms_them_all() {
+    let (bob, _keys) = common::memory_node();
+    let (alice, _alice_keys) = pair_with(bob.clone()).await;
+    send(&alice, (0..5).map(|i| format!("m{i}"))).await;
+    deliver(&bob, "bob", &drain_all(&alice));
+    assert!(
+        outbox_kinds(&bob).is_empty(),
+        "nothing is sealed while messages come in"
+    );
+
+    assert_eq!(bob.seal_due_receipts().unwrap(), 1, "one receipt for five");
+    assert_eq!(outbox_kinds(&bob), [OutboxKind::Receipt]);
+    assert_eq!(bob.seal_due_receipts().unwrap(), 0, "nothing is due twice");
+    deliver(&alice, "alice", &drain_all(&bob));
+    assert_eq!(statuses(&alice), [Status::Delivered; 5]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receipt_names_at_most_its_share_of_ids() {
+    let (bob, _keys) = common::memory_node();
+    let (alice, _alice_keys) = pair_with(bob.clone()).await;
+    let count = MAX_RECEIPT_IDS + 3;
+    send(&alice, (0..count).map(|i| format!("m{i}"))).await;
+    deliver(&bob, "bob", &drain_all(&alice));
+    assert_eq!(bob.seal_due_receipts().unwrap(), 2);
+    deliver(&alice, "alice", &drain_all(&bob));
+    assert_eq!(statuses(&alice), vec![Status::Delivered; count]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receipt_due_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Arc::new(
+            Node::with_store(
+                Store::open(&dir.path().join("store")).unwrap(),
+                dir.path().join("keys"),
+                65_536,
+                None,
+            )
+            .unwrap(),
+        )
+    };
+    let bob = open();
+    let (alice, _alice_keys) = pair_with(bob.clone()).await;
+    send(&alice, ["before the crash".to_owned()]).await;
+    deliver(&bob, "bob", &drain_all(&alice));
+    // The message was acknowledged once stored: its receipt is due from the store alone.
+    drop(bob);
+    let bob = open();
+    assert_eq!(bob.seal_due_receipts().unwrap(), 1);
+    deliver(&alice, "alice", &drain_all(&bob));
+    assert_eq!(statuses(&alice), [Status::Delivered]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contact_deleted_before_its_receipt_is_sealed_gets_none() {
+    let (bob, _keys) = common::memory_node();
+    let (alice, _alice_keys) = pair_with(bob.clone()).await;
+    send(&alice, ["one".to_owned()]).await;
+    deliver(&bob, "bob", &drain_all(&alice));
+    bob.delete_contact("bob".into(), "alice".into())
+        .await
+        .unwrap();
+    assert_eq!(bob.seal_due_receipts().unwrap(), 0);
+    assert!(outbox_kinds(&bob).is_empty());
+    assert!(
+        bob.store()
+            .keys(&node::core::store::keys::receipts_due())
+            .unwrap()
+            .is_empty(),
+        "nothing is left due"
+    );
+}
