@@ -137,3 +137,53 @@ async fn a_contact_deleted_before_its_receipt_is_sealed_gets_none() {
         "nothing is left due"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_contact_whose_receipt_fails_holds_back_nobody_else() {
+    let (bob, _keys) = common::memory_node();
+    let (alice, _alice_keys) = pair_with(bob.clone()).await;
+    let (carol, _carol_keys) = common::memory_node();
+    carol.create_identity("carol".into(), None).await.unwrap();
+    let c_pem = carol.identity("carol").unwrap().public_key().to_pem();
+    let b_pem = bob.identity("bob").unwrap().public_key().to_pem();
+    carol
+        .add_contact("carol".into(), "bob".into(), b_pem)
+        .await
+        .unwrap();
+    // Named so that her receipts come first.
+    bob.add_contact("bob".into(), "aaron".into(), c_pem)
+        .await
+        .unwrap();
+    send(&alice, ["from alice".to_owned()]).await;
+    carol
+        .send_text("carol".into(), "bob".into(), "from carol".into())
+        .await
+        .unwrap();
+    deliver(&bob, "bob", &drain_all(&alice));
+    deliver(&bob, "bob", &drain_all(&carol));
+    // Carol's contact record now holds a key that does not parse.
+    let key = node::core::store::keys::contact("bob", "aaron");
+    let mut record: node::core::store::ContactRecord =
+        bob.store().get(key.clone()).unwrap().unwrap();
+    record.public_key = "not a key".into();
+    let mut c = node::core::store::Changes::default();
+    c.put(key, &record);
+    bob.store().apply(c).unwrap();
+
+    assert!(bob.seal_due_receipts().is_err(), "carol's fails");
+    deliver(&alice, "alice", &drain_all_sealed(&bob));
+    assert_eq!(statuses(&alice), [Status::Delivered], "alice's went");
+}
+
+/// `drain_all` without sealing first (what is due was sealed by the caller).
+fn drain_all_sealed(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
+    from.outbox()
+        .unwrap()
+        .into_iter()
+        .map(|o| {
+            let envelope = o.envelope.clone().unwrap();
+            from.outbox_done(o.key, &o.record, None).unwrap();
+            (o.record.kind, envelope)
+        })
+        .collect()
+}

@@ -63,6 +63,8 @@ async fn receipts(node: Arc<Node>) {
             }
             Err(e) => {
                 warn!(error = %e, "could not seal receipts; trying again");
+                // Others' receipts may have been sealed.
+                node.wake();
                 true
             }
         };

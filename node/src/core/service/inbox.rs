@@ -89,31 +89,54 @@ impl Node {
             }
         }
         let mut sealed = 0;
+        let mut failed = None;
         for ((id, name), entries) in due {
-            let _inbox = self.inbox_lock();
-            let contact: Option<ContactRecord> = self.store.get(keys::contact(&id, &name))?;
-            let (Some(contact), Ok(identity)) = (contact, self.identity(&id)) else {
-                // The contact or the identity went meanwhile: nobody to tell.
-                let mut c = Changes::default();
-                for (key, _) in entries {
-                    c.delete(key);
+            // One contact's trouble holds back nobody else's receipts.
+            match self.seal_receipts_to(&id, &name, &entries) {
+                Ok(n) => sealed += n,
+                Err(e) => {
+                    failed.get_or_insert(e);
                 }
-                self.store.apply_lazily(c)?;
-                continue;
-            };
-            let to = PublicKey::from_pem(&contact.public_key)?;
-            let mut olm = self.olm(&id)?;
-            for chunk in entries.chunks(MAX_RECEIPT_IDS) {
-                let ids: Vec<MessageId> = chunk.iter().map(|(_, mid)| *mid).collect();
-                let mut c = Changes::default();
-                self.queue_receipt(&mut c, &mut olm, &identity, &to, &id, &name, &ids)?;
-                for (key, _) in chunk {
-                    c.delete(key.clone());
-                }
-                olm.write(&mut c);
-                self.store.apply(c)?;
-                sealed += 1;
             }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(sealed),
+        }
+    }
+
+    /// [`Self::seal_due_receipts`] for the messages `entries` (due keys and ids) of contact
+    /// `name` of identity `id`. Returns how many receipts were queued.
+    fn seal_receipts_to(
+        &self,
+        id: &str,
+        name: &str,
+        entries: &[(Vec<u8>, MessageId)],
+    ) -> Result<usize, NodeError> {
+        let _inbox = self.inbox_lock();
+        let contact: Option<ContactRecord> = self.store.get(keys::contact(id, name))?;
+        let (Some(contact), Ok(identity)) = (contact, self.identity(id)) else {
+            // The contact or the identity went meanwhile: nobody to tell.
+            let mut c = Changes::default();
+            for (key, _) in entries {
+                c.delete(key.clone());
+            }
+            self.store.apply_lazily(c)?;
+            return Ok(0);
+        };
+        let to = PublicKey::from_pem(&contact.public_key)?;
+        let mut olm = self.olm(id)?;
+        let mut sealed = 0;
+        for chunk in entries.chunks(MAX_RECEIPT_IDS) {
+            let ids: Vec<MessageId> = chunk.iter().map(|(_, mid)| *mid).collect();
+            let mut c = Changes::default();
+            self.queue_receipt(&mut c, &mut olm, &identity, &to, id, name, &ids)?;
+            for (key, _) in chunk {
+                c.delete(key.clone());
+            }
+            olm.write(&mut c);
+            self.store.apply(c)?;
+            sealed += 1;
         }
         Ok(sealed)
     }
