@@ -128,8 +128,8 @@ async fn a_message_delivered_twice_is_shown_once() -> anyhow::Result<()> {
         ["< first", "< second"]
     );
 
-    // One receipt per message: the second copy got none. Receipts follow the messages they
-    // confirm in alice's outbox, so the second's receipt comes after any for the copy.
+    // Each message confirmed once, in the order they came (the copy got no receipt of its
+    // own); receipts due together go in one.
     let confirmed = eventually(WAIT, "receipts for both messages", || async {
         let (envelopes, _) = client.pull(from, 16).await?;
         let mut ids = Vec::new();

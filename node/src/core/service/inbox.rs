@@ -82,10 +82,10 @@ impl Node {
         // (identity, contact) → the keys of the receipts due, with the ids they confirm.
         type Due = BTreeMap<(String, String), Vec<(Vec<u8>, MessageId)>>;
         let mut due = Due::new();
-        for key in self.store.keys(&keys::receipts_due())? {
+        for (key, mid) in self.store.scan::<MessageId>(&keys::receipts_due())? {
             match keys::parse_receipt_due(&key) {
-                Some((id, contact, mid)) => due.entry((id, contact)).or_default().push((key, mid)),
-                None => warn!("a receipt record with a malformed key is dropped"),
+                Some(names) => due.entry(names).or_default().push((key, mid)),
+                None => warn!("a receipt record with a malformed key is left alone"),
             }
         }
         let mut sealed = 0;
@@ -268,7 +268,10 @@ impl Node {
                 && let Some(contact) = self.contact_of(id, message)?
             {
                 let mut c = Changes::default();
-                c.put_raw(keys::receipt_due(id, &contact.name, &mid), Vec::new());
+                c.put(
+                    keys::receipt_due(id, &contact.name, self.store.next_seq()?),
+                    &mid,
+                );
                 self.store.apply(c)?;
                 self.receipts_due();
             }
@@ -526,7 +529,10 @@ impl Node {
         c.put_raw(keys::message_id(id, &record.id), key);
         // Its receipt goes out with the others due to this contact (see
         // [`Node::seal_due_receipts`]).
-        c.put_raw(keys::receipt_due(id, name, &record.id), Vec::new());
+        c.put(
+            keys::receipt_due(id, name, self.store.next_seq()?),
+            &record.id,
+        );
         olm.write(&mut c);
         self.store.apply(c)?;
         if let Some(entry) = gap {

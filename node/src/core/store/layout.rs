@@ -184,11 +184,16 @@ pub mod keys {
     pub fn olm_seen(id: &str, envelope: &MessageId) -> Vec<u8> {
         key(&[b"olm-seen/", id.as_bytes(), &envelope.0])
     }
-    /// `receipt-due/<identity>\0<contact>\0<message id, 16 bytes>`: a contact's message
-    /// taken in whose receipt is not sealed yet (receipts go out together, see
-    /// [`crate::core::service::RECEIPT_DELAY`]).
-    pub fn receipt_due(id: &str, contact: &str, mid: &MessageId) -> Vec<u8> {
-        key(&[b"receipt-due/", id.as_bytes(), contact.as_bytes(), &mid.0])
+    /// `receipt-due/<identity>\0<contact>\0<seq BE>` → the message id (JSON): a
+    /// contact's message taken in whose receipt is not sealed yet, in the order they came
+    /// (receipts go out together, see [`crate::core::service::RECEIPT_DELAY`]).
+    pub fn receipt_due(id: &str, contact: &str, seq: u64) -> Vec<u8> {
+        key(&[
+            b"receipt-due/",
+            id.as_bytes(),
+            contact.as_bytes(),
+            &seq.to_be_bytes(),
+        ])
     }
     /// `receipt-due/<identity>\0<contact>\0`
     pub fn receipts_due_to(id: &str, contact: &str) -> Vec<u8> {
@@ -198,20 +203,18 @@ pub mod keys {
     pub fn receipts_due_of(id: &str) -> Vec<u8> {
         key(&[b"receipt-due/", id.as_bytes(), b""])
     }
-    /// The identity, contact and message id of a [`receipt_due`] key.
-    pub fn parse_receipt_due(key: &[u8]) -> Option<(String, String, MessageId)> {
+    /// The identity and contact of a [`receipt_due`] key.
+    pub fn parse_receipt_due(key: &[u8]) -> Option<(String, String)> {
         let rest = key.strip_prefix(b"receipt-due/")?;
-        let (names, mid) = rest.split_at_checked(rest.len().checked_sub(17)?)?;
-        let (sep, mid) = mid.split_first()?;
+        let (names, seq) = rest.split_at_checked(rest.len().checked_sub(9)?)?;
         let mut parts = names.splitn(2, |&b| b == super::SEP);
         let (id, contact) = (parts.next()?, parts.next()?);
-        if *sep != super::SEP || contact.contains(&super::SEP) {
+        if seq[0] != super::SEP || contact.contains(&super::SEP) {
             return None;
         }
         Some((
             String::from_utf8(id.to_vec()).ok()?,
             String::from_utf8(contact.to_vec()).ok()?,
-            MessageId(mid.try_into().ok()?),
         ))
     }
     /// `receipt-due/`: every receipt due.
