@@ -246,7 +246,8 @@ fn system_figures(target_dir: &Path) -> anyhow::Result<Vec<Value>> {
 }
 
 /// `cargo xtask soak` and `cargo xtask cluster-soak`: build release binaries and run
-/// `sm-bench <scenario>` (`soak`: five minutes; `cluster-soak`: ten, and nats-server).
+/// `sm-bench <scenario>` (`soak`: five minutes of SENDs alone, `send-sustained`, then five
+/// of mixed traffic; `cluster-soak`: ten, and nats-server).
 pub fn soak(
     target_dir: &Path,
     cargo: impl Fn() -> std::process::Command,
@@ -258,8 +259,14 @@ pub fn soak(
     if scenario.starts_with("cluster") {
         command.env("NATS_SERVER", crate::setup::ensure_nats()?);
     }
+    // The soak is preceded by five minutes of SENDs alone: issue 15's rate, sustained.
+    let scenarios: &[&str] = if scenario == "soak" {
+        &["send-sustained", "soak"]
+    } else {
+        &[scenario]
+    };
     let status = command
-        .arg(scenario)
+        .args(scenarios)
         .env("SM_BIN_DIR", &release)
         .env("SM_BENCH_DIR", target_dir.join("bench").join("work"))
         .env("RUST_LOG", "warn")

@@ -52,9 +52,10 @@ const USAGE: &str =
                and 4); every answered SEND and POST must arrive once
   outage       stop the mailbox for a minute while alice writes 100 messages; all must
                arrive after it returns (cargo xtask test does 3 s)
-  soak         5 minutes of mixed SEND/PULL/ACK from 64 connections against a release
-               mailbox (cargo xtask test does 10 s): fails on any error or loss, or
-               on an RSS level moving over 10% from minute 1 to the end
+  soak         5 minutes of SENDs alone from 64 connections (the durable SEND rate
+               minute by minute), then 5 minutes of mixed SEND/PULL/ACK against a
+               release mailbox (cargo xtask test does 10 s): fails on any error or
+               loss, or on an RSS level moving over 10% from minute 1 to the end
   cluster-soak 10 minutes (SM_SOAK_SECONDS) of that traffic over 2 front-ends and 3
                NATS servers; every 20 s a server or a front-end (in turn) is killed
                with SIGKILL and restarted; fails on a lost answered SEND (cargo xtask

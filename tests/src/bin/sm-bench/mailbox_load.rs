@@ -136,6 +136,75 @@ pub(super) async fn send(dir: &Path) -> anyhow::Result<()> {
     ack_flood(&mailbox, &sender, &template, quiet_p99).await
 }
 
+/// Issue 15 item 7, sustained: the load of [`send`] for `SM_SEND_SECONDS` (300) seconds,
+/// with the rate minute by minute read from the mailbox's own `stored` counter. The store
+/// grows by ~1.5 GB a minute: run by hand (`sm-bench send-sustained`), not by `all`.
+pub(super) async fn send_sustained(dir: &Path) -> anyhow::Result<()> {
+    let seconds: u64 = std::env::var("SM_SEND_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let mailbox = Mailbox::start_with(&dir.join("mailbox"), UNLIMITED, &[])?;
+    let (sender, recipient) = (identity(1)?, identity(2)?);
+    let template = Arc::new(template(&sender, &recipient, 1024)?);
+    let load = {
+        let (sender, template) = (sender.clone(), template.clone());
+        let mailbox = &mailbox;
+        async move {
+            send_load(
+                &[mailbox],
+                &sender,
+                &template,
+                64,
+                FULL_LOAD.0,
+                Duration::from_secs(seconds),
+            )
+            .await
+        }
+    };
+    let samples = async {
+        let stored = || async {
+            Ok::<_, anyhow::Error>(
+                mailbox
+                    .metric("mailbox_envelopes_stored_total")
+                    .await?
+                    .unwrap_or(0.0),
+            )
+        };
+        tokio::time::sleep(FULL_LOAD.0).await;
+        let mut last = stored().await?;
+        let mut rates = Vec::new();
+        for _ in 0..seconds / 60 {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let now = stored().await?;
+            rates.push(format!("{:.0}", (now - last) / 60.0));
+            last = now;
+        }
+        Ok::<_, anyhow::Error>(rates)
+    };
+    let ((rate, lat), rates) = tokio::try_join!(load, samples)?;
+    figure(
+        &format!("mailbox: durable SENDs/s, 1 KiB, 64 connections, {seconds} s"),
+        rate,
+        format!("{rate:.0}/s"),
+        ">= 25,000/s",
+    );
+    figure(
+        "mailbox: durable SENDs/s minute by minute",
+        rates.len() as f64,
+        format!("{}/s", rates.join(", ")),
+        "flat",
+    );
+    let p99 = percentile(&lat, 0.99);
+    figure(
+        "mailbox: SEND p99 latency under that load",
+        p99 as f64 / 1000.0,
+        ms(p99),
+        "<= 20 ms",
+    );
+    Ok(())
+}
+
 /// Issue 15 item 5: one SENDer's p99, one request at a time, while 4 connections of another
 /// identity ACK 1,024 made-up ids each as fast as answers come (no rate limit: worse than
 /// any address may under the default limits).

@@ -3,7 +3,8 @@
 //! generator: it talks QUIC and HTTP to the processes under test, which run on their own.
 //!
 //! `sm-bench <scenario>...` with scenarios `send`, `drain`, `idle`, `store`, `cold-start`,
-//! `node`, or `all` (all of those), `soak` (issue 7: five minutes of mixed traffic) and
+//! `node`, or `all` (all of those), `send-sustained` (issue 15: `send` for five minutes),
+//! `soak` (issue 7: five minutes of mixed traffic) and
 //! `cluster` (issue 19: over a 3-server NATS JetStream cluster) and `cluster-soak` (its
 //! long run with killed servers). Each figure is printed as one JSON object on a line of its own starting
 //! with `{` (xtask collects those into its table); everything else is commentary. Working
@@ -34,7 +35,9 @@ mod soak;
 
 use cluster::{cluster, cluster_soak};
 use history::history;
-use mailbox_load::{FULL_LOAD, cold_start, drain, fill, fill_store, full_load, idle, send, store};
+use mailbox_load::{
+    FULL_LOAD, cold_start, drain, fill, fill_store, full_load, idle, send, send_sustained, store,
+};
 use node_load::node;
 use soak::soak;
 
@@ -82,6 +85,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("== {scenario}");
         let result = match scenario {
             "send" => rt.block_on(send(&dir)),
+            "send-sustained" => rt.block_on(send_sustained(&dir)),
             "drain" => rt.block_on(drain(&dir)),
             "idle" => rt.block_on(idle(&dir)),
             "store" => rt.block_on(store(&dir)),
