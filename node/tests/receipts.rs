@@ -13,6 +13,18 @@ use common::{deliver, drain_all};
 use node::core::service::{MAX_RECEIPT_IDS, Node};
 use node::core::store::{Entry, OutboxKind, Status, Store};
 
+/// Identity `a_id` of `a` and `b_id` of `b` add each other, `b` under the name `b_calls_a`.
+async fn introduce(a: &Arc<Node>, a_id: &str, b: &Arc<Node>, b_id: &str, b_calls_a: &str) {
+    let a_pem = a.identity(a_id).unwrap().public_key().to_pem();
+    let b_pem = b.identity(b_id).unwrap().public_key().to_pem();
+    a.add_contact(a_id.into(), b_id.into(), b_pem)
+        .await
+        .unwrap();
+    b.add_contact(b_id.into(), b_calls_a.into(), a_pem)
+        .await
+        .unwrap();
+}
+
 /// alice and bob, each on a node of their own, knowing each other; bob's node is `bob`.
 /// Returns alice's node and the guard of its key files.
 async fn pair_with(bob: Arc<Node>) -> (Arc<Node>, tempfile::TempDir) {
@@ -21,15 +33,7 @@ async fn pair_with(bob: Arc<Node>) -> (Arc<Node>, tempfile::TempDir) {
     if bob.identity("bob").is_err() {
         bob.create_identity("bob".into(), None).await.unwrap();
     }
-    let a_pem = alice.identity("alice").unwrap().public_key().to_pem();
-    let b_pem = bob.identity("bob").unwrap().public_key().to_pem();
-    alice
-        .add_contact("alice".into(), "bob".into(), b_pem)
-        .await
-        .unwrap();
-    bob.add_contact("bob".into(), "alice".into(), a_pem)
-        .await
-        .unwrap();
+    introduce(&alice, "alice", &bob, "bob", "alice").await;
     (alice, keys)
 }
 
@@ -144,16 +148,8 @@ async fn one_contact_whose_receipt_fails_holds_back_nobody_else() {
     let (alice, _alice_keys) = pair_with(bob.clone()).await;
     let (carol, _carol_keys) = common::memory_node();
     carol.create_identity("carol".into(), None).await.unwrap();
-    let c_pem = carol.identity("carol").unwrap().public_key().to_pem();
-    let b_pem = bob.identity("bob").unwrap().public_key().to_pem();
-    carol
-        .add_contact("carol".into(), "bob".into(), b_pem)
-        .await
-        .unwrap();
-    // Named so that her receipts come first.
-    bob.add_contact("bob".into(), "aaron".into(), c_pem)
-        .await
-        .unwrap();
+    // Bob names her so that her receipts come first.
+    introduce(&carol, "carol", &bob, "bob", "aaron").await;
     send(&alice, ["from alice".to_owned()]).await;
     carol
         .send_text("carol".into(), "bob".into(), "from carol".into())

@@ -97,6 +97,17 @@ async fn send_load(
     Ok((total as f64 / elapsed.as_secs_f64(), all))
 }
 
+/// The SEND p99 of a full load, from its latencies (µs, sorted).
+fn send_p99_figure(lat: &[u64]) {
+    let p99 = percentile(lat, 0.99);
+    figure(
+        "mailbox: SEND p99 latency under that load",
+        p99 as f64 / 1000.0,
+        ms(p99),
+        "<= 20 ms",
+    );
+}
+
 /// Figure 1: durable SENDs, 1 KiB, 64 connections; and latency at low load.
 pub(super) async fn send(dir: &Path) -> anyhow::Result<()> {
     let mailbox = Mailbox::start_with(&dir.join("mailbox"), UNLIMITED, &[])?;
@@ -110,13 +121,7 @@ pub(super) async fn send(dir: &Path) -> anyhow::Result<()> {
         format!("{rate:.0}/s"),
         ">= 20,000/s",
     );
-    let p99 = percentile(&lat, 0.99);
-    figure(
-        "mailbox: SEND p99 latency under that load",
-        p99 as f64 / 1000.0,
-        ms(p99),
-        "<= 20 ms",
-    );
+    send_p99_figure(&lat);
     figure(
         "mailbox: SEND p50 latency under that load",
         percentile(&lat, 0.5) as f64 / 1000.0,
@@ -195,13 +200,7 @@ pub(super) async fn send_sustained(dir: &Path) -> anyhow::Result<()> {
         format!("{}/s", rates.join(", ")),
         "flat",
     );
-    let p99 = percentile(&lat, 0.99);
-    figure(
-        "mailbox: SEND p99 latency under that load",
-        p99 as f64 / 1000.0,
-        ms(p99),
-        "<= 20 ms",
-    );
+    send_p99_figure(&lat);
     Ok(())
 }
 
