@@ -18,7 +18,10 @@ use super::super::keys::{
 };
 use super::super::{Incoming, Origin, Quota, StoreError, Stored};
 use super::ids::{IdIndex, Place};
-use super::partition::{DbFile, Partition, Partitions, read_lock, write_lock};
+use super::partition::{
+    DbFile, GROUP_COLLECTIONS, Partition, Partitions, TRASH, read_lock, reclaim, remove_trash,
+    sync_dir, write_lock,
+};
 use super::syncer::{Applied, Outcome, fail};
 use super::{Poison, Totals, UsageMap, Write};
 
@@ -49,41 +52,6 @@ pub(super) struct Committer {
     pub(super) totals: Arc<Totals>,
     /// Set when a write fails; shared with the syncer and the store's handles.
     pub(super) poison: Arc<Poison>,
-}
-
-/// sled frees what it replaces through epoch-based reclamation (crossbeam-epoch, whose
-/// global collector this crate shares with sled), and a collection runs only a few hundred
-/// deferred frees. Left to sled's own pace, the garbage in flight follows the write rate:
-/// every insert clones a leaf, and the soak's RSS swung by up to 14% at ~13,000 SENDs/s. So
-/// the committer collects after every group. Each collection runs up to 8 bags of 64
-/// deferred frees; an idle one costs well under a microsecond.
-pub(super) fn reclaim(collections: usize) {
-    for _ in 0..collections {
-        crossbeam_epoch::pin().flush();
-    }
-}
-
-/// Collections after each group commit: up to ~8,000 deferred frees, more than a group
-/// makes. With them three 5-minute soaks ended within 5% of their RSS at minute 1.
-pub(super) const GROUP_COLLECTIONS: usize = 16;
-
-/// The extension of a partition directory being deleted.
-pub(super) const TRASH: &str = "deleted";
-
-/// Delete a partition directory renamed for deletion (what is left of it is deleted at
-/// the next start).
-pub(super) fn remove_trash(trash: &std::path::Path) {
-    if let Err(e) = std::fs::remove_dir_all(trash) {
-        tracing::warn!(path = %trash.display(), error = %e, "cannot delete an expired partition yet");
-    }
-}
-
-/// fsync a directory, so that the names in it are durable; a failure is logged (the file
-/// systems this runs on journal their directories: this is belt and braces).
-pub(super) fn sync_dir(dir: &std::path::Path) {
-    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-        tracing::warn!(path = %dir.display(), error = %e, "cannot sync a directory");
-    }
 }
 
 /// How many retention deletions (in a partition only partly expired) go in one batch.
@@ -477,42 +445,6 @@ impl Committer {
         }
     }
 
-    /// Delete a wholly expired partition: rename its directory (so it is never found half
-    /// deleted: sled may still write to the database as it closes, its last references
-    /// going with the epoch collector), forget its ids and usage, close its database and
-    /// delete the directory (no page of it is read). Returns the queued envelopes and bytes
-    /// that went with it. If the rename fails, nothing changes and the next pass tries
-    /// again; what is left of a renamed directory goes at the next start.
-    pub(super) fn drop_partition(&mut self, start: u64) -> (i64, i64) {
-        let Some(dir) = read_lock(&self.partitions)
-            .get(&start)
-            .map(|p| p.dir.clone())
-        else {
-            return (0, 0);
-        };
-        let trash = dir.with_extension(TRASH);
-        if let Err(e) = std::fs::rename(&dir, &trash) {
-            tracing::warn!(path = %dir.display(), error = %e, "cannot delete an expired partition; will retry");
-            return (0, 0);
-        }
-        sync_dir(&self.root);
-        drop(write_lock(&self.partitions).remove(&start));
-        let usage = self.partition_usage.remove(&start).unwrap_or_default();
-        let gone = self.add_partition_usage(&usage, -1);
-        self.ids.forget(start);
-        // Unlinking a day's files can take a second: not on the committer's time.
-        let deleting = std::thread::Builder::new()
-            .name("queue-trash".into())
-            .spawn({
-                let trash = trash.clone();
-                move || remove_trash(&trash)
-            });
-        if deleting.is_err() {
-            remove_trash(&trash);
-        }
-        gone
-    }
-
     /// Where a queued id is: its partition and metadata (one index read; while partitions
     /// are loading, one for each of them if the map does not know it). An id stored in
     /// this group is not found (its batch is not applied yet), nor one deleted in it.
@@ -608,7 +540,13 @@ impl Committer {
 
     /// Delete a queued envelope of `partition`: all three of its entries, nothing left of
     /// it. The id map forgets it if it points there.
-    fn remove(&mut self, plan: &mut Plan, partition: u64, id: &MessageId, meta: &IdMeta) {
+    pub(super) fn remove(
+        &mut self,
+        plan: &mut Plan,
+        partition: u64,
+        id: &MessageId,
+        meta: &IdMeta,
+    ) {
         let batch = plan.batch(partition);
         batch.remove(queue_key(&meta.recipient, meta.seq));
         batch.remove(id_key(id));
@@ -638,54 +576,5 @@ impl Committer {
             count += 1;
         }
         Ok(count)
-    }
-
-    /// Whole partitions older than the cutoff are deleted (after the commit); in the
-    /// partition the cutoff falls in, up to [`EXPIRE_CHUNK`] envelopes are deleted one by
-    /// one.
-    pub(super) fn plan_expire(
-        &mut self,
-        cutoff_ms: u64,
-        plan: &mut Plan,
-    ) -> Result<u64, StoreError> {
-        let partitions: Vec<(u64, u64, sled::Db)> = read_lock(&self.partitions)
-            .range(..cutoff_ms)
-            .map(|(s, p)| (*s, p.end, p.db.clone()))
-            .collect();
-        let mut expired = 0;
-        for (start, end, db) in partitions {
-            if end <= cutoff_ms {
-                if !plan.drop.contains(&start) {
-                    plan.drop.push(start);
-                }
-                continue;
-            }
-            let until = time_key(cutoff_ms, &MessageId([0; 16]));
-            let due: Vec<sled::IVec> = db
-                .range(b"t".to_vec()..until)
-                .keys()
-                .take(EXPIRE_CHUNK)
-                .collect::<Result<_, _>>()?;
-            for tkey in due {
-                let Some(id) = tkey.get(9..25).and_then(|i| <MessageId>::try_from(i).ok()) else {
-                    plan.batch(start).remove(tkey);
-                    continue;
-                };
-                match db.get(id_key(&id))?.and_then(|m| IdMeta::parse(&m)) {
-                    // Deleted earlier in this group (acknowledged meanwhile).
-                    Some(_) if plan.removed.contains(&(start, id)) => {}
-                    // Every entry found goes, so every pass makes progress.
-                    Some(meta) => {
-                        self.remove(plan, start, &id, &meta);
-                        expired += 1;
-                    }
-                    // A time entry without its envelope: nothing to count, only to delete.
-                    None => {
-                        plan.batch(start).remove(tkey);
-                    }
-                }
-            }
-        }
-        Ok(expired)
     }
 }

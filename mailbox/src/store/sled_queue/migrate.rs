@@ -49,7 +49,7 @@ impl Committer {
         // of the old database is only deleted, never opened again half deleted.
         let conf = dir.join("conf");
         std::fs::remove_file(&conf).map_err(|source| StoreError::Io { path: conf, source })?;
-        super::commit::sync_dir(dir);
+        super::partition::sync_dir(dir);
         delete_earlier_layout(dir)?;
         tracing::info!(moved, "moved queued envelopes into time partitions");
         Ok(())

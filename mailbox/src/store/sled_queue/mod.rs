@@ -2,6 +2,7 @@
 //! [`super`] for the layout and the durability rules).
 
 mod commit;
+mod expire;
 mod export;
 mod ids;
 mod migrate;
