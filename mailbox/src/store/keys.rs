@@ -40,6 +40,9 @@ pub(super) struct IdMeta {
 }
 
 impl IdMeta {
+    /// The length of [`IdMeta::to_bytes`].
+    pub(super) const LEN: usize = 72;
+
     pub(super) fn to_bytes(self) -> Vec<u8> {
         [
             self.recipient.as_ref(),
@@ -136,7 +139,7 @@ mod tests {
             origin: Origin([3; 16]),
         };
         let bytes = meta.to_bytes();
-        assert_eq!(bytes.len(), 72);
+        assert_eq!(bytes.len(), IdMeta::LEN);
         assert_eq!(&bytes[56..], &[3; 16]);
         assert_eq!(IdMeta::parse(&bytes), Some(meta));
         assert_eq!(IdMeta::parse(&bytes[..71]), None);

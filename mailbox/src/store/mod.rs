@@ -15,29 +15,36 @@
 //!
 //! ```text
 //! q | recipient (32) | sequence (u64 BE)   ->  envelope bytes   (the queue, oldest first)
-//! i | message id (16)                      ->  recipient | sequence | stored at | length | origin (16)
-//! t | stored at (u64 BE ms) | message id   ->  empty            (retention index)
+//! t | stored at (u64 BE ms) | message id   ->  recipient | sequence | stored at | length | origin (16)
 //! u | recipient (32)                       ->  count (u64 BE) | bytes (u64 BE) in this partition
 //! o | origin (16)                          ->  count | bytes    (per sending address)
+//! i | message id (16)                      ->  the `t` value    (earlier layout; migrated envelopes)
 //! ```
 //!
 //! A write touches each partition with one atomic batch, usage records included. A
-//! sequence is `stored at << 16 | n` (stored times never go back), so a recipient's queue is
-//! its `q` entries partition by partition. Which partition holds a queued id is kept in
-//! memory (one map entry per queued envelope, read from the `i` keys a chunk at a time
-//! after the store opens, so the mailbox serves at once), so a new id's duplicate check
-//! costs no lookup, an ACK one lookup per id it finds, and neither depends on how many
-//! envelopes were ever stored or how many partitions there are (until the map is loaded,
-//! an id it does not know is looked up in each partition still loading). An ACK deletes all three entries of the envelope (`q`, `i`, `t`): the mailbox keeps
-//! no record of what was delivered, neither its bytes nor who received it when (sled's log
-//! keeps the bytes on disk until it reuses the space, at the latest until the partition
-//! expires; the data directory is 0700). So a SEND retried while the envelope is queued is
-//! a duplicate, and one retried after the recipient acknowledged it is stored again; the
-//! recipient's node knows the message id and only acknowledges it (a node must deduplicate
-//! anyway: an untrusted mailbox can replay). Memory and disk follow what is queued, not
-//! what passed through (docs/security.md, soak). A store of an earlier layout (one sled
-//! database in `<dir>` itself: the first layout's default tree, or the time-bucket trees
-//! that followed) is moved into partitions when opened.
+//! sequence is `stored at << 16 | n` (stored times never go back), so a recipient's queue
+//! is its `q` entries partition by partition, and retention finds what is due in time
+//! order (`t`). When each queued id was stored is kept in memory (one map entry per queued
+//! envelope), so a new id's duplicate check costs no lookup and an ACK one read per id it
+//! finds (its `t` entry, which names its `q` key), whatever the store ever held and however
+//! many partitions there are. No entry is keyed by the id alone: such keys are random, so
+//! each lands in another sled leaf that sled then rewrites, and writing one cost a fifth of
+//! the SEND rate (docs/benchmarks.md). The map is read from the `t` keys after the store
+//! opens, a chunk at a time while no write waits, so PULLs are served at once; the first
+//! group with a SEND or an ACK loads the rest first (~1.4 s for a million queued
+//! envelopes). Partitions written before keep the metadata in an `i` entry and leave the
+//! `t` value empty; both are read.
+//!
+//! An ACK deletes every entry of the envelope: the mailbox keeps no record of what was
+//! delivered, neither its bytes nor who received it when (sled's log keeps the bytes on
+//! disk until it reuses the space, at the latest until the partition expires; the data
+//! directory is 0700). So a SEND retried while the envelope is queued is a duplicate, and
+//! one retried after the recipient acknowledged it is stored again; the recipient's node
+//! knows the message id and only acknowledges it (a node must deduplicate anyway: an
+//! untrusted mailbox can replay). Memory and disk follow what is queued, not what passed
+//! through (docs/security.md, soak). A store of an earlier layout (one sled database in
+//! `<dir>` itself: the first layout's default tree, or the time-bucket trees that followed)
+//! is moved into partitions when opened.
 //!
 //! # Durability
 //!
@@ -55,8 +62,8 @@
 //!
 //! - `keys.rs`: the key layout above, pinned by a test.
 //! - `sled_queue/`: [`SledQueue`] (`mod.rs`), its partitions (`partition.rs`), the id map
-//!   (`ids.rs`), its group commit (`commit.rs`) and the move from the earlier layouts
-//!   (`migrate.rs`).
+//!   (`ids.rs`), its group commit (`commit.rs`, `syncer.rs`), retention (`expire.rs`) and
+//!   the move from the earlier layouts (`migrate.rs`).
 //! - `memory.rs`: [`MemoryQueue`].
 //! - `device_keys/`: the other store, [`KeyStore`]: device certificates and prekeys for
 //!   forward-secret sessions ([`MemoryKeys`], and `SledKeys` in `<data dir>/keys`).

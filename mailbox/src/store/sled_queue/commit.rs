@@ -32,6 +32,18 @@ pub(super) struct PartitionUsage {
     pub(super) origins: UsageMap<Origin>,
 }
 
+/// The byte after the metadata in a `t` value whose envelope has an `i` entry too.
+pub(super) const INDEXED: u8 = 1;
+
+/// A queued envelope found by its id.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Queued {
+    pub(super) partition: u64,
+    pub(super) meta: IdMeta,
+    /// It has an `i` entry (a partition of the earlier layout, or a migrated envelope).
+    pub(super) indexed: bool,
+}
+
 /// The one thread that writes: group commit.
 pub(super) struct Committer {
     /// `<dir>/partitions`.
@@ -67,7 +79,7 @@ pub(super) struct Plan {
     pub(super) origins: BTreeSet<(u64, Origin)>,
     /// Partitions wholly expired: deleted after the batches are applied.
     pub(super) drop: Vec<u64>,
-    /// Envelopes deleted in this group, by partition and id (their entries are still in
+    /// Envelopes deleted in this group, by stored time and id (their entries are still in
     /// the database until it is applied; the id may be stored again meanwhile).
     pub(super) removed: HashSet<(u64, MessageId)>,
     /// The change to the queue figures, made once the batches are applied.
@@ -257,13 +269,12 @@ impl Committer {
         strays: &[(u64, MessageId)],
         plan: &mut Plan,
     ) -> Result<(), StoreError> {
-        for &(start, id) in strays {
-            let meta = match read_lock(&self.partitions).get(&start) {
-                Some(partition) => partition.db.get(id_key(&id))?,
-                None => None,
+        for &(stored_ms, id) in strays {
+            let Some(partition) = self.partition_of(stored_ms) else {
+                continue;
             };
-            if let Some(meta) = meta.and_then(|m| IdMeta::parse(&m)) {
-                self.remove(plan, start, &id, &meta);
+            if let Some(found) = self.entry(partition, stored_ms, &id)? {
+                self.remove(plan, &id, &found);
             }
         }
         Ok(())
@@ -347,6 +358,24 @@ impl Committer {
         if let Err(e) = self.poison.check() {
             fail(pending, &e.to_string());
             return;
+        }
+        // A SEND or an ACK needs every queued id known (no index on disk finds an id by
+        // itself): what is left of the map loads first. PULLs never wait for it, and
+        // retention finds what it deletes by time.
+        let needs_ids = pending.iter().any(|w| !matches!(w, Write::Expire { .. }));
+        if needs_ids && self.ids.is_loading() {
+            let started = std::time::Instant::now();
+            while self.ids.is_loading() {
+                self.load_ids(synced);
+            }
+            tracing::info!(
+                ms = started.elapsed().as_millis(),
+                "a SEND or an ACK waited for the id index to load"
+            );
+            if let Err(e) = self.poison.check() {
+                fail(pending, &e.to_string());
+                return;
+            }
         }
         let mut plan = Plan::default();
         let mut outcomes: Vec<Result<Outcome, StoreError>> = Vec::with_capacity(pending.len());
@@ -445,41 +474,70 @@ impl Committer {
         }
     }
 
-    /// Where a queued id is: its partition and metadata (one index read; while partitions
-    /// are loading, one for each of them if the map does not know it). An id stored in
-    /// this group is not found (its batch is not applied yet), nor one deleted in it.
-    fn find(&self, id: &MessageId, plan: &Plan) -> Result<Option<(u64, IdMeta)>, StoreError> {
-        let candidates: Vec<u64> = match self.ids.place(id) {
-            Place::Known(start) => vec![start],
-            Place::Unknown => self.ids.loading().collect(),
-        };
+    /// The partition holding what was stored at `ms`, if there is one.
+    pub(super) fn partition_of(&self, ms: u64) -> Option<u64> {
+        read_lock(&self.partitions)
+            .range(..=ms)
+            .next_back()
+            .and_then(|(&start, p)| (ms < p.end).then_some(start))
+    }
+
+    /// The metadata of the envelope `id` stored at `stored_ms` in `partition`: its `t`
+    /// value, or (a partition of the earlier layout, whose `t` values are empty) its `i`
+    /// value. One read, two in a partition of the earlier layout.
+    pub(super) fn entry(
+        &self,
+        partition: u64,
+        stored_ms: u64,
+        id: &MessageId,
+    ) -> Result<Option<Queued>, StoreError> {
         let partitions = read_lock(&self.partitions);
-        for start in candidates {
-            let Some(partition) = partitions.get(&start) else {
-                continue;
-            };
-            if plan.removed.contains(&(start, *id)) {
-                continue;
-            }
-            self.totals.lookups.fetch_add(1, Ordering::Relaxed);
-            if let Some(meta) = partition
-                .db
-                .get(id_key(id))?
-                .and_then(|m| IdMeta::parse(&m))
-            {
-                return Ok(Some((start, meta)));
-            }
+        let Some(p) = partitions.get(&partition) else {
+            return Ok(None);
+        };
+        self.totals.lookups.fetch_add(1, Ordering::Relaxed);
+        let Some(value) = p.db.get(time_key(stored_ms, id))? else {
+            return Ok(None);
+        };
+        if !value.is_empty() {
+            return Ok(IdMeta::parse(&value).map(|meta| Queued {
+                partition,
+                meta,
+                indexed: value.get(IdMeta::LEN) == Some(&INDEXED),
+            }));
         }
-        Ok(None)
+        self.totals.lookups.fetch_add(1, Ordering::Relaxed);
+        Ok(p.db
+            .get(id_key(id))?
+            .and_then(|m| IdMeta::parse(&m))
+            .filter(|meta| meta.stored_ms == stored_ms)
+            .map(|meta| Queued {
+                partition,
+                meta,
+                indexed: true,
+            }))
+    }
+
+    /// Where a queued id is: its partition and metadata (one index read, see
+    /// [`Committer::entry`]). An id stored in this group is not found (its batch is not
+    /// applied yet), nor one deleted in it. The map is whole: a group with a SEND or an
+    /// ACK loads what is left of it first ([`Committer::commit`]).
+    fn find(&self, id: &MessageId, plan: &Plan) -> Result<Option<Queued>, StoreError> {
+        let Place::Known(stored_ms) = self.ids.place(id) else {
+            return Ok(None);
+        };
+        if plan.removed.contains(&(stored_ms, *id)) {
+            return Ok(None);
+        }
+        let Some(partition) = self.partition_of(stored_ms) else {
+            return Ok(None);
+        };
+        self.entry(partition, stored_ms, id)
     }
 
     /// Whether `id` is queued (stored in this group included, deleted in it not).
-    pub(super) fn queued(&self, id: &MessageId, plan: &Plan) -> Result<bool, StoreError> {
-        match self.ids.place(id) {
-            Place::Known(_) => Ok(true),
-            Place::Unknown if self.ids.is_loading() => Ok(self.find(id, plan)?.is_some()),
-            Place::Unknown => Ok(false),
-        }
+    pub(super) fn queued(&self, id: &MessageId) -> bool {
+        matches!(self.ids.place(id), Place::Known(_))
     }
 
     pub(super) fn plan_store(
@@ -488,7 +546,7 @@ impl Committer {
         quota: Quota,
         plan: &mut Plan,
     ) -> Result<Stored, StoreError> {
-        if self.queued(&incoming.id, plan)? {
+        if self.queued(&incoming.id) {
             return Ok(Stored::Duplicate);
         }
         let len = incoming.envelope.len() as u64;
@@ -517,11 +575,20 @@ impl Committer {
             len,
             origin: incoming.origin,
         };
-        self.insert(plan, partition, &incoming.id, &meta, &incoming.envelope);
+        self.insert(
+            plan,
+            partition,
+            &incoming.id,
+            &meta,
+            &incoming.envelope,
+            false,
+        );
         Ok(Stored::New)
     }
 
-    /// Queue an envelope in `partition` (store and migration).
+    /// Queue an envelope in `partition` (store and migration): its `q` entry, and its `t`
+    /// entry holding its metadata; an `i` entry too if `indexed` (a migrated envelope,
+    /// whose sequence does not give its stored time: `mailbox migrate` finds it by id).
     pub(super) fn insert(
         &mut self,
         plan: &mut Plan,
@@ -529,32 +596,38 @@ impl Committer {
         id: &MessageId,
         meta: &IdMeta,
         envelope: &[u8],
+        indexed: bool,
     ) {
         let batch = plan.batch(partition);
         batch.insert(queue_key(&meta.recipient, meta.seq), envelope);
-        batch.insert(id_key(id), meta.to_bytes());
-        batch.insert(time_key(meta.stored_ms, id), &[][..]);
-        self.ids.insert(*id, partition);
+        let mut t = meta.to_bytes();
+        if indexed {
+            batch.insert(id_key(id), t.clone());
+            t.push(INDEXED);
+        }
+        batch.insert(time_key(meta.stored_ms, id), t);
+        self.ids.insert(*id, meta.stored_ms);
         self.count(plan, partition, meta, 1);
     }
 
-    /// Delete a queued envelope of `partition`: all three of its entries, nothing left of
-    /// it. The id map forgets it if it points there.
-    pub(super) fn remove(
-        &mut self,
-        plan: &mut Plan,
-        partition: u64,
-        id: &MessageId,
-        meta: &IdMeta,
-    ) {
+    /// Delete a queued envelope: all of its entries, nothing left of it. The id map
+    /// forgets it if it points to this copy.
+    pub(super) fn remove(&mut self, plan: &mut Plan, id: &MessageId, found: &Queued) {
+        let Queued {
+            partition,
+            ref meta,
+            indexed,
+        } = *found;
         let batch = plan.batch(partition);
         batch.remove(queue_key(&meta.recipient, meta.seq));
-        batch.remove(id_key(id));
         batch.remove(time_key(meta.stored_ms, id));
-        if matches!(self.ids.place(id), Place::Known(at) if at == partition) {
+        if indexed {
+            batch.remove(id_key(id));
+        }
+        if matches!(self.ids.place(id), Place::Known(at) if at == meta.stored_ms) {
             self.ids.remove(id);
         }
-        plan.removed.insert((partition, *id));
+        plan.removed.insert((meta.stored_ms, *id));
         self.count(plan, partition, meta, -1);
     }
 
@@ -566,13 +639,13 @@ impl Committer {
     ) -> Result<u64, StoreError> {
         let mut count = 0;
         for id in ids {
-            let Some((partition, meta)) = self.find(id, plan)? else {
+            let Some(found) = self.find(id, plan)? else {
                 continue;
             };
-            if meta.recipient != *recipient {
+            if found.meta.recipient != *recipient {
                 continue;
             }
-            self.remove(plan, partition, id, &meta);
+            self.remove(plan, id, &found);
             count += 1;
         }
         Ok(count)

@@ -4,7 +4,7 @@
 use crypto::MessageId;
 
 use super::super::StoreError;
-use super::super::keys::{IdMeta, id_key, time_key};
+use super::super::keys::time_key;
 use super::commit::{Committer, EXPIRE_CHUNK, Plan};
 use super::partition::{TRASH, read_lock, remove_trash, sync_dir, write_lock};
 
@@ -16,9 +16,9 @@ impl Committer {
     /// that went with it. If the rename fails, nothing changes and the next pass tries
     /// again; what is left of a renamed directory goes at the next start.
     pub(super) fn drop_partition(&mut self, start: u64) -> (i64, i64) {
-        let Some(dir) = read_lock(&self.partitions)
+        let Some((dir, end)) = read_lock(&self.partitions)
             .get(&start)
-            .map(|p| p.dir.clone())
+            .map(|p| (p.dir.clone(), p.end))
         else {
             return (0, 0);
         };
@@ -31,7 +31,7 @@ impl Committer {
         drop(write_lock(&self.partitions).remove(&start));
         let usage = self.partition_usage.remove(&start).unwrap_or_default();
         let gone = self.add_partition_usage(&usage, -1);
-        self.ids.forget(start);
+        self.ids.forget(start, end);
         // Unlinking a day's files can take a second: not on the committer's time.
         let deleting = std::thread::Builder::new()
             .name("queue-trash".into())
@@ -72,16 +72,24 @@ impl Committer {
                 .take(EXPIRE_CHUNK)
                 .collect::<Result<_, _>>()?;
             for tkey in due {
-                let Some(id) = tkey.get(9..25).and_then(|i| <MessageId>::try_from(i).ok()) else {
+                let parsed = (
+                    tkey.get(1..9)
+                        .and_then(|m| m.try_into().ok())
+                        .map(u64::from_be_bytes),
+                    tkey.get(9..25).and_then(|i| <MessageId>::try_from(i).ok()),
+                );
+                let (Some(ms), Some(id)) = parsed else {
                     plan.batch(start).remove(tkey);
                     continue;
                 };
-                match db.get(id_key(&id))?.and_then(|m| IdMeta::parse(&m)) {
-                    // Deleted earlier in this group (acknowledged meanwhile).
-                    Some(_) if plan.removed.contains(&(start, id)) => {}
+                // Deleted earlier in this group (acknowledged meanwhile).
+                if plan.removed.contains(&(ms, id)) {
+                    continue;
+                }
+                match self.entry(start, ms, &id)? {
                     // Every entry found goes, so every pass makes progress.
-                    Some(meta) => {
-                        self.remove(plan, start, &id, &meta);
+                    Some(found) => {
+                        self.remove(plan, &id, &found);
                         expired += 1;
                     }
                     // A time entry without its envelope: nothing to count, only to delete.

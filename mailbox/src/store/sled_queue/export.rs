@@ -2,7 +2,7 @@
 //! by partition in time order, each recipient's envelopes in queue order, with the id,
 //! stored time and origin they were stored with.
 
-use super::super::keys::{IdMeta, id_key};
+use super::super::keys::{IdMeta, id_key, time_key};
 use super::super::{Incoming, StoreError};
 use super::SledQueue;
 use super::partition::read_lock;
@@ -60,13 +60,29 @@ fn one(
     db: &sled::Db,
     item: sled::Result<(sled::IVec, sled::IVec)>,
 ) -> Result<Incoming, StoreError> {
-    let (_, envelope) = item?;
+    let (key, envelope) = item?;
     let header = crypto::EnvelopeHeader::parse(&envelope)
         .map_err(|e| StoreError::Fatal(format!("a queued envelope has no header: {e}")))?;
-    let meta = db
-        .get(id_key(&header.id))?
-        .and_then(|m| IdMeta::parse(&m))
-        .ok_or_else(|| StoreError::Fatal(format!("no id record for {}", header.id)))?;
+    // Its `t` entry, found by the stored time its sequence begins with; a migrated
+    // envelope (whose sequence is a small counter) and one of the earlier layout have an
+    // `i` entry.
+    let seq = key
+        .get(33..41)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_be_bytes);
+    let timed = match seq {
+        Some(seq) => db
+            .get(time_key(seq >> 16, &header.id))?
+            .and_then(|m| IdMeta::parse(&m)),
+        None => None,
+    };
+    let meta = match timed {
+        Some(meta) => meta,
+        None => db
+            .get(id_key(&header.id))?
+            .and_then(|m| IdMeta::parse(&m))
+            .ok_or_else(|| StoreError::Fatal(format!("no record of {}", header.id)))?,
+    };
     Ok(Incoming {
         recipient: meta.recipient,
         id: header.id,

@@ -10,7 +10,7 @@ use crypto::{Fingerprint, MessageId};
 use super::super::keys::{IdMeta, parse_bucket_name, queue_key};
 use super::super::{Origin, StoreError};
 use super::commit::{Committer, EXPIRE_CHUNK, Plan, add_signed};
-use super::partition::open_when_unlocked;
+use super::partition::{open_when_unlocked, read_lock};
 
 /// The files sled keeps in its directory (besides `blobs/`).
 fn is_sled_file(name: &str) -> bool {
@@ -28,6 +28,15 @@ impl Committer {
             // What an interrupted clean-up left (everything in it was moved).
             return delete_earlier_layout(dir);
         }
+        // Which ids a partition holds already (a move interrupted before): the whole map,
+        // now, and the second copies it finds deleted.
+        while self.ids.is_loading() {
+            self.ids.load_chunk(&read_lock(&self.partitions))?;
+        }
+        let strays = std::mem::take(&mut self.ids.strays);
+        let mut plan = Plan::default();
+        self.plan_strays(&strays, &mut plan)?;
+        self.apply_durably(&mut plan)?;
         let old = open_when_unlocked(
             &sled::Config::new()
                 .path(dir)
@@ -88,7 +97,7 @@ impl Committer {
                 ) else {
                     continue;
                 };
-                if self.queued(&id, &plan)? {
+                if self.queued(&id) {
                     continue;
                 }
                 // What was acknowledged is forgotten, as an ACK does now.
@@ -104,15 +113,21 @@ impl Committer {
                     len: envelope.len() as u64,
                     origin: Origin::UNKNOWN,
                 };
-                self.insert(&mut plan, partition, &id, &meta, &envelope);
+                self.insert(&mut plan, partition, &id, &meta, &envelope, true);
                 moved += 1;
             }
-            for file in self.apply_and_flush(&mut plan)?.values() {
-                file.sync().map_err(StoreError::Fatal)?;
-            }
-            add_signed(&self.totals.envelopes, plan.envelopes);
-            add_signed(&self.totals.bytes, plan.bytes);
+            self.apply_durably(&mut plan)?;
         }
+    }
+
+    /// Apply `plan` and fdatasync what it wrote, on this thread (before the syncer runs).
+    fn apply_durably(&mut self, plan: &mut Plan) -> Result<(), StoreError> {
+        for file in self.apply_and_flush(plan)?.values() {
+            file.sync().map_err(StoreError::Fatal)?;
+        }
+        add_signed(&self.totals.envelopes, plan.envelopes);
+        add_signed(&self.totals.bytes, plan.bytes);
+        Ok(())
     }
 }
 

@@ -446,9 +446,11 @@ async fn a_poisoned_store_refuses_everything_and_says_so() {
 /// Right after a start the id map is still loading: ids it does not know yet are looked up
 /// in the partitions still loading, an ACK finds them once, and what is acknowledged
 /// meanwhile is not loaded afterwards.
+/// After a start the id map loads in the background (PULLs are served at once); the first
+/// group with a SEND or an ACK loads the rest of it first, so every id stored before is
+/// known: a resent one is a duplicate, an acknowledged one is found.
 #[tokio::test]
-async fn ids_not_loaded_yet_are_found_in_their_partitions() {
-    use commit::Plan;
+async fn a_send_or_an_ack_after_a_start_waits_for_the_id_map() {
     let dir = tempfile::tempdir().unwrap();
     let bob = Fingerprint([2u8; 32]);
     {
@@ -469,33 +471,105 @@ async fn ids_not_loaded_yet_are_found_in_their_partitions() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let mut c = committer.unwrap();
-    assert!(c.ids.is_loading());
     let (one, two, nine) = (MessageId([1; 16]), MessageId([2; 16]), MessageId([9; 16]));
-    assert!(c.queued(&one, &Plan::default()).unwrap());
-    assert!(!c.queued(&nine, &Plan::default()).unwrap());
-    let mut plan = Plan::default();
-    assert_eq!(c.plan_ack(&bob, &[two], &mut plan).unwrap(), 1);
-    assert_eq!(
-        c.plan_ack(&bob, &[two], &mut plan).unwrap(),
-        0,
-        "not twice in one group"
-    );
-    assert!(!c.queued(&two, &plan).unwrap());
-    c.apply_and_flush(&mut plan).unwrap();
-    while c.ids.is_loading() {
-        c.ids.load_chunk(&read_lock(&c.partitions)).unwrap();
-    }
-    assert!(c.queued(&one, &Plan::default()).unwrap());
-    assert!(
-        !c.queued(&two, &Plan::default()).unwrap(),
-        "what was acknowledged is not loaded"
-    );
+    assert!(c.ids.is_loading());
+    assert!(!c.queued(&one), "nothing is loaded before it is needed");
+    let (synced, applied) = std_mpsc::channel();
+    let (done, _answer) = oneshot::channel();
+    let resent = Write::Store {
+        incoming: env(bob, 1, 5000, &[1]),
+        quota: Quota::UNLIMITED,
+        done,
+    };
+    c.commit(vec![resent], &synced);
+    assert!(!c.ids.is_loading(), "the SEND loaded the map first");
+    let group = applied.try_recv().unwrap();
+    assert!(matches!(
+        group.outcomes[..],
+        [Ok(syncer::Outcome::Stored(Stored::Duplicate))]
+    ));
+    let (done, _answer) = oneshot::channel();
+    let ack = Write::Ack {
+        recipient: bob,
+        ids: vec![two, nine],
+        done,
+    };
     let before = c.totals.lookups.load(Ordering::Relaxed);
-    assert!(!c.queued(&nine, &Plan::default()).unwrap());
+    c.commit(vec![ack], &synced);
+    let group = applied.try_recv().unwrap();
+    assert!(matches!(
+        group.outcomes[..],
+        [Ok(syncer::Outcome::Count(1))]
+    ));
     assert_eq!(
-        c.totals.lookups.load(Ordering::Relaxed),
-        before,
-        "once loaded, an unknown id costs no read"
+        c.totals.lookups.load(Ordering::Relaxed) - before,
+        1,
+        "one read for the id found, none for the unknown one"
+    );
+    assert!(c.queued(&one) && !c.queued(&two) && !c.queued(&nine));
+}
+
+/// A partition written before the `t` entries carried the metadata (its `t` values are
+/// empty, its `i` entries hold it) is still read: its ids load, are found and acknowledged,
+/// and retention trims it.
+#[tokio::test]
+async fn a_partition_of_the_earlier_layout_is_still_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition = dir
+        .path()
+        .join("partitions")
+        .join(keys::partition_name(0, 1000));
+    std::fs::create_dir_all(&partition).unwrap();
+    let bob = Fingerprint([2; 32]);
+    let origin = Origin([9; 16]);
+    {
+        let db = sled::Config::new().path(&partition).open().unwrap();
+        for n in 1..=3u8 {
+            let id = MessageId([n; 16]);
+            let stored_ms = 100 * u64::from(n);
+            let meta = keys::IdMeta {
+                recipient: bob,
+                seq: keys::sequence(stored_ms, 0),
+                stored_ms,
+                len: 1,
+                origin,
+            };
+            db.insert(queue_key(&bob, meta.seq), &[n]).unwrap();
+            db.insert(id_key(&id), meta.to_bytes()).unwrap();
+            db.insert(time_key(stored_ms, &id), &[][..]).unwrap();
+        }
+        db.insert(keys::usage_key(&bob), keys::usage_bytes((3, 3)))
+            .unwrap();
+        db.insert(keys::origin_key(&origin), keys::usage_bytes((3, 3)))
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let q = reopen(dir.path());
+    assert_eq!(
+        q.store(env(bob, 1, 500, &[1]), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::Duplicate
+    );
+    assert_eq!(
+        q.store(env(bob, 4, 600, &[4]), Quota::UNLIMITED)
+            .await
+            .unwrap(),
+        Stored::New
+    );
+    assert_eq!(q.ack(bob, vec![MessageId([2; 16])]).await.unwrap(), 1);
+    // Retention trims the partition: 1 (the earlier layout) goes; 3 and 4 stay.
+    assert_eq!(q.expire(250).await.unwrap(), 1);
+    assert_eq!(
+        q.pull(&bob, 10, 1 << 20).await.unwrap(),
+        (vec![vec![3], vec![4]], false)
+    );
+    assert_eq!(
+        q.stats(),
+        QueueStats {
+            envelopes: 2,
+            bytes: 2
+        }
     );
 }
 
@@ -574,7 +648,7 @@ async fn a_second_copy_found_while_loading_is_deleted() {
             origin: Origin([9; 16]),
         };
         let later = c.partition_for(stored_ms).unwrap();
-        c.insert(&mut plan, later, &x, &meta, b"x");
+        c.insert(&mut plan, later, &x, &meta, b"x", false);
         c.apply_and_flush(&mut plan).unwrap();
     }
     let mut c = Committer::new(root, 1000, 1 << 20);

@@ -467,6 +467,36 @@ pub(super) async fn store(dir: &Path) -> anyhow::Result<()> {
         queued == Some(COUNT as f64),
         "{queued:?} queued after restart"
     );
+    // The first SEND waits for the id map to load (PULLs do not).
+    let (sender, recipient) = (identity(1)?, identity(2)?);
+    let template = template(&sender, &recipient, 1024)?;
+    let client = connect_as(&mailbox, &sender).await?;
+    let sent = Instant::now();
+    let first = client
+        .send(sender.fingerprint(), with_id(&template, run_id(), 0))
+        .await?;
+    let first_send = sent.elapsed();
+    anyhow::ensure!(
+        first,
+        "the first SEND after the restart was taken for a duplicate"
+    );
+    client.close().await;
+    // Taken out again, so that the retention below empties the store.
+    let client = connect_as(&mailbox, &recipient).await?;
+    let (pulled, _) = client.pull(recipient.fingerprint(), 16).await?;
+    let ids = pulled
+        .iter()
+        .map(|e| crypto::EnvelopeHeader::parse(e).map(|h| h.id))
+        .collect::<Result<Vec<_>, _>>()?;
+    anyhow::ensure!(ids.len() == 1, "{} envelopes for the recipient", ids.len());
+    client.ack(recipient.fingerprint(), ids).await?;
+    client.close().await;
+    figure(
+        "mailbox: the first SEND after that restart (it loads the id map)",
+        first_send.as_secs_f64() * 1000.0,
+        format!("{} ms", first_send.as_millis()),
+        "-",
+    );
     let mut max_rss = rss_kib(mailbox.proc.pid())?;
     eprintln!("after the first restart: RSS {} MiB", max_rss / 1024);
     mailbox.proc.terminate(Duration::from_secs(30))?;
