@@ -29,7 +29,7 @@ pub(super) fn sequence(stored_ms: u64, n: u16) -> u64 {
     (stored_ms << 16) | u64::from(n)
 }
 
-/// What an `i` entry says of a stored envelope.
+/// What a `t` value (and an `i` entry, where there is one) says of a stored envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct IdMeta {
     pub(super) recipient: Fingerprint,

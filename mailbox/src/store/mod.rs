@@ -27,13 +27,17 @@
 //! order (`t`). When each queued id was stored is kept in memory (one map entry per queued
 //! envelope), so a new id's duplicate check costs no lookup and an ACK one read per id it
 //! finds (its `t` entry, which names its `q` key), whatever the store ever held and however
-//! many partitions there are. No entry is keyed by the id alone: such keys are random, so
-//! each lands in another sled leaf that sled then rewrites, and writing one cost a fifth of
-//! the SEND rate (docs/benchmarks.md). The map is read from the `t` keys after the store
+//! many partitions there are. No new envelope gets an entry keyed by its id alone (only a
+//! migrated one does): such keys are random, so each lands in another sled leaf that sled
+//! then rewrites, and writing one cost a fifth of the SEND rate (docs/benchmarks.md). The map is read from the `t` keys after the store
 //! opens, a chunk at a time while no write waits, so PULLs are served at once; the first
 //! group with a SEND or an ACK loads the rest first (~1.4 s for a million queued
-//! envelopes). Partitions written before keep the metadata in an `i` entry and leave the
-//! `t` value empty; both are read.
+//! envelopes: ~14 s at the default cap of 10 million, within a client's 30 s request
+//! timeout). Partitions written before keep the metadata in an `i` entry and leave the
+//! `t` value empty; both are read. The change is one way: a binary from before this
+//! layout, which loads its map from `i` keys, does not know the envelopes stored since
+//! (its ACKs miss them, its retention leaves their `q` entries until the partition
+//! expires), so a mailbox is not moved back to one.
 //!
 //! An ACK deletes every entry of the envelope: the mailbox keeps no record of what was
 //! delivered, neither its bytes nor who received it when (sled's log keeps the bytes on

@@ -1,8 +1,8 @@
 //! The one thread that writes (the committer: plan, apply, flush) and the one that makes
 //! it durable (the syncer: fdatasync, then answer).
 //!
-//! The committer owns the in-memory figures (usage per recipient and per origin, which
-//! partition holds each queued id) and changes them while it plans a group: if applying the
+//! The committer owns the in-memory figures (usage per recipient and per origin, when
+//! each queued id was stored) and changes them while it plans a group: if applying the
 //! group fails, the store is poisoned and nothing it holds in memory is used again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -51,7 +51,7 @@ pub(super) struct Committer {
     pub(super) bucket_ms: u64,
     pub(super) cache_bytes: u64,
     pub(super) partitions: Partitions,
-    /// Which partition (by start) holds each queued id.
+    /// When each queued id was stored (so its partition and `t` key).
     pub(super) ids: IdIndex,
     /// Per recipient and per origin, over all partitions (for quotas).
     pub(super) usage: UsageMap<Fingerprint>,
@@ -263,7 +263,7 @@ impl Committer {
         }
     }
 
-    /// Delete the second copies `strays` (partition, id) (the id map keeps the first).
+    /// Delete the second copies `strays` (stored time, id) (the id map keeps the first).
     pub(super) fn plan_strays(
         &mut self,
         strays: &[(u64, MessageId)],
@@ -500,11 +500,15 @@ impl Committer {
             return Ok(None);
         };
         if !value.is_empty() {
-            return Ok(IdMeta::parse(&value).map(|meta| Queued {
-                partition,
-                meta,
-                indexed: value.get(IdMeta::LEN) == Some(&INDEXED),
-            }));
+            // A value that does not match its key (the disk garbled it) is no envelope:
+            // retention then deletes the key as an orphan.
+            return Ok(IdMeta::parse(&value)
+                .filter(|meta| meta.stored_ms == stored_ms)
+                .map(|meta| Queued {
+                    partition,
+                    meta,
+                    indexed: value.get(IdMeta::LEN) == Some(&INDEXED),
+                }));
         }
         self.totals.lookups.fetch_add(1, Ordering::Relaxed);
         Ok(p.db

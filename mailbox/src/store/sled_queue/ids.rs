@@ -36,7 +36,7 @@ pub(super) struct IdIndex {
     /// Second copies found while loading (by stored time and id): the committer deletes
     /// them. A group writes each partition in a batch of its own, so a power loss can keep
     /// one partition's half of a group (a resent id stored) without the other's (its first
-    /// copy acknowledged); and a SEND of an id not loaded yet stores it again.
+    /// copy acknowledged).
     pub(super) strays: Vec<(u64, MessageId)>,
 }
 

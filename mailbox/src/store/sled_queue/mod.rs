@@ -57,8 +57,8 @@ impl std::fmt::Debug for Write {
 struct Totals {
     envelopes: AtomicU64,
     bytes: AtomicU64,
-    /// Index reads (sled gets and scans) the store made for SENDs, ACKs and PULLs: the work
-    /// per operation in the store-history figure.
+    /// Index reads (sled gets and scans) the store made to find envelopes (ACKs, PULLs,
+    /// retention, second copies): the work per operation in the store-history figure.
     lookups: AtomicU64,
 }
 
@@ -201,7 +201,7 @@ impl SledQueue {
         read_lock(&self.partitions).len()
     }
 
-    /// Index reads (sled gets and scans) made so far for SENDs, ACKs and PULLs.
+    /// Index reads (sled gets and scans) made so far to find envelopes (a SEND makes none).
     pub fn lookups(&self) -> u64 {
         self.totals.lookups.load(Ordering::Relaxed)
     }

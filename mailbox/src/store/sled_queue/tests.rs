@@ -443,9 +443,6 @@ async fn a_poisoned_store_refuses_everything_and_says_so() {
     assert!(fatal(q.expire(u64::MAX).await.unwrap_err()));
 }
 
-/// Right after a start the id map is still loading: ids it does not know yet are looked up
-/// in the partitions still loading, an ACK finds them once, and what is acknowledged
-/// meanwhile is not loaded afterwards.
 /// After a start the id map loads in the background (PULLs are served at once); the first
 /// group with a SEND or an ACK loads the rest of it first, so every id stored before is
 /// known: a resent one is a duplicate, an acknowledged one is found.
