@@ -202,10 +202,7 @@ async fn leader_kill(
 /// connections list front-end A first, half B; a lost connection is made again through the
 /// other. Fails if an answered SEND is lost.
 pub(super) async fn cluster_soak(dir: &Path) -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("SM_SOAK_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(600);
+    let seconds = env_number("SM_SOAK_SECONDS", 600)?;
     let mut cluster = Cluster::start(dir, 3, 0)?;
     for _ in 0..2 {
         let front_end = cluster.start_front_end(UNLIMITED)?;

@@ -10,10 +10,7 @@
 use super::*;
 
 pub(super) async fn history(dir: &Path) -> anyhow::Result<()> {
-    let millions: u64 = std::env::var("SM_HISTORY_MILLIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+    let millions = env_number("SM_HISTORY_MILLIONS", 50)?;
     let queue = SledQueue::open(&dir.join("queue"))?;
     let start_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)

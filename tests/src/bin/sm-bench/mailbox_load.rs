@@ -145,10 +145,7 @@ pub(super) async fn send(dir: &Path) -> anyhow::Result<()> {
 /// with the rate minute by minute read from the mailbox's own `stored` counter. The store
 /// grows by ~1.5 GB a minute: run by hand (`sm-bench send-sustained`), not by `all`.
 pub(super) async fn send_sustained(dir: &Path) -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("SM_SEND_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let seconds = env_number("SM_SEND_SECONDS", 300)?;
     let mailbox = Mailbox::start_with(&dir.join("mailbox"), UNLIMITED, &[])?;
     let (sender, recipient) = (identity(1)?, identity(2)?);
     let template = Arc::new(template(&sender, &recipient, 1024)?);

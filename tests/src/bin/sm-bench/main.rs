@@ -138,6 +138,18 @@ fn with_id(template: &[u8], run: u64, n: u64) -> Vec<u8> {
     envelope
 }
 
+/// A whole number from the environment variable `name`, `default` when it is unset; a
+/// value that is not one is an error naming the variable.
+fn env_number(name: &str, default: u64) -> anyhow::Result<u64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{name}={v:?} is not a whole number: {e}")),
+        Err(std::env::VarError::NotPresent) => Ok(default),
+        Err(e) => anyhow::bail!("{name}: {e}"),
+    }
+}
+
 fn run_id() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -6,10 +6,7 @@ use super::*;
 /// seconds; errors, losses, and the mailbox's RSS from minute 1 to the end. Not part of
 /// `all` (it is long): `cargo xtask soak` runs it.
 pub(super) async fn soak(dir: &Path) -> anyhow::Result<()> {
-    let seconds: u64 = std::env::var("SM_SOAK_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+    let seconds = env_number("SM_SOAK_SECONDS", 300)?;
     let mailbox = Mailbox::start_with(&dir.join("mailbox"), UNLIMITED, &[])?;
     let ids: Vec<Arc<Identity>> = (1..=9).map(identity).collect::<anyhow::Result<_>>()?;
     let report = tests::soak::soak(
