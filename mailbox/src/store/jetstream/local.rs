@@ -62,8 +62,15 @@ pub fn version() -> io::Result<String> {
         .to_owned())
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `n` distinct loopback ports free a moment ago: each is held until all are chosen, so no
+/// two of them are the same.
+fn free_ports(n: usize) -> io::Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<io::Result<Vec<_>>>()?;
+    held.iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
 }
 
 impl LocalNats {
@@ -87,15 +94,17 @@ impl LocalNats {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut servers = Vec::new();
-            for i in 0..size {
-                servers.push(Server {
+            let ports = free_ports(2 * size)?;
+            let servers = ports
+                .chunks(2)
+                .enumerate()
+                .map(|(i, pair)| Server {
                     name: format!("n{i}"),
-                    client_port: free_port()?,
-                    cluster_port: free_port()?,
+                    client_port: pair[0],
+                    cluster_port: pair[1],
                     child: None,
-                });
-            }
+                })
+                .collect();
             let mut nats = Self {
                 dir: dir.to_owned(),
                 servers,
@@ -190,11 +199,27 @@ impl LocalNats {
         Ok(())
     }
 
+    /// Wait until server `i` says in its log that it listens on all its ports. A port that
+    /// answers is not enough: another test's server may hold it, and this one have exited.
     fn wait_ready(&mut self, i: usize) -> io::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = ([127, 0, 0, 1], self.servers[i].client_port).into();
+        let log_path = self.dir.join(format!("{}.log", self.servers[i].name));
+        let clustered = self.servers.len() > 1;
         loop {
-            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if log.contains("address already in use") {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "nats-server {}: a port is in use; its log: {}",
+                        self.servers[i].name,
+                        log_path.display()
+                    ),
+                ));
+            }
+            if log.contains("Server is ready")
+                && (!clustered || log.contains("Listening for route connections"))
+            {
                 return Ok(());
             }
             if let Some(child) = self.servers[i].child.as_mut()
@@ -203,17 +228,16 @@ impl LocalNats {
                 return Err(io::Error::other(format!(
                     "nats-server {} exited ({status}); its log: {}",
                     self.servers[i].name,
-                    self.dir
-                        .join(format!("{}.log", self.servers[i].name))
-                        .display()
+                    log_path.display()
                 )));
             }
             if Instant::now() > deadline {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!(
-                        "nats-server {} did not listen in 20 s",
-                        self.servers[i].name
+                        "nats-server {} did not listen in 20 s; its log: {}",
+                        self.servers[i].name,
+                        log_path.display()
                     ),
                 ));
             }

@@ -124,3 +124,17 @@ async fn device_keys_move_from_sled_to_jetstream() {
         assert_eq!(claimed.certificate, vec![1, 2, 3]);
     }
 }
+
+/// A server counts as started only when its own log says it listens: a port that answers
+/// may be another process's (once, another test's route port), and this server have
+/// exited. A restart onto a port taken meanwhile is refused, naming the cause.
+#[test]
+fn a_port_someone_else_holds_is_not_taken_for_a_started_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = LocalNats::start(&dir.path().join("nats"), 1).unwrap();
+    let port: u16 = nats.urls().rsplit(':').next().unwrap().parse().unwrap();
+    nats.kill(0).unwrap();
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let refused = nats.restart(0).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::AddrInUse, "{refused}");
+}
