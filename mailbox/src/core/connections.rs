@@ -139,6 +139,7 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         });
         state.pending.remove(&conn);
         state.ready.retain(|c| *c != conn);
+        state.quiet.retain(|(c, _)| *c != conn);
         drop(state);
         if closed.session.is_some() {
             self.observer.observe(Tally::Disconnected);

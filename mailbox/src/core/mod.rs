@@ -40,7 +40,7 @@ pub use connections::Admission;
 pub use policy::{Observer, Policy, PolicyError, Tally};
 pub use session::{LoginContext, ServerSession};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -144,6 +144,10 @@ struct State {
     pending: HashMap<ConnId, VecDeque<Fingerprint>>,
     /// Connections whose pushes went from none to some, for the driver to wake.
     ready: VecDeque<ConnId>,
+    /// Identities pushed to on a connection that has not pulled their queue since: their
+    /// arrivals push nothing more there until it does (one PULL fetches them all). At most
+    /// one entry per login.
+    quiet: HashSet<(ConnId, Fingerprint)>,
 }
 
 #[derive(Debug)]
@@ -174,6 +178,7 @@ impl<S: QueueStore, O: Observer> Mailbox<S, O> {
             listeners: HashMap::new(),
             pending: HashMap::new(),
             ready: VecDeque::new(),
+            quiet: HashSet::new(),
         };
         Self {
             store,
@@ -528,16 +533,21 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
     }
 
     /// Flag an [`Event::Arrived`] for every connection `recipient` is logged in on (once:
-    /// a flag already up stays one push).
+    /// a flag already up stays one push), except those pushed to that have not pulled
+    /// since.
     fn arrived(&self, recipient: Fingerprint) {
         let mut state = self.state();
         let State {
             listeners,
             pending,
             ready,
+            quiet,
             ..
         } = &mut *state;
         for &conn in listeners.get(&recipient).into_iter().flatten() {
+            if quiet.contains(&(conn, recipient)) {
+                continue;
+            }
             let waiting = pending.entry(conn).or_default();
             if waiting.contains(&recipient) {
                 continue;
@@ -557,6 +567,9 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
     ) -> Result<Response, Response> {
         self.with_session(conn, |s| s.require_login(&recipient))?;
         self.require_member(&recipient, "pulling")?;
+        // From here, what arrives is pushed again: this PULL may miss only what it will
+        // itself fetch (a push is flagged once the envelope can be pulled).
+        self.state().quiet.remove(&(conn, recipient));
         let max = max_count.clamp(1, MAX_BATCH_COUNT) as usize;
         match self.store.pull(&recipient, max, MAX_BATCH_BYTES).await {
             Ok((envelopes, more)) => Ok(Response::Batch { envelopes, more }),
@@ -608,7 +621,8 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
     }
 
     /// The next event to push to `conn`, if one waits. Once none does, the connection is
-    /// named by [`Self::poll_push`] again at its next arrival.
+    /// named by [`Self::poll_push`] again at its next arrival. An identity pushed to is
+    /// not pushed to again on `conn` until `conn` pulls its queue.
     pub fn next_push(&self, conn: ConnId) -> Option<Event> {
         let mut state = self.state();
         let waiting = state.pending.get_mut(&conn)?;
@@ -616,7 +630,9 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         if waiting.is_empty() {
             state.pending.remove(&conn);
         }
-        recipient.map(|recipient| Event::Arrived { recipient })
+        let recipient = recipient?;
+        state.quiet.insert((conn, recipient));
+        Some(Event::Arrived { recipient })
     }
 
     /// Delete what was stored more than [`Policy::retention`] before `now_ms`; returns how

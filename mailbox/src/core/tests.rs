@@ -473,8 +473,9 @@ fn an_arrival_is_pushed_to_every_connection_of_the_recipient_and_no_other() {
     );
     // A duplicate stores nothing and pushes nothing.
     assert_eq!(world.send(&sender, alice, &seal(alice, bob, 1)), Ok(true));
-    assert_eq!(world.pushes().len(), 2);
+    assert_eq!(world.pushes(), []);
     world.mailbox.handle_closed(phone.conn);
+    world.pull(&laptop, bob, 10).unwrap();
     assert_eq!(world.send(&sender, alice, &seal(alice, bob, 2)), Ok(true));
     assert_eq!(world.pushes(), [(laptop.conn, arrived)]);
 }
@@ -498,13 +499,54 @@ fn pushes_not_taken_yet_are_one_flag_per_connection_and_identity() {
         [(laptop.conn, arrived(bob)), (laptop.conn, arrived(carol))]
     );
     assert_eq!(world.pushes(), [], "taken");
-    // Once taken, the next arrival is flagged again.
+    // Once taken and pulled, the next arrival is flagged again.
+    world.pull(&laptop, bob, 10).unwrap();
     assert_eq!(world.send(&sender, alice, &seal(alice, bob, 99)), Ok(true));
     assert_eq!(world.pushes(), [(laptop.conn, arrived(bob))]);
     // A closed connection's flags go with it.
+    world.pull(&laptop, bob, 10).unwrap();
     assert_eq!(world.send(&sender, alice, &seal(alice, bob, 100)), Ok(true));
     world.mailbox.handle_closed(laptop.conn);
     assert_eq!(world.pushes(), []);
+}
+
+/// A push says "pull now"; another before the connection pulls would say it again. So
+/// after a push for an identity, its arrivals push nothing more on that connection until
+/// that connection pulls its queue; other identities and connections are their own.
+#[test]
+fn after_a_push_the_next_waits_until_the_connection_pulls() {
+    let [alice, bob, carol, _] = people();
+    let mut world = World::new(policy());
+    let laptop = world.connect_as(&[bob, carol]);
+    let phone = world.connect_as(&[bob]);
+    let sender = world.connect_as(&[alice]);
+    let arrived = |who: &Identity| Event::Arrived {
+        recipient: who.fingerprint(),
+    };
+    assert_eq!(world.send(&sender, alice, &seal(alice, bob, 1)), Ok(true));
+    assert_eq!(
+        world.pushes(),
+        [(laptop.conn, arrived(bob)), (phone.conn, arrived(bob))]
+    );
+    for n in 2..10 {
+        assert_eq!(world.send(&sender, alice, &seal(alice, bob, n)), Ok(true));
+    }
+    assert_eq!(world.pushes(), [], "neither has pulled since its push");
+    assert_eq!(world.send(&sender, alice, &seal(alice, carol, 1)), Ok(true));
+    assert_eq!(world.pushes(), [(laptop.conn, arrived(carol))]);
+    // The phone pulls: only the phone hears of the next arrival, which its PULL may
+    // have missed.
+    let (queued, _) = world.pull(&phone, bob, 100).unwrap();
+    assert_eq!(queued.len(), 9, "everything pushed for is there to pull");
+    assert_eq!(world.send(&sender, alice, &seal(alice, bob, 10)), Ok(true));
+    assert_eq!(world.pushes(), [(phone.conn, arrived(bob))]);
+    // A refused PULL (carol is not logged in on the phone) changes nothing.
+    assert!(world.pull(&phone, carol, 10).is_err());
+    assert_eq!(world.send(&sender, alice, &seal(alice, carol, 2)), Ok(true));
+    assert_eq!(world.pushes(), []);
+    world.pull(&laptop, carol, 10).unwrap();
+    assert_eq!(world.send(&sender, alice, &seal(alice, carol, 3)), Ok(true));
+    assert_eq!(world.pushes(), [(laptop.conn, arrived(carol))]);
 }
 
 #[test]

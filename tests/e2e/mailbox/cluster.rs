@@ -19,10 +19,11 @@ async fn front_ends_of_one_cluster_share_queues_and_pushes() -> anyhow::Result<(
     let on_b = b.connect_as(&[&bob]).await?;
 
     // Each SEND through A is pushed to bob's connection at B; the time from the SEND to
-    // the push is the cross-front-end push latency.
+    // the push is the cross-front-end push latency. Bob pulls at B on each push, as a node
+    // does (the next push waits for it), and finds what A stored.
     let sealed = seal_texts(&alice, &bob, (0..40).map(|i| format!("m{i}")).collect()).await?;
     let mut latencies = Vec::new();
-    for s in &sealed {
+    for (i, s) in sealed.iter().enumerate() {
         let started = Instant::now();
         assert!(
             on_a.send(fp(&alice), s.bytes.clone()).await?,
@@ -38,6 +39,8 @@ async fn front_ends_of_one_cluster_share_queues_and_pushes() -> anyhow::Result<(
                 recipient: fp(&bob)
             }
         );
+        let (queued, _) = on_b.pull(fp(&bob), MAX_BATCH_COUNT).await?;
+        assert_eq!(queued.len(), i + 1, "B serves what it was pushed for");
     }
     latencies.sort();
     let p50 = latencies[latencies.len() / 2];
