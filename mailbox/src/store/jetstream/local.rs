@@ -203,18 +203,21 @@ impl LocalNats {
     /// answers is not enough: another test's server may hold it, and this one have exited.
     fn wait_ready(&mut self, i: usize) -> io::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let log_path = self.dir.join(format!("{}.log", self.servers[i].name));
+        let name = self.servers[i].name.clone();
+        let log_path = self.dir.join(format!("{name}.log"));
+        let failed = |kind: io::ErrorKind, what: String| {
+            io::Error::new(
+                kind,
+                format!("nats-server {name} {what}; its log: {}", log_path.display()),
+            )
+        };
         let clustered = self.servers.len() > 1;
         loop {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             if log.contains("address already in use") {
-                return Err(io::Error::new(
+                return Err(failed(
                     io::ErrorKind::AddrInUse,
-                    format!(
-                        "nats-server {}: a port is in use; its log: {}",
-                        self.servers[i].name,
-                        log_path.display()
-                    ),
+                    "found a port in use".into(),
                 ));
             }
             if log.contains("Server is ready")
@@ -225,20 +228,12 @@ impl LocalNats {
             if let Some(child) = self.servers[i].child.as_mut()
                 && let Some(status) = child.try_wait()?
             {
-                return Err(io::Error::other(format!(
-                    "nats-server {} exited ({status}); its log: {}",
-                    self.servers[i].name,
-                    log_path.display()
-                )));
+                return Err(failed(io::ErrorKind::Other, format!("exited ({status})")));
             }
             if Instant::now() > deadline {
-                return Err(io::Error::new(
+                return Err(failed(
                     io::ErrorKind::TimedOut,
-                    format!(
-                        "nats-server {} did not listen in 20 s; its log: {}",
-                        self.servers[i].name,
-                        log_path.display()
-                    ),
+                    "did not listen in 20 s".into(),
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
