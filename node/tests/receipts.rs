@@ -183,3 +183,47 @@ fn drain_all_sealed(from: &Node) -> Vec<(OutboxKind, Vec<u8>)> {
         })
         .collect()
 }
+
+/// A receipt taken in while the outbox changes the same messages' status (a refusal puts
+/// a message back to pending, the mailbox's answer to a SEND marks it sent, and either can
+/// come after the recipient's receipt): each message ends delivered. Each status change
+/// reads and writes under one lock; without it, a change read before the receipt's write
+/// and written after it would overwrite "delivered".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receipt_racing_status_changes_leaves_every_message_delivered() {
+    let (bob, _keys) = common::memory_node();
+    let (alice, _alice_keys) = pair_with(bob.clone()).await;
+    for round in 0..20 {
+        send(&alice, (0..50).map(|i| format!("r{round} m{i}"))).await;
+        // bob takes them in before alice has heard the mailbox's answers.
+        let outgoing = alice.outbox().unwrap();
+        let envelopes: Vec<_> = outgoing
+            .iter()
+            .map(|o| (o.record.kind, o.envelope.clone().unwrap()))
+            .collect();
+        deliver(&bob, "bob", &envelopes);
+        let receipts = drain_all(&bob);
+        assert_eq!(receipts.len(), 1, "one receipt for all fifty");
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let changes = {
+            let (alice, done) = (alice.clone(), done.clone());
+            std::thread::spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    for o in &outgoing {
+                        let (id, mid) = (&o.record.identity, &o.record.message_id);
+                        alice.set_status(id, mid, Status::Pending, None).unwrap();
+                        alice.outbox_done(o.key.clone(), &o.record, None).unwrap();
+                    }
+                }
+            })
+        };
+        deliver(&alice, "alice", &receipts);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        changes.join().unwrap();
+        let wrong: Vec<_> = statuses(&alice)
+            .into_iter()
+            .filter(|s| *s != Status::Delivered)
+            .collect();
+        assert!(wrong.is_empty(), "round {round}: {wrong:?}");
+    }
+}

@@ -399,6 +399,7 @@ impl Node {
         c.put_raw(keys::message_id(id, mid), b"receipt".to_vec());
         let conversation = keys::conversation(id, &contact.name);
         let mut updates = Vec::new();
+        let statuses = self.status_lock();
         for confirmed in confirmed {
             let Some(key) = self.store.get_raw(&keys::message_id(id, confirmed))? else {
                 continue;
@@ -419,6 +420,7 @@ impl Node {
         }
         olm.write(&mut c);
         self.store.apply(c)?;
+        drop(statuses);
         for mid in updates {
             self.emit(NodeEvent::Status {
                 identity: id.to_owned(),

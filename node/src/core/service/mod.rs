@@ -201,6 +201,10 @@ pub struct Node {
     /// How many texts wait in the outbox (receipts are not counted). Its lock is held
     /// while a text enters or leaves the outbox, so the count follows the store.
     outbox_texts: std::sync::Mutex<usize>,
+    /// Held while an outgoing message's status is read, changed and written (innermost:
+    /// only the outbox count's lock is taken under it), so a late "sent" never overwrites
+    /// the "delivered" a receipt wrote meanwhile.
+    status_lock: std::sync::Mutex<()>,
     /// Held while a message is taken in, and while a contact is added with the requests
     /// its key left: who is a contact, and where their chain stands, change under it only.
     inbox_lock: std::sync::Mutex<()>,
@@ -400,6 +404,7 @@ impl Node {
             pickle_keys: std::sync::Mutex::new(HashMap::new()),
             outbox_texts: std::sync::Mutex::new(outbox_texts),
             inbox_lock: std::sync::Mutex::new(()),
+            status_lock: std::sync::Mutex::new(()),
             wake: Notify::new(),
             wake_remote: Notify::new(),
             receipts: Notify::new(),
@@ -455,6 +460,10 @@ impl Node {
 
     fn outbox_texts(&self) -> std::sync::MutexGuard<'_, usize> {
         self.outbox_texts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn status_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.status_lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn inbox_lock(&self) -> std::sync::MutexGuard<'_, ()> {

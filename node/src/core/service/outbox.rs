@@ -14,8 +14,10 @@ impl Node {
         error: Option<String>,
     ) -> Result<(), NodeError> {
         let mut c = Changes::default();
+        let statuses = self.status_lock();
         if let Some(event) = self.status_change(&mut c, identity, message_id, status, error)? {
             self.store.apply(c)?;
+            drop(statuses);
             if let Some(event) = event {
                 self.emit(event);
             }
@@ -24,7 +26,8 @@ impl Node {
     }
 
     /// Put an outgoing message's new status into `c`: `None` if nothing changes, else the
-    /// event to emit once `c` is applied (if the message is in a conversation).
+    /// event to emit once `c` is applied (if the message is in a conversation). The caller
+    /// holds the status lock until `c` is applied.
     fn status_change(
         &self,
         c: &mut Changes,
@@ -189,6 +192,7 @@ impl Node {
     ) -> Result<(), NodeError> {
         // The message's status and the entry's removal in one write.
         let mut c = Changes::default();
+        let statuses = self.status_lock();
         let event = if item.kind == OutboxKind::Text {
             let status = if error.is_some() {
                 Status::Failed
@@ -212,6 +216,7 @@ impl Node {
             *texts = texts.saturating_sub(1);
         }
         drop(texts);
+        drop(statuses);
         if let Some(event) = event {
             self.emit(event);
         }
