@@ -116,6 +116,27 @@ impl<S: QueueStore, O: Observer, K: KeyStore> Mailbox<S, O, K> {
         true
     }
 
+    /// What the core holds for open connections and handshakes, by map (the non-empty
+    /// ones): tests check that a closed connection leaves nothing behind.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> Vec<(&'static str, usize)> {
+        let s = self.state();
+        let counted = |m: &HashMap<IpAddr, usize>| m.values().sum::<usize>();
+        [
+            ("conns", s.conns.len()),
+            ("per_address", counted(&s.per_address)),
+            ("handshakes", counted(&s.handshakes)),
+            ("validated_handshakes", counted(&s.validated_handshakes)),
+            ("listeners", s.listeners.values().map(Vec::len).sum()),
+            ("pending", s.pending.values().map(VecDeque::len).sum()),
+            ("ready", s.ready.len()),
+            ("quiet", s.quiet.len()),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
+    }
+
     /// `conn` ended (or never finished its handshake): forget its logins and let its address
     /// open another.
     pub fn handle_closed(&self, conn: ConnId) {

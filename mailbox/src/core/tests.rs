@@ -549,6 +549,49 @@ fn after_a_push_the_next_waits_until_the_connection_pulls() {
     assert_eq!(world.pushes(), [(laptop.conn, arrived(carol))]);
 }
 
+/// Every connection's entries (its logins, pushes waiting, quiet identities, its count
+/// under its address) go when it closes: what the core holds follows the open connections,
+/// not every connection there ever was.
+#[test]
+fn a_closed_connection_leaves_nothing_behind() {
+    let [alice, bob, carol, _] = people();
+    let mut world = World::new(policy());
+    let sender = world.connect_as(&[alice]);
+    let laptops: Vec<Peer> = (0..5).map(|_| world.connect_as(&[bob, carol])).collect();
+    let Admission::Accept(handshake) = world.mailbox.handle_incoming(IpAddr::from(HOME), false)
+    else {
+        panic!("a handshake is refused");
+    };
+    for n in 0..3 {
+        assert_eq!(world.send(&sender, alice, &seal(alice, bob, n)), Ok(true));
+        assert_eq!(world.send(&sender, alice, &seal(alice, carol, n)), Ok(true));
+    }
+    assert_eq!(world.pushes().len(), 10, "one push per laptop and identity");
+    // And one more waiting on each laptop for bob: it pulled carol's queue only.
+    for laptop in &laptops {
+        world.pull(laptop, carol, 10).unwrap();
+    }
+    assert_eq!(world.send(&sender, alice, &seal(alice, carol, 9)), Ok(true));
+    let held = world.mailbox.held();
+    assert_eq!(
+        held,
+        [
+            ("conns", 7),
+            ("per_address", 6),
+            ("handshakes", 1),
+            ("listeners", 11),
+            ("pending", 5),
+            ("ready", 5),
+            ("quiet", 5),
+        ]
+    );
+    for peer in laptops.iter().chain([&sender]) {
+        world.mailbox.handle_closed(peer.conn);
+    }
+    world.mailbox.handle_closed(handshake);
+    assert_eq!(world.mailbox.held(), []);
+}
+
 #[test]
 fn one_identity_is_logged_in_on_a_bounded_number_of_connections() {
     let [alice, ..] = people();
