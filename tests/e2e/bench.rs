@@ -67,6 +67,35 @@ fn the_sustained_send_scenario_runs_at_a_small_size() {
 }
 
 #[test]
+fn the_soak_and_store_history_scenarios_run_at_a_small_size() {
+    let figures = sm_bench(
+        &["soak", "history"],
+        &[
+            ("SM_SOAK_SECONDS", "3"),
+            ("SM_HISTORY_MILLIONS", "2"),
+            ("SM_HISTORY_STEP", "2000"),
+        ],
+    );
+    let names = names(&figures);
+    for name in [
+        "soak: SENDs answered (64 connections, mixed SEND/PULL/ACK)",
+        "store history: last step's rate / first's (steps of 2000)",
+    ] {
+        assert!(names.contains(&name), "{name}: {names:?}");
+    }
+    let lost = figures
+        .iter()
+        .find(|f| {
+            f["figure"]
+                .as_str()
+                .unwrap()
+                .starts_with("soak: errors / lost")
+        })
+        .unwrap_or_else(|| panic!("no loss figure: {names:?}"));
+    assert_eq!(lost["shown"], "0 / 0 / 0", "{lost}");
+}
+
+#[test]
 fn a_scenario_size_that_is_not_a_number_is_refused_by_name() {
     let out = Command::new(tests::binary("sm-bench").unwrap())
         .arg("node")

@@ -150,6 +150,19 @@ fn env_number(name: &str, default: u64) -> anyhow::Result<u64> {
     }
 }
 
+/// `10000` as `10,000`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn run_id() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

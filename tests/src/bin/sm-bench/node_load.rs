@@ -141,16 +141,3 @@ pub(super) async fn node(dir: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
-
-/// `10000` as `10,000`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
