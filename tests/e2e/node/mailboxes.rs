@@ -245,3 +245,63 @@ async fn a_request_from_another_mailbox_is_answered_there() -> anyhow::Result<()
     );
     Ok(())
 }
+
+/// The settings dialog's Save confirms the mailbox it saved and shows it in the field at
+/// once, before the sync loop has reconnected (it once showed the address it was leaving).
+#[tokio::test]
+async fn saving_another_mailbox_in_the_settings_dialog_confirms_the_new_one() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let a = Mailbox::start(&dir.path().join("a"))?;
+    let b = Mailbox::start(&dir.path().join("b"))?;
+    let node = Node::start(&dir.path().join("node"), &a.pinned_address())?;
+    node.create_identity("alice").await?;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let on_page_host = |method: Method, path: &str| {
+        browser
+            .request(method, format!("{}{path}", node.url))
+            .header("host", node.page_host())
+    };
+    let link = node.sign_in_link().await?;
+    let path = link.strip_prefix(&node.page).context("a page-host link")?;
+    let signed_in = on_page_host(Method::GET, path).send().await?;
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("no session cookie")?
+        .to_owned();
+
+    let new = b.pinned_address();
+    let saved = on_page_host(Method::POST, "/ui/settings")
+        .header("cookie", &cookie)
+        .header("origin", &node.page)
+        .form(&[("identity", "alice"), ("mailbox", new.as_str())])
+        .send()
+        .await?;
+    assert_eq!(saved.status(), 303);
+    let back = saved
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .context("no location")?
+        .to_owned();
+    let page = on_page_host(Method::GET, &back)
+        .header("cookie", &cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        page.contains(&format!("Saved: the node now uses the mailbox {new};")),
+        "the confirmation names another mailbox than {new}"
+    );
+    assert!(
+        !page.contains(&a.pinned_address()),
+        "the page still shows the old mailbox"
+    );
+    Ok(())
+}

@@ -209,7 +209,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
         show_settings: sel.settings.is_some(),
         show_invite: sel.invite.is_some(),
         settings: ui::SettingsView {
-            mailbox: status.mailbox.clone(),
+            mailbox: node.mailbox_in_use().to_string(),
             test_result: None,
             previews: node.previews(),
             theme: node.theme().as_str().to_owned(),

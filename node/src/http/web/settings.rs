@@ -75,7 +75,8 @@ pub(super) async fn save_settings(
         if let Some(theme) = theme {
             node.set_theme(theme)?;
         }
-        Ok(node.status().mailbox)
+        // What was saved, not what the sync loop has reconnected to yet.
+        Ok(node.mailbox_in_use().to_string())
     })
     .await;
     match saved {
