@@ -97,6 +97,8 @@ fn real_main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,quinn=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal, not in a log file or pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let parsed = Cli::parse();
     let client_flags = parsed.target.api.is_some() || parsed.target.json;

@@ -372,3 +372,38 @@ fn no_token_is_refused_on_an_address_others_can_reach() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Logs that go to a file or a pipe, not a terminal, carry no colour codes (an operator
+/// reads them with `less` or ships them to a log store).
+#[test]
+fn logs_written_to_a_file_have_no_colour_codes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("mailbox.log");
+    let mut child = Command::new(binary("mailbox")?)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", "127.0.0.1:0", "--dashboard", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&log)?;
+        if text.contains("mailbox serving") {
+            break text;
+        }
+        if std::time::Instant::now() > deadline || child.try_wait()?.is_some() {
+            child.kill()?;
+            child.wait()?;
+            anyhow::bail!("no \"mailbox serving\" log line: {text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill()?;
+    child.wait()?;
+    assert!(!text.contains('\u{1b}'), "colour codes in {text:?}");
+    Ok(())
+}
