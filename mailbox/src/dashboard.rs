@@ -21,7 +21,35 @@ struct Dashboard<S> {
     logs: Arc<RecentLogs>,
     listen: SocketAddr,
     fingerprint_grouped: String,
+    node_address: NodeAddress,
     retention: Duration,
+}
+
+/// What nodes put in their settings to use a mailbox listening on `listen` with the
+/// certificate `fingerprint`: `host:port#fingerprint`, and a note when the host part is
+/// the operator's to fill in (the mailbox listens on every interface).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddress {
+    /// The address as nodes write it.
+    pub address: String,
+    /// What to change before pasting it, if anything.
+    pub note: Option<String>,
+}
+
+impl NodeAddress {
+    /// The address for a mailbox bound to `listen`.
+    pub fn new(listen: SocketAddr, fingerprint: &[u8; 32]) -> Self {
+        let note = listen.ip().is_unspecified().then(|| {
+            format!(
+                "The mailbox listens on every interface: put this host's name or address in place of {}.",
+                listen.ip()
+            )
+        });
+        Self {
+            address: format!("{listen}#{}", hex::encode(fingerprint)),
+            note,
+        }
+    }
 }
 
 /// The dashboard's routes.
@@ -37,6 +65,7 @@ pub fn router<S: QueueStore>(
         logs,
         listen,
         fingerprint_grouped: crypto::Fingerprint(fingerprint).grouped(),
+        node_address: NodeAddress::new(listen, &fingerprint),
         retention,
     });
     Router::new()
@@ -104,6 +133,8 @@ async fn page<S: QueueStore>(State(d): State<Arc<Dashboard<S>>>) -> impl IntoRes
     let nonneg = |v: i64| u64::try_from(v).unwrap_or(0);
     Html(ui::dashboard_page(&ui::DashboardPage {
         listen: d.listen.to_string(),
+        node_address: d.node_address.address.clone(),
+        node_address_note: d.node_address.note.clone(),
         fingerprint_grouped: d.fingerprint_grouped.clone(),
         uptime: config::time::span(uptime),
         connections: nonneg(m.connections.get()),
@@ -124,4 +155,26 @@ async fn page<S: QueueStore>(State(d): State<Arc<Dashboard<S>>>) -> impl IntoRes
             .collect(),
         log_lines: d.logs.lines(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_node_address_is_pasteable_or_says_what_to_fill_in() {
+        let fingerprint = [0xab; 32];
+        let hex = "ab".repeat(32);
+        let local = NodeAddress::new("127.0.0.1:4433".parse().expect("an address"), &fingerprint);
+        assert_eq!(local.address, format!("127.0.0.1:4433#{hex}"));
+        assert_eq!(local.note, None);
+        let v6 = NodeAddress::new("[::1]:4433".parse().expect("an address"), &fingerprint);
+        assert_eq!(v6.address, format!("[::1]:4433#{hex}"));
+        assert!(v6.address.parse::<config::MailboxAddress>().is_ok());
+        for every in ["0.0.0.0:4433", "[::]:4433"] {
+            let any = NodeAddress::new(every.parse().expect("an address"), &fingerprint);
+            let note = any.note.expect("a note");
+            assert!(note.contains("this host's name"), "{note}");
+        }
+    }
 }

@@ -205,11 +205,11 @@ async fn serve(
         hex::encode(running.fingerprint)
     );
     println!("dashboard on http://{}", running.dashboard_addr);
-    println!(
-        "nodes use the address {}#{}",
-        running.quic_addr,
-        hex::encode(running.fingerprint)
-    );
+    let for_nodes = mailbox::dashboard::NodeAddress::new(running.quic_addr, &running.fingerprint);
+    println!("nodes use the address {}", for_nodes.address);
+    if let Some(note) = for_nodes.note {
+        println!("  ({note})");
+    }
     match &config.store {
         StoreSetting::Sled => println!("store: sled in {}", config.data_dir.display()),
         StoreSetting::Nats(urls) => println!(

@@ -52,6 +52,8 @@ fn figure(label: &'static str, value: String, class: &'static str) -> impl IntoV
 fn dashboard_body(page: DashboardPage) -> impl IntoView {
     let DashboardPage {
         listen,
+        node_address,
+        node_address_note,
         fingerprint_grouped,
         uptime,
         connections,
@@ -82,6 +84,13 @@ fn dashboard_body(page: DashboardPage) -> impl IntoView {
             <main class="dashboard-main">
                 <h2 class="visually-hidden">"Status"</h2>
                 <dl class="figures">
+                    <div class="figure figure-wide figure-node-address">
+                        <dt>"Address for nodes"</dt>
+                        <dd>
+                            <code id="node-address">{node_address}</code>
+                            {node_address_note.map(|note| view! { <p class="figure-note">{note}</p> })}
+                        </dd>
+                    </div>
                     {figure("Listen address", listen, "figure figure-text figure-address")}
                     {figure(
                         "Certificate fingerprint",
@@ -347,6 +356,8 @@ mod tests {
     fn sample() -> DashboardPage {
         DashboardPage {
             listen: "0.0.0.0:4433".to_owned(),
+            node_address: "0.0.0.0:4433#ab12cd34ef56".to_owned(),
+            node_address_note: Some("Put this host's name in place of 0.0.0.0.".to_owned()),
             fingerprint_grouped: "ab12 cd34 ef56".to_owned(),
             uptime: "3 h 12 min".to_owned(),
             connections: 7,
@@ -442,6 +453,26 @@ mod tests {
             );
         }
         assert_self_contained(&html);
+    }
+
+    #[test]
+    fn dashboard_shows_the_address_nodes_paste_with_its_note() {
+        let html = dashboard_page(&sample());
+        assert!(
+            html.contains(
+                r#"<dt>Address for nodes</dt><dd><code id="node-address">0.0.0.0:4433#ab12cd34ef56</code><p class="figure-note">Put this host's name in place of 0.0.0.0.</p></dd>"#
+            ),
+            "{html}"
+        );
+        let html = dashboard_page(&DashboardPage {
+            node_address: "127.0.0.1:4433#ab12".to_owned(),
+            ..DashboardPage::default()
+        });
+        assert!(
+            html.contains(r#"<code id="node-address">127.0.0.1:4433#ab12</code>"#),
+            "{html}"
+        );
+        assert!(!html.contains("figure-note"), "{html}");
     }
 
     #[test]

@@ -283,6 +283,11 @@ pub struct NodePage {
 pub struct DashboardPage {
     /// The QUIC address the mailbox listens on.
     pub listen: String,
+    /// What nodes put in their settings to use this mailbox: `host:port#fingerprint`.
+    pub node_address: String,
+    /// Said under [`DashboardPage::node_address`] when it cannot be pasted as it is (the
+    /// mailbox listens on every interface: the host part is for the operator to fill in).
+    pub node_address_note: Option<String>,
     /// The SHA-256 fingerprint of the mailbox's TLS certificate, grouped for reading:
     /// `"a1b2 c3d4 ..."` (the mailbox groups it: `crypto::Fingerprint::grouped`).
     pub fingerprint_grouped: String,

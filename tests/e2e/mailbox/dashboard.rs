@@ -46,6 +46,14 @@ async fn the_dashboard_shows_traffic_health_and_metrics() -> anyhow::Result<()> 
             "{label}: {value} in {html}"
         );
     }
+    // The address nodes paste, as the mailbox printed it for them.
+    assert!(
+        html.contains(&format!(
+            r#"<code id="node-address">{}</code>"#,
+            mailbox.pinned_address()
+        )),
+        "{html}"
+    );
     assert!(html.contains(">Refused</h2>"), "{html}");
     assert!(
         html.contains(r#"<code>not_logged_in</code></th><td class="num">2</td>"#),
