@@ -33,6 +33,8 @@ pub(super) struct ChatPanel<'a> {
     pub(super) confirm_delete: bool,
     /// The link that opens the "Invite someone" dialog.
     pub(super) invite_href: Option<String>,
+    /// Message requests waiting for an answer.
+    pub(super) requests: usize,
     /// A dialog (or another step) has the focus.
     pub(super) in_dialog: bool,
 }
@@ -48,6 +50,7 @@ pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
         draft,
         confirm_delete,
         invite_href,
+        requests,
         in_dialog,
     } = panel;
     let body = match (identity, contact) {
@@ -64,6 +67,20 @@ pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
             vec![("#identities-heading".to_owned(), "Go to your profiles")],
         )
         .into_any(),
+        (Some(_), _) if contacts.is_empty() && requests > 0 => {
+            let mut links = vec![("#requests".to_owned(), "See the requests")];
+            if let Some(href) = invite_href {
+                links.push((href, "Invite someone"));
+            }
+            empty_state(
+                "Someone wants to talk to you",
+                "A message request is waiting under Requests. If you know who sent it, accept \
+                 it: they become a contact and you can answer. You can also invite someone \
+                 yourself.",
+                links,
+            )
+            .into_any()
+        }
         (Some(_), _) if contacts.is_empty() => {
             let mut links = Vec::new();
             if let Some(href) = invite_href {
@@ -652,6 +669,21 @@ mod tests {
         assert!(actions.contains(r##"href="#contact-key""##), "{actions}");
         assert!(html.contains(r#"action="/ui/contacts""#));
         assert!(!html.contains(r#"action="/ui/send""#));
+    }
+
+    #[test]
+    fn empty_state_without_contacts_points_to_waiting_requests() {
+        let mut page = full_page();
+        page.contacts.clear();
+        page.active_contact = None;
+        page.messages.clear();
+        let html = node_page(&page);
+        assert!(html.contains("Someone wants to talk to you"), "{html}");
+        assert!(!html.contains("Add your first contact"), "{html}");
+        let actions = element_with(&html, r#"class="empty-actions""#, "p");
+        assert!(actions.contains(r##"href="#requests""##), "{actions}");
+        assert!(actions.contains(">See the requests</a>"), "{actions}");
+        assert!(actions.contains(">Invite someone</a>"), "{actions}");
     }
 
     #[test]

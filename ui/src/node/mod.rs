@@ -155,6 +155,7 @@ fn node_body(page: NodePage) -> impl IntoView {
         draft,
         confirm_delete: confirm_delete_contact,
         invite_href,
+        requests: requests.len(),
         in_dialog: dialog.is_some() || confirm_delete_identity || confirm_delete_request.is_some(),
     });
     let request_count = requests.len();
