@@ -47,7 +47,9 @@ pub enum ClientError {
     #[error("{0}")]
     Protocol(ProtocolError),
     /// The mailbox refused the request.
-    #[error("the mailbox refused: {message} ({})", code.as_str())]
+    /// Its display is the code's [`ErrorCode::meaning`]; the mailbox's own words are
+    /// `message`, for logs only.
+    #[error("{} ({})", code.meaning(), code.as_str())]
     Refused {
         /// Its code.
         code: protocol::ErrorCode,

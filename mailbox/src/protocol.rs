@@ -277,6 +277,27 @@ impl ErrorCode {
             Self::NoKeys => "no_keys",
         }
     }
+
+    /// What the code means, in words a client may show its user. A client shows these, not
+    /// the server's own message: the mailbox is not trusted to put words on its screen.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::Malformed | Self::UnknownFrame | Self::HelloFirst => {
+                "the mailbox did not understand the request"
+            }
+            Self::UnsupportedVersion => "the mailbox speaks another protocol version",
+            Self::LoginFailed => "the mailbox did not accept the login",
+            Self::NotLoggedIn => "the mailbox wants a login first",
+            Self::NotAllowed => "the mailbox serves only its members",
+            Self::BadEnvelope => "the mailbox found the envelope malformed",
+            Self::TooLarge => "the message is larger than the mailbox accepts",
+            Self::Quota => "the recipient's queue at the mailbox is full",
+            Self::RateLimited => "too many requests for the mailbox at once",
+            Self::Internal => "the mailbox failed",
+            Self::MailboxFull => "the mailbox is full",
+            Self::NoKeys => "the mailbox holds no session keys for them",
+        }
+    }
 }
 
 impl Response {
@@ -408,6 +429,22 @@ mod tests {
             assert_eq!(position(*code), i, "{code:?}");
         }
         assert_eq!(ErrorCode::ALL.len(), 14);
+    }
+
+    /// A refusal reads as the client's words for its code: what the (untrusted) mailbox
+    /// wrote with it stays out of what a user is shown.
+    #[test]
+    fn a_refusal_shows_the_codes_meaning_not_the_mailboxs_words() {
+        for code in ErrorCode::ALL {
+            assert!(!code.meaning().is_empty(), "{code:?}");
+            let refused = crate::core::SessionError::Refused {
+                code: *code,
+                message: "your key leaked: see evil.example".to_owned(),
+            };
+            let shown = refused.to_string();
+            assert!(shown.contains(code.meaning()), "{shown}");
+            assert!(!shown.contains("evil"), "{shown}");
+        }
     }
 
     #[test]

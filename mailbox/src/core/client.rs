@@ -10,7 +10,9 @@ use crate::protocol::{CHALLENGE_LEN, ErrorCode, Request, Response, VERSIONS};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
     /// The mailbox refused the request.
-    #[error("the mailbox refused: {message} ({})", code.as_str())]
+    /// Its display is the code's [`ErrorCode::meaning`]; the mailbox's own words are
+    /// `message`, for logs only.
+    #[error("{} ({})", code.meaning(), code.as_str())]
     Refused {
         /// Its code.
         code: ErrorCode,

@@ -96,8 +96,10 @@ pub enum Hold {
     All,
 }
 
-/// Classify a mailbox refusal of a SEND.
-pub fn send_verdict(code: ErrorCode, message: &str) -> SendVerdict {
+/// Classify a mailbox refusal of a SEND, in the node's words for its code (never the
+/// mailbox's own, which is not trusted to write on the user's screen).
+pub fn send_verdict(code: ErrorCode) -> SendVerdict {
+    let message = code.meaning();
     let later = |hold| SendVerdict::Later {
         words: format!("not sent yet: {message}"),
         hold,
@@ -377,9 +379,9 @@ mod tests {
         ];
         for (code, hold) in later {
             assert_eq!(
-                send_verdict(code, "full"),
+                send_verdict(code),
                 SendVerdict::Later {
-                    words: "not sent yet: full".into(),
+                    words: format!("not sent yet: {}", code.meaning()),
                     hold
                 },
                 "{code:?}"
@@ -393,8 +395,8 @@ mod tests {
         ];
         for code in never {
             assert_eq!(
-                send_verdict(code, "no"),
-                SendVerdict::Never("the mailbox refused it: no".into()),
+                send_verdict(code),
+                SendVerdict::Never(format!("the mailbox refused it: {}", code.meaning())),
                 "{code:?}"
             );
         }

@@ -133,7 +133,10 @@ pub async fn drain_outbox<L: Link, R: Rng>(
         let request = answer(ClientSession::send(sender, envelope))?;
         let verdict = match ClientSession::stored(link.request(request).await?) {
             Ok(_) => SendVerdict::Sent,
-            Err(SessionError::Refused { code, message }) => send_verdict(code, &message),
+            Err(SessionError::Refused { code, message }) => {
+                debug!(code = code.as_str(), %message, "the mailbox's words for a refusal");
+                send_verdict(code)
+            }
             Err(other) => return Err(SyncError::Mailbox(other.into())),
         };
         let n = node.clone();
