@@ -686,6 +686,48 @@ async fn a_chain_that_starts_again_is_noticed_and_followed() {
     );
 }
 
+/// The same restart, but the mailbox drops its first message: what follows is behind the
+/// old chain with no gap for it, and says so rather than slip in unremarked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_chain_whose_first_message_is_lost_is_still_flagged() {
+    let (a, b) = pair().await;
+    for text in ["one", "two", "three"] {
+        a.node
+            .send_text("alice".into(), "bob".into(), text.into())
+            .await
+            .unwrap();
+    }
+    deliver(&b.node, "bob", &drain(&a.node));
+    let b_pem = b.node.identity("bob").unwrap().public_key().to_pem();
+    a.node
+        .delete_contact("alice".into(), "bob".into())
+        .await
+        .unwrap();
+    a.node
+        .add_contact("alice".into(), "bob".into(), b_pem)
+        .await
+        .unwrap();
+    for text in ["again", "and on"] {
+        a.node
+            .send_text("alice".into(), "bob".into(), text.into())
+            .await
+            .unwrap();
+    }
+    let sent = drain(&a.node);
+    assert_eq!(sent.len(), 2);
+    deliver(&b.node, "bob", &sent[1..]);
+    let shown = b.node.messages("bob", "alice", None, 10).unwrap();
+    assert_eq!(texts(&shown), ["one", "two", "three", "and on"]);
+    let warned = warnings(&shown);
+    assert!(
+        warned[3]
+            .as_deref()
+            .is_some_and(|w| w.contains("came after later ones")),
+        "{warned:?}"
+    );
+    assert!(warned[..3].iter().all(Option::is_none), "{warned:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_identities_of_one_node_can_write_to_each_other() {
     let a = peer();

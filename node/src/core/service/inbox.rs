@@ -479,6 +479,16 @@ impl Node {
                         last_hash: hash,
                     },
                 );
+            } else if place.is_none() {
+                // Behind the chain, and no gap waits for it: a replay under a new id, or a
+                // chain that started again whose first message was lost on the way.
+                warn!("a contact's message came out of their order with no gap for it");
+                record.error = Some(
+                    "this message came after later ones from this contact, and no message \
+                     was missing where it belongs: it may be a copy of an older one, or \
+                     they started their message chain again and its first message was lost"
+                        .to_owned(),
+                );
             }
         } else {
             if seq > expected {
