@@ -65,14 +65,20 @@
 
   // ---------- local times ----------
 
-  /** Shows a <time datetime> in the browser's time zone and locale. */
+  /**
+   * Shows a <time datetime> in the browser's time zone and locale: the time alone for
+   * today, with the date otherwise. The full date and time is its tooltip.
+   */
   function localizeTime(node) {
     const iso = node.getAttribute('datetime');
     if (!iso) return;
     const date = new Date(iso);
     if (Number.isNaN(date.getTime())) return;
-    node.textContent = date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-    node.title = iso;
+    const today = date.toDateString() === new Date().toDateString();
+    node.textContent = today
+      ? date.toLocaleTimeString(undefined, { timeStyle: 'short' })
+      : date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+    node.title = date.toLocaleString(undefined, { dateStyle: 'full', timeStyle: 'long' });
   }
 
   document.querySelectorAll('time[datetime]').forEach(localizeTime);

@@ -391,6 +391,17 @@ async fn a_message_seen_live_in_the_open_conversation_is_not_unread_afterwards()
             .await?;
         ensure!(status == 201, "{status} {body}");
         wait_bubble(&bob, "in", "read me", WAIT).await?;
+        // Today's message shows its time alone; the date is in its tooltip.
+        let shown = bob
+            .js(
+                "const t = [...document.querySelectorAll('#messages time[datetime]')].pop();
+                 const year = String(new Date().getFullYear());
+                 return !t.textContent.includes(year) && t.title.includes(year)
+                     ? 'ok' : t.textContent + ' / ' + t.title;",
+                vec![],
+            )
+            .await?;
+        ensure!(shown == "ok", "today's time shows as {shown}");
         // Bob has read it on screen; he goes back to his identity's page.
         bob.click(".identities a.item.active").await?;
         bob.wait_for("main.chat .empty-state", PAGE).await?;
