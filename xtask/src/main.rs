@@ -62,7 +62,7 @@ const USAGE: &str =
                test kills 2 servers under 26 s of load)
   store-history [MILLIONS]: the queue store's API alone past MILLIONS (default 50)
                stored-and-acknowledged envelopes, printing each million's rate and the
-               trees a lookup walks (not in CI)
+               trees a lookup walks (cargo xtask test does 2 steps of 2,000)
   fuzz         [--seconds N] [target...]: build the cargo-fuzz targets (nightly) and run
                each for N seconds (default 600; cargo xtask test does 10): frame,
                envelope, invite, config, pem";
