@@ -581,6 +581,63 @@ mod tests {
     }
 
     #[test]
+    fn pinned_encoding_of_a_pull_and_the_answers_and_event() {
+        // Integers are varints (300 = 0xac 0x02), a bool one byte, an error code its
+        // place in `ErrorCode::ALL`, a string a varint length and its UTF-8.
+        let frames: [(Vec<u8>, Vec<u8>); 7] = [
+            (
+                encode(&Request::Pull {
+                    recipient: Fingerprint([1; 32]),
+                    max_count: 300,
+                }),
+                [&[0, 0, 0, 35, 3][..], &[1; 32], &[0xac, 0x02]].concat(),
+            ),
+            (
+                encode(&Response::Welcome {
+                    version: 1,
+                    challenge: [7; CHALLENGE_LEN],
+                }),
+                [&[0, 0, 0, 34, 0, 1][..], &[7; 32]].concat(),
+            ),
+            (
+                encode(&Response::LoggedIn {
+                    fingerprint: Fingerprint([2; 32]),
+                }),
+                [&[0, 0, 0, 33, 1][..], &[2; 32]].concat(),
+            ),
+            (
+                encode(&Response::Stored {
+                    id: MessageId([3; 16]),
+                    duplicate: true,
+                }),
+                [&[0, 0, 0, 18, 2][..], &[3; 16], &[1]].concat(),
+            ),
+            (
+                encode(&Response::Acked { deleted: 200 }),
+                vec![0, 0, 0, 3, 4, 0xc8, 0x01],
+            ),
+            (
+                encode(&Response::error(ErrorCode::Quota, "full")),
+                [&[0, 0, 0, 7, 5, 9, 4][..], b"full"].concat(),
+            ),
+            (
+                encode(&Event::Arrived {
+                    recipient: Fingerprint([9; 32]),
+                }),
+                [&[0, 0, 0, 33, 0][..], &[9; 32]].concat(),
+            ),
+        ];
+        for (i, (encoded, pinned)) in frames.iter().enumerate() {
+            assert_eq!(encoded, pinned, "frame {i}");
+        }
+        assert!(decode_request(&frames[0].1).is_ok());
+        for (encoded, _) in &frames[1..6] {
+            assert!(decode_response(encoded).is_ok());
+        }
+        assert!(decode_event(&frames[6].1).is_ok());
+    }
+
+    #[test]
     fn bad_frames_are_typed() {
         let good = encode(&Request::Hello { versions: vec![1] });
         assert_eq!(decode_request(&good[..2]), Err(FrameError::Length));
