@@ -178,6 +178,20 @@ async fn safety_number_in_page(page: &Browser) -> anyhow::Result<String> {
             == 1,
         "no QR code of the safety number"
     );
+    // The open details scroll in the header: the messages keep a fifth of the chat pane
+    // (they kept only their padding), and the compose box stays on the screen.
+    let room = page
+        .js(
+            "const list = document.querySelector('#chat .scroller').getBoundingClientRect();
+             const pane = document.getElementById('chat').getBoundingClientRect();
+             const compose = document.getElementById('compose').getBoundingClientRect();
+             return list.height >= pane.height / 5 && compose.bottom <= window.innerHeight
+                 ? 'ok'
+                 : `messages ${list.height} of ${pane.height}, compose box to ${compose.bottom}`;",
+            vec![],
+        )
+        .await?;
+    ensure!(room == "ok", "with the details open: {room}");
     Ok(number.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
