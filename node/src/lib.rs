@@ -59,6 +59,52 @@ pub fn configured_passphrase(
     Ok(None)
 }
 
+/// Warnings for files holding a secret that other users of the machine can read: the
+/// `passphrase_file`, and the configuration `file` when the `access_token` comes from it
+/// (not from the environment or a flag: `overridden`). The node still starts (secrets
+/// mounted by container runtimes are often world-readable inside the container), but says
+/// how to fix it.
+pub fn secret_file_warnings(
+    config: &NodeConfig,
+    file: Option<&Path>,
+    overridden: &[String],
+) -> Vec<String> {
+    let mut secrets: Vec<(&Path, &str)> = Vec::new();
+    if let Some(path) = &config.passphrase_file {
+        secrets.push((path, "the key passphrase (passphrase_file)"));
+    }
+    if let Some(path) = file
+        && config.access_token.is_some()
+        && !overridden.iter().any(|k| k == "access_token")
+    {
+        secrets.push((path, "the access token (access_token)"));
+    }
+    secrets
+        .into_iter()
+        .filter_map(|(path, what)| {
+            let mode = readable_by_others(path)?;
+            Some(format!(
+                "{} holds {what} and other users can read it (mode {mode:o}): chmod 600 {}",
+                path.display(),
+                path.display()
+            ))
+        })
+        .collect()
+}
+
+/// The file's permission bits, if its group or others may read it.
+#[cfg(unix)]
+fn readable_by_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o044 != 0).then_some(mode)
+}
+
+#[cfg(not(unix))]
+fn readable_by_others(_path: &Path) -> Option<u32> {
+    None
+}
+
 /// Whether any key file in the data directory is encrypted (and so needs a passphrase).
 pub fn keys_are_encrypted(data_dir: &Path) -> bool {
     std::fs::read_dir(data_dir.join("keys"))
@@ -180,4 +226,41 @@ pub async fn start(
         shutdown: Some(shutdown),
         closing,
     })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn secrets_others_can_read_are_named_with_the_fix() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let pass = dir.path().join("pass");
+        let yaml = dir.path().join("node.yaml");
+        std::fs::write(&pass, "a passphrase\n").expect("written");
+        std::fs::write(&yaml, "access_token: t0k3n\n").expect("written");
+        let config = NodeConfig {
+            passphrase_file: Some(pass.clone()),
+            access_token: Some("t0k3n".into()),
+            ..NodeConfig::default()
+        };
+        let chmod = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        chmod(&pass, 0o644);
+        chmod(&yaml, 0o640);
+        let warned = secret_file_warnings(&config, Some(&yaml), &[]);
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        assert!(warned[0].contains("passphrase_file") && warned[0].contains("mode 644"));
+        assert!(warned[0].ends_with(&format!("chmod 600 {}", pass.display())));
+        assert!(warned[1].contains("access_token") && warned[1].contains("mode 640"));
+        // The token from the environment: the file holds none that counts.
+        let warned = secret_file_warnings(&config, Some(&yaml), &["access_token".into()]);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        chmod(&pass, 0o600);
+        chmod(&yaml, 0o600);
+        assert!(secret_file_warnings(&config, Some(&yaml), &[]).is_empty());
+    }
 }

@@ -77,6 +77,11 @@ fn load(common: &Common) -> anyhow::Result<config::Loaded<NodeConfig>> {
     for note in &loaded.notes {
         tracing::debug!("{note}");
     }
+    for warning in
+        node::secret_file_warnings(&loaded.config, common.config.as_deref(), &loaded.overridden)
+    {
+        tracing::warn!("{warning}");
+    }
     Ok(loaded)
 }
 
