@@ -625,10 +625,28 @@
     const button = compose.querySelector('button[type="submit"]');
     let sending = false;
 
+    // Over the node's limit (the form's data-max-bytes, in UTF-8 bytes): said while typing,
+    // in the node's words, and Send waits until the text fits.
+    const maxBytes = Number(compose.dataset.maxBytes) || 0;
+    let tooLong = false;
+    composeText.addEventListener('input', function () {
+      if (!maxBytes) return;
+      const bytes = new TextEncoder().encode(composeText.value).length;
+      const over = bytes > maxBytes;
+      const kb = (n) => Math.ceil(n / 1024);
+      if (over) {
+        showComposeError('This message is too long: ' + kb(bytes) + ' KB of ' + kb(maxBytes) + ' KB.');
+      } else if (tooLong) {
+        clearComposeError();
+      }
+      tooLong = over;
+      if (button && !sending) button.disabled = over;
+    });
+
     compose.addEventListener('submit', async function (event) {
       event.preventDefault();
       const text = composeText.value;
-      if (sending || text.trim() === '') return;
+      if (sending || tooLong || text.trim() === '') return;
       sending = true;
       composeText.readOnly = true;
       if (button) button.disabled = true;

@@ -251,6 +251,9 @@ pub struct NodePage {
     pub flash_error: Option<String>,
     /// Text to put back in the compose box (typed text is never lost).
     pub draft: String,
+    /// The longest message the node sends, in UTF-8 bytes (0: not said): the page says
+    /// while typing that a text is over it.
+    pub max_message_bytes: usize,
     /// What was typed into the other forms, put back after a refusal.
     pub kept: Kept,
     /// Messages from unknown senders to the active identity.

@@ -233,10 +233,36 @@ async fn a_message_sent_with_enter_shows_live_in_the_other_browser() -> anyhow::
         alice
             .wait_for("ol#messages[data-contact='bob']", PAGE)
             .await?;
+        too_long_is_said_while_typing(&alice).await?;
         chat_live(&alice, &bob, "bob").await
     }
     .await;
     browsers.finish(result).await
+}
+
+/// A text over the node's limit (counted in UTF-8 bytes: "é" is two) is said while typing,
+/// in the node's words, and Send waits; one that fits again clears both.
+async fn too_long_is_said_while_typing(page: &Browser) -> anyhow::Result<()> {
+    let said = page
+        .js(
+            "const box = document.getElementById('compose-text');
+             const max = Number(document.getElementById('compose').dataset.maxBytes);
+             const error = document.getElementById('compose-error');
+             const send = document.querySelector('#compose button[type=submit]');
+             const type = (text) => { box.value = text; box.dispatchEvent(new Event('input')); };
+             type('é'.repeat(Math.floor(max / 2) + 1));
+             const over = max > 0 && !error.hidden && error.textContent.includes('too long')
+                 && send.disabled;
+             const words = error.textContent;
+             type('é'.repeat(Math.floor(max / 2)));
+             const fits = error.hidden && !send.disabled;
+             type('');
+             return over && fits ? 'ok' : `limit ${max}: over ${over} (${words}), fits ${fits}`;",
+            vec![],
+        )
+        .await?;
+    ensure!(said == "ok", "a text over the limit: {said}");
+    Ok(())
 }
 
 /// Alice's and bob's pages are open on their conversation, which is empty: Shift+Enter adds

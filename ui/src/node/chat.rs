@@ -33,6 +33,8 @@ pub(super) struct ChatPanel<'a> {
     pub(super) confirm_delete: bool,
     /// The link that opens the "Invite someone" dialog.
     pub(super) invite_href: Option<String>,
+    /// The longest message the node sends, in UTF-8 bytes (0: not said).
+    pub(super) max_message_bytes: usize,
     /// Message requests waiting for an answer.
     pub(super) requests: usize,
     /// A dialog (or another step) has the focus.
@@ -50,6 +52,7 @@ pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
         draft,
         confirm_delete,
         invite_href,
+        max_message_bytes,
         requests,
         in_dialog,
     } = panel;
@@ -116,6 +119,7 @@ pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
                 messages,
                 older,
                 draft,
+                max_message_bytes,
                 confirm_delete,
                 in_dialog,
             })
@@ -154,6 +158,7 @@ struct Conversation {
     messages: Vec<MessageItem>,
     older: Option<String>,
     draft: String,
+    max_message_bytes: usize,
     confirm_delete: bool,
     /// A dialog is open over the chat (it has the focus).
     in_dialog: bool,
@@ -166,9 +171,11 @@ fn conversation(conversation: Conversation) -> impl IntoView {
         messages,
         older,
         draft,
+        max_message_bytes,
         confirm_delete,
         in_dialog,
     } = conversation;
+    let max_bytes = (max_message_bytes > 0).then(|| max_message_bytes.to_string());
     let name = contact.name.clone();
     let shown = contact.shown_name().to_owned();
     let empty = messages.is_empty();
@@ -210,7 +217,13 @@ fn conversation(conversation: Conversation) -> impl IntoView {
                 </ol>
             </div>
         </div>
-        <form class="compose" id="compose" method="post" action="/ui/send">
+        <form
+            class="compose"
+            id="compose"
+            method="post"
+            action="/ui/send"
+            data-max-bytes=max_bytes
+        >
             <input type="hidden" name="identity" value=identity />
             <input type="hidden" name="contact" value=name />
             <label class="visually-hidden" for="compose-text">"Message"</label>
@@ -669,6 +682,18 @@ mod tests {
         assert!(actions.contains(r##"href="#contact-key""##), "{actions}");
         assert!(html.contains(r#"action="/ui/contacts""#));
         assert!(!html.contains(r#"action="/ui/send""#));
+    }
+
+    #[test]
+    fn the_compose_form_carries_the_nodes_message_limit_for_the_script() {
+        let mut page = chat_page();
+        let html = node_page(&page);
+        let form = tag_with(&html, r#"id="compose""#);
+        assert!(!form.contains("data-max-bytes"), "{form}");
+        page.max_message_bytes = 65_536;
+        let html = node_page(&page);
+        let form = tag_with(&html, r#"id="compose""#);
+        assert!(form.contains(r#"data-max-bytes="65536""#), "{form}");
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn node_body(page: NodePage) -> impl IntoView {
         last_error,
         flash_error,
         draft,
+        max_message_bytes,
         kept,
         requests,
         confirm_delete_request,
@@ -155,6 +156,7 @@ fn node_body(page: NodePage) -> impl IntoView {
         draft,
         confirm_delete: confirm_delete_contact,
         invite_href,
+        max_message_bytes,
         requests: requests.len(),
         in_dialog: dialog.is_some() || confirm_delete_identity || confirm_delete_request.is_some(),
     });

@@ -206,6 +206,7 @@ fn build_page(node: &Node, sel: &Selection) -> Result<ui::NodePage, NodeError> {
         connection: status.state.as_str().to_owned(),
         last_error: status.last_error.clone(),
         outbox: node.outbox_len(),
+        max_message_bytes: node.max_body_bytes(),
         show_settings: sel.settings.is_some(),
         show_invite: sel.invite.is_some(),
         settings: ui::SettingsView {
