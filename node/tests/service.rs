@@ -687,9 +687,11 @@ async fn a_chain_that_starts_again_is_noticed_and_followed() {
 }
 
 /// The same restart, but the mailbox drops its first message: what follows is behind the
-/// old chain with no gap for it, and says so rather than slip in unremarked.
+/// old chain with no gap for it. The first of it says the chain started again and leaves a
+/// gap for the lost start, the rest follow the new chain without a word, and the lost
+/// message, coming late, fills its gap.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_restarted_chain_whose_first_message_is_lost_is_still_flagged() {
+async fn a_restarted_chain_whose_first_message_is_lost_is_followed_with_a_gap() {
     let (a, b) = pair().await;
     for text in ["one", "two", "three"] {
         a.node
@@ -707,25 +709,47 @@ async fn a_restarted_chain_whose_first_message_is_lost_is_still_flagged() {
         .add_contact("alice".into(), "bob".into(), b_pem)
         .await
         .unwrap();
-    for text in ["again", "and on"] {
+    for text in ["again", "and on", "and more", "the end"] {
         a.node
             .send_text("alice".into(), "bob".into(), text.into())
             .await
             .unwrap();
     }
     let sent = drain(&a.node);
-    assert_eq!(sent.len(), 2);
+    assert_eq!(sent.len(), 4);
     deliver(&b.node, "bob", &sent[1..]);
     let shown = b.node.messages("bob", "alice", None, 10).unwrap();
-    assert_eq!(texts(&shown), ["one", "two", "three", "and on"]);
+    assert_eq!(
+        texts(&shown),
+        [
+            "one", "two", "three", "<gap 1>", "and on", "and more", "the end"
+        ]
+    );
+    // Warnings of the messages (the gap marker has none).
     let warned = warnings(&shown);
     assert!(
         warned[3]
             .as_deref()
-            .is_some_and(|w| w.contains("came after later ones")),
+            .is_some_and(|w| w.contains("started their message chain again")
+                && w.contains("its first message did not come")),
         "{warned:?}"
     );
-    assert!(warned[..3].iter().all(Option::is_none), "{warned:?}");
+    assert!(
+        warned
+            .iter()
+            .enumerate()
+            .all(|(i, w)| i == 3 || w.is_none()),
+        "{warned:?}"
+    );
+    // The lost first message, late: it fills the new chain's gap.
+    deliver(&b.node, "bob", &sent[..1]);
+    let shown = b.node.messages("bob", "alice", None, 10).unwrap();
+    assert_eq!(
+        texts(&shown),
+        [
+            "one", "two", "three", "again", "and on", "and more", "the end"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

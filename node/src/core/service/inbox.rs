@@ -459,18 +459,43 @@ impl Node {
         let mut place = None;
         if seq < expected {
             place = self.fill_gap(&mut c, id, name, seq)?;
-            if place.is_none() && seq == 1 && prev == Some(None) {
-                // A first message again: the sender's chain started over (they removed and
-                // re-added this identity, or restored an old backup). Gaps of the old chain
-                // can no longer be told apart from the new one's: they stay, unfillable.
-                warn!("a contact's message chain started again");
-                record.error = Some(format!(
-                    "{name} started their message chain again (a reinstall, a restored \
-                     backup, or they removed and re-added you); messages before this one \
-                     cannot be checked against it"
-                ));
+            if place.is_none() {
+                // Behind the chain, and no gap waits for it: the sender's chain started over
+                // (they removed and re-added this identity, or restored an old backup), at
+                // its first message or, when the first ones were lost on the way, later. (A
+                // copy of an earlier message never comes here: its id, or its Olm message,
+                // is taken in once.) Gaps of the old chain can no longer be told apart from
+                // the new one's: they stay, unfillable. The new chain is followed from here,
+                // with a gap for what is missing of its start.
+                let lost = if seq > 1 && prev != Some(None) {
+                    seq - 1
+                } else {
+                    0
+                };
+                warn!(lost, "a contact's message chain started again");
+                record.error = Some(if lost == 0 {
+                    format!(
+                        "{name} started their message chain again (a reinstall, a restored \
+                         backup, or they removed and re-added you); messages before this \
+                         one cannot be checked against it"
+                    )
+                } else {
+                    format!(
+                        "{name} started their message chain again (a reinstall, a restored \
+                         backup, or they removed and re-added you), and its first {} did not \
+                         come; messages before this one cannot be checked against it",
+                        if lost == 1 {
+                            "message".to_owned()
+                        } else {
+                            format!("{lost} messages")
+                        }
+                    )
+                });
                 for key in self.store.keys(&keys::gaps_of(id, name))? {
                     c.delete(key);
+                }
+                if lost > 0 {
+                    gap = Some(self.gap_marker(&mut c, id, name, 1, lost, record.stored_ms)?);
                 }
                 c.put(
                     keys::inchain(id, name),
@@ -479,29 +504,12 @@ impl Node {
                         last_hash: hash,
                     },
                 );
-            } else if place.is_none() {
-                // Behind the chain, and no gap waits for it: a replay under a new id, or a
-                // chain that started again whose first message was lost on the way.
-                warn!("a contact's message came out of their order with no gap for it");
-                record.error = Some(
-                    "this message came after later ones from this contact, and no message \
-                     was missing where it belongs: it may be a copy of an older one, or \
-                     they started their message chain again and its first message was lost"
-                        .to_owned(),
-                );
             }
         } else {
             if seq > expected {
                 let missing = seq - expected;
-                let entry = Entry::Gap {
-                    missing,
-                    detected_ms: record.stored_ms,
-                    first: Some(expected),
-                };
-                let local = self.store.next_seq()?;
-                c.put(keys::in_gap(id, name, local, expected), &entry);
-                c.put(keys::gap(id, name, expected), &local);
-                gap = Some(entry);
+                gap =
+                    Some(self.gap_marker(&mut c, id, name, expected, missing, record.stored_ms)?);
                 warn!(missing, "messages missing in a conversation");
             } else if let Some(prev) = prev
                 && chain.last_hash.is_some()
@@ -569,6 +577,28 @@ impl Node {
     /// expects next): in the gap left for it, which shrinks or splits around it. `None` when
     /// no gap covers `seq` (a replayed or restarted chain): it then goes to the end. Adds
     /// the gap's changes to `c`.
+    /// A gap marker in the conversation, at the end, for the `missing` messages from `first`
+    /// on (noticed at `detected_ms`), and its index for [`Node::fill_gap`].
+    fn gap_marker(
+        &self,
+        c: &mut Changes,
+        id: &str,
+        contact: &str,
+        first: u64,
+        missing: u64,
+        detected_ms: u64,
+    ) -> Result<Entry, NodeError> {
+        let entry = Entry::Gap {
+            missing,
+            detected_ms,
+            first: Some(first),
+        };
+        let local = self.store.next_seq()?;
+        c.put(keys::in_gap(id, contact, local, first), &entry);
+        c.put(keys::gap(id, contact, first), &local);
+        Ok(entry)
+    }
+
     fn fill_gap(
         &self,
         c: &mut Changes,
