@@ -46,9 +46,8 @@ pub enum ClientError {
     /// The mailbox answered with a frame that does not decode or does not fit.
     #[error("{0}")]
     Protocol(ProtocolError),
-    /// The mailbox refused the request.
-    /// Its display is the code's [`ErrorCode::meaning`]; the mailbox's own words are
-    /// `message`, for logs only.
+    /// The mailbox refused the request. Its display is the code's
+    /// [`protocol::ErrorCode::meaning`]; the mailbox's own words are `message`, for logs only.
     #[error("{} ({})", code.meaning(), code.as_str())]
     Refused {
         /// Its code.
@@ -72,7 +71,7 @@ pub enum ConnectError {
     #[error(transparent)]
     Start(quinn::ConnectError),
     /// The handshake failed.
-    #[error(transparent)]
+    #[error("{}", closed_words(.0))]
     Handshake(quinn::ConnectionError),
     /// The handshake ended without a server certificate.
     #[error("the mailbox presented no certificate")]
@@ -89,27 +88,70 @@ pub enum ConnectError {
 /// answer before the next is tried.
 pub const FAILOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// How an established connection failed.
+/// How an established connection failed. Displayed without the reason a peer gave for
+/// closing it: the mailbox is not trusted to put words on the user's screen (`Debug` keeps
+/// it, for logs).
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
     /// The connection closed.
-    #[error(transparent)]
-    Closed(#[from] quinn::ConnectionError),
+    #[error("{}", closed_words(.0))]
+    Closed(quinn::ConnectionError),
     /// A request could not be written.
-    #[error(transparent)]
-    Write(#[from] quinn::WriteError),
+    #[error("{}", match .0 {
+        quinn::WriteError::ConnectionLost(e) => closed_words(e),
+        other => other.to_string(),
+    })]
+    Write(quinn::WriteError),
     /// A request's stream was closed before it was finished.
     #[error(transparent)]
     Finish(#[from] quinn::ClosedStream),
     /// An answer could not be read.
-    #[error(transparent)]
-    Read(#[from] quinn::ReadToEndError),
+    #[error("{}", match .0 {
+        quinn::ReadToEndError::Read(quinn::ReadError::ConnectionLost(e)) => closed_words(e),
+        other => other.to_string(),
+    })]
+    Read(quinn::ReadToEndError),
     /// The mailbox took a request and did not answer in time.
     #[error("the mailbox did not answer within {} s", .0.as_secs())]
     Timeout(std::time::Duration),
     /// There is no connection (the caller has none open).
     #[error("not connected")]
     NotConnected,
+}
+
+impl From<quinn::ConnectionError> for ConnectionError {
+    fn from(e: quinn::ConnectionError) -> Self {
+        Self::Closed(e)
+    }
+}
+
+impl From<quinn::WriteError> for ConnectionError {
+    fn from(e: quinn::WriteError) -> Self {
+        Self::Write(e)
+    }
+}
+
+impl From<quinn::ReadToEndError> for ConnectionError {
+    fn from(e: quinn::ReadToEndError) -> Self {
+        Self::Read(e)
+    }
+}
+
+/// quinn's words for a connection that ended, but for a close by the peer only its code:
+/// quinn would quote the reason the peer wrote with it.
+fn closed_words(e: &quinn::ConnectionError) -> String {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            format!(
+                "the mailbox closed the connection (code {})",
+                close.error_code
+            )
+        }
+        quinn::ConnectionError::ConnectionClosed(close) => {
+            format!("the mailbox closed the connection: {}", close.error_code)
+        }
+        other => other.to_string(),
+    }
 }
 
 /// An answer that does not decode, or does not fit the request.
@@ -460,5 +502,53 @@ impl From<SessionError> for ClientError {
             SessionError::Refused { code, message } => Self::Refused { code, message },
             other => Self::Protocol(ProtocolError::Session(other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However the connection ends, what a user is shown of it holds none of the words the
+    /// mailbox gave with its close.
+    #[test]
+    fn a_close_by_the_mailbox_shows_no_words_of_the_mailboxs() {
+        let hostile = || quinn::ApplicationClose {
+            error_code: quinn::VarInt::from_u32(3),
+            reason: "your key leaked: see evil.example".into(),
+        };
+        let aborted = || {
+            quinn::ConnectionError::ConnectionClosed(quinn::ConnectionClose {
+                error_code: quinn::TransportErrorCode::PROTOCOL_VIOLATION,
+                frame_type: None,
+                reason: "see evil.example".into(),
+            })
+        };
+        let closed = || quinn::ConnectionError::ApplicationClosed(hostile());
+        let shown = [
+            ClientError::Connection(ConnectionError::Closed(closed())),
+            ClientError::Connection(ConnectionError::Closed(aborted())),
+            ClientError::Connection(ConnectionError::Write(quinn::WriteError::ConnectionLost(
+                closed(),
+            ))),
+            ClientError::Connection(ConnectionError::Read(quinn::ReadToEndError::Read(
+                quinn::ReadError::ConnectionLost(closed()),
+            ))),
+            ClientError::Connect(ConnectError::Handshake(closed())),
+            ClientError::Connect(ConnectError::Handshake(aborted())),
+        ]
+        .map(|e| e.to_string());
+        for words in &shown {
+            assert!(!words.contains("evil"), "{words}");
+            assert!(
+                words.contains("the mailbox closed the connection"),
+                "{words}"
+            );
+        }
+        assert!(shown[0].ends_with("(code 3)"), "{}", shown[0]);
+        // Ends of our own are said as quinn says them.
+        let timed_out =
+            ClientError::Connection(ConnectionError::Closed(quinn::ConnectionError::TimedOut));
+        assert_eq!(timed_out.to_string(), "mailbox connection lost: timed out");
     }
 }

@@ -33,7 +33,8 @@ pub async fn publish_keys<L: Link>(
             Err(SessionError::Refused { code, message }) => {
                 // Over a limit, or the mailbox is full: the keys stay unpublished and are
                 // offered again next round.
-                warn!(code = code.as_str(), %message, "the mailbox refused our keys");
+                warn!(code = code.as_str(), "the mailbox refused our keys");
+                debug!(%message, "the mailbox's words for it");
                 continue;
             }
             Err(other) => return Err(SyncError::Mailbox(other.into())),
@@ -101,7 +102,8 @@ async fn claim_each<L: Link, R: Rng>(
             })
             | Err(SessionError::BadBundle(_)) => None,
             Err(SessionError::Refused { code, message }) => {
-                warn!(code = code.as_str(), %message, "a key claim was refused; will retry");
+                warn!(code = code.as_str(), "a key claim was refused; will retry");
+                debug!(%message, "the mailbox's words for it");
                 continue;
             }
             Err(other) => return Err(SyncError::Mailbox(other.into())),
