@@ -39,12 +39,23 @@ pub struct NodeAddress {
 impl NodeAddress {
     /// The address for a mailbox bound to `listen`.
     pub fn new(listen: SocketAddr, fingerprint: &[u8; 32]) -> Self {
-        let note = listen.ip().is_unspecified().then(|| {
-            format!(
-                "The mailbox listens on every interface: put this host's name or address in place of {}.",
-                listen.ip()
-            )
-        });
+        // The host part as it is written in the address (an IPv6 one in brackets).
+        let host = match listen {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        let note = if listen.ip().is_unspecified() {
+            Some(format!(
+                "The mailbox listens on every interface: put this host's name or address in place of {host}."
+            ))
+        } else if listen.ip().is_loopback() {
+            Some(format!(
+                "Only this machine reaches {host}: for nodes elsewhere, start the mailbox with --listen 0.0.0.0:{} (or this host's address).",
+                listen.port()
+            ))
+        } else {
+            None
+        };
         Self {
             address: format!("{listen}#{}", hex::encode(fingerprint)),
             note,
@@ -165,16 +176,31 @@ mod tests {
     fn the_node_address_is_pasteable_or_says_what_to_fill_in() {
         let fingerprint = [0xab; 32];
         let hex = "ab".repeat(32);
-        let local = NodeAddress::new("127.0.0.1:4433".parse().expect("an address"), &fingerprint);
-        assert_eq!(local.address, format!("127.0.0.1:4433#{hex}"));
-        assert_eq!(local.note, None);
-        let v6 = NodeAddress::new("[::1]:4433".parse().expect("an address"), &fingerprint);
-        assert_eq!(v6.address, format!("[::1]:4433#{hex}"));
+        let public = NodeAddress::new("192.0.2.7:4433".parse().expect("an address"), &fingerprint);
+        assert_eq!(public.address, format!("192.0.2.7:4433#{hex}"));
+        assert_eq!(public.note, None);
+        let v6 = NodeAddress::new(
+            "[2001:db8::7]:4433".parse().expect("an address"),
+            &fingerprint,
+        );
+        assert_eq!(v6.address, format!("[2001:db8::7]:4433#{hex}"));
         assert!(v6.address.parse::<config::MailboxAddress>().is_ok());
-        for every in ["0.0.0.0:4433", "[::]:4433"] {
+        assert_eq!(v6.note, None);
+        for (every, host) in [("0.0.0.0:4433", "0.0.0.0."), ("[::]:4433", "[::].")] {
             let any = NodeAddress::new(every.parse().expect("an address"), &fingerprint);
             let note = any.note.expect("a note");
-            assert!(note.contains("this host's name"), "{note}");
+            assert!(
+                note.contains("this host's name") && note.ends_with(host),
+                "{note}"
+            );
+        }
+        for local in ["127.0.0.1:4433", "[::1]:4433"] {
+            let here = NodeAddress::new(local.parse().expect("an address"), &fingerprint);
+            let note = here.note.expect("a note");
+            assert!(
+                note.contains("Only this machine") && note.contains("0.0.0.0:4433"),
+                "{note}"
+            );
         }
     }
 }
