@@ -431,12 +431,17 @@ async fn a_message_seen_live_in_the_open_conversation_is_not_unread_afterwards()
             .await?;
         ensure!(status == 201, "{status} {body}");
         wait_bubble(&bob, "in", "read me", WAIT).await?;
-        // Today's message shows its time alone; the date is in its tooltip.
+        // Today's message shows its time alone (in the browser's locale), with the full
+        // date and time as its tooltip; had midnight passed meanwhile, the date too.
         let shown = bob
             .js(
                 "const t = [...document.querySelectorAll('#messages time[datetime]')].pop();
-                 const year = String(new Date().getFullYear());
-                 return !t.textContent.includes(year) && t.title.includes(year)
+                 const at = new Date(t.getAttribute('datetime'));
+                 const timeOnly = at.toLocaleTimeString(undefined, { timeStyle: 'short' });
+                 const today = at.toDateString() === new Date().toDateString();
+                 const right = today ? t.textContent === timeOnly
+                     : t.textContent !== timeOnly && t.textContent.includes(timeOnly);
+                 return right && t.title.length > timeOnly.length
                      ? 'ok' : t.textContent + ' / ' + t.title;",
                 vec![],
             )
