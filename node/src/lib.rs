@@ -59,11 +59,11 @@ pub fn configured_passphrase(
     Ok(None)
 }
 
-/// Warnings for files holding a secret that other users of the machine can read: the
-/// `passphrase_file`, and the configuration `file` when the `access_token` comes from it
-/// (not from the environment or a flag: `overridden`). The node still starts (secrets
-/// mounted by container runtimes are often world-readable inside the container), but says
-/// how to fix it.
+/// Warnings for files holding a secret that other users of the machine can read or change
+/// (Unix permissions; elsewhere none): the `passphrase_file`, and the configuration `file`
+/// when the `access_token` comes from it (not from the environment or a flag:
+/// `overridden`). The node still starts (secrets mounted by container runtimes are often
+/// world-readable inside the container), but says how to fix it.
 pub fn secret_file_warnings(
     config: &NodeConfig,
     file: Option<&Path>,
@@ -82,26 +82,28 @@ pub fn secret_file_warnings(
     secrets
         .into_iter()
         .filter_map(|(path, what)| {
-            let mode = readable_by_others(path)?;
+            let mode = open_to_others(path)?;
+            // Quoted for a shell, whatever the path holds.
+            let quoted = format!("'{}'", path.display().to_string().replace('\'', r"'\''"));
             Some(format!(
-                "{} holds {what} and other users can read it (mode {mode:o}): chmod 600 {}",
+                "{} holds {what} and other users can read or change it (mode {mode:o}): \
+                 chmod 600 {quoted}",
                 path.display(),
-                path.display()
             ))
         })
         .collect()
 }
 
-/// The file's permission bits, if its group or others may read it.
+/// The file's permission bits, if its group or others may read or write it.
 #[cfg(unix)]
-fn readable_by_others(path: &Path) -> Option<u32> {
+fn open_to_others(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-    (mode & 0o044 != 0).then_some(mode)
+    (mode & 0o066 != 0).then_some(mode)
 }
 
 #[cfg(not(unix))]
-fn readable_by_others(_path: &Path) -> Option<u32> {
+fn open_to_others(_path: &Path) -> Option<u32> {
     None
 }
 
@@ -250,12 +252,13 @@ mod tests {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
         };
         chmod(&pass, 0o644);
-        chmod(&yaml, 0o640);
+        chmod(&yaml, 0o620);
         let warned = secret_file_warnings(&config, Some(&yaml), &[]);
         assert_eq!(warned.len(), 2, "{warned:?}");
         assert!(warned[0].contains("passphrase_file") && warned[0].contains("mode 644"));
-        assert!(warned[0].ends_with(&format!("chmod 600 {}", pass.display())));
-        assert!(warned[1].contains("access_token") && warned[1].contains("mode 640"));
+        assert!(warned[0].ends_with(&format!("chmod 600 '{}'", pass.display())));
+        // Writable by the group: it could change the mailbox or the token.
+        assert!(warned[1].contains("access_token") && warned[1].contains("mode 620"));
         // The token from the environment: the file holds none that counts.
         let warned = secret_file_warnings(&config, Some(&yaml), &["access_token".into()]);
         assert_eq!(warned.len(), 1, "{warned:?}");

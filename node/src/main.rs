@@ -77,11 +77,6 @@ fn load(common: &Common) -> anyhow::Result<config::Loaded<NodeConfig>> {
     for note in &loaded.notes {
         tracing::debug!("{note}");
     }
-    for warning in
-        node::secret_file_warnings(&loaded.config, common.config.as_deref(), &loaded.overridden)
-    {
-        tracing::warn!("{warning}");
-    }
     Ok(loaded)
 }
 
@@ -119,6 +114,13 @@ fn real_main() -> anyhow::Result<()> {
         }
         Command::Run(common) => {
             let loaded = load(&common)?;
+            for warning in node::secret_file_warnings(
+                &loaded.config,
+                common.config.as_deref(),
+                &loaded.overridden,
+            ) {
+                tracing::warn!("{warning}");
+            }
             tokio::runtime::Runtime::new()
                 .context("cannot start the async runtime")?
                 .block_on(run(loaded))
