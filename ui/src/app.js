@@ -627,21 +627,27 @@
 
     // Over the node's limit (the form's data-max-bytes, in UTF-8 bytes): said while typing,
     // in the node's words, and Send waits until the text fits.
+    // The words change only when the kilobytes do: the error line is an alert, which a
+    // screen reader reads again at every change. A draft put back over the limit is said
+    // at once.
     const maxBytes = Number(compose.dataset.maxBytes) || 0;
     let tooLong = false;
-    composeText.addEventListener('input', function () {
+    function checkLength() {
       if (!maxBytes) return;
       const bytes = new TextEncoder().encode(composeText.value).length;
       const over = bytes > maxBytes;
       const kb = (n) => Math.ceil(n / 1024);
       if (over) {
-        showComposeError('This message is too long: ' + kb(bytes) + ' KB of ' + kb(maxBytes) + ' KB.');
+        const words = 'This message is too long: ' + kb(bytes) + ' KB of ' + kb(maxBytes) + ' KB.';
+        if (!composeError || composeError.textContent !== words) showComposeError(words);
       } else if (tooLong) {
         clearComposeError();
       }
       tooLong = over;
       if (button && !sending) button.disabled = over;
-    });
+    }
+    composeText.addEventListener('input', checkLength);
+    checkLength();
 
     compose.addEventListener('submit', async function (event) {
       event.preventDefault();
