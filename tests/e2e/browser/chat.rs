@@ -178,8 +178,8 @@ async fn safety_number_in_page(page: &Browser) -> anyhow::Result<String> {
             == 1,
         "no QR code of the safety number"
     );
-    // The open details scroll in the header: the messages keep a fifth of the chat pane
-    // (they kept only their padding), and the compose box stays on the screen.
+    // The open details scroll in a box of their own: the messages keep a fifth of the chat
+    // pane (they kept only their padding), and the compose box stays on the screen.
     let room = page
         .js(
             "const list = document.querySelector('#chat .scroller').getBoundingClientRect();

@@ -81,6 +81,29 @@ async fn phone(world: &World, page: &Browser) -> anyhow::Result<()> {
     fits(page, "#compose button[type=submit]").await?;
     fits(page, "#back-to-list").await?;
 
+    // The contact's details open: they scroll in a box of their own; the way back, the
+    // composer and Send stay on the screen, and the messages keep room.
+    page.click("#contact-details > summary").await?;
+    page.wait_for("#safety-number", PAGE).await?;
+    for selector in [
+        "#back-to-list",
+        "#compose-text",
+        "#compose button[type=submit]",
+    ] {
+        fits(page, selector).await?;
+    }
+    let room = page
+        .js(
+            "return document.querySelector('#chat .scroller').getBoundingClientRect().height;",
+            vec![],
+        )
+        .await?;
+    ensure!(
+        room.as_f64().is_some_and(|h| h >= 100.0),
+        "the messages keep {room} px with the details open"
+    );
+    page.click("#contact-details > summary").await?;
+
     // On a touch screen Enter adds a line; the button sends.
     let enter = page.find("html").await?.attr("data-enter").await?;
     ensure!(enter.as_deref() == Some("newline"), "Enter does {enter:?}");
