@@ -300,6 +300,10 @@ async fn saving_another_mailbox_in_the_settings_dialog_confirms_the_new_one() ->
         "the confirmation names another mailbox than {new}"
     );
     assert!(
+        page.contains(&format!(r#"value="{new}""#)),
+        "the settings field holds another address than {new}"
+    );
+    assert!(
         !page.contains(&a.pinned_address()),
         "the page still shows the old mailbox"
     );

@@ -75,14 +75,23 @@ pub(super) fn chat_panel(panel: ChatPanel<'_>) -> impl IntoView + use<> {
             if let Some(href) = invite_href {
                 links.push((href, "Invite someone"));
             }
-            empty_state(
-                "Someone wants to talk to you",
-                "A message request is waiting under Requests. If you know who sent it, accept \
-                 it: they become a contact and you can answer. You can also invite someone \
-                 yourself.",
-                links,
-            )
-            .into_any()
+            links.push(("#contact-key".to_owned(), "Add a contact"));
+            let (title, text) = if requests == 1 {
+                (
+                    "Someone wants to talk to you",
+                    "A message request is waiting under Requests. If you know who sent it, \
+                     accept it: they become a contact and you can answer. You can also invite \
+                     someone yourself.",
+                )
+            } else {
+                (
+                    "People want to talk to you",
+                    "Message requests are waiting under Requests. Accept those from people \
+                     you know: they become contacts and you can answer. You can also invite \
+                     someone yourself.",
+                )
+            };
+            empty_state(title, text, links).into_any()
         }
         (Some(_), _) if contacts.is_empty() => {
             let mut links = Vec::new();
@@ -709,6 +718,12 @@ mod tests {
         assert!(actions.contains(r##"href="#requests""##), "{actions}");
         assert!(actions.contains(">See the requests</a>"), "{actions}");
         assert!(actions.contains(">Invite someone</a>"), "{actions}");
+        assert!(actions.contains(r##"href="#contact-key""##), "{actions}");
+        // Two waiting: said in the plural.
+        page.requests.push(page.requests[0].clone());
+        let html = node_page(&page);
+        assert!(html.contains("People want to talk to you"), "{html}");
+        assert!(html.contains("Message requests are waiting"), "{html}");
     }
 
     #[test]
