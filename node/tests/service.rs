@@ -627,17 +627,16 @@ async fn a_message_that_breaks_the_chain_is_shown_with_a_warning() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_chain_that_starts_again_is_noticed_and_followed() {
-    let (a, b) = pair().await;
-    for text in ["one", "two", "three"] {
+/// Alice writes bob `before` (delivered), removes him and adds him again (her chain to him
+/// starts at 1) and writes `after`, left in her outbox.
+async fn a_chain_started_again(a: &Peer, b: &Peer, before: &[&str], after: &[&str]) {
+    for text in before {
         a.node
-            .send_text("alice".into(), "bob".into(), text.into())
+            .send_text("alice".into(), "bob".into(), (*text).into())
             .await
             .unwrap();
     }
     deliver(&b.node, "bob", &drain(&a.node));
-    // Alice removes bob and adds him again: her chain to him starts at 1.
     let b_pem = b.node.identity("bob").unwrap().public_key().to_pem();
     a.node
         .delete_contact("alice".into(), "bob".into())
@@ -647,12 +646,18 @@ async fn a_chain_that_starts_again_is_noticed_and_followed() {
         .add_contact("alice".into(), "bob".into(), b_pem)
         .await
         .unwrap();
-    for text in ["again", "and on"] {
+    for text in after {
         a.node
-            .send_text("alice".into(), "bob".into(), text.into())
+            .send_text("alice".into(), "bob".into(), (*text).into())
             .await
             .unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_that_starts_again_is_noticed_and_followed() {
+    let (a, b) = pair().await;
+    a_chain_started_again(&a, &b, &["one", "two", "three"], &["again", "and on"]).await;
     deliver(&b.node, "bob", &drain(&a.node));
     // And later a message is lost: the new chain shows it.
     a.node
@@ -670,18 +675,24 @@ async fn a_chain_that_starts_again_is_noticed_and_followed() {
         texts(&shown),
         ["one", "two", "three", "again", "and on", "<gap 1>", "after"]
     );
-    let warned = warnings(&shown);
+    only_warning_at(&warnings(&shown), 3, &["started their message chain again"]);
+}
+
+/// The message `at` (gap markers not counted) carries a warning with each of `words`, and
+/// no other message carries one.
+fn only_warning_at(warned: &[Option<String>], at: usize, words: &[&str]) {
     assert!(
-        warned[3]
-            .as_deref()
-            .is_some_and(|w| w.contains("started their message chain again")),
+        warned
+            .get(at)
+            .and_then(Option::as_deref)
+            .is_some_and(|w| words.iter().all(|word| w.contains(word))),
         "{warned:?}"
     );
     assert!(
         warned
             .iter()
             .enumerate()
-            .all(|(i, w)| i == 3 || w.is_none()),
+            .all(|(i, w)| i == at || w.is_none()),
         "{warned:?}"
     );
 }
@@ -693,28 +704,8 @@ async fn a_chain_that_starts_again_is_noticed_and_followed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_chain_whose_first_message_is_lost_is_followed_with_a_gap() {
     let (a, b) = pair().await;
-    for text in ["one", "two", "three"] {
-        a.node
-            .send_text("alice".into(), "bob".into(), text.into())
-            .await
-            .unwrap();
-    }
-    deliver(&b.node, "bob", &drain(&a.node));
-    let b_pem = b.node.identity("bob").unwrap().public_key().to_pem();
-    a.node
-        .delete_contact("alice".into(), "bob".into())
-        .await
-        .unwrap();
-    a.node
-        .add_contact("alice".into(), "bob".into(), b_pem)
-        .await
-        .unwrap();
-    for text in ["again", "and on", "and more", "the end"] {
-        a.node
-            .send_text("alice".into(), "bob".into(), text.into())
-            .await
-            .unwrap();
-    }
+    let after = ["again", "and on", "and more", "the end"];
+    a_chain_started_again(&a, &b, &["one", "two", "three"], &after).await;
     let sent = drain(&a.node);
     assert_eq!(sent.len(), 4);
     deliver(&b.node, "bob", &sent[1..]);
@@ -725,21 +716,13 @@ async fn a_restarted_chain_whose_first_message_is_lost_is_followed_with_a_gap() 
             "one", "two", "three", "<gap 1>", "and on", "and more", "the end"
         ]
     );
-    // Warnings of the messages (the gap marker has none).
-    let warned = warnings(&shown);
-    assert!(
-        warned[3]
-            .as_deref()
-            .is_some_and(|w| w.contains("started their message chain again")
-                && w.contains("its first message did not come")),
-        "{warned:?}"
-    );
-    assert!(
-        warned
-            .iter()
-            .enumerate()
-            .all(|(i, w)| i == 3 || w.is_none()),
-        "{warned:?}"
+    only_warning_at(
+        &warnings(&shown),
+        3,
+        &[
+            "started their message chain again",
+            "its first message did not come",
+        ],
     );
     // The lost first message, late: it fills the new chain's gap.
     deliver(&b.node, "bob", &sent[..1]);
