@@ -26,8 +26,9 @@ struct Dashboard<S> {
 }
 
 /// What nodes put in their settings to use a mailbox listening on `listen` with the
-/// certificate `fingerprint`: `host:port#fingerprint`, and a note when the host part is
-/// the operator's to fill in (the mailbox listens on every interface).
+/// certificate `fingerprint`: `host:port#fingerprint`, and a note when it does not do as it
+/// is (on every interface, the host part is the operator's to fill in; on loopback, only
+/// this machine reaches it).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeAddress {
     /// The address as nodes write it.

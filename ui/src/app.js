@@ -625,11 +625,11 @@
     const button = compose.querySelector('button[type="submit"]');
     let sending = false;
 
-    // Over the node's limit (the form's data-max-bytes, in UTF-8 bytes): said while typing,
-    // in the node's words, and Send waits until the text fits.
-    // The words change only when the kilobytes do: the error line is an alert, which a
-    // screen reader reads again at every change. A draft put back over the limit is said
-    // at once.
+    // Over the node's limit (the form's data-max-bytes, in UTF-8 bytes, as the node counts):
+    // said while typing, in the node's words (core/service/messages.rs), and Send waits
+    // until the text fits. The words change only when the kilobytes do, as the error line
+    // is an alert that a screen reader reads again at every change. A draft put back over
+    // the limit is said at once.
     const maxBytes = Number(compose.dataset.maxBytes) || 0;
     let tooLong = false;
     function checkLength() {

@@ -288,8 +288,9 @@ pub struct DashboardPage {
     pub listen: String,
     /// What nodes put in their settings to use this mailbox: `host:port#fingerprint`.
     pub node_address: String,
-    /// Said under [`DashboardPage::node_address`] when it cannot be pasted as it is (the
-    /// mailbox listens on every interface: the host part is for the operator to fill in).
+    /// Said under [`DashboardPage::node_address`] when it does not do as it is (the mailbox
+    /// listens on every interface, so the host part is the operator's to fill in, or on
+    /// loopback, which only this machine reaches).
     pub node_address_note: Option<String>,
     /// The SHA-256 fingerprint of the mailbox's TLS certificate, grouped for reading:
     /// `"a1b2 c3d4 ..."` (the mailbox groups it: `crypto::Fingerprint::grouped`).

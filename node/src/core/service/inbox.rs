@@ -473,24 +473,16 @@ impl Node {
                     0
                 };
                 warn!(lost, "a contact's message chain started again");
-                record.error = Some(if lost == 0 {
-                    format!(
-                        "{name} started their message chain again (a reinstall, a restored \
-                         backup, or they removed and re-added you); messages before this \
-                         one cannot be checked against it"
-                    )
-                } else {
-                    format!(
-                        "{name} started their message chain again (a reinstall, a restored \
-                         backup, or they removed and re-added you), and its first {} did not \
-                         come; messages before this one cannot be checked against it",
-                        if lost == 1 {
-                            "message".to_owned()
-                        } else {
-                            format!("{lost} messages")
-                        }
-                    )
-                });
+                let first_lost = match lost {
+                    0 => String::new(),
+                    1 => ", and its first message did not come".to_owned(),
+                    n => format!(", and its first {n} messages did not come"),
+                };
+                record.error = Some(format!(
+                    "{name} started their message chain again (a reinstall, a restored \
+                     backup, or they removed and re-added you){first_lost}; messages before \
+                     this one cannot be checked against it"
+                ));
                 for key in self.store.keys(&keys::gaps_of(id, name))? {
                     c.delete(key);
                 }
@@ -573,10 +565,6 @@ impl Node {
         Ok(())
     }
 
-    /// The place of a message that comes after later ones (`seq` below what the chain
-    /// expects next): in the gap left for it, which shrinks or splits around it. `None` when
-    /// no gap covers `seq` (a replayed or restarted chain): it then goes to the end. Adds
-    /// the gap's changes to `c`.
     /// A gap marker in the conversation, at the end, for the `missing` messages from `first`
     /// on (noticed at `detected_ms`), and its index for [`Node::fill_gap`].
     fn gap_marker(
@@ -599,6 +587,10 @@ impl Node {
         Ok(entry)
     }
 
+    /// The place of a message that comes after later ones (`seq` below what the chain
+    /// expects next): in the gap left for it, which shrinks or splits around it. `None` when
+    /// no gap covers `seq` (a restarted chain): it then goes to the end. Adds
+    /// the gap's changes to `c`.
     fn fill_gap(
         &self,
         c: &mut Changes,

@@ -11,7 +11,8 @@
 use super::*;
 
 pub(super) async fn history(dir: &Path) -> anyhow::Result<()> {
-    let millions = env_number("SM_HISTORY_MILLIONS", 50)?;
+    // Steps: millions at the default step size.
+    let steps = env_number("SM_HISTORY_MILLIONS", 50)?;
     let step = env_number("SM_HISTORY_STEP", 1_000_000)?;
     anyhow::ensure!(step > 0, "SM_HISTORY_STEP must be at least 1");
     let queue = SledQueue::open(&dir.join("queue"))?;
@@ -21,8 +22,8 @@ pub(super) async fn history(dir: &Path) -> anyhow::Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let mut first_rate = None;
     let mut last_rate = 0.0;
-    for million in 1..=millions {
-        let goal = million * step;
+    for done in 1..=steps {
+        let goal = done * step;
         let started = Instant::now();
         let lookups = queue.lookups();
         let mut tasks = Vec::new();
@@ -80,7 +81,7 @@ pub(super) async fn history(dir: &Path) -> anyhow::Result<()> {
         format!(
             "{:.0}% ({last_rate:.0}/s after {}, {first:.0}/s at first)",
             100.0 * last_rate / first.max(1.0),
-            thousands(millions * step)
+            thousands(steps * step)
         ),
         "within 10% (≥ 90%)",
     );
