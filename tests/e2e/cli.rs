@@ -385,6 +385,8 @@ fn logs_written_to_a_file_have_no_colour_codes() -> anyhow::Result<()> {
         .arg(dir.path().join("data"))
         .args(["--listen", "127.0.0.1:0", "--dashboard", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
+        // Without it, tracing-subscriber would leave colours out anyway.
+        .env_remove("NO_COLOR")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log)?)
